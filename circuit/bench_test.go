@@ -1,0 +1,208 @@
+package circuit
+
+import (
+	"context"
+	"io"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// sinkServer discards what it reads and, for a "pull" connection, writes n
+// bytes: the first 8 bytes from the client give n.
+func sourceServer(b testing.TB) uint16 {
+	b.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				var hdr [8]byte
+				if _, err := io.ReadFull(c, hdr[:]); err != nil {
+					return
+				}
+				n := int64(0)
+				for _, x := range hdr {
+					n = n<<8 | int64(x)
+				}
+				buf := make([]byte, 64<<10)
+				for n > 0 {
+					k := min(int64(len(buf)), n)
+					if _, err := c.Write(buf[:k]); err != nil {
+						return
+					}
+					n -= k
+				}
+			}()
+		}
+	}()
+	b.Cleanup(func() { _ = l.Close(); <-done })
+	return uint16(l.Addr().(*net.TCPAddr).Port)
+}
+
+// BenchmarkBulk3Hops downloads through a 3-hop circuit; SetBytes makes
+// go test print MB/s.
+func BenchmarkBulk3Hops(b *testing.B) {
+	n := newTestNet(b, netOpts{})
+	port := sourceServer(b)
+	c := n.build(b, 0, 1, 2)
+	const size = 64 << 20
+	b.SetBytes(size)
+	b.ReportAllocs()
+	buf := make([]byte, 256<<10)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		s, err := c.OpenStream(ctx, "127.0.0.1", port)
+		cancel()
+		if err != nil {
+			b.Fatal(err)
+		}
+		var hdr [8]byte
+		v := int64(size)
+		for j := 7; j >= 0; j-- {
+			hdr[j] = byte(v)
+			v >>= 8
+		}
+		if _, err := s.Write(hdr[:]); err != nil {
+			b.Fatal(err)
+		}
+		got := 0
+		for {
+			k, err := s.Read(buf)
+			got += k
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		_ = s.Close()
+		if got != size {
+			b.Fatalf("got %d bytes", got)
+		}
+	}
+}
+
+// BenchmarkUpload3Hops sends through a 3-hop circuit to an echo-less sink.
+func BenchmarkBuild3Hops(b *testing.B) {
+	n := newTestNet(b, netOpts{})
+	// Warm the libp2p connections so the figure is the circuit protocol's.
+	_ = n.build(b, 0, 1, 2).Close()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c := n.build(b, 0, 1, 2)
+		b.StopTimer()
+		_ = c.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/build")
+}
+
+// BenchmarkRelayCrypto is the per-cell work of a middle relay: remove a
+// layer and check whether the cell is recognized.
+func BenchmarkRelayCrypto(b *testing.B) {
+	var k hopKeys
+	l, err := newLayer(k)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := make([]byte, bodyLen)
+	body[0] = 1
+	b.SetBytes(CellSize)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		l.fwd.XORKeyStream(body, body)
+		body[0] = 1
+		recognize(l.fwdMAC, &l.fwdSeq, body)
+	}
+}
+
+// BenchmarkEdgeCrypto is an edge's per-cell work: MAC and one layer.
+func BenchmarkEdgeCrypto(b *testing.B) {
+	var k hopKeys
+	l, err := newLayer(k)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := make([]byte, bodyLen)
+	b.SetBytes(CellSize)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		seal(l.bwdMAC, &l.bwdSeq, body)
+		l.bwd.XORKeyStream(body, body)
+	}
+}
+
+func heapNow() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse + m.StackInuse
+}
+
+// BenchmarkIdleCircuitMemory measures memory per idle circuit at the relays:
+// it builds many 2-hop circuits and divides the growth of the whole
+// process (client, both relays) by the circuits and the relay count,
+// after subtracting the client's share measured on its own.
+func BenchmarkIdleCircuitMemory(b *testing.B) {
+	n := newTestNet(b, netOpts{relays: 2})
+	_ = n.build(b, 0, 1).Close()
+	const count = 500
+	for i := 0; i < b.N; i++ {
+		before := heapNow()
+		circs := make([]*Circuit, 0, count)
+		for j := 0; j < count; j++ {
+			circs = append(circs, n.build(b, 0, 1))
+		}
+		after := heapNow()
+		var relayOnly uint64
+		for _, r := range n.relays {
+			relayOnly += uint64(r.Stats().Circuits)
+		}
+		perCirc := float64(after-before) / count
+		b.ReportMetric(perCirc/1024, "KiB/circuit(all)")
+		b.ReportMetric(float64(after-before)/float64(relayOnly)/1024, "KiB/relay-circuit-upper")
+		for _, c := range circs {
+			_ = c.Close()
+		}
+	}
+}
+
+// BenchmarkIdleStreamMemory measures memory per idle stream at the client
+// and exit together.
+func BenchmarkIdleStreamMemory(b *testing.B) {
+	n := newTestNet(b, netOpts{})
+	port, _ := echoServer(b)
+	c := n.build(b, 0, 1, 2)
+	const count = 500
+	for i := 0; i < b.N; i++ {
+		before := heapNow()
+		streams := make([]net.Conn, 0, count)
+		for j := 0; j < count; j++ {
+			s, err := c.OpenStream(context.Background(), "127.0.0.1", port)
+			if err != nil {
+				b.Fatal(err)
+			}
+			streams = append(streams, s)
+		}
+		after := heapNow()
+		b.ReportMetric(float64(after-before)/count/1024, "KiB/stream(client+exit+server)")
+		for _, s := range streams {
+			_ = s.Close()
+		}
+	}
+}

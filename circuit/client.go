@@ -1,0 +1,473 @@
+package circuit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/sirupsen/logrus"
+
+	"github.com/pikcio/pikcio/exitnode"
+)
+
+// Hop is a relay a circuit goes through: its identity, where to reach it,
+// and its onion key, which the caller has checked is bound to ID (by
+// OnionKey.Verify, or by a signed descriptor).
+type Hop struct {
+	ID       peer.ID
+	Addrs    []ma.Multiaddr
+	OnionKey [32]byte
+}
+
+// Client builds circuits from a libp2p host.
+type Client struct {
+	host host.Host
+	opts ClientOptions
+	log  logrus.FieldLogger
+
+	mu       sync.Mutex
+	circuits map[*Circuit]struct{}
+	closed   bool
+}
+
+// NewClient returns a client that builds circuits from h.
+func NewClient(h host.Host, opts ClientOptions) *Client {
+	if opts.HandshakeTimeout <= 0 {
+		opts.HandshakeTimeout = DefaultClientOptions().HandshakeTimeout
+	}
+	return &Client{
+		host:     h,
+		opts:     opts,
+		log:      logrus.WithField("component", "circuit"),
+		circuits: make(map[*Circuit]struct{}),
+	}
+}
+
+// Close tears down every circuit the client built and waits for them.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	circs := make([]*Circuit, 0, len(c.circuits))
+	for ci := range c.circuits {
+		circs = append(circs, ci)
+	}
+	c.mu.Unlock()
+	for _, ci := range circs {
+		_ = ci.Close()
+	}
+	return nil
+}
+
+// Circuits returns the circuits that are open now.
+func (c *Client) Circuits() []*Circuit {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*Circuit, 0, len(c.circuits))
+	for ci := range c.circuits {
+		out = append(out, ci)
+	}
+	return out
+}
+
+// BuildError says which hop of a build failed.
+type BuildError struct {
+	Hop  int // 0 is the first hop
+	Peer peer.ID
+	Err  error
+}
+
+func (e *BuildError) Error() string {
+	return fmt.Sprintf("build circuit: hop %d (%s): %v", e.Hop+1, e.Peer.ShortString(), e.Err)
+}
+
+func (e *BuildError) Unwrap() error { return e.Err }
+
+// ErrPath reports a path the client refuses to build.
+var ErrPath = errors.New("invalid path")
+
+// Build makes a circuit through path, one hop at a time: a handshake with the
+// first hop, then an EXTEND through the circuit for each next one.
+func (c *Client) Build(ctx context.Context, path []Hop) (*Circuit, error) {
+	if len(path) == 0 || len(path) > MaxHops {
+		return nil, fmt.Errorf("%d hops: %w", len(path), ErrPath)
+	}
+	seen := make(map[peer.ID]bool, len(path))
+	for _, h := range path {
+		if seen[h.ID] || h.ID == c.host.ID() {
+			return nil, fmt.Errorf("relay %s twice or self: %w", h.ID.ShortString(), ErrPath)
+		}
+		seen[h.ID] = true
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.HandshakeTimeout*time.Duration(len(path)))
+		defer cancel()
+	}
+	first := path[0]
+	if len(first.Addrs) > 0 {
+		c.host.Peerstore().AddAddrs(first.ID, first.Addrs, peerstore.TempAddrTTL)
+	}
+	s, err := c.host.NewStream(ctx, first.ID, ProtocolID)
+	if err != nil {
+		return nil, &BuildError{Hop: 0, Peer: first.ID, Err: fmt.Errorf("open link: %w", err)}
+	}
+	ci := &Circuit{
+		client:  c,
+		link:    s,
+		path:    append([]Hop(nil), path...),
+		created: time.Now(),
+		done:    make(chan struct{}),
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = s.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	err = ci.build(ctx)
+	if !stop() {
+		err = errors.Join(err, ctx.Err())
+	}
+	if err != nil {
+		s.Reset()
+		return nil, err
+	}
+	_ = s.SetDeadline(time.Time{})
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		s.Reset()
+		return nil, fmt.Errorf("build circuit: %w", ErrCircuitClosed)
+	}
+	c.circuits[ci] = struct{}{}
+	c.mu.Unlock()
+	ci.edge = newEdge(ci, 1<<16-1)
+	ci.wg.Add(1)
+	go ci.readLoop()
+	return ci, nil
+}
+
+func (ci *Circuit) build(ctx context.Context) error {
+	// First hop: CREATE on the link.
+	h0 := ci.path[0]
+	hs, err := newClientHandshake(h0.ID, h0.OnionKey, time.Now())
+	if err != nil {
+		return &BuildError{Hop: 0, Peer: h0.ID, Err: err}
+	}
+	cell := getCell()
+	defer putCell(cell)
+	putHandshake(*cell, cmdCreate, hs.msg)
+	if _, err := ci.link.Write(*cell); err != nil {
+		return &BuildError{Hop: 0, Peer: h0.ID, Err: fmt.Errorf("send create: %w", err)}
+	}
+	reply, err := readCell(ci.link)
+	if err != nil {
+		return &BuildError{Hop: 0, Peer: h0.ID, Err: fmt.Errorf("read created: %w", err)}
+	}
+	defer putCell(reply)
+	if (*reply)[0] == cmdDestroy {
+		return &BuildError{Hop: 0, Peer: h0.ID, Err: &DestroyedError{Reason: DestroyReason((*reply)[1])}}
+	}
+	if (*reply)[0] != cmdCreated {
+		return &BuildError{Hop: 0, Peer: h0.ID, Err: fmt.Errorf("cell %d instead of created: %w", (*reply)[0], ErrMalformed)}
+	}
+	body, err := getHandshake(*reply)
+	if err != nil {
+		return &BuildError{Hop: 0, Peer: h0.ID, Err: err}
+	}
+	keys, err := hs.finish(body)
+	if err != nil {
+		return &BuildError{Hop: 0, Peer: h0.ID, Err: err}
+	}
+	l, err := newLayer(keys)
+	if err != nil {
+		return &BuildError{Hop: 0, Peer: h0.ID, Err: err}
+	}
+	ci.layers = append(ci.layers, l)
+
+	// Further hops: EXTEND through the last hop so far.
+	for i := 1; i < len(ci.path); i++ {
+		if err := ci.extend(i); err != nil {
+			return &BuildError{Hop: i, Peer: ci.path[i].ID, Err: err}
+		}
+		if err := ctx.Err(); err != nil {
+			return &BuildError{Hop: i, Peer: ci.path[i].ID, Err: err}
+		}
+	}
+	return nil
+}
+
+func (ci *Circuit) extend(i int) error {
+	h := ci.path[i]
+	hs, err := newClientHandshake(h.ID, h.OnionKey, time.Now())
+	if err != nil {
+		return err
+	}
+	msg, err := extendMsg{peer: h.ID, addrs: h.Addrs, handshake: hs.msg}.encode()
+	if err != nil {
+		return err
+	}
+	if err := ci.sendTo(i-1, relayExtend, 0, msg); err != nil {
+		return fmt.Errorf("send extend: %w", err)
+	}
+	for {
+		cell, err := readCell(ci.link)
+		if err != nil {
+			return fmt.Errorf("read extended: %w", err)
+		}
+		from, m, err := ci.open(*cell)
+		if err != nil {
+			putCell(cell)
+			return err
+		}
+		if m.cmd == relayDrop {
+			putCell(cell)
+			continue
+		}
+		if from != i-1 || m.cmd != relayExtended {
+			putCell(cell)
+			return fmt.Errorf("relay command %d from hop %d instead of extended: %w", m.cmd, from+1, ErrMalformed)
+		}
+		keys, err := hs.finish(m.data)
+		putCell(cell)
+		if err != nil {
+			return err
+		}
+		l, err := newLayer(keys)
+		if err != nil {
+			return err
+		}
+		ci.layers = append(ci.layers, l)
+		return nil
+	}
+}
+
+// Circuit is a built circuit, seen from the client.
+type Circuit struct {
+	client  *Client
+	link    network.Stream
+	path    []Hop
+	layers  []*layer
+	edge    *edge
+	created time.Time
+
+	wmu sync.Mutex // serializes encryption and writes towards the first hop
+	rmu sync.Mutex // guards backward crypto state (only the reader uses it after build)
+
+	closeOnce sync.Once
+	done      chan struct{}
+	errMu     sync.Mutex
+	err       error
+	wg        sync.WaitGroup
+}
+
+// sendTo encrypts a relay message (DATA may span several cells) for hop i
+// and writes it on the link in one write.
+func (ci *Circuit) sendTo(i int, cmd byte, stream uint16, data []byte) error {
+	bp := getBatch()
+	defer putBatch(bp)
+	buf := *bp
+	n := encodeCells(buf, cmd, stream, data)
+	ci.wmu.Lock()
+	defer ci.wmu.Unlock()
+	select {
+	case <-ci.done:
+		return ci.Err()
+	default:
+	}
+	l := ci.layers[i]
+	for c := 0; c < n; c++ {
+		body := buf[c*CellSize+1 : (c+1)*CellSize]
+		seal(l.fwdMAC, &l.fwdSeq, body)
+		for j := i; j >= 0; j-- {
+			ci.layers[j].fwd.XORKeyStream(body, body)
+		}
+	}
+	if _, err := ci.link.Write(buf[:n*CellSize]); err != nil {
+		return fmt.Errorf("write cell: %w: %w", ErrCircuitClosed, err)
+	}
+	return nil
+}
+
+// sendRelay sends to the last hop; it makes Circuit the edge's sender.
+func (ci *Circuit) sendRelay(cmd byte, stream uint16, data []byte) error {
+	return ci.sendTo(len(ci.layers)-1, cmd, stream, data)
+}
+
+// open removes layers from a backward cell until one recognizes it.
+func (ci *Circuit) open(cell []byte) (int, relayMsg, error) {
+	switch cell[0] {
+	case cmdRelay:
+	case cmdDestroy:
+		return -1, relayMsg{}, &DestroyedError{Reason: DestroyReason(cell[1])}
+	default:
+		return -1, relayMsg{}, fmt.Errorf("link cell %d on a built circuit: %w", cell[0], ErrMalformed)
+	}
+	body := cell[1:]
+	ci.rmu.Lock()
+	defer ci.rmu.Unlock()
+	for i, l := range ci.layers {
+		l.bwd.XORKeyStream(body, body)
+		if recognize(l.bwdMAC, &l.bwdSeq, body) {
+			m, err := decodeRelay(body)
+			return i, m, err
+		}
+	}
+	return -1, relayMsg{}, ErrIntegrity
+}
+
+func (ci *Circuit) readLoop() {
+	defer ci.wg.Done()
+	for {
+		bp, n, err := readBatch(ci.link)
+		if err != nil {
+			ci.fail(fmt.Errorf("read from first hop: %w: %w", ErrCircuitClosed, err), DestroyNone)
+			return
+		}
+		for off := 0; off < n; off += CellSize {
+			if reason, err := ci.dispatch((*bp)[off : off+CellSize]); err != nil {
+				putBatch(bp)
+				ci.fail(err, reason)
+				return
+			}
+		}
+		putBatch(bp)
+	}
+}
+
+// dispatch handles one backward cell.
+func (ci *Circuit) dispatch(cell []byte) (DestroyReason, error) {
+	from, m, err := ci.open(cell)
+	if err != nil {
+		var de *DestroyedError
+		switch {
+		case errors.As(err, &de):
+			return DestroyNone, err
+		case errors.Is(err, ErrIntegrity):
+			return DestroyIntegrity, err
+		default:
+			return DestroyProtocol, err
+		}
+	}
+	if m.cmd == relayDrop {
+		return DestroyNone, nil
+	}
+	if from != len(ci.layers)-1 {
+		return DestroyProtocol, fmt.Errorf("relay command %d from hop %d: %w", m.cmd, from+1, ErrMalformed)
+	}
+	if err := ci.edge.handle(m); err != nil {
+		return DestroyProtocol, err
+	}
+	return DestroyNone, nil
+}
+
+// fail closes the circuit with err. A non-zero reason is sent to the first
+// hop in a DESTROY.
+func (ci *Circuit) fail(err error, reason DestroyReason) {
+	ci.closeOnce.Do(func() {
+		ci.errMu.Lock()
+		ci.err = err
+		ci.errMu.Unlock()
+		close(ci.done)
+		if reason != DestroyNone {
+			// Tell the first hop, which passes the DESTROY on. The same
+			// function serves the relays, and closes the link gracefully
+			// so that the DESTROY is not overtaken by a reset.
+			_ = ci.link.SetWriteDeadline(time.Now().Add(time.Second))
+			ci.wmu.Lock()
+			refuse(ci.link, reason)
+			ci.wmu.Unlock()
+		} else {
+			ci.link.Reset()
+		}
+		if ci.edge != nil {
+			ci.edge.kill(err)
+		}
+		ci.client.mu.Lock()
+		delete(ci.client.circuits, ci)
+		ci.client.mu.Unlock()
+		ci.client.log.WithError(err).Debug("circuit closed")
+	})
+}
+
+// Close tears the circuit down and waits for its goroutines.
+func (ci *Circuit) Close() error {
+	ci.fail(fmt.Errorf("closed by client: %w", ErrCircuitClosed), DestroyRequested)
+	ci.wg.Wait()
+	ci.edge.wait()
+	return nil
+}
+
+// Done is closed when the circuit is closed or has failed.
+func (ci *Circuit) Done() <-chan struct{} { return ci.done }
+
+// Err says why the circuit closed, or nil while it is open.
+func (ci *Circuit) Err() error {
+	ci.errMu.Lock()
+	defer ci.errMu.Unlock()
+	if ci.err == nil {
+		select {
+		case <-ci.done:
+			return ErrCircuitClosed
+		default:
+		}
+	}
+	return ci.err
+}
+
+// Path returns the hops of the circuit, first hop first.
+func (ci *Circuit) Path() []Hop { return append([]Hop(nil), ci.path...) }
+
+// Created is when the circuit was built.
+func (ci *Circuit) Created() time.Time { return ci.created }
+
+// CircuitStats are a circuit's counters.
+type CircuitStats struct {
+	BytesUp, BytesDown uint64 // stream payload
+	Streams            int    // open now
+	StreamsOpened      uint64 // in total
+}
+
+// Stats returns the circuit's counters.
+func (ci *Circuit) Stats() CircuitStats {
+	return CircuitStats{
+		BytesUp:       ci.edge.up.Load(),
+		BytesDown:     ci.edge.down.Load(),
+		Streams:       ci.edge.numStreams(),
+		StreamsOpened: ci.edge.opened.Load(),
+	}
+}
+
+// OpenStream asks the exit to connect to host:port and returns the stream
+// once it has. host is a name or an IP literal; names are resolved by the
+// exit. Errors from the exit wrap exitnode's sentinels (ErrPolicy,
+// ErrRefused, ...); a circuit failure wraps ErrCircuitClosed.
+func (ci *Circuit) OpenStream(ctx context.Context, host string, port uint16) (net.Conn, error) {
+	msg, err := beginMsg{host: host, port: port}.encode()
+	if err != nil {
+		return nil, fmt.Errorf("open stream: %w: %w", exitnode.ErrMisc, err)
+	}
+	s, err := ci.edge.newStream(streamAddr{host: host, port: port})
+	if err != nil {
+		return nil, fmt.Errorf("open stream: %w", err)
+	}
+	if err := ci.sendRelay(relayBegin, s.id, msg); err != nil {
+		_ = s.closeWith(exitnode.ReasonDone)
+		return nil, fmt.Errorf("open stream: %w", err)
+	}
+	if err := s.waitConnected(ctx); err != nil {
+		_ = s.Close()
+		if errors.Is(err, io.EOF) {
+			err = ErrCircuitClosed
+		}
+		return nil, fmt.Errorf("open stream: %w", err)
+	}
+	return s, nil
+}

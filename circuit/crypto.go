@@ -1,0 +1,261 @@
+package circuit
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdh"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// The handshake is modelled on Tor's ntor-v3 (proposal 332) without its
+// encrypted extension messages; see doc.go.
+const (
+	protoID        = "pikcio-ntor3-x25519-sha256-aes256ctr-1"
+	hsTypeNtor     = 1
+	createLen      = 2 + 32 + 32 + 8 // type, B, X, timestamp
+	createdLen     = 32 + 32         // Y, AUTH
+	keyMaterialLen = 4 * 32
+)
+
+var (
+	tKeyExtract = []byte(protoID + ":key_extract")
+	tVerify     = []byte(protoID + ":verify")
+	tAuth       = []byte(protoID + ":auth")
+	tExpand     = protoID + ":key_expand"
+)
+
+// Handshake errors.
+var (
+	ErrUnknownOnionKey = errors.New("handshake names an onion key this relay does not hold")
+	ErrReplay          = errors.New("handshake replayed or out of its time window")
+	ErrAuth            = errors.New("handshake authentication failed")
+)
+
+// hopKeys is the key material one handshake yields.
+type hopKeys struct {
+	kf, kb, df, db [32]byte
+}
+
+func deriveKeys(seed []byte) (hopKeys, error) {
+	var k hopKeys
+	out, err := hkdf.Expand(sha256.New, seed, tExpand, keyMaterialLen)
+	if err != nil {
+		return k, fmt.Errorf("derive keys: %w", err)
+	}
+	copy(k.kf[:], out[0:32])
+	copy(k.kb[:], out[32:64])
+	copy(k.df[:], out[64:96])
+	copy(k.db[:], out[96:128])
+	clear(out)
+	return k, nil
+}
+
+func hmacSHA256(key []byte, parts ...[]byte) []byte {
+	m := hmac.New(sha256.New, key)
+	for _, p := range parts {
+		m.Write(p)
+	}
+	return m.Sum(nil)
+}
+
+// ntorSecrets computes KEY_SEED and AUTH from the two shared secrets.
+func ntorSecrets(xy, xb []byte, id peer.ID, b, x, y []byte, ts []byte) (seed, auth []byte) {
+	secret := make([]byte, 0, 256)
+	secret = append(secret, xy...)
+	secret = append(secret, xb...)
+	secret = append(secret, id...)
+	secret = append(secret, b...)
+	secret = append(secret, x...)
+	secret = append(secret, y...)
+	secret = append(secret, ts...)
+	secret = append(secret, protoID...)
+	seed = hmacSHA256(tKeyExtract, secret)
+	verify := hmacSHA256(tVerify, secret)
+	clear(secret)
+	auth = hmacSHA256(tAuth, verify, []byte(id), b, y, x, ts, []byte(protoID), []byte("server"))
+	return seed, auth
+}
+
+type ecdhKey = ecdh.PrivateKey
+
+// clientHandshake is the client's state between CREATE and CREATED.
+type clientHandshake struct {
+	id  peer.ID
+	b   *ecdh.PublicKey
+	x   *ecdh.PrivateKey
+	msg []byte
+}
+
+func newClientHandshake(id peer.ID, onionKey [32]byte, now time.Time) (*clientHandshake, error) {
+	b, err := ecdh.X25519().NewPublicKey(onionKey[:])
+	if err != nil {
+		return nil, fmt.Errorf("onion key: %w", err)
+	}
+	x, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("ephemeral key: %w", err)
+	}
+	msg := make([]byte, createLen)
+	binary.BigEndian.PutUint16(msg, hsTypeNtor)
+	copy(msg[2:], onionKey[:])
+	copy(msg[34:], x.PublicKey().Bytes())
+	binary.BigEndian.PutUint64(msg[66:], uint64(now.Unix()))
+	return &clientHandshake{id: id, b: b, x: x, msg: msg}, nil
+}
+
+// finish checks the relay's reply and derives the hop's keys.
+func (h *clientHandshake) finish(reply []byte) (hopKeys, error) {
+	if len(reply) != createdLen {
+		return hopKeys{}, fmt.Errorf("created of %d bytes: %w", len(reply), ErrMalformed)
+	}
+	y, err := ecdh.X25519().NewPublicKey(reply[:32])
+	if err != nil {
+		return hopKeys{}, fmt.Errorf("relay ephemeral key: %w", ErrAuth)
+	}
+	xy, err := h.x.ECDH(y)
+	if err != nil {
+		return hopKeys{}, fmt.Errorf("x25519 with Y: %w", ErrAuth)
+	}
+	xb, err := h.x.ECDH(h.b)
+	if err != nil {
+		return hopKeys{}, fmt.Errorf("x25519 with B: %w", ErrAuth)
+	}
+	seed, auth := ntorSecrets(xy, xb, h.id, h.b.Bytes(), h.x.PublicKey().Bytes(), reply[:32], h.msg[66:74])
+	clear(xy)
+	clear(xb)
+	if subtle.ConstantTimeCompare(auth, reply[32:]) != 1 {
+		return hopKeys{}, ErrAuth
+	}
+	return deriveKeys(seed)
+}
+
+// serverHandshake answers a CREATE. keys maps onion public keys to the
+// private keys the relay currently accepts.
+func serverHandshake(id peer.ID, msg []byte, lookup func([]byte) *ecdhKey, replay *replayCache, now time.Time) (reply []byte, k hopKeys, err error) {
+	if len(msg) != createLen || binary.BigEndian.Uint16(msg) != hsTypeNtor {
+		return nil, k, fmt.Errorf("create of %d bytes: %w", len(msg), ErrMalformed)
+	}
+	bPub, xPub, ts := msg[2:34], msg[34:66], msg[66:74]
+	b := lookup(bPub)
+	if b == nil {
+		return nil, k, ErrUnknownOnionKey
+	}
+	x, err := ecdh.X25519().NewPublicKey(xPub)
+	if err != nil {
+		return nil, k, fmt.Errorf("client ephemeral key: %w", ErrMalformed)
+	}
+	if !replay.check(xPub, time.Unix(int64(binary.BigEndian.Uint64(ts)), 0), now) {
+		return nil, k, ErrReplay
+	}
+	xb, err := b.ECDH(x)
+	if err != nil {
+		return nil, k, fmt.Errorf("x25519 with B: %w", ErrMalformed)
+	}
+	y, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, k, fmt.Errorf("ephemeral key: %w", err)
+	}
+	xy, err := y.ECDH(x)
+	if err != nil {
+		return nil, k, fmt.Errorf("x25519 with X: %w", ErrMalformed)
+	}
+	yPub := y.PublicKey().Bytes()
+	seed, auth := ntorSecrets(xy, xb, id, bPub, xPub, yPub, ts)
+	clear(xy)
+	clear(xb)
+	k, err = deriveKeys(seed)
+	if err != nil {
+		return nil, k, err
+	}
+	return append(yPub, auth...), k, nil
+}
+
+// layer is one hop's share of the relay crypto, from the point of view of
+// either end: a keystream and a MAC per direction. Each side applies the
+// keystreams in the same order, so no counters travel on the wire. The MAC
+// is GMAC (AES-GCM over no plaintext) with the cell's sequence number as
+// nonce, so a nonce never repeats under a key.
+type layer struct {
+	fwd, bwd       cipher.Stream
+	fwdMAC, bwdMAC cipher.AEAD
+	fwdSeq, bwdSeq uint64
+}
+
+func newLayer(k hopKeys) (*layer, error) {
+	mk := func(key []byte) (cipher.Stream, error) {
+		blk, err := aes.NewCipher(key)
+		if err != nil {
+			return nil, fmt.Errorf("aes: %w", err)
+		}
+		return cipher.NewCTR(blk, make([]byte, aes.BlockSize)), nil
+	}
+	fwd, err := mk(k.kf[:])
+	if err != nil {
+		return nil, err
+	}
+	bwd, err := mk(k.kb[:])
+	if err != nil {
+		return nil, err
+	}
+	gmac := func(key []byte) (cipher.AEAD, error) {
+		blk, err := aes.NewCipher(key)
+		if err != nil {
+			return nil, fmt.Errorf("aes: %w", err)
+		}
+		return cipher.NewGCM(blk)
+	}
+	fm, err := gmac(k.df[:])
+	if err != nil {
+		return nil, err
+	}
+	bm, err := gmac(k.db[:])
+	if err != nil {
+		return nil, err
+	}
+	return &layer{fwd: fwd, bwd: bwd, fwdMAC: fm, bwdMAC: bm}, nil
+}
+
+// computeMAC is GMAC(nonce = seq, body with the MAC field zeroed). It leaves
+// the MAC field zeroed.
+func computeMAC(m cipher.AEAD, seq uint64, body []byte, out *[macLen]byte) {
+	var nonce [12]byte
+	binary.BigEndian.PutUint64(nonce[4:], seq)
+	clear(body[offMAC : offMAC+macLen])
+	m.Seal(out[:0], nonce[:], nil, body)
+}
+
+// seal fills in the MAC of a plaintext body for the given direction.
+func seal(m cipher.AEAD, seq *uint64, body []byte) {
+	var sum [macLen]byte
+	computeMAC(m, *seq, body, &sum)
+	copy(body[offMAC:offMAC+macLen], sum[:])
+	*seq++
+}
+
+// recognize reports whether a decrypted body is meant for this layer and is
+// intact; it advances the sequence number when it is. A body that is not
+// recognized is left as it was.
+func recognize(m cipher.AEAD, seq *uint64, body []byte) bool {
+	if body[offRecog] != 0 || body[offRecog+1] != 0 {
+		return false
+	}
+	var got, sum [macLen]byte
+	copy(got[:], body[offMAC:offMAC+macLen])
+	computeMAC(m, *seq, body, &sum)
+	copy(body[offMAC:offMAC+macLen], got[:])
+	if subtle.ConstantTimeCompare(sum[:], got[:]) != 1 {
+		return false
+	}
+	*seq++
+	return true
+}

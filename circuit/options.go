@@ -1,0 +1,174 @@
+package circuit
+
+import (
+	"context"
+	"net"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// ProtocolID is the libp2p protocol of circuit links: one libp2p stream per
+// circuit per link.
+const ProtocolID protocol.ID = "/pikcio/circuit/1"
+
+// Hop counts a client accepts.
+const (
+	DefaultHops = 3
+	MaxHops     = 8
+)
+
+// Flow control, in cells. A sender may have at most streamWindow DATA cells
+// of one stream, and circuitWindow DATA cells of the whole circuit, that the
+// far end has not yet credited with a SENDME.
+const (
+	streamWindow    = 128 // 512 KiB of data per stream
+	streamIncrement = 32
+	circuitWindow   = 256 // 1 MiB per circuit
+	circuitIncr     = 64
+)
+
+// ExitDialer opens the real connection for a stream at an exit relay.
+// exitnode.Exit implements it. Its errors are classified with
+// exitnode.ReasonOf for the END message.
+type ExitDialer interface {
+	DialExit(ctx context.Context, host string, port uint16) (net.Conn, error)
+}
+
+// RelayOptions are a relay's settings. Zero fields take the defaults of
+// DefaultRelayOptions.
+type RelayOptions struct {
+	// Exit, when set, makes the relay an exit: BEGIN is served through it.
+	// A relay without one refuses every BEGIN.
+	Exit ExitDialer
+	// MaxCircuitsPerPeer caps the circuits one previous hop may have open
+	// through this relay.
+	MaxCircuitsPerPeer int
+	// MaxCircuits caps all circuits through this relay.
+	MaxCircuits int
+	// MaxStreamsPerCircuit caps the open exit streams of one circuit.
+	MaxStreamsPerCircuit int
+	// HandshakesPerSecond and HandshakeBurst rate-limit CREATE handling.
+	HandshakesPerSecond float64
+	HandshakeBurst      int
+	// HandshakeTimeout bounds a CREATE/CREATED exchange, ExtendTimeout the
+	// whole of an EXTEND, ConnectTimeout the exit's connect.
+	HandshakeTimeout time.Duration
+	ExtendTimeout    time.Duration
+	ConnectTimeout   time.Duration
+	// OnionKeyLifetime is how long an onion key is advertised;
+	// OnionKeyGrace how long the previous one is still accepted after a
+	// rotation. ReplayWindow is how far a handshake's timestamp may be from
+	// the relay's clock.
+	OnionKeyLifetime time.Duration
+	OnionKeyGrace    time.Duration
+	ReplayWindow     time.Duration
+	// BandwidthRate caps the bytes per second of cells this relay sends
+	// (0: unlimited); BandwidthBurst is the bucket (0: one second's worth),
+	// never less than one batch of cells.
+	BandwidthRate  int64
+	BandwidthBurst int64
+}
+
+// Limits are the settings of a running relay that can change without a
+// restart (Relay.SetLimits). They apply to new circuits, handshakes and
+// cells; open circuits and streams are kept.
+type Limits struct {
+	MaxCircuitsPerPeer   int
+	MaxCircuits          int
+	MaxStreamsPerCircuit int
+	HandshakesPerSecond  float64
+	HandshakeBurst       int
+	BandwidthRate        int64
+	BandwidthBurst       int64
+}
+
+// Limits returns the limits part of the options.
+func (o RelayOptions) Limits() Limits {
+	return Limits{
+		MaxCircuitsPerPeer:   o.MaxCircuitsPerPeer,
+		MaxCircuits:          o.MaxCircuits,
+		MaxStreamsPerCircuit: o.MaxStreamsPerCircuit,
+		HandshakesPerSecond:  o.HandshakesPerSecond,
+		HandshakeBurst:       o.HandshakeBurst,
+		BandwidthRate:        o.BandwidthRate,
+		BandwidthBurst:       o.BandwidthBurst,
+	}
+}
+
+func (o *RelayOptions) setLimits(l Limits) {
+	o.MaxCircuitsPerPeer = l.MaxCircuitsPerPeer
+	o.MaxCircuits = l.MaxCircuits
+	o.MaxStreamsPerCircuit = l.MaxStreamsPerCircuit
+	o.HandshakesPerSecond = l.HandshakesPerSecond
+	o.HandshakeBurst = l.HandshakeBurst
+	o.BandwidthRate = l.BandwidthRate
+	o.BandwidthBurst = l.BandwidthBurst
+}
+
+// DefaultRelayOptions returns the defaults.
+func DefaultRelayOptions() RelayOptions {
+	return RelayOptions{
+		MaxCircuitsPerPeer:   1024,
+		MaxCircuits:          16384,
+		MaxStreamsPerCircuit: 1024,
+		HandshakesPerSecond:  200,
+		HandshakeBurst:       400,
+		HandshakeTimeout:     10 * time.Second,
+		ExtendTimeout:        15 * time.Second,
+		ConnectTimeout:       15 * time.Second,
+		OnionKeyLifetime:     28 * 24 * time.Hour,
+		OnionKeyGrace:        7 * 24 * time.Hour,
+		ReplayWindow:         10 * time.Minute,
+	}
+}
+
+func (o RelayOptions) withDefaults() RelayOptions {
+	d := DefaultRelayOptions()
+	if o.MaxCircuitsPerPeer <= 0 {
+		o.MaxCircuitsPerPeer = d.MaxCircuitsPerPeer
+	}
+	if o.MaxCircuits <= 0 {
+		o.MaxCircuits = d.MaxCircuits
+	}
+	if o.MaxStreamsPerCircuit <= 0 {
+		o.MaxStreamsPerCircuit = d.MaxStreamsPerCircuit
+	}
+	if o.HandshakesPerSecond <= 0 {
+		o.HandshakesPerSecond = d.HandshakesPerSecond
+	}
+	if o.HandshakeBurst <= 0 {
+		o.HandshakeBurst = d.HandshakeBurst
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = d.HandshakeTimeout
+	}
+	if o.ExtendTimeout <= 0 {
+		o.ExtendTimeout = d.ExtendTimeout
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = d.ConnectTimeout
+	}
+	if o.OnionKeyLifetime <= 0 {
+		o.OnionKeyLifetime = d.OnionKeyLifetime
+	}
+	if o.OnionKeyGrace <= 0 {
+		o.OnionKeyGrace = d.OnionKeyGrace
+	}
+	if o.ReplayWindow <= 0 {
+		o.ReplayWindow = d.ReplayWindow
+	}
+	return o
+}
+
+// ClientOptions are a client's settings.
+type ClientOptions struct {
+	// HandshakeTimeout bounds each hop's handshake during a build when the
+	// caller's context has no earlier deadline.
+	HandshakeTimeout time.Duration
+}
+
+// DefaultClientOptions returns the defaults.
+func DefaultClientOptions() ClientOptions {
+	return ClientOptions{HandshakeTimeout: 15 * time.Second}
+}

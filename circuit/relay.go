@@ -1,0 +1,710 @@
+package circuit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/time/rate"
+
+	"github.com/pikcio/pikcio/exitnode"
+)
+
+// Relay serves the circuit protocol on a libp2p host: it answers CREATE,
+// forwards cells between hops, extends circuits, and, when it has an
+// ExitDialer, opens streams at the exit.
+type Relay struct {
+	host    host.Host
+	opts    RelayOptions
+	keys    *onionKeyring
+	replay  *replayCache
+	limiter *rate.Limiter                // handshakes
+	bw      atomic.Pointer[rate.Limiter] // bytes sent; nil: unlimited
+	log     logrus.FieldLogger
+
+	mu       sync.Mutex
+	circuits map[*relayCirc]struct{}
+	perPeer  map[peer.ID]int
+	closed   bool
+	wg       sync.WaitGroup
+
+	total     atomic.Uint64 // circuits accepted in total
+	forwarded atomic.Uint64 // bytes of cells relayed or handled
+
+	// tap, when set by a test before any circuit, sees every cell this
+	// relay passes on, after its own layer is removed or added: what a
+	// curious relay could learn. It may change the cell to test tampering.
+	tap func(forward bool, cell []byte)
+}
+
+// NewRelay starts serving the circuit protocol on h, signing its onion keys
+// with h's identity key.
+func NewRelay(h host.Host, opts RelayOptions) (*Relay, error) {
+	opts = opts.withDefaults()
+	sk := h.Peerstore().PrivKey(h.ID())
+	if sk == nil {
+		return nil, fmt.Errorf("new relay: no private key for host %s", h.ID().ShortString())
+	}
+	now := time.Now()
+	keys, err := newOnionKeyring(sk, opts.OnionKeyLifetime, opts.OnionKeyGrace, now)
+	if err != nil {
+		return nil, fmt.Errorf("new relay: %w", err)
+	}
+	maxReplay := int(2*opts.ReplayWindow.Seconds()*opts.HandshakesPerSecond) + opts.HandshakeBurst
+	r := &Relay{
+		host:     h,
+		opts:     opts,
+		keys:     keys,
+		replay:   newReplayCache(opts.ReplayWindow, maxReplay),
+		limiter:  rate.NewLimiter(rate.Limit(opts.HandshakesPerSecond), opts.HandshakeBurst),
+		log:      logrus.WithField("component", "relay"),
+		circuits: make(map[*relayCirc]struct{}),
+		perPeer:  make(map[peer.ID]int),
+	}
+	r.setBandwidth(opts.BandwidthRate, opts.BandwidthBurst)
+	h.SetStreamHandler(ProtocolID, r.handle)
+	return r, nil
+}
+
+// SetLimits changes the relay's caps and bandwidth limit. Open circuits and
+// streams are kept; the new values apply from the next circuit, handshake,
+// stream or cell.
+func (r *Relay) SetLimits(l Limits) {
+	o := r.opts
+	o.setLimits(l)
+	o = o.withDefaults()
+	r.mu.Lock()
+	r.opts.setLimits(o.Limits())
+	r.mu.Unlock()
+	r.limiter.SetLimit(rate.Limit(o.HandshakesPerSecond))
+	r.limiter.SetBurst(o.HandshakeBurst)
+	r.setBandwidth(o.BandwidthRate, o.BandwidthBurst)
+}
+
+// Limits returns the relay's current caps and bandwidth limit.
+func (r *Relay) Limits() Limits {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.opts.Limits()
+}
+
+func (r *Relay) setBandwidth(rateBytes, burst int64) {
+	if rateBytes <= 0 {
+		r.bw.Store(nil)
+		return
+	}
+	if burst <= 0 {
+		burst = rateBytes
+	}
+	burst = max(burst, batchCells*CellSize)
+	r.bw.Store(rate.NewLimiter(rate.Limit(rateBytes), int(burst)))
+}
+
+// throttle waits until the bandwidth limit lets n more bytes go out.
+func (r *Relay) throttle(ctx context.Context, n int) error {
+	l := r.bw.Load()
+	if l == nil {
+		return nil
+	}
+	if err := l.WaitN(ctx, n); err != nil {
+		return fmt.Errorf("bandwidth limit: %w", err)
+	}
+	return nil
+}
+
+// OnionKey returns the relay's current onion key, signed by its identity.
+func (r *Relay) OnionKey() OnionKey { return r.keys.current() }
+
+// RotateOnionKey makes a new onion key; the previous one is still accepted
+// for the grace period.
+func (r *Relay) RotateOnionKey() error { return r.keys.rotate(time.Now()) }
+
+// Hop describes this relay for a client's path.
+func (r *Relay) Hop() Hop {
+	return Hop{ID: r.host.ID(), Addrs: r.host.Addrs(), OnionKey: r.OnionKey().Public}
+}
+
+// IsExit reports whether the relay serves BEGIN.
+func (r *Relay) IsExit() bool { return r.opts.Exit != nil }
+
+// RelayStats are a relay's counters. They say how much, never whom.
+type RelayStats struct {
+	Circuits      int    // open now
+	CircuitsTotal uint64 // accepted since start
+	Bytes         uint64 // cell bytes handled
+}
+
+// Stats returns the relay's counters.
+func (r *Relay) Stats() RelayStats {
+	r.mu.Lock()
+	n := len(r.circuits)
+	r.mu.Unlock()
+	return RelayStats{Circuits: n, CircuitsTotal: r.total.Load(), Bytes: r.forwarded.Load()}
+}
+
+// Close stops serving, tears down every circuit and waits for them.
+func (r *Relay) Close() error {
+	r.host.RemoveStreamHandler(ProtocolID)
+	r.mu.Lock()
+	r.closed = true
+	circs := make([]*relayCirc, 0, len(r.circuits))
+	for rc := range r.circuits {
+		circs = append(circs, rc)
+	}
+	r.mu.Unlock()
+	for _, rc := range circs {
+		rc.close(DestroyFinished, errRelayClosed)
+	}
+	r.wg.Wait()
+	return nil
+}
+
+var errRelayClosed = errors.New("relay closed")
+
+func (r *Relay) admit(prev peer.ID) (DestroyReason, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.closed:
+		return DestroyFinished, false
+	case len(r.circuits) >= r.opts.MaxCircuits, r.perPeer[prev] >= r.opts.MaxCircuitsPerPeer:
+		return DestroyResource, false
+	}
+	r.wg.Add(1)
+	return DestroyNone, true
+}
+
+func refuse(s network.Stream, reason DestroyReason) {
+	cell := getCell()
+	clear(*cell)
+	(*cell)[0] = cmdDestroy
+	(*cell)[1] = byte(reason)
+	_ = s.SetWriteDeadline(time.Now().Add(time.Second))
+	_, err := s.Write(*cell)
+	putCell(cell)
+	// A reset would overtake the DESTROY at the peer, so close gracefully
+	// when the write went through.
+	if err != nil || s.Close() != nil {
+		s.Reset()
+	}
+}
+
+// handle serves one inbound link stream: a circuit's CREATE and then its
+// forward cells.
+func (r *Relay) handle(s network.Stream) {
+	prev := s.Conn().RemotePeer()
+	if reason, ok := r.admit(prev); !ok {
+		refuse(s, reason)
+		return
+	}
+	defer r.wg.Done()
+	if !r.limiter.Allow() {
+		refuse(s, DestroyResource)
+		return
+	}
+	_ = s.SetDeadline(time.Now().Add(r.opts.HandshakeTimeout))
+	cell, err := readCell(s)
+	if err != nil {
+		s.Reset()
+		return
+	}
+	if (*cell)[0] != cmdCreate {
+		putCell(cell)
+		refuse(s, DestroyProtocol)
+		return
+	}
+	now := time.Now()
+	hs, err := getHandshake(*cell)
+	var reply []byte
+	var keys hopKeys
+	if err == nil {
+		reply, keys, err = serverHandshake(r.host.ID(), hs, func(b []byte) *ecdhKey { return r.keys.lookup(b, now) }, r.replay, now)
+	}
+	if err != nil {
+		putCell(cell)
+		r.log.WithError(err).Debug("handshake refused")
+		refuse(s, DestroyHandshake)
+		return
+	}
+	l, err := newLayer(keys)
+	if err != nil {
+		putCell(cell)
+		refuse(s, DestroyInternal)
+		return
+	}
+	putHandshake(*cell, cmdCreated, reply)
+	_, err = s.Write(*cell)
+	putCell(cell)
+	if err != nil {
+		s.Reset()
+		return
+	}
+	_ = s.SetDeadline(time.Time{})
+
+	rc := &relayCirc{r: r, prev: s, prevPeer: prev, l: l, done: make(chan struct{})}
+	rc.ctx, rc.cancel = context.WithCancel(context.Background())
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		refuse(s, DestroyFinished)
+		return
+	}
+	r.circuits[rc] = struct{}{}
+	r.perPeer[prev]++
+	r.mu.Unlock()
+	r.total.Add(1)
+	rc.forwardLoop()
+}
+
+// relayCirc is one circuit through this relay.
+type relayCirc struct {
+	r        *Relay
+	prev     network.Stream
+	prevPeer peer.ID
+	l        *layer
+
+	pmu  sync.Mutex // writes towards the client and the backward crypto
+	nmu  sync.Mutex // writes towards the next hop
+	next network.Stream
+
+	emu  sync.Mutex
+	edge *edge // exit streams, made on the first stream message
+
+	ctx       context.Context // canceled when the circuit closes
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+	done      chan struct{}
+}
+
+// sendRelay originates backward cells from this hop, in one link write; it
+// makes relayCirc the exit edge's sender.
+func (rc *relayCirc) sendRelay(cmd byte, stream uint16, data []byte) error {
+	bp := getBatch()
+	defer putBatch(bp)
+	buf := *bp
+	n := encodeCells(buf, cmd, stream, data)
+	if err := rc.r.throttle(rc.ctx, n*CellSize); err != nil {
+		return fmt.Errorf("%w: %w", ErrCircuitClosed, err)
+	}
+	rc.pmu.Lock()
+	defer rc.pmu.Unlock()
+	select {
+	case <-rc.done:
+		return ErrCircuitClosed
+	default:
+	}
+	for c := 0; c < n; c++ {
+		body := buf[c*CellSize+1 : (c+1)*CellSize]
+		seal(rc.l.bwdMAC, &rc.l.bwdSeq, body)
+		rc.l.bwd.XORKeyStream(body, body)
+	}
+	if _, err := rc.prev.Write(buf[:n*CellSize]); err != nil {
+		return fmt.Errorf("write cell: %w: %w", ErrCircuitClosed, err)
+	}
+	rc.r.forwarded.Add(uint64(n * CellSize))
+	return nil
+}
+
+// forwardLoop reads cells from the previous hop, handles those meant for
+// this hop and passes the others on, a batch per write.
+func (rc *relayCirc) forwardLoop() {
+	for {
+		bp, n, err := readBatch(rc.prev)
+		if err != nil {
+			rc.close(DestroyNone, err)
+			return
+		}
+		rc.r.forwarded.Add(uint64(n))
+		buf := *bp
+		w := 0 // cells to pass on are compacted to buf[:w]
+		for off := 0; off < n; off += CellSize {
+			c := buf[off : off+CellSize]
+			pass, reason, err := rc.forward(c)
+			if err != nil {
+				putBatch(bp)
+				rc.close(reason, err)
+				return
+			}
+			if pass {
+				if w != off {
+					copy(buf[w:w+CellSize], c)
+				}
+				w += CellSize
+			}
+		}
+		if w > 0 && rc.r.tap != nil {
+			for off := 0; off < w; off += CellSize {
+				rc.r.tap(true, buf[off:off+CellSize])
+			}
+		}
+		if w > 0 {
+			if rc.next == nil {
+				putBatch(bp)
+				rc.close(DestroyIntegrity, ErrIntegrity)
+				return
+			}
+			err = rc.r.throttle(rc.ctx, w)
+			if err == nil {
+				rc.nmu.Lock()
+				_, err = rc.next.Write(buf[:w])
+				rc.nmu.Unlock()
+			}
+			if err != nil {
+				putBatch(bp)
+				rc.close(DestroyConnect, fmt.Errorf("write to next hop: %w", err))
+				return
+			}
+		}
+		putBatch(bp)
+	}
+}
+
+// forward removes this hop's layer from a cell from the previous hop and
+// handles it if it is meant for this hop; pass says it goes on.
+func (rc *relayCirc) forward(c []byte) (pass bool, _ DestroyReason, _ error) {
+	switch c[0] {
+	case cmdRelay:
+	case cmdDestroy:
+		return false, DestroyReason(c[1]), fmt.Errorf("destroyed by previous hop: %w", ErrCircuitClosed)
+	default:
+		return false, DestroyProtocol, fmt.Errorf("link cell %d on a built circuit: %w", c[0], ErrMalformed)
+	}
+	body := c[1:]
+	rc.l.fwd.XORKeyStream(body, body)
+	if !recognize(rc.l.fwdMAC, &rc.l.fwdSeq, body) {
+		if rc.next == nil {
+			return false, DestroyIntegrity, ErrIntegrity
+		}
+		return true, DestroyNone, nil
+	}
+	m, err := decodeRelay(body)
+	if err != nil {
+		return false, DestroyProtocol, err
+	}
+	reason, err := rc.local(m)
+	return false, reason, err
+}
+
+// local handles a relay message meant for this hop.
+func (rc *relayCirc) local(m relayMsg) (DestroyReason, error) {
+	switch m.cmd {
+	case relayDrop:
+		return DestroyNone, nil
+	case relayExtend:
+		ext, err := decodeExtend(m.data)
+		if err != nil {
+			return DestroyProtocol, err
+		}
+		return rc.extend(ext)
+	case relayBegin:
+		b, err := decodeBegin(m.data)
+		if err != nil {
+			return DestroyProtocol, err
+		}
+		return rc.begin(m.stream, b)
+	case relayData, relayEnd, relayFin, relaySendme, relayConnected:
+		if err := rc.exitEdge().handle(m); err != nil {
+			return DestroyProtocol, err
+		}
+		return DestroyNone, nil
+	default:
+		return DestroyProtocol, fmt.Errorf("relay command %d at a relay: %w", m.cmd, ErrMalformed)
+	}
+}
+
+func (rc *relayCirc) exitEdge() *edge {
+	rc.emu.Lock()
+	defer rc.emu.Unlock()
+	if rc.edge == nil {
+		rc.edge = newEdge(rc, rc.r.Limits().MaxStreamsPerCircuit)
+	}
+	return rc.edge
+}
+
+func (rc *relayCirc) extend(ext extendMsg) (DestroyReason, error) {
+	r := rc.r
+	if rc.next != nil {
+		return DestroyProtocol, fmt.Errorf("extend of an extended circuit: %w", ErrMalformed)
+	}
+	if rc.edge != nil {
+		return DestroyProtocol, fmt.Errorf("extend of a circuit with streams: %w", ErrMalformed)
+	}
+	if ext.peer == r.host.ID() || ext.peer == rc.prevPeer {
+		return DestroyProtocol, fmt.Errorf("extend back to this or the previous hop: %w", ErrPath)
+	}
+	ctx, cancel := context.WithTimeout(rc.ctx, r.opts.ExtendTimeout)
+	defer cancel()
+	if len(ext.addrs) > 0 {
+		r.host.Peerstore().AddAddrs(ext.peer, ext.addrs, peerstore.TempAddrTTL)
+	}
+	ns, err := r.host.NewStream(ctx, ext.peer, ProtocolID)
+	if err != nil {
+		rc.log().WithError(err).Debug("extend: open link failed")
+		return DestroyConnect, fmt.Errorf("extend: %w", err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = ns.SetDeadline(dl)
+	}
+	cell := getCell()
+	defer putCell(cell)
+	putHandshake(*cell, cmdCreate, ext.handshake)
+	if _, err := ns.Write(*cell); err != nil {
+		ns.Reset()
+		return DestroyConnect, fmt.Errorf("extend: send create: %w", err)
+	}
+	reply, err := readCell(ns)
+	if err != nil {
+		ns.Reset()
+		return DestroyConnect, fmt.Errorf("extend: read created: %w", err)
+	}
+	defer putCell(reply)
+	switch (*reply)[0] {
+	case cmdCreated:
+	case cmdDestroy:
+		ns.Reset()
+		return DestroyReason((*reply)[1]), fmt.Errorf("extend: next hop refused: %w", &DestroyedError{Reason: DestroyReason((*reply)[1])})
+	default:
+		ns.Reset()
+		return DestroyConnect, fmt.Errorf("extend: cell %d instead of created: %w", (*reply)[0], ErrMalformed)
+	}
+	hs, err := getHandshake(*reply)
+	if err != nil {
+		ns.Reset()
+		return DestroyConnect, fmt.Errorf("extend: %w", err)
+	}
+	_ = ns.SetDeadline(time.Time{})
+	select {
+	case <-rc.done:
+		ns.Reset()
+		return DestroyNone, ErrCircuitClosed
+	default:
+	}
+	rc.nmu.Lock()
+	rc.next = ns
+	rc.nmu.Unlock()
+	if err := rc.sendRelay(relayExtended, 0, hs); err != nil {
+		return DestroyNone, err
+	}
+	r.wg.Add(1)
+	go rc.backwardLoop(ns)
+	return DestroyNone, nil
+}
+
+func (rc *relayCirc) log() logrus.FieldLogger { return rc.r.log }
+
+// backwardLoop adds this hop's layer to cells from the next hop and passes
+// them towards the client, a batch per write.
+func (rc *relayCirc) backwardLoop(next network.Stream) {
+	defer rc.r.wg.Done()
+	for {
+		bp, n, err := readBatch(next)
+		if err != nil {
+			rc.close(DestroyConnect, fmt.Errorf("read from next hop: %w", err))
+			return
+		}
+		buf := *bp
+		end := n
+		var reason DestroyReason
+		var cerr error
+		for off := 0; off < n; off += CellSize {
+			switch buf[off] {
+			case cmdRelay:
+				continue
+			case cmdDestroy:
+				reason, cerr = DestroyReason(buf[off+1]), fmt.Errorf("destroyed by next hop: %w", ErrCircuitClosed)
+			default:
+				reason, cerr = DestroyProtocol, fmt.Errorf("link cell %d from next hop: %w", buf[off], ErrMalformed)
+			}
+			end = off
+			break
+		}
+		if end > 0 {
+			rc.r.forwarded.Add(uint64(end))
+			if err := rc.r.throttle(rc.ctx, end); err != nil {
+				putBatch(bp)
+				rc.close(DestroyNone, err)
+				return
+			}
+			rc.pmu.Lock()
+			for off := 0; off < end; off += CellSize {
+				rc.l.bwd.XORKeyStream(buf[off+1:off+CellSize], buf[off+1:off+CellSize])
+				if rc.r.tap != nil {
+					rc.r.tap(false, buf[off:off+CellSize])
+				}
+			}
+			_, err = rc.prev.Write(buf[:end])
+			rc.pmu.Unlock()
+			if err != nil && cerr == nil {
+				reason, cerr = DestroyNone, fmt.Errorf("write to previous hop: %w", err)
+			}
+		}
+		putBatch(bp)
+		if cerr != nil {
+			rc.close(reason, cerr)
+			return
+		}
+	}
+}
+
+// begin serves a BEGIN at the exit.
+func (rc *relayCirc) begin(id uint16, b beginMsg) (DestroyReason, error) {
+	r := rc.r
+	if rc.next != nil {
+		return DestroyProtocol, fmt.Errorf("begin at a middle hop: %w", ErrMalformed)
+	}
+	e := rc.exitEdge()
+	s, err := e.acceptStream(id, streamAddr{host: b.host, port: b.port})
+	if err != nil {
+		if errors.Is(err, errStreamCap) {
+			return DestroyNone, rc.sendRelay(relayEnd, id, []byte{byte(exitnode.ReasonMisc)})
+		}
+		return DestroyProtocol, err
+	}
+	if r.opts.Exit == nil {
+		_ = s.closeWith(exitnode.ReasonNotExit)
+		return DestroyNone, nil
+	}
+	r.wg.Add(1)
+	go rc.serveExit(s, b)
+	return DestroyNone, nil
+}
+
+func (rc *relayCirc) serveExit(s *Stream, b beginMsg) {
+	r := rc.r
+	defer r.wg.Done()
+	ctx, cancel := context.WithTimeout(rc.ctx, r.opts.ConnectTimeout)
+	conn, err := r.opts.Exit.DialExit(ctx, b.host, b.port)
+	cancel()
+	if err != nil {
+		_ = s.closeWith(exitnode.ReasonOf(err))
+		return
+	}
+	select {
+	case <-s.closed: // the client gave up while we connected
+		_ = conn.Close()
+		return
+	default:
+	}
+	if err := rc.sendRelay(relayConnected, s.id, nil); err != nil {
+		_ = conn.Close()
+		_ = s.closeWith(exitnode.ReasonMisc)
+		return
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		splice(s, conn)
+	}()
+	splice(conn, s)
+}
+
+func (rc *relayCirc) close(reason DestroyReason, err error) {
+	rc.closeOnce.Do(func() {
+		close(rc.done)
+		rc.cancel()
+		r := rc.r
+		rc.nmu.Lock()
+		next := rc.next
+		rc.nmu.Unlock()
+		for _, s := range []network.Stream{rc.prev, next} {
+			if s == nil {
+				continue
+			}
+			if reason != DestroyNone {
+				refuse(s, reason)
+			} else {
+				s.Reset()
+			}
+		}
+		rc.emu.Lock()
+		e := rc.edge
+		rc.emu.Unlock()
+		if e != nil {
+			e.kill(fmt.Errorf("%w: %w", ErrCircuitClosed, err))
+		}
+		r.mu.Lock()
+		delete(r.circuits, rc)
+		if r.perPeer[rc.prevPeer]--; r.perPeer[rc.prevPeer] <= 0 {
+			delete(r.perPeer, rc.prevPeer)
+		}
+		r.mu.Unlock()
+		r.log.WithError(err).Debug("circuit closed")
+	})
+}
+
+// halfCloser is a conn that can close its write side.
+type halfCloser interface{ CloseWrite() error }
+
+var splicePool = sync.Pool{New: func() any { b := make([]byte, 4*MaxCellData); return &b }}
+
+// splice copies src to dst. On EOF it half-closes dst; on an error it
+// closes both.
+func splice(dst, src net.Conn) {
+	bp := splicePool.Get().(*[]byte)
+	defer splicePool.Put(bp)
+	buf := *bp
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				abort(dst, src)
+				return
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			if hc, ok := dst.(halfCloser); ok {
+				_ = hc.CloseWrite()
+			} else {
+				_ = dst.Close()
+			}
+			finishIfDone(dst, src)
+			return
+		}
+		if err != nil {
+			abort(dst, src)
+			return
+		}
+	}
+}
+
+// abort closes both sides; a stream is ended with ReasonReset.
+func abort(a, b net.Conn) {
+	for _, c := range []net.Conn{a, b} {
+		if s, ok := c.(*Stream); ok {
+			_ = s.closeWith(exitnode.ReasonReset)
+		} else {
+			_ = c.Close()
+		}
+	}
+}
+
+// finishIfDone closes the TCP side once the stream has ended both ways.
+func finishIfDone(a, b net.Conn) {
+	var s *Stream
+	var other net.Conn
+	if x, ok := a.(*Stream); ok {
+		s, other = x, b
+	} else if x, ok := b.(*Stream); ok {
+		s, other = x, a
+	}
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	both := s.ended || (s.wClosed && s.rEOF)
+	s.mu.Unlock()
+	if both {
+		_ = other.Close()
+		_ = s.Close()
+	}
+}
