@@ -126,7 +126,7 @@ func BenchmarkRelayCrypto(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		l.fwd.XORKeyStream(body, body)
 		body[0] = 1
-		recognize(l.fwdMAC, &l.fwdSeq, body)
+		l.fwdMAC.recognize(body)
 	}
 }
 
@@ -141,7 +141,7 @@ func BenchmarkEdgeCrypto(b *testing.B) {
 	b.SetBytes(CellSize)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		seal(l.bwdMAC, &l.bwdSeq, body)
+		l.bwdMAC.seal(body)
 		l.bwd.XORKeyStream(body, body)
 	}
 }

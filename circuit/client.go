@@ -285,7 +285,7 @@ func (ci *Circuit) sendTo(i int, cmd byte, stream uint16, data []byte) error {
 	l := ci.layers[i]
 	for c := 0; c < n; c++ {
 		body := buf[c*CellSize+1 : (c+1)*CellSize]
-		seal(l.fwdMAC, &l.fwdSeq, body)
+		l.fwdMAC.seal(body)
 		for j := i; j >= 0; j-- {
 			ci.layers[j].fwd.XORKeyStream(body, body)
 		}
@@ -315,7 +315,7 @@ func (ci *Circuit) open(cell []byte) (int, relayMsg, error) {
 	defer ci.rmu.Unlock()
 	for i, l := range ci.layers {
 		l.bwd.XORKeyStream(body, body)
-		if recognize(l.bwdMAC, &l.bwdSeq, body) {
+		if l.bwdMAC.recognize(body) {
 			m, err := decodeRelay(body)
 			return i, m, err
 		}

@@ -187,8 +187,17 @@ func serverHandshake(id peer.ID, msg []byte, lookup func([]byte) *ecdhKey, repla
 // nonce, so a nonce never repeats under a key.
 type layer struct {
 	fwd, bwd       cipher.Stream
-	fwdMAC, bwdMAC cipher.AEAD
-	fwdSeq, bwdSeq uint64
+	fwdMAC, bwdMAC *macState
+}
+
+// macState is one direction's MAC key, sequence number and scratch space.
+// Its owner serializes the calls.
+type macState struct {
+	aead  cipher.AEAD
+	seq   uint64
+	nonce [12]byte
+	sum   [macLen]byte
+	got   [macLen]byte
 }
 
 func newLayer(k hopKeys) (*layer, error) {
@@ -207,12 +216,16 @@ func newLayer(k hopKeys) (*layer, error) {
 	if err != nil {
 		return nil, err
 	}
-	gmac := func(key []byte) (cipher.AEAD, error) {
+	gmac := func(key []byte) (*macState, error) {
 		blk, err := aes.NewCipher(key)
 		if err != nil {
 			return nil, fmt.Errorf("aes: %w", err)
 		}
-		return cipher.NewGCM(blk)
+		a, err := cipher.NewGCM(blk)
+		if err != nil {
+			return nil, fmt.Errorf("gcm: %w", err)
+		}
+		return &macState{aead: a}, nil
 	}
 	fm, err := gmac(k.df[:])
 	if err != nil {
@@ -225,37 +238,34 @@ func newLayer(k hopKeys) (*layer, error) {
 	return &layer{fwd: fwd, bwd: bwd, fwdMAC: fm, bwdMAC: bm}, nil
 }
 
-// computeMAC is GMAC(nonce = seq, body with the MAC field zeroed). It leaves
-// the MAC field zeroed.
-func computeMAC(m cipher.AEAD, seq uint64, body []byte, out *[macLen]byte) {
-	var nonce [12]byte
-	binary.BigEndian.PutUint64(nonce[4:], seq)
+// compute puts GMAC(nonce = seq, body with the MAC field zeroed) in m.sum.
+// It leaves the MAC field zeroed.
+func (m *macState) compute(body []byte) {
+	binary.BigEndian.PutUint64(m.nonce[4:], m.seq)
 	clear(body[offMAC : offMAC+macLen])
-	m.Seal(out[:0], nonce[:], nil, body)
+	m.aead.Seal(m.sum[:0], m.nonce[:], nil, body)
 }
 
-// seal fills in the MAC of a plaintext body for the given direction.
-func seal(m cipher.AEAD, seq *uint64, body []byte) {
-	var sum [macLen]byte
-	computeMAC(m, *seq, body, &sum)
-	copy(body[offMAC:offMAC+macLen], sum[:])
-	*seq++
+// seal fills in the MAC of a plaintext body and advances the sequence.
+func (m *macState) seal(body []byte) {
+	m.compute(body)
+	copy(body[offMAC:offMAC+macLen], m.sum[:])
+	m.seq++
 }
 
 // recognize reports whether a decrypted body is meant for this layer and is
 // intact; it advances the sequence number when it is. A body that is not
 // recognized is left as it was.
-func recognize(m cipher.AEAD, seq *uint64, body []byte) bool {
+func (m *macState) recognize(body []byte) bool {
 	if body[offRecog] != 0 || body[offRecog+1] != 0 {
 		return false
 	}
-	var got, sum [macLen]byte
-	copy(got[:], body[offMAC:offMAC+macLen])
-	computeMAC(m, *seq, body, &sum)
-	copy(body[offMAC:offMAC+macLen], got[:])
-	if subtle.ConstantTimeCompare(sum[:], got[:]) != 1 {
+	copy(m.got[:], body[offMAC:offMAC+macLen])
+	m.compute(body)
+	copy(body[offMAC:offMAC+macLen], m.got[:])
+	if subtle.ConstantTimeCompare(m.sum[:], m.got[:]) != 1 {
 		return false
 	}
-	*seq++
+	m.seq++
 	return true
 }

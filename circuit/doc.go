@@ -42,13 +42,15 @@
 // Why 4096 bytes: cells are fixed-size so that their sizes tell an
 // observer nothing, and padding costs bandwidth on small messages; but
 // every cell also costs a fixed amount of work at every hop (framing,
-// locks, a MAC). Measured on the 2-core development machine, all hops in
-// one process on loopback, with batching in place (medians of 5 runs of
-// BenchmarkBulk3Hops): 2048-byte cells reached ~130 MB/s, 4096-byte cells
-// ~165 MB/s and 8192-byte cells ~175 MB/s. 4096 gets nearly all the bulk
-// speed while a keystroke-sized message costs one page, not two; Tor's 514
-// bytes were chosen for links of an era when per-cell work was cheap
-// relative to bandwidth, and would cost pikcio two thirds of its speed.
+// locks, a MAC). BenchmarkBulk3Hops (64 MiB down through 3 hops, all in one
+// process on loopback, batching in place) was run three times for each
+// size, interleaved, on the shared 2-core machine while other work loaded
+// it: 2048-byte cells gave 49, 61 and 41 MB/s (median 49), 4096-byte cells
+// 60, 86 and 125 MB/s (median 86), 8192-byte cells 66, 55 and 77 MB/s
+// (median 66). Smaller cells pay the per-cell work twice as often; larger
+// ones make a 16-cell batch span many TLS records and cost a keystroke two
+// pages instead of one. Tor's 514 bytes suit links where per-cell work is
+// cheap next to bandwidth, which is not the case here.
 //
 // Flow control: a sender may have 128 DATA cells of one stream (512 KiB)
 // and 256 of the whole circuit (1 MiB) that the far edge has not credited

@@ -34,6 +34,7 @@ type Relay struct {
 
 	mu       sync.Mutex
 	circuits map[*relayCirc]struct{}
+	pending  map[network.Stream]struct{} // links still in their handshake
 	perPeer  map[peer.ID]int
 	closed   bool
 	wg       sync.WaitGroup
@@ -69,6 +70,7 @@ func NewRelay(h host.Host, opts RelayOptions) (*Relay, error) {
 		limiter:  rate.NewLimiter(rate.Limit(opts.HandshakesPerSecond), opts.HandshakeBurst),
 		log:      logrus.WithField("component", "relay"),
 		circuits: make(map[*relayCirc]struct{}),
+		pending:  make(map[network.Stream]struct{}),
 		perPeer:  make(map[peer.ID]int),
 	}
 	r.setBandwidth(opts.BandwidthRate, opts.BandwidthBurst)
@@ -161,6 +163,9 @@ func (r *Relay) Close() error {
 	for rc := range r.circuits {
 		circs = append(circs, rc)
 	}
+	for s := range r.pending {
+		s.Reset()
+	}
 	r.mu.Unlock()
 	for _, rc := range circs {
 		rc.close(DestroyFinished, errRelayClosed)
@@ -171,17 +176,35 @@ func (r *Relay) Close() error {
 
 var errRelayClosed = errors.New("relay closed")
 
-func (r *Relay) admit(prev peer.ID) (DestroyReason, bool) {
+func (r *Relay) admit(s network.Stream, prev peer.ID) (DestroyReason, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
 	case r.closed:
 		return DestroyFinished, false
-	case len(r.circuits) >= r.opts.MaxCircuits, r.perPeer[prev] >= r.opts.MaxCircuitsPerPeer:
+	case len(r.circuits)+len(r.pending) >= r.opts.MaxCircuits, r.perPeer[prev] >= r.opts.MaxCircuitsPerPeer:
 		return DestroyResource, false
 	}
+	r.pending[s] = struct{}{}
+	r.perPeer[prev]++
 	r.wg.Add(1)
 	return DestroyNone, true
+}
+
+// settle ends a link's handshake phase: it becomes the circuit rc, or, when
+// rc is nil, is dropped. It reports false if the relay is closing.
+func (r *Relay) settle(s network.Stream, prev peer.ID, rc *relayCirc) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.pending, s)
+	if rc == nil || r.closed {
+		if r.perPeer[prev]--; r.perPeer[prev] <= 0 {
+			delete(r.perPeer, prev)
+		}
+		return false
+	}
+	r.circuits[rc] = struct{}{}
+	return true
 }
 
 func refuse(s network.Stream, reason DestroyReason) {
@@ -203,25 +226,41 @@ func refuse(s network.Stream, reason DestroyReason) {
 // forward cells.
 func (r *Relay) handle(s network.Stream) {
 	prev := s.Conn().RemotePeer()
-	if reason, ok := r.admit(prev); !ok {
+	if reason, ok := r.admit(s, prev); !ok {
 		refuse(s, reason)
 		return
 	}
 	defer r.wg.Done()
-	if !r.limiter.Allow() {
-		refuse(s, DestroyResource)
+	rc, reason := r.accept(s, prev)
+	if !r.settle(s, prev, rc) {
+		if rc != nil {
+			rc.cancel()
+			reason = DestroyFinished
+		}
+		if reason != DestroyNone {
+			refuse(s, reason)
+		} else {
+			s.Reset()
+		}
 		return
+	}
+	r.total.Add(1)
+	rc.forwardLoop()
+}
+
+// accept runs the relay's side of the handshake on a new link.
+func (r *Relay) accept(s network.Stream, prev peer.ID) (*relayCirc, DestroyReason) {
+	if !r.limiter.Allow() {
+		return nil, DestroyResource
 	}
 	_ = s.SetDeadline(time.Now().Add(r.opts.HandshakeTimeout))
 	cell, err := readCell(s)
 	if err != nil {
-		s.Reset()
-		return
+		return nil, DestroyNone
 	}
+	defer putCell(cell)
 	if (*cell)[0] != cmdCreate {
-		putCell(cell)
-		refuse(s, DestroyProtocol)
-		return
+		return nil, DestroyProtocol
 	}
 	now := time.Now()
 	hs, err := getHandshake(*cell)
@@ -231,39 +270,22 @@ func (r *Relay) handle(s network.Stream) {
 		reply, keys, err = serverHandshake(r.host.ID(), hs, func(b []byte) *ecdhKey { return r.keys.lookup(b, now) }, r.replay, now)
 	}
 	if err != nil {
-		putCell(cell)
 		r.log.WithError(err).Debug("handshake refused")
-		refuse(s, DestroyHandshake)
-		return
+		return nil, DestroyHandshake
 	}
 	l, err := newLayer(keys)
 	if err != nil {
-		putCell(cell)
-		refuse(s, DestroyInternal)
-		return
+		return nil, DestroyInternal
 	}
 	putHandshake(*cell, cmdCreated, reply)
-	_, err = s.Write(*cell)
-	putCell(cell)
-	if err != nil {
-		s.Reset()
-		return
+	if _, err := s.Write(*cell); err != nil {
+		return nil, DestroyNone
 	}
 	_ = s.SetDeadline(time.Time{})
 
 	rc := &relayCirc{r: r, prev: s, prevPeer: prev, l: l, done: make(chan struct{})}
 	rc.ctx, rc.cancel = context.WithCancel(context.Background())
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		refuse(s, DestroyFinished)
-		return
-	}
-	r.circuits[rc] = struct{}{}
-	r.perPeer[prev]++
-	r.mu.Unlock()
-	r.total.Add(1)
-	rc.forwardLoop()
+	return rc, DestroyNone
 }
 
 // relayCirc is one circuit through this relay.
@@ -305,7 +327,7 @@ func (rc *relayCirc) sendRelay(cmd byte, stream uint16, data []byte) error {
 	}
 	for c := 0; c < n; c++ {
 		body := buf[c*CellSize+1 : (c+1)*CellSize]
-		seal(rc.l.bwdMAC, &rc.l.bwdSeq, body)
+		rc.l.bwdMAC.seal(body)
 		rc.l.bwd.XORKeyStream(body, body)
 	}
 	if _, err := rc.prev.Write(buf[:n*CellSize]); err != nil {
@@ -381,7 +403,7 @@ func (rc *relayCirc) forward(c []byte) (pass bool, _ DestroyReason, _ error) {
 	}
 	body := c[1:]
 	rc.l.fwd.XORKeyStream(body, body)
-	if !recognize(rc.l.fwdMAC, &rc.l.fwdSeq, body) {
+	if !rc.l.fwdMAC.recognize(body) {
 		if rc.next == nil {
 			return false, DestroyIntegrity, ErrIntegrity
 		}
@@ -631,6 +653,7 @@ func (rc *relayCirc) close(reason DestroyReason, err error) {
 		rc.emu.Unlock()
 		if e != nil {
 			e.kill(fmt.Errorf("%w: %w", ErrCircuitClosed, err))
+			e.wait()
 		}
 		r.mu.Lock()
 		delete(r.circuits, rc)

@@ -235,7 +235,7 @@ func TestMalformedCellClosesCircuitOnly(t *testing.T) {
 			c[0] = cmdRelay
 			encodeRelay(c[1:], relayData, 1, nil)
 			c[1+offCmd] = 200
-			seal(l.fwdMAC, &l.fwdSeq, c[1:])
+			l.fwdMAC.seal(c[1:])
 			l.fwd.XORKeyStream(c[1:], c[1:])
 			return c
 		}, DestroyProtocol},
@@ -243,7 +243,7 @@ func TestMalformedCellClosesCircuitOnly(t *testing.T) {
 			c := make([]byte, CellSize)
 			c[0] = cmdRelay
 			encodeRelay(c[1:], relayBegin, 1, []byte{0, 80, 9, 'x'})
-			seal(l.fwdMAC, &l.fwdSeq, c[1:])
+			l.fwdMAC.seal(c[1:])
 			l.fwd.XORKeyStream(c[1:], c[1:])
 			return c
 		}, DestroyProtocol},

@@ -1,0 +1,168 @@
+package discovery
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pikcio/pikcio/circuit"
+)
+
+// loopbackExit is an exit dialer that reaches 127.0.0.1 only.
+type loopbackExit struct{}
+
+func (loopbackExit) DialExit(ctx context.Context, host string, port uint16) (net.Conn, error) {
+	if host != "127.0.0.1" {
+		return nil, fmt.Errorf("test exit dials loopback only, not %s", host)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(int(port))))
+}
+
+// echoServer accepts on 127.0.0.1 and echoes until closed.
+func echoServer(t *testing.T) uint16 {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() { defer c.Close(); io.Copy(c, c) })
+		}
+	})
+	return uint16(l.Addr().(*net.TCPAddr).Port)
+}
+
+// circuitBuild adapts a circuit client to a BuildFunc: the path becomes
+// the circuit's hops, and a circuit.BuildError names the failing hop.
+func circuitBuild(c *circuit.Client) BuildFunc[*circuit.Circuit] {
+	return func(ctx context.Context, path []*Descriptor) (*circuit.Circuit, error) {
+		hops := make([]circuit.Hop, len(path))
+		for i, d := range path {
+			hops[i] = circuit.Hop{ID: d.PeerID, Addrs: d.Addrs, OnionKey: d.OnionKey.Key}
+		}
+		ci, err := c.Build(ctx, hops)
+		if be, ok := errors.AsType[*circuit.BuildError](err); ok {
+			return nil, &HopError{Hop: be.Hop, Err: err}
+		}
+		return ci, err
+	}
+}
+
+// TestCircuitThroughDiscoveredRelays builds 3-hop circuits through relays
+// the client found only through the DHT, and carries data through them.
+func TestCircuitThroughDiscoveredRelays(t *testing.T) {
+	const n = 5
+	ctx := testContext(t, 2*time.Minute)
+	port := echoServer(t)
+
+	boot, err := New(newHost(t), Server(), NoDiscovery())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { boot.Close() })
+	if err := boot.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	relays := make([]*Discovery, n)
+	for i := range n {
+		h := newHost(t)
+		flags := FlagRelay | FlagGuard
+		opts := circuit.DefaultRelayOptions()
+		var ports []PortRange
+		if i%2 == 0 {
+			flags |= FlagExit
+			opts.Exit = loopbackExit{}
+			ports = []PortRange{{port, port}}
+		}
+		cr, err := circuit.NewRelay(h, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cr.Close() })
+		info := func() (RelayInfo, error) {
+			k := cr.OnionKey()
+			return RelayInfo{Flags: flags, OnionKey: OnionKey{Key: k.Public, Expires: k.Expires}, ExitPorts: ports}, nil
+		}
+		d, err := New(h, Publish(info), NoDiscovery(), Bootstrap(boot.Addrs()...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		if err := d.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		relays[i] = d
+	}
+	for _, d := range relays {
+		if err := d.Publish(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ch := newHost(t)
+	client, err := New(ch, Bootstrap(boot.Addrs()...), AllowSameSubnet(), RefreshInterval(time.Hour), DataDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	if err := client.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	discoverAll(t, client, n, 30*time.Second)
+	cc := circuit.NewClient(ch, circuit.DefaultClientOptions())
+	t.Cleanup(func() { cc.Close() })
+	b := NewBuilder(client, circuitBuild(cc), BuilderOptions{})
+
+	for i := range 3 {
+		ci, path, err := b.Build(ctx, PathRequest{Port: port})
+		if err != nil {
+			t.Fatalf("build %d: %v", i, err)
+		}
+		got := make([]string, 0, 3)
+		for _, h := range ci.Path() {
+			got = append(got, h.ID.String())
+		}
+		want := make([]string, 0, 3)
+		for _, d := range path {
+			want = append(want, d.PeerID.String())
+		}
+		if !slices.Equal(got, want) || len(path) != 3 {
+			t.Fatalf("circuit path %v, selected %v", got, want)
+		}
+		s, err := ci.OpenStream(ctx, "127.0.0.1", port)
+		if err != nil {
+			t.Fatalf("open stream: %v", err)
+		}
+		msg := []byte(fmt.Sprintf("hello through %d hops, build %d", len(path), i))
+		if _, err := s.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		reply := make([]byte, len(msg))
+		s.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadFull(s, reply); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(reply, msg) {
+			t.Fatalf("echo %q, want %q", reply, msg)
+		}
+		s.Close()
+		ci.Close()
+	}
+	t.Logf("3 circuits built; learned build timeout %v", b.Timeout())
+}

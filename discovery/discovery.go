@@ -1,0 +1,607 @@
+package discovery
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p-kad-dht/records"
+	record "github.com/libp2p/go-libp2p-record"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/routing"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/multiformats/go-multihash"
+	"github.com/sirupsen/logrus"
+)
+
+// RelaysKey is the name under which relays announce themselves as
+// providers; RelaysCID is its content ID.
+const RelaysKey = "pikcio-relays-v1"
+
+// RelaysCID is the DHT provider key of relays.
+var RelaysCID = func() cid.Cid {
+	h, err := multihash.Sum([]byte(RelaysKey), multihash.SHA2_256, -1)
+	if err != nil {
+		panic(err)
+	}
+	return cid.NewCidV1(cid.Raw, h)
+}()
+
+// Lifecycle errors.
+var (
+	ErrClosed    = errors.New("discovery closed")
+	ErrStarted   = errors.New("discovery already started")
+	ErrBootstrap = errors.New("no bootstrap peer reachable")
+	ErrNotRelay  = errors.New("node does not publish a descriptor")
+)
+
+// publishTimeout bounds one publication.
+const publishTimeout = 60 * time.Second
+
+// Discovery is a node's part in relay discovery: its DHT, its verified
+// relay directory, its entry guards and, on a relay, the publication of
+// its descriptor.
+type Discovery struct {
+	host   host.Host
+	o      options
+	dht    *dht.IpfsDHT
+	dir    *directory
+	guards *guardSet
+	sel    *Selector
+	log    *logrus.Entry
+
+	ctx        context.Context // cancelled by Close
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	publishNow chan struct{}
+
+	mu            sync.Mutex
+	started       bool
+	starting      bool
+	closed        bool
+	lastPublished time.Time
+	negative      map[peer.ID]time.Time // peers without a descriptor, until
+}
+
+// New creates the node's DHT on h (pikcio's own protocol, no default
+// bootstrap peers) and loads its guards. Nothing is sent before Start.
+func New(h host.Host, opts ...Option) (*Discovery, error) {
+	o := defaults()
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	if o.relayInfo != nil && h.Peerstore().PrivKey(h.ID()) == nil {
+		return nil, fmt.Errorf("relay %s: no private key in peerstore: %w", h.ID(), errOption)
+	}
+	if o.addrs == nil {
+		o.addrs = h.Addrs
+	}
+	sel := &Selector{Self: h.ID(), Weigher: o.weigher, AllowSameSubnet: o.allowSameSubnet, Now: o.now}
+	var guardPath string
+	if o.dataDir != "" {
+		if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("data directory: %w", err)
+		}
+		guardPath = filepath.Join(o.dataDir, GuardsFile)
+	}
+	guards, err := loadGuardSet(guardPath, o.guards, sel)
+	if err != nil {
+		return nil, err
+	}
+	mode := dht.ModeClient
+	if o.server {
+		mode = dht.ModeServer
+	}
+	kad, err := dht.New(h,
+		dht.ProtocolPrefix(ProtocolPrefix),
+		dht.Mode(mode),
+		dht.Validator(record.NamespacedValidator{}),
+		dht.NamespacedValidator(Namespace, validator{now: o.now, maxSkew: o.maxSkew}),
+		dht.BootstrapPeers(o.bootstrap...),
+		dht.MaxRecordAge(o.lifetime),
+		dht.ProviderManagerOpts(records.ProvideValidity(o.lifetime)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("start DHT: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Discovery{
+		host:       h,
+		o:          o,
+		dht:        kad,
+		dir:        newDirectory(),
+		guards:     guards,
+		sel:        sel,
+		log:        logrus.WithField("component", "discovery"),
+		ctx:        ctx,
+		cancel:     cancel,
+		publishNow: make(chan struct{}, 1),
+		negative:   map[peer.ID]time.Time{},
+	}, nil
+}
+
+// Start joins the DHT through the bootstrap peers and starts the refresh
+// loop and, on a relay, the publish loop. It fails with ErrBootstrap when
+// bootstrap peers are configured and none can be reached; Start may then
+// be called again.
+func (d *Discovery) Start(ctx context.Context) error {
+	d.mu.Lock()
+	switch {
+	case d.closed:
+		d.mu.Unlock()
+		return ErrClosed
+	case d.started || d.starting:
+		d.mu.Unlock()
+		return ErrStarted
+	}
+	d.starting = true
+	d.mu.Unlock()
+
+	// Close cancels a Start under way.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(d.ctx, cancel)()
+	err := d.join(ctx)
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.starting = false
+	if d.closed {
+		return ErrClosed
+	}
+	if err != nil {
+		return err
+	}
+	d.started = true
+	if d.o.relayInfo != nil {
+		d.wg.Go(d.publishLoop)
+	}
+	if d.o.discover {
+		d.wg.Go(d.refreshLoop)
+	}
+	return nil
+}
+
+// join connects to the bootstrap peers and waits until one is in the
+// routing table.
+func (d *Discovery) join(ctx context.Context) error {
+	if err := d.connectBootstrap(ctx); err != nil {
+		return err
+	}
+	if err := d.dht.Bootstrap(ctx); err != nil {
+		return fmt.Errorf("bootstrap DHT: %w", err)
+	}
+	if len(d.o.bootstrap) > 0 {
+		// Connected is not joined: wait until a bootstrap peer is in the
+		// routing table (identify has shown it serves the DHT).
+		if err := d.waitForPeers(ctx); err != nil {
+			return fmt.Errorf("%w: %w", ErrBootstrap, err)
+		}
+	}
+	return nil
+}
+
+func (d *Discovery) connectBootstrap(ctx context.Context) error {
+	if len(d.o.bootstrap) == 0 {
+		return nil
+	}
+	errs := make([]error, len(d.o.bootstrap))
+	var wg sync.WaitGroup
+	for i, ai := range d.o.bootstrap {
+		if ai.ID == d.host.ID() {
+			continue
+		}
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, d.o.fetchTimeout)
+			defer cancel()
+			if err := d.host.Connect(cctx, ai); err != nil {
+				errs[i] = fmt.Errorf("connect %s: %w", ai.ID, err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %w", ErrBootstrap, errors.Join(errs...))
+}
+
+// Close stops the loops, waits for them and closes the DHT. The host is
+// the caller's. Close is idempotent.
+func (d *Discovery) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	d.mu.Unlock()
+	d.cancel()
+	d.wg.Wait()
+	if err := d.dht.Close(); err != nil {
+		return fmt.Errorf("close DHT: %w", err)
+	}
+	return nil
+}
+
+// Republish asks the publish loop to publish now, e.g. after an onion key
+// rotation. It does not wait.
+func (d *Discovery) Republish() {
+	select {
+	case d.publishNow <- struct{}{}:
+	default:
+	}
+}
+
+func (d *Discovery) publishLoop() {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-timer.C:
+		case <-d.publishNow:
+			timer.Stop()
+		}
+		next := d.o.republishInterval
+		ctx, cancel := context.WithTimeout(d.ctx, publishTimeout)
+		err := d.Publish(ctx)
+		cancel()
+		if err != nil {
+			if d.ctx.Err() != nil {
+				return
+			}
+			d.log.WithError(err).Warn("publish descriptor")
+			next = d.o.retryInterval
+		}
+		timer.Reset(next)
+	}
+}
+
+// Publish signs the relay's current descriptor and puts it in the DHT,
+// then announces the relay as a provider of RelaysCID.
+func (d *Discovery) Publish(ctx context.Context) error {
+	if d.o.relayInfo == nil {
+		return ErrNotRelay
+	}
+	info, err := d.o.relayInfo()
+	if err != nil {
+		return fmt.Errorf("relay info: %w", err)
+	}
+	now := d.o.now()
+	d.mu.Lock()
+	pub := unixTime(now)
+	if !pub.After(d.lastPublished) {
+		// Every publication must be newer than the last, or the DHT
+		// keeps the old one.
+		pub = d.lastPublished.Add(time.Second)
+	}
+	d.mu.Unlock()
+	proto := info.Protocol
+	if proto == 0 {
+		proto = DefaultProtocol
+	}
+	addrs := d.o.addrs()
+	if len(addrs) > maxAddrs {
+		addrs = addrs[:maxAddrs]
+	}
+	desc := &Descriptor{
+		Protocol:     proto,
+		Flags:        info.Flags,
+		PeerID:       d.host.ID(),
+		Published:    pub,
+		Expires:      minTime(pub.Add(d.o.lifetime), info.OnionKey.Expires),
+		OnionKey:     info.OnionKey,
+		PrevOnionKey: info.PrevOnionKey,
+		Addrs:        addrs,
+		ExitPorts:    info.ExitPorts,
+		Extensions:   info.Extensions,
+	}
+	b, err := desc.Sign(d.host.Peerstore().PrivKey(d.host.ID()))
+	if err != nil {
+		return err
+	}
+	if err := d.waitForPeers(ctx); err != nil {
+		return err
+	}
+	if err := d.dht.PutValue(ctx, DescriptorKey(d.host.ID()), b); err != nil {
+		return fmt.Errorf("put descriptor: %w", err)
+	}
+	d.mu.Lock()
+	d.lastPublished = pub
+	d.mu.Unlock()
+	if d.o.strategy.providers() {
+		if err := d.dht.Provide(ctx, RelaysCID, true); err != nil {
+			return fmt.Errorf("provide relay key: %w", err)
+		}
+	}
+	d.log.WithField("expires", desc.Expires).Debug("descriptor published")
+	return nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// waitForPeers waits until the routing table has a peer to talk to.
+func (d *Discovery) waitForPeers(ctx context.Context) error {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for d.dht.RoutingTable().Size() == 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no DHT peers: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+func (d *Discovery) refreshLoop() {
+	ctx, cancel := context.WithTimeout(d.ctx, d.o.refreshInterval)
+	d.waitForPeers(ctx) // refresh anyway: the walk may still find peers
+	cancel()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-timer.C:
+		}
+		ctx, cancel := context.WithTimeout(d.ctx, d.o.refreshInterval)
+		stats, err := d.Refresh(ctx)
+		cancel()
+		if err != nil && d.ctx.Err() == nil {
+			d.log.WithError(err).Warn("refresh relays")
+		}
+		d.log.WithField("relays", stats.Relays).WithField("took", stats.Duration).Debug("relays refreshed")
+		timer.Reset(d.o.refreshInterval)
+	}
+}
+
+// RefreshStats describes one discovery round.
+type RefreshStats struct {
+	Candidates int           // peers asked for a descriptor
+	FromWalk   int           // peers met by the random walk
+	Providers  int           // providers of RelaysCID found
+	Fetched    int           // descriptors received
+	Invalid    int           // descriptors refused by verification
+	Relays     int           // relays in the directory afterwards
+	Duration   time.Duration // time the round took
+}
+
+// Refresh runs one discovery round now: it gathers candidate peers by the
+// configured strategy, fetches their descriptors from the DHT, verifies
+// them and updates the directory.
+func (d *Discovery) Refresh(ctx context.Context) (RefreshStats, error) {
+	start := time.Now()
+	var st RefreshStats
+	cands := map[peer.ID]bool{} // true: skip the negative cache
+	var errs []error
+	if d.o.strategy.walk() {
+		for range d.o.walkSize {
+			var key [32]byte
+			rand.Read(key[:])
+			ps, err := d.dht.GetClosestPeers(ctx, string(key[:]))
+			if err != nil && ctx.Err() != nil {
+				return st, fmt.Errorf("random walk: %w", err)
+			}
+			for _, p := range ps {
+				cands[p] = cands[p] || false
+			}
+		}
+		for _, p := range d.dht.RoutingTable().ListPeers() {
+			cands[p] = cands[p] || false
+		}
+		st.FromWalk = len(cands)
+	}
+	if d.o.strategy.providers() {
+		for ai := range d.dht.FindProvidersAsync(ctx, RelaysCID, 0) {
+			cands[ai.ID] = true
+			st.Providers++
+		}
+		if ctx.Err() != nil {
+			return st, fmt.Errorf("find providers: %w", ctx.Err())
+		}
+	}
+	for _, id := range d.dir.ids() {
+		cands[id] = true
+	}
+	delete(cands, d.host.ID())
+
+	now := d.o.now()
+	var ids []peer.ID
+	d.mu.Lock()
+	for id, known := range cands {
+		if until, neg := d.negative[id]; !known && neg && now.Before(until) {
+			continue
+		}
+		ids = append(ids, id)
+	}
+	d.mu.Unlock()
+	st.Candidates = len(ids)
+
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, d.o.fetchConcurrency)
+	)
+	for _, id := range ids {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			desc, err := d.fetch(ctx, id)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, routing.ErrNotFound):
+				d.mu.Lock()
+				d.negative[id] = d.o.now().Add(2 * d.o.refreshInterval)
+				d.mu.Unlock()
+			case err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded):
+				st.Invalid++
+				d.log.WithError(err).Debug("descriptor refused")
+			case err == nil:
+				st.Fetched++
+				d.dir.put(desc)
+			}
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		errs = append(errs, ctx.Err())
+	}
+	now = d.o.now()
+	d.dir.expire(now)
+	d.mu.Lock()
+	for id, until := range d.negative {
+		if !now.Before(until) {
+			delete(d.negative, id)
+		}
+	}
+	d.mu.Unlock()
+	if st.Fetched > 0 {
+		// Only a round that found relays says anything about absent guards.
+		d.guards.observe(func(id peer.ID) bool {
+			_, ok := d.dir.get(id)
+			return ok
+		}, now)
+	}
+	st.Relays = len(d.dir.all(now))
+	st.Duration = time.Since(start)
+	return st, errors.Join(errs...)
+}
+
+// fetch gets id's descriptor from the DHT and verifies it.
+func (d *Discovery) fetch(ctx context.Context, id peer.ID) (*Descriptor, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.o.fetchTimeout)
+	defer cancel()
+	key := DescriptorKey(id)
+	b, err := d.dht.GetValue(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("get descriptor of %s: %w", id, err)
+	}
+	desc, err := validator{now: d.o.now, maxSkew: d.o.maxSkew}.verify(key, b)
+	if err != nil {
+		return nil, err
+	}
+	return desc, nil
+}
+
+// Relays returns the verified descriptors that may be chosen now: not
+// expired and not marked down.
+func (d *Discovery) Relays() []*Descriptor { return d.dir.usable(d.o.now()) }
+
+// Descriptor returns the verified descriptor of id, if the directory has a
+// valid one.
+func (d *Discovery) Descriptor(id peer.ID) (*Descriptor, bool) {
+	desc, ok := d.dir.get(id)
+	now := d.o.now()
+	if !ok || !now.Before(desc.Expires) || !now.Before(desc.OnionKey.Expires) {
+		return nil, false
+	}
+	return desc, true
+}
+
+// Guards returns the entry guards in order of preference.
+func (d *Discovery) Guards() []GuardInfo { return d.guards.list() }
+
+// SelectPath picks a path for req from the directory: the exit first, then
+// the first usable entry guard, then middles. Descriptors are never
+// modified and may be kept.
+func (d *Discovery) SelectPath(req PathRequest) ([]*Descriptor, error) {
+	now := d.o.now()
+	relays := d.dir.usable(now)
+	var guards []peer.ID
+	if req.Hops != 1 {
+		var err error
+		guards, err = d.guards.refresh(relays, now)
+		if err != nil {
+			d.log.WithError(err).Warn("update entry guards")
+		}
+		if guards == nil {
+			guards = []peer.ID{}
+		}
+	}
+	return d.sel.Select(relays, req, guards)
+}
+
+// ReportSuccess tells that a circuit was built through path.
+func (d *Discovery) ReportSuccess(path []*Descriptor) {
+	for _, h := range path {
+		d.dir.clearDown(h.PeerID)
+	}
+	if len(path) > 1 {
+		if err := d.guards.markSuccess(path[0].PeerID); err != nil {
+			d.log.WithError(err).Warn("save entry guards")
+		}
+	}
+}
+
+// ReportFailure tells that building a circuit through path failed with err.
+// A *HopError names the failing hop: that relay is marked down for the down
+// time and, if it is the entry guard, a guard failure is counted. Any other
+// error (a timeout) marks the relays after the guard suspect for the
+// shorter suspect time; it never counts against the guard, so a hostile
+// middle or exit cannot push a client off its guard.
+func (d *Discovery) ReportFailure(path []*Descriptor, err error) {
+	if len(path) == 0 {
+		return
+	}
+	now := d.o.now()
+	var he *HopError
+	if errors.As(err, &he) && he.Hop >= 0 && he.Hop < len(path) {
+		id := path[he.Hop].PeerID
+		d.dir.markDown(id, now.Add(d.o.downTime))
+		d.log.WithField("peer", id).WithField("hop", he.Hop).Debug("relay marked down")
+		if he.Hop == 0 && len(path) > 1 {
+			if _, err := d.guards.markFailure(id, now); err != nil {
+				d.log.WithError(err).Warn("save entry guards")
+			}
+		}
+		return
+	}
+	first := 1
+	if len(path) == 1 {
+		first = 0
+	}
+	for _, h := range path[first:] {
+		d.dir.markDown(h.PeerID, now.Add(d.o.suspectTime))
+	}
+}
+
+// ID returns the node's peer ID.
+func (d *Discovery) ID() peer.ID { return d.host.ID() }
+
+// Addrs returns the node's multiaddrs with /p2p/, for other nodes'
+// bootstrap lists.
+func (d *Discovery) Addrs() []ma.Multiaddr {
+	addrs, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: d.host.ID(), Addrs: d.host.Addrs()})
+	if err != nil {
+		return nil
+	}
+	return addrs
+}

@@ -1,0 +1,15 @@
+// Package proxy is pikcio's local front end: a SOCKS5 server and an HTTP proxy
+// on 127.0.0.1 that carry every client connection as a stream on an onion
+// circuit.
+//
+// Both front ends dial through one [Dialer], normally a [Pool]. The pool keeps
+// a few prebuilt circuits so that the first request does not wait for a build,
+// isolates streams by the credentials a client presents (like Tor's
+// IsolateSOCKSAuth: any username and password are accepted and only choose the
+// circuit), retires circuits once they are dirty or when [Pool.NewIdentity] is
+// called, and replaces circuits that die.
+//
+// No name is ever resolved on the client: host names travel to the exit relay,
+// which resolves them (socks5h semantics for SOCKS, the request's host for
+// HTTP).
+package proxy

@@ -1,0 +1,87 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+
+	"github.com/pikcio/pikcio/exitnode"
+)
+
+// Errors of the pool and the front ends.
+var (
+	ErrClosed          = errors.New("proxy closed")
+	ErrTooManyCircuits = errors.New("too many circuits")
+	ErrNoCircuit       = errors.New("no usable circuit")
+	errBadDestination  = errors.New("bad destination address")
+)
+
+// failure is the class of a failed dial as a client is told about it.
+type failure int
+
+const (
+	failGeneral failure = iota
+	failPolicy
+	failUnreachable
+	failRefused
+	failTimeout
+)
+
+func classify(err error) failure {
+	switch {
+	case errors.Is(err, exitnode.ErrPolicy):
+		return failPolicy
+	case errors.Is(err, exitnode.ErrUnreachable), errors.Is(err, exitnode.ErrResolve),
+		errors.Is(err, errBadDestination):
+		return failUnreachable
+	case errors.Is(err, exitnode.ErrRefused):
+		return failRefused
+	case errors.Is(err, exitnode.ErrTimeout), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, os.ErrDeadlineExceeded):
+		return failTimeout
+	}
+	return failGeneral
+}
+
+// SOCKS5 reply codes (RFC 1928 section 6).
+const (
+	socksGeneralFailure  byte = 0x01
+	socksNotAllowed      byte = 0x02
+	socksHostUnreachable byte = 0x04
+	socksConnRefused     byte = 0x05
+	socksTTLExpired      byte = 0x06
+	// go-socks5 itself answers 0x07 (command not supported: BIND, UDP
+	// ASSOCIATE) and 0x08 (address type not supported).
+)
+
+// socksReply is the SOCKS5 reply code for a failed dial.
+func socksReply(err error) byte {
+	switch classify(err) {
+	case failPolicy:
+		return socksNotAllowed
+	case failUnreachable:
+		return socksHostUnreachable
+	case failRefused:
+		return socksConnRefused
+	case failTimeout:
+		return socksTTLExpired
+	}
+	return socksGeneralFailure
+}
+
+// httpFailure is the status and the short plain-text body the HTTP proxy
+// sends for a failed dial. It never includes error text.
+func httpFailure(err error) (int, string) {
+	switch classify(err) {
+	case failPolicy:
+		return http.StatusBadGateway, "502 Bad Gateway: the exit relay's policy does not allow this destination.\n"
+	case failUnreachable:
+		return http.StatusBadGateway, "502 Bad Gateway: destination unreachable or name not resolved.\n"
+	case failRefused:
+		return http.StatusBadGateway, "502 Bad Gateway: the destination refused the connection.\n"
+	case failTimeout:
+		return http.StatusGatewayTimeout, "504 Gateway Timeout: connecting to the destination timed out.\n"
+	}
+	return http.StatusBadGateway, "502 Bad Gateway: could not connect through the circuit.\n"
+}

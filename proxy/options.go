@@ -1,0 +1,116 @@
+package proxy
+
+import "time"
+
+// Default listen addresses, on loopback: the usual SOCKS port and the
+// usual local HTTP proxy port (Privoxy's), as in config.Default. Neither
+// collides with Tor's 9050 or 9150.
+const (
+	DefaultSOCKSAddr = "127.0.0.1:1080"
+	DefaultHTTPAddr  = "127.0.0.1:8118"
+)
+
+// PoolOptions configure a Pool. A zero field means its default.
+type PoolOptions struct {
+	// Prebuilt is how many clean circuits the pool keeps ready for new
+	// isolation groups. Default 2; a negative value disables prebuilding.
+	Prebuilt int
+	// Dirtiness is how long a circuit takes new streams, counted from the
+	// moment it is claimed for its first stream (Tor's MaxCircuitDirtiness,
+	// which Tor also counts from first use). A dirty circuit keeps its open
+	// streams and closes when the last one ends. Default 10 minutes.
+	Dirtiness time.Duration
+	// ConnectTimeout bounds one stream open (the exit's connect to the
+	// destination). Default 30 seconds.
+	ConnectTimeout time.Duration
+	// BuildTimeout bounds one circuit build. Default 60 seconds.
+	BuildTimeout time.Duration
+	// MaxCircuits caps live circuits plus builds in flight. When the cap is
+	// reached the pool closes the idle circuit claimed longest ago; if none
+	// is idle, dials fail with ErrTooManyCircuits. Default 32.
+	MaxCircuits int
+}
+
+// Defaults of PoolOptions, and the pool's fixed timings.
+const (
+	DefaultPrebuilt       = 2
+	DefaultDirtiness      = 10 * time.Minute
+	DefaultConnectTimeout = 30 * time.Second
+	DefaultBuildTimeout   = 60 * time.Second
+	DefaultMaxCircuits    = 32
+
+	// cleanMaxAge: a prebuilt circuit nobody claimed is replaced after this
+	// long, so paths keep rotating (Tor's CircuitIdleTimeout is one hour).
+	cleanMaxAge = time.Hour
+	// maxSweepInterval: how often at most the builder looks for dirty idle
+	// circuits to close.
+	maxSweepInterval = 15 * time.Second
+	// Failed prebuilds back off exponentially between these bounds.
+	minBuildBackoff = time.Second
+	maxBuildBackoff = time.Minute
+)
+
+// DefaultPoolOptions returns the documented defaults.
+func DefaultPoolOptions() PoolOptions {
+	return PoolOptions{}.withDefaults()
+}
+
+func (o PoolOptions) withDefaults() PoolOptions {
+	if o.Prebuilt == 0 {
+		o.Prebuilt = DefaultPrebuilt
+	}
+	if o.Prebuilt < 0 {
+		o.Prebuilt = 0
+	}
+	if o.Dirtiness <= 0 {
+		o.Dirtiness = DefaultDirtiness
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	if o.BuildTimeout <= 0 {
+		o.BuildTimeout = DefaultBuildTimeout
+	}
+	if o.MaxCircuits <= 0 {
+		o.MaxCircuits = DefaultMaxCircuits
+	}
+	return o
+}
+
+// ServerOptions configure the front ends. A zero field means its default.
+type ServerOptions struct {
+	// HandshakeTimeout bounds a client's SOCKS handshake or HTTP request
+	// header, so idle half-open clients do not pin goroutines. Default 30 s.
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes an HTTP proxy keep-alive connection that waits this
+	// long for its next request. Default 2 minutes.
+	IdleTimeout time.Duration
+}
+
+// Defaults of ServerOptions.
+const (
+	DefaultHandshakeTimeout = 30 * time.Second
+	DefaultIdleTimeout      = 2 * time.Minute
+
+	// lingerTimeout: after refusing a client (HTTP on the SOCKS port, SOCKS4)
+	// the server reads what the client already sent for at most this long,
+	// so closing does not reset the connection before the client has read
+	// the answer.
+	lingerTimeout = time.Second
+	lingerMax     = 16 << 10
+)
+
+// DefaultServerOptions returns the documented defaults.
+func DefaultServerOptions() ServerOptions {
+	return ServerOptions{}.withDefaults()
+}
+
+func (o ServerOptions) withDefaults() ServerOptions {
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	return o
+}

@@ -1,0 +1,262 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/pikcio/pikcio/exitnode"
+)
+
+var greetingTests = []struct {
+	name string
+	in   []byte
+	kind clientKind
+	out  []byte // replayed greeting
+	err  bool
+}{
+	{"no auth", []byte{5, 1, 0}, clientSOCKS5, []byte{5, 1, 0}, false},
+	{"userpass only", []byte{5, 1, 2}, clientSOCKS5, []byte{5, 1, 2}, false},
+	{"userpass preferred", []byte{5, 2, 0, 2}, clientSOCKS5, []byte{5, 2, 2, 0}, false},
+	{"userpass last of many", []byte{5, 4, 0, 1, 0x80, 2}, clientSOCKS5, []byte{5, 4, 2, 0, 1, 0x80}, false},
+	{"no methods", []byte{5, 0}, clientSOCKS5, []byte{5, 0}, false},
+	{"pipelined request", []byte{5, 1, 0, 5, 1, 0, 1}, clientSOCKS5, []byte{5, 1, 0}, false},
+	{"short methods", []byte{5, 3, 0}, clientUnknown, nil, true},
+	{"no count", []byte{5}, clientUnknown, nil, true},
+	{"empty", nil, clientUnknown, nil, true},
+	{"socks4", []byte{4, 1, 0, 80}, clientSOCKS4, nil, false},
+	{"GET", []byte("GET / HTTP/1.1\r\n"), clientHTTP, nil, false},
+	{"POST", []byte("POST /"), clientHTTP, nil, false},
+	{"CONNECT", []byte("CONNECT a:1 HTTP/1.1"), clientHTTP, nil, false},
+	{"OPTIONS", []byte("OPTIONS *"), clientHTTP, nil, false},
+	{"DELETE", []byte("DELETE /"), clientHTTP, nil, false},
+	{"tls", []byte{0x16, 3, 1}, clientUnknown, nil, false},
+	{"zero", []byte{0}, clientUnknown, nil, false},
+}
+
+func TestReadGreeting(t *testing.T) {
+	for _, tc := range greetingTests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := bytes.NewReader(tc.in)
+			out, kind, err := readGreeting(r)
+			if (err != nil) != tc.err || kind != tc.kind || !bytes.Equal(out, tc.out) {
+				t.Fatalf("got %v %v %v, want %v %v err=%v", out, kind, err, tc.out, tc.kind, tc.err)
+			}
+			if err == nil {
+				// Never reads past the greeting (or the first byte).
+				consumed := len(tc.in) - r.Len()
+				want := 1
+				if kind == clientSOCKS5 {
+					want = len(out)
+				}
+				if consumed != want {
+					t.Fatalf("consumed %d bytes, want %d", consumed, want)
+				}
+			}
+		})
+	}
+}
+
+func FuzzReadGreeting(f *testing.F) {
+	for _, tc := range greetingTests {
+		f.Add(tc.in)
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := bytes.NewReader(in)
+		out, kind, err := readGreeting(r)
+		consumed := len(in) - r.Len()
+		if err != nil {
+			if out != nil || kind != clientUnknown {
+				t.Fatalf("error with output %v %v", out, kind)
+			}
+			return
+		}
+		switch kind {
+		case clientSOCKS5:
+			if in[0] != 5 || len(out) != 2+int(in[1]) || consumed != len(out) {
+				t.Fatalf("greeting %v from %v, consumed %d", out, in, consumed)
+			}
+			// The methods are a permutation of those sent, username/password
+			// first if it was offered.
+			sent, got := slices.Clone(in[2:len(out)]), slices.Clone(out[2:])
+			if slices.Contains(sent, 2) && got[0] != 2 {
+				t.Fatalf("username/password not first: %v", got)
+			}
+			slices.Sort(sent)
+			slices.Sort(got)
+			if !bytes.Equal(sent, got) || !bytes.Equal(out[:2], in[:2]) {
+				t.Fatalf("greeting %v is not a reordering of %v", out, in)
+			}
+		default:
+			if out != nil || consumed != 1 {
+				t.Fatalf("kind %v consumed %d, out %v", kind, consumed, out)
+			}
+		}
+	})
+}
+
+var proxyAuthTests = []struct {
+	in, want string
+}{
+	{"", ""},
+	{"Basic YWxpY2U6cHc=", credentialKey("alice", "pw")},
+	{"basic   YWxpY2U6cHc=  ", credentialKey("alice", "pw")},
+	{"BASIC YWxpY2U6cDp3", credentialKey("alice", "p:w")},
+	{"Basic YWxpY2U=", credentialKey("alice", "")},
+	{"Basic Og==", credentialKey("", "")},
+	{"Basic !!!", "raw:Basic !!!"},
+	{"Bearer tok", "raw:Bearer tok"},
+	{"Basic", "raw:Basic"},
+}
+
+func TestProxyAuthKey(t *testing.T) {
+	for _, tc := range proxyAuthTests {
+		if got := proxyAuthKey(tc.in); got != tc.want {
+			t.Errorf("proxyAuthKey(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	if credentialKey("a", "bc") == credentialKey("ab", "c") {
+		t.Error("credential keys collide")
+	}
+}
+
+func FuzzProxyAuthKey(f *testing.F) {
+	for _, tc := range proxyAuthTests {
+		f.Add(tc.in)
+	}
+	f.Add("Basic " + "dTpw")
+	f.Fuzz(func(t *testing.T, in string) {
+		k := proxyAuthKey(in)
+		if (in == "") != (k == "") {
+			t.Fatalf("%q -> %q: only no header is the default group", in, k)
+		}
+		if k != "" && !strings.HasPrefix(k, "up:") && k != "raw:"+in {
+			t.Fatalf("%q -> %q", in, k)
+		}
+		// Basic credentials round-trip.
+		if u, p, ok := (&http.Request{Header: http.Header{"Authorization": {in}}}).BasicAuth(); ok {
+			if k != credentialKey(u, p) {
+				t.Fatalf("%q -> %q, want the key of %q:%q", in, k, u, p)
+			}
+		}
+	})
+}
+
+var destTests = []struct {
+	in   string
+	host string
+	port uint16
+	ok   bool
+}{
+	{"example.com:80", "example.com", 80, true},
+	{"127.0.0.1:443", "127.0.0.1", 443, true},
+	{"[::1]:8080", "::1", 8080, true},
+	{"[fe80::1%lo]:1", "fe80::1%lo", 1, true},
+	{"a:0", "a", 0, true},
+	{"a:65535", "a", 65535, true},
+	{"a:65536", "", 0, false},
+	{"a:-1", "", 0, false},
+	{"a:http", "", 0, false},
+	{"example.com", "", 0, false},
+	{":80", "", 0, false},
+	{"a b:80", "", 0, false},
+	{"a\x00b:80", "", 0, false},
+	{"\xff:80", "", 0, false},
+	{strings.Repeat("a", 256) + ":80", "", 0, false},
+	{strings.Repeat("a", 255) + ":80", strings.Repeat("a", 255), 80, true},
+}
+
+func TestSplitDest(t *testing.T) {
+	for _, tc := range destTests {
+		host, port, err := splitDest(tc.in)
+		if (err == nil) != tc.ok || host != tc.host || port != tc.port {
+			t.Errorf("splitDest(%q) = %q, %d, %v", tc.in, host, port, err)
+		}
+		if err != nil && !errors.Is(err, errBadDestination) {
+			t.Errorf("splitDest(%q): %v is not errBadDestination", tc.in, err)
+		}
+	}
+}
+
+func FuzzSplitDest(f *testing.F) {
+	for _, tc := range destTests {
+		f.Add(tc.in)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		host, port, err := splitDest(in)
+		if err != nil {
+			return
+		}
+		if host == "" || len(host) > 255 || strings.ContainsAny(host, " \x00\r\n") {
+			t.Fatalf("%q -> bad host %q", in, host)
+		}
+		if h, _, err := splitDest(fmt.Sprintf("[%s]:%d", host, port)); strings.Contains(host, ":") && (err != nil || h != host) {
+			t.Fatalf("%q does not round-trip: %q %v", in, h, err)
+		}
+	})
+}
+
+func TestStripHopHeaders(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   http.Header
+		want http.Header
+	}{
+		{"hop and identifying", http.Header{
+			"Connection": {"keep-alive, X-A"}, "X-A": {"1"}, "Keep-Alive": {"5"}, "Te": {"trailers"},
+			"Trailer": {"X"}, "Upgrade": {"h2c"}, "Via": {"1.1 x"}, "X-Forwarded-For": {"192.0.2.1"},
+			"Forwarded": {"for=x"}, "X-Real-Ip": {"192.0.2.1"}, "Proxy-Authorization": {"Basic x"},
+			"Proxy-Connection": {"keep-alive"}, "Accept": {"*/*"},
+		}, http.Header{"Accept": {"*/*"}}},
+		{"websocket", http.Header{
+			"Connection": {"keep-alive, Upgrade"}, "Upgrade": {"websocket"}, "Sec-Websocket-Key": {"k"},
+		}, http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}, "Sec-Websocket-Key": {"k"}}},
+		{"connection names a header twice", http.Header{
+			"Connection": {"X-A", "x-b,  ,X-A"}, "X-A": {"1"}, "X-B": {"2"}, "X-C": {"3"},
+		}, http.Header{"X-C": {"3"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := tc.in.Clone()
+			stripHopHeaders(h)
+			if fmt.Sprint(h) != fmt.Sprint(tc.want) {
+				t.Fatalf("got %v, want %v", h, tc.want)
+			}
+		})
+	}
+}
+
+func TestErrorClasses(t *testing.T) {
+	for _, tc := range []struct {
+		err    error
+		socks  byte
+		status int
+	}{
+		{exitnode.ErrPolicy, 0x02, 502},
+		{exitnode.ErrUnreachable, 0x04, 502},
+		{exitnode.ErrResolve, 0x04, 502},
+		{errBadDestination, 0x04, 502},
+		{exitnode.ErrRefused, 0x05, 502},
+		{exitnode.ErrTimeout, 0x06, 504},
+		{context.DeadlineExceeded, 0x06, 504},
+		{exitnode.ErrMisc, 0x01, 502},
+		{exitnode.ErrNotExit, 0x01, 502},
+		{ErrTooManyCircuits, 0x01, 502},
+		{io.ErrUnexpectedEOF, 0x01, 502},
+		{context.Canceled, 0x01, 502},
+	} {
+		wrapped := fmt.Errorf("open stream to x: %w", tc.err)
+		status, body := httpFailure(wrapped)
+		if got := socksReply(wrapped); got != tc.socks || status != tc.status {
+			t.Errorf("%v: socks %#02x status %d, want %#02x %d", tc.err, got, status, tc.socks, tc.status)
+		}
+		if strings.Contains(body, wrapped.Error()) || strings.Contains(body, "open stream") {
+			t.Errorf("%v: body %q has the error text", tc.err, body)
+		}
+	}
+}

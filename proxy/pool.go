@@ -1,0 +1,662 @@
+package proxy
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/pikcio/pikcio/exitnode"
+)
+
+// Pool hands out streams on onion circuits. It keeps Prebuilt clean circuits
+// ready, binds a circuit to an isolation key on first use (connections with
+// different keys never share a circuit), retires circuits that are dirty or
+// that NewIdentity retired, closes a retired circuit when its last stream
+// ends, and drops and replaces circuits that die.
+//
+// Dial works from NewPool on; Start starts the background builder that keeps
+// the prebuilt circuits and sweeps dirty idle ones. Close stops everything.
+type Pool struct {
+	build BuildFunc
+	log   *logrus.Entry
+
+	ctx    context.Context // canceled by Close; parent of every build
+	cancel context.CancelFunc
+	wake   chan struct{} // pokes the builder; capacity 1
+	wg     sync.WaitGroup
+
+	mu            sync.Mutex
+	opts          PoolOptions
+	now           func() time.Time
+	started       bool
+	closed        bool
+	circs         map[*poolCircuit]struct{} // live circuits, bound or clean
+	pending       map[string]*pendingBuild  // on-demand builds by isolation key
+	groups        map[string]*group         // isolation keys with live circuits
+	closing       []*poolCircuit            // removed under mu, closed by unlock
+	nextID        uint64
+	nextGroup     int
+	prebuilding   int
+	backoff       time.Duration
+	prebuildAfter time.Time
+	stats         PoolStats
+}
+
+type poolCircuit struct {
+	c        Circuit
+	id       uint64
+	built    time.Time
+	bound    bool // claimed by an isolation group
+	key      string
+	group    *group
+	firstUse time.Time
+	streams  int  // open streams plus opens in progress
+	retired  bool // takes no new streams
+	removed  bool // out of the pool; closed or being closed
+}
+
+type group struct {
+	index    int
+	circuits int
+}
+
+type pendingBuild struct {
+	done chan struct{}
+	err  error
+}
+
+// PoolStats are the pool's counters.
+type PoolStats struct {
+	Circuits      int    // live circuits, including retired ones still carrying streams
+	Clean         int    // prebuilt circuits not yet claimed
+	Retired       int    // live circuits that take no new streams
+	Streams       int    // open streams
+	Building      int    // builds in flight
+	Groups        int    // isolation groups with a live circuit
+	Builds        uint64 // successful builds since NewPool
+	BuildFailures uint64
+	Retries       uint64 // dials retried on a fresh circuit after a circuit failure
+}
+
+// CircuitInfo describes one live circuit for a status page. It names the
+// isolation group by index, never by the credentials behind it.
+type CircuitInfo struct {
+	ID      uint64
+	Group   int           // isolation group index; 0 for a clean circuit
+	Streams int           // open streams
+	Age     time.Duration // since the build finished
+	Used    time.Duration // since first claimed; 0 for a clean circuit
+	Dirty   bool          // used for longer than Dirtiness
+	Retired bool          // takes no new streams (dirty, new identity, or failed)
+}
+
+var _ Dialer = (*Pool)(nil)
+
+// NewPool returns a pool that builds circuits with build.
+func NewPool(build BuildFunc, opts PoolOptions) *Pool {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Pool{
+		build:   build,
+		log:     logrus.WithField("component", "proxy.pool"),
+		ctx:     ctx,
+		cancel:  cancel,
+		wake:    make(chan struct{}, 1),
+		opts:    opts.withDefaults(),
+		now:     time.Now,
+		circs:   make(map[*poolCircuit]struct{}),
+		pending: make(map[string]*pendingBuild),
+		groups:  make(map[string]*group),
+	}
+}
+
+// Start starts the background builder. It is a no-op after the first call or
+// after Close.
+func (p *Pool) Start() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.started || p.closed {
+		return
+	}
+	p.started = true
+	p.wg.Add(1)
+	go p.run()
+}
+
+// Close closes every circuit, stops the builder and waits for all of the
+// pool's goroutines. It is idempotent.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		for pc := range p.circs {
+			p.removeLocked(pc)
+		}
+	}
+	p.unlock()
+	p.cancel()
+	p.wg.Wait()
+	return nil
+}
+
+// Options returns the current options, defaults filled in.
+func (p *Pool) Options() PoolOptions {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.opts
+}
+
+// SetOptions replaces the options (hot reload). New values apply to new work:
+// a shorter Dirtiness retires circuits at their next use or sweep, open
+// streams are never cut.
+func (p *Pool) SetOptions(opts PoolOptions) {
+	p.mu.Lock()
+	p.opts = opts.withDefaults()
+	p.mu.Unlock()
+	p.poke()
+}
+
+// SetDirtiness changes only Dirtiness; see SetOptions.
+func (p *Pool) SetDirtiness(d time.Duration) {
+	p.mu.Lock()
+	o := p.opts
+	p.mu.Unlock()
+	o.Dirtiness = d
+	p.SetOptions(o)
+}
+
+// NewIdentity retires every circuit for new streams at once: new connections
+// go to fresh circuits, open streams continue, and each retired circuit closes
+// when its last stream ends. The builder starts replacing the prebuilt ones.
+func (p *Pool) NewIdentity() {
+	p.mu.Lock()
+	n := 0
+	for pc := range p.circs {
+		if !pc.retired {
+			p.retireLocked(pc)
+			n++
+		}
+	}
+	p.unlock()
+	p.log.WithField("circuits", n).Info("new identity: retired all circuits")
+	p.poke()
+}
+
+// Stats returns the pool's counters.
+func (p *Pool) Stats() PoolStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.stats
+	s.Circuits = len(p.circs)
+	for pc := range p.circs {
+		if !pc.bound && !pc.retired {
+			s.Clean++
+		}
+		if pc.retired {
+			s.Retired++
+		}
+		s.Streams += pc.streams
+	}
+	s.Building = len(p.pending) + p.prebuilding
+	s.Groups = len(p.groups)
+	return s
+}
+
+// Snapshot describes every live circuit, ordered by ID.
+func (p *Pool) Snapshot() []CircuitInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	out := make([]CircuitInfo, 0, len(p.circs))
+	for pc := range p.circs {
+		ci := CircuitInfo{
+			ID:      pc.id,
+			Streams: pc.streams,
+			Age:     now.Sub(pc.built),
+			Retired: pc.retired,
+		}
+		if pc.bound {
+			ci.Group = pc.group.index
+			ci.Used = now.Sub(pc.firstUse)
+			ci.Dirty = ci.Used >= p.opts.Dirtiness
+		}
+		out = append(out, ci)
+	}
+	slices.SortFunc(out, func(a, b CircuitInfo) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Dial opens a stream to host:port on a circuit of the isolation group
+// isolationKey. A dial that fails because its circuit failed (not because the
+// exit reported a destination error) is retried once on a fresh circuit.
+// Errors wrap the exitnode sentinels, context errors, ErrClosed or
+// ErrTooManyCircuits.
+func (p *Pool) Dial(ctx context.Context, isolationKey, host string, port uint16) (net.Conn, error) {
+	for attempt := 0; ; attempt++ {
+		pc, err := p.claim(ctx, isolationKey)
+		if err != nil {
+			return nil, err
+		}
+		conn, err := p.open(ctx, pc, host, port)
+		if err == nil {
+			return conn, nil
+		}
+		if ctx.Err() != nil || !circuitFailure(err) {
+			return nil, err
+		}
+		p.mu.Lock()
+		p.retireLocked(pc)
+		retry := attempt == 0 && !p.closed
+		if retry {
+			p.stats.Retries++
+		}
+		p.unlock()
+		if !retry {
+			return nil, err
+		}
+		p.log.WithError(err).Debug("stream open failed on a broken circuit; retrying on a fresh one")
+	}
+}
+
+// circuitFailure reports whether a failed OpenStream says the circuit is
+// broken rather than the destination unreachable: anything that is not an
+// exit-reported reason, or one that means the path is unusable.
+func circuitFailure(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if errors.Is(err, exitnode.ErrNotExit) || errors.Is(err, exitnode.ErrProtocol) {
+		return true
+	}
+	for _, s := range []error{exitnode.ErrMisc, exitnode.ErrPolicy, exitnode.ErrRefused,
+		exitnode.ErrUnreachable, exitnode.ErrResolve, exitnode.ErrTimeout, exitnode.ErrReset} {
+		if errors.Is(err, s) {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *Pool) open(ctx context.Context, pc *poolCircuit, host string, port uint16) (net.Conn, error) {
+	p.mu.Lock()
+	timeout := p.opts.ConnectTimeout
+	p.mu.Unlock()
+	octx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := pc.c.OpenStream(octx, host, port)
+	if err != nil {
+		p.release(pc)
+		if ctx.Err() == nil && octx.Err() != nil && !errors.Is(err, context.DeadlineExceeded) {
+			// The circuit reported the expired deadline its own way.
+			err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+		}
+		return nil, fmt.Errorf("open stream to %s: %w", net.JoinHostPort(host, strconv.Itoa(int(port))), err)
+	}
+	return &poolStream{Conn: conn, p: p, pc: pc}, nil
+}
+
+// claim returns a circuit for key with one stream reserved on it: the key's
+// circuit if it is still usable, else a clean prebuilt one, else a new build.
+func (p *Pool) claim(ctx context.Context, key string) (*poolCircuit, error) {
+	for builds := 0; ; builds++ {
+		p.mu.Lock()
+		if p.closed {
+			p.unlock()
+			return nil, ErrClosed
+		}
+		now := p.now()
+		var best, clean *poolCircuit
+		for pc := range p.circs {
+			if !p.usableLocked(pc, now) {
+				continue
+			}
+			switch {
+			case pc.bound && pc.key == key:
+				if best == nil || pc.firstUse.After(best.firstUse) {
+					best = pc
+				}
+			case !pc.bound:
+				if clean == nil || pc.built.Before(clean.built) {
+					clean = pc
+				}
+			}
+		}
+		if best == nil && clean != nil {
+			p.bindLocked(clean, key, now)
+			best = clean
+			p.poke()
+		}
+		if best != nil {
+			best.streams++
+			p.unlock()
+			return best, nil
+		}
+		if builds == 2 {
+			p.unlock()
+			return nil, fmt.Errorf("get circuit: fresh circuits keep dying: %w", ErrNoCircuit)
+		}
+		pb := p.pending[key]
+		if pb == nil {
+			if err := p.makeRoomLocked(); err != nil {
+				p.unlock()
+				return nil, err
+			}
+			pb = &pendingBuild{done: make(chan struct{})}
+			p.pending[key] = pb
+			p.wg.Add(1)
+			go p.buildFor(key, pb)
+		}
+		p.unlock()
+		select {
+		case <-pb.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for circuit: %w", ctx.Err())
+		}
+		if pb.err != nil {
+			return nil, pb.err
+		}
+	}
+}
+
+// usableLocked reports whether pc takes new streams now, and retires it if it
+// has become dirty or died.
+func (p *Pool) usableLocked(pc *poolCircuit, now time.Time) bool {
+	if pc.retired {
+		return false
+	}
+	select {
+	case <-pc.c.Done():
+		p.removeLocked(pc)
+		return false
+	default:
+	}
+	if pc.bound && now.Sub(pc.firstUse) >= p.opts.Dirtiness {
+		p.retireLocked(pc)
+		return false
+	}
+	return true
+}
+
+func (p *Pool) bindLocked(pc *poolCircuit, key string, now time.Time) {
+	g := p.groups[key]
+	if g == nil {
+		p.nextGroup++
+		g = &group{index: p.nextGroup}
+		p.groups[key] = g
+	}
+	g.circuits++
+	pc.bound, pc.key, pc.group, pc.firstUse = true, key, g, now
+}
+
+// retireLocked stops pc from taking new streams and closes it if it has none.
+func (p *Pool) retireLocked(pc *poolCircuit) {
+	pc.retired = true
+	if pc.streams == 0 {
+		p.removeLocked(pc)
+	}
+}
+
+// removeLocked takes pc out of the pool; unlock closes it.
+func (p *Pool) removeLocked(pc *poolCircuit) {
+	if pc.removed {
+		return
+	}
+	pc.removed, pc.retired = true, true
+	delete(p.circs, pc)
+	if pc.bound {
+		pc.group.circuits--
+		if pc.group.circuits == 0 {
+			delete(p.groups, pc.key)
+		}
+	}
+	p.closing = append(p.closing, pc)
+}
+
+// unlock releases mu and closes the circuits removed meanwhile.
+func (p *Pool) unlock() {
+	cl := p.closing
+	p.closing = nil
+	p.mu.Unlock()
+	for _, pc := range cl {
+		_ = pc.c.Close()
+		p.log.WithField("circuit", pc.id).Debug("circuit closed")
+	}
+}
+
+// release ends one stream (or a failed open) on pc.
+func (p *Pool) release(pc *poolCircuit) {
+	p.mu.Lock()
+	pc.streams--
+	if pc.streams == 0 && !pc.removed {
+		if pc.bound && p.now().Sub(pc.firstUse) >= p.opts.Dirtiness {
+			pc.retired = true
+		}
+		if pc.retired {
+			p.removeLocked(pc)
+		}
+	}
+	p.unlock()
+}
+
+// makeRoomLocked makes sure one more build stays within MaxCircuits, closing
+// the idle circuit claimed longest ago if needed.
+func (p *Pool) makeRoomLocked() error {
+	if len(p.circs)+len(p.pending)+p.prebuilding < p.opts.MaxCircuits {
+		return nil
+	}
+	var victim *poolCircuit
+	for pc := range p.circs {
+		if pc.streams != 0 || pc.retired {
+			continue
+		}
+		if victim == nil || !pc.bound || (victim.bound && pc.firstUse.Before(victim.firstUse)) {
+			victim = pc
+		}
+	}
+	if victim == nil {
+		return ErrTooManyCircuits
+	}
+	p.retireLocked(victim)
+	return nil
+}
+
+// addLocked puts a freshly built circuit into the pool and watches it.
+func (p *Pool) addLocked(c Circuit) *poolCircuit {
+	p.nextID++
+	pc := &poolCircuit{c: c, id: p.nextID, built: p.now()}
+	p.circs[pc] = struct{}{}
+	p.stats.Builds++
+	p.wg.Add(1)
+	go p.watch(pc)
+	return pc
+}
+
+// watch drops pc from the pool when it dies, and pokes the builder so that a
+// clean circuit replaces it.
+func (p *Pool) watch(pc *poolCircuit) {
+	defer p.wg.Done()
+	select {
+	case <-pc.c.Done():
+	case <-p.ctx.Done():
+		return
+	}
+	p.mu.Lock()
+	died := !pc.removed
+	p.removeLocked(pc)
+	p.unlock()
+	if died {
+		p.log.WithField("circuit", pc.id).Info("circuit died; replacing it")
+		p.poke()
+	}
+}
+
+func (p *Pool) buildCircuit() (Circuit, error) {
+	p.mu.Lock()
+	timeout := p.opts.BuildTimeout
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(p.ctx, timeout)
+	defer cancel()
+	c, err := p.build(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("build circuit: %w", err)
+	}
+	return c, nil
+}
+
+// buildFor builds a circuit for the isolation group key; Dials for key wait
+// on pb.
+func (p *Pool) buildFor(key string, pb *pendingBuild) {
+	defer p.wg.Done()
+	c, err := p.buildCircuit()
+	p.mu.Lock()
+	delete(p.pending, key)
+	switch {
+	case err != nil:
+		p.stats.BuildFailures++
+		pb.err = err
+	case p.closed:
+		pb.err = ErrClosed
+	default:
+		pc := p.addLocked(c)
+		p.bindLocked(pc, key, p.now())
+		c = nil
+	}
+	close(pb.done)
+	p.unlock()
+	if c != nil {
+		_ = c.Close()
+	}
+	if err != nil {
+		p.log.WithError(err).Warn("circuit build failed")
+	}
+}
+
+func (p *Pool) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run is the builder: it keeps Prebuilt clean circuits and closes dirty idle
+// and stale clean ones.
+func (p *Pool) run() {
+	defer p.wg.Done()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		p.mu.Lock()
+		next := p.maintainLocked()
+		p.unlock()
+		timer.Reset(next)
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-p.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// maintainLocked sweeps the pool, starts the prebuilds that are due and
+// returns when to look again.
+func (p *Pool) maintainLocked() time.Duration {
+	if p.closed {
+		return maxSweepInterval
+	}
+	now := p.now()
+	clean := 0
+	for pc := range p.circs {
+		if !p.usableLocked(pc, now) {
+			continue
+		}
+		if !pc.bound {
+			if now.Sub(pc.built) >= cleanMaxAge {
+				p.retireLocked(pc)
+				continue
+			}
+			clean++
+		}
+	}
+	next := min(maxSweepInterval, max(p.opts.Dirtiness/4, 100*time.Millisecond))
+	for clean+p.prebuilding < p.opts.Prebuilt &&
+		len(p.circs)+len(p.pending)+p.prebuilding < p.opts.MaxCircuits {
+		if wait := p.prebuildAfter.Sub(now); wait > 0 {
+			next = min(next, wait)
+			break
+		}
+		p.prebuilding++
+		p.wg.Add(1)
+		go p.prebuild()
+	}
+	return next
+}
+
+func (p *Pool) prebuild() {
+	defer p.wg.Done()
+	c, err := p.buildCircuit()
+	p.mu.Lock()
+	p.prebuilding--
+	switch {
+	case err != nil:
+		p.stats.BuildFailures++
+		p.backoff = min(max(2*p.backoff, minBuildBackoff), maxBuildBackoff)
+		p.prebuildAfter = p.now().Add(p.backoff)
+	case p.closed:
+	default:
+		p.addLocked(c)
+		p.backoff = 0
+		c = nil
+	}
+	p.unlock()
+	if c != nil {
+		_ = c.Close()
+	}
+	if err != nil && p.ctx.Err() == nil {
+		p.log.WithError(err).Warn("prebuilding a circuit failed")
+	}
+	p.poke()
+}
+
+// poolStream is a stream on a pool circuit; closing it releases the circuit.
+type poolStream struct {
+	net.Conn
+	p    *Pool
+	pc   *poolCircuit
+	once sync.Once
+}
+
+func (s *poolStream) Close() error {
+	err := s.Conn.Close()
+	s.once.Do(func() { s.p.release(s.pc) })
+	return err
+}
+
+// CloseWrite half-closes the stream.
+func (s *poolStream) CloseWrite() error {
+	if cw, ok := s.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return s.Close()
+}
+
+// LocalAddr is always a *net.TCPAddr, as go-socks5 asserts.
+func (s *poolStream) LocalAddr() net.Addr {
+	if a, ok := s.Conn.LocalAddr().(*net.TCPAddr); ok {
+		return a
+	}
+	return &net.TCPAddr{IP: net.IPv4zero}
+}
+
+// WriteTo lets io.Copy relay without holding a large buffer while idle.
+func (s *poolStream) WriteTo(w io.Writer) (int64, error) {
+	return copyAdaptive(w, s.Conn)
+}
