@@ -159,7 +159,7 @@ func heapNow() uint64 {
 // process (client, both relays) by the circuits and the relay count,
 // after subtracting the client's share measured on its own.
 func BenchmarkIdleCircuitMemory(b *testing.B) {
-	n := newTestNet(b, netOpts{relays: 2})
+	n := newTestNet(b, netOpts{relays: 2, relay: RelayOptions{HandshakesPerSecond: 1e6, HandshakeBurst: 1e6}})
 	_ = n.build(b, 0, 1).Close()
 	const count = 500
 	for i := 0; i < b.N; i++ {
@@ -178,6 +178,11 @@ func BenchmarkIdleCircuitMemory(b *testing.B) {
 		b.ReportMetric(float64(after-before)/float64(relayOnly)/1024, "KiB/relay-circuit-upper")
 		for _, c := range circs {
 			_ = c.Close()
+		}
+		for _, r := range n.relays {
+			for r.Stats().Circuits > 0 {
+				time.Sleep(10 * time.Millisecond)
+			}
 		}
 	}
 }

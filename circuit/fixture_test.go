@@ -33,7 +33,11 @@ func newHost(t testing.TB, addrs ...string) host.Host {
 	if len(addrs) == 0 {
 		addrs = []string{"/ip4/127.0.0.1/tcp/0"}
 	}
-	h, err := libp2p.New(libp2p.ListenAddrStrings(addrs...), libp2p.DisableRelay())
+	rm, err := ResourceManager(RelayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := libp2p.New(libp2p.ListenAddrStrings(addrs...), libp2p.DisableRelay(), libp2p.ResourceManager(rm))
 	if err != nil {
 		t.Fatalf("libp2p host: %v", err)
 	}

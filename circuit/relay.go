@@ -670,19 +670,39 @@ type halfCloser interface{ CloseWrite() error }
 
 var splicePool = sync.Pool{New: func() any { b := make([]byte, 4*MaxCellData); return &b }}
 
+// spliceIdle is the buffer a splice holds while it waits for data; it takes
+// a pooled large buffer only while data keeps coming, so an idle stream at
+// an exit costs little.
+const spliceIdle = 1024
+
 // splice copies src to dst. On EOF it half-closes dst; on an error it
 // closes both.
 func splice(dst, src net.Conn) {
-	bp := splicePool.Get().(*[]byte)
-	defer splicePool.Put(bp)
-	buf := *bp
+	var small [spliceIdle]byte
+	var big *[]byte
+	defer func() {
+		if big != nil {
+			splicePool.Put(big)
+		}
+	}()
 	for {
+		buf := small[:]
+		if big != nil {
+			buf = *big
+		}
 		n, err := src.Read(buf)
 		if n > 0 {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				abort(dst, src)
 				return
 			}
+		}
+		switch {
+		case big == nil && n == len(buf):
+			big = splicePool.Get().(*[]byte) // busy: read in large pieces
+		case big != nil && n < len(buf)/4:
+			splicePool.Put(big) // quiet again
+			big = nil
 		}
 		if errors.Is(err, io.EOF) {
 			if hc, ok := dst.(halfCloser); ok {

@@ -28,6 +28,7 @@ const onlyAtExit = "only-at-exit.test"
 // client host, a circuit pool and the two proxy front ends.
 type network struct {
 	relays    []*circuit.Relay
+	hops      []circuit.Hop
 	client    *circuit.Client
 	pool      *proxy.Pool
 	server    *proxy.Server
@@ -83,6 +84,7 @@ func newNetwork(tb testing.TB, popts proxy.PoolOptions) *network {
 		n.relays = append(n.relays, r)
 		hops = append(hops, r.Hop())
 	}
+	n.hops = hops
 	n.exitBytes = func() uint64 { return n.relays[2].Stats().Bytes }
 	n.client = circuit.NewClient(newHost(tb), circuit.ClientOptions{})
 	tb.Cleanup(func() { _ = n.client.Close() })
