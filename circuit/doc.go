@@ -44,13 +44,15 @@
 // every cell also costs a fixed amount of work at every hop (framing,
 // locks, a MAC). BenchmarkBulk3Hops (64 MiB down through 3 hops, all in one
 // process on loopback, batching in place) was run three times for each
-// size, interleaved, on the shared 2-core machine while other work loaded
-// it: 2048-byte cells gave 49, 61 and 41 MB/s (median 49), 4096-byte cells
-// 60, 86 and 125 MB/s (median 86), 8192-byte cells 66, 55 and 77 MB/s
-// (median 66). Smaller cells pay the per-cell work twice as often; larger
-// ones make a 16-cell batch span many TLS records and cost a keystroke two
-// pages instead of one. Tor's 514 bytes suit links where per-cell work is
-// cheap next to bandwidth, which is not the case here.
+// size, interleaved, on the 2-core development machine when it was quiet:
+// 2048-byte cells gave a median of 191 MB/s, 4096-byte cells 221 MB/s and
+// 8192-byte cells 280 MB/s (under heavy load from other work the medians
+// were 49, 86 and 66 MB/s). 4096 is kept: it clears the 150 MB/s bar with
+// room, while every small message (a SENDME, a BEGIN, an HTTP request, a
+// keystroke) costs half what it would in an 8192-byte cell, and so does
+// every cell a flow-control window lets wait in memory. Tor's 514 bytes
+// suit links where per-cell work is cheap next to bandwidth; here they
+// would cost most of the speed.
 //
 // Flow control: a sender may have 128 DATA cells of one stream (512 KiB)
 // and 256 of the whole circuit (1 MiB) that the far edge has not credited
