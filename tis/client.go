@@ -1,0 +1,314 @@
+package tis
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	pb "github.com/libp2p/go-libp2p/core/crypto/pb"
+)
+
+// Files of an enrolled node in its data directory, mode 0600.
+const (
+	// EnrollmentFile holds the encoded Enrollment (both certificates and the
+	// bootstraps).
+	EnrollmentFile = "tis-enrollment.bin"
+	// MatryoshkaKeyFile holds the Matryoshka Ed25519 private key (64 raw
+	// bytes). It never leaves the node.
+	MatryoshkaKeyFile = "matryoshka.key"
+)
+
+// DefaultClientTimeout bounds one request of a Client made by NewClient.
+const DefaultClientTimeout = 30 * time.Second
+
+// Client talks to a TIS whose root key is pinned.
+type Client struct {
+	// BaseURL is the TIS URL, e.g. "http://127.0.0.1:7070".
+	BaseURL string
+	// Root is the pinned root key; everything the TIS sends is checked
+	// against it.
+	Root ed25519.PublicKey
+	// HTTP is the HTTP client (TLS settings live here).
+	HTTP *http.Client
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// NewClient returns a Client with an HTTP client bounded by
+// DefaultClientTimeout.
+func NewClient(baseURL string, root ed25519.PublicKey) *Client {
+	return &Client{BaseURL: baseURL, Root: root, HTTP: &http.Client{Timeout: DefaultClientTimeout}}
+}
+
+// BaseURL turns the --tis argument into a base URL: a URL is kept; a bare
+// host:port becomes http:// on a loopback address and https:// elsewhere.
+func BaseURL(addr string) string {
+	if strings.Contains(addr, "://") {
+		return strings.TrimRight(addr, "/")
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err == nil {
+		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+			return "http://" + addr
+		}
+	}
+	return "https://" + addr
+}
+
+func (c *Client) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c *Client) url(path string) (string, error) {
+	u, err := url.Parse(strings.TrimRight(c.BaseURL, "/") + path)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("TIS URL %q: want http:// or https:// and a host", c.BaseURL)
+	}
+	return u.String(), nil
+}
+
+// Enroll is NewClient(baseURL, rootKey).Enroll.
+func Enroll(ctx context.Context, baseURL string, rootKey ed25519.PublicKey, nodeKey crypto.PrivKey, matryoshkaKey ed25519.PrivateKey, name, email string) (*Enrollment, error) {
+	return NewClient(baseURL, rootKey).Enroll(ctx, nodeKey, matryoshkaKey, name, email)
+}
+
+// FetchRevocations is NewClient(baseURL, rootKey).FetchRevocations.
+func FetchRevocations(ctx context.Context, baseURL string, rootKey ed25519.PublicKey) (*RevocationList, error) {
+	return NewClient(baseURL, rootKey).FetchRevocations(ctx)
+}
+
+// NewEnrollRequest builds the enrollment request for the two key pairs and
+// the properties (normalized first), signed by both private keys at now.
+func NewEnrollRequest(root ed25519.PublicKey, nodeKey crypto.PrivKey, matryoshkaKey ed25519.PrivateKey, name, email string, now time.Time) (*EnrollRequest, error) {
+	if nodeKey == nil || nodeKey.Type() != pb.KeyType_Ed25519 {
+		return nil, fmt.Errorf("node key: %w", ErrUnsupportedKey)
+	}
+	if len(matryoshkaKey) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("matryoshka key: %w", ErrUnsupportedKey)
+	}
+	nodePub, err := nodeKey.GetPublic().Raw()
+	if err != nil {
+		return nil, fmt.Errorf("node key: %w", err)
+	}
+	p, err := normalizeProperties(name, email)
+	if err != nil {
+		return nil, err
+	}
+	q := &EnrollRequest{
+		Root:          RootKeyID(root),
+		Time:          now.UTC().Truncate(time.Second),
+		NodeKey:       ed25519.PublicKey(nodePub),
+		MatryoshkaKey: matryoshkaKey.Public().(ed25519.PublicKey),
+		Name:          p.name,
+		Email:         p.email,
+	}
+	body, err := q.body()
+	if err != nil {
+		return nil, err
+	}
+	if q.NodeSig, err = nodeKey.Sign(signedBy(enrollNodeContext, body)); err != nil {
+		return nil, fmt.Errorf("sign with node key: %w", err)
+	}
+	q.MatryoshkaSig = ed25519.Sign(matryoshkaKey, signedBy(enrollMatryoshkaContext, body))
+	return q, nil
+}
+
+// Enroll asks the TIS for the two certificates of the node key and the
+// Matryoshka key, and checks the answer against the pinned root and the
+// keys. Refusals wrap the sentinel the TIS gave (ErrAlreadyEnrolled,
+// ErrProofOfPossession, ...), others ErrRejected.
+func (c *Client) Enroll(ctx context.Context, nodeKey crypto.PrivKey, matryoshkaKey ed25519.PrivateKey, name, email string) (*Enrollment, error) {
+	q, err := NewEnrollRequest(c.Root, nodeKey, matryoshkaKey, name, email, c.now())
+	if err != nil {
+		return nil, err
+	}
+	body, err := q.Encode()
+	if err != nil {
+		return nil, err
+	}
+	u, err := c.url(PathEnroll)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	resp, err := c.do(req, MaxEnrollmentSize)
+	if err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
+	}
+	e, err := DecodeEnrollment(resp)
+	if err != nil {
+		return nil, fmt.Errorf("enroll: answer: %w", err)
+	}
+	if err := e.Verify(c.Root, q.NodeKey, q.MatryoshkaKey, c.now()); err != nil {
+		return nil, fmt.Errorf("enroll: answer: %w", err)
+	}
+	return e, nil
+}
+
+// FetchRevocations gets the TIS's revocation list and verifies it.
+func (c *Client) FetchRevocations(ctx context.Context) (*RevocationList, error) {
+	u, err := c.url(PathRevocations)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("fetch revocations: %w", err)
+	}
+	b, err := c.do(req, int64(MaxRevocationListSize))
+	if err != nil {
+		return nil, fmt.Errorf("fetch revocations: %w", err)
+	}
+	l, err := ParseRevocationList(b, c.Root)
+	if err != nil {
+		return nil, fmt.Errorf("fetch revocations: %w", err)
+	}
+	return l, nil
+}
+
+// do sends req and returns a 200 body of at most max bytes; a refusal
+// becomes the sentinel named by its error header.
+func (c *Client) do(req *http.Request, max int64) ([]byte, error) {
+	hc := c.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: DefaultClientTimeout}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		code := resp.Header.Get(errorHeader)
+		for _, ec := range errorCodes {
+			if ec.code == code {
+				return nil, fmt.Errorf("TIS answered %s: %w", resp.Status, ec.err)
+			}
+		}
+		return nil, fmt.Errorf("TIS answered %s: %w", resp.Status, ErrRejected)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("answer over %d bytes: %w", max, ErrMalformed)
+	}
+	return b, nil
+}
+
+// EnrollNode enrolls the node whose data directory is dir: it loads or
+// creates the Matryoshka key there, enrolls nodeKey and that key with the
+// TIS at baseURL (pinned root), and saves the enrollment in dir. This is
+// what `pikcio enroll` runs.
+func EnrollNode(ctx context.Context, baseURL string, root ed25519.PublicKey, nodeKey crypto.PrivKey, dir, name, email string) (*Enrollment, error) {
+	mk, err := LoadOrCreateMatryoshkaKey(dir)
+	if err != nil {
+		return nil, err
+	}
+	e, err := Enroll(ctx, baseURL, root, nodeKey, mk, name, email)
+	if err != nil {
+		return nil, err
+	}
+	if err := SaveEnrollment(dir, e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// LoadOrCreateMatryoshkaKey reads the Matryoshka private key in the node
+// data directory dir, or creates it (mode 0600) on first use.
+func LoadOrCreateMatryoshkaKey(dir string) (ed25519.PrivateKey, error) {
+	if err := ensureDir(dir); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, MatryoshkaKeyFile)
+	k, err := readMatryoshkaKey(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return k, err
+	}
+	_, k, err = ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate matryoshka key: %w", err)
+	}
+	if err := writeNew(path, k); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return readMatryoshkaKey(path)
+		}
+		return nil, err
+	}
+	return k, nil
+}
+
+func readMatryoshkaKey(path string) (ed25519.PrivateKey, error) {
+	b, err := readPrivate(path, ed25519.PrivateKeySize)
+	if err != nil {
+		return nil, fmt.Errorf("matryoshka key: %w", err)
+	}
+	if len(b) != ed25519.PrivateKeySize || !bytes.Equal(ed25519.NewKeyFromSeed(b[:ed25519.SeedSize]), b) {
+		return nil, fmt.Errorf("matryoshka key %s: %w", path, ErrMalformed)
+	}
+	return ed25519.PrivateKey(b), nil
+}
+
+// SaveEnrollment stores e in the node data directory dir (EnrollmentFile,
+// 0600, replaced atomically). The Matryoshka key must already be in dir
+// (LoadOrCreateMatryoshkaKey) and match the Matryoshka certificate.
+func SaveEnrollment(dir string, e *Enrollment) error {
+	k, err := readMatryoshkaKey(filepath.Join(dir, MatryoshkaKeyFile))
+	if err != nil {
+		return fmt.Errorf("save enrollment: %w", err)
+	}
+	if e.MatryoshkaCert == nil || !k.Public().(ed25519.PublicKey).Equal(e.MatryoshkaCert.SubjectKey) {
+		return fmt.Errorf("save enrollment: matryoshka certificate: %w", ErrWrongKey)
+	}
+	b, err := e.Encode()
+	if err != nil {
+		return fmt.Errorf("save enrollment: %w", err)
+	}
+	return writeAtomic(filepath.Join(dir, EnrollmentFile), b)
+}
+
+// LoadEnrollment reads the enrollment and the Matryoshka private key from
+// the node data directory dir. The certificates are decoded, and the
+// Matryoshka key checked against its certificate, but not verified against
+// a root: call Enrollment.Verify or VerifyNodeCert. A node never enrolled
+// gets an error wrapping fs.ErrNotExist.
+func LoadEnrollment(dir string) (*Enrollment, ed25519.PrivateKey, error) {
+	b, err := readPrivate(filepath.Join(dir, EnrollmentFile), MaxEnrollmentSize)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load enrollment: %w", err)
+	}
+	e, err := DecodeEnrollment(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load enrollment: %w", err)
+	}
+	k, err := readMatryoshkaKey(filepath.Join(dir, MatryoshkaKeyFile))
+	if err != nil {
+		return nil, nil, fmt.Errorf("load enrollment: %w", err)
+	}
+	if !k.Public().(ed25519.PublicKey).Equal(e.MatryoshkaCert.SubjectKey) {
+		return nil, nil, fmt.Errorf("load enrollment: matryoshka certificate: %w", ErrWrongKey)
+	}
+	return e, k, nil
+}
