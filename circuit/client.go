@@ -130,20 +130,20 @@ func (c *Client) Build(ctx context.Context, path []Hop) (*Circuit, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = s.SetDeadline(dl)
 	}
-	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	stop := context.AfterFunc(ctx, func() { reset(s) })
 	err = ci.build(ctx)
 	if !stop() {
 		err = errors.Join(err, ctx.Err())
 	}
 	if err != nil {
-		s.Reset()
+		reset(s)
 		return nil, err
 	}
 	_ = s.SetDeadline(time.Time{})
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		s.Reset()
+		reset(s)
 		return nil, fmt.Errorf("build circuit: %w", ErrCircuitClosed)
 	}
 	c.circuits[ci] = struct{}{}
@@ -385,7 +385,7 @@ func (ci *Circuit) fail(err error, reason DestroyReason) {
 			refuse(ci.link, reason)
 			ci.wmu.Unlock()
 		} else {
-			ci.link.Reset()
+			reset(ci.link)
 		}
 		if ci.edge != nil {
 			ci.edge.kill(err)

@@ -164,7 +164,7 @@ func (r *Relay) Close() error {
 		circs = append(circs, rc)
 	}
 	for s := range r.pending {
-		s.Reset()
+		reset(s)
 	}
 	r.mu.Unlock()
 	for _, rc := range circs {
@@ -207,6 +207,14 @@ func (r *Relay) settle(s network.Stream, prev peer.ID, rc *relayCirc) bool {
 	return true
 }
 
+// reset aborts a link stream. The deadline comes first: a reset alone does
+// not wake a write that waits for room in the connection's send queue, and
+// such a write would hold its circuit, and the relay's Close, forever.
+func reset(s network.Stream) {
+	_ = s.SetDeadline(time.Now())
+	_ = s.Reset()
+}
+
 func refuse(s network.Stream, reason DestroyReason) {
 	cell := getCell()
 	clear(*cell)
@@ -218,7 +226,7 @@ func refuse(s network.Stream, reason DestroyReason) {
 	// A reset would overtake the DESTROY at the peer, so close gracefully
 	// when the write went through.
 	if err != nil || s.Close() != nil {
-		s.Reset()
+		reset(s)
 	}
 }
 
@@ -240,7 +248,7 @@ func (r *Relay) handle(s network.Stream) {
 		if reason != DestroyNone {
 			refuse(s, reason)
 		} else {
-			s.Reset()
+			reset(s)
 		}
 		return
 	}
@@ -295,11 +303,14 @@ type relayCirc struct {
 	prevPeer peer.ID
 	l        *layer
 
-	pmu  sync.Mutex // writes towards the client and the backward crypto
-	nmu  sync.Mutex // writes towards the next hop
-	next network.Stream
+	pmu sync.Mutex // writes towards the client and the backward crypto
+	nmu sync.Mutex // writes towards the next hop
 
+	// next is set once, by the forward loop when it extends; that loop
+	// reads it freely, others under emu (never under nmu, which a blocked
+	// write may hold).
 	emu  sync.Mutex
+	next network.Stream
 	edge *edge // exit streams, made on the first stream message
 
 	ctx       context.Context // canceled when the circuit closes
@@ -481,39 +492,39 @@ func (rc *relayCirc) extend(ext extendMsg) (DestroyReason, error) {
 	defer putCell(cell)
 	putHandshake(*cell, cmdCreate, ext.handshake)
 	if _, err := ns.Write(*cell); err != nil {
-		ns.Reset()
+		reset(ns)
 		return DestroyConnect, fmt.Errorf("extend: send create: %w", err)
 	}
 	reply, err := readCell(ns)
 	if err != nil {
-		ns.Reset()
+		reset(ns)
 		return DestroyConnect, fmt.Errorf("extend: read created: %w", err)
 	}
 	defer putCell(reply)
 	switch (*reply)[0] {
 	case cmdCreated:
 	case cmdDestroy:
-		ns.Reset()
+		reset(ns)
 		return DestroyReason((*reply)[1]), fmt.Errorf("extend: next hop refused: %w", &DestroyedError{Reason: DestroyReason((*reply)[1])})
 	default:
-		ns.Reset()
+		reset(ns)
 		return DestroyConnect, fmt.Errorf("extend: cell %d instead of created: %w", (*reply)[0], ErrMalformed)
 	}
 	hs, err := getHandshake(*reply)
 	if err != nil {
-		ns.Reset()
+		reset(ns)
 		return DestroyConnect, fmt.Errorf("extend: %w", err)
 	}
 	_ = ns.SetDeadline(time.Time{})
 	select {
 	case <-rc.done:
-		ns.Reset()
+		reset(ns)
 		return DestroyNone, ErrCircuitClosed
 	default:
 	}
-	rc.nmu.Lock()
+	rc.emu.Lock()
 	rc.next = ns
-	rc.nmu.Unlock()
+	rc.emu.Unlock()
 	if err := rc.sendRelay(relayExtended, 0, hs); err != nil {
 		return DestroyNone, err
 	}
@@ -635,18 +646,12 @@ func (rc *relayCirc) close(reason DestroyReason, err error) {
 		close(rc.done)
 		rc.cancel()
 		r := rc.r
-		rc.nmu.Lock()
+		rc.emu.Lock()
 		next := rc.next
-		rc.nmu.Unlock()
-		for _, s := range []network.Stream{rc.prev, next} {
-			if s == nil {
-				continue
-			}
-			if reason != DestroyNone {
-				refuse(s, reason)
-			} else {
-				s.Reset()
-			}
+		rc.emu.Unlock()
+		rc.closeLink(rc.prev, &rc.pmu, reason)
+		if next != nil {
+			rc.closeLink(next, &rc.nmu, reason)
 		}
 		rc.emu.Lock()
 		e := rc.edge
@@ -663,6 +668,22 @@ func (rc *relayCirc) close(reason DestroyReason, err error) {
 		r.mu.Unlock()
 		r.log.WithError(err).Debug("circuit closed")
 	})
+}
+
+// closeLink ends one of the circuit's links, with a DESTROY when there is a
+// reason to give. A link has one writer at a time, under its mutex: yamux
+// wakes a single blocked writer when its stream dies, so a second one could
+// sleep forever. The write deadline makes a writer blocked on a stalled
+// peer give the mutex up.
+func (rc *relayCirc) closeLink(s network.Stream, mu *sync.Mutex, reason DestroyReason) {
+	if reason == DestroyNone {
+		reset(s)
+		return
+	}
+	_ = s.SetWriteDeadline(time.Now().Add(time.Second))
+	mu.Lock()
+	refuse(s, reason)
+	mu.Unlock()
 }
 
 // halfCloser is a conn that can close its write side.
