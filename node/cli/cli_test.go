@@ -1,0 +1,142 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func run(args ...string) (code int, stdout, stderr string) {
+	var out, errb strings.Builder
+	code = Main(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestHelp(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--help"}, "Commands:"},
+		{[]string{"-h"}, "Commands:"},
+		{[]string{"help"}, "Commands:"},
+		{[]string{"help", "relay"}, "Usage: pikcio relay"},
+		{[]string{"demo", "--help"}, "--relays"},
+		{[]string{"demo", "-h"}, "--exit-policy"},
+		{[]string{"client", "--help"}, "--socks"},
+		{[]string{"client", "--help"}, "--bootstrap"},
+		{[]string{"relay", "--help"}, "--exit"},
+		{[]string{"relay", "--help"}, "--config"},
+		{[]string{"version", "--help"}, "Usage: pikcio version"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, out, errOut := run(tc.args...)
+			if code != 0 {
+				t.Fatalf("exit %d, stderr %q", code, errOut)
+			}
+			if !strings.Contains(out, tc.want) {
+				t.Fatalf("stdout lacks %q:\n%s", tc.want, out)
+			}
+		})
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.toml")
+	if err := os.WriteFile(bad, []byte("[client]\nhops = 9\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		args []string
+		want string // in stderr
+	}{
+		{"no command", nil, "Commands:"},
+		{"unknown command", []string{"serve"}, `unknown command "serve"`},
+		{"unknown flag", []string{"demo", "--bogus"}, "flag provided but not defined: -bogus"},
+		{"unknown flag of another command", []string{"client", "--exit"}, "not defined: -exit"},
+		{"stray argument", []string{"relay", "extra"}, `unexpected argument "extra"`},
+		{"stray argument after flags", []string{"demo", "--relays", "4", "x"}, `unexpected argument "x"`},
+		{"version argument", []string{"version", "x"}, `unexpected argument "x"`},
+		{"bad number", []string{"demo", "--relays", "many"}, "invalid value"},
+		{"too few relays", []string{"demo", "--relays", "2"}, "--relays 2"},
+		{"bad exit rule", []string{"relay", "--exit", "--exit-policy", "allow everything"}, "invalid value"},
+		{"exit policy without exit", []string{"relay", "--exit-policy", "accept *:80"}, "--exit-policy needs --exit"},
+		{"bad hops", []string{"client", "--hops", "9"}, "client.hops"},
+		{"bad bootstrap", []string{"client", "--bootstrap", "/ip4/127.0.0.1/tcp/1"}, "node.bootstrap"},
+		{"bad config file", []string{"client", "--config", bad}, "bad.toml:2: client.hops"},
+		{"missing config file", []string{"relay", "--config", filepath.Join(dir, "none.toml")}, "none.toml"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errOut := run(tc.args...)
+			if code != exitUsage {
+				t.Fatalf("exit %d, want %d; stderr %q", code, exitUsage, errOut)
+			}
+			if !strings.Contains(errOut, tc.want) {
+				t.Fatalf("stderr lacks %q:\n%s", tc.want, errOut)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := run("version")
+	if code != 0 || !strings.HasPrefix(out, "pikcio ") || !strings.Contains(out, "go1") {
+		t.Fatalf("exit %d, %q", code, out)
+	}
+}
+
+func TestListFlag(t *testing.T) {
+	cases := []struct {
+		sets []string
+		want []string
+	}{
+		{[]string{"a"}, []string{"a"}},
+		{[]string{"a,b", "c"}, []string{"a", "b", "c"}},
+		{[]string{" a , ,b ", ""}, []string{"a", "b"}},
+	}
+	for _, tc := range cases {
+		var l listFlag
+		for _, s := range tc.sets {
+			if err := l.Set(s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if strings.Join(l, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("%q: got %q, want %q", tc.sets, l, tc.want)
+		}
+	}
+}
+
+// FuzzFlags: list and policy flag values never yield empty or padded
+// entries, and a policy flag keeps only rules that parse.
+func FuzzFlags(f *testing.F) {
+	for _, s := range []string{"a,b", " a , ,b ", "accept 127.0.0.1:*", "accept *:80, reject *:*", "accept *:80\nreject *:*", "bogus"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var l listFlag
+		_ = l.Set(s)
+		for _, v := range l {
+			if v == "" || v != strings.TrimSpace(v) || strings.Contains(v, ",") {
+				t.Fatalf("list entry %q from %q", v, s)
+			}
+		}
+		var p policyFlag
+		if err := p.Set(s); err != nil {
+			if len(p) != 0 {
+				t.Fatalf("rules kept after an error: %q", p)
+			}
+			return
+		}
+		for _, r := range p {
+			if r == "" || strings.ContainsAny(r, ",\n") {
+				t.Fatalf("rule %q from %q", r, s)
+			}
+		}
+	})
+}

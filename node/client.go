@@ -1,0 +1,149 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pikcio/pikcio/circuit"
+	"github.com/pikcio/pikcio/discovery"
+	"github.com/pikcio/pikcio/proxy"
+)
+
+// buildCircuit is the pool's BuildFunc: it waits (within ctx) until the
+// directory can make a path, then builds through discovery's Builder,
+// which retries on other paths and learns the build timeout.
+func (n *Node) buildCircuit(ctx context.Context) (proxy.Circuit, error) {
+	req := discovery.PathRequest{Hops: int(n.hops.Load())}
+	if err := n.waitPath(ctx, req); err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	b := n.builder
+	n.mu.Unlock()
+	c, path, err := b.Build(ctx, req)
+	if err != nil {
+		if isSelectError(err) {
+			n.pokeKeeper()
+		}
+		return nil, err
+	}
+	n.readyOne.Do(func() {
+		n.log.WithField("hops", len(path)).Info("first circuit ready")
+		close(n.ready)
+	})
+	return c, nil
+}
+
+// buildPath builds a circuit through the descriptors' relays. A
+// circuit.BuildError becomes a HopError so that discovery blames that hop.
+func (n *Node) buildPath(ctx context.Context, path []*discovery.Descriptor) (*circuit.Circuit, error) {
+	hops := make([]circuit.Hop, len(path))
+	for i, d := range path {
+		hops[i] = circuit.Hop{ID: d.PeerID, Addrs: d.Addrs, OnionKey: d.OnionKey.Key}
+	}
+	n.mu.Lock()
+	cc := n.cc
+	n.mu.Unlock()
+	c, err := cc.Build(ctx, hops)
+	if be, ok := errors.AsType[*circuit.BuildError](err); ok {
+		return nil, &discovery.HopError{Hop: be.Hop, Err: err}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func isSelectError(err error) bool {
+	return errors.Is(err, discovery.ErrNoExit) || errors.Is(err, discovery.ErrNoGuard) ||
+		errors.Is(err, discovery.ErrNoMiddle)
+}
+
+// pathPossible reports whether the directory holds relays for a path of
+// req, without touching the entry guards (a fresh Selector without
+// guards).
+func (n *Node) pathPossible(req discovery.PathRequest) error {
+	sel := discovery.Selector{Self: n.host.ID(), AllowSameSubnet: n.opts.AllowSameSubnet}
+	_, err := sel.Select(n.disc.Relays(), req, nil)
+	return err
+}
+
+// waitPath waits until a path of req can be chosen, asking the keeper to
+// refresh the directory meanwhile.
+func (n *Node) waitPath(ctx context.Context, req discovery.PathRequest) error {
+	err := n.pathPossible(req)
+	if err == nil {
+		return nil
+	}
+	n.pokeKeeper()
+	for {
+		if !sleep(ctx, waitPathPoll) {
+			return fmt.Errorf("%w: %w", ErrNoPath, err)
+		}
+		if err = n.pathPossible(req); err == nil {
+			return nil
+		}
+	}
+}
+
+func (n *Node) pokeKeeper() {
+	select {
+	case n.poke <- struct{}{}:
+	default:
+	}
+}
+
+// keepDirectory refreshes the relay directory: every keeperMin (doubling
+// up to keeperBusyMax) while no path can be made, then less and less
+// often, up to keeperMax. The pool starts building its prebuilt circuits
+// once a path can first be made, so that its backoff does not grow while
+// the network is still being found.
+func (n *Node) keepDirectory() {
+	interval := keeperMin
+	for {
+		last := time.Now()
+		ctx, cancel := context.WithTimeout(n.ctx, refreshTimeout)
+		st, err := n.disc.Refresh(ctx)
+		cancel()
+		if n.ctx.Err() != nil {
+			return
+		}
+		log := n.log.WithField("relays", st.Relays)
+		if err != nil {
+			log.WithError(err).Debug("relay refresh incomplete")
+		}
+		req := discovery.PathRequest{Hops: int(n.hops.Load())}
+		if perr := n.pathPossible(req); perr != nil {
+			if interval >= keeperBusyMax {
+				log.WithError(perr).Warn("not enough relays known for a circuit yet")
+			} else {
+				log.WithError(perr).Debug("not enough relays known for a circuit yet")
+			}
+			interval = min(2*interval, keeperBusyMax)
+		} else {
+			n.dirReady.Do(func() {
+				log.Info("relays found")
+				n.mu.Lock()
+				p := n.pool
+				n.mu.Unlock()
+				p.Start()
+			})
+			interval = min(2*interval, keeperMax)
+		}
+		t := time.NewTimer(interval)
+		select {
+		case <-n.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		case <-n.poke:
+			t.Stop()
+			// A burst of failing builds refreshes at most every keeperMin.
+			if !sleep(n.ctx, time.Until(last.Add(keeperMin))) {
+				return
+			}
+		}
+	}
+}

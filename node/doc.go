@@ -1,0 +1,57 @@
+// Package node assembles a pikcio node from its configuration: a libp2p
+// host and the roles it plays.
+//
+//   - Client: discovery in client mode (it finds relays through the DHT
+//     and keeps entry guards), a circuit.Client, and the proxy package's
+//     circuit Pool behind a SOCKS5 and an HTTP proxy on the loopback.
+//     Circuits are built by discovery's Builder over paths it selects.
+//   - Relay: a circuit.Relay, and discovery publishing the relay's signed
+//     descriptor in the DHT (the relay is a DHT server, so other nodes can
+//     bootstrap through it).
+//   - Exit: a relay with an exitnode.Exit and its policy: the operator's
+//     rules (relay.exit_policy) before the default policy, which rejects
+//     private ranges and the node's own addresses.
+//
+// A node may be a client and a relay at once. New prepares the node
+// (data directory, identity, host); Start runs it; Close stops everything
+// Start started and waits for it.
+//
+// # Data directory
+//
+// node.data_dir (default $XDG_DATA_HOME/pikcio) is created with mode 0700.
+// It holds the libp2p identity, an Ed25519 key created on first run in
+// IdentityFile with mode 0600 and reused afterwards (a key file that
+// others can read is refused), the client's entry guards
+// (discovery.GuardsFile), and LockFile, locked while the node runs so that
+// two processes never share an identity.
+//
+// # Joining
+//
+// A node without bootstrap peers is where others join: it waits for them.
+// A node with bootstrap peers joins through them in the background and
+// retries (1 s, doubling to 30 s) until one answers. A client refreshes its
+// relay directory every second or so (backing off) until it can make a
+// path, then starts building circuits; the first built circuit closes
+// Ready.
+//
+// # Reload
+//
+// Apply is the config.Watcher's apply function: exit policy, log level and
+// format, hop count, the pool's dirtiness, spare circuits and timeouts, and
+// the relay's caps and bandwidth limits change for new work, while open
+// circuits and streams carry on. Settings that need a restart are logged.
+//
+// # Status
+//
+// Status is a snapshot of the node (circuits with the short IDs and roles
+// of their hops, their age, bytes and streams; relay counters; relays
+// known). With client.status_listen set, the node serves it as a small
+// HTML page at / and as JSON at /api/status, to requests whose Host header
+// is localhost or a loopback address only (against DNS rebinding).
+//
+// # Logging
+//
+// Components log through logrus (SetupLogging applies the [log] section).
+// At info level nothing names a destination, and no peer ID is tied to a
+// stream or a circuit.
+package node

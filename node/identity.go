@@ -1,0 +1,146 @@
+package node
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+)
+
+// IdentityFile is the name of the node's libp2p identity key in its data
+// directory: a libp2p-marshalled Ed25519 private key, mode 0600.
+const IdentityFile = "identity.key"
+
+// maxKeyFile bounds what is read as a key file.
+const maxKeyFile = 4 << 10
+
+// ErrKeyPermissions reports an identity key file that others may read.
+var ErrKeyPermissions = errors.New("identity key is readable by other users")
+
+// prepareDataDir creates dir with mode 0700 if it does not exist, and
+// refuses a path that is not a directory. An existing directory keeps its
+// mode, but a warning says when others can enter it.
+func prepareDataDir(dir string) (warn string, err error) {
+	if dir == "" {
+		return "", errors.New("data directory: empty path")
+	}
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return "", fmt.Errorf("create data directory %s: %w", dir, err)
+		}
+		// MkdirAll is subject to the umask; make the mode exact.
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return "", fmt.Errorf("data directory %s: %w", dir, err)
+		}
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("data directory %s: %w", dir, err)
+	case !fi.IsDir():
+		return "", fmt.Errorf("data directory %s: not a directory", dir)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Sprintf("data directory %s has mode %04o; 0700 keeps its keys private", dir, fi.Mode().Perm()), nil
+	}
+	return "", nil
+}
+
+// loadOrCreateIdentity reads the identity key in dir, or creates it on
+// first run. The key file is created with mode 0600 and never replaced: two
+// nodes starting at once in the same directory end up with the same key.
+func loadOrCreateIdentity(dir string) (crypto.PrivKey, bool, error) {
+	path := filepath.Join(dir, IdentityFile)
+	k, err := readIdentity(path)
+	if err == nil {
+		return k, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, err
+	}
+	k, _, err = crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return nil, false, fmt.Errorf("generate identity key: %w", err)
+	}
+	b, err := crypto.MarshalPrivateKey(k)
+	if err != nil {
+		return nil, false, fmt.Errorf("encode identity key: %w", err)
+	}
+	if err := writeNew(path, b); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			// Another process made it first: use that one.
+			k, err := readIdentity(path)
+			return k, false, err
+		}
+		return nil, false, err
+	}
+	return k, true, nil
+}
+
+func readIdentity(path string) (crypto.PrivKey, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("identity key: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("identity key %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("identity key %s: not a regular file", path)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%w: %s has mode %04o, want 0600 (chmod 600 it)", ErrKeyPermissions, path, fi.Mode().Perm())
+	}
+	if fi.Size() > maxKeyFile {
+		return nil, fmt.Errorf("identity key %s: %d bytes, too large", path, fi.Size())
+	}
+	b := make([]byte, fi.Size())
+	if _, err := f.ReadAt(b, 0); err != nil {
+		return nil, fmt.Errorf("read identity key %s: %w", path, err)
+	}
+	k, err := crypto.UnmarshalPrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("identity key %s: %w", path, err)
+	}
+	if k.Type() != crypto.Ed25519 {
+		return nil, fmt.Errorf("identity key %s: %s key, want Ed25519", path, k.Type())
+	}
+	return k, nil
+}
+
+// writeNew writes b to path, which must not exist, so that path is never
+// seen half written: a temporary file is written and synced, then linked
+// to path (which fails if path exists) and removed.
+func writeNew(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	name := tmp.Name()
+	defer os.Remove(name)
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Link(name, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,94 @@
+package node
+
+import (
+	"context"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// sourceServer sends zeros to every connection until it closes.
+func sourceServer(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 64<<10)
+				for {
+					if _, err := c.Write(buf); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() { l.Close(); <-done })
+	return l.Addr().String()
+}
+
+// TestRelayDiesMidStream: the middle relay of a circuit whose exit is
+// sending more than the client reads dies; the client's stream ends, and
+// every other node still closes promptly.
+func TestRelayDiesMidStream(t *testing.T) {
+	n := newTestNet(t, netOpts{relays: 3, exits: 1, policy: []string{"accept 127.0.0.1:*"}})
+	n.waitReady(t)
+	src := sourceServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := socksDial(ctx, n.client.SOCKSAddr().String(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.ReadFull(c, make([]byte, 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	// The middle relay of the circuit that carries the stream.
+	var middle *Node
+	for _, ci := range n.client.Status().Client.Circuits {
+		if ci.Streams == 0 {
+			continue
+		}
+		for _, r := range n.relays {
+			if ShortID(r.ID()) == ci.Hops[1].ID {
+				middle = r
+			}
+		}
+	}
+	if middle == nil {
+		t.Fatal("middle relay not found")
+	}
+	if err := middle.Close(); err != nil {
+		t.Logf("middle close: %v", err)
+	}
+	// The stream ends: the client learns that its circuit broke.
+	_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatal("stream still open 15s after its middle relay died")
+		}
+	}
+	for i, r := range append([]*Node{n.client}, n.relays...) {
+		start := time.Now()
+		done := make(chan struct{})
+		go func() { _ = r.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("node %d still closing after 10s", i)
+		}
+		t.Logf("node %d closed in %v", i, time.Since(start))
+	}
+}

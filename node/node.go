@@ -1,0 +1,556 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+	"github.com/sirupsen/logrus"
+
+	"github.com/pikcio/pikcio/circuit"
+	"github.com/pikcio/pikcio/config"
+	"github.com/pikcio/pikcio/discovery"
+	"github.com/pikcio/pikcio/exitnode"
+	"github.com/pikcio/pikcio/proxy"
+)
+
+// Node is one pikcio process's part in the network: a libp2p host with a
+// client role, a relay role (possibly an exit), or both.
+type Node struct {
+	opts    Options
+	log     *logrus.Entry
+	dataDir string
+	unlock  func()
+	host    host.Host
+	disc    *discovery.Discovery
+	client  bool
+	exit    *exitnode.Exit // nil unless the node is an exit
+	isRelay bool
+
+	hops     atomic.Int64
+	joined   chan struct{}
+	ready    chan struct{} // closed when the first circuit is built
+	readyOne sync.Once
+	dirReady sync.Once // the directory could first make a path
+	poke     chan struct{}
+
+	ctx    context.Context // canceled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex // guards what follows
+	cfg       *config.Config
+	state     int
+	started   time.Time
+	relay     *circuit.Relay
+	cc        *circuit.Client
+	builder   *discovery.Builder[*circuit.Circuit]
+	pool      *proxy.Pool
+	front     *proxy.Server
+	status    *statusServer
+	socksAddr net.Addr
+	httpAddr  net.Addr
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+const (
+	stateNew = iota
+	stateStarted
+	stateClosed
+)
+
+// New prepares a node from cfg: it checks cfg, creates the data
+// directory (mode 0700) and the identity key (mode 0600) on first run,
+// locks the directory, and starts the libp2p host listening. Nothing else
+// runs before Start. Close releases what New took.
+func New(cfg *config.Config, opts Options) (*Node, error) {
+	cfg = cfg.Clone()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	if !cfg.Client.Enabled && !cfg.Relay.Enabled {
+		return nil, ErrNoRole
+	}
+	n := &Node{
+		opts:    opts,
+		log:     logrus.WithField("component", "node"),
+		cfg:     cfg,
+		client:  cfg.Client.Enabled,
+		isRelay: cfg.Relay.Enabled,
+		joined:  make(chan struct{}),
+		ready:   make(chan struct{}),
+		poke:    make(chan struct{}, 1),
+	}
+	n.hops.Store(int64(cfg.Client.Hops))
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+
+	ok := false
+	defer func() {
+		if !ok {
+			n.release()
+		}
+	}()
+	dir, err := cfg.Node.ResolveDataDir()
+	if err != nil {
+		return nil, err
+	}
+	warn, err := prepareDataDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	if warn != "" {
+		n.log.Warn(warn)
+	}
+	n.dataDir = dir
+	if n.unlock, err = lockDataDir(dir); err != nil {
+		return nil, err
+	}
+	priv, created, err := loadOrCreateIdentity(dir)
+	if err != nil {
+		return nil, err
+	}
+	if n.host, err = newHost(priv, cfg.Node.Listen, relayOptions(cfg.Relay)); err != nil {
+		return nil, err
+	}
+	if created {
+		n.log.WithField("peer", n.host.ID().String()).Info("created a new node identity")
+	}
+	if n.isRelay && cfg.Relay.Exit {
+		p, err := n.exitPolicy(cfg.Relay.ExitPolicy)
+		if err != nil {
+			return nil, err
+		}
+		n.exit = exitnode.New(exitnode.Options{Policy: p})
+	}
+	if n.disc, err = discovery.New(n.host, n.discoveryOptions(cfg)...); err != nil {
+		return nil, fmt.Errorf("discovery: %w", err)
+	}
+	ok = true
+	return n, nil
+}
+
+// newHost starts the libp2p host. Its resource manager's limits fit the
+// circuit protocol (one stream per circuit per link), for a relay's caps
+// and for a client's circuits through its guard alike.
+func newHost(priv crypto.PrivKey, listen []string, ro circuit.RelayOptions) (host.Host, error) {
+	rm, err := circuit.ResourceManager(ro)
+	if err != nil {
+		return nil, err
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(priv),
+		libp2p.DisableRelay(),
+		libp2p.DisableMetrics(),
+		libp2p.ResourceManager(rm), // closed by the host
+	}
+	if len(listen) == 0 {
+		opts = append(opts, libp2p.NoListenAddrs)
+	} else {
+		opts = append(opts, libp2p.ListenAddrStrings(listen...))
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("start libp2p host: %w", err)
+	}
+	return h, nil
+}
+
+func (n *Node) discoveryOptions(cfg *config.Config) []discovery.Option {
+	var opts []discovery.Option
+	if len(cfg.Node.Bootstrap) > 0 {
+		addrs := make([]ma.Multiaddr, 0, len(cfg.Node.Bootstrap))
+		for _, s := range cfg.Node.Bootstrap {
+			a, err := ma.NewMultiaddr(s) // checked by Validate
+			if err == nil {
+				addrs = append(addrs, a)
+			}
+		}
+		opts = append(opts, discovery.Bootstrap(addrs...))
+	}
+	if n.isRelay {
+		opts = append(opts, discovery.Publish(n.relayInfo))
+	}
+	if n.client {
+		opts = append(opts, discovery.DataDir(n.dataDir))
+		if n.opts.AllowSameSubnet {
+			opts = append(opts, discovery.AllowSameSubnet())
+		}
+	} else {
+		opts = append(opts, discovery.NoDiscovery())
+	}
+	return append(opts, n.opts.Discovery...)
+}
+
+// Start starts the node's roles: the relay serves circuits at once; the
+// node joins the network through its bootstrap peers in the background,
+// retrying until it can (Joined); a relay then publishes its descriptor;
+// a client finds relays, opens its SOCKS5, HTTP proxy and status
+// listeners (their addresses are known when Start returns) and builds its
+// first circuits (Ready). ctx bounds Start itself, not the node's life.
+func (n *Node) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	switch n.state {
+	case stateStarted:
+		n.mu.Unlock()
+		return ErrStarted
+	case stateClosed:
+		n.mu.Unlock()
+		return ErrClosed
+	}
+	n.state = stateStarted
+	n.started = time.Now()
+	err := n.startRoles(ctx, n.cfg)
+	if err == nil {
+		// Under n.mu, so that a Close waits for them.
+		n.wg.Go(n.run)
+		if n.isRelay {
+			n.wg.Go(n.rotateOnionKeys)
+		}
+	}
+	n.mu.Unlock()
+	if err != nil {
+		_ = n.Close()
+		return err
+	}
+	return nil
+}
+
+// startRoles creates the role objects; n.mu is held.
+func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
+	if n.isRelay {
+		ro := relayOptions(cfg.Relay)
+		if n.exit != nil {
+			ro.Exit = n.exit
+		}
+		r, err := circuit.NewRelay(n.host, ro)
+		if err != nil {
+			return fmt.Errorf("relay: %w", err)
+		}
+		n.relay = r
+		what := "relay"
+		if n.exit != nil {
+			what = "exit relay"
+		}
+		n.log.Infof("%s serving circuits", what)
+	}
+	if n.client {
+		n.cc = circuit.NewClient(n.host, circuit.DefaultClientOptions())
+		n.builder = discovery.NewBuilder(n.disc, n.buildPath, discovery.BuilderOptions{})
+		n.pool = proxy.NewPool(n.buildCircuit, poolOptions(cfg.Client))
+		n.front = proxy.NewServer(n.pool, proxy.ServerOptions{})
+		var err error
+		if cfg.Client.SOCKSListen != "" {
+			if n.socksAddr, err = n.front.ListenSOCKS(cfg.Client.SOCKSListen); err != nil {
+				return fmt.Errorf("SOCKS5 proxy: %w", err)
+			}
+		}
+		if cfg.Client.HTTPListen != "" {
+			if n.httpAddr, err = n.front.ListenHTTP(cfg.Client.HTTPListen); err != nil {
+				return fmt.Errorf("HTTP proxy: %w", err)
+			}
+		}
+	}
+	if cfg.Client.StatusListen != "" {
+		s, err := startStatusServer(ctx, cfg.Client.StatusListen, newStatusHandler(n.Status))
+		if err != nil {
+			return fmt.Errorf("status page: %w", err)
+		}
+		n.status = s
+	}
+	return nil
+}
+
+// run joins the network, then keeps a client's relay directory.
+func (n *Node) run() {
+	if !n.join() {
+		return
+	}
+	close(n.joined)
+	if n.client {
+		n.keepDirectory()
+	}
+}
+
+// join starts discovery, retrying while no bootstrap peer can be reached.
+// It reports false if the node closed first.
+func (n *Node) join() bool {
+	backoff := joinBackoffMin
+	for {
+		ctx, cancel := context.WithTimeout(n.ctx, joinTimeout)
+		// Dial the bootstrap peers even while libp2p backs off from them
+		// after the failed attempts: this loop has its own backoff.
+		ctx = network.WithForceDirectDial(ctx, "pikcio bootstrap")
+		err := n.disc.Start(ctx)
+		cancel()
+		if err == nil || errors.Is(err, discovery.ErrStarted) {
+			n.mu.Lock()
+			boots := len(n.cfg.Node.Bootstrap)
+			n.mu.Unlock()
+			if boots == 0 {
+				n.log.Info("no bootstrap peers: other nodes join the network through this one")
+			} else {
+				n.log.Info("joined the network")
+			}
+			return true
+		}
+		if n.ctx.Err() != nil {
+			return false
+		}
+		n.log.WithError(err).Warnf("joining the network failed; retrying in %v", backoff)
+		if !sleep(n.ctx, backoff) {
+			return false
+		}
+		backoff = min(2*backoff, joinBackoffMax)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// rotateOnionKeys rotates the relay's onion key once less than half of its
+// lifetime is left, and republishes the descriptor with the new key.
+func (n *Node) rotateOnionKeys() {
+	half := circuit.DefaultRelayOptions().OnionKeyLifetime / 2
+	t := time.NewTicker(onionKeyCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if time.Until(n.relay.OnionKey().Expires) > half {
+			continue
+		}
+		if err := n.relay.RotateOnionKey(); err != nil {
+			n.log.WithError(err).Error("rotate onion key")
+			continue
+		}
+		n.log.Info("onion key rotated")
+		n.disc.Republish()
+	}
+}
+
+// relayInfo is what the relay publishes about itself.
+func (n *Node) relayInfo() (discovery.RelayInfo, error) {
+	n.mu.Lock()
+	r := n.relay
+	n.mu.Unlock()
+	if r == nil {
+		return discovery.RelayInfo{}, errors.New("relay not started")
+	}
+	k := r.OnionKey()
+	info := discovery.RelayInfo{
+		Flags:    discovery.FlagRelay | discovery.FlagGuard,
+		OnionKey: discovery.OnionKey{Key: k.Public, Expires: k.Expires},
+	}
+	if n.exit != nil {
+		info.Flags |= discovery.FlagExit
+		info.ExitPorts = discovery.PortSummary(n.exit.Policy().AcceptsPort)
+	}
+	return info, nil
+}
+
+// exitPolicy builds the exit policy: the operator's rules, then the
+// default policy, which also rejects the node's own addresses.
+func (n *Node) exitPolicy(rules []string) (*exitnode.Policy, error) {
+	parsed, err := exitnode.ParseRules(rules)
+	if err != nil {
+		return nil, fmt.Errorf("exit policy: %w", err)
+	}
+	return exitnode.NewPolicy(parsed, n.ownAddrs()), nil
+}
+
+// ownAddrs are the IP addresses the host listens on.
+func (n *Node) ownAddrs() []netip.Addr {
+	var out []netip.Addr
+	seen := map[netip.Addr]bool{}
+	for _, a := range n.host.Addrs() {
+		ip, err := manet.ToIP(a)
+		if err != nil {
+			continue
+		}
+		addr, ok := netip.AddrFromSlice(ip)
+		if !ok {
+			continue
+		}
+		addr = addr.Unmap()
+		if addr.IsUnspecified() || seen[addr] {
+			continue
+		}
+		seen[addr] = true
+		out = append(out, addr)
+	}
+	return out
+}
+
+// Close stops every role and waits for everything the node started, then
+// closes the host and unlocks the data directory. It is idempotent; every
+// call waits and returns the same error.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.mu.Lock()
+		n.state = stateClosed
+		n.mu.Unlock()
+		n.cancel()
+		n.wg.Wait()
+		n.closeErr = n.release()
+	})
+	return n.closeErr
+}
+
+// release closes the parts in dependency order: front ends before the
+// pool and its circuits, the DHT before the host.
+func (n *Node) release() error {
+	n.cancel()
+	n.mu.Lock()
+	front, pool, cc, status, relay := n.front, n.pool, n.cc, n.status, n.relay
+	n.mu.Unlock()
+	var errs []error
+	if status != nil {
+		errs = append(errs, status.Close())
+	}
+	if front != nil {
+		errs = append(errs, front.Close())
+	}
+	if pool != nil {
+		errs = append(errs, pool.Close())
+	}
+	if cc != nil {
+		errs = append(errs, cc.Close())
+	}
+	if n.disc != nil {
+		errs = append(errs, n.disc.Close())
+	}
+	if relay != nil {
+		errs = append(errs, relay.Close())
+	}
+	if n.host != nil {
+		errs = append(errs, n.host.Close())
+	}
+	if n.unlock != nil {
+		n.unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// ID is the node's peer ID.
+func (n *Node) ID() peer.ID { return n.host.ID() }
+
+// Addrs are the node's listen addresses with /p2p/<peer ID>: what other
+// nodes take as a bootstrap address.
+func (n *Node) Addrs() []ma.Multiaddr {
+	addrs, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: n.host.ID(), Addrs: n.host.Addrs()})
+	if err != nil {
+		return nil
+	}
+	return addrs
+}
+
+// DataDir is the node's data directory.
+func (n *Node) DataDir() string { return n.dataDir }
+
+// SOCKSAddr, HTTPAddr and StatusAddr are the listeners' addresses once
+// Start returned, nil for a listener the node does not run.
+func (n *Node) SOCKSAddr() net.Addr {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.socksAddr
+}
+
+// HTTPAddr: see SOCKSAddr.
+func (n *Node) HTTPAddr() net.Addr {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.httpAddr
+}
+
+// StatusAddr: see SOCKSAddr.
+func (n *Node) StatusAddr() net.Addr {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.status == nil {
+		return nil
+	}
+	return n.status.Addr()
+}
+
+// Joined is closed once the node has joined the network (at once for a
+// node without bootstrap peers, which others join through).
+func (n *Node) Joined() <-chan struct{} { return n.joined }
+
+// Ready is closed when a client built its first circuit.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
+// Config returns a copy of the configuration in force.
+func (n *Node) Config() *config.Config {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cfg.Clone()
+}
+
+// relayOptions maps the [relay] section to the circuit relay's options.
+func relayOptions(rc config.RelayConfig) circuit.RelayOptions {
+	o := circuit.DefaultRelayOptions()
+	l := relayLimits(rc)
+	o.MaxCircuitsPerPeer = l.MaxCircuitsPerPeer
+	o.MaxStreamsPerCircuit = l.MaxStreamsPerCircuit
+	o.HandshakesPerSecond = l.HandshakesPerSecond
+	o.HandshakeBurst = l.HandshakeBurst
+	o.BandwidthRate = l.BandwidthRate
+	o.BandwidthBurst = l.BandwidthBurst
+	return o
+}
+
+// relayLimits maps the [relay] section to the relay's live limits. The
+// handshake burst is two seconds' worth, as in circuit's defaults.
+func relayLimits(rc config.RelayConfig) circuit.Limits {
+	return circuit.Limits{
+		MaxCircuitsPerPeer:   rc.MaxCircuitsPerPeer,
+		MaxCircuits:          circuit.DefaultRelayOptions().MaxCircuits,
+		MaxStreamsPerCircuit: rc.MaxStreamsPerCircuit,
+		HandshakesPerSecond:  float64(rc.HandshakesPerSecond),
+		HandshakeBurst:       2 * rc.HandshakesPerSecond,
+		BandwidthRate:        rc.BandwidthRate,
+		BandwidthBurst:       rc.BandwidthBurst,
+	}
+}
+
+// poolOptions maps the [client] section to the circuit pool's options.
+func poolOptions(cc config.ClientConfig) proxy.PoolOptions {
+	prebuilt := cc.PrebuiltCircuits
+	if prebuilt == 0 {
+		prebuilt = -1 // the pool reads 0 as its default
+	}
+	return proxy.PoolOptions{
+		Prebuilt:       prebuilt,
+		Dirtiness:      cc.CircuitDirtiness.D(),
+		ConnectTimeout: cc.ConnectTimeout.D(),
+		BuildTimeout:   cc.BuildTimeout.D(),
+	}
+}

@@ -1,0 +1,76 @@
+package node
+
+import (
+	"errors"
+	"time"
+
+	"github.com/pikcio/pikcio/discovery"
+)
+
+// Files the node keeps in its data directory, besides IdentityFile and
+// discovery's guard file (discovery.GuardsFile).
+const (
+	// LockFile is locked while a node runs, so that two processes never
+	// share an identity and its state.
+	LockFile = "lock"
+)
+
+// Errors callers branch on.
+var (
+	// ErrNoRole: the configuration enables neither the client nor the relay.
+	ErrNoRole = errors.New("node has nothing to do: enable the client, the relay, or both")
+	// ErrDataDirInUse: another process holds the data directory.
+	ErrDataDirInUse = errors.New("data directory in use by another pikcio process")
+	// ErrClosed: Start after Close, or Start twice.
+	ErrClosed  = errors.New("node closed")
+	ErrStarted = errors.New("node already started")
+	// ErrNoPath: no circuit path can be chosen from the relays known (yet).
+	ErrNoPath = errors.New("no circuit path: not enough relays known")
+)
+
+// Options are a node's settings that are not in the configuration file:
+// what a program or a test decides about the node. The zero value is the
+// setting for a node of a real network.
+type Options struct {
+	// AllowSameSubnet lets a circuit use relays that share an IPv4 /16 or
+	// an IPv6 /32. A network whose relays all run on one machine (the
+	// demo, tests, a try-out) needs it; on a real network it would let one
+	// operator hold several hops of a circuit. Default false.
+	AllowSameSubnet bool
+	// Discovery options are added after the node's own (tests shorten
+	// intervals with them).
+	Discovery []discovery.Option
+}
+
+// Timings of the node's own loops.
+const (
+	// joinTimeout bounds one attempt to join the DHT through the bootstrap
+	// peers; failed attempts are retried after joinBackoffMin, doubling up
+	// to joinBackoffMax.
+	joinTimeout    = 30 * time.Second
+	joinBackoffMin = time.Second
+	joinBackoffMax = 30 * time.Second
+
+	// A client refreshes its relay directory quickly while it cannot make
+	// a path (keeperMin, doubling up to keeperBusyMax), then less and less
+	// often up to keeperMax once it can; discovery's own refresh loop
+	// (discovery.DefaultRefreshInterval) runs besides.
+	keeperMin      = time.Second
+	keeperBusyMax  = 15 * time.Second
+	keeperMax      = 5 * time.Minute
+	refreshTimeout = 30 * time.Second
+
+	// waitPathPoll is how often a circuit build that waits for the
+	// directory looks again.
+	waitPathPoll = 200 * time.Millisecond
+
+	// onionKeyCheck is how often a relay looks at its onion key's age; it
+	// rotates the key once less than half of circuit's OnionKeyLifetime is
+	// left, and republishes its descriptor.
+	onionKeyCheck = time.Hour
+
+	// statusReadHeaderTimeout and statusIdleTimeout bound the status
+	// server's connections.
+	statusReadHeaderTimeout = 5 * time.Second
+	statusIdleTimeout       = time.Minute
+)

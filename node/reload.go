@@ -1,0 +1,87 @@
+package node
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/pikcio/pikcio/config"
+	"github.com/pikcio/pikcio/exitnode"
+)
+
+// liveKeys are the settings Apply changes in a running node. Every other
+// key takes effect at the next start.
+var liveKeys = []string{
+	"log.level",
+	"log.format",
+	"client.hops",
+	"client.circuit_dirtiness",
+	"client.prebuilt_circuits",
+	"client.connect_timeout",
+	"client.build_timeout",
+	"relay.exit_policy",
+	"relay.max_circuits_per_peer",
+	"relay.max_streams_per_circuit",
+	"relay.handshakes_per_second",
+	"relay.bandwidth_rate",
+	"relay.bandwidth_burst",
+}
+
+// Apply makes a new configuration take effect; it is a config.ApplyFunc
+// for config.Watcher. Everything applies to new work only: open circuits
+// and streams are kept.
+//
+//   - log.level, log.format: the process's logging (SetupLogging).
+//   - relay.exit_policy: the exit's next connection; the descriptor is
+//     republished with the new port summary.
+//   - relay caps and bandwidth: the relay's next circuit, handshake or cell.
+//   - client.hops: the next circuit built.
+//   - client dirtiness, prebuilt circuits, timeouts: the pool's next use.
+//
+// Other changed keys (listen addresses, roles, data directory, bootstrap
+// peers) are logged as needing a restart and are not applied. Apply fails,
+// changing nothing, if the new configuration is invalid.
+func (n *Node) Apply(prev, next *config.Config) error {
+	if err := next.Validate(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	// Everything that can fail comes before any change.
+	var policy *exitnode.Policy
+	if n.exit != nil && !slices.Equal(prev.Relay.ExitPolicy, next.Relay.ExitPolicy) {
+		p, err := n.exitPolicy(next.Relay.ExitPolicy)
+		if err != nil {
+			return err
+		}
+		policy = p
+	}
+	if err := SetupLogging(next.Log); err != nil {
+		return err
+	}
+
+	n.mu.Lock()
+	relay, pool := n.relay, n.pool
+	n.cfg = next.Clone()
+	n.mu.Unlock()
+	if policy != nil {
+		n.exit.SetPolicy(policy)
+		n.disc.Republish()
+		n.log.Info("exit policy changed; it applies to new connections")
+	}
+	if relay != nil {
+		relay.SetLimits(relayLimits(next.Relay))
+	}
+	n.hops.Store(int64(next.Client.Hops))
+	if pool != nil {
+		pool.SetOptions(poolOptions(next.Client))
+	}
+	var restart []string
+	for _, k := range config.Diff(prev, next) {
+		if !slices.Contains(liveKeys, k) {
+			restart = append(restart, k)
+		}
+	}
+	if len(restart) > 0 {
+		n.log.Warnf("changed settings that take effect only after a restart: %s", strings.Join(restart, ", "))
+	}
+	return nil
+}
