@@ -130,6 +130,24 @@ func TestDemo(t *testing.T) {
 		return st.Client.Ready && len(st.Client.Circuits) > 0 && st.Network.RelaysKnown == 5
 	})
 
+	// SIGUSR1 is "new identity": every circuit is retired for new
+	// connections, and the next one gets a new circuit.
+	var pool struct {
+		Client struct {
+			Pool struct {
+				Builds uint64 `json:"builds"`
+			} `json:"pool"`
+		} `json:"client"`
+	}
+	waitStatus(t, status, &pool, 10*time.Second, func() bool { return true })
+	before := pool.Client.Pool.Builds
+	if err := demo.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	demo.waitLine(t, "New identity", 10*time.Second)
+	checkBody(t, "SOCKS5 after new identity", curl(t, "--socks5-hostname", socks, url), body)
+	waitStatus(t, status, &pool, 30*time.Second, func() bool { return pool.Client.Pool.Builds > before })
+
 	code, took := demo.stop(t, syscall.SIGINT, 5*time.Second)
 	if code != 0 {
 		t.Fatalf("demo exited %d after SIGINT", code)

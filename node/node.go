@@ -500,6 +500,21 @@ func (n *Node) StatusAddr() net.Addr {
 	return n.status.Addr()
 }
 
+// NewIdentity retires every circuit of the client for new streams (open
+// streams continue), so that what follows cannot be linked to what went
+// before by its circuits. It reports false on a node without a client.
+// The status page and SIGUSR1 call it.
+func (n *Node) NewIdentity() bool {
+	n.mu.Lock()
+	p := n.pool
+	n.mu.Unlock()
+	if p == nil {
+		return false
+	}
+	p.NewIdentity()
+	return true
+}
+
 // Joined is closed once the node has joined the network (at once for a
 // node without bootstrap peers, which others join through).
 func (n *Node) Joined() <-chan struct{} { return n.joined }

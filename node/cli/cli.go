@@ -33,7 +33,8 @@ type command struct {
 // env is what a command talks to.
 type env struct {
 	stdout, stderr io.Writer
-	// signals delivers SIGINT, SIGTERM and SIGHUP while a command runs.
+	// signals delivers SIGINT, SIGTERM, SIGHUP and SIGUSR1 (new identity)
+	// while a command runs.
 	signals <-chan os.Signal
 }
 
@@ -88,7 +89,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		sigs := make(chan os.Signal, 4)
 		if c.name != "version" {
-			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1)
 			defer signal.Stop(sigs)
 		}
 		return c.run(&env{stdout: stdout, stderr: stderr, signals: sigs}, rest)

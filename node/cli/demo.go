@@ -100,6 +100,11 @@ removed on exit, so every run is a new network.`)
 				log.Info("SIGHUP: the demo has no configuration file to reload")
 				continue
 			}
+			if s == syscall.SIGUSR1 {
+				d.client.NewIdentity()
+				fmt.Fprintln(e.stdout, "New identity: new connections use new circuits.")
+				continue
+			}
 			fmt.Fprintln(e.stdout, "Stopping.")
 			return shutdown(e, func() error { d.close(); return nil })
 		}

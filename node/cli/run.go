@@ -242,6 +242,12 @@ func runNode(e *env, f *nodeFlags, ov config.Override) int {
 			fmt.Fprintln(e.stdout, "circuit ready")
 			readyc = nil
 		case s := <-e.signals:
+			if s == syscall.SIGUSR1 {
+				if nd.NewIdentity() {
+					log.Info("SIGUSR1: new identity: every circuit retired for new connections")
+				}
+				continue
+			}
 			if s == syscall.SIGHUP {
 				if watcher == nil {
 					log.Warn("SIGHUP: no --config file to reload")
@@ -278,7 +284,7 @@ func shutdown(e *env, closeFn func() error) int {
 			fmt.Fprintln(e.stderr, "pikcio: shutdown timed out")
 			return exitError
 		case s := <-e.signals:
-			if s != syscall.SIGHUP {
+			if s != syscall.SIGHUP && s != syscall.SIGUSR1 {
 				fmt.Fprintln(e.stderr, "pikcio: stopped before shutdown finished")
 				return exitError
 			}
