@@ -66,18 +66,22 @@ const (
 	DestroyConnect   DestroyReason = 6 // extending to the next hop failed
 	DestroyFinished  DestroyReason = 7 // the relay is shutting down
 	DestroyIntegrity DestroyReason = 8 // a cell failed its integrity check
+	// DestroyNotAdmitted: the relay does not carry circuits from this
+	// previous hop (RelayOptions.AdmitPeer refused it, e.g. not enrolled).
+	DestroyNotAdmitted DestroyReason = 9
 )
 
 var destroyNames = map[DestroyReason]string{
-	DestroyNone:      "none",
-	DestroyProtocol:  "protocol violation",
-	DestroyInternal:  "internal error",
-	DestroyRequested: "closed by client",
-	DestroyResource:  "resource limit",
-	DestroyHandshake: "handshake failed",
-	DestroyConnect:   "could not extend to next hop",
-	DestroyFinished:  "relay shutting down",
-	DestroyIntegrity: "cell failed integrity check",
+	DestroyNone:        "none",
+	DestroyProtocol:    "protocol violation",
+	DestroyInternal:    "internal error",
+	DestroyRequested:   "closed by client",
+	DestroyResource:    "resource limit",
+	DestroyHandshake:   "handshake failed",
+	DestroyConnect:     "could not extend to next hop",
+	DestroyFinished:    "relay shutting down",
+	DestroyIntegrity:   "cell failed integrity check",
+	DestroyNotAdmitted: "previous hop not admitted (not enrolled)",
 }
 
 func (r DestroyReason) String() string {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
@@ -68,6 +69,13 @@ type RelayOptions struct {
 	// never less than one batch of cells.
 	BandwidthRate  int64
 	BandwidthBurst int64
+	// AdmitPeer, when set, decides whether the previous hop of a new
+	// circuit may open it (e.g. whether it is an enrolled node): an error
+	// refuses the circuit with DESTROY(DestroyNotAdmitted). It is called
+	// once per inbound link stream, before the handshake, with a context
+	// bounded by HandshakeTimeout and canceled by Close, and learns nothing
+	// but the previous hop's peer ID. nil admits every peer (default).
+	AdmitPeer func(ctx context.Context, prev peer.ID) error
 }
 
 // Limits are the settings of a running relay that can change without a

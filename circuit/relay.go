@@ -31,6 +31,9 @@ type Relay struct {
 	limiter *rate.Limiter                // handshakes
 	bw      atomic.Pointer[rate.Limiter] // bytes sent; nil: unlimited
 	log     logrus.FieldLogger
+	// stop is canceled by Close: it ends AdmitPeer calls under way.
+	stop     context.Context
+	stopFunc context.CancelFunc
 
 	mu       sync.Mutex
 	circuits map[*relayCirc]struct{}
@@ -73,6 +76,7 @@ func NewRelay(h host.Host, opts RelayOptions) (*Relay, error) {
 		pending:  make(map[network.Stream]struct{}),
 		perPeer:  make(map[peer.ID]int),
 	}
+	r.stop, r.stopFunc = context.WithCancel(context.Background())
 	r.setBandwidth(opts.BandwidthRate, opts.BandwidthBurst)
 	h.SetStreamHandler(ProtocolID, r.handle)
 	return r, nil
@@ -157,6 +161,7 @@ func (r *Relay) Stats() RelayStats {
 // Close stops serving, tears down every circuit and waits for them.
 func (r *Relay) Close() error {
 	r.host.RemoveStreamHandler(ProtocolID)
+	r.stopFunc()
 	r.mu.Lock()
 	r.closed = true
 	circs := make([]*relayCirc, 0, len(r.circuits))
@@ -176,7 +181,30 @@ func (r *Relay) Close() error {
 
 var errRelayClosed = errors.New("relay closed")
 
+// admit takes a new link stream from prev within the relay's caps, then
+// asks AdmitPeer (if set) about prev. When it reports true the stream is
+// pending and counted; settle ends that.
 func (r *Relay) admit(s network.Stream, prev peer.ID) (DestroyReason, bool) {
+	if reason, ok := r.reserve(s, prev); !ok {
+		return reason, false
+	}
+	if r.opts.AdmitPeer == nil {
+		return DestroyNone, true
+	}
+	ctx, cancel := context.WithTimeout(r.stop, r.opts.HandshakeTimeout)
+	err := r.opts.AdmitPeer(ctx, prev)
+	cancel()
+	if err != nil {
+		r.log.WithError(err).Debug("previous hop not admitted")
+		r.settle(s, prev, nil)
+		r.wg.Done()
+		return DestroyNotAdmitted, false
+	}
+	return DestroyNone, true
+}
+
+// reserve counts a new link stream against the caps.
+func (r *Relay) reserve(s network.Stream, prev peer.ID) (DestroyReason, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {

@@ -18,6 +18,7 @@ type Config struct {
 	Log    LogConfig    `toml:"log"`
 	Client ClientConfig `toml:"client"`
 	Relay  RelayConfig  `toml:"relay"`
+	TIS    TISConfig    `toml:"tis"`
 }
 
 // NodeConfig is the [node] section: where the node keeps its state and how
@@ -81,6 +82,24 @@ type RelayConfig struct {
 	BandwidthBurst int64 `toml:"bandwidth_burst"`
 }
 
+// TISConfig is the [tis] section: the Trusted Identification System the
+// node trusts. Enrollment (name, e-mail) is a separate command, `pikcio
+// enroll`; none of it is kept here.
+type TISConfig struct {
+	// RootKey is the pinned TIS root public key (standard base64 of 32
+	// bytes, as "pikcio tis init" prints it). "" means no TIS: relays are
+	// neither certified nor checked.
+	RootKey string `toml:"root_key"`
+	// URL is the TIS base URL (or host:port) for revocation lists.
+	URL string `toml:"url"`
+	// Require, with RootKey set, makes the client choose only relays with a
+	// valid node certificate and the relay admit circuits only from
+	// enrolled previous hops.
+	Require bool `toml:"require"`
+	// RevocationRefresh is how often the revocation list is fetched.
+	RevocationRefresh Duration `toml:"revocation_refresh"`
+}
+
 // Default returns the default configuration. It is the only place where
 // defaults are written down; pikcio.example.toml repeats them and a test
 // keeps the two equal.
@@ -115,6 +134,12 @@ func Default() *Config {
 			HandshakesPerSecond:  200,
 			BandwidthRate:        0,
 			BandwidthBurst:       0,
+		},
+		TIS: TISConfig{
+			RootKey:           "",
+			URL:               "",
+			Require:           true,
+			RevocationRefresh: Duration(10 * time.Minute),
 		},
 	}
 }

@@ -50,6 +50,10 @@ func TestDefaults(t *testing.T) {
 		{"relay.handshakes_per_second", 200},
 		{"relay.bandwidth_rate", int64(0)},
 		{"relay.bandwidth_burst", int64(0)},
+		{"tis.root_key", ""},
+		{"tis.url", ""},
+		{"tis.require", true},
+		{"tis.revocation_refresh", Duration(10 * time.Minute)},
 	}
 	var covered []string
 	for _, tt := range tests {

@@ -86,6 +86,9 @@ var errorTests = []struct {
 	{"handshakes zero", "[relay]\nhandshakes_per_second = 0\n", 2, "relay.handshakes_per_second", ErrValue, "at least 1"},
 	{"negative rate", "[relay]\nbandwidth_rate = -1\n", 2, "relay.bandwidth_rate", ErrValue, "at least 0, got -1"},
 	{"negative burst", "relay.bandwidth_burst = -5\n", 1, "relay.bandwidth_burst", ErrValue, "at least 0"},
+	{"bad root key", "[tis]\nroot_key = \"abc\"\n", 2, "tis.root_key", ErrValue, "base64 of 32 bytes"},
+	{"bad tis url", "[tis]\nurl = \"ftp://tis.example\"\n", 2, "tis.url", ErrValue, "http:// or https://"},
+	{"zero revocation refresh", "[tis]\nrevocation_refresh = \"0s\"\n", 2, "tis.revocation_refresh", ErrValue, "more than 0"},
 }
 
 func TestParseErrors(t *testing.T) {
@@ -138,6 +141,10 @@ func TestParseValid(t *testing.T) {
 		}},
 		{"byte order mark", "\ufeff[client]\nhops = 5\n", func(c *Config) bool { return c.Client.Hops == 5 }},
 		{"crlf", "[client]\r\nhops = 5\r\n", func(c *Config) bool { return c.Client.Hops == 5 }},
+		{"tis", "[tis]\nroot_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\nurl = \"127.0.0.1:7070\"\nrequire = false\nrevocation_refresh = \"1m\"\n", func(c *Config) bool {
+			return c.TIS.RootKey != "" && c.TIS.URL == "127.0.0.1:7070" && !c.TIS.Require && c.TIS.RevocationRefresh.D() == time.Minute
+		}},
+		{"tis https url", "[tis]\nurl = \"https://tis.example:8443/pikcio\"\n", func(c *Config) bool { return c.TIS.URL != "" }},
 		{"rates", "[relay]\nbandwidth_rate = 1_000_000\nbandwidth_burst = 2000000\n", func(c *Config) bool {
 			return c.Relay.BandwidthRate == 1000000 && c.Relay.BandwidthBurst == 2000000
 		}},

@@ -1,10 +1,13 @@
 package config
 
 import (
+	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -92,6 +95,19 @@ func (c *Config) validate() []*Error {
 	v.atLeast("relay.handshakes_per_second", int64(r.HandshakesPerSecond), 1)
 	v.atLeast("relay.bandwidth_rate", r.BandwidthRate, 0)
 	v.atLeast("relay.bandwidth_burst", r.BandwidthBurst, 0)
+
+	ts := &c.TIS
+	if ts.RootKey != "" {
+		if b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(ts.RootKey)); err != nil || len(b) != ed25519.PublicKeySize {
+			v.add("tis.root_key", 0, nil, "%q: want the root key printed by \"pikcio tis init\" (base64 of 32 bytes)", ts.RootKey)
+		}
+	}
+	if ts.URL != "" {
+		if err := checkTISURL(ts.URL); err != nil {
+			v.add("tis.url", 0, nil, "%q: %v", ts.URL, err)
+		}
+	}
+	v.positive("tis.revocation_refresh", ts.RevocationRefresh)
 	return v.errs
 }
 
@@ -169,6 +185,21 @@ func checkListen(s string) (uint16, error) {
 		return 0, errors.New("port must be a number from 0 to 65535")
 	}
 	return uint16(port), nil
+}
+
+// checkTISURL accepts an http(s) URL with a host, or a bare host:port.
+func checkTISURL(s string) error {
+	if !strings.Contains(s, "://") {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			return errors.New("want an http:// or https:// URL, or host:port")
+		}
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("want an http:// or https:// URL, or host:port")
+	}
+	return nil
 }
 
 func hasP2P(m ma.Multiaddr) bool {

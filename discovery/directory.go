@@ -108,3 +108,19 @@ func (dir *directory) ids() []peer.ID {
 	defer dir.mu.Unlock()
 	return slices.Collect(maps.Keys(dir.relays))
 }
+
+// drop removes the descriptors for which refuse is true and returns how
+// many it removed. refuse runs under the directory's lock and must not
+// call back into it.
+func (dir *directory) drop(refuse func(*Descriptor) bool) int {
+	dir.mu.Lock()
+	defer dir.mu.Unlock()
+	n := 0
+	for id, d := range dir.relays {
+		if refuse(d) {
+			delete(dir.relays, id)
+			n++
+		}
+	}
+	return n
+}

@@ -41,6 +41,8 @@ var (
 	ErrStarted   = errors.New("discovery already started")
 	ErrBootstrap = errors.New("no bootstrap peer reachable")
 	ErrNotRelay  = errors.New("node does not publish a descriptor")
+	// ErrRelayRefused wraps the error of the VerifyRelay check.
+	ErrRelayRefused = errors.New("relay refused by check")
 )
 
 // publishTimeout bounds one publication.
@@ -476,6 +478,7 @@ func (d *Discovery) Refresh(ctx context.Context) (RefreshStats, error) {
 	}
 	now = d.o.now()
 	d.dir.expire(now)
+	d.Recheck()
 	d.mu.Lock()
 	for id, until := range d.negative {
 		if !now.Before(until) {
@@ -508,7 +511,38 @@ func (d *Discovery) fetch(ctx context.Context, id peer.ID) (*Descriptor, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := d.check(desc); err != nil {
+		return nil, err
+	}
 	return desc, nil
+}
+
+// check runs the VerifyRelay option's check.
+func (d *Discovery) check(desc *Descriptor) error {
+	if d.o.verifyRelay == nil {
+		return nil
+	}
+	if err := d.o.verifyRelay(desc); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrRelayRefused, desc.PeerID, err)
+	}
+	return nil
+}
+
+// Recheck runs the VerifyRelay check again over the directory and drops
+// the relays it now refuses (a revoked or expired certificate), so that
+// they are not chosen from now on. It returns how many it dropped.
+func (d *Discovery) Recheck() int {
+	if d.o.verifyRelay == nil {
+		return 0
+	}
+	n := d.dir.drop(func(desc *Descriptor) bool {
+		err := d.check(desc)
+		if err != nil {
+			d.log.WithError(err).Debug("relay dropped")
+		}
+		return err != nil
+	})
+	return n
 }
 
 // Relays returns the verified descriptors that may be chosen now: not

@@ -74,6 +74,10 @@
 //   - Middles are drawn from the relay-flagged candidates.
 //   - No two relays of a path share an IPv4 /16 or an IPv6 /32
 //     (AllowSameSubnet lifts this for loopback test networks).
+//   - With the VerifyRelay option (the node's TIS certificate check), a
+//     relay the check refuses never enters the directory, and Recheck
+//     (run after every refresh, and by the node after a new revocation
+//     list) drops those it refuses later.
 //   - Each draw is random (crypto/rand), weighted by a Weigher
 //     (UniformWeigher until trust weights exist); weight 0 excludes.
 //

@@ -107,6 +107,7 @@ type options struct {
 	downTime          time.Duration
 	suspectTime       time.Duration
 	now               func() time.Time
+	verifyRelay       func(*Descriptor) error
 }
 
 func defaults() options {
@@ -332,6 +333,21 @@ func DownTime(down, suspect time.Duration) Option {
 			return err
 		}
 		return positive("suspect time", suspect)
+	}
+}
+
+// VerifyRelay adds a check of every relay's descriptor, after its
+// signature and times are verified: a descriptor f refuses never enters the
+// directory, and Recheck (also run after every refresh) drops those it
+// refuses later, e.g. when a certificate expires or is revoked. So such a
+// relay is never chosen. Default: no check.
+func VerifyRelay(f func(*Descriptor) error) Option {
+	return func(o *options) error {
+		if f == nil {
+			return fmt.Errorf("nil relay check: %w", errOption)
+		}
+		o.verifyRelay = f
+		return nil
 	}
 }
 

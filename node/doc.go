@@ -34,6 +34,36 @@
 // path, then starts building circuits; the first built circuit closes
 // Ready.
 //
+// # Trusted Identification System
+//
+// With tis.root_key set (the pinned root key of a TIS), the node must be
+// enrolled (`pikcio enroll`, which certifies the identity key and keeps
+// the certificates in the data directory; New fails with ErrNotEnrolled
+// otherwise). A relay publishes its node certificate in its descriptor
+// (tis.DescriptorExtension). Every enrolled node serves its certificate on
+// CertProtocol to the peers it is connected to. With tis.require (the
+// default):
+//
+//   - the client's discovery keeps only relays whose certificate verifies
+//     for their peer ID against the root, now, and the revocation list
+//     (discovery.VerifyRelay): a relay without one, or with an expired,
+//     revoked, self-signed or foreign one, is never chosen;
+//   - the relay admits a new circuit only if its previous hop presents a
+//     valid certificate (circuit.RelayOptions.AdmitPeer): it asks that
+//     peer on CertProtocol once and caches the answer per peer (a refusal
+//     for 30 s). A guard so sees the client's certificate; a middle or an
+//     exit only the certificate of the relay before it, never the
+//     client's. A refused circuit gets DESTROY(circuit.DestroyNotAdmitted).
+//
+// With tis.url set the node fetches the signed revocation list at start
+// and every tis.revocation_refresh (30 s after a failure); a newer list
+// makes the client recheck its directory at once, so a revoked relay
+// leaves its paths within one refresh, and the relay's admission check
+// uses it from then on. Revocation lists do not travel through the DHT
+// yet. Without node.bootstrap the node joins through the bootstraps the TIS
+// handed out at enrollment. The name and e-mail given at enrollment are
+// never stored by the node.
+//
 // # Reload
 //
 // Apply is the config.Watcher's apply function: exit policy, log level and

@@ -144,3 +144,14 @@ func writeNew(path string, b []byte) error {
 	}
 	return nil
 }
+
+// LoadOrCreateIdentity returns the node identity key in the data directory
+// dir, creating the directory (mode 0700) and the key (mode 0600) if the
+// node never ran: what `pikcio enroll` certifies.
+func LoadOrCreateIdentity(dir string) (crypto.PrivKey, error) {
+	if _, err := prepareDataDir(dir); err != nil {
+		return nil, err
+	}
+	k, _, err := loadOrCreateIdentity(dir)
+	return k, err
+}

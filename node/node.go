@@ -38,6 +38,7 @@ type Node struct {
 	client  bool
 	exit    *exitnode.Exit // nil unless the node is an exit
 	isRelay bool
+	tis     *nodeTIS // nil without tis.root_key
 
 	hops     atomic.Int64
 	joined   chan struct{}
@@ -123,8 +124,18 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	id, err := peer.IDFromPrivateKey(priv)
+	if err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
+	if n.tis, err = loadTIS(cfg.TIS, dir, id); err != nil {
+		return nil, err
+	}
 	if n.host, err = newHost(priv, cfg.Node.Listen, relayOptions(cfg.Relay)); err != nil {
 		return nil, err
+	}
+	if n.tis != nil {
+		n.tis.attach(n.host)
 	}
 	if created {
 		n.log.WithField("peer", n.host.ID().String()).Info("created a new node identity")
@@ -169,11 +180,20 @@ func newHost(priv crypto.PrivKey, listen []string, ro circuit.RelayOptions) (hos
 	return h, nil
 }
 
+// bootstraps are the peers to join through: node.bootstrap, or else the
+// ones the TIS gave at enrollment.
+func (n *Node) bootstraps(cfg *config.Config) []string {
+	if len(cfg.Node.Bootstrap) == 0 && n.tis != nil {
+		return n.tis.bootstraps
+	}
+	return cfg.Node.Bootstrap
+}
+
 func (n *Node) discoveryOptions(cfg *config.Config) []discovery.Option {
 	var opts []discovery.Option
-	if len(cfg.Node.Bootstrap) > 0 {
-		addrs := make([]ma.Multiaddr, 0, len(cfg.Node.Bootstrap))
-		for _, s := range cfg.Node.Bootstrap {
+	if boots := n.bootstraps(cfg); len(boots) > 0 {
+		addrs := make([]ma.Multiaddr, 0, len(boots))
+		for _, s := range boots {
 			a, err := ma.NewMultiaddr(s) // checked by Validate
 			if err == nil {
 				addrs = append(addrs, a)
@@ -188,6 +208,9 @@ func (n *Node) discoveryOptions(cfg *config.Config) []discovery.Option {
 		opts = append(opts, discovery.DataDir(n.dataDir))
 		if n.opts.AllowSameSubnet {
 			opts = append(opts, discovery.AllowSameSubnet())
+		}
+		if n.tis != nil && n.tis.require {
+			opts = append(opts, discovery.VerifyRelay(n.tis.verifyRelay))
 		}
 	} else {
 		opts = append(opts, discovery.NoDiscovery())
@@ -223,6 +246,9 @@ func (n *Node) Start(ctx context.Context) error {
 		if n.isRelay {
 			n.wg.Go(n.rotateOnionKeys)
 		}
+		if n.tis != nil && n.tis.url != "" {
+			n.wg.Go(func() { n.tis.keepRevocations(n.ctx, n.revocationsChanged) })
+		}
 	}
 	n.mu.Unlock()
 	if err != nil {
@@ -238,6 +264,9 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 		ro := relayOptions(cfg.Relay)
 		if n.exit != nil {
 			ro.Exit = n.exit
+		}
+		if n.tis != nil && n.tis.require {
+			ro.AdmitPeer = n.tis.admitPeer
 		}
 		r, err := circuit.NewRelay(n.host, ro)
 		if err != nil {
@@ -301,7 +330,7 @@ func (n *Node) join() bool {
 		cancel()
 		if err == nil || errors.Is(err, discovery.ErrStarted) {
 			n.mu.Lock()
-			boots := len(n.cfg.Node.Bootstrap)
+			boots := len(n.bootstraps(n.cfg))
 			n.mu.Unlock()
 			if boots == 0 {
 				n.log.Info("no bootstrap peers: other nodes join the network through this one")
@@ -373,7 +402,20 @@ func (n *Node) relayInfo() (discovery.RelayInfo, error) {
 		info.Flags |= discovery.FlagExit
 		info.ExitPorts = discovery.PortSummary(n.exit.Policy().AcceptsPort)
 	}
+	if n.tis != nil {
+		info.Extensions = []discovery.Extension{n.tis.extension()}
+	}
 	return info, nil
+}
+
+// revocationsChanged runs when a newer revocation list arrived: a client
+// drops the relays it revokes from its directory at once.
+func (n *Node) revocationsChanged() {
+	if n.client {
+		if k := n.disc.Recheck(); k > 0 {
+			n.log.WithField("relays", k).Info("relays dropped after a revocation")
+		}
+	}
 }
 
 // exitPolicy builds the exit policy: the operator's rules, then the

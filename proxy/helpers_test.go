@@ -62,7 +62,7 @@ func TestMain(m *testing.M) {
 func checkLeaks(t testing.TB) {
 	base := runtime.NumGoroutine()
 	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(15 * time.Second)
 		for {
 			n := runtime.NumGoroutine()
 			if n <= base {
@@ -200,7 +200,7 @@ func dialTimeout(t testing.TB, addr string) net.Conn {
 // waitFor polls cond for up to 5 s.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

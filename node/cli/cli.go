@@ -43,6 +43,8 @@ func commands() []command {
 		{"demo", "run a whole network on this machine, in one process", runDemo},
 		{"client", "run the local proxies (SOCKS5 and HTTP) over circuits", runClient},
 		{"relay", "run a relay (--exit: an exit relay)", runRelay},
+		{"tis", "run a Trusted Identification System (init, serve)", runTIS},
+		{"enroll", "enroll this node with a TIS", runEnroll},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -29,6 +29,10 @@ func TestHelp(t *testing.T) {
 		{[]string{"relay", "--help"}, "--exit"},
 		{[]string{"relay", "--help"}, "--config"},
 		{[]string{"version", "--help"}, "Usage: pikcio version"},
+		{[]string{"tis", "--help"}, "pikcio tis serve"},
+		{[]string{"tis", "init", "--help"}, "--dir"},
+		{[]string{"tis", "serve", "--help"}, "--bootstrap"},
+		{[]string{"enroll", "--help"}, "--tis-key"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -68,6 +72,17 @@ func TestUsageErrors(t *testing.T) {
 		{"bad hops", []string{"client", "--hops", "9"}, "client.hops"},
 		{"bad bootstrap", []string{"client", "--bootstrap", "/ip4/127.0.0.1/tcp/1"}, "node.bootstrap"},
 		{"bad config file", []string{"client", "--config", bad}, "bad.toml:2: client.hops"},
+		{"tis without subcommand", []string{"tis"}, "want a subcommand"},
+		{"tis unknown subcommand", []string{"tis", "rotate"}, `unknown subcommand "rotate"`},
+		{"tis init without dir", []string{"tis", "init"}, "--dir is required"},
+		{"tis serve without dir", []string{"tis", "serve"}, "--dir is required"},
+		{"tis serve bad listen", []string{"tis", "serve", "--dir", dir, "--listen", "nowhere"}, "want host:port"},
+		{"tis serve half TLS", []string{"tis", "serve", "--dir", dir, "--tls-cert", "c.pem"}, "go together"},
+		{"enroll without tis", []string{"enroll", "--tis-key", "x", "--name", "a", "--email", "a@b"}, "--tis is required"},
+		{"enroll without key", []string{"enroll", "--tis", "127.0.0.1:1", "--name", "a", "--email", "a@b"}, "--tis-key is required"},
+		{"enroll without name", []string{"enroll", "--tis", "127.0.0.1:1", "--tis-key", "x", "--email", "a@b"}, "--name is required"},
+		{"enroll without email", []string{"enroll", "--tis", "127.0.0.1:1", "--tis-key", "x", "--name", "a"}, "--email is required"},
+		{"enroll bad key", []string{"enroll", "--tis", "127.0.0.1:1", "--tis-key", "notakey", "--name", "a", "--email", "a@b"}, "--tis-key"},
 		{"missing config file", []string{"relay", "--config", filepath.Join(dir, "none.toml")}, "none.toml"},
 	}
 	for _, tc := range cases {

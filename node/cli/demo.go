@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -10,10 +11,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/sirupsen/logrus"
 
 	"github.com/pikcio/pikcio/config"
 	"github.com/pikcio/pikcio/node"
+	"github.com/pikcio/pikcio/tis"
 )
 
 // Limits of pikcio demo --relays.
@@ -27,8 +30,10 @@ func runDemo(e *env, args []string) int {
 	fs := newFlagSet("demo", "[flags]", `Run a whole pikcio network on this machine, in one process, on 127.0.0.1:
 relays (the first one is where the others join the DHT; about half of them,
 and at least two, are exits) and a client that finds them through the DHT
-and serves a SOCKS5 proxy, an HTTP proxy and a status page. Point a browser
-at the SOCKS5 proxy. Ctrl-C stops everything.
+and serves a SOCKS5 proxy, an HTTP proxy and a status page. A Trusted
+Identification System runs in the process too: every relay and the client
+are enrolled with it, and only certified relays and enrolled previous hops
+are accepted. Point a browser at the SOCKS5 proxy. Ctrl-C stops everything.
 
 Without --data the nodes' keys live in a temporary directory that is
 removed on exit, so every run is a new network.`)
@@ -76,6 +81,11 @@ removed on exit, so every run is a new network.`)
 	}
 
 	d := &demo{e: e, base: base, dir: dir}
+	if err := d.startTIS(); err != nil {
+		fmt.Fprintf(e.stderr, "pikcio demo: %v\n", err)
+		d.close()
+		return exitError
+	}
 	if err := d.start(*relays); err != nil {
 		fmt.Fprintf(e.stderr, "pikcio demo: %v\n", err)
 		d.close()
@@ -119,6 +129,53 @@ type demo struct {
 	relays []*node.Node
 	exits  int
 	client *node.Node
+	tis    *tis.Server
+	tisURL string
+}
+
+// startTIS runs the demo's TIS in this process on 127.0.0.1, in a new
+// directory under the demo's (or reusing the one a --data run made), and
+// turns certificate checks on for every node.
+func (d *demo) startTIS() error {
+	dir := filepath.Join(d.dir, "tis")
+	if _, err := tis.Init(dir); err != nil && !errors.Is(err, tis.ErrExists) {
+		return fmt.Errorf("TIS: %w", err)
+	}
+	srv, err := tis.NewServer(dir, tis.ServerOptions{EnrollRate: 100, EnrollBurst: 2 * demoMaxRelays})
+	if err != nil {
+		return fmt.Errorf("TIS: %w", err)
+	}
+	d.tis = srv
+	addr, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("TIS: %w", err)
+	}
+	d.tisURL = tis.BaseURL(addr.String())
+	d.base.TIS.RootKey = tis.FormatKey(srv.PublicKey())
+	d.base.TIS.URL = d.tisURL
+	d.base.TIS.Require = true
+	return nil
+}
+
+// enroll enrolls the node of cfg with the demo's TIS (again, with a kept
+// --data directory: the same person and keys get fresh certificates).
+func (d *demo) enroll(cfg *config.Config, name string) error {
+	priv, err := node.LoadOrCreateIdentity(cfg.Node.DataDir)
+	if err != nil {
+		return err
+	}
+	if en, _, err := tis.LoadEnrollment(cfg.Node.DataDir); err == nil {
+		id, err := peer.IDFromPrivateKey(priv)
+		if err == nil && tis.VerifyNodeCert(en.NodeCert, d.tis.PublicKey(), id, time.Now().Add(time.Hour), nil) == nil {
+			return nil // enrolled by an earlier run with this --data
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := tis.EnrollNode(ctx, d.tisURL, d.tis.PublicKey(), priv, cfg.Node.DataDir, name, name+"@demo.invalid"); err != nil {
+		return fmt.Errorf("enroll %s: %w", name, err)
+	}
+	return nil
 }
 
 // start starts the relays, the first one alone (the others join through
@@ -134,6 +191,9 @@ func (d *demo) start(n int) error {
 		cfg.Relay.Exit = i >= n-d.exits
 		cfg.Node.Bootstrap = boot
 		cfg.Node.DataDir = filepath.Join(d.dir, fmt.Sprintf("relay-%d", i))
+		if err := d.enroll(cfg, fmt.Sprintf("relay-%d", i+1)); err != nil {
+			return err
+		}
 		nd, err := d.startNode(cfg)
 		if err != nil {
 			return fmt.Errorf("relay %d: %w", i, err)
@@ -148,6 +208,9 @@ func (d *demo) start(n int) error {
 	cfg := d.base.Clone()
 	cfg.Node.Bootstrap = boot
 	cfg.Node.DataDir = filepath.Join(d.dir, "client")
+	if err := d.enroll(cfg, "demo-client"); err != nil {
+		return err
+	}
 	nd, err := d.startNode(cfg)
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
@@ -171,8 +234,9 @@ func (d *demo) startNode(cfg *config.Config) (*node.Node, error) {
 
 func (d *demo) banner(temporary bool) {
 	w := d.e.stdout
-	fmt.Fprintf(w, "pikcio demo: %d relays (%d of them exits) and a client, all in this process on 127.0.0.1.\n\n",
+	fmt.Fprintf(w, "pikcio demo: %d relays (%d of them exits) and a client, all in this process on 127.0.0.1.\n",
 		len(d.relays), d.exits)
+	fmt.Fprintf(w, "Every node is enrolled with the demo's TIS at %s; only certified relays are used.\n\n", d.tisURL)
 	socks := d.client.SOCKSAddr().String()
 	fmt.Fprintf(w, "SOCKS5 proxy: %s\n", socks)
 	host, port, _ := net.SplitHostPort(socks)
@@ -204,4 +268,7 @@ func (d *demo) close() {
 		wg.Go(func() { _ = r.Close() })
 	}
 	wg.Wait()
+	if d.tis != nil {
+		_ = d.tis.Close()
+	}
 }

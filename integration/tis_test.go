@@ -1,0 +1,104 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// runOnce runs a pikcio command to its end and returns its stdout; it
+// fails the test unless the command exits 0.
+func runOnce(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	p := start(t, name, args...)
+	select {
+	case <-p.done:
+	case <-time.After(90 * time.Second):
+		t.Fatalf("%s still running after 90s", name)
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("%s exited %d:\n%s", name, code, p.errOut())
+	}
+	return p.out()
+}
+
+// TestTISEnrollment runs the whole TIS path through the command: `tis
+// init`, `tis serve`, `enroll` of every relay and the client, then a
+// network whose relays and client join through the bootstraps the TIS
+// handed out at enrollment (no --bootstrap), with certificates required
+// everywhere, and a download through it.
+func TestTISEnrollment(t *testing.T) {
+	base := t.TempDir()
+	tisDir := filepath.Join(base, "tis")
+	out := runOnce(t, "tis init", "tis", "init", "--dir", tisDir)
+	_, key, ok := strings.Cut(out, "root key: ")
+	if !ok {
+		t.Fatalf("tis init printed no root key:\n%s", out)
+	}
+	key = strings.TrimSpace(key)
+
+	tisAddr := freePort(t)
+	serve := start(t, "tis serve", "tis", "serve", "--dir", tisDir, "--listen", tisAddr)
+	url := serve.waitLine(t, "TIS serving on ", startTimeout)
+	if url != "http://"+tisAddr {
+		t.Fatalf("TIS on %q, want http://%s", url, tisAddr)
+	}
+	conf := filepath.Join(base, "pikcio.toml")
+	toml := fmt.Sprintf("[tis]\nroot_key = %q\nurl = %q\nrevocation_refresh = \"5s\"\n", key, url)
+	if err := os.WriteFile(conf, []byte(toml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	enroll := func(name, dir string) {
+		t.Helper()
+		out := runOnce(t, "enroll "+name, "enroll", "--tis", tisAddr, "--tis-key", key,
+			"--name", name, "--email", name+"@demo.invalid", "--dir", dir)
+		if !strings.Contains(out, "enrolled") {
+			t.Fatalf("enroll %s:\n%s", name, out)
+		}
+	}
+
+	// The first relay, which the TIS then hands out as the bootstrap.
+	bootDir := filepath.Join(base, "relay-0")
+	enroll("relay-0", bootDir)
+	boot := start(t, "relay-0", "relay", "--config", conf, "--data", bootDir)
+	bootAddr := boot.waitLine(t, "relay address: ", startTimeout)
+	if code, took := serve.stop(t, syscall.SIGINT, 5*time.Second); code != 0 {
+		t.Fatalf("tis serve exited %d after SIGINT (%v)", code, took)
+	}
+	serve = start(t, "tis serve 2", "tis", "serve", "--dir", tisDir, "--listen", tisAddr, "--bootstrap", bootAddr)
+	serve.waitLine(t, "TIS serving on ", startTimeout)
+
+	procs := []*proc{boot}
+	for i := 1; i <= 3; i++ {
+		name := fmt.Sprintf("relay-%d", i)
+		dir := filepath.Join(base, name)
+		enroll(name, dir)
+		args := []string{"relay", "--config", conf, "--data", dir}
+		if i >= 2 {
+			args = append(args, "--exit", "--exit-policy", "accept 127.0.0.1:*")
+		}
+		r := start(t, name, args...)
+		r.waitLine(t, "relay address: ", startTimeout)
+		procs = append(procs, r)
+	}
+	clientDir := filepath.Join(base, "client")
+	enroll("demo-client", clientDir)
+	socks := freePort(t)
+	client := start(t, "client", "client", "--config", conf, "--data", clientDir,
+		"--allow-same-subnet", "--socks", socks, "--http", "", "--status", "")
+	client.waitLine(t, "circuit ready", 90*time.Second)
+	procs = append(procs, client)
+
+	fileURL, body := fileServer(t, 1<<20)
+	checkBody(t, "download through an enrolled network", curl(t, "--socks5-hostname", socks, fileURL), body)
+
+	for _, p := range append(procs, serve) {
+		if code, took := p.stop(t, syscall.SIGTERM, 5*time.Second); code != 0 {
+			t.Fatalf("%s exited %d after SIGTERM (%v)", p.name, code, took)
+		}
+	}
+}

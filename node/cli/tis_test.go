@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pikcio/pikcio/tis"
+)
+
+// TestTISInitAndEnroll: tis init prints the root key, and enroll with it
+// certifies the node's identity against a TIS serving that directory.
+func TestTISInitAndEnroll(t *testing.T) {
+	tisDir := filepath.Join(t.TempDir(), "tis")
+	code, out, errOut := run("tis", "init", "--dir", tisDir)
+	if code != exitOK {
+		t.Fatalf("tis init: exit %d: %s", code, errOut)
+	}
+	_, keyText, ok := strings.Cut(out, "root key: ")
+	if !ok {
+		t.Fatalf("no root key in %q", out)
+	}
+	root, err := tis.ParseKey(keyText)
+	if err != nil {
+		t.Fatalf("root key %q: %v", keyText, err)
+	}
+	if code, _, errOut := run("tis", "init", "--dir", tisDir); code != exitError || !strings.Contains(errOut, "already") {
+		t.Fatalf("second init: exit %d, %q", code, errOut)
+	}
+
+	srv, err := tis.NewServer(tisDir, tis.ServerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	addr, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeDir := filepath.Join(t.TempDir(), "node")
+	key := tis.FormatKey(root)
+	code, out, errOut = run("enroll", "--tis", addr.String(), "--tis-key", key, "--name", "Ada", "--email", "ada@demo.invalid", "--dir", nodeDir)
+	if code != exitOK {
+		t.Fatalf("enroll: exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, "enrolled") {
+		t.Fatalf("enroll output %q", out)
+	}
+	en, _, err := tis.LoadEnrollment(nodeDir)
+	if err != nil {
+		t.Fatalf("load enrollment: %v", err)
+	}
+	if err := en.NodeCert.Verify(root, en.NodeCert.IssuedAt); err != nil {
+		t.Fatalf("node certificate: %v", err)
+	}
+
+	// Another TIS's key is refused by the client's check of the answer.
+	other := filepath.Join(t.TempDir(), "other")
+	otherKey, err := tis.Init(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = run("enroll", "--tis", addr.String(), "--tis-key", tis.FormatKey(otherKey), "--name", "Bob", "--email", "bob@demo.invalid", "--dir", filepath.Join(t.TempDir(), "n2"))
+	if code != exitError || errOut == "" {
+		t.Fatalf("enroll with a foreign key: exit %d, %q", code, errOut)
+	}
+	// Bad properties are a usage error.
+	code, _, errOut = run("enroll", "--tis", addr.String(), "--tis-key", key, "--name", "Bob", "--email", "not-an-email", "--dir", filepath.Join(t.TempDir(), "n3"))
+	if code != exitUsage {
+		t.Fatalf("enroll with a bad e-mail: exit %d, %q", code, errOut)
+	}
+}
