@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Rule is one `accept|reject ADDR[/BITS]:PORT[-PORT]` rule of an exit policy.
@@ -347,6 +349,18 @@ type Policy struct {
 	// public holds the rules that meet publicSpace, the only ones that
 	// matter to AcceptsPort.
 	public []Rule
+
+	// ports caches AcceptsPort: the set of rules that match a port only
+	// changes at the rules' range ends, so the answer is worked out once
+	// per span between those ends.
+	portsOnce sync.Once
+	ports     []portSpan
+}
+
+// portSpan is a range of ports with one AcceptsPort answer.
+type portSpan struct {
+	lo, hi uint16
+	ok     bool
 }
 
 // NewPolicy builds the policy of an exit: the operator's rules first, then
@@ -493,8 +507,31 @@ func embeddedIPv4(a netip.Addr) (out [2]netip.Addr, n int) {
 // ranges. A client uses it to choose an exit for a destination port before
 // the name is resolved.
 func (p *Policy) AcceptsPort(port uint16) bool {
-	_, ok := p.publicWitness(port)
-	return ok
+	if p == nil || port == 0 {
+		return false
+	}
+	p.portsOnce.Do(p.buildPorts)
+	i := sort.Search(len(p.ports), func(i int) bool { return p.ports[i].hi >= port })
+	return i < len(p.ports) && p.ports[i].ok
+}
+
+// buildPorts splits 1..65535 at every rule's range ends and answers each
+// span from its first port.
+func (p *Policy) buildPorts() {
+	cuts := []int{1, 65536}
+	for _, r := range p.public {
+		cuts = append(cuts, int(r.PortLo), int(r.PortHi)+1)
+	}
+	sort.Ints(cuts)
+	cuts = slices.Compact(cuts)
+	for i := 0; i+1 < len(cuts); i++ {
+		lo, hi := cuts[i], cuts[i+1]-1
+		if lo < 1 || lo > 65535 {
+			continue
+		}
+		_, ok := p.publicWitness(uint16(lo))
+		p.ports = append(p.ports, portSpan{lo: uint16(lo), hi: uint16(hi), ok: ok})
+	}
 }
 
 // publicSpace is the address space AcceptsPort looks for an accepted address
