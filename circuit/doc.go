@@ -143,6 +143,11 @@
 //     circuit only (with DESTROY and a reason), never the relay; circuits
 //     per previous hop, streams per circuit and handshakes per second are
 //     capped (RelayOptions, with defaults in DefaultRelayOptions).
+//   - Who may open a circuit: RelayOptions.AdmitPeer sees only the previous
+//     hop's peer ID, before the handshake. pikcio's node uses it so that a
+//     relay serving as a guard admits only enrolled nodes (package tis);
+//     a middle or exit relay sees an enrolled relay as its previous hop,
+//     never the client.
 //   - Left open: a relay extends to whatever addresses an EXTEND names, so
 //     a client can make a relay dial (but not authenticate to) arbitrary
 //     addresses; the tagging attack above; and end-to-end timing
