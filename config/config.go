@@ -90,13 +90,16 @@ type TISConfig struct {
 	// bytes, as "pikcio tis init" prints it). "" means no TIS: relays are
 	// neither certified nor checked.
 	RootKey string `toml:"root_key"`
-	// URL is the TIS base URL (or host:port) for revocation lists.
+	// URL is the TIS base URL (or host:port) for enrollment at the first
+	// start and for revocation lists, which the node then puts into the
+	// DHT. "" means the list only comes from the DHT.
 	URL string `toml:"url"`
 	// Require, with RootKey set, makes the client choose only relays with a
 	// valid node certificate and the relay admit circuits only from
 	// enrolled previous hops.
 	Require bool `toml:"require"`
-	// RevocationRefresh is how often the revocation list is fetched.
+	// RevocationRefresh is how often the revocation list is fetched from
+	// the TIS and from the DHT.
 	RevocationRefresh Duration `toml:"revocation_refresh"`
 }
 

@@ -104,7 +104,7 @@ func New(h host.Host, opts ...Option) (*Discovery, error) {
 	if o.server {
 		mode = dht.ModeServer
 	}
-	kad, err := dht.New(h,
+	dopts := []dht.Option{
 		dht.ProtocolPrefix(ProtocolPrefix),
 		dht.Mode(mode),
 		dht.Validator(record.NamespacedValidator{}),
@@ -112,7 +112,11 @@ func New(h host.Host, opts ...Option) (*Discovery, error) {
 		dht.BootstrapPeers(o.bootstrap...),
 		dht.MaxRecordAge(o.lifetime),
 		dht.ProviderManagerOpts(records.ProvideValidity(o.lifetime)),
-	)
+	}
+	for ns, v := range o.validators {
+		dopts = append(dopts, dht.NamespacedValidator(ns, v))
+	}
+	kad, err := dht.New(h, dopts...)
 	if err != nil {
 		return nil, fmt.Errorf("start DHT: %w", err)
 	}
@@ -236,6 +240,27 @@ func (d *Discovery) Close() error {
 		return fmt.Errorf("close DHT: %w", err)
 	}
 	return nil
+}
+
+// PutRecord stores value under key ("/ns/...", ns added with Validator)
+// in this node's DHT store and at the closest DHT servers. It fails when
+// the validator refuses the value or this node holds a better one.
+func (d *Discovery) PutRecord(ctx context.Context, key string, value []byte) error {
+	if err := d.dht.PutValue(ctx, key, value); err != nil {
+		return fmt.Errorf("put record %s: %w", key, err)
+	}
+	return nil
+}
+
+// GetRecord returns the best valid value under key among this node's and
+// the closest DHT servers' (by the namespace's Select), or an error
+// wrapping routing.ErrNotFound.
+func (d *Discovery) GetRecord(ctx context.Context, key string) ([]byte, error) {
+	v, err := d.dht.GetValue(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("get record %s: %w", key, err)
+	}
+	return v, nil
 }
 
 // Republish asks the publish loop to publish now, e.g. after an onion key

@@ -33,6 +33,14 @@
 // Relays publish at start and every republish interval (and on Republish,
 // after an onion key rotation), each time newer than the last.
 //
+// The Validator option adds other record namespaces to the DHT with their
+// own validator (the node adds the TIS revocation list's), and PutRecord
+// and GetRecord store and find such records: a DHT server stores a PUT
+// record only if its validator accepts it and prefers it to the one it
+// holds, and GetRecord returns the best valid value of the closest servers.
+// Every node of a network must register the same validators, or its
+// servers refuse those records.
+//
 // # Finding relays
 //
 // Two ways to find the relays, both used by default (StrategyBoth):

@@ -3,6 +3,7 @@ package discovery
 import (
 	"errors"
 	"fmt"
+	record "github.com/libp2p/go-libp2p-record"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -108,6 +109,7 @@ type options struct {
 	suspectTime       time.Duration
 	now               func() time.Time
 	verifyRelay       func(*Descriptor) error
+	validators        map[string]record.Validator
 }
 
 func defaults() options {
@@ -347,6 +349,27 @@ func VerifyRelay(f func(*Descriptor) error) Option {
 			return fmt.Errorf("nil relay check: %w", errOption)
 		}
 		o.verifyRelay = f
+		return nil
+	}
+}
+
+// Validator adds a record namespace to the DHT: records under
+// "/ns/..." are stored, served and chosen among by v (its Validate refuses
+// a record, its Select picks the best of several), on this node and, for
+// the records it PUTs or GETs, as its peers run the same option. Used for
+// the TIS revocation list. Default: only the descriptor namespace.
+func Validator(ns string, v record.Validator) Option {
+	return func(o *options) error {
+		switch {
+		case v == nil:
+			return fmt.Errorf("nil validator for %q: %w", ns, errOption)
+		case ns == "" || ns == Namespace:
+			return fmt.Errorf("validator namespace %q: %w", ns, errOption)
+		}
+		if o.validators == nil {
+			o.validators = map[string]record.Validator{}
+		}
+		o.validators[ns] = v
 		return nil
 	}
 }

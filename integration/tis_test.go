@@ -27,7 +27,8 @@ func runOnce(t *testing.T, name string, args ...string) string {
 }
 
 // TestTISEnrollment runs the whole TIS path through the command: `tis
-// init`, `tis serve`, `enroll` of every relay and the client, then a
+// init`, `tis serve`, `enroll` of relays 0 to 2, enrollment at the first
+// start (--enroll-name, --enroll-email) of relay 3 and the client, then a
 // network whose relays and client join through the bootstraps the TIS
 // handed out at enrollment (no --bootstrap), with certificates required
 // everywhere, and a download through it.
@@ -76,8 +77,13 @@ func TestTISEnrollment(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		name := fmt.Sprintf("relay-%d", i)
 		dir := filepath.Join(base, name)
-		enroll(name, dir)
 		args := []string{"relay", "--config", conf, "--data", dir}
+		if i == 3 {
+			// Enrolls itself at its first start.
+			args = append(args, "--enroll-name", name, "--enroll-email", name+"@demo.invalid")
+		} else {
+			enroll(name, dir)
+		}
 		if i >= 2 {
 			args = append(args, "--exit", "--exit-policy", "accept 127.0.0.1:*")
 		}
@@ -86,10 +92,10 @@ func TestTISEnrollment(t *testing.T) {
 		procs = append(procs, r)
 	}
 	clientDir := filepath.Join(base, "client")
-	enroll("demo-client", clientDir)
 	socks := freePort(t)
 	client := start(t, "client", "client", "--config", conf, "--data", clientDir,
-		"--allow-same-subnet", "--socks", socks, "--http", "", "--status", "")
+		"--allow-same-subnet", "--socks", socks, "--http", "", "--status", "",
+		"--enroll-name", "demo-client", "--enroll-email", "demo-client@demo.invalid")
 	client.waitLine(t, "circuit ready", 90*time.Second)
 	procs = append(procs, client)
 

@@ -37,9 +37,13 @@
 // # Trusted Identification System
 //
 // With tis.root_key set (the pinned root key of a TIS), the node must be
-// enrolled (`pikcio enroll`, which certifies the identity key and keeps
-// the certificates in the data directory; New fails with ErrNotEnrolled
-// otherwise). A relay publishes its node certificate in its descriptor
+// enrolled: by `pikcio enroll`, which certifies the identity key and keeps
+// the certificates in the data directory, or at its first start with
+// Options.Enroll (`--enroll-name`, `--enroll-email`): when the data
+// directory holds no enrollment and tis.url is set, New enrolls with
+// tis.EnrollNode before anything else, and later starts reuse the saved
+// enrollment and ignore the properties. New fails with ErrNotEnrolled
+// otherwise. A relay publishes its node certificate in its descriptor
 // (tis.DescriptorExtension). Every enrolled node serves its certificate on
 // CertProtocol to the peers it is connected to. With tis.require (the
 // default):
@@ -55,12 +59,21 @@
 //     exit only the certificate of the relay before it, never the
 //     client's. A refused circuit gets DESTROY(circuit.DestroyNotAdmitted).
 //
-// With tis.url set the node fetches the signed revocation list at start
-// and every tis.revocation_refresh (30 s after a failure); a newer list
-// makes the client recheck its directory at once, so a revoked relay
-// leaves its paths within one refresh, and the relay's admission check
-// uses it from then on. Revocation lists do not travel through the DHT
-// yet. Without node.bootstrap the node joins through the bootstraps the TIS
+// Revocation lists travel through the TIS and the DHT. The node registers
+// tis.RevocationValidator for tis.RevocationNamespace in its DHT
+// (discovery.Validator), so every DHT server stores, under
+// tis.RevocationKey(root), only lists signed by the pinned root and keeps
+// the one with the highest sequence: a forged, tampered or older list put
+// by a hostile node is refused and never replaces a newer one. At start
+// and every tis.revocation_refresh (30 s after a failure) a node with
+// tis.url fetches the list from the TIS and PUTs it into the DHT when it
+// is newer than the one it last put (again every hour, against record
+// expiry); then every node, with or without tis.url, GETs the list from
+// the DHT and offers it to its cache. So a node that cannot reach the TIS
+// (or has no tis.url, only the root key) learns a revocation within about
+// two refreshes. A newer list makes the client recheck its directory at
+// once, so a revoked relay leaves its paths, and the relay's admission
+// check uses it from then on. Without node.bootstrap the node joins through the bootstraps the TIS
 // handed out at enrollment. The name and e-mail given at enrollment are
 // never stored by the node.
 //

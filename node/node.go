@@ -24,6 +24,7 @@ import (
 	"github.com/pikcio/pikcio/discovery"
 	"github.com/pikcio/pikcio/exitnode"
 	"github.com/pikcio/pikcio/proxy"
+	"github.com/pikcio/pikcio/tis"
 )
 
 // Node is one pikcio process's part in the network: a libp2p host with a
@@ -128,6 +129,9 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
+	if err := enrollFirst(cfg.TIS, dir, priv, opts.Enroll); err != nil {
+		return nil, err
+	}
 	if n.tis, err = loadTIS(cfg.TIS, dir, id); err != nil {
 		return nil, err
 	}
@@ -204,6 +208,9 @@ func (n *Node) discoveryOptions(cfg *config.Config) []discovery.Option {
 	if n.isRelay {
 		opts = append(opts, discovery.Publish(n.relayInfo))
 	}
+	if n.tis != nil {
+		opts = append(opts, discovery.Validator(tis.RevocationNamespace, tis.RevocationValidator{Root: n.tis.root}))
+	}
 	if n.client {
 		opts = append(opts, discovery.DataDir(n.dataDir))
 		if n.opts.AllowSameSubnet {
@@ -246,8 +253,8 @@ func (n *Node) Start(ctx context.Context) error {
 		if n.isRelay {
 			n.wg.Go(n.rotateOnionKeys)
 		}
-		if n.tis != nil && n.tis.url != "" {
-			n.wg.Go(func() { n.tis.keepRevocations(n.ctx, n.revocationsChanged) })
+		if n.tis != nil {
+			n.wg.Go(func() { n.tis.keepRevocations(n.ctx, n.disc, n.revocationsChanged) })
 		}
 	}
 	n.mu.Unlock()

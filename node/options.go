@@ -40,7 +40,25 @@ type Options struct {
 	// Discovery options are added after the node's own (tests shorten
 	// intervals with them).
 	Discovery []discovery.Option
+	// Enroll, when set, enrolls the node with the TIS on its first start:
+	// if tis.root_key is set and the data directory holds no enrollment,
+	// New sends these properties and the node's keys to the TIS at tis.url
+	// (tis.EnrollNode) and keeps only the certificates it gets back. The
+	// name and e-mail are never written anywhere; a node that is already
+	// enrolled ignores them. Default nil: a node without an enrollment
+	// fails with ErrNotEnrolled.
+	Enroll *Enrollee
 }
+
+// Enrollee is the person a node enrolls for (tis.NormalizeName and
+// tis.NormalizeEmail apply at the TIS).
+type Enrollee struct {
+	Name  string
+	Email string
+}
+
+// enrollTimeout bounds the enrollment at a node's first start.
+const enrollTimeout = time.Minute
 
 // Timings of the node's own loops.
 const (

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -49,6 +50,12 @@ const (
 	maxPeerCerts = 8192
 	// revocationRetry is how soon a failed revocation fetch is retried.
 	revocationRetry = 30 * time.Second
+	// revocationDHTTimeout bounds one PUT or GET of the revocation list
+	// in the DHT.
+	revocationDHTTimeout = 30 * time.Second
+	// revocationRepublish is how often a node with tis.url PUTs the same
+	// list again, so that it outlives DHT record expiry and churn.
+	revocationRepublish = time.Hour
 )
 
 // nodeTIS is the node's part in the TIS: the pinned root, its own
@@ -73,6 +80,33 @@ type peerCert struct {
 	cert  *tis.Certificate
 	err   error
 	until time.Time
+}
+
+// enrollFirst enrolls the node with the TIS when tc pins a root key, the
+// data directory holds no enrollment and who is set. Nothing of who is
+// stored: only the certificates the TIS answers with.
+func enrollFirst(tc config.TISConfig, dir string, priv crypto.PrivKey, who *Enrollee) error {
+	if tc.RootKey == "" || who == nil {
+		return nil
+	}
+	if _, _, err := tis.LoadEnrollment(dir); !errors.Is(err, fs.ErrNotExist) {
+		return nil // enrolled, or loadTIS reports what is wrong
+	}
+	if tc.URL == "" {
+		return fmt.Errorf("%w: enrolling needs tis.url", ErrNotEnrolled)
+	}
+	root, err := tis.ParseKey(tc.RootKey)
+	if err != nil {
+		return fmt.Errorf("tis.root_key: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), enrollTimeout)
+	defer cancel()
+	en, err := tis.EnrollNode(ctx, tis.BaseURL(tc.URL), root, priv, dir, who.Name, who.Email)
+	if err != nil {
+		return fmt.Errorf("enroll with the TIS: %w", err)
+	}
+	logrus.WithField("component", "tis").WithField("serial", en.NodeCert.Serial.String()).Debug("enrolled with the TIS")
+	return nil
 }
 
 // loadTIS reads the node's enrollment for the [tis] section. It returns
@@ -216,18 +250,49 @@ func readCert(r io.Reader) ([]byte, error) {
 	return data, nil
 }
 
-// keepRevocations fetches the revocation list now and every refresh
-// interval (sooner after a failure) until ctx ends; each newer list makes
-// onUpdate run (the client rechecks its directory).
-func (t *nodeTIS) keepRevocations(ctx context.Context, onUpdate func()) {
+// recordStore is the DHT as the revocation loop uses it
+// (*discovery.Discovery).
+type recordStore interface {
+	PutRecord(ctx context.Context, key string, value []byte) error
+	GetRecord(ctx context.Context, key string) ([]byte, error)
+}
+
+// keepRevocations keeps the revocation list fresh until ctx ends: now and
+// every refresh interval (sooner after a failure) it fetches the list from
+// the TIS when tis.url is set and PUTs a newer one into the DHT, then GETs
+// the list from the DHT, so that a node that cannot reach the TIS still
+// learns revocations. Each newer list makes onUpdate run (the client
+// rechecks its directory).
+func (t *nodeTIS) keepRevocations(ctx context.Context, dht recordStore, onUpdate func()) {
+	var put uint64 // sequence last put into the DHT
+	var putAt time.Time
 	for {
 		next := t.refresh
-		if err := t.fetchRevocations(ctx, onUpdate); err != nil {
+		if t.url != "" {
+			if err := t.fetchRevocations(ctx, onUpdate); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				t.log.WithError(err).Warn("fetch TIS revocation list")
+				next = min(next, revocationRetry)
+			}
+			if l := t.revs.List(); l != nil && (l.Sequence > put || time.Since(putAt) >= revocationRepublish) {
+				if err := t.putRevocations(ctx, dht, l); err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					t.log.WithError(err).Debug("put revocation list into the DHT")
+					next = min(next, revocationRetry)
+				} else {
+					put, putAt = l.Sequence, time.Now()
+				}
+			}
+		}
+		if err := t.getRevocations(ctx, dht, onUpdate); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			t.log.WithError(err).Warn("fetch TIS revocation list")
-			next = min(next, revocationRetry)
+			t.log.WithError(err).Debug("get revocation list from the DHT")
 		}
 		if !sleep(ctx, next) {
 			return
@@ -243,7 +308,37 @@ func (t *nodeTIS) fetchRevocations(ctx context.Context, onUpdate func()) error {
 		return err
 	}
 	if t.revs.Offer(l) {
-		t.log.WithField("list", l.String()).Debug("new revocation list")
+		t.log.WithField("list", l.String()).Debug("new revocation list from the TIS")
+		onUpdate()
+	}
+	return nil
+}
+
+func (t *nodeTIS) putRevocations(ctx context.Context, dht recordStore, l *tis.RevocationList) error {
+	data, err := l.Encode()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, revocationDHTTimeout)
+	defer cancel()
+	return dht.PutRecord(ctx, tis.RevocationKey(t.root), data)
+}
+
+// getRevocations offers the DHT's list to the cache, which keeps it only
+// if it verifies against the pinned root and is newer.
+func (t *nodeTIS) getRevocations(ctx context.Context, dht recordStore, onUpdate func()) error {
+	ctx, cancel := context.WithTimeout(ctx, revocationDHTTimeout)
+	defer cancel()
+	data, err := dht.GetRecord(ctx, tis.RevocationKey(t.root))
+	if err != nil {
+		return err
+	}
+	newer, err := t.revs.Update(data)
+	if err != nil {
+		return fmt.Errorf("revocation list from the DHT: %w", err)
+	}
+	if newer {
+		t.log.WithField("list", t.revs.List().String()).Debug("new revocation list from the DHT")
 		onUpdate()
 	}
 	return nil

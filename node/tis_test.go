@@ -72,6 +72,13 @@ func (s *testTIS) use(cfg *config.Config) {
 // client, all requiring certificates.
 func newTISNet(t *testing.T, s *testTIS, n int) (*testNet, []*tis.Enrollment) {
 	t.Helper()
+	return newTISNetClient(t, s, n, func(*config.Config) {})
+}
+
+// newTISNetClient is newTISNet with the client's configuration changed by
+// edit before it starts.
+func newTISNetClient(t *testing.T, s *testTIS, n int, edit func(*config.Config)) (*testNet, []*tis.Enrollment) {
+	t.Helper()
 	net := &testNet{}
 	var boot []string
 	var ens []*tis.Enrollment
@@ -89,6 +96,7 @@ func newTISNet(t *testing.T, s *testTIS, n int) (*testNet, []*tis.Enrollment) {
 	cfg := testConfig(t)
 	cfg.Node.Bootstrap = boot
 	s.enroll(t, cfg, "demo-client")
+	edit(cfg)
 	net.client = startNode(t, cfg, Options{AllowSameSubnet: true})
 	return net, ens
 }

@@ -83,6 +83,9 @@ func TestUsageErrors(t *testing.T) {
 		{"enroll without name", []string{"enroll", "--tis", "127.0.0.1:1", "--tis-key", "x", "--email", "a@b"}, "--name is required"},
 		{"enroll without email", []string{"enroll", "--tis", "127.0.0.1:1", "--tis-key", "x", "--name", "a"}, "--email is required"},
 		{"enroll bad key", []string{"enroll", "--tis", "127.0.0.1:1", "--tis-key", "notakey", "--name", "a", "--email", "a@b"}, "--tis-key"},
+		{"enroll name without email", []string{"client", "--enroll-name", "a"}, "go together"},
+		{"enroll email without name", []string{"relay", "--enroll-email", "a@b"}, "go together"},
+		{"enroll without tis", []string{"client", "--enroll-name", "a", "--enroll-email", "a@b"}, "need tis.root_key and tis.url"},
 		{"missing config file", []string{"relay", "--config", filepath.Join(dir, "none.toml")}, "none.toml"},
 	}
 	for _, tc := range cases {

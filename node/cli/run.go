@@ -44,6 +44,8 @@ type nodeFlags struct {
 	bootstrap       listFlag
 	logLevel        string
 	logFormat       string
+	enrollName      string
+	enrollEmail     string
 	allowSameSubnet bool
 	status          string
 
@@ -65,6 +67,16 @@ func (f *nodeFlags) common(fs *flagSet) {
 	fs.Var(&f.bootstrap, "bootstrap", "`multiaddr` ending in /p2p/<peer id> of a node to join the network through; repeatable or comma-separated")
 	fs.StringVar(&f.logLevel, "log-level", "", "log `level`: trace, debug, info, warn or error (default info)")
 	fs.StringVar(&f.logFormat, "log-format", "", "log `format`: text or json (default text)")
+	fs.StringVar(&f.enrollName, "enroll-name", "", "`name` to enroll with at the TIS (tis.url) on the first start, when the data directory holds no enrollment; never stored, ignored once enrolled; needs --enroll-email")
+	fs.StringVar(&f.enrollEmail, "enroll-email", "", "`e-mail` to enroll with at the TIS on the first start; never stored; needs --enroll-name")
+}
+
+// enrollee is the person of --enroll-name and --enroll-email, or nil.
+func (f *nodeFlags) enrollee() *node.Enrollee {
+	if f.enrollName == "" && f.enrollEmail == "" {
+		return nil
+	}
+	return &node.Enrollee{Name: f.enrollName, Email: f.enrollEmail}
 }
 
 func (f *nodeFlags) isSet(name string) bool {
@@ -206,12 +218,18 @@ func runNode(e *env, f *nodeFlags, ov config.Override) int {
 	if f.isSet("exit-policy") && !cfg.Relay.Exit {
 		return usageError(e, f.fs, "--exit-policy needs --exit (or relay.exit = true in the configuration file)")
 	}
+	if (f.enrollName == "") != (f.enrollEmail == "") {
+		return usageError(e, f.fs, "--enroll-name and --enroll-email go together")
+	}
+	if f.enrollee() != nil && (cfg.TIS.RootKey == "" || cfg.TIS.URL == "") {
+		return usageError(e, f.fs, "--enroll-name and --enroll-email need tis.root_key and tis.url in the configuration file")
+	}
 	if err := node.SetupLogging(cfg.Log); err != nil {
 		return configError(e, name, err)
 	}
 	log := logrus.WithField("component", "cli")
 
-	nd, err := node.New(cfg, node.Options{AllowSameSubnet: f.allowSameSubnet})
+	nd, err := node.New(cfg, node.Options{AllowSameSubnet: f.allowSameSubnet, Enroll: f.enrollee()})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "%s: %v\n", name, err)
 		return exitError

@@ -1,0 +1,193 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	record "github.com/libp2p/go-libp2p-record"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/pikcio/pikcio/config"
+	"github.com/pikcio/pikcio/discovery"
+	"github.com/pikcio/pikcio/tis"
+)
+
+// anyValidator accepts every record, prefers the first, and remembers
+// every value it was shown: the DHT of a hostile node, or of an observer
+// that sees what honest nodes serve.
+type anyValidator struct {
+	mu   sync.Mutex
+	seen [][]byte
+}
+
+func (v *anyValidator) Validate(_ string, value []byte) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.seen = append(v.seen, bytes.Clone(value))
+	return nil
+}
+
+func (v *anyValidator) Select(string, [][]byte) (int, error) { return 0, nil }
+
+func (v *anyValidator) values() [][]byte {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return slices.Clone(v.seen)
+}
+
+// rawDHT is a pikcio DHT client without pikcio's checks, joined through
+// the relays.
+func rawDHT(t *testing.T, v record.Validator, relays []*Node) (host.Host, *dht.IpfsDHT) {
+	t.Helper()
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay(), libp2p.DisableMetrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	kad, err := dht.New(h,
+		dht.ProtocolPrefix(discovery.ProtocolPrefix),
+		dht.Mode(dht.ModeClient),
+		dht.Validator(record.NamespacedValidator{tis.RevocationNamespace: v}),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { kad.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, r := range relays {
+		if err := h.Connect(ctx, peer.AddrInfo{ID: r.ID(), Addrs: r.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 30*time.Second, "raw DHT joined", func() bool { return kad.RoutingTable().Size() > 0 })
+	return h, kad
+}
+
+// TestRevocationThroughDHT: relays fetch the revocation list from the TIS
+// and put it into the DHT; a client with no tis.url (only the pinned root
+// key) gets it from the DHT and drops the revoked relay. A hostile node's
+// forged or older list is refused by the honest nodes and never replaces
+// the newer one.
+func TestRevocationThroughDHT(t *testing.T) {
+	s := newTestTIS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	old, err := tis.FetchRevocations(ctx, s.url, s.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldData, err := old.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, ens := newTISNetClient(t, s, 4, func(cfg *config.Config) { cfg.TIS.URL = "" })
+	net.waitReady(t)
+	if net.client.tis.url != "" {
+		t.Fatal("the client has a TIS URL")
+	}
+
+	revoked := net.relays[3].ID()
+	waitFor(t, 30*time.Second, "relay 3 known", func() bool {
+		_, ok := net.client.disc.Descriptor(revoked)
+		return ok
+	})
+	if err := s.srv.Revoke(ens[3].NodeCert.Serial); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "revoked relay dropped by a client without tis.url", func() bool {
+		_, ok := net.client.disc.Descriptor(revoked)
+		return !ok
+	})
+	newest := net.client.tis.revs.List()
+	if newest == nil || newest.Sequence <= old.Sequence || !newest.Revoked(ens[3].NodeCert.Serial) {
+		t.Fatalf("client list %v, want one newer than %v revoking relay 3", newest, old)
+	}
+	for range 100 {
+		path, err := net.client.disc.SelectPath(discovery.PathRequest{Hops: 3, Port: 443})
+		if err != nil {
+			t.Fatalf("select: %v", err)
+		}
+		for _, h := range path {
+			if h.PeerID == revoked {
+				t.Fatal("revoked relay chosen")
+			}
+		}
+	}
+	newestData, err := newest.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A hostile node puts an older genuine list, a tampered copy of the
+	// newest and a list of another TIS under the revocation key.
+	tampered := bytes.Clone(newestData)
+	tampered[len(tampered)-1] ^= 1
+	other := newTestTIS(t)
+	foreign, err := tis.FetchRevocations(ctx, other.url, other.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreignData, err := foreign.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := tis.RevocationKey(s.root)
+	_, hostile := rawDHT(t, &anyValidator{}, net.relays)
+	bad := [][]byte{oldData, tampered, foreignData}
+	for _, b := range bad {
+		_ = hostile.PutValue(ctx, key, b) // honest peers answer with an error
+	}
+
+	// The honest nodes kept the newest list: an observer sees only it.
+	obs := &anyValidator{}
+	_, observer := rawDHT(t, obs, net.relays)
+	if _, err := observer.GetValue(ctx, key, dht.Quorum(len(net.relays))); err != nil {
+		t.Fatalf("observer get: %v", err)
+	}
+	seen := obs.values()
+	if len(seen) == 0 {
+		t.Fatal("observer saw no list")
+	}
+	for _, v := range seen {
+		if !bytes.Equal(v, newestData) {
+			l, _ := tis.DecodeRevocationList(v)
+			t.Fatalf("an honest node served another list than the newest: %v", l)
+		}
+	}
+	// Nodes' own GETs still return the newest, and their caches keep it.
+	for i, nd := range append(slices.Clone(net.relays), net.client) {
+		data, err := nd.disc.GetRecord(ctx, key)
+		if err != nil {
+			t.Fatalf("node %d get: %v", i, err)
+		}
+		if !bytes.Equal(data, newestData) {
+			t.Fatalf("node %d got another list than the newest", i)
+		}
+	}
+	time.Sleep(time.Second) // a few refreshes of every node
+	if l := net.client.tis.revs.List(); l.Sequence != newest.Sequence || !l.Revoked(ens[3].NodeCert.Serial) {
+		t.Fatalf("client list replaced by %v", l)
+	}
+	// pikcio's own DHT refuses to put the invalid ones; an older genuine
+	// one put by the client itself does not win over the newest.
+	for i, b := range bad[1:] {
+		if err := net.client.disc.PutRecord(ctx, key, b); err == nil {
+			t.Fatalf("bad list %d put", i+1)
+		}
+	}
+	_ = net.client.disc.PutRecord(ctx, key, oldData)
+	if data, err := net.client.disc.GetRecord(ctx, key); err != nil || !bytes.Equal(data, newestData) {
+		t.Fatalf("after putting an older list, get: %v, newest: %t", err, bytes.Equal(data, newestData))
+	}
+	if err := net.relays[0].disc.PutRecord(ctx, key, oldData); err == nil {
+		t.Fatal("a relay holding the newest list put an older one")
+	}
+}

@@ -1,0 +1,98 @@
+package trust
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/pikcio/pikcio/tis"
+)
+
+// testTIS is a real TIS serving HTTP on 127.0.0.1.
+type testTIS struct {
+	root     ed25519.PublicKey
+	rootPriv ed25519.PrivateKey
+	url      string
+}
+
+func newTestTIS(t *testing.T) *testTIS {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "tis")
+	root, err := tis.Init(dir)
+	if err != nil {
+		t.Fatalf("tis.Init: %v", err)
+	}
+	priv, err := os.ReadFile(filepath.Join(dir, tis.RootKeyFile))
+	if err != nil || len(priv) != ed25519.PrivateKeySize {
+		t.Fatalf("read root key: %v (%d bytes)", err, len(priv))
+	}
+	srv, err := tis.NewServer(dir, tis.ServerOptions{EnrollRate: 1000, EnrollBurst: 1000})
+	if err != nil {
+		t.Fatalf("tis.NewServer: %v", err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	addr, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("Listen: %v", err)
+	}
+	return &testTIS{root: root, rootPriv: ed25519.PrivateKey(priv), url: "http://" + addr.String()}
+}
+
+// identity is an enrolled user: Matryoshka key and certificate.
+type identity struct {
+	key  ed25519.PrivateKey
+	cert *tis.Certificate
+}
+
+func (tt *testTIS) enroll(t *testing.T, name string) identity {
+	t.Helper()
+	nodeKey, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, mkey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := tis.NewClient(tt.url, tt.root)
+	e, err := c.Enroll(ctx, nodeKey, mkey, name, fmt.Sprintf("%s@example.org", name))
+	if err != nil {
+		t.Fatalf("enroll %s: %v", name, err)
+	}
+	return identity{key: mkey, cert: e.MatryoshkaCert}
+}
+
+// testID returns a distinct identity for index i.
+func testID(i int) tis.ID {
+	var id tis.ID
+	id[0] = 0xAA
+	id[28], id[29], id[30], id[31] = byte(i>>24), byte(i>>16), byte(i>>8), byte(i)
+	return id
+}
+
+var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+func vouch(from, to tis.ID, w uint8) *Vouch {
+	return &Vouch{Voucher: from, Vouchee: to, Weight: w, IssuedAt: t0, Expires: t0.Add(365 * 24 * time.Hour)}
+}
+
+func attest(subject tis.ID, kind string) *Attestation {
+	return &Attestation{Subject: subject, Kind: kind, IssuedAt: t0, Expires: t0.Add(365 * 24 * time.Hour)}
+}
+
+func ed25519Key(t *testing.T) ed25519.PublicKey {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub
+}
