@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/pikcio/pikcio/internal/privfile"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -101,33 +101,8 @@ func (g *guardSet) save() error {
 	if err != nil {
 		return fmt.Errorf("encode guards: %w", err)
 	}
-	dir := filepath.Dir(g.path)
-	tmp, err := os.CreateTemp(dir, ".guards-*.tmp")
-	if err != nil {
+	if err := privfile.Replace(g.path, append(b, '\n')); err != nil {
 		return fmt.Errorf("save guards: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename this fails harmlessly
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save guards: %w", err)
-	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save guards: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save guards: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save guards: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), g.path); err != nil {
-		return fmt.Errorf("save guards: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

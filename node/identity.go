@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/pikcio/pikcio/internal/privfile"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -70,7 +71,7 @@ func loadOrCreateIdentity(dir string) (crypto.PrivKey, bool, error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("encode identity key: %w", err)
 	}
-	if err := writeNew(path, b); err != nil {
+	if err := privfile.Create(path, b); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			// Another process made it first: use that one.
 			k, err := readIdentity(path)
@@ -112,37 +113,6 @@ func readIdentity(path string) (crypto.PrivKey, error) {
 		return nil, fmt.Errorf("identity key %s: %s key, want Ed25519", path, k.Type())
 	}
 	return k, nil
-}
-
-// writeNew writes b to path, which must not exist, so that path is never
-// seen half written: a temporary file is written and synced, then linked
-// to path (which fails if path exists) and removed.
-func writeNew(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	name := tmp.Name()
-	defer os.Remove(name)
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Link(name, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 // LoadOrCreateIdentity returns the node identity key in the data directory

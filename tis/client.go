@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/pikcio/pikcio/internal/privfile"
 	"io"
 	"io/fs"
 	"net"
@@ -251,7 +252,7 @@ func LoadOrCreateMatryoshkaKey(dir string) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generate matryoshka key: %w", err)
 	}
-	if err := writeNew(path, k); err != nil {
+	if err := privfile.Create(path, k); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return readMatryoshkaKey(path)
 		}
@@ -286,7 +287,7 @@ func SaveEnrollment(dir string, e *Enrollment) error {
 	if err != nil {
 		return fmt.Errorf("save enrollment: %w", err)
 	}
-	return writeAtomic(filepath.Join(dir, EnrollmentFile), b)
+	return privfile.Replace(filepath.Join(dir, EnrollmentFile), b)
 }
 
 // LoadEnrollment reads the enrollment and the Matryoshka private key from

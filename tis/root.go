@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/pikcio/pikcio/internal/privfile"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -58,13 +59,13 @@ func Init(dir string) (ed25519.PublicKey, error) {
 		return nil, fmt.Errorf("generate secret: %w", err)
 	}
 	keyPath := filepath.Join(dir, RootKeyFile)
-	if err := writeNew(keyPath, priv); err != nil {
+	if err := privfile.Create(keyPath, priv); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			err = fmt.Errorf("init %s: %w", dir, ErrExists)
 		}
 		return nil, err
 	}
-	if err := writeNew(filepath.Join(dir, SecretFile), secret); err != nil {
+	if err := privfile.Create(filepath.Join(dir, SecretFile), secret); err != nil {
 		os.Remove(keyPath)
 		if errors.Is(err, fs.ErrExist) {
 			err = fmt.Errorf("init %s: %w", dir, ErrExists)

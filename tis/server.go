@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/pikcio/pikcio/internal/privfile"
 	"io"
 	"io/fs"
 	"net"
@@ -205,7 +206,7 @@ func (s *Server) saveLocked() error {
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
 	}
-	return writeAtomic(filepath.Join(s.root.dir, StateFile), b)
+	return privfile.Replace(filepath.Join(s.root.dir, StateFile), b)
 }
 
 // resignLocked signs a new revocation list (the next sequence number) of
