@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"github.com/pikcio/pikcio/internal/wire"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -121,7 +122,7 @@ func (c *Certificate) body() ([]byte, error) {
 	b = binary.BigEndian.AppendUint64(b, uint64(c.IssuedAt.Unix()))
 	b = binary.BigEndian.AppendUint64(b, uint64(c.Expires.Unix()))
 	b = append(b, keyEd25519)
-	b = appendBytes16(b, c.SubjectKey)
+	b = wire.AppendBytes16(b, c.SubjectKey)
 	return b, nil
 }
 
@@ -134,7 +135,7 @@ func (c *Certificate) Encode() ([]byte, error) {
 	if len(c.Signature) != ed25519.SignatureSize {
 		return nil, fmt.Errorf("certificate signature of %d bytes: %w", len(c.Signature), ErrMalformed)
 	}
-	return appendBytes16(b, c.Signature), nil
+	return wire.AppendBytes16(b, c.Signature), nil
 }
 
 // sign sets Issuer and Signature with the root private key.
@@ -154,24 +155,24 @@ func DecodeCertificate(b []byte) (*Certificate, error) {
 	if len(b) > MaxCertificateSize {
 		return nil, fmt.Errorf("certificate of %d bytes: %w", len(b), ErrMalformed)
 	}
-	r := &reader{b: b}
-	if v := r.u8("certificate version"); r.err == nil && v != certVersion {
-		r.fail("certificate version %d", v)
+	r := wire.NewReader(b, ErrMalformed)
+	if v := r.U8("certificate version"); r.Err() == nil && v != certVersion {
+		r.Fail("certificate version %d", v)
 	}
-	c := &Certificate{Type: CertType(r.u8("certificate type"))}
-	copy(c.Serial[:], r.take(len(c.Serial), "serial"))
-	copy(c.Issuer[:], r.take(len(c.Issuer), "issuer"))
-	copy(c.ID[:], r.take(len(c.ID), "id"))
-	c.IssuedAt = time.Unix(int64(r.u64("issue time")), 0).UTC()
-	c.Expires = time.Unix(int64(r.u64("expiry")), 0).UTC()
-	if alg := r.u8("key algorithm"); r.err == nil && alg != keyEd25519 {
-		r.fail("key algorithm %d", alg)
+	c := &Certificate{Type: CertType(r.U8("certificate type"))}
+	copy(c.Serial[:], r.Take(len(c.Serial), "serial"))
+	copy(c.Issuer[:], r.Take(len(c.Issuer), "issuer"))
+	copy(c.ID[:], r.Take(len(c.ID), "id"))
+	c.IssuedAt = time.Unix(int64(r.U64("issue time")), 0).UTC()
+	c.Expires = time.Unix(int64(r.U64("expiry")), 0).UTC()
+	if alg := r.U8("key algorithm"); r.Err() == nil && alg != keyEd25519 {
+		r.Fail("key algorithm %d", alg)
 	}
-	c.SubjectKey = ed25519.PublicKey(r.bytes16("subject key", maxSubjectKey))
-	c.Signature = r.bytes16("signature", ed25519.SignatureSize)
-	r.end("certificate")
-	if r.err != nil {
-		return nil, r.err
+	c.SubjectKey = ed25519.PublicKey(r.Bytes16("subject key", maxSubjectKey))
+	c.Signature = r.Bytes16("signature", ed25519.SignatureSize)
+	r.End("certificate")
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	if _, err := c.Encode(); err != nil {
 		return nil, err

@@ -1,6 +1,8 @@
 package tis
 
 import (
+	"github.com/pikcio/pikcio/internal/wire"
+
 	"bytes"
 	"crypto/ed25519"
 	"encoding/binary"
@@ -110,7 +112,7 @@ func TestDecodeMalformed(t *testing.T) {
 	swapped := bytes.Clone(cert)
 	binary.BigEndian.PutUint64(swapped[66:], binary.BigEndian.Uint64(cert[58:]))
 	farFuture := bytes.Clone(cert)
-	binary.BigEndian.PutUint64(farFuture[66:], maxUnix)
+	binary.BigEndian.PutUint64(farFuture[66:], wire.MaxUnix)
 	negative := bytes.Clone(cert)
 	binary.BigEndian.PutUint64(negative[58:], 1<<63)
 	list := mustEncode(t, seedRevocations(t).Encode)

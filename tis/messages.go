@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"fmt"
+	"github.com/pikcio/pikcio/internal/wire"
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -57,11 +58,11 @@ func (q *EnrollRequest) body() ([]byte, error) {
 	b = append(b, q.Root[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(q.Time.Unix()))
 	b = append(b, keyEd25519)
-	b = appendBytes16(b, q.NodeKey)
+	b = wire.AppendBytes16(b, q.NodeKey)
 	b = append(b, keyEd25519)
-	b = appendBytes16(b, q.MatryoshkaKey)
-	b = appendBytes16(b, []byte(q.Name))
-	b = appendBytes16(b, []byte(q.Email))
+	b = wire.AppendBytes16(b, q.MatryoshkaKey)
+	b = wire.AppendBytes16(b, []byte(q.Name))
+	b = wire.AppendBytes16(b, []byte(q.Email))
 	return b, nil
 }
 
@@ -74,8 +75,8 @@ func (q *EnrollRequest) Encode() ([]byte, error) {
 	if len(q.NodeSig) != ed25519.SignatureSize || len(q.MatryoshkaSig) != ed25519.SignatureSize {
 		return nil, fmt.Errorf("enrollment signatures: %w", ErrMalformed)
 	}
-	b = appendBytes16(b, q.NodeSig)
-	return appendBytes16(b, q.MatryoshkaSig), nil
+	b = wire.AppendBytes16(b, q.NodeSig)
+	return wire.AppendBytes16(b, q.MatryoshkaSig), nil
 }
 
 // signedBy returns the message a key signs: its context and the body.
@@ -104,28 +105,28 @@ func DecodeEnrollRequest(b []byte) (*EnrollRequest, error) {
 	if len(b) > MaxRequestBody {
 		return nil, fmt.Errorf("enrollment request of %d bytes: %w", len(b), ErrMalformed)
 	}
-	r := &reader{b: b}
-	if v := r.u8("request version"); r.err == nil && v != enrollRequestVersion {
-		r.fail("request version %d", v)
+	r := wire.NewReader(b, ErrMalformed)
+	if v := r.U8("request version"); r.Err() == nil && v != enrollRequestVersion {
+		r.Fail("request version %d", v)
 	}
 	q := &EnrollRequest{}
-	copy(q.Root[:], r.take(len(q.Root), "root key ID"))
-	q.Time = time.Unix(int64(r.u64("timestamp")), 0).UTC()
-	if alg := r.u8("node key algorithm"); r.err == nil && alg != keyEd25519 {
-		r.fail("node key algorithm %d", alg)
+	copy(q.Root[:], r.Take(len(q.Root), "root key ID"))
+	q.Time = time.Unix(int64(r.U64("timestamp")), 0).UTC()
+	if alg := r.U8("node key algorithm"); r.Err() == nil && alg != keyEd25519 {
+		r.Fail("node key algorithm %d", alg)
 	}
-	q.NodeKey = ed25519.PublicKey(r.bytes16("node key", maxSubjectKey))
-	if alg := r.u8("matryoshka key algorithm"); r.err == nil && alg != keyEd25519 {
-		r.fail("matryoshka key algorithm %d", alg)
+	q.NodeKey = ed25519.PublicKey(r.Bytes16("node key", maxSubjectKey))
+	if alg := r.U8("matryoshka key algorithm"); r.Err() == nil && alg != keyEd25519 {
+		r.Fail("matryoshka key algorithm %d", alg)
 	}
-	q.MatryoshkaKey = ed25519.PublicKey(r.bytes16("matryoshka key", maxSubjectKey))
-	q.Name = string(r.bytes16("name", maxRawProperty))
-	q.Email = string(r.bytes16("e-mail", maxRawProperty))
-	q.NodeSig = r.bytes16("node signature", ed25519.SignatureSize)
-	q.MatryoshkaSig = r.bytes16("matryoshka signature", ed25519.SignatureSize)
-	r.end("enrollment request")
-	if r.err != nil {
-		return nil, r.err
+	q.MatryoshkaKey = ed25519.PublicKey(r.Bytes16("matryoshka key", maxSubjectKey))
+	q.Name = string(r.Bytes16("name", maxRawProperty))
+	q.Email = string(r.Bytes16("e-mail", maxRawProperty))
+	q.NodeSig = r.Bytes16("node signature", ed25519.SignatureSize)
+	q.MatryoshkaSig = r.Bytes16("matryoshka signature", ed25519.SignatureSize)
+	r.End("enrollment request")
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	if _, err := q.Encode(); err != nil {
 		return nil, err
@@ -159,14 +160,14 @@ func (e *Enrollment) Encode() ([]byte, error) {
 	}
 	b := make([]byte, 0, 1+4+len(nc)+len(mc)+2+len(e.Bootstraps)*64)
 	b = append(b, enrollResponseVersion)
-	b = appendBytes16(b, nc)
-	b = appendBytes16(b, mc)
+	b = wire.AppendBytes16(b, nc)
+	b = wire.AppendBytes16(b, mc)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(e.Bootstraps)))
 	for _, s := range e.Bootstraps {
 		if len(s) > maxBootstrapLen {
 			return nil, fmt.Errorf("bootstrap of %d bytes: %w", len(s), ErrMalformed)
 		}
-		b = appendBytes16(b, []byte(s))
+		b = wire.AppendBytes16(b, []byte(s))
 	}
 	return b, nil
 }
@@ -177,23 +178,23 @@ func DecodeEnrollment(b []byte) (*Enrollment, error) {
 	if len(b) > MaxEnrollmentSize {
 		return nil, fmt.Errorf("enrollment of %d bytes: %w", len(b), ErrMalformed)
 	}
-	r := &reader{b: b}
-	if v := r.u8("enrollment version"); r.err == nil && v != enrollResponseVersion {
-		r.fail("enrollment version %d", v)
+	r := wire.NewReader(b, ErrMalformed)
+	if v := r.U8("enrollment version"); r.Err() == nil && v != enrollResponseVersion {
+		r.Fail("enrollment version %d", v)
 	}
-	nc := r.bytes16("node certificate", MaxCertificateSize)
-	mc := r.bytes16("matryoshka certificate", MaxCertificateSize)
-	n := int(r.u16("bootstrap count"))
-	if r.err == nil && n > MaxBootstraps {
-		r.fail("%d bootstraps", n)
+	nc := r.Bytes16("node certificate", MaxCertificateSize)
+	mc := r.Bytes16("matryoshka certificate", MaxCertificateSize)
+	n := int(r.U16("bootstrap count"))
+	if r.Err() == nil && n > MaxBootstraps {
+		r.Fail("%d bootstraps", n)
 	}
 	e := &Enrollment{}
-	for i := 0; i < n && r.err == nil; i++ {
-		e.Bootstraps = append(e.Bootstraps, string(r.bytes16("bootstrap", maxBootstrapLen)))
+	for i := 0; i < n && r.Err() == nil; i++ {
+		e.Bootstraps = append(e.Bootstraps, string(r.Bytes16("bootstrap", maxBootstrapLen)))
 	}
-	r.end("enrollment")
-	if r.err != nil {
-		return nil, r.err
+	r.End("enrollment")
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	var err error
 	if e.NodeCert, err = DecodeCertificate(nc); err != nil {

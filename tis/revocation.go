@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"fmt"
+	"github.com/pikcio/pikcio/internal/wire"
 	"slices"
 	"sync"
 	"time"
@@ -65,7 +66,7 @@ func (l *RevocationList) Encode() ([]byte, error) {
 	if len(l.Signature) != ed25519.SignatureSize {
 		return nil, fmt.Errorf("revocation list signature of %d bytes: %w", len(l.Signature), ErrMalformed)
 	}
-	return appendBytes16(b, l.Signature), nil
+	return wire.AppendBytes16(b, l.Signature), nil
 }
 
 func (l *RevocationList) sign(root ed25519.PrivateKey) error {
@@ -84,32 +85,32 @@ func DecodeRevocationList(b []byte) (*RevocationList, error) {
 	if len(b) > MaxRevocationListSize {
 		return nil, fmt.Errorf("revocation list of %d bytes: %w", len(b), ErrMalformed)
 	}
-	r := &reader{b: b}
-	if v := r.u8("revocation list version"); r.err == nil && v != revocationVersion {
-		r.fail("revocation list version %d", v)
+	r := wire.NewReader(b, ErrMalformed)
+	if v := r.U8("revocation list version"); r.Err() == nil && v != revocationVersion {
+		r.Fail("revocation list version %d", v)
 	}
 	l := &RevocationList{}
-	copy(l.Issuer[:], r.take(len(l.Issuer), "issuer"))
-	l.Sequence = r.u64("sequence")
-	l.IssuedAt = time.Unix(int64(r.u64("issue time")), 0).UTC()
-	l.NextUpdate = time.Unix(int64(r.u64("next update")), 0).UTC()
-	n := r.u32("serial count")
-	if r.err == nil && n > MaxRevoked {
-		r.fail("%d serials", n)
+	copy(l.Issuer[:], r.Take(len(l.Issuer), "issuer"))
+	l.Sequence = r.U64("sequence")
+	l.IssuedAt = time.Unix(int64(r.U64("issue time")), 0).UTC()
+	l.NextUpdate = time.Unix(int64(r.U64("next update")), 0).UTC()
+	n := r.U32("serial count")
+	if r.Err() == nil && n > MaxRevoked {
+		r.Fail("%d serials", n)
 	}
-	if r.err == nil {
-		raw := r.take(int(n)*len(Serial{}), "serials")
-		if r.err == nil && n > 0 {
+	if r.Err() == nil {
+		raw := r.Take(int(n)*len(Serial{}), "serials")
+		if r.Err() == nil && n > 0 {
 			l.Serials = make([]Serial, n)
 			for i := range l.Serials {
 				copy(l.Serials[i][:], raw[i*len(Serial{}):])
 			}
 		}
 	}
-	l.Signature = r.bytes16("signature", ed25519.SignatureSize)
-	r.end("revocation list")
-	if r.err != nil {
-		return nil, r.err
+	l.Signature = r.Bytes16("signature", ed25519.SignatureSize)
+	r.End("revocation list")
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	if _, err := l.Encode(); err != nil {
 		return nil, err

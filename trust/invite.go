@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"github.com/pikcio/pikcio/internal/wire"
 	"strings"
 	"time"
 
@@ -68,7 +69,7 @@ func (inv *Invite) encode() ([]byte, error) {
 		if a == nil || len(a.Bytes()) == 0 || len(a.Bytes()) > MaxInviteAddrLen {
 			return nil, fmt.Errorf("invite address: %w", ErrMalformed)
 		}
-		b = appendBytes16(b, a.Bytes())
+		b = wire.AppendBytes16(b, a.Bytes())
 	}
 	return b, nil
 }
@@ -99,32 +100,32 @@ func ParseInvite(s string) (*Invite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("invite code: %w", ErrMalformed)
 	}
-	r := &reader{b: b}
-	if v := r.u8("invite version"); r.err == nil && v != inviteVersion {
-		r.fail("invite version %d", v)
+	r := wire.NewReader(b, ErrMalformed)
+	if v := r.U8("invite version"); r.Err() == nil && v != inviteVersion {
+		r.Fail("invite version %d", v)
 	}
 	inv := &Invite{}
-	copy(inv.Secret[:], r.take(InviteSecretSize, "secret"))
-	inv.Expires = r.time("expiry")
-	n := int(r.u8("address count"))
-	if r.err == nil && (n == 0 || n > MaxInviteAddrs) {
-		r.fail("%d addresses", n)
+	copy(inv.Secret[:], r.Take(InviteSecretSize, "secret"))
+	inv.Expires = r.Time("expiry")
+	n := int(r.U8("address count"))
+	if r.Err() == nil && (n == 0 || n > MaxInviteAddrs) {
+		r.Fail("%d addresses", n)
 	}
-	for i := 0; i < n && r.err == nil; i++ {
-		ab := r.bytes16("address", MaxInviteAddrLen)
-		if r.err != nil {
+	for i := 0; i < n && r.Err() == nil; i++ {
+		ab := r.Bytes16("address", MaxInviteAddrLen)
+		if r.Err() != nil {
 			break
 		}
 		a, err := ma.NewMultiaddrBytes(ab)
 		if err != nil || !bytes.Equal(a.Bytes(), ab) {
-			r.fail("address %d", i)
+			r.Fail("address %d", i)
 			break
 		}
 		inv.Addrs = append(inv.Addrs, a)
 	}
-	r.end("invite")
-	if r.err != nil {
-		return nil, r.err
+	r.End("invite")
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	return inv, nil
 }

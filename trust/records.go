@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"fmt"
+	"github.com/pikcio/pikcio/internal/wire"
 	"time"
 
 	"github.com/pikcio/pikcio/tis"
@@ -127,7 +128,7 @@ func (v *Vouch) Encode() ([]byte, error) {
 	if len(v.Signature) != ed25519.SignatureSize {
 		return nil, fmt.Errorf("vouch signature of %d bytes: %w", len(v.Signature), ErrMalformed)
 	}
-	return appendBytes16(b, v.Signature), nil
+	return wire.AppendBytes16(b, v.Signature), nil
 }
 
 // DecodeVouch parses a canonical vouch. It checks the form only; call
@@ -136,18 +137,18 @@ func DecodeVouch(b []byte) (*Vouch, error) {
 	if len(b) != VouchSize {
 		return nil, fmt.Errorf("vouch of %d bytes: %w", len(b), ErrMalformed)
 	}
-	r := &reader{b: b}
-	r.header(kindVouch, "vouch")
+	r := wire.NewReader(b, ErrMalformed)
+	readHeader(r, kindVouch, "vouch")
 	v := &Vouch{}
-	copy(v.Voucher[:], r.take(32, "voucher"))
-	copy(v.Vouchee[:], r.take(32, "vouchee"))
-	v.Weight = r.u8("weight")
-	v.IssuedAt = r.time("issue time")
-	v.Expires = r.time("expiry")
-	v.Signature = r.bytes16("signature", ed25519.SignatureSize)
-	r.end("vouch")
-	if r.err != nil {
-		return nil, r.err
+	copy(v.Voucher[:], r.Take(32, "voucher"))
+	copy(v.Vouchee[:], r.Take(32, "vouchee"))
+	v.Weight = r.U8("weight")
+	v.IssuedAt = r.Time("issue time")
+	v.Expires = r.Time("expiry")
+	v.Signature = r.Bytes16("signature", ed25519.SignatureSize)
+	r.End("vouch")
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	if _, err := v.Encode(); err != nil {
 		return nil, err
@@ -216,7 +217,7 @@ func (w *Withdrawal) Encode() ([]byte, error) {
 	if len(w.Signature) != ed25519.SignatureSize {
 		return nil, fmt.Errorf("withdrawal signature of %d bytes: %w", len(w.Signature), ErrMalformed)
 	}
-	return appendBytes16(b, w.Signature), nil
+	return wire.AppendBytes16(b, w.Signature), nil
 }
 
 // DecodeWithdrawal parses a canonical withdrawal (form only).
@@ -224,16 +225,16 @@ func DecodeWithdrawal(b []byte) (*Withdrawal, error) {
 	if len(b) != WithdrawalSize {
 		return nil, fmt.Errorf("withdrawal of %d bytes: %w", len(b), ErrMalformed)
 	}
-	r := &reader{b: b}
-	r.header(kindWithdrawal, "withdrawal")
+	r := wire.NewReader(b, ErrMalformed)
+	readHeader(r, kindWithdrawal, "withdrawal")
 	w := &Withdrawal{}
-	copy(w.Voucher[:], r.take(32, "voucher"))
-	copy(w.Vouchee[:], r.take(32, "vouchee"))
-	w.IssuedAt = r.time("issue time")
-	w.Signature = r.bytes16("signature", ed25519.SignatureSize)
-	r.end("withdrawal")
-	if r.err != nil {
-		return nil, r.err
+	copy(w.Voucher[:], r.Take(32, "voucher"))
+	copy(w.Vouchee[:], r.Take(32, "vouchee"))
+	w.IssuedAt = r.Time("issue time")
+	w.Signature = r.Bytes16("signature", ed25519.SignatureSize)
+	r.End("withdrawal")
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	if _, err := w.Encode(); err != nil {
 		return nil, err
@@ -294,7 +295,7 @@ func (a *Attestation) body() ([]byte, error) {
 	b = append(b, recordVersion, kindAttestation)
 	b = append(b, a.Issuer[:]...)
 	b = append(b, a.Subject[:]...)
-	b = appendBytes16(b, []byte(a.Kind))
+	b = wire.AppendBytes16(b, []byte(a.Kind))
 	b = appendTime(b, a.IssuedAt)
 	return appendTime(b, a.Expires), nil
 }
@@ -319,7 +320,7 @@ func (a *Attestation) Encode() ([]byte, error) {
 	if len(a.Signature) != ed25519.SignatureSize {
 		return nil, fmt.Errorf("attestation signature of %d bytes: %w", len(a.Signature), ErrMalformed)
 	}
-	return appendBytes16(b, a.Signature), nil
+	return wire.AppendBytes16(b, a.Signature), nil
 }
 
 // DecodeAttestation parses a canonical attestation (form only).
@@ -327,18 +328,18 @@ func DecodeAttestation(b []byte) (*Attestation, error) {
 	if len(b) > MaxAttestationSize {
 		return nil, fmt.Errorf("attestation of %d bytes: %w", len(b), ErrMalformed)
 	}
-	r := &reader{b: b}
-	r.header(kindAttestation, "attestation")
+	r := wire.NewReader(b, ErrMalformed)
+	readHeader(r, kindAttestation, "attestation")
 	a := &Attestation{}
-	copy(a.Issuer[:], r.take(8, "issuer"))
-	copy(a.Subject[:], r.take(32, "subject"))
-	a.Kind = string(r.bytes16("kind", MaxKindLen))
-	a.IssuedAt = r.time("issue time")
-	a.Expires = r.time("expiry")
-	a.Signature = r.bytes16("signature", ed25519.SignatureSize)
-	r.end("attestation")
-	if r.err != nil {
-		return nil, r.err
+	copy(a.Issuer[:], r.Take(8, "issuer"))
+	copy(a.Subject[:], r.Take(32, "subject"))
+	a.Kind = string(r.Bytes16("kind", MaxKindLen))
+	a.IssuedAt = r.Time("issue time")
+	a.Expires = r.Time("expiry")
+	a.Signature = r.Bytes16("signature", ed25519.SignatureSize)
+	r.End("attestation")
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	if _, err := a.Encode(); err != nil {
 		return nil, err
@@ -451,7 +452,7 @@ func (s *RelayScore) Encode() ([]byte, error) {
 	if len(s.Signature) != ed25519.SignatureSize {
 		return nil, fmt.Errorf("relay score signature of %d bytes: %w", len(s.Signature), ErrMalformed)
 	}
-	return appendBytes16(b, s.Signature), nil
+	return wire.AppendBytes16(b, s.Signature), nil
 }
 
 // DecodeRelayScore parses a canonical relay score statement (form only).
@@ -459,18 +460,18 @@ func DecodeRelayScore(b []byte) (*RelayScore, error) {
 	if len(b) != RelayScoreSize {
 		return nil, fmt.Errorf("relay score of %d bytes: %w", len(b), ErrMalformed)
 	}
-	r := &reader{b: b}
-	r.header(kindRelayScore, "relay score")
+	r := wire.NewReader(b, ErrMalformed)
+	readHeader(r, kindRelayScore, "relay score")
 	s := &RelayScore{}
-	copy(s.Issuer[:], r.take(8, "issuer"))
-	copy(s.Node[:], r.take(32, "node"))
-	s.Band = r.u8("band")
-	s.IssuedAt = r.time("issue time")
-	s.Expires = r.time("expiry")
-	s.Signature = r.bytes16("signature", ed25519.SignatureSize)
-	r.end("relay score")
-	if r.err != nil {
-		return nil, r.err
+	copy(s.Issuer[:], r.Take(8, "issuer"))
+	copy(s.Node[:], r.Take(32, "node"))
+	s.Band = r.U8("band")
+	s.IssuedAt = r.Time("issue time")
+	s.Expires = r.Time("expiry")
+	s.Signature = r.Bytes16("signature", ed25519.SignatureSize)
+	r.End("relay score")
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	if _, err := s.Encode(); err != nil {
 		return nil, err
