@@ -19,6 +19,7 @@ type Config struct {
 	Client ClientConfig `toml:"client"`
 	Relay  RelayConfig  `toml:"relay"`
 	TIS    TISConfig    `toml:"tis"`
+	Trust  TrustConfig  `toml:"trust"`
 }
 
 // NodeConfig is the [node] section: where the node keeps its state and how
@@ -103,6 +104,26 @@ type TISConfig struct {
 	RevocationRefresh Duration `toml:"revocation_refresh"`
 }
 
+// TrustConfig is the [trust] section: how the node computes the Trust
+// Capital Index and uses it to choose relays. It needs [tis].
+type TrustConfig struct {
+	// Refresh is how often the node crawls the DHT for trust records and
+	// recomputes scores (and publishes its own records again).
+	Refresh Duration `toml:"refresh"`
+	// MinGuardScore and MinExitScore (0..100) exclude relays from the
+	// guard and exit positions unless the TIS states a score band for
+	// their operator whose top reaches the minimum. 0 admits relays
+	// without a statement.
+	MinGuardScore int `toml:"min_guard_score"`
+	MinExitScore  int `toml:"min_exit_score"`
+	// PreferContactGuards makes relays run by the user's contacts far
+	// more likely to be chosen as entry guards.
+	PreferContactGuards bool `toml:"prefer_contact_guards"`
+	// Attesters are public keys (base64, like tis.root_key) of attesters
+	// whose attestations count besides the TIS's own.
+	Attesters []string `toml:"attesters"`
+}
+
 // Default returns the default configuration. It is the only place where
 // defaults are written down; pikcio.example.toml repeats them and a test
 // keeps the two equal.
@@ -143,6 +164,13 @@ func Default() *Config {
 			URL:               "",
 			Require:           true,
 			RevocationRefresh: Duration(10 * time.Minute),
+		},
+		Trust: TrustConfig{
+			Refresh:             Duration(10 * time.Minute),
+			MinGuardScore:       0,
+			MinExitScore:        0,
+			PreferContactGuards: true,
+			Attesters:           []string{},
 		},
 	}
 }

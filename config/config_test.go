@@ -54,6 +54,11 @@ func TestDefaults(t *testing.T) {
 		{"tis.url", ""},
 		{"tis.require", true},
 		{"tis.revocation_refresh", Duration(10 * time.Minute)},
+		{"trust.refresh", Duration(10 * time.Minute)},
+		{"trust.min_guard_score", 0},
+		{"trust.min_exit_score", 0},
+		{"trust.prefer_contact_guards", true},
+		{"trust.attesters", []string{}},
 	}
 	var covered []string
 	for _, tt := range tests {

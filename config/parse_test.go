@@ -89,6 +89,10 @@ var errorTests = []struct {
 	{"bad root key", "[tis]\nroot_key = \"abc\"\n", 2, "tis.root_key", ErrValue, "base64 of 32 bytes"},
 	{"bad tis url", "[tis]\nurl = \"ftp://tis.example\"\n", 2, "tis.url", ErrValue, "http:// or https://"},
 	{"zero revocation refresh", "[tis]\nrevocation_refresh = \"0s\"\n", 2, "tis.revocation_refresh", ErrValue, "more than 0"},
+	{"zero trust refresh", "[trust]\nrefresh = \"0s\"\n", 2, "trust.refresh", ErrValue, "more than 0"},
+	{"guard score over 100", "[trust]\nmin_guard_score = 101\n", 2, "trust.min_guard_score", ErrValue, "0..100"},
+	{"negative exit score", "[trust]\nmin_exit_score = -1\n", 2, "trust.min_exit_score", ErrValue, "0..100"},
+	{"bad attester key", "[trust]\nattesters = [\n  \"AAAA\",\n]\n", 3, "trust.attesters", ErrValue, "public key"},
 }
 
 func TestParseErrors(t *testing.T) {

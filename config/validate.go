@@ -108,6 +108,22 @@ func (c *Config) validate() []*Error {
 		}
 	}
 	v.positive("tis.revocation_refresh", ts.RevocationRefresh)
+
+	tr := &c.Trust
+	v.positive("trust.refresh", tr.Refresh)
+	for _, k := range []struct {
+		key string
+		val int
+	}{{"trust.min_guard_score", tr.MinGuardScore}, {"trust.min_exit_score", tr.MinExitScore}} {
+		if k.val < 0 || k.val > 100 {
+			v.add(k.key, 0, nil, "%d: want 0..100", k.val)
+		}
+	}
+	for i, a := range tr.Attesters {
+		if b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(a)); err != nil || len(b) != ed25519.PublicKeySize {
+			v.add("trust.attesters", i+1, nil, "%q: want a public key (base64 of 32 bytes)", a)
+		}
+	}
 	return v.errs
 }
 

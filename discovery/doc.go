@@ -87,7 +87,9 @@
 //     (run after every refresh, and by the node after a new revocation
 //     list) drops those it refuses later.
 //   - Each draw is random (crypto/rand), weighted by a Weigher
-//     (UniformWeigher until trust weights exist); weight 0 excludes.
+//     (UniformWeigher by default; a node with a TIS weighs relays by
+//     their operator's trust band); weight 0 excludes, also a guard
+//     already in the guard set.
 //
 // # Entry guards
 //

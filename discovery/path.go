@@ -158,7 +158,7 @@ func (s *Selector) Select(relays []*Descriptor, req PathRequest, guards []peer.I
 		usable := 0
 		for _, id := range guards {
 			g := byID[id]
-			if g == nil || !eligible(g, RoleGuard, 0) {
+			if g == nil || !eligible(g, RoleGuard, 0) || !sl.weighted(g, RoleGuard) {
 				continue
 			}
 			usable++
@@ -249,6 +249,17 @@ func (sl *selection) pick(cands []*Descriptor, role Role, port uint16, path []*D
 		target -= x
 	}
 	return last, nil // rounding
+}
+
+// weighted reports whether the Weigher lets d take role at all (a
+// guard whose operator's score fell below the minimum, say).
+func (sl *selection) weighted(d *Descriptor, role Role) bool {
+	w := sl.s.Weigher
+	if w == nil {
+		return true
+	}
+	x := w.Weight(d, role)
+	return x > 0 && !math.IsInf(x, 0)
 }
 
 // randFloat returns a uniform float64 in [0, 1).

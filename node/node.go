@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,8 +26,11 @@ import (
 	"github.com/pikcio/pikcio/config"
 	"github.com/pikcio/pikcio/discovery"
 	"github.com/pikcio/pikcio/exitnode"
+	"github.com/pikcio/pikcio/internal/privfile"
 	"github.com/pikcio/pikcio/proxy"
 	"github.com/pikcio/pikcio/tis"
+	"github.com/pikcio/pikcio/trust"
+	"github.com/pikcio/pikcio/trust/exchange"
 )
 
 // Node is one pikcio process's part in the network: a libp2p host with a
@@ -39,7 +45,8 @@ type Node struct {
 	client  bool
 	exit    *exitnode.Exit // nil unless the node is an exit
 	isRelay bool
-	tis     *nodeTIS // nil without tis.root_key
+	tis     *nodeTIS   // nil without tis.root_key
+	trust   *nodeTrust // nil without tis.root_key
 
 	hops     atomic.Int64
 	joined   chan struct{}
@@ -135,11 +142,21 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	if n.tis, err = loadTIS(cfg.TIS, dir, id); err != nil {
 		return nil, err
 	}
+	if n.tis != nil {
+		if n.trust, err = newNodeTrust(n.tis, dir, priv, cfg.Trust, opts.TrustView); err != nil {
+			return nil, err
+		}
+	}
 	if n.host, err = newHost(priv, cfg.Node.Listen, relayOptions(cfg.Relay)); err != nil {
 		return nil, err
 	}
 	if n.tis != nil {
 		n.tis.attach(n.host)
+		svc, err := exchange.NewService(n.host, dir, n.trust.self(), n.tis.root, n.trust.contacts, exchange.Options{Revocations: n.tis.revs.List})
+		if err != nil {
+			return nil, fmt.Errorf("contact exchange: %w", err)
+		}
+		n.trust.invites = svc
 	}
 	if created {
 		n.log.WithField("peer", n.host.ID().String()).Info("created a new node identity")
@@ -210,6 +227,7 @@ func (n *Node) discoveryOptions(cfg *config.Config) []discovery.Option {
 	}
 	if n.tis != nil {
 		opts = append(opts, discovery.Validator(tis.RevocationNamespace, tis.RevocationValidator{Root: n.tis.root}))
+		opts = append(opts, discovery.Validator(trust.Namespace, n.trust.validator()), discovery.WithWeigher(n.trust))
 	}
 	if n.client {
 		opts = append(opts, discovery.DataDir(n.dataDir))
@@ -253,8 +271,21 @@ func (n *Node) Start(ctx context.Context) error {
 		if n.isRelay {
 			n.wg.Go(n.rotateOnionKeys)
 		}
+		if err := n.writeAddrs(); err != nil {
+			n.log.WithError(err).Warn("write the node's addresses for the CLI")
+		}
 		if n.tis != nil {
 			n.wg.Go(func() { n.tis.keepRevocations(n.ctx, n.disc, n.revocationsChanged) })
+			n.wg.Go(func() {
+				select {
+				case <-n.joined:
+					n.trust.keep(n.ctx, n.disc)
+				case <-n.ctx.Done():
+				}
+			})
+			if n.isRelay && n.tis.url != "" {
+				n.wg.Go(func() { n.trust.keepRelayScore(n.ctx, n.disc.Republish) })
+			}
 		}
 	}
 	n.mu.Unlock()
@@ -411,6 +442,9 @@ func (n *Node) relayInfo() (discovery.RelayInfo, error) {
 	}
 	if n.tis != nil {
 		info.Extensions = []discovery.Extension{n.tis.extension()}
+		if e, ok := n.trust.extension(); ok {
+			info.Extensions = append(info.Extensions, e)
+		}
 	}
 	return info, nil
 }
@@ -496,6 +530,12 @@ func (n *Node) release() error {
 	if n.disc != nil {
 		errs = append(errs, n.disc.Close())
 	}
+	if n.trust != nil && n.trust.invites != nil {
+		errs = append(errs, n.trust.invites.Close())
+	}
+	if n.dataDir != "" && n.state == stateClosed {
+		_ = os.Remove(filepath.Join(n.dataDir, AddrsFile))
+	}
 	if relay != nil {
 		errs = append(errs, relay.Close())
 	}
@@ -506,6 +546,19 @@ func (n *Node) release() error {
 		n.unlock()
 	}
 	return errors.Join(errs...)
+}
+
+// AddrsFile in the data directory lists, while the node runs, its
+// addresses with /p2p/ (one per line): `pikcio contacts invite` puts them
+// into the invite code.
+const AddrsFile = "node.addrs"
+
+func (n *Node) writeAddrs() error {
+	var b strings.Builder
+	for _, a := range n.Addrs() {
+		b.WriteString(a.String() + "\n")
+	}
+	return privfile.Replace(filepath.Join(n.dataDir, AddrsFile), []byte(b.String()))
 }
 
 // ID is the node's peer ID.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pikcio/pikcio/discovery"
+	"github.com/pikcio/pikcio/trust"
 )
 
 // Files the node keeps in its data directory, besides IdentityFile and
@@ -48,6 +49,10 @@ type Options struct {
 	// enrolled ignores them. Default nil: a node without an enrollment
 	// fails with ErrNotEnrolled.
 	Enroll *Enrollee
+	// TrustView, when set, is the TCI view the node keeps fresh instead of
+	// one of its own: `pikcio demo` shares it with its in-process TIS,
+	// which makes relay score statements from it. Default nil.
+	TrustView *trust.View
 }
 
 // Enrollee is the person a node enrolls for (tis.NormalizeName and

@@ -25,6 +25,10 @@ var liveKeys = []string{
 	"relay.handshakes_per_second",
 	"relay.bandwidth_rate",
 	"relay.bandwidth_burst",
+	"trust.refresh",
+	"trust.min_guard_score",
+	"trust.min_exit_score",
+	"trust.prefer_contact_guards",
 }
 
 // Apply makes a new configuration take effect; it is a config.ApplyFunc
@@ -71,6 +75,9 @@ func (n *Node) Apply(prev, next *config.Config) error {
 		relay.SetLimits(relayLimits(next.Relay))
 	}
 	n.hops.Store(int64(next.Client.Hops))
+	if n.trust != nil {
+		n.trust.apply(next.Trust)
+	}
 	if pool != nil {
 		pool.SetOptions(poolOptions(next.Client))
 	}

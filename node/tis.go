@@ -67,6 +67,8 @@ type nodeTIS struct {
 	refresh    time.Duration
 	cert       []byte // own encoded node certificate
 	bootstraps []string
+	en         *tis.Enrollment    // own certificates
+	mkey       ed25519.PrivateKey // own Matryoshka key
 	revs       *tis.RevocationCache
 	host       host.Host
 	log        *logrus.Entry
@@ -119,7 +121,7 @@ func loadTIS(tc config.TISConfig, dir string, id peer.ID) (*nodeTIS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tis.root_key: %w", err)
 	}
-	en, _, err := tis.LoadEnrollment(dir)
+	en, mkey, err := tis.LoadEnrollment(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: run \"pikcio enroll\" with data directory %s", ErrNotEnrolled, dir)
 	}
@@ -138,6 +140,8 @@ func loadTIS(tc config.TISConfig, dir string, id peer.ID) (*nodeTIS, error) {
 		require: tc.Require,
 		refresh: tc.RevocationRefresh.D(),
 		cert:    cert,
+		en:      en,
+		mkey:    mkey,
 		revs:    tis.NewRevocationCache(root),
 		log:     logrus.WithField("component", "tis"),
 		peers:   map[peer.ID]peerCert{},

@@ -5,11 +5,14 @@ import (
 
 	"bytes"
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
 )
 
 // seedCert is a fixed, signed certificate for codec tests and fuzz seeds.
@@ -218,5 +221,35 @@ func FuzzDecodeEnrollment(f *testing.F) {
 	f.Add([]byte{1, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzStable(t, data, DecodeEnrollment, (*Enrollment).Encode)
+	})
+}
+
+func FuzzDecodeRelayScoreRequest(f *testing.F) {
+	nk, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	_, mk, _ := ed25519.GenerateKey(rand.Reader)
+	q, err := NewRelayScoreRequest(nk, seedCert(f, TypeNode), mk, seedCert(f, TypeMatryoshka), time.Now())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(mustEncode(f, q.Encode))
+	f.Add([]byte{0, 1, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fuzzStable(t, data, DecodeRelayScoreRequest, (*RelayScoreRequest).Encode)
+	})
+}
+
+func FuzzDecodeSeedList(f *testing.F) {
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	l, err := NewSeedList([]ID{{2}, {1}}, time.Unix(1_800_000_000, 0), key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(mustEncode(f, l.Encode))
+	f.Add([]byte{1, 0x53})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fuzzStable(t, data, DecodeSeedList, (*SeedList).Encode)
 	})
 }

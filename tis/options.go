@@ -23,6 +23,10 @@ const (
 	// (all clients together) per second.
 	DefaultEnrollRate  = 2
 	DefaultEnrollBurst = 10
+	// DefaultRelayScoreRate and DefaultRelayScoreBurst bound relay score
+	// requests.
+	DefaultRelayScoreRate  = 20
+	DefaultRelayScoreBurst = 40
 	// MaxIssuesPerPerson caps how many times one person's certificates are
 	// re-issued.
 	MaxIssuesPerPerson = 32
@@ -51,6 +55,13 @@ type ServerOptions struct {
 	// TLSCertFile and TLSKeyFile, both set, make Listen serve HTTPS. Without
 	// them Listen serves plain HTTP, and only on a loopback address.
 	TLSCertFile, TLSKeyFile string
+	// RelayScorer makes relay score statements (PathRelayScore); nil
+	// answers 501. RelayScoreRate and RelayScoreBurst bound its requests
+	// per second, all clients together (defaults DefaultRelayScoreRate,
+	// DefaultRelayScoreBurst).
+	RelayScorer     RelayScorer
+	RelayScoreRate  float64
+	RelayScoreBurst int
 	// Now is the clock (default time.Now); tests set it.
 	Now func() time.Time
 }
@@ -70,6 +81,12 @@ func (o ServerOptions) withDefaults() ServerOptions {
 	}
 	if o.EnrollBurst <= 0 {
 		o.EnrollBurst = DefaultEnrollBurst
+	}
+	if o.RelayScoreRate <= 0 {
+		o.RelayScoreRate = DefaultRelayScoreRate
+	}
+	if o.RelayScoreBurst <= 0 {
+		o.RelayScoreBurst = DefaultRelayScoreBurst
 	}
 	if o.Now == nil {
 		o.Now = time.Now

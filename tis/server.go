@@ -55,6 +55,10 @@ var errorCodes = []struct {
 	{ErrBlocked, "blocked", http.StatusForbidden},
 	{ErrRateLimited, "rate-limited", http.StatusTooManyRequests},
 	{ErrClosed, "closed", http.StatusServiceUnavailable},
+	{ErrExpired, "expired", http.StatusForbidden},
+	{ErrNotYetValid, "not-yet-valid", http.StatusForbidden},
+	{ErrRevoked, "revoked", http.StatusForbidden},
+	{ErrSignature, "signature", http.StatusForbidden},
 }
 
 // state is the persistent state of a Server (StateFile). It holds no name
@@ -92,6 +96,8 @@ type Server struct {
 	log  *logrus.Entry
 	mux  *http.ServeMux
 	lim  *rate.Limiter
+	// scoreLim bounds relay score requests, all clients together.
+	scoreLim *rate.Limiter
 
 	mu      sync.Mutex
 	st      *state
@@ -131,11 +137,12 @@ func NewServer(dir string, opts ServerOptions) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		root:   root,
-		opts:   opts,
-		log:    logrus.WithField("component", "tis"),
-		owners: make(map[Serial]string),
-		lim:    rate.NewLimiter(rate.Limit(opts.EnrollRate), opts.EnrollBurst),
+		root:     root,
+		opts:     opts,
+		log:      logrus.WithField("component", "tis"),
+		owners:   make(map[Serial]string),
+		lim:      rate.NewLimiter(rate.Limit(opts.EnrollRate), opts.EnrollBurst),
+		scoreLim: rate.NewLimiter(rate.Limit(opts.RelayScoreRate), opts.RelayScoreBurst),
 	}
 	if err := s.load(); err != nil {
 		return nil, err
@@ -144,6 +151,8 @@ func NewServer(dir string, opts ServerOptions) (*Server, error) {
 	s.mux.HandleFunc("POST "+PathEnroll, s.handleEnroll)
 	s.mux.HandleFunc("GET "+PathRevocations, s.handleRevocations)
 	s.mux.HandleFunc("GET "+PathRootKey, s.handleRootKey)
+	s.mux.HandleFunc("POST "+PathRelayScore, s.handleRelayScore)
+	s.mux.HandleFunc("GET "+PathSeeds, s.handleSeeds)
 	return s, nil
 }
 

@@ -20,6 +20,8 @@ const (
 	kindWithdrawal  = 2
 	kindAttestation = 3
 	kindRelayScore  = 4
+	kindBundle      = 5
+	kindSeedList    = 6
 )
 
 // validTime reports whether t is whole seconds in the encodable range.

@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/pikcio/pikcio/internal/privfile"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,11 +14,19 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/pikcio/pikcio/internal/filelock"
+	"github.com/pikcio/pikcio/internal/privfile"
 	"github.com/pikcio/pikcio/tis"
 )
 
 // ContactsFile is the contacts store in the node's data directory (0600).
 const ContactsFile = "contacts.json"
+
+// ContactsLockFile serializes changes to ContactsFile between processes
+// (the node and the `pikcio contacts` commands).
+const ContactsLockFile = "contacts.lock"
 
 // contactsVersion is the version of the contacts.json format.
 const contactsVersion = 1
@@ -29,25 +37,39 @@ type Contact struct {
 	ID   tis.ID
 	Name string
 	// Cert is the contact's Matryoshka certificate.
-	Cert    *tis.Certificate
-	AddedAt time.Time
+	Cert *tis.Certificate
+	// Node is the peer ID of the contact's node (a relay the client may
+	// prefer as a guard), and NodeCert its node certificate; both empty if
+	// unknown.
+	Node     peer.ID
+	NodeCert *tis.Certificate
+	AddedAt  time.Time
 }
 
-// Contacts is the local contacts store, safe for concurrent use. It has no
-// method that publishes names: they never leave the device.
+// Contacts is the local contacts store, safe for concurrent use, and for
+// use by several processes: every change re-reads the file under an
+// exclusive lock on ContactsLockFile. Get, List and ByNode answer from
+// memory; Reload or ReloadIfChanged pick up changes made by another
+// process. It has no method that publishes names: they never leave the
+// device.
 type Contacts struct {
 	path string
+	lock string
 	root ed25519.PublicKey
 
 	mu       sync.Mutex
 	contacts []Contact // sorted by ID
+	byNode   map[peer.ID]int
+	stat     fs.FileInfo // of the file last read or written, nil if absent
 }
 
 type contactJSON struct {
-	ID      string    `json:"id"`
-	Name    string    `json:"name"`
-	Cert    []byte    `json:"cert"`
-	AddedAt time.Time `json:"added_at"`
+	ID       string    `json:"id"`
+	Name     string    `json:"name"`
+	Cert     []byte    `json:"cert"`
+	Node     string    `json:"node,omitempty"`
+	NodeCert []byte    `json:"node_cert,omitempty"`
+	AddedAt  time.Time `json:"added_at"`
 }
 
 type contactsJSON struct {
@@ -59,46 +81,167 @@ type contactsJSON struct {
 // file is an empty store). Certificates are checked against root when
 // added, not when loaded, so an expired contact stays listed.
 func OpenContacts(dir string, root ed25519.PublicKey) (*Contacts, error) {
-	c := &Contacts{path: filepath.Join(dir, ContactsFile), root: root}
-	data, err := os.ReadFile(c.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return c, nil
+	c := &Contacts{path: filepath.Join(dir, ContactsFile), lock: filepath.Join(dir, ContactsLockFile), root: root}
+	if err := c.Reload(); err != nil {
+		return nil, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read contacts: %w", err)
-	}
-	var f contactsJSON
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("parse %s: %w", c.path, err)
-	}
-	if f.Version != contactsVersion {
-		return nil, fmt.Errorf("%s: version %d: %w", c.path, f.Version, ErrMalformed)
-	}
-	for _, j := range f.Contacts {
-		cert, err := tis.DecodeCertificate(j.Cert)
-		if err != nil {
-			return nil, fmt.Errorf("%s: contact %s: %w", c.path, j.ID, err)
-		}
-		if cert.Type != tis.TypeMatryoshka || cert.ID.String() != j.ID {
-			return nil, fmt.Errorf("%s: contact %s: certificate mismatch: %w", c.path, j.ID, ErrMalformed)
-		}
-		c.contacts = append(c.contacts, Contact{ID: cert.ID, Name: j.Name, Cert: cert, AddedAt: j.AddedAt})
-	}
-	c.sort()
 	return c, nil
-}
-
-func (c *Contacts) sort() {
-	slices.SortFunc(c.contacts, func(a, b Contact) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 }
 
 // Path returns the file of the store.
 func (c *Contacts) Path() string { return c.path }
 
+// Reload re-reads the file.
+func (c *Contacts) Reload() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	list, fi, err := c.read()
+	if err != nil {
+		return err
+	}
+	c.set(list, fi)
+	return nil
+}
+
+// ReloadIfChanged re-reads the file if it was replaced, or changed size or
+// modification time, since the store last read or wrote it.
+func (c *Contacts) ReloadIfChanged() error {
+	fi, err := os.Stat(c.path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("stat contacts: %w", err)
+	}
+	c.mu.Lock()
+	same := sameFile(c.stat, fi)
+	c.mu.Unlock()
+	if same {
+		return nil
+	}
+	return c.Reload()
+}
+
+func sameFile(a, b fs.FileInfo) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
+}
+
+// read parses the file; an absent file is an empty store.
+func (c *Contacts) read() ([]Contact, fs.FileInfo, error) {
+	f, err := os.Open(c.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read contacts: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("read contacts: %w", err)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read contacts: %w", err)
+	}
+	var jf contactsJSON
+	if err := json.Unmarshal(data, &jf); err != nil {
+		return nil, nil, fmt.Errorf("parse %s: %w", c.path, err)
+	}
+	if jf.Version != contactsVersion {
+		return nil, nil, fmt.Errorf("%s: version %d: %w", c.path, jf.Version, ErrMalformed)
+	}
+	var list []Contact
+	for _, j := range jf.Contacts {
+		ct, err := parseContact(j)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: contact %s: %w", c.path, j.ID, err)
+		}
+		list = append(list, ct)
+	}
+	slices.SortFunc(list, func(a, b Contact) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	return list, fi, nil
+}
+
+func parseContact(j contactJSON) (Contact, error) {
+	cert, err := tis.DecodeCertificate(j.Cert)
+	if err != nil {
+		return Contact{}, err
+	}
+	if cert.Type != tis.TypeMatryoshka || cert.ID.String() != j.ID {
+		return Contact{}, fmt.Errorf("certificate mismatch: %w", ErrMalformed)
+	}
+	ct := Contact{ID: cert.ID, Name: j.Name, Cert: cert, AddedAt: j.AddedAt}
+	if j.Node != "" {
+		if ct.Node, err = peer.Decode(j.Node); err != nil {
+			return Contact{}, fmt.Errorf("node %q: %w", j.Node, ErrMalformed)
+		}
+	}
+	if len(j.NodeCert) > 0 {
+		if ct.NodeCert, err = tis.DecodeCertificate(j.NodeCert); err != nil {
+			return Contact{}, fmt.Errorf("node certificate: %w", err)
+		}
+		id, err := ct.NodeCert.PeerID()
+		if err != nil || ct.NodeCert.Type != tis.TypeNode || id != ct.Node {
+			return Contact{}, fmt.Errorf("node certificate mismatch: %w", ErrMalformed)
+		}
+	}
+	return ct, nil
+}
+
+// set installs a list read or written; c.mu held.
+func (c *Contacts) set(list []Contact, fi fs.FileInfo) {
+	c.contacts, c.stat = list, fi
+	c.byNode = make(map[peer.ID]int)
+	for i, ct := range list {
+		if ct.Node != "" {
+			c.byNode[ct.Node] = i
+		}
+	}
+}
+
+// update applies change to the contacts as the file holds them now, under
+// the inter-process lock, and writes the result.
+func (c *Contacts) update(change func([]Contact) ([]Contact, error)) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := os.MkdirAll(filepath.Dir(c.path), 0o700); err != nil {
+		return fmt.Errorf("write %s: %w", c.path, err)
+	}
+	unlock, err := filelock.Lock(c.lock)
+	if err != nil {
+		return fmt.Errorf("contacts: %w", err)
+	}
+	defer unlock()
+	cur, fi, err := c.read()
+	if err != nil {
+		return err
+	}
+	next, err := change(cur)
+	if err != nil {
+		c.set(cur, fi)
+		return err
+	}
+	if err := c.save(next); err != nil {
+		return err
+	}
+	if fi, err = os.Stat(c.path); err != nil {
+		return fmt.Errorf("stat contacts: %w", err)
+	}
+	c.set(next, fi)
+	return nil
+}
+
 // Add records (or renames) the contact certified by cert, a Matryoshka
 // certificate that must verify against the root key at now, under name
-// (normalized with tis.NormalizeName).
+// (normalized with tis.NormalizeName). A known contact keeps its node.
 func (c *Contacts) Add(name string, cert *tis.Certificate, now time.Time) error {
+	return c.AddWithNode(name, cert, nil, now)
+}
+
+// AddWithNode is Add that also records the contact's node certificate,
+// which must verify against the root key at now (nil keeps what is known).
+func (c *Contacts) AddWithNode(name string, cert, nodeCert *tis.Certificate, now time.Time) error {
 	name, err := tis.NormalizeName(name)
 	if err != nil {
 		return fmt.Errorf("contact name: %w", err)
@@ -109,50 +252,63 @@ func (c *Contacts) Add(name string, cert *tis.Certificate, now time.Time) error 
 	if err := tis.VerifyMatryoshkaCert(cert, c.root, cert.SubjectKey, now, nil); err != nil {
 		return fmt.Errorf("contact %s: %w", cert.ID, err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	next := slices.Clone(c.contacts)
-	i, found := slices.BinarySearchFunc(next, cert.ID, func(a Contact, id tis.ID) int { return bytes.Compare(a.ID[:], id[:]) })
-	ct := Contact{ID: cert.ID, Name: name, Cert: cert, AddedAt: now.UTC().Truncate(time.Second)}
-	if found {
-		ct.AddedAt = next[i].AddedAt
-		next[i] = ct
-	} else {
-		next = slices.Insert(next, i, ct)
+	var node peer.ID
+	if nodeCert != nil {
+		if node, err = nodeCert.PeerID(); err != nil {
+			return fmt.Errorf("contact %s: node certificate: %w", cert.ID, err)
+		}
+		if err := tis.VerifyNodeCert(nodeCert, c.root, node, now, nil); err != nil {
+			return fmt.Errorf("contact %s: %w", cert.ID, err)
+		}
 	}
-	if err := c.save(next); err != nil {
-		return err
-	}
-	c.contacts = next
-	return nil
+	return c.update(func(cur []Contact) ([]Contact, error) {
+		next := slices.Clone(cur)
+		i, found := slices.BinarySearchFunc(next, cert.ID, func(a Contact, id tis.ID) int { return bytes.Compare(a.ID[:], id[:]) })
+		ct := Contact{ID: cert.ID, Name: name, Cert: cert, Node: node, NodeCert: nodeCert, AddedAt: now.UTC().Truncate(time.Second)}
+		if found {
+			ct.AddedAt = next[i].AddedAt
+			if nodeCert == nil {
+				ct.Node, ct.NodeCert = next[i].Node, next[i].NodeCert
+			}
+			next[i] = ct
+		} else {
+			next = slices.Insert(next, i, ct)
+		}
+		return next, nil
+	})
 }
 
-// Remove deletes the contact id; ErrNotFound if absent.
+// Remove deletes the contact id; ErrNotFound if absent from the file.
 func (c *Contacts) Remove(id tis.ID) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	i := slices.IndexFunc(c.contacts, func(a Contact) bool { return a.ID == id })
-	if i < 0 {
-		return fmt.Errorf("remove contact %s: %w", id, ErrNotFound)
-	}
-	next := slices.Delete(slices.Clone(c.contacts), i, i+1)
-	if err := c.save(next); err != nil {
-		return err
-	}
-	c.contacts = next
-	return nil
+	return c.update(func(cur []Contact) ([]Contact, error) {
+		i := slices.IndexFunc(cur, func(a Contact) bool { return a.ID == id })
+		if i < 0 {
+			return nil, fmt.Errorf("remove contact %s: %w", id, ErrNotFound)
+		}
+		return slices.Delete(slices.Clone(cur), i, i+1), nil
+	})
 }
 
 // Get returns the contact id.
 func (c *Contacts) Get(id tis.ID) (Contact, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, ct := range c.contacts {
-		if ct.ID == id {
-			return ct, true
-		}
+	i, found := slices.BinarySearchFunc(c.contacts, id, func(a Contact, id tis.ID) int { return bytes.Compare(a.ID[:], id[:]) })
+	if !found {
+		return Contact{}, false
 	}
-	return Contact{}, false
+	return c.contacts[i], true
+}
+
+// ByNode returns the contact whose node is id.
+func (c *Contacts) ByNode(id peer.ID) (Contact, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i, ok := c.byNode[id]
+	if !ok {
+		return Contact{}, false
+	}
+	return c.contacts[i], true
 }
 
 // List returns the contacts sorted by ID.
@@ -170,14 +326,20 @@ func (c *Contacts) save(contacts []Contact) error {
 		if err != nil {
 			return fmt.Errorf("contact %s: %w", ct.ID, err)
 		}
-		f.Contacts = append(f.Contacts, contactJSON{ID: ct.ID.String(), Name: ct.Name, Cert: enc, AddedAt: ct.AddedAt})
+		j := contactJSON{ID: ct.ID.String(), Name: ct.Name, Cert: enc, AddedAt: ct.AddedAt}
+		if ct.Node != "" {
+			j.Node = ct.Node.String()
+		}
+		if ct.NodeCert != nil {
+			if j.NodeCert, err = ct.NodeCert.Encode(); err != nil {
+				return fmt.Errorf("contact %s: node certificate: %w", ct.ID, err)
+			}
+		}
+		f.Contacts = append(f.Contacts, j)
 	}
 	data, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode contacts: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(c.path), 0o700); err != nil {
-		return fmt.Errorf("write %s: %w", c.path, err)
 	}
 	return privfile.Replace(c.path, append(data, '\n'))
 }

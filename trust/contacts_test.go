@@ -1,12 +1,23 @@
 package trust
 
 import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/pikcio/pikcio/tis"
 )
@@ -118,7 +129,193 @@ func TestContactsNoNetworkMethod(t *testing.T) {
 	for i := range typ.NumMethod() {
 		names = append(names, typ.Method(i).Name)
 	}
-	if want := []string{"Add", "Get", "List", "Path", "Remove"}; !slices.Equal(names, want) {
+	if want := []string{"Add", "AddWithNode", "ByNode", "Get", "List", "Path", "Reload", "ReloadIfChanged", "Remove"}; !slices.Equal(names, want) {
 		t.Fatalf("Contacts methods %v, want exactly %v (names never leave the device)", names, want)
+	}
+}
+
+// enrollWithNode enrolls name at tt and returns both certificates.
+func (tt *testTIS) enrollWithNode(t *testing.T, name string) *tis.Enrollment {
+	t.Helper()
+	nodeKey, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, mkey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	e, err := tis.NewClient(tt.url, tt.root).Enroll(ctx, nodeKey, mkey, name, name+"@example.org")
+	if err != nil {
+		t.Fatalf("enroll %s: %v", name, err)
+	}
+	return e
+}
+
+func TestContactsNode(t *testing.T) {
+	tt := newTestTIS(t)
+	carol, dave := tt.enrollWithNode(t, "carol"), tt.enrollWithNode(t, "dave")
+	dir := t.TempDir()
+	now := time.Now()
+	c, err := OpenContacts(dir, tt.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	carolNode, err := carol.NodeCert.PeerID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddWithNode("Carol", carol.MatryoshkaCert, carol.NodeCert, now); err != nil {
+		t.Fatalf("AddWithNode: %v", err)
+	}
+	if err := c.Add("Carol C.", carol.MatryoshkaCert, now); err != nil { // rename keeps the node
+		t.Fatalf("Add: %v", err)
+	}
+	for _, tc := range []struct {
+		name      string
+		cert, nc  *tis.Certificate
+		wantError error
+	}{
+		{"Matryoshka certificate as node certificate", dave.MatryoshkaCert, dave.MatryoshkaCert, tis.ErrWrongType},
+		{"node certificate as Matryoshka certificate", dave.NodeCert, nil, tis.ErrWrongType},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := c.AddWithNode("x", tc.cert, tc.nc, now); !errors.Is(err, tc.wantError) {
+				t.Fatalf("AddWithNode: %v, want %v", err, tc.wantError)
+			}
+		})
+	}
+
+	re, err := OpenContacts(dir, tt.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, ok := re.ByNode(carolNode)
+	if !ok || ct.ID != carol.MatryoshkaCert.ID || ct.Name != "Carol C." || ct.NodeCert == nil || ct.NodeCert.Serial != carol.NodeCert.Serial {
+		t.Fatalf("ByNode after reopen = %+v, %v", ct, ok)
+	}
+	if _, ok := re.ByNode(peer.ID("nobody")); ok {
+		t.Fatal("ByNode found an unknown node")
+	}
+
+	// A version 1 file without node fields (written before they existed)
+	// still loads.
+	enc, err := dave.MatryoshkaCert.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := fmt.Sprintf(`{"version":1,"contacts":[{"id":%q,"name":"Dave","cert":%q,"added_at":"2026-01-02T03:04:05Z"}]}`,
+		dave.MatryoshkaCert.ID, encodeStd(enc))
+	oldDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(oldDir, ContactsFile), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	oc, err := OpenContacts(oldDir, tt.root)
+	if err != nil {
+		t.Fatalf("old file: %v", err)
+	}
+	if l := oc.List(); len(l) != 1 || l[0].Name != "Dave" || l[0].Node != "" || l[0].NodeCert != nil {
+		t.Fatalf("old file: %+v", l)
+	}
+
+	// A node certificate that does not match the node field is refused.
+	data, err := os.ReadFile(filepath.Join(dir, ContactsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	davePeer, err := dave.NodeCert.PeerID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(data), carolNode.String(), davePeer.String(), 1)
+	if err := os.WriteFile(filepath.Join(dir, ContactsFile), []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := re.Reload(); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("mismatched node: %v", err)
+	}
+}
+
+func encodeStd(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// TestContactsTwoProcesses runs two stores on the same directory, as the
+// node and a `pikcio contacts` command are: changes made through one are
+// seen by the other after ReloadIfChanged, and concurrent changes through
+// both lose nothing.
+func TestContactsTwoProcesses(t *testing.T) {
+	tt := newTestTIS(t)
+	const n = 6
+	var ids []identity
+	for i := range n {
+		ids = append(ids, tt.enroll(t, fmt.Sprintf("user%d", i)))
+	}
+	dir := t.TempDir()
+	now := time.Now()
+	nodeSide, err := OpenContacts(dir, tt.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := OpenContacts(dir, tt.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first half exists before; the command removes them while the
+	// node adds the second half.
+	for _, id := range ids[:n/2] {
+		if err := nodeSide.Add("old", id.cert, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cli.ReloadIfChanged(); err != nil {
+		t.Fatal(err)
+	}
+	if len(cli.List()) != n/2 {
+		t.Fatalf("cli sees %d contacts after ReloadIfChanged, want %d", len(cli.List()), n/2)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n / 2 {
+		wg.Go(func() { errs <- cli.Remove(ids[i].cert.ID) })
+		wg.Go(func() { errs <- nodeSide.Add("new", ids[n/2+i].cert, now) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(c *Contacts) {
+		t.Helper()
+		var got []tis.ID
+		for _, ct := range c.List() {
+			got = append(got, ct.ID)
+		}
+		var want []tis.ID
+		for _, id := range ids[n/2:] {
+			want = append(want, id.cert.ID)
+		}
+		slices.SortFunc(want, func(a, b tis.ID) int { return strings.Compare(a.String(), b.String()) })
+		if !slices.Equal(got, want) {
+			t.Fatalf("contacts %v, want %v", got, want)
+		}
+	}
+	for _, c := range []*Contacts{nodeSide, cli} {
+		if err := c.ReloadIfChanged(); err != nil {
+			t.Fatal(err)
+		}
+		check(c)
+	}
+	fresh, err := OpenContacts(dir, tt.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(fresh)
+	// Removing what the other store removed is ErrNotFound, whatever this
+	// store had in memory.
+	if err := nodeSide.Remove(ids[0].cert.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Remove of a removed contact: %v", err)
 	}
 }

@@ -21,7 +21,7 @@ type testTIS struct {
 	url      string
 }
 
-func newTestTIS(t *testing.T) *testTIS {
+func newTestTIS(t testing.TB) *testTIS {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "tis")
 	root, err := tis.Init(dir)
@@ -50,7 +50,7 @@ type identity struct {
 	cert *tis.Certificate
 }
 
-func (tt *testTIS) enroll(t *testing.T, name string) identity {
+func (tt *testTIS) enroll(t testing.TB, name string) identity {
 	t.Helper()
 	nodeKey, _, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {
@@ -95,4 +95,13 @@ func ed25519Key(t *testing.T) ed25519.PublicKey {
 		t.Fatal(err)
 	}
 	return pub
+}
+
+func ed25519Priv(t testing.TB) ed25519.PrivateKey {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return priv
 }

@@ -212,3 +212,34 @@ func BenchmarkCompute(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(r.Vouches)), "vouches")
 }
+
+// TestSybilsBelowVouchedRelayOwner is the check: 100 Sybils that
+// vouch for each other, each with the attestations an attacker can buy
+// cheaply and with an attack edge from an attested identity, stay below a
+// relay owner with three vouches from well-trusted identities.
+func TestSybilsBelowVouchedRelayOwner(t *testing.T) {
+	seed, owner, attacker := testID(1), testID(2), testID(3)
+	r := Records{Attestations: []*Attestation{attest(attacker, "email-verified")}}
+	for i := range 3 {
+		w := testID(10 + i) // well trusted: vouched for by the seed
+		r.Vouches = append(r.Vouches, vouch(seed, w, 100), vouch(w, owner, 100))
+	}
+	const n = 100
+	sybil := func(i int) tis.ID { return testID(1000 + i) }
+	for i := range n {
+		for k := 1; k <= 20; k++ {
+			r.Vouches = append(r.Vouches, vouch(sybil(i), sybil((i+k)%n), MaxWeight))
+		}
+		r.Attestations = append(r.Attestations, attest(sybil(i), "email-verified"))
+	}
+	r.Vouches = append(r.Vouches, vouch(attacker, sybil(0), MaxWeight))
+	s := Compute(r, Options{Now: t0, Seeds: []tis.ID{seed}})
+	best := 0
+	for i := range n {
+		best = max(best, s.Score(sybil(i)))
+	}
+	t.Logf("relay owner %d; best of %d Sybils %d", s.Score(owner), n, best)
+	if best >= s.Score(owner) {
+		t.Fatalf("a Sybil scores %d, not below the vouched relay owner's %d", best, s.Score(owner))
+	}
+}

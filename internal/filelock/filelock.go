@@ -1,0 +1,29 @@
+// Package filelock serializes read-modify-write cycles on a small state
+// file between processes (the running node and a command such as
+// `pikcio contacts remove`): an exclusive advisory lock on a separate
+// lock file, held while the state file is re-read, changed and replaced.
+//
+// On unix the lock is flock(2), which also excludes other open files in
+// the same process; elsewhere Lock only creates the lock file and does not
+// exclude anything.
+package filelock
+
+import (
+	"fmt"
+	"os"
+)
+
+// Lock blocks until it holds an exclusive lock on path (created with mode
+// 0600 if missing), and returns the function that releases it. Holders
+// keep the lock for the time of one file update.
+func Lock(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := lock(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}

@@ -1,0 +1,252 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/pikcio/pikcio/config"
+	"github.com/pikcio/pikcio/discovery"
+	"github.com/pikcio/pikcio/tis"
+	"github.com/pikcio/pikcio/trust"
+	"github.com/pikcio/pikcio/trust/exchange"
+)
+
+// trustTIS is a TIS whose relay score statements come from view, which
+// the seed relay of the test network keeps fresh.
+type trustTIS struct {
+	*testTIS
+	dir  string
+	view *trust.View
+}
+
+func newTrustTIS(t *testing.T) *trustTIS {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "tis")
+	root, err := tis.Init(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	view := trust.NewView(trust.ViewOptions{Root: root})
+	srv, err := tis.NewServer(dir, tis.ServerOptions{RelayScorer: trust.TISScorer{View: view}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	addr, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &trustTIS{testTIS: &testTIS{srv: srv, url: tis.BaseURL(addr.String()), root: root}, dir: dir, view: view}
+}
+
+// vouchFrom writes, in the data directory of the voucher, a vouch for
+// each of vouchees with its weight (0: withdraw), as `pikcio trust vouch`
+// does; the running node publishes it.
+func vouchFrom(t *testing.T, dir string, vouchees map[tis.ID]int) {
+	t.Helper()
+	en, key, err := tis.LoadEnrollment(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := trust.LoadOwn(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, w := range vouchees {
+		if w == 0 {
+			_, err = own.Withdraw(key, en.MatryoshkaCert.ID, id, time.Now())
+		} else {
+			_, err = own.Vouch(key, en.MatryoshkaCert.ID, id, w, 0, time.Now())
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := own.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTrustNetwork runs the trust system on a real network: the TIS names
+// relay 0's operator as the seed, relay 0 vouches for the operators of
+// relays 1 and 2, every node crawls the records from the DHT and computes
+// the same scores, relays publish the TIS's statements of their bands,
+// the client weighs exits by them (1,000 selections), a minimum exit
+// score excludes the untrusted exit, a withdrawal lowers a score, and a
+// contact exchange makes relay 1 a preferred guard.
+func TestTrustNetwork(t *testing.T) {
+	s := newTrustTIS(t)
+	net := &testNet{}
+	var boot []string
+	var ens []*tis.Enrollment
+	fast := func(c *config.Config) { c.Trust.Refresh = config.Duration(time.Second) }
+	refresh := Options{Discovery: []discovery.Option{discovery.RefreshInterval(time.Second), discovery.RepublishInterval(2 * time.Second)}}
+	for i := range 4 {
+		cfg := relayConfig(t, i >= 2, []string{"accept 127.0.0.1:*"}, boot)
+		fast(cfg)
+		ens = append(ens, s.enroll(t, cfg, fmt.Sprintf("operator-%d", i)))
+		opts := refresh
+		if i == 0 {
+			if err := tis.WriteSeeds(s.dir, []tis.ID{ens[0].MatryoshkaCert.ID}); err != nil {
+				t.Fatal(err)
+			}
+			opts.TrustView = s.view
+		}
+		nd := startNode(t, cfg, opts)
+		net.relays = append(net.relays, nd)
+		if i == 0 {
+			for _, a := range nd.Addrs() {
+				boot = append(boot, a.String())
+			}
+		}
+	}
+	// The seed vouches, while running, as `pikcio trust vouch` would.
+	vouchFrom(t, net.relays[0].DataDir(), map[tis.ID]int{ens[1].MatryoshkaCert.ID: 30, ens[2].MatryoshkaCert.ID: 100})
+	cfg := testConfig(t)
+	cfg.Node.Bootstrap = boot
+	fast(cfg)
+	s.enroll(t, cfg, "user")
+	clientOpts := refresh
+	clientOpts.AllowSameSubnet = true
+	net.client = startNode(t, cfg, clientOpts)
+	t.Cleanup(net.close)
+	net.waitReady(t)
+
+	mid := func(i int) tis.ID { return ens[i].MatryoshkaCert.ID }
+	want := []int{100, 17, 58, 0} // see trust's doc: 100*30/130*0.75, 100*100/130*0.75
+	scores := func(n *Node) []int {
+		out := make([]int, 4)
+		for i := range out {
+			out[i], _ = n.trust.view.Score(mid(i))
+		}
+		return out
+	}
+	// The same records give the same scores on three nodes.
+	for _, n := range []*Node{net.client, net.relays[1], net.relays[3]} {
+		waitFor(t, 30*time.Second, "scores computed", func() bool { return fmt.Sprint(scores(n)) == fmt.Sprint(want) })
+	}
+
+	// Relays carry the TIS's statements; the client verifies them.
+	wantBands := [][2]int{{80, 100}, {0, 19}, {40, 59}, {0, 19}}
+	waitFor(t, 60*time.Second, "relay statements in the client's directory", func() bool {
+		for i, r := range net.relays {
+			d, ok := net.client.disc.Descriptor(r.ID())
+			if !ok {
+				return false
+			}
+			lo, hi, ok := net.client.trust.band(d)
+			if !ok || lo != wantBands[i][0] || hi != wantBands[i][1] {
+				return false
+			}
+		}
+		return true
+	})
+
+	// 1,000 selections follow the weights: exits 2 and 3 weigh 1+49.5 and
+	// 1+9.5.
+	relays := net.client.disc.Relays()
+	sel := &discovery.Selector{Self: net.client.ID(), Weigher: net.client.trust, AllowSameSubnet: true}
+	const draws = 1000
+	count := map[peer.ID]int{}
+	for range draws {
+		p, err := sel.Select(relays, discovery.PathRequest{Hops: 3, Port: 443}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		count[p[len(p)-1].PeerID]++
+	}
+	w2, w3 := 50.5, 10.5
+	e2, e3 := draws*w2/(w2+w3), draws*w3/(w2+w3)
+	o2, o3 := float64(count[net.relays[2].ID()]), float64(count[net.relays[3].ID()])
+	chi := (o2-e2)*(o2-e2)/e2 + (o3-e3)*(o3-e3)/e3
+	t.Logf("exits over %d paths: trusted %v (expected %.0f), untrusted %v (expected %.0f); chi-square %.2f", draws, o2, e2, o3, e3, chi)
+	if chi > 10.83 || math.IsNaN(chi) { // 1 degree of freedom, p = 0.001
+		t.Fatalf("exit choice does not follow the trust weights: chi-square %.2f", chi)
+	}
+
+	// A minimum exit score excludes the untrusted exit.
+	next := net.client.Config()
+	next.Trust.MinExitScore = 40
+	if err := net.client.Apply(net.client.Config(), next); err != nil {
+		t.Fatal(err)
+	}
+	for range 200 {
+		p, err := sel.Select(relays, discovery.PathRequest{Hops: 3, Port: 443}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p[len(p)-1].PeerID == net.relays[3].ID() {
+			t.Fatal("exit below trust.min_exit_score chosen")
+		}
+	}
+
+	// Relay 0 withdraws its vouch for relay 2's operator.
+	vouchFrom(t, net.relays[0].DataDir(), map[tis.ID]int{mid(2): 0})
+	waitFor(t, 30*time.Second, "score lowered by the withdrawal", func() bool {
+		s, _ := net.client.trust.view.Score(mid(2))
+		return s == 0
+	})
+
+	// A contact exchange: the client invites, relay 1's operator accepts
+	// (as `pikcio contacts accept` does, from a short-lived host).
+	inv, err := exchange.CreateInvite(net.client.DataDir(), net.client.Addrs(), "Relay One", time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1dir := net.relays[1].DataDir()
+	en1, mkey1, err := tis.LoadEnrollment(r1dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeKey1, err := LoadOrCreateIdentity(r1dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	c1, err := trust.OpenContacts(r1dir, s.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	self := exchange.Self{MatryoshkaCert: en1.MatryoshkaCert, NodeCert: en1.NodeCert, MatryoshkaKey: mkey1, NodeKey: nodeKey1}
+	if _, err := exchange.Accept(ctx, h, inv, self, s.root, c1, "The User"); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := net.client.trust.contacts.ByNode(net.relays[1].ID())
+	if !ok || got.Name != "Relay One" || got.ID != mid(1) {
+		t.Fatalf("client's contact for relay 1: %+v, %v", got, ok)
+	}
+	d1, _ := net.client.disc.Descriptor(net.relays[1].ID())
+	d3, _ := net.client.disc.Descriptor(net.relays[3].ID())
+	if g1, g3 := net.client.trust.Weight(d1, discovery.RoleGuard), net.client.trust.Weight(d3, discovery.RoleGuard); g1 != ContactGuardBoost*g3 {
+		t.Fatalf("guard weights: contact's relay %v, other relay of the same band %v; want x%d", g1, g3, ContactGuardBoost)
+	}
+	// The names stay on their devices.
+	for _, c := range []struct {
+		dir, own, other string
+	}{{net.client.DataDir(), "Relay One", "The User"}, {r1dir, "The User", "Relay One"}} {
+		b, err := os.ReadFile(filepath.Join(c.dir, trust.ContactsFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !containsStr(b, c.own) || containsStr(b, c.other) {
+			t.Fatalf("%s: contacts file holds %q: %v, %q: %v", c.dir, c.own, containsStr(b, c.own), c.other, containsStr(b, c.other))
+		}
+	}
+}
+
+func containsStr(b []byte, s string) bool { return strings.Contains(string(b), s) }

@@ -1,0 +1,29 @@
+package web
+
+import "time"
+
+// DefaultPollInterval is how often the page's script asks for a new
+// snapshot when Options.PollInterval is zero.
+const DefaultPollInterval = 2 * time.Second
+
+// Options tunes a handler. The zero value is ready to use: each field
+// says its default.
+type Options struct {
+	// PollInterval is how often the page's script fetches /api/status
+	// (default DefaultPollInterval, 2 s). The page without JavaScript
+	// reloads itself every PollInterval rounded up to a second.
+	PollInterval time.Duration
+	// Now is the clock the page's relative times ("in 12 d", "3 min ago")
+	// are computed against (default time.Now).
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.PollInterval <= 0 {
+		o.PollInterval = DefaultPollInterval
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
