@@ -652,6 +652,9 @@ func (d *Discovery) ReportFailure(path []*Descriptor, err error) {
 	}
 }
 
+// DHTPeers is the number of peers in the DHT routing table.
+func (d *Discovery) DHTPeers() int { return d.dht.RoutingTable().Size() }
+
 // ID returns the node's peer ID.
 func (d *Discovery) ID() peer.ID { return d.host.ID() }
 

@@ -24,6 +24,9 @@ func (n *Node) buildCircuit(ctx context.Context) (proxy.Circuit, error) {
 	n.mu.Unlock()
 	c, path, err := b.Build(ctx, req)
 	if err != nil {
+		if ctx.Err() == nil {
+			n.activity.record("build", "circuit build failed: "+err.Error(), "")
+		}
 		if isSelectError(err) {
 			n.pokeKeeper()
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -31,22 +32,24 @@ import (
 	"github.com/pikcio/pikcio/tis"
 	"github.com/pikcio/pikcio/trust"
 	"github.com/pikcio/pikcio/trust/exchange"
+	"github.com/pikcio/pikcio/web"
 )
 
 // Node is one pikcio process's part in the network: a libp2p host with a
 // client role, a relay role (possibly an exit), or both.
 type Node struct {
-	opts    Options
-	log     *logrus.Entry
-	dataDir string
-	unlock  func()
-	host    host.Host
-	disc    *discovery.Discovery
-	client  bool
-	exit    *exitnode.Exit // nil unless the node is an exit
-	isRelay bool
-	tis     *nodeTIS   // nil without tis.root_key
-	trust   *nodeTrust // nil without tis.root_key
+	opts     Options
+	log      *logrus.Entry
+	dataDir  string
+	unlock   func()
+	host     host.Host
+	disc     *discovery.Discovery
+	client   bool
+	exit     *exitnode.Exit // nil unless the node is an exit
+	isRelay  bool
+	tis      *nodeTIS   // nil without tis.root_key
+	trust    *nodeTrust // nil without tis.root_key
+	activity *activity
 
 	hops     atomic.Int64
 	joined   chan struct{}
@@ -95,14 +98,15 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		return nil, ErrNoRole
 	}
 	n := &Node{
-		opts:    opts,
-		log:     logrus.WithField("component", "node"),
-		cfg:     cfg,
-		client:  cfg.Client.Enabled,
-		isRelay: cfg.Relay.Enabled,
-		joined:  make(chan struct{}),
-		ready:   make(chan struct{}),
-		poke:    make(chan struct{}, 1),
+		opts:     opts,
+		log:      logrus.WithField("component", "node"),
+		cfg:      cfg,
+		client:   cfg.Client.Enabled,
+		isRelay:  cfg.Relay.Enabled,
+		joined:   make(chan struct{}),
+		ready:    make(chan struct{}),
+		poke:     make(chan struct{}, 1),
+		activity: newActivity(),
 	}
 	n.hops.Store(int64(cfg.Client.Hops))
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -268,6 +272,7 @@ func (n *Node) Start(ctx context.Context) error {
 	if err == nil {
 		// Under n.mu, so that a Close waits for them.
 		n.wg.Go(n.run)
+		n.wg.Go(n.sampleLoop)
 		if n.isRelay {
 			n.wg.Go(n.rotateOnionKeys)
 		}
@@ -321,7 +326,7 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 		n.cc = circuit.NewClient(n.host, circuit.DefaultClientOptions())
 		n.builder = discovery.NewBuilder(n.disc, n.buildPath, discovery.BuilderOptions{})
 		n.pool = proxy.NewPool(n.buildCircuit, poolOptions(cfg.Client))
-		n.front = proxy.NewServer(n.pool, proxy.ServerOptions{})
+		n.front = proxy.NewServer(recordingDialer{pool: n.pool, act: n.activity}, proxy.ServerOptions{})
 		var err error
 		if cfg.Client.SOCKSListen != "" {
 			if n.socksAddr, err = n.front.ListenSOCKS(cfg.Client.SOCKSListen); err != nil {
@@ -335,7 +340,8 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 		}
 	}
 	if cfg.Client.StatusListen != "" {
-		s, err := startStatusServer(ctx, cfg.Client.StatusListen, newStatusHandler(n.Status))
+		h := web.NewHandler(statusSource{n}, web.Options{Extra: map[string]http.Handler{TrustPath: http.HandlerFunc(n.serveTrust)}})
+		s, err := startStatusServer(ctx, cfg.Client.StatusListen, h)
 		if err != nil {
 			return fmt.Errorf("status page: %w", err)
 		}

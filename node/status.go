@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
@@ -8,78 +9,12 @@ import (
 
 	"github.com/pikcio/pikcio/circuit"
 	"github.com/pikcio/pikcio/proxy"
+	"github.com/pikcio/pikcio/web"
 )
 
-// Status is a snapshot of a node for the status page and GET /api/status.
-// It says how much and through which relays, never to where: no
-// destination and no stream is named.
-type Status struct {
-	Version string    `json:"version"`
-	PeerID  string    `json:"peer_id"`
-	Roles   []string  `json:"roles"` // "client", "relay", "exit"
-	Started time.Time `json:"started"`
-	Uptime  float64   `json:"uptime_seconds"`
-	Addrs   []string  `json:"addrs"` // listen multiaddrs with /p2p/
-	Joined  bool      `json:"joined"`
-	Network Network   `json:"network"`
-	// Client and Relay are there for a node with that role.
-	Client *ClientStatus `json:"client,omitempty"`
-	Relay  *RelayStatus  `json:"relay,omitempty"`
-}
-
-// Network is what the node knows of the network.
-type Network struct {
-	RelaysKnown int `json:"relays_known"` // usable descriptors in the directory
-	ExitsKnown  int `json:"exits_known"`
-	Guards      int `json:"guards"` // the client's entry guards
-}
-
-// ClientStatus is the client role's state.
-type ClientStatus struct {
-	SOCKS        string          `json:"socks,omitempty"` // listen address
-	HTTP         string          `json:"http,omitempty"`
-	Ready        bool            `json:"ready"` // a circuit has been built
-	Hops         int             `json:"hops"`
-	BuildTimeout float64         `json:"build_timeout_seconds"` // learned
-	Pool         PoolStatus      `json:"pool"`
-	Circuits     []CircuitStatus `json:"circuits"` // oldest first
-}
-
-// PoolStatus are the circuit pool's counters.
-type PoolStatus struct {
-	Circuits      int    `json:"circuits"`
-	Clean         int    `json:"clean"` // prebuilt, not used yet
-	Retired       int    `json:"retired"`
-	Streams       int    `json:"streams"`
-	Building      int    `json:"building"`
-	Builds        uint64 `json:"builds"`
-	BuildFailures uint64 `json:"build_failures"`
-}
-
-// CircuitStatus is one open circuit of the client.
-type CircuitStatus struct {
-	Hops          []HopStatus `json:"hops"` // first hop first
-	Age           float64     `json:"age_seconds"`
-	BytesUp       uint64      `json:"bytes_up"`
-	BytesDown     uint64      `json:"bytes_down"`
-	Streams       int         `json:"streams"` // open now
-	StreamsOpened uint64      `json:"streams_opened"`
-}
-
-// HopStatus is one relay of a circuit.
-type HopStatus struct {
-	ID   string `json:"id"`   // ShortID of the relay's peer ID
-	Role string `json:"role"` // guard, middle or exit
-}
-
-// RelayStatus is the relay role's state.
-type RelayStatus struct {
-	Exit          bool     `json:"exit"`
-	ExitPolicy    []string `json:"exit_policy,omitempty"` // the operator's rules
-	Circuits      int      `json:"circuits"`
-	CircuitsTotal uint64   `json:"circuits_total"`
-	Bytes         uint64   `json:"bytes"` // cell bytes handled
-}
+// Status is a snapshot of a node: the status page's data and the answer
+// of GET /api/status (documented in the web package).
+type Status = web.Status
 
 // ShortID is the last eight characters of a peer ID: enough to tell the
 // relays of a network apart on a status page.
@@ -103,8 +38,12 @@ func hopRole(i, n int) string {
 	}
 }
 
-// Status returns a snapshot of the node.
-func (n *Node) Status() Status {
+// Status returns a snapshot of the node without destinations.
+func (n *Node) Status() Status { return n.StatusWith(false) }
+
+// StatusWith returns a snapshot of the node; destinations says whether
+// the recent errors carry their destinations (kept in memory only).
+func (n *Node) StatusWith(destinations bool) Status {
 	n.mu.Lock()
 	cfg := n.cfg
 	started := n.started
@@ -114,10 +53,13 @@ func (n *Node) Status() Status {
 
 	now := time.Now()
 	st := Status{
-		Version: Version(),
-		PeerID:  n.host.ID().String(),
-		Started: started,
-		Addrs:   []string{},
+		Version:    Version(),
+		Generated:  now.UTC(),
+		PeerID:     n.host.ID().String(),
+		Started:    started,
+		Addrs:      []string{},
+		Throughput: n.activity.samples(),
+		Errors:     n.activity.recent(destinations),
 	}
 	if !started.IsZero() {
 		st.Uptime = now.Sub(started).Seconds()
@@ -146,6 +88,23 @@ func (n *Node) Status() Status {
 			st.Network.ExitsKnown++
 		}
 	}
+	st.Network.DHTPeers = n.disc.DHTPeers()
+	if n.tis != nil {
+		en := n.tis.en
+		st.Identity = &web.Identity{
+			Enrolled:              true,
+			NodeID:                en.NodeCert.ID.String(),
+			MatryoshkaID:          en.MatryoshkaCert.ID.String(),
+			NodeCertExpires:       en.NodeCert.Expires,
+			MatryoshkaCertExpires: en.MatryoshkaCert.Expires,
+			Contacts:              len(n.trust.contacts.List()),
+		}
+		if s := n.trust.view.Scores(); s != nil {
+			score := s.Score(en.MatryoshkaCert.ID)
+			st.Identity.Score = &score
+			st.Network.TrustIdentities = s.Len()
+		}
+	}
 	if n.client {
 		st.Network.Guards = len(n.disc.Guards())
 		st.Client = n.clientStatus(now, cc, pool)
@@ -161,7 +120,7 @@ func (n *Node) Status() Status {
 	}
 	if relay != nil {
 		rs := relay.Stats()
-		st.Relay = &RelayStatus{
+		st.Relay = &web.RelayStatus{
 			Exit:          n.exit != nil,
 			Circuits:      rs.Circuits,
 			CircuitsTotal: rs.CircuitsTotal,
@@ -170,49 +129,86 @@ func (n *Node) Status() Status {
 		if n.exit != nil {
 			st.Relay.ExitPolicy = append([]string{}, cfg.Relay.ExitPolicy...)
 		}
+		if n.trust != nil {
+			if lo, hi, ok := n.trust.ownBand(); ok {
+				st.Relay.TCI = &web.Band{Min: lo, Max: hi}
+			}
+		}
 	}
 	return st
 }
 
-func (n *Node) clientStatus(now time.Time, cc *circuit.Client, pool *proxy.Pool) *ClientStatus {
-	cs := &ClientStatus{Hops: int(n.hops.Load()), Circuits: []CircuitStatus{}}
+func (n *Node) clientStatus(now time.Time, cc *circuit.Client, pool *proxy.Pool) *web.ClientStatus {
+	cs := &web.ClientStatus{Hops: int(n.hops.Load()), Circuits: []web.CircuitStatus{}}
 	select {
 	case <-n.ready:
 		cs.Ready = true
 	default:
 	}
-	if pool != nil {
-		ps := pool.Stats()
-		cs.Pool = PoolStatus{
-			Circuits:      ps.Circuits,
-			Clean:         ps.Clean,
-			Retired:       ps.Retired,
-			Streams:       ps.Streams,
-			Building:      ps.Building,
-			Builds:        ps.Builds,
-			BuildFailures: ps.BuildFailures,
-		}
-	}
-	if cc == nil {
+	if pool == nil || cc == nil {
 		return cs
 	}
-	circs := cc.Circuits()
-	slices.SortFunc(circs, func(a, b *circuit.Circuit) int { return a.Created().Compare(b.Created()) })
-	for _, c := range circs {
+	ps := pool.Stats()
+	cs.Pool = web.PoolStatus{
+		Circuits:      ps.Circuits,
+		Clean:         ps.Clean,
+		Retired:       ps.Retired,
+		Streams:       ps.Streams,
+		Building:      ps.Building,
+		Groups:        ps.Groups,
+		Builds:        ps.Builds,
+		BuildFailures: ps.BuildFailures,
+	}
+	cs.Pool.BytesUp, cs.Pool.BytesDown = n.activity.totals()
+	infos := pool.Snapshot()
+	slices.SortFunc(infos, func(a, b proxy.CircuitInfo) int { return cmp.Compare(b.Age, a.Age) })
+	for _, ci := range infos {
+		c, ok := ci.Circuit.(*circuit.Circuit)
+		if !ok {
+			continue
+		}
 		path := c.Path()
 		cst := c.Stats()
-		s := CircuitStatus{
-			Hops:          make([]HopStatus, len(path)),
+		s := web.CircuitStatus{
+			ID:            ci.ID,
+			Hops:          make([]web.HopStatus, len(path)),
 			Age:           now.Sub(c.Created()).Seconds(),
 			BytesUp:       cst.BytesUp,
 			BytesDown:     cst.BytesDown,
 			Streams:       cst.Streams,
 			StreamsOpened: cst.StreamsOpened,
+			Group:         ci.Group,
+			State:         "in use",
+		}
+		switch {
+		case ci.Retired:
+			s.State = "retired"
+		case ci.Group == 0:
+			s.State = "clean"
 		}
 		for i, h := range path {
-			s.Hops[i] = HopStatus{ID: ShortID(h.ID), Role: hopRole(i, len(path))}
+			hs := web.HopStatus{ID: ShortID(h.ID), PeerID: h.ID.String(), Role: hopRole(i, len(path))}
+			if n.trust != nil {
+				if d, ok := n.disc.Descriptor(h.ID); ok {
+					if lo, hi, ok := n.trust.band(d); ok {
+						hs.TCI = &web.Band{Min: lo, Max: hi}
+					}
+				}
+				if c, ok := n.trust.contacts.ByNode(h.ID); ok {
+					hs.Contact = c.Name
+				}
+			}
+			s.Hops[i] = hs
 		}
 		cs.Circuits = append(cs.Circuits, s)
 	}
 	return cs
 }
+
+// statusSource is the node as the web package's Source.
+type statusSource struct{ n *Node }
+
+var _ web.Source = statusSource{}
+
+func (s statusSource) Status(destinations bool) web.Status { return s.n.StatusWith(destinations) }
+func (s statusSource) NewIdentity() bool                   { return s.n.NewIdentity() }

@@ -91,6 +91,7 @@ type PoolStats struct {
 // isolation group by index, never by the credentials behind it.
 type CircuitInfo struct {
 	ID      uint64
+	Circuit Circuit       // the circuit itself
 	Group   int           // isolation group index; 0 for a clean circuit
 	Streams int           // open streams
 	Age     time.Duration // since the build finished
@@ -219,6 +220,7 @@ func (p *Pool) Snapshot() []CircuitInfo {
 	for pc := range p.circs {
 		ci := CircuitInfo{
 			ID:      pc.id,
+			Circuit: pc.c,
 			Streams: pc.streams,
 			Age:     now.Sub(pc.built),
 			Retired: pc.retired,

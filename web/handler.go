@@ -49,6 +49,9 @@ func NewHandler(src Source, opts Options) http.Handler {
 	mux.HandleFunc("GET /proxy.pac", h.servePAC)
 	mux.HandleFunc("GET /assets/app.js", h.serveAsset("text/javascript; charset=utf-8", h.js))
 	mux.HandleFunc("GET /assets/style.css", h.serveAsset("text/css; charset=utf-8", h.css))
+	for pattern, x := range h.opts.Extra {
+		mux.Handle("GET "+pattern, x)
+	}
 	return secure(mux)
 }
 

@@ -1,6 +1,9 @@
 package web
 
-import "time"
+import (
+	"net/http"
+	"time"
+)
 
 // DefaultPollInterval is how often the page's script asks for a new
 // snapshot when Options.PollInterval is zero.
@@ -16,6 +19,10 @@ type Options struct {
 	// Now is the clock the page's relative times ("in 12 d", "3 min ago")
 	// are computed against (default time.Now).
 	Now func() time.Time
+	// Extra are more GET routes ("/api/trust/" and the like, a pattern
+	// for http.ServeMux without the method), served behind the same Host
+	// and header checks as the page. Default none.
+	Extra map[string]http.Handler
 }
 
 func (o Options) withDefaults() Options {

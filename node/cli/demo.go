@@ -17,6 +17,7 @@ import (
 	"github.com/pikcio/pikcio/config"
 	"github.com/pikcio/pikcio/node"
 	"github.com/pikcio/pikcio/tis"
+	"github.com/pikcio/pikcio/trust"
 )
 
 // Limits of pikcio demo --relays.
@@ -131,6 +132,10 @@ type demo struct {
 	client *node.Node
 	tis    *tis.Server
 	tisURL string
+	tisDir string
+	// view is the TCI view the TIS makes relay score statements from;
+	// relay 0 keeps it fresh.
+	view *trust.View
 }
 
 // startTIS runs the demo's TIS in this process on 127.0.0.1, in a new
@@ -141,7 +146,13 @@ func (d *demo) startTIS() error {
 	if _, err := tis.Init(dir); err != nil && !errors.Is(err, tis.ErrExists) {
 		return fmt.Errorf("TIS: %w", err)
 	}
-	srv, err := tis.NewServer(dir, tis.ServerOptions{EnrollRate: 100, EnrollBurst: 2 * demoMaxRelays})
+	root, err := tis.Open(dir)
+	if err != nil {
+		return fmt.Errorf("TIS: %w", err)
+	}
+	d.tisDir = dir
+	d.view = trust.NewView(trust.ViewOptions{Root: root.PublicKey()})
+	srv, err := tis.NewServer(dir, tis.ServerOptions{EnrollRate: 100, EnrollBurst: 2 * demoMaxRelays, RelayScorer: trust.TISScorer{View: d.view}})
 	if err != nil {
 		return fmt.Errorf("TIS: %w", err)
 	}
@@ -154,6 +165,7 @@ func (d *demo) startTIS() error {
 	d.base.TIS.RootKey = tis.FormatKey(srv.PublicKey())
 	d.base.TIS.URL = d.tisURL
 	d.base.TIS.Require = true
+	d.base.Trust.Refresh = config.Duration(demoTrustRefresh)
 	return nil
 }
 
@@ -178,23 +190,35 @@ func (d *demo) enroll(cfg *config.Config, name string) error {
 	return nil
 }
 
-// start starts the relays, the first one alone (the others join through
-// it), then the client.
+// start enrolls the relays, sets up the demo's trust records, starts the
+// relays, the first one alone (the others join through it), then the
+// client.
 func (d *demo) start(n int) error {
 	d.exits = max(2, (n+1)/2)
-	var boot []string
+	cfgs := make([]*config.Config, n)
 	for i := range n {
 		cfg := d.base.Clone()
 		cfg.Client.Enabled = false
 		cfg.Client.StatusListen = ""
 		cfg.Relay.Enabled = true
 		cfg.Relay.Exit = i >= n-d.exits
-		cfg.Node.Bootstrap = boot
 		cfg.Node.DataDir = filepath.Join(d.dir, fmt.Sprintf("relay-%d", i))
 		if err := d.enroll(cfg, fmt.Sprintf("relay-%d", i+1)); err != nil {
 			return err
 		}
-		nd, err := d.startNode(cfg)
+		cfgs[i] = cfg
+	}
+	if err := d.trustRecords(cfgs); err != nil {
+		return err
+	}
+	var boot []string
+	for i, cfg := range cfgs {
+		cfg.Node.Bootstrap = boot
+		opts := node.Options{AllowSameSubnet: true}
+		if i == 0 {
+			opts.TrustView = d.view
+		}
+		nd, err := d.startNode(cfg, opts)
 		if err != nil {
 			return fmt.Errorf("relay %d: %w", i, err)
 		}
@@ -211,7 +235,7 @@ func (d *demo) start(n int) error {
 	if err := d.enroll(cfg, "demo-client"); err != nil {
 		return err
 	}
-	nd, err := d.startNode(cfg)
+	nd, err := d.startNode(cfg, node.Options{AllowSameSubnet: true})
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
@@ -219,8 +243,58 @@ func (d *demo) start(n int) error {
 	return nil
 }
 
-func (d *demo) startNode(cfg *config.Config) (*node.Node, error) {
-	nd, err := node.New(cfg, node.Options{AllowSameSubnet: true})
+// demoTrustRefresh is the demo's trust.refresh: short, so that the
+// relays' trust statements show within seconds.
+const demoTrustRefresh = 5 * time.Second
+
+// demoVouches are the demo's vouches: (voucher, vouchee, weight) by relay
+// index. The operators of relays 0 and 1 are the TIS's seeds; the rest
+// get different scores: relay 2 is well vouched for (100), relay 3 less
+// (21), relay 4 little (13), the others not at all.
+var demoVouches = []struct{ from, to, weight int }{
+	{0, 2, 100}, {0, 3, 40}, {1, 2, 100}, {1, 4, 20},
+}
+
+// trustRecords names the seeds in the TIS and writes the vouches into the
+// voucher relays' data directories, as `pikcio tis seed add` and
+// `pikcio trust vouch` would; the relays publish them when they start.
+func (d *demo) trustRecords(cfgs []*config.Config) error {
+	mids := make([]tis.ID, len(cfgs))
+	for i, cfg := range cfgs {
+		en, _, err := tis.LoadEnrollment(cfg.Node.DataDir)
+		if err != nil {
+			return err
+		}
+		mids[i] = en.MatryoshkaCert.ID
+	}
+	if err := tis.WriteSeeds(d.tisDir, mids[:2]); err != nil {
+		return fmt.Errorf("TIS seeds: %w", err)
+	}
+	for _, v := range demoVouches {
+		if v.to >= len(cfgs) {
+			continue
+		}
+		dir := cfgs[v.from].Node.DataDir
+		_, key, err := tis.LoadEnrollment(dir)
+		if err != nil {
+			return err
+		}
+		own, err := trust.LoadOwn(dir)
+		if err != nil {
+			return err
+		}
+		if _, err := own.Vouch(key, mids[v.from], mids[v.to], v.weight, 0, time.Now()); err != nil {
+			return err
+		}
+		if err := own.Save(dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *demo) startNode(cfg *config.Config, opts node.Options) (*node.Node, error) {
+	nd, err := node.New(cfg, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +310,10 @@ func (d *demo) banner(temporary bool) {
 	w := d.e.stdout
 	fmt.Fprintf(w, "pikcio demo: %d relays (%d of them exits) and a client, all in this process on 127.0.0.1.\n",
 		len(d.relays), d.exits)
-	fmt.Fprintf(w, "Every node is enrolled with the demo's TIS at %s; only certified relays are used.\n\n", d.tisURL)
+	fmt.Fprintf(w, "Every node is enrolled with the demo's TIS at %s; only certified relays are used.\n", d.tisURL)
+	fmt.Fprintln(w, "Relays 1 and 2 are run by the TIS's seed identities, who vouch for some others:")
+	fmt.Fprintln(w, "the status page shows each hop's trust band (TCI) once the TIS has stated it.")
+	fmt.Fprintln(w)
 	socks := d.client.SOCKSAddr().String()
 	fmt.Fprintf(w, "SOCKS5 proxy: %s\n", socks)
 	host, port, _ := net.SplitHostPort(socks)
