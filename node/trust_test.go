@@ -76,14 +76,11 @@ func vouchFrom(t *testing.T, dir string, vouchees map[tis.ID]int) {
 	}
 }
 
-// TestTrustNetwork runs the trust system on a real network: the TIS names
-// relay 0's operator as the seed, relay 0 vouches for the operators of
-// relays 1 and 2, every node crawls the records from the DHT and computes
-// the same scores, relays publish the TIS's statements of their bands,
-// the client weighs exits by them (1,000 selections), a minimum exit
-// score excludes the untrusted exit, a withdrawal lowers a score, and a
-// contact exchange makes relay 1 a preferred guard.
-func TestTrustNetwork(t *testing.T) {
+// newTrustNet starts the trust test network: 4 enrolled relays (2 and 3
+// exits) whose operator 0 is the TIS's seed and vouches for operators 1
+// (weight 30) and 2 (100), and an enrolled client; it waits for a circuit.
+func newTrustNet(t *testing.T) (*trustTIS, *testNet, []*tis.Enrollment) {
+	t.Helper()
 	s := newTrustTIS(t)
 	net := &testNet{}
 	var boot []string
@@ -120,6 +117,18 @@ func TestTrustNetwork(t *testing.T) {
 	net.client = startNode(t, cfg, clientOpts)
 	t.Cleanup(net.close)
 	net.waitReady(t)
+	return s, net, ens
+}
+
+// TestTrustNetwork runs the trust system on a real network: the TIS names
+// relay 0's operator as the seed, relay 0 vouches for the operators of
+// relays 1 and 2, every node crawls the records from the DHT and computes
+// the same scores, relays publish the TIS's statements of their bands,
+// the client weighs exits by them (1,000 selections), a minimum exit
+// score excludes the untrusted exit, a withdrawal lowers a score, and a
+// contact exchange makes relay 1 a preferred guard.
+func TestTrustNetwork(t *testing.T) {
+	s, net, ens := newTrustNet(t)
 
 	mid := func(i int) tis.ID { return ens[i].MatryoshkaCert.ID }
 	want := []int{100, 17, 58, 0} // see trust's doc: 100*30/130*0.75, 100*100/130*0.75

@@ -20,7 +20,8 @@
 //
 // The page is complete without JavaScript: it carries
 // <noscript><meta http-equiv=refresh></noscript> and reloads every
-// Options.PollInterval rounded up to a second. With JavaScript, app.js
+// Options.PollInterval rounded up to a second, but at most every
+// MinPlainRefresh (10 s). With JavaScript, app.js
 // polls GET /api/status every Options.PollInterval (default 2 s; the page
 // hands it over in <meta name="pikcio-poll-ms">) and redraws the page from
 // the JSON, including the throughput graph, an inline SVG drawn by the

@@ -153,5 +153,5 @@ func (h *handler) serveAsset(contentType string, body []byte) http.HandlerFunc {
 
 // refreshSeconds is the reload period of the page without script.
 func (h *handler) refreshSeconds() int {
-	return int((h.opts.PollInterval + time.Second - 1) / time.Second)
+	return int((max(h.opts.PollInterval, MinPlainRefresh) + time.Second - 1) / time.Second)
 }

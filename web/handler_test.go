@@ -230,7 +230,7 @@ func TestPageWithoutScript(t *testing.T) {
 	}
 	want := []string{
 		`data-rendered="server"`,
-		`<noscript><meta http-equiv="refresh" content="2"></noscript>`,
+		`<noscript><meta http-equiv="refresh" content="10"></noscript>`,
 		`<script src="/assets/app.js" defer></script>`,
 		`<link rel="stylesheet" href="/assets/style.css">`,
 		shortID(st.PeerID), `data-copy="` + st.PeerID + `"`, `hidden>Copy</button>`,

@@ -9,12 +9,18 @@ import (
 // snapshot when Options.PollInterval is zero.
 const DefaultPollInterval = 2 * time.Second
 
+// MinPlainRefresh is the shortest reload interval of the page without
+// JavaScript: a whole page every two seconds would be hard to read (and
+// keeps a headless browser from ever finishing loading).
+const MinPlainRefresh = 10 * time.Second
+
 // Options tunes a handler. The zero value is ready to use: each field
 // says its default.
 type Options struct {
 	// PollInterval is how often the page's script fetches /api/status
 	// (default DefaultPollInterval, 2 s). The page without JavaScript
-	// reloads itself every PollInterval rounded up to a second.
+	// reloads itself every PollInterval rounded up to a second, and at
+	// most every MinPlainRefresh.
 	PollInterval time.Duration
 	// Now is the clock the page's relative times ("in 12 d", "3 min ago")
 	// are computed against (default time.Now).
