@@ -154,3 +154,36 @@ func TestStatusPageChromium(t *testing.T) {
 	wg.Wait()
 	t.Logf("downloaded %d bytes while the page was looked at", got)
 }
+
+// BenchmarkStatusPage200 measures the client's status server with 200
+// live 3-hop circuits on a real network: GET /api/status and GET / over
+// HTTP, with the size of each answer.
+func BenchmarkStatusPage200(b *testing.B) {
+	_, net, _ := newTrustNet(b)
+	n := net.client
+	opts := n.pool.Options()
+	opts.Prebuilt, opts.MaxCircuits = 200, 256
+	n.pool.SetOptions(opts)
+	waitFor(b, 120*time.Second, "200 circuits", func() bool { return n.pool.Stats().Circuits >= 200 })
+	base := "http://" + n.StatusAddr().String()
+	for name, path := range map[string]string{"api": "/api/status", "page": "/"} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			var size int
+			for b.Loop() {
+				resp, err := http.Get(base + path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 {
+					b.Fatalf("%s: %d %v", path, resp.StatusCode, err)
+				}
+				size = len(body)
+			}
+			b.ReportMetric(float64(size), "bytes/answer")
+			b.ReportMetric(float64(len(n.Status().Client.Circuits)), "circuits")
+		})
+	}
+}

@@ -28,7 +28,7 @@ type trustTIS struct {
 	view *trust.View
 }
 
-func newTrustTIS(t *testing.T) *trustTIS {
+func newTrustTIS(t testing.TB) *trustTIS {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "tis")
 	root, err := tis.Init(dir)
@@ -51,7 +51,7 @@ func newTrustTIS(t *testing.T) *trustTIS {
 // vouchFrom writes, in the data directory of the voucher, a vouch for
 // each of vouchees with its weight (0: withdraw), as `pikcio trust vouch`
 // does; the running node publishes it.
-func vouchFrom(t *testing.T, dir string, vouchees map[tis.ID]int) {
+func vouchFrom(t testing.TB, dir string, vouchees map[tis.ID]int) {
 	t.Helper()
 	en, key, err := tis.LoadEnrollment(dir)
 	if err != nil {
@@ -79,7 +79,7 @@ func vouchFrom(t *testing.T, dir string, vouchees map[tis.ID]int) {
 // newTrustNet starts the trust test network: 4 enrolled relays (2 and 3
 // exits) whose operator 0 is the TIS's seed and vouches for operators 1
 // (weight 30) and 2 (100), and an enrolled client; it waits for a circuit.
-func newTrustNet(t *testing.T) (*trustTIS, *testNet, []*tis.Enrollment) {
+func newTrustNet(t testing.TB) (*trustTIS, *testNet, []*tis.Enrollment) {
 	t.Helper()
 	s := newTrustTIS(t)
 	net := &testNet{}
