@@ -1,7 +1,9 @@
-// Package trust is the core of pikcio's trust system (issue #7): signed
-// trust records, the Trust Capital Index (TCI) computed from them, and the
-// local contacts store. Wiring into path selection, the DHT, commands and
-// the status page is not here.
+// Package trust is pikcio's trust system: signed trust records, how they
+// travel through the DHT, the Trust Capital Index (TCI) every node computes
+// from them, the TIS's statements of relays' trust, the user's own
+// records, and the local contacts store. The contact exchange over the
+// network is in trust/exchange; the node wires all of it into path
+// selection, the status page and `pikcio trust show`.
 //
 // # Records
 //
@@ -113,10 +115,67 @@
 // leave the device: the type has no method that sends or publishes
 // anything, and a test pins its method set.
 //
+// # Publishing: bundles and the seed list in the DHT
+//
+// Each identity publishes one Bundle under BundleKey(its Matryoshka ID)
+// in pikcio's own DHT (Namespace, with Validator): its Matryoshka
+// certificate, the vouches and withdrawals it issued, and the
+// attestations it was given, signed as a whole by its Matryoshka key. A
+// later bundle replaces an earlier one everywhere (Validator.Select picks
+// the latest issue time, ties broken by the bytes), so a withdrawal takes
+// effect as the new bundle spreads, and a replayed old bundle loses. The
+// user's own records live in OwnFile in the data directory (Own:
+// `pikcio trust vouch/withdraw` and `pikcio trust attestation add` edit
+// it); the running node publishes it when it changes and every
+// trust.refresh.
+//
+// The TIS names the seed identities (tis.SeedList, signed by the root,
+// served at tis.PathSeeds); nodes with tis.url put it into the DHT under
+// SeedsKey, so every node starts from the same seeds.
+//
+// A View crawls: the seed list, then the bundles of the seeds and of the
+// identities they vouch for, breadth first, up to MaxIdentities, plus the
+// node's own identity and its contacts. It verifies every bundle and
+// record (expired, forged and not-yet-valid records are dropped), keeps
+// the newest bundle per identity and never goes back to an older one, and
+// computes the TCI. Nodes that see the same records get the same scores
+// (TestViewCrawl, and node's TestTrustNetwork on three nodes). An
+// identity that no seed reaches through vouches is found only if it is
+// one of the crawler's contacts; it could only have base trust from
+// attestations anyway.
+//
+// Publishing a bundle tells the DHT peers that store it which peer put
+// it: a DHT node can link a Matryoshka ID to the node ID that publishes
+// its bundle. Vouches are public by design (they make the score), but
+// this link is a leak the design does not close yet; an operator who
+// minds can publish from a client-only node that runs no relay.
+//
+// # Relays' trust: statements by the TIS
+//
+// A relay is known by its node ID, a person by the Matryoshka ID, and the
+// link is never published. The TIS, which issued both certificates to the
+// same person, is the one party that knows it. A relay asks the TIS
+// (tis.PathRelayScore) with both certificates and a signature by both
+// keys; the TIS checks they are the same person's, computes the
+// operator's score from its own View (TISScorer) and signs a RelayScore:
+// the band (BandWidth points wide) of that score under the node ID, valid
+// DefaultRelayScoreLifetime. The relay carries it in its descriptor
+// (DescriptorExtension); clients verify it against the root and the
+// relay's node certificate. Trade-off: clients trust the TIS for relay
+// scores (it could lie) and a band says less than the score; in return
+// nobody else can tie a relay's address to a person's social graph.
+//
+// Path selection (the node's Weigher): a relay weighs 1 + the middle of
+// its band (1 without a statement); trust.min_guard_score and
+// trust.min_exit_score exclude guards and exits whose band's top is below
+// them (and relays without a statement, when set); with
+// trust.prefer_contact_guards a contact's relay is 20 times more likely
+// as a guard.
+//
 // # Invite codes
 //
-// An Invite is the start of a contact exchange (the exchange itself is a
-// later step): InvitePrefix followed by the unpadded base64url of version,
+// An Invite is the start of a contact exchange (trust/exchange carries it
+// out, directly between the two nodes): InvitePrefix followed by the unpadded base64url of version,
 // a 16-byte random secret, expiry and up to MaxInviteAddrs multiaddrs of
 // the inviter's node. It holds no name and no Matryoshka ID, but its
 // addresses name the inviter's node: give it only to the person invited.

@@ -87,6 +87,9 @@ func (v *View) revocations() *tis.RevocationList {
 	return nil
 }
 
+// Root is the TIS root key the view checks records against.
+func (v *View) Root() ed25519.PublicKey { return v.opts.Root }
+
 // Offer adds a bundle the node got other than through a crawl (its own),
 // if it verifies and is newer than the one held. It reports whether the
 // bundle was taken.

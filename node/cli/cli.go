@@ -43,8 +43,10 @@ func commands() []command {
 		{"demo", "run a whole network on this machine, in one process", runDemo},
 		{"client", "run the local proxies (SOCKS5 and HTTP) over circuits", runClient},
 		{"relay", "run a relay (--exit: an exit relay)", runRelay},
-		{"tis", "run a Trusted Identification System (init, serve)", runTIS},
+		{"tis", "run a Trusted Identification System (init, serve, attest, seed)", runTIS},
 		{"enroll", "enroll this node with a TIS", runEnroll},
+		{"contacts", "exchange contacts with friends (invite, accept, list, remove)", runContacts},
+		{"trust", "vouch for contacts, add attestations, show trust scores", runTrust},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -1,18 +1,26 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
+	iofs "io/fs"
 	"net"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/pikcio/pikcio/config"
+	"github.com/pikcio/pikcio/internal/privfile"
 	"github.com/pikcio/pikcio/node"
 	"github.com/pikcio/pikcio/tis"
+	"github.com/pikcio/pikcio/trust"
 )
 
 // enrollTimeout bounds `pikcio enroll`.
@@ -20,25 +28,32 @@ const enrollTimeout = time.Minute
 
 // runTIS runs the subcommands of `pikcio tis`.
 func runTIS(e *env, args []string) int {
-	fs := newFlagSet("tis", "init|serve [flags]", `Run pikcio's Trusted Identification System (TIS), which enrolls users:
+	fs := newFlagSet("tis", "init|serve|attest|seed [flags]", `Run pikcio's Trusted Identification System (TIS), which enrolls users:
 
-  pikcio tis init --dir DIR     create a TIS (root key and secret) in DIR
-  pikcio tis serve --dir DIR    serve enrollments and revocations over HTTP
+  pikcio tis init --dir DIR             create a TIS (root key and secret) in DIR
+  pikcio tis serve --dir DIR            serve enrollments and revocations over HTTP
+  pikcio tis attest --dir DIR ID KIND   attest that an identity passed a check
+  pikcio tis seed add|remove|list --dir DIR [ID...]
+                                        edit the pre-trusted identities
 
-Run "pikcio tis init --help" or "pikcio tis serve --help" for their flags.`)
+Run "pikcio tis init --help" and so on for their flags.`)
 	if len(args) == 0 {
-		return usageError(e, fs, "want a subcommand: init or serve")
+		return usageError(e, fs, "want a subcommand: init, serve, attest or seed")
 	}
 	switch args[0] {
 	case "init":
 		return runTISInit(e, args[1:])
 	case "serve":
 		return runTISServe(e, args[1:])
+	case "attest":
+		return runTISAttest(e, args[1:])
+	case "seed":
+		return runTISSeed(e, args[1:])
 	case "-h", "-help", "--help", "help":
 		fs.usage(e.stdout)
 		return exitOK
 	}
-	return usageError(e, fs, "unknown subcommand %q: want init or serve", args[0])
+	return usageError(e, fs, "unknown subcommand %q: want init, serve, attest or seed", args[0])
 }
 
 func runTISInit(e *env, args []string) int {
@@ -64,19 +79,27 @@ apart from the rest. An existing TIS is never overwritten.`)
 
 func runTISServe(e *env, args []string) int {
 	fs := newFlagSet("tis serve", "--dir DIR [flags]", `Serve the TIS in DIR (made by "pikcio tis init"): enrollments, the signed
-revocation list and the root key, over HTTP on a loopback address, or HTTPS
-with --tls-cert and --tls-key. Ctrl-C stops it.`)
+revocation list, the seed list and the root key, over HTTP on a loopback
+address, or HTTPS with --tls-cert and --tls-key. With --bootstrap it also
+joins the network's DHT (as a DHT client with a throwaway key) and crawls
+the trust records every --trust-refresh, so that it can state relays'
+trust bands (without --bootstrap it answers relay score requests with 501).
+Ctrl-C stops it.`)
 	dir := fs.String("dir", "", "TIS `directory`")
 	listen := fs.String("listen", "127.0.0.1:7070", "`address` host:port to serve on")
 	var boots listFlag
 	fs.Var(&boots, "bootstrap", "`multiaddr` ending in /p2p/<peer id> given to every enrolled node to join the network; repeatable or comma-separated")
 	certFile := fs.String("tls-cert", "", "TLS certificate `file` (PEM); with --tls-key, serve HTTPS")
 	keyFile := fs.String("tls-key", "", "TLS private key `file` (PEM)")
+	refresh := fs.Duration("trust-refresh", 10*time.Minute, "how often to crawl the trust records (`duration`)")
 	if code, done := parse(e, fs, args); done {
 		return code
 	}
 	if *dir == "" {
 		return usageError(e, fs, "--dir is required")
+	}
+	if *refresh <= 0 {
+		return usageError(e, fs, "--trust-refresh %v: want more than 0", *refresh)
 	}
 	if (*certFile == "") != (*keyFile == "") {
 		return usageError(e, fs, "--tls-cert and --tls-key go together")
@@ -84,14 +107,38 @@ with --tls-cert and --tls-key. Ctrl-C stops it.`)
 	if _, _, err := net.SplitHostPort(*listen); err != nil {
 		return usageError(e, fs, "--listen %q: want host:port", *listen)
 	}
-	srv, err := tis.NewServer(*dir, tis.ServerOptions{
-		Bootstraps:  []string(boots),
-		TLSCertFile: *certFile,
-		TLSKeyFile:  *keyFile,
-	})
+	root, err := tis.Open(*dir)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "%s: %v\n", fs.Name(), err)
 		return exitError
+	}
+	var srv *tis.Server
+	opts := tis.ServerOptions{
+		Bootstraps:  []string(boots),
+		TLSCertFile: *certFile,
+		TLSKeyFile:  *keyFile,
+	}
+	var view *trust.View
+	if len(boots) > 0 {
+		view = trust.NewView(trust.ViewOptions{Root: root.PublicKey(), Revocations: func() *tis.RevocationList {
+			l, _ := srv.RevocationList()
+			return l
+		}})
+		opts.RelayScorer = trust.TISScorer{View: view}
+	}
+	srv, err = tis.NewServer(*dir, opts)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "%s: %v\n", fs.Name(), err)
+		return exitError
+	}
+	if view != nil {
+		crawler, err := node.NewTrustCrawler(root.PublicKey(), boots, view, *refresh)
+		if err != nil {
+			_ = srv.Close()
+			fmt.Fprintf(e.stderr, "%s: %v\n", fs.Name(), err)
+			return exitError
+		}
+		defer crawler.Close()
 	}
 	addr, err := srv.Listen(*listen)
 	if err != nil {
@@ -177,6 +224,214 @@ func enroll(e *env, name, url string, root ed25519.PublicKey, dir, who, email st
 	fmt.Fprintf(e.stdout, "data directory: %s\n", dataDir)
 	for _, b := range en.Bootstraps {
 		fmt.Fprintf(e.stdout, "bootstrap: %s\n", b)
+	}
+	return exitOK
+}
+
+// attestLifetime is the default validity of `pikcio tis attest`.
+const attestLifetime = 365 * 24 * time.Hour
+
+// errKeyFile reports a private key file that is not 64 raw Ed25519 bytes.
+var errKeyFile = errors.New("not an Ed25519 private key file (64 raw bytes)")
+
+func runTISAttest(e *env, args []string) int {
+	fs := newFlagSet("tis attest", "--dir DIR|--key FILE ID KIND [--lifetime 8760h]  or  --new-key FILE", `Attest that the identity ID (a Matryoshka ID) passed a check of some kind,
+such as "email-verified" or "account-linked:<service>" (1 to 64 of a-z 0-9
+. : _ -). It is signed with the root key of the TIS in DIR, or with the
+attester key in FILE, whose public key nodes list in trust.attesters.
+Prints the attestation code to hand to the person, who adds it with
+"pikcio trust attestation add CODE".
+
+With --new-key FILE, create an attester key in FILE (mode 0600) and print
+its public key.`)
+	dir := fs.String("dir", "", "TIS `directory`: sign with its root key")
+	keyFile := fs.String("key", "", "attester key `file` (64 raw bytes, mode 0600): sign with it")
+	newKey := fs.String("new-key", "", "create an attester key in `file` and print its public key")
+	lifetime := fs.Duration("lifetime", attestLifetime, "how long the attestation stays valid")
+	pos, code, done := parseArgs(e, fs, args, 0, 2)
+	if done {
+		return code
+	}
+	if *newKey != "" {
+		if *dir != "" || *keyFile != "" || len(pos) > 0 {
+			return usageError(e, fs, "--new-key goes alone")
+		}
+		pub, priv, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			return fail(e, fs, err)
+		}
+		if err := privfile.Create(*newKey, priv); err != nil {
+			if errors.Is(err, iofs.ErrExist) {
+				return failf(e, fs, "%s already exists: choose another file", *newKey)
+			}
+			return fail(e, fs, err)
+		}
+		fmt.Fprintf(e.stdout, "attester key: %s\n", tis.FormatKey(pub))
+		fmt.Fprintf(e.stderr, "Private key in %s. Nodes count its attestations once they list the key above in trust.attesters.\n", *newKey)
+		return exitOK
+	}
+	switch {
+	case (*dir == "") == (*keyFile == ""):
+		return usageError(e, fs, "want one of --dir and --key")
+	case len(pos) != 2:
+		return usageError(e, fs, "want the arguments ID KIND")
+	case *lifetime < time.Second:
+		return usageError(e, fs, "--lifetime %v: want at least 1s", *lifetime)
+	}
+	subject, err := tis.ParseID(strings.ToLower(pos[0]))
+	if err != nil {
+		return usageError(e, fs, "%v", err)
+	}
+	var key ed25519.PrivateKey
+	if *dir != "" {
+		if _, err := tis.Open(*dir); err != nil {
+			return fail(e, fs, err)
+		}
+		key, err = readKeyFile(filepath.Join(*dir, tis.RootKeyFile))
+	} else {
+		key, err = readKeyFile(*keyFile)
+	}
+	if err != nil {
+		return fail(e, fs, err)
+	}
+	now := time.Now().Truncate(time.Second)
+	a := &trust.Attestation{Subject: subject, Kind: pos[1], IssuedAt: now, Expires: now.Add(lifetime.Truncate(time.Second))}
+	if err := a.Sign(key); err != nil {
+		if errors.Is(err, trust.ErrMalformed) {
+			return usageError(e, fs, "KIND %q: want 1 to %d of a-z 0-9 . : _ -", pos[1], trust.MaxKindLen)
+		}
+		return fail(e, fs, err)
+	}
+	s, err := trust.FormatAttestation(a)
+	if err != nil {
+		return fail(e, fs, err)
+	}
+	fmt.Fprintln(e.stdout, s)
+	fmt.Fprintf(e.stderr, "Valid until %s. Give it to the person; they add it with \"pikcio trust attestation add CODE\".\n", a.Expires.Local().Format(time.DateTime))
+	return exitOK
+}
+
+// readKeyFile reads a raw Ed25519 private key that only its owner may
+// read.
+func readKeyFile(path string) (ed25519.PrivateKey, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open key: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat key %s: %w", path, err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("key %s has mode %04o: make it readable by you only (chmod 600)", path, fi.Mode().Perm())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, ed25519.PrivateKeySize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read key %s: %w", path, err)
+	}
+	k, err := parseKeyFile(b)
+	if err != nil {
+		return nil, fmt.Errorf("key %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// parseKeyFile checks the contents of a key file: 64 raw bytes, the seed
+// and the public key that belongs to it.
+func parseKeyFile(b []byte) (ed25519.PrivateKey, error) {
+	if len(b) != ed25519.PrivateKeySize {
+		return nil, errKeyFile
+	}
+	k := ed25519.NewKeyFromSeed(b[:ed25519.SeedSize])
+	if !bytes.Equal(k, b) {
+		return nil, errKeyFile
+	}
+	return k, nil
+}
+
+func runTISSeed(e *env, args []string) int {
+	fs := newFlagSet("tis seed", "add|remove|list --dir DIR [ID...]", `Edit the seed identities of the TIS in DIR: the pre-trusted Matryoshka IDs
+that all trust flows from. The server signs the new list at its next
+request; nodes fetch it on their next trust refresh.
+
+  pikcio tis seed add --dir DIR ID...      add identities
+  pikcio tis seed remove --dir DIR ID...   remove identities
+  pikcio tis seed list --dir DIR           list them`)
+	if len(args) == 0 {
+		return usageError(e, fs, "want a subcommand: add, remove or list")
+	}
+	op := args[0]
+	switch op {
+	case "add", "remove", "list":
+	case "-h", "-help", "--help", "help":
+		fs.usage(e.stdout)
+		return exitOK
+	default:
+		return usageError(e, fs, "unknown subcommand %q: want add, remove or list", op)
+	}
+	sub := newFlagSet("tis seed "+op, "--dir DIR ID...", fs.about)
+	if op == "list" {
+		sub.synopsis = "--dir DIR"
+	}
+	dir := sub.String("dir", "", "TIS `directory`")
+	minArgs, maxArgs := 1, -1
+	if op == "list" {
+		minArgs, maxArgs = 0, 0
+	}
+	pos, code, done := parseArgs(e, sub, args[1:], minArgs, maxArgs)
+	if done {
+		return code
+	}
+	if *dir == "" {
+		return usageError(e, sub, "--dir is required")
+	}
+	var ids []tis.ID
+	for _, s := range pos {
+		id, err := tis.ParseID(strings.ToLower(strings.TrimSpace(s)))
+		if err != nil {
+			return usageError(e, sub, "%v", err)
+		}
+		ids = append(ids, id)
+	}
+	if _, err := tis.Open(*dir); err != nil {
+		return fail(e, sub, err)
+	}
+	seeds, err := tis.ReadSeeds(*dir)
+	if err != nil {
+		return fail(e, sub, err)
+	}
+	switch op {
+	case "list":
+		for _, id := range seeds {
+			fmt.Fprintln(e.stdout, id)
+		}
+		if len(seeds) == 0 {
+			fmt.Fprintln(e.stderr, "no seeds yet: see \"pikcio tis seed add --help\"")
+		}
+		return exitOK
+	case "add":
+		n := 0
+		for _, id := range ids {
+			if !slices.Contains(seeds, id) {
+				seeds = append(seeds, id)
+				n++
+			}
+		}
+		if len(seeds) > tis.MaxSeeds {
+			return failf(e, sub, "%d seeds: at most %d", len(seeds), tis.MaxSeeds)
+		}
+		if err := tis.WriteSeeds(*dir, seeds); err != nil {
+			return fail(e, sub, err)
+		}
+		fmt.Fprintf(e.stdout, "added %d seeds, %d in all\n", n, len(seeds))
+	case "remove":
+		before := len(seeds)
+		seeds = slices.DeleteFunc(seeds, func(id tis.ID) bool { return slices.Contains(ids, id) })
+		if err := tis.WriteSeeds(*dir, seeds); err != nil {
+			return fail(e, sub, err)
+		}
+		fmt.Fprintf(e.stdout, "removed %d seeds, %d left\n", before-len(seeds), len(seeds))
 	}
 	return exitOK
 }
