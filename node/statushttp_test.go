@@ -89,3 +89,38 @@ func TestStatusServer(t *testing.T) {
 		}
 	}
 }
+
+// TestRelayStatusPage: a relay with a status address shows its own side:
+// circuits carried and bytes, and no client part.
+func TestRelayStatusPage(t *testing.T) {
+	n := newTestNet(t, netOpts{relays: 3, exits: 1, policy: []string{"accept 127.0.0.1:*"}})
+	t.Cleanup(n.close)
+	n.waitReady(t)
+	cfg := relayConfig(t, false, nil, nil)
+	cfg.Client.StatusListen = "127.0.0.1:0"
+	for _, a := range n.relays[0].Addrs() {
+		cfg.Node.Bootstrap = append(cfg.Node.Bootstrap, a.String())
+	}
+	r := startNode(t, cfg, Options{})
+	resp, err := http.Get("http://" + r.StatusAddr().String() + "/api/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st web.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Relay == nil || st.Client != nil {
+		t.Fatalf("relay status: relay %+v, client %+v", st.Relay, st.Client)
+	}
+	page, err := http.Get("http://" + r.StatusAddr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	if page.StatusCode != 200 || !strings.Contains(string(b), "Relay") {
+		t.Fatalf("relay page: %d\n%.500s", page.StatusCode, b)
+	}
+}
