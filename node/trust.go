@@ -243,7 +243,7 @@ func (nt *nodeTrust) keepRelayScore(ctx context.Context, republish func()) {
 			nt.mu.Unlock()
 			if take {
 				lo, hi := st.Range()
-				nt.log.WithField("band", fmt.Sprintf("%d-%d", lo, hi)).Info("relay trust statement from the TIS")
+				nt.log.WithField("band", fmt.Sprintf("%d-%d", lo, hi)).Debug("relay trust statement from the TIS")
 				republish()
 			}
 			next = min(refresh, st.Expires.Sub(st.IssuedAt)/2)

@@ -111,8 +111,12 @@
 //
 // Contacts is the user's address book in ContactsFile (mode 0600, written
 // atomically) in the node's data directory: Matryoshka ID -> a local name
-// the user chose and the contact's Matryoshka certificate. Names never
-// leave the device: the type has no method that sends or publishes
+// the user chose, the contact's Matryoshka certificate and, when the
+// contact runs one, their node's certificate and peer ID (so that the
+// client can prefer contacts' relays as guards). The running node and the
+// CLI both change the file: every change re-reads it under an exclusive
+// lock (ContactsLockFile), and the node reloads it when it changes. Names
+// never leave the device: the type has no method that sends or publishes
 // anything, and a test pins its method set.
 //
 // # Publishing: bundles and the seed list in the DHT

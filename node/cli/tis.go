@@ -92,6 +92,8 @@ Ctrl-C stops it.`)
 	certFile := fs.String("tls-cert", "", "TLS certificate `file` (PEM); with --tls-key, serve HTTPS")
 	keyFile := fs.String("tls-key", "", "TLS private key `file` (PEM)")
 	refresh := fs.Duration("trust-refresh", 10*time.Minute, "how often to crawl the trust records (`duration`)")
+	var attesterFlags listFlag
+	fs.Var(&attesterFlags, "attester", "public `key` of an attester whose attestations count (as in trust.attesters); repeatable")
 	if code, done := parse(e, fs, args); done {
 		return code
 	}
@@ -118,9 +120,17 @@ Ctrl-C stops it.`)
 		TLSCertFile: *certFile,
 		TLSKeyFile:  *keyFile,
 	}
+	var attesters []ed25519.PublicKey
+	for _, a := range attesterFlags {
+		k, err := tis.ParseKey(a)
+		if err != nil {
+			return usageError(e, fs, "--attester %q: %v", a, err)
+		}
+		attesters = append(attesters, k)
+	}
 	var view *trust.View
 	if len(boots) > 0 {
-		view = trust.NewView(trust.ViewOptions{Root: root.PublicKey(), Revocations: func() *tis.RevocationList {
+		view = trust.NewView(trust.ViewOptions{Root: root.PublicKey(), Attesters: attesters, Revocations: func() *tis.RevocationList {
 			l, _ := srv.RevocationList()
 			return l
 		}})
