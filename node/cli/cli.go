@@ -180,3 +180,36 @@ func (l *listFlag) Set(s string) error {
 	}
 	return nil
 }
+
+// subcommand is one subcommand of a command with subcommands.
+type subcommand struct {
+	name string
+	run  func(e *env, args []string) int
+}
+
+// dispatch runs the subcommand args[0] of fs's command, prints fs's help
+// for -h/--help/help, and is a usage error otherwise.
+func dispatch(e *env, fs *flagSet, args []string, subs []subcommand) int {
+	names := make([]string, len(subs))
+	for i, s := range subs {
+		names[i] = s.name
+	}
+	want := names[len(names)-1]
+	if len(names) > 1 {
+		want = strings.Join(names[:len(names)-1], ", ") + " or " + want
+	}
+	if len(args) == 0 {
+		return usageError(e, fs, "want a subcommand: %s", want)
+	}
+	for _, s := range subs {
+		if s.name == args[0] {
+			return s.run(e, args[1:])
+		}
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fs.usage(e.stdout)
+		return exitOK
+	}
+	return usageError(e, fs, "unknown subcommand %q: want %s", args[0], want)
+}

@@ -230,23 +230,7 @@ this device.
   pikcio contacts remove NAME|ID           forget a contact
 
 Run "pikcio contacts invite --help" and so on for their flags.`)
-	if len(args) == 0 {
-		return usageError(e, fs, "want a subcommand: invite, accept, list or remove")
-	}
-	switch args[0] {
-	case "invite":
-		return runContactsInvite(e, args[1:])
-	case "accept":
-		return runContactsAccept(e, args[1:])
-	case "list":
-		return runContactsList(e, args[1:])
-	case "remove":
-		return runContactsRemove(e, args[1:])
-	case "-h", "-help", "--help", "help":
-		fs.usage(e.stdout)
-		return exitOK
-	}
-	return usageError(e, fs, "unknown subcommand %q: want invite, accept, list or remove", args[0])
+	return dispatch(e, fs, args, []subcommand{{"invite", runContactsInvite}, {"accept", runContactsAccept}, {"list", runContactsList}, {"remove", runContactsRemove}})
 }
 
 func runContactsInvite(e *env, args []string) int {

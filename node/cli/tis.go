@@ -37,23 +37,7 @@ func runTIS(e *env, args []string) int {
                                         edit the pre-trusted identities
 
 Run "pikcio tis init --help" and so on for their flags.`)
-	if len(args) == 0 {
-		return usageError(e, fs, "want a subcommand: init, serve, attest or seed")
-	}
-	switch args[0] {
-	case "init":
-		return runTISInit(e, args[1:])
-	case "serve":
-		return runTISServe(e, args[1:])
-	case "attest":
-		return runTISAttest(e, args[1:])
-	case "seed":
-		return runTISSeed(e, args[1:])
-	case "-h", "-help", "--help", "help":
-		fs.usage(e.stdout)
-		return exitOK
-	}
-	return usageError(e, fs, "unknown subcommand %q: want init, serve, attest or seed", args[0])
+	return dispatch(e, fs, args, []subcommand{{"init", runTISInit}, {"serve", runTISServe}, {"attest", runTISAttest}, {"seed", runTISSeed}})
 }
 
 func runTISInit(e *env, args []string) int {

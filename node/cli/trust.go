@@ -41,23 +41,7 @@ func runTrust(e *env, args []string) int {
 Vouches, withdrawals and attestations are kept in trust.json in the data
 directory; the running node publishes them. Run "pikcio trust vouch --help"
 and so on for their flags.`)
-	if len(args) == 0 {
-		return usageError(e, fs, "want a subcommand: vouch, withdraw, attestation or show")
-	}
-	switch args[0] {
-	case "vouch":
-		return runTrustVouch(e, args[1:])
-	case "withdraw":
-		return runTrustWithdraw(e, args[1:])
-	case "attestation":
-		return runTrustAttestation(e, args[1:])
-	case "show":
-		return runTrustShow(e, args[1:])
-	case "-h", "-help", "--help", "help":
-		fs.usage(e.stdout)
-		return exitOK
-	}
-	return usageError(e, fs, "unknown subcommand %q: want vouch, withdraw, attestation or show", args[0])
+	return dispatch(e, fs, args, []subcommand{{"vouch", runTrustVouch}, {"withdraw", runTrustWithdraw}, {"attestation", runTrustAttestation}, {"show", runTrustShow}})
 }
 
 // ownTarget is what vouch and withdraw work with: the user's identity and
@@ -174,17 +158,7 @@ func runTrustAttestation(e *env, args []string) int {
 	fs := newFlagSet("trust attestation", "add CODE [flags]", `Manage the attestations made about you (by the TIS or an attester):
 
   pikcio trust attestation add CODE   add one, as "pikcio tis attest" printed it`)
-	if len(args) == 0 {
-		return usageError(e, fs, "want a subcommand: add")
-	}
-	switch args[0] {
-	case "add":
-		return runTrustAttestationAdd(e, args[1:])
-	case "-h", "-help", "--help", "help":
-		fs.usage(e.stdout)
-		return exitOK
-	}
-	return usageError(e, fs, "unknown subcommand %q: want add", args[0])
+	return dispatch(e, fs, args, []subcommand{{"add", runTrustAttestationAdd}})
 }
 
 func runTrustAttestationAdd(e *env, args []string) int {
