@@ -55,6 +55,7 @@ type nodeTrust struct {
 
 	mu        sync.Mutex
 	published time.Time // IssuedAt of the last bundle published
+	putFailed bool      // the last PUT failed: try again at the next check
 	ownStamp  time.Time // mtime of OwnFile last published
 	statement []byte    // the relay's current score statement
 	stParsed  *trust.RelayScore
@@ -190,7 +191,7 @@ func (nt *nodeTrust) publishOwn(ctx context.Context, dht recordStore, force bool
 		return false, err
 	}
 	nt.mu.Lock()
-	prev, same := nt.published, stamp.Equal(nt.ownStamp) && !nt.published.IsZero()
+	prev, same := nt.published, stamp.Equal(nt.ownStamp) && !nt.published.IsZero() && !nt.putFailed
 	nt.mu.Unlock()
 	if same && !force {
 		return false, nil
@@ -211,8 +212,15 @@ func (nt *nodeTrust) publishOwn(ctx context.Context, dht recordStore, force bool
 	nt.mu.Unlock()
 	pctx, cancel := context.WithTimeout(ctx, trustDHTTimeout)
 	defer cancel()
-	if err := dht.PutRecord(pctx, trust.BundleKey(b.Owner()), data); err != nil {
-		return true, fmt.Errorf("put own bundle: %w", err)
+	err = dht.PutRecord(pctx, trust.BundleKey(b.Owner()), data)
+	nt.mu.Lock()
+	nt.putFailed = err != nil
+	nt.mu.Unlock()
+	if err != nil {
+		// Typically no DHT peer yet (the first node of a network): the
+		// next check tries again.
+		nt.log.WithError(err).Debug("put own bundle")
+		return true, nil
 	}
 	nt.log.WithField("vouches", len(b.Vouches)).Debug("own trust records published")
 	return true, nil
