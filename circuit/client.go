@@ -140,15 +140,19 @@ func (c *Client) Build(ctx context.Context, path []Hop) (*Circuit, error) {
 		return nil, err
 	}
 	_ = s.SetDeadline(time.Time{})
+	// The edge is set before the circuit is listed: Circuits' callers
+	// read its Stats at once.
+	ci.edge = newEdge(ci, 1<<16-1)
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		reset(s)
+		ci.edge.kill(ErrCircuitClosed)
+		ci.edge.wait()
 		return nil, fmt.Errorf("build circuit: %w", ErrCircuitClosed)
 	}
 	c.circuits[ci] = struct{}{}
 	c.mu.Unlock()
-	ci.edge = newEdge(ci, 1<<16-1)
 	ci.wg.Add(1)
 	go ci.readLoop()
 	return ci, nil
