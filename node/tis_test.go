@@ -17,6 +17,7 @@ import (
 	"github.com/pikcio/pikcio/config"
 	"github.com/pikcio/pikcio/discovery"
 	"github.com/pikcio/pikcio/tis"
+	"github.com/pikcio/pikcio/tis/tistest"
 )
 
 // testTIS is a TIS on 127.0.0.1 that the test closes at its end.
@@ -28,21 +29,8 @@ type testTIS struct {
 
 func newTestTIS(t testing.TB) *testTIS {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "tis")
-	root, err := tis.Init(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := tis.NewServer(dir, tis.ServerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	addr, err := srv.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testTIS{srv: srv, url: tis.BaseURL(addr.String()), root: root}
+	s := tistest.Start(t, nil)
+	return &testTIS{srv: s.Server, url: s.URL, root: s.Root}
 }
 
 // enroll enrolls the node of cfg and points cfg at the TIS.

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"math"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/pikcio/pikcio/config"
 	"github.com/pikcio/pikcio/discovery"
 	"github.com/pikcio/pikcio/tis"
+	"github.com/pikcio/pikcio/tis/tistest"
 	"github.com/pikcio/pikcio/trust"
 	"github.com/pikcio/pikcio/trust/exchange"
 )
@@ -30,22 +32,12 @@ type trustTIS struct {
 
 func newTrustTIS(t testing.TB) *trustTIS {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "tis")
-	root, err := tis.Init(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	view := trust.NewView(trust.ViewOptions{Root: root})
-	srv, err := tis.NewServer(dir, tis.ServerOptions{RelayScorer: trust.TISScorer{View: view}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	addr, err := srv.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &trustTIS{testTIS: &testTIS{srv: srv, url: tis.BaseURL(addr.String()), root: root}, dir: dir, view: view}
+	var view *trust.View
+	s := tistest.Start(t, func(root ed25519.PublicKey) tis.ServerOptions {
+		view = trust.NewView(trust.ViewOptions{Root: root})
+		return tis.ServerOptions{RelayScorer: trust.TISScorer{View: view}}
+	})
+	return &trustTIS{testTIS: &testTIS{srv: s.Server, url: s.URL, root: s.Root}, dir: s.Dir, view: view}
 }
 
 // vouchFrom writes, in the data directory of the voucher, a vouch for

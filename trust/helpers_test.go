@@ -5,13 +5,12 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/pikcio/pikcio/tis"
+	"github.com/pikcio/pikcio/tis/tistest"
 )
 
 // testTIS is a real TIS serving HTTP on 127.0.0.1.
@@ -23,25 +22,10 @@ type testTIS struct {
 
 func newTestTIS(t testing.TB) *testTIS {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "tis")
-	root, err := tis.Init(dir)
-	if err != nil {
-		t.Fatalf("tis.Init: %v", err)
-	}
-	priv, err := os.ReadFile(filepath.Join(dir, tis.RootKeyFile))
-	if err != nil || len(priv) != ed25519.PrivateKeySize {
-		t.Fatalf("read root key: %v (%d bytes)", err, len(priv))
-	}
-	srv, err := tis.NewServer(dir, tis.ServerOptions{EnrollRate: 1000, EnrollBurst: 1000})
-	if err != nil {
-		t.Fatalf("tis.NewServer: %v", err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	addr, err := srv.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("Listen: %v", err)
-	}
-	return &testTIS{root: root, rootPriv: ed25519.PrivateKey(priv), url: "http://" + addr.String()}
+	s := tistest.Start(t, func(ed25519.PublicKey) tis.ServerOptions {
+		return tis.ServerOptions{EnrollRate: 1000, EnrollBurst: 1000}
+	})
+	return &testTIS{root: s.Root, rootPriv: s.RootKey, url: s.URL}
 }
 
 // identity is an enrolled user: Matryoshka key and certificate.

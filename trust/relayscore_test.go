@@ -5,14 +5,13 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/pikcio/pikcio/tis"
+	"github.com/pikcio/pikcio/tis/tistest"
 )
 
 // TestTISRelayScore runs a real TIS with a TISScorer: a relay operator
@@ -20,26 +19,13 @@ import (
 // someone holding only one of the two keys, or two people's
 // certificates, gets nothing.
 func TestTISRelayScore(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "tis")
-	root, err := tis.Init(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, err := os.ReadFile(filepath.Join(dir, tis.RootKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	view := NewView(ViewOptions{Root: root})
-	srv, err := tis.NewServer(dir, tis.ServerOptions{EnrollRate: 1000, EnrollBurst: 1000, RelayScorer: TISScorer{View: view}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	addr, err := srv.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := tis.NewClient("http://"+addr.String(), root)
+	var view *View
+	s := tistest.Start(t, func(root ed25519.PublicKey) tis.ServerOptions {
+		view = NewView(ViewOptions{Root: root})
+		return tis.ServerOptions{EnrollRate: 1000, EnrollBurst: 1000, RelayScorer: TISScorer{View: view}}
+	})
+	root, priv := s.Root, s.RootKey
+	c := tis.NewClient(s.URL, root)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	type person struct {

@@ -18,6 +18,7 @@ import (
 	"github.com/pikcio/pikcio/config"
 	"github.com/pikcio/pikcio/node"
 	"github.com/pikcio/pikcio/tis"
+	"github.com/pikcio/pikcio/tis/tistest"
 	"github.com/pikcio/pikcio/trust"
 )
 
@@ -25,21 +26,8 @@ import (
 // and root key.
 func testTIS(t *testing.T) (dir, addr string, root []byte) {
 	t.Helper()
-	dir = filepath.Join(t.TempDir(), "tis")
-	pub, err := tis.Init(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := tis.NewServer(dir, tis.ServerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	a, err := srv.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dir, a.String(), pub
+	s := tistest.Start(t, nil)
+	return s.Dir, s.Addr, s.Root
 }
 
 // enrolledDir enrolls a new data directory and writes a configuration

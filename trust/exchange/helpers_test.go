@@ -19,6 +19,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/pikcio/pikcio/tis"
+	"github.com/pikcio/pikcio/tis/tistest"
 	"github.com/pikcio/pikcio/trust"
 )
 
@@ -31,21 +32,10 @@ type testTIS struct {
 
 func newTestTIS(t testing.TB) *testTIS {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "tis")
-	root, err := tis.Init(dir)
-	if err != nil {
-		t.Fatalf("tis.Init: %v", err)
-	}
-	srv, err := tis.NewServer(dir, tis.ServerOptions{EnrollRate: 1000, EnrollBurst: 1000})
-	if err != nil {
-		t.Fatalf("tis.NewServer: %v", err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	addr, err := srv.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("Listen: %v", err)
-	}
-	return &testTIS{srv: srv, root: root, url: "http://" + addr.String()}
+	s := tistest.Start(t, func(ed25519.PublicKey) tis.ServerOptions {
+		return tis.ServerOptions{EnrollRate: 1000, EnrollBurst: 1000}
+	})
+	return &testTIS{srv: s.Server, root: s.Root, url: s.URL}
 }
 
 // user is an enrolled person: keys and certificates.

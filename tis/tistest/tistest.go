@@ -1,0 +1,53 @@
+// Package tistest starts a real TIS on 127.0.0.1 for the tests of other
+// packages: a fresh root in a temporary directory, served over HTTP until
+// the test ends.
+package tistest
+
+import (
+	"crypto/ed25519"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/pikcio/pikcio/tis"
+)
+
+// TIS is a running test TIS.
+type TIS struct {
+	Server  *tis.Server
+	Dir     string             // its directory (tis.Init)
+	Addr    string             // host:port it serves on
+	URL     string             // tis.BaseURL(Addr)
+	Root    ed25519.PublicKey  // the root public key
+	RootKey ed25519.PrivateKey // the root private key, to sign test records
+}
+
+// Start initializes a TIS in a temporary directory and serves it on
+// 127.0.0.1 until the test ends. opts, if not nil, gives the server's
+// options from the new root key (a relay scorer may need it).
+func Start(t testing.TB, opts func(root ed25519.PublicKey) tis.ServerOptions) *TIS {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "tis")
+	root, err := tis.Init(dir)
+	if err != nil {
+		t.Fatalf("tis.Init: %v", err)
+	}
+	priv, err := os.ReadFile(filepath.Join(dir, tis.RootKeyFile))
+	if err != nil || len(priv) != ed25519.PrivateKeySize {
+		t.Fatalf("read root key: %v (%d bytes)", err, len(priv))
+	}
+	var o tis.ServerOptions
+	if opts != nil {
+		o = opts(root)
+	}
+	srv, err := tis.NewServer(dir, o)
+	if err != nil {
+		t.Fatalf("tis.NewServer: %v", err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	addr, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("Listen: %v", err)
+	}
+	return &TIS{Server: srv, Dir: dir, Addr: addr.String(), URL: tis.BaseURL(addr.String()), Root: root, RootKey: ed25519.PrivateKey(priv)}
+}
