@@ -1,9 +1,6 @@
 package trust
 
 import (
-	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -16,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/pikcio/pikcio/tis"
@@ -137,21 +133,7 @@ func TestContactsNoNetworkMethod(t *testing.T) {
 // enrollWithNode enrolls name at tt and returns both certificates.
 func (tt *testTIS) enrollWithNode(t *testing.T, name string) *tis.Enrollment {
 	t.Helper()
-	nodeKey, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, mkey, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	e, err := tis.NewClient(tt.url, tt.root).Enroll(ctx, nodeKey, mkey, name, name+"@example.org")
-	if err != nil {
-		t.Fatalf("enroll %s: %v", name, err)
-	}
-	return e
+	return tt.s.Enroll(t, name).Enrollment
 }
 
 func TestContactsNode(t *testing.T) {

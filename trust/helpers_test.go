@@ -1,14 +1,11 @@
 package trust
 
 import (
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"fmt"
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/pikcio/pikcio/tis"
 	"github.com/pikcio/pikcio/tis/tistest"
 )
@@ -18,6 +15,7 @@ type testTIS struct {
 	root     ed25519.PublicKey
 	rootPriv ed25519.PrivateKey
 	url      string
+	s        *tistest.TIS
 }
 
 func newTestTIS(t testing.TB) *testTIS {
@@ -25,7 +23,7 @@ func newTestTIS(t testing.TB) *testTIS {
 	s := tistest.Start(t, func(ed25519.PublicKey) tis.ServerOptions {
 		return tis.ServerOptions{EnrollRate: 1000, EnrollBurst: 1000}
 	})
-	return &testTIS{root: s.Root, rootPriv: s.RootKey, url: s.URL}
+	return &testTIS{root: s.Root, rootPriv: s.RootKey, url: s.URL, s: s}
 }
 
 // identity is an enrolled user: Matryoshka key and certificate.
@@ -36,22 +34,8 @@ type identity struct {
 
 func (tt *testTIS) enroll(t testing.TB, name string) identity {
 	t.Helper()
-	nodeKey, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, mkey, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c := tis.NewClient(tt.url, tt.root)
-	e, err := c.Enroll(ctx, nodeKey, mkey, name, fmt.Sprintf("%s@example.org", name))
-	if err != nil {
-		t.Fatalf("enroll %s: %v", name, err)
-	}
-	return identity{key: mkey, cert: e.MatryoshkaCert}
+	p := tt.s.Enroll(t, name)
+	return identity{key: p.MatryoshkaKey, cert: p.Enrollment.MatryoshkaCert}
 }
 
 // testID returns a distinct identity for index i.

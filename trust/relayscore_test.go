@@ -3,7 +3,6 @@ package trust
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"testing"
 	"time"
@@ -34,13 +33,8 @@ func TestTISRelayScore(t *testing.T) {
 		e       *tis.Enrollment
 	}
 	enroll := func(name string) person {
-		nk, _, _ := crypto.GenerateEd25519Key(rand.Reader)
-		_, mk, _ := ed25519.GenerateKey(rand.Reader)
-		e, err := c.Enroll(ctx, nk, mk, name, name+"@example.org")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return person{nk, mk, e}
+		p := s.Enroll(t, name)
+		return person{p.NodeKey, p.MatryoshkaKey, p.Enrollment}
 	}
 	seed, op, other := enroll("seed"), enroll("operator"), enroll("other")
 

@@ -223,13 +223,6 @@ func (v *View) fetchBundles(ctx context.Context, g Getter, ids []tis.ID) {
 	wg.Wait()
 }
 
-// Records returns the records of the held bundles that count now.
-func (v *View) Records() Records {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.recordsLocked(v.opts.Now())
-}
-
 func (v *View) recordsLocked(now time.Time) Records {
 	attesters := append([]ed25519.PublicKey{v.opts.Root}, v.opts.Attesters...)
 	revs := v.revocations()

@@ -4,10 +4,15 @@
 package tistest
 
 import (
+	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/pikcio/pikcio/tis"
 )
@@ -50,4 +55,32 @@ func Start(t testing.TB, opts func(root ed25519.PublicKey) tis.ServerOptions) *T
 		t.Fatalf("Listen: %v", err)
 	}
 	return &TIS{Server: srv, Dir: dir, Addr: addr.String(), URL: tis.BaseURL(addr.String()), Root: root, RootKey: ed25519.PrivateKey(priv)}
+}
+
+// Person is someone enrolled by Enroll: fresh keys and the enrollment.
+type Person struct {
+	NodeKey       crypto.PrivKey
+	MatryoshkaKey ed25519.PrivateKey
+	Enrollment    *tis.Enrollment
+}
+
+// Enroll enrolls a new person called name (e-mail name@example.org) with
+// fresh node and Matryoshka keys.
+func (s *TIS) Enroll(t testing.TB, name string) Person {
+	t.Helper()
+	nodeKey, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, mkey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	e, err := tis.NewClient(s.URL, s.Root).Enroll(ctx, nodeKey, mkey, name, name+"@example.org")
+	if err != nil {
+		t.Fatalf("enroll %s: %v", name, err)
+	}
+	return Person{NodeKey: nodeKey, MatryoshkaKey: mkey, Enrollment: e}
 }

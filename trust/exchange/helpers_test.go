@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -28,6 +27,7 @@ type testTIS struct {
 	srv  *tis.Server
 	root ed25519.PublicKey
 	url  string
+	s    *tistest.TIS
 }
 
 func newTestTIS(t testing.TB) *testTIS {
@@ -35,7 +35,7 @@ func newTestTIS(t testing.TB) *testTIS {
 	s := tistest.Start(t, func(ed25519.PublicKey) tis.ServerOptions {
 		return tis.ServerOptions{EnrollRate: 1000, EnrollBurst: 1000}
 	})
-	return &testTIS{srv: s.Server, root: s.Root, url: s.URL}
+	return &testTIS{srv: s.Server, root: s.Root, url: s.URL, s: s}
 }
 
 // user is an enrolled person: keys and certificates.
@@ -47,25 +47,13 @@ type user struct {
 
 func (tt *testTIS) enroll(t testing.TB, name string) user {
 	t.Helper()
-	nodeKey, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	p := tt.s.Enroll(t, name)
+	id, err := peer.IDFromPrivateKey(p.NodeKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, mkey, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	e, err := tis.NewClient(tt.url, tt.root).Enroll(ctx, nodeKey, mkey, name, name+"@example.org")
-	if err != nil {
-		t.Fatalf("enroll %s: %v", name, err)
-	}
-	id, err := peer.IDFromPrivateKey(nodeKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return user{nodeKey: nodeKey, node: id, self: Self{MatryoshkaCert: e.MatryoshkaCert, NodeCert: e.NodeCert, MatryoshkaKey: mkey, NodeKey: nodeKey}}
+	e := p.Enrollment
+	return user{nodeKey: p.NodeKey, node: id, self: Self{MatryoshkaCert: e.MatryoshkaCert, NodeCert: e.NodeCert, MatryoshkaKey: p.MatryoshkaKey, NodeKey: p.NodeKey}}
 }
 
 // newHost is a libp2p host on 127.0.0.1 with key (a fresh key if nil).
