@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/pikcio/pikcio/exitnode"
+	"github.com/pikcio/pikcio/internal/endreason"
 )
 
 func TestBytesIntact(t *testing.T) {
@@ -230,11 +231,11 @@ func TestExitErrors(t *testing.T) {
 		port uint16
 		want error
 	}{
-		{"refused port", "127.0.0.1", closed, exitnode.ErrRefused},
-		{"policy rejects private address", "10.1.2.3", 80, exitnode.ErrPolicy},
-		{"policy rejects loopback outside the rule", "127.0.0.2", echo, exitnode.ErrPolicy},
-		{"name resolving to a rejected address", "rebind.test", echo, exitnode.ErrPolicy},
-		{"name that does not resolve", "nowhere.test", 80, exitnode.ErrResolve},
+		{"refused port", "127.0.0.1", closed, endreason.ErrRefused},
+		{"policy rejects private address", "10.1.2.3", 80, endreason.ErrPolicy},
+		{"policy rejects loopback outside the rule", "127.0.0.2", echo, endreason.ErrPolicy},
+		{"name resolving to a rejected address", "rebind.test", echo, endreason.ErrPolicy},
+		{"name that does not resolve", "nowhere.test", 80, endreason.ErrResolve},
 		{"name only the exit resolves", "only-at-exit.test", echo, nil},
 	}
 	for _, tc := range tests {
@@ -253,7 +254,7 @@ func TestExitErrors(t *testing.T) {
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
-			for _, other := range []error{exitnode.ErrRefused, exitnode.ErrPolicy, exitnode.ErrResolve} {
+			for _, other := range []error{endreason.ErrRefused, endreason.ErrPolicy, endreason.ErrResolve} {
 				if other != tc.want && errors.Is(err, other) {
 					t.Fatalf("%v also matches %v", err, other)
 				}
@@ -275,7 +276,7 @@ func TestNotExit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := c.OpenStream(ctx, "127.0.0.1", 80)
-	if !errors.Is(err, exitnode.ErrNotExit) {
+	if !errors.Is(err, endreason.ErrNotExit) {
 		t.Fatalf("got %v, want ErrNotExit", err)
 	}
 }
@@ -442,7 +443,7 @@ func TestSetLimits(t *testing.T) {
 	openStream(t, c2, "127.0.0.1", echo)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := c2.OpenStream(ctx, "127.0.0.1", echo); !errors.Is(err, exitnode.ErrMisc) {
+	if _, err := c2.OpenStream(ctx, "127.0.0.1", echo); !errors.Is(err, endreason.ErrMisc) {
 		t.Fatalf("second stream under the new cap: %v", err)
 	}
 	roundTrip(t, a, []byte("open streams are kept"))

@@ -14,9 +14,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/pikcio/pikcio/internal/endreason"
 	"github.com/sirupsen/logrus"
-
-	"github.com/pikcio/pikcio/exitnode"
 )
 
 // Hop is a relay a circuit goes through: its identity, where to reach it,
@@ -456,14 +455,14 @@ func (ci *Circuit) Stats() CircuitStats {
 func (ci *Circuit) OpenStream(ctx context.Context, host string, port uint16) (net.Conn, error) {
 	msg, err := beginMsg{host: host, port: port}.encode()
 	if err != nil {
-		return nil, fmt.Errorf("open stream: %w: %w", exitnode.ErrMisc, err)
+		return nil, fmt.Errorf("open stream: %w: %w", endreason.ErrMisc, err)
 	}
 	s, err := ci.edge.newStream(streamAddr{host: host, port: port})
 	if err != nil {
 		return nil, fmt.Errorf("open stream: %w", err)
 	}
 	if err := ci.sendRelay(relayBegin, s.id, msg); err != nil {
-		_ = s.closeWith(exitnode.ReasonDone)
+		_ = s.closeWith(endreason.ReasonDone)
 		return nil, fmt.Errorf("open stream: %w", err)
 	}
 	if err := s.waitConnected(ctx); err != nil {

@@ -31,7 +31,7 @@
 //
 // with the relay commands BEGIN (u16 port, u8 length, host), CONNECTED,
 // DATA, FIN (half-close: no more data from the sender), END (one reason
-// byte, exitnode.Reason), SENDME (flow-control credit), EXTEND (peer ID,
+// byte, endreason.Reason), SENDME (flow-control credit), EXTEND (peer ID,
 // up to 16 multiaddrs, the next hop's CREATE message), EXTENDED (its
 // CREATED reply) and DROP (padding). Stream 0 is the circuit itself.
 //

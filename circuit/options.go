@@ -31,7 +31,7 @@ const (
 
 // ExitDialer opens the real connection for a stream at an exit relay.
 // exitnode.Exit implements it. Its errors are classified with
-// exitnode.ReasonOf for the END message.
+// endreason.ReasonOf for the END message.
 type ExitDialer interface {
 	DialExit(ctx context.Context, host string, port uint16) (net.Conn, error)
 }

@@ -14,10 +14,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/pikcio/pikcio/internal/endreason"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/time/rate"
-
-	"github.com/pikcio/pikcio/exitnode"
 )
 
 // Relay serves the circuit protocol on a libp2p host: it answers CREATE,
@@ -627,12 +626,12 @@ func (rc *relayCirc) begin(id uint16, b beginMsg) (DestroyReason, error) {
 	s, err := e.acceptStream(id, streamAddr{host: b.host, port: b.port})
 	if err != nil {
 		if errors.Is(err, errStreamCap) {
-			return DestroyNone, rc.sendRelay(relayEnd, id, []byte{byte(exitnode.ReasonMisc)})
+			return DestroyNone, rc.sendRelay(relayEnd, id, []byte{byte(endreason.ReasonMisc)})
 		}
 		return DestroyProtocol, err
 	}
 	if r.opts.Exit == nil {
-		_ = s.closeWith(exitnode.ReasonNotExit)
+		_ = s.closeWith(endreason.ReasonNotExit)
 		return DestroyNone, nil
 	}
 	r.wg.Add(1)
@@ -647,7 +646,7 @@ func (rc *relayCirc) serveExit(s *Stream, b beginMsg) {
 	conn, err := r.opts.Exit.DialExit(ctx, b.host, b.port)
 	cancel()
 	if err != nil {
-		_ = s.closeWith(exitnode.ReasonOf(err))
+		_ = s.closeWith(endreason.ReasonOf(err))
 		return
 	}
 	select {
@@ -658,7 +657,7 @@ func (rc *relayCirc) serveExit(s *Stream, b beginMsg) {
 	}
 	if err := rc.sendRelay(relayConnected, s.id, nil); err != nil {
 		_ = conn.Close()
-		_ = s.closeWith(exitnode.ReasonMisc)
+		_ = s.closeWith(endreason.ReasonMisc)
 		return
 	}
 	r.wg.Add(1)
@@ -773,7 +772,7 @@ func splice(dst, src net.Conn) {
 func abort(a, b net.Conn) {
 	for _, c := range []net.Conn{a, b} {
 		if s, ok := c.(*Stream); ok {
-			_ = s.closeWith(exitnode.ReasonReset)
+			_ = s.closeWith(endreason.ReasonReset)
 		} else {
 			_ = c.Close()
 		}

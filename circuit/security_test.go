@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peerstore"
 
 	"github.com/pikcio/pikcio/exitnode"
+	"github.com/pikcio/pikcio/internal/endreason"
 )
 
 // TestMiddleRelayLearnsNothing records every cell the middle relay passes
@@ -333,7 +334,7 @@ func TestCaps(t *testing.T) {
 		openStream(t, c, "127.0.0.1", echo)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if _, err := c.OpenStream(ctx, "127.0.0.1", echo); !errors.Is(err, exitnode.ErrMisc) {
+		if _, err := c.OpenStream(ctx, "127.0.0.1", echo); !errors.Is(err, endreason.ErrMisc) {
 			t.Fatalf("third stream: %v", err)
 		}
 	})

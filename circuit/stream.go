@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pikcio/pikcio/exitnode"
+	"github.com/pikcio/pikcio/internal/endreason"
 )
 
 // signal is a broadcast that can be waited on in a select. Its methods are
@@ -191,7 +191,7 @@ func (e *edge) newStream(remote net.Addr) (*Stream, error) {
 		return nil, e.deadErr
 	}
 	if len(e.streams) >= e.maxStreams {
-		return nil, fmt.Errorf("%d streams open on circuit: %w", len(e.streams), exitnode.ErrMisc)
+		return nil, fmt.Errorf("%d streams open on circuit: %w", len(e.streams), endreason.ErrMisc)
 	}
 	for {
 		e.nextID++
@@ -303,7 +303,7 @@ func (e *edge) handle(m relayMsg) error {
 		if len(m.data) != 1 {
 			return fmt.Errorf("end of %d bytes: %w", len(m.data), ErrMalformed)
 		}
-		s.remoteEnd(exitnode.Reason(m.data[0]).Err(), true)
+		s.remoteEnd(endreason.Reason(m.data[0]).Err(), true)
 	case relaySendme:
 		return s.credit()
 	case relayConnected:
@@ -435,7 +435,7 @@ func (s *Stream) remoteEnd(err error, fromPeer bool) {
 	default:
 		s.connectErr = err
 		if errors.Is(err, io.EOF) {
-			s.connectErr = exitnode.ErrMisc
+			s.connectErr = endreason.ErrMisc
 		}
 		close(s.connected)
 	}
@@ -623,10 +623,10 @@ func (s *Stream) CloseWrite() error {
 
 // Close closes the stream in both directions.
 func (s *Stream) Close() error {
-	return s.closeWith(exitnode.ReasonDone)
+	return s.closeWith(endreason.ReasonDone)
 }
 
-func (s *Stream) closeWith(r exitnode.Reason) error {
+func (s *Stream) closeWith(r endreason.Reason) error {
 	var err error
 	s.closeOnce.Do(func() {
 		close(s.closed)
@@ -683,7 +683,7 @@ func (s *Stream) waitConnected(ctx context.Context) error {
 	case <-s.connected:
 		return s.connectErr
 	case <-ctx.Done():
-		_ = s.closeWith(exitnode.ReasonTimeout)
-		return fmt.Errorf("open stream: %w: %w", exitnode.ErrTimeout, ctx.Err())
+		_ = s.closeWith(endreason.ReasonTimeout)
+		return fmt.Errorf("open stream: %w: %w", endreason.ErrTimeout, ctx.Err())
 	}
 }

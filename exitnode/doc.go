@@ -6,7 +6,7 @@
 // client never does, so its resolver learns nothing), checks the exit policy
 // against every resolved address, connects to an allowed one and hands back
 // the *net.TCPConn. A failure is a *DialError wrapping one of the sentinel
-// errors of reason.go; ReasonOf turns it into the Reason byte of the END
+// errors of reason.go; endreason.ReasonOf turns it into the endreason.Reason byte of the END
 // message, and the client's proxy turns that into its SOCKS reply.
 //
 // # Exit policy
@@ -74,21 +74,21 @@
 // A name is resolved once, every address is checked, and the exit connects
 // only to the addresses that passed, never to the name. A name whose DNS
 // answer points into a rejected range (a rebinding attack, or simply
-// localhost) is refused with ErrPolicy, even if it would resolve elsewhere a
+// localhost) is refused with endreason.ErrPolicy, even if it would resolve elsewhere a
 // moment later.
 //
 // # Errors
 //
-// DialExit fails with a *DialError; errors.Is matches its Reason's sentinel:
+// DialExit fails with a *DialError; errors.Is matches its endreason.Reason's sentinel:
 //
-//	ErrPolicy       port 0, an IP literal the policy rejects, or a name whose
+//	endreason.ErrPolicy       port 0, an IP literal the policy rejects, or a name whose
 //	                resolved addresses are all rejected
-//	ErrResolve      the Resolver failed (not found, server failure, its own
+//	endreason.ErrResolve      the Resolver failed (not found, server failure, its own
 //	                timeout) or returned no address
-//	ErrRefused      the destination answered ECONNREFUSED
-//	ErrUnreachable  ENETUNREACH, EHOSTUNREACH or EHOSTDOWN
-//	ErrTimeout      DialTimeout (default 10s) or the caller's deadline ran out
-//	ErrMisc         a malformed host, anything else
+//	endreason.ErrRefused      the destination answered ECONNREFUSED
+//	endreason.ErrUnreachable  ENETUNREACH, EHOSTUNREACH or EHOSTDOWN
+//	endreason.ErrTimeout      DialTimeout (default 10s) or the caller's deadline ran out
+//	endreason.ErrMisc         a malformed host, anything else
 //
 // Classification uses errors.Is and errors.As on errno values, *net.DNSError
 // and net.Error, never error text. A DialError's text never contains the

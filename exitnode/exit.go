@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pikcio/pikcio/internal/endreason"
 	"github.com/sirupsen/logrus"
 )
 
@@ -98,11 +99,11 @@ func (e *Exit) SetPolicy(p *Policy) {
 func (e *Exit) Policy() *Policy { return e.policy.Load() }
 
 // DialError is the error of DialExit. errors.Is matches it against the
-// sentinel of its Reason (ErrPolicy, ErrRefused, ...), and errors.As reaches
+// sentinel of its endreason.Reason (endreason.ErrPolicy, endreason.ErrRefused, ...), and errors.As reaches
 // its cause through Unwrap. Its text never names the destination, so it can
 // be logged; the cause's own text may name it.
 type DialError struct {
-	Reason Reason
+	Reason endreason.Reason
 	Err    error // the cause
 }
 
@@ -115,6 +116,9 @@ func (e *DialError) Error() string {
 }
 
 func (e *DialError) Unwrap() error { return e.Err }
+
+// EndReason makes a *DialError an endreason.Carrier.
+func (e *DialError) EndReason() endreason.Reason { return e.Reason }
 
 // Is matches the sentinel error of e.Reason.
 func (e *DialError) Is(target error) bool { return target != nil && target == e.Reason.Err() }
@@ -167,25 +171,25 @@ func safeDetail(err error) string {
 	return ""
 }
 
-// classify maps a resolve or connect failure to its Reason through error
+// classify maps a resolve or connect failure to its endreason.Reason through error
 // types and errno values.
-func classify(err error) Reason {
-	if r := ReasonOf(err); r != ReasonMisc {
+func classify(err error) endreason.Reason {
+	if r := endreason.ReasonOf(err); r != endreason.ReasonMisc {
 		return r // the cause already carries one of our sentinels
 	}
 	var dnsErr *net.DNSError
 	var netErr net.Error
 	switch {
 	case errors.As(err, &dnsErr):
-		return ReasonResolve
+		return endreason.ReasonResolve
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return ReasonRefused
+		return endreason.ReasonRefused
 	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.EHOSTDOWN):
-		return ReasonUnreachable
+		return endreason.ReasonUnreachable
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
-		return ReasonTimeout
+		return endreason.ReasonTimeout
 	}
-	return ReasonMisc
+	return endreason.ReasonMisc
 }
 
 // DialExit connects to host:port for a stream that leaves the network here.
@@ -199,9 +203,9 @@ func classify(err error) Reason {
 // rebinding, `localhost`) cannot reach it. IPv4-mapped addresses are dialed
 // as IPv4.
 //
-// The error is a *DialError whose Reason says what failed: ErrPolicy (port 0
-// too, and when every resolved address is rejected), ErrResolve (any
-// resolver failure), ErrRefused, ErrUnreachable, ErrTimeout, and ErrMisc
+// The error is a *DialError whose endreason.Reason says what failed: endreason.ErrPolicy (port 0
+// too, and when every resolved address is rejected), endreason.ErrResolve (any
+// resolver failure), endreason.ErrRefused, endreason.ErrUnreachable, endreason.ErrTimeout, and endreason.ErrMisc
 // (a malformed host, anything else). When all allowed addresses fail, the
 // first failure is reported. A connection from the default Dialer is a
 // *net.TCPConn, returned as is.
@@ -222,30 +226,30 @@ func (e *Exit) DialExit(ctx context.Context, host string, port uint16) (net.Conn
 
 func (e *Exit) dial(ctx context.Context, policy *Policy, host string, port uint16) (net.Conn, *DialError) {
 	if port == 0 {
-		return nil, &DialError{Reason: ReasonPolicy, Err: errPort0}
+		return nil, &DialError{Reason: endreason.ReasonPolicy, Err: errPort0}
 	}
 	addr, isIP, derr := parseHost(host)
 	if derr != nil {
-		return nil, &DialError{Reason: ReasonMisc, Err: derr}
+		return nil, &DialError{Reason: endreason.ReasonMisc, Err: derr}
 	}
 
 	var allowed []netip.Addr
 	if isIP {
 		if !policy.Allows(addr, port) {
-			return nil, &DialError{Reason: ReasonPolicy, Err: errNotAllowed}
+			return nil, &DialError{Reason: endreason.ReasonPolicy, Err: errNotAllowed}
 		}
 		allowed = []netip.Addr{addr.Unmap()}
 	} else {
 		addrs, err := e.resolver.LookupNetIP(ctx, "ip", host)
 		if err != nil {
 			r := classify(err)
-			if r != ReasonTimeout && !errors.Is(err, context.Canceled) {
-				r = ReasonResolve
+			if r != endreason.ReasonTimeout && !errors.Is(err, context.Canceled) {
+				r = endreason.ReasonResolve
 			}
 			return nil, &DialError{Reason: r, Err: err}
 		}
 		if len(addrs) == 0 {
-			return nil, &DialError{Reason: ReasonResolve, Err: errNoAddresses}
+			return nil, &DialError{Reason: endreason.ReasonResolve, Err: errNoAddresses}
 		}
 		for _, a := range addrs {
 			if !policy.Allows(a, port) {
@@ -257,7 +261,7 @@ func (e *Exit) dial(ctx context.Context, policy *Policy, host string, port uint1
 			}
 		}
 		if len(allowed) == 0 {
-			return nil, &DialError{Reason: ReasonPolicy, Err: errNoneAllowed}
+			return nil, &DialError{Reason: endreason.ReasonPolicy, Err: errNoneAllowed}
 		}
 	}
 

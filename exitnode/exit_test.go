@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pikcio/pikcio/internal/endreason"
 )
 
 // resolverFunc is a Resolver for what a test cannot reach through
@@ -186,18 +188,18 @@ func TestDialExitRefused(t *testing.T) {
 		conn.Close()
 		t.Fatal("DialExit to a closed port succeeded")
 	}
-	if !errors.Is(err, ErrRefused) || ReasonOf(err) != ReasonRefused {
-		t.Fatalf("err = %v (reason %v), want ErrRefused", err, ReasonOf(err))
+	if !errors.Is(err, endreason.ErrRefused) || endreason.ReasonOf(err) != endreason.ReasonRefused {
+		t.Fatalf("err = %v (reason %v), want endreason.ErrRefused", err, endreason.ReasonOf(err))
 	}
 	var de *DialError
-	if !errors.As(err, &de) || de.Reason != ReasonRefused {
+	if !errors.As(err, &de) || de.Reason != endreason.ReasonRefused {
 		t.Fatalf("err = %#v, want a *DialError", err)
 	}
 	var opErr *net.OpError
 	if !errors.As(err, &opErr) || !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("the cause %v is lost", de.Err)
 	}
-	if errors.Is(err, ErrPolicy) || errors.Is(err, ErrMisc) {
+	if errors.Is(err, endreason.ErrPolicy) || errors.Is(err, endreason.ErrMisc) {
 		t.Fatalf("err %v matches other sentinels", err)
 	}
 }
@@ -230,8 +232,8 @@ func TestDialExitPolicy(t *testing.T) {
 				conn.Close()
 				t.Fatal("DialExit succeeded")
 			}
-			if !errors.Is(err, ErrPolicy) || ReasonOf(err) != ReasonPolicy {
-				t.Fatalf("err = %v, want ErrPolicy", err)
+			if !errors.Is(err, endreason.ErrPolicy) || endreason.ReasonOf(err) != endreason.ReasonPolicy {
+				t.Fatalf("err = %v, want endreason.ErrPolicy", err)
 			}
 			if got := d.dialed(); len(got) != 0 {
 				t.Fatalf("dialed %v", got)
@@ -275,20 +277,20 @@ func TestDialExitResolvedAddresses(t *testing.T) {
 			name:     "duplicates dialed once",
 			policy:   "accept 127.0.0.3:*",
 			resolver: answer("127.0.0.3", "::ffff:127.0.0.3"),
-			wantErr:  ErrRefused,
+			wantErr:  endreason.ErrRefused,
 			dialed:   []string{"tcp4 127.0.0.3:" + p},
 		},
 		{
 			name:     "all rejected",
 			policy:   "accept 127.0.0.1:*",
 			resolver: answer("127.0.0.2", "10.0.0.1", "::1"),
-			wantErr:  ErrPolicy,
+			wantErr:  endreason.ErrPolicy,
 		},
 		{
 			name:     "no addresses",
 			policy:   "accept 127.0.0.1:*",
 			resolver: answer(),
-			wantErr:  ErrResolve,
+			wantErr:  endreason.ErrResolve,
 		},
 	}
 	for _, tc := range tests {
@@ -327,12 +329,12 @@ func TestDialExitResolveErrors(t *testing.T) {
 		err  error
 		want error
 	}{
-		{"not found", &net.DNSError{Err: "no such host", Name: "secret-destination.example", IsNotFound: true}, ErrResolve},
-		{"server failure", &net.DNSError{Err: "server misbehaving", Name: "secret-destination.example", IsTemporary: true}, ErrResolve},
-		{"dns timeout", &net.DNSError{Err: "i/o timeout", Name: "secret-destination.example", IsTimeout: true}, ErrResolve},
-		{"other failure", errors.New("resolver broke"), ErrResolve},
-		{"deadline", context.DeadlineExceeded, ErrTimeout},
-		{"canceled", context.Canceled, ErrMisc},
+		{"not found", &net.DNSError{Err: "no such host", Name: "secret-destination.example", IsNotFound: true}, endreason.ErrResolve},
+		{"server failure", &net.DNSError{Err: "server misbehaving", Name: "secret-destination.example", IsTemporary: true}, endreason.ErrResolve},
+		{"dns timeout", &net.DNSError{Err: "i/o timeout", Name: "secret-destination.example", IsTimeout: true}, endreason.ErrResolve},
+		{"other failure", errors.New("resolver broke"), endreason.ErrResolve},
+		{"deadline", context.DeadlineExceeded, endreason.ErrTimeout},
+		{"canceled", context.Canceled, endreason.ErrMisc},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -345,7 +347,7 @@ func TestDialExitResolveErrors(t *testing.T) {
 				}),
 			})
 			_, err := e.DialExit(testCtx(t), "secret-destination.example", 443)
-			if !errors.Is(err, tc.want) || ReasonOf(err) != ReasonOf(tc.want) {
+			if !errors.Is(err, tc.want) || endreason.ReasonOf(err) != endreason.ReasonOf(tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
 			if !errors.Is(err, tc.err) {
@@ -370,18 +372,18 @@ func TestDialExitDialErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		err  error
-		want Reason
+		want endreason.Reason
 	}{
-		{"host unreachable", opErr(syscall.EHOSTUNREACH), ReasonUnreachable},
-		{"network unreachable", opErr(syscall.ENETUNREACH), ReasonUnreachable},
-		{"host down", opErr(syscall.EHOSTDOWN), ReasonUnreachable},
-		{"refused", opErr(syscall.ECONNREFUSED), ReasonRefused},
-		{"kernel timeout", opErr(syscall.ETIMEDOUT), ReasonTimeout},
-		{"reset", opErr(syscall.ECONNRESET), ReasonMisc},
-		{"access", opErr(syscall.EACCES), ReasonMisc},
-		{"deadline", context.DeadlineExceeded, ReasonTimeout},
-		{"plain error", errors.New("something else"), ReasonMisc},
-		{"sentinel from dialer", fmt.Errorf("custom: %w", ErrUnreachable), ReasonUnreachable},
+		{"host unreachable", opErr(syscall.EHOSTUNREACH), endreason.ReasonUnreachable},
+		{"network unreachable", opErr(syscall.ENETUNREACH), endreason.ReasonUnreachable},
+		{"host down", opErr(syscall.EHOSTDOWN), endreason.ReasonUnreachable},
+		{"refused", opErr(syscall.ECONNREFUSED), endreason.ReasonRefused},
+		{"kernel timeout", opErr(syscall.ETIMEDOUT), endreason.ReasonTimeout},
+		{"reset", opErr(syscall.ECONNRESET), endreason.ReasonMisc},
+		{"access", opErr(syscall.EACCES), endreason.ReasonMisc},
+		{"deadline", context.DeadlineExceeded, endreason.ReasonTimeout},
+		{"plain error", errors.New("something else"), endreason.ReasonMisc},
+		{"sentinel from dialer", fmt.Errorf("custom: %w", endreason.ErrUnreachable), endreason.ReasonUnreachable},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -389,8 +391,8 @@ func TestDialExitDialErrors(t *testing.T) {
 				return nil, tc.err
 			})})
 			_, err := e.DialExit(testCtx(t), "192.0.2.1", 443)
-			if ReasonOf(err) != tc.want || !errors.Is(err, tc.want.Err()) {
-				t.Fatalf("err = %v: reason %v, want %v", err, ReasonOf(err), tc.want)
+			if endreason.ReasonOf(err) != tc.want || !errors.Is(err, tc.want.Err()) {
+				t.Fatalf("err = %v: reason %v, want %v", err, endreason.ReasonOf(err), tc.want)
 			}
 			if !errors.Is(err, tc.err) {
 				t.Fatalf("err = %v does not keep its cause", err)
@@ -414,8 +416,8 @@ func TestDialExitTimeout(t *testing.T) {
 	t.Run("connect", func(t *testing.T) {
 		e := New(Options{Dialer: blocking, DialTimeout: timeout})
 		_, err := e.DialExit(testCtx(t), "192.0.2.1", 443)
-		if !errors.Is(err, ErrTimeout) || ReasonOf(err) != ReasonTimeout {
-			t.Fatalf("err = %v, want ErrTimeout", err)
+		if !errors.Is(err, endreason.ErrTimeout) || endreason.ReasonOf(err) != endreason.ReasonTimeout {
+			t.Fatalf("err = %v, want endreason.ErrTimeout", err)
 		}
 	})
 	t.Run("every address", func(t *testing.T) {
@@ -431,8 +433,8 @@ func TestDialExitTimeout(t *testing.T) {
 		// DialTimeout: the first one takes it all.
 		e := New(Options{Dialer: d, DialTimeout: timeout, Resolver: answer("192.0.2.1", "192.0.2.2", "192.0.2.3")})
 		_, err := e.DialExit(testCtx(t), "www.example.com", 443)
-		if !errors.Is(err, ErrTimeout) {
-			t.Fatalf("err = %v, want ErrTimeout", err)
+		if !errors.Is(err, endreason.ErrTimeout) {
+			t.Fatalf("err = %v, want endreason.ErrTimeout", err)
 		}
 		if len(tried) != 1 {
 			t.Fatalf("tried %v after the deadline", tried)
@@ -444,8 +446,8 @@ func TestDialExitTimeout(t *testing.T) {
 			return nil, ctx.Err()
 		})})
 		_, err := e.DialExit(testCtx(t), "www.example.com", 443)
-		if !errors.Is(err, ErrTimeout) {
-			t.Fatalf("err = %v, want ErrTimeout", err)
+		if !errors.Is(err, endreason.ErrTimeout) {
+			t.Fatalf("err = %v, want endreason.ErrTimeout", err)
 		}
 	})
 	t.Run("caller deadline", func(t *testing.T) {
@@ -453,8 +455,8 @@ func TestDialExitTimeout(t *testing.T) {
 		ctx, cancel := context.WithTimeout(testCtx(t), timeout)
 		defer cancel()
 		_, err := e.DialExit(ctx, "192.0.2.1", 443)
-		if !errors.Is(err, ErrTimeout) {
-			t.Fatalf("err = %v, want ErrTimeout", err)
+		if !errors.Is(err, endreason.ErrTimeout) {
+			t.Fatalf("err = %v, want endreason.ErrTimeout", err)
 		}
 	})
 	t.Run("caller cancels", func(t *testing.T) {
@@ -462,8 +464,8 @@ func TestDialExitTimeout(t *testing.T) {
 		ctx, cancel := context.WithCancel(testCtx(t))
 		time.AfterFunc(timeout, cancel)
 		_, err := e.DialExit(ctx, "192.0.2.1", 443)
-		if !errors.Is(err, ErrMisc) || !errors.Is(err, context.Canceled) {
-			t.Fatalf("err = %v, want ErrMisc from cancellation", err)
+		if !errors.Is(err, endreason.ErrMisc) || !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want endreason.ErrMisc from cancellation", err)
 		}
 	})
 }
@@ -507,8 +509,8 @@ func TestDialExitInvalidHost(t *testing.T) {
 				}),
 			})
 			_, err := e.DialExit(testCtx(t), host, 443)
-			if !errors.Is(err, ErrMisc) || ReasonOf(err) != ReasonMisc {
-				t.Fatalf("err = %v, want ErrMisc", err)
+			if !errors.Is(err, endreason.ErrMisc) || endreason.ReasonOf(err) != endreason.ReasonMisc {
+				t.Fatalf("err = %v, want endreason.ErrMisc", err)
 			}
 			if resolved || dialed {
 				t.Fatalf("invalid host went on (resolved %v, dialed %v)", resolved, dialed)
@@ -523,7 +525,7 @@ func TestDialExitInvalidHost(t *testing.T) {
 		return nil, &net.DNSError{IsNotFound: true}
 	})})
 	long := strings.Repeat("a-b_c.", 42) + "com"
-	if _, err := e.DialExit(testCtx(t), long, 443); !errors.Is(err, ErrResolve) || got != long {
+	if _, err := e.DialExit(testCtx(t), long, 443); !errors.Is(err, endreason.ErrResolve) || got != long {
 		t.Fatalf("255-byte name: err %v, resolved %q", err, got)
 	}
 }
@@ -541,8 +543,8 @@ func TestSetPolicy(t *testing.T) {
 		}
 		return err
 	}
-	if err := dial(); !errors.Is(err, ErrPolicy) {
-		t.Fatalf("default policy: %v, want ErrPolicy", err)
+	if err := dial(); !errors.Is(err, endreason.ErrPolicy) {
+		t.Fatalf("default policy: %v, want endreason.ErrPolicy", err)
 	}
 	open := mustPolicy(t, "accept 127.0.0.1:*")
 	e.SetPolicy(open)
@@ -553,8 +555,8 @@ func TestSetPolicy(t *testing.T) {
 		t.Fatalf("after SetPolicy: %v", err)
 	}
 	e.SetPolicy(nil)
-	if err := dial(); !errors.Is(err, ErrPolicy) {
-		t.Fatalf("after SetPolicy(nil): %v, want ErrPolicy", err)
+	if err := dial(); !errors.Is(err, endreason.ErrPolicy) {
+		t.Fatalf("after SetPolicy(nil): %v, want endreason.ErrPolicy", err)
 	}
 }
 
@@ -575,7 +577,7 @@ func TestSetPolicyConcurrent(t *testing.T) {
 				conn, err := e.DialExit(context.Background(), "127.0.0.1", port)
 				if err == nil {
 					conn.Close()
-				} else if !errors.Is(err, ErrPolicy) {
+				} else if !errors.Is(err, endreason.ErrPolicy) {
 					t.Errorf("DialExit: %v", err)
 				}
 			}
@@ -589,8 +591,8 @@ func TestDialErrorText(t *testing.T) {
 	host := "localhost"
 	e := New(Options{Policy: mustPolicy(t, "accept 127.0.0.1:*")})
 	_, err := e.DialExit(testCtx(t), host, port)
-	if !errors.Is(err, ErrRefused) {
-		t.Fatalf("err = %v, want ErrRefused", err)
+	if !errors.Is(err, endreason.ErrRefused) {
+		t.Fatalf("err = %v, want endreason.ErrRefused", err)
 	}
 	text := err.Error()
 	if strings.Contains(text, host) || strings.Contains(text, "127.0.0.1") || strings.Contains(text, strconv.Itoa(int(port))) {
@@ -623,7 +625,7 @@ func TestDefaultOptions(t *testing.T) {
 func TestDialExitNilConn(t *testing.T) {
 	e := New(Options{Dialer: dialerFunc(func(context.Context, string, string) (net.Conn, error) { return nil, nil })})
 	conn, err := e.DialExit(testCtx(t), "192.0.2.1", 443)
-	if conn != nil || !errors.Is(err, ErrMisc) {
-		t.Fatalf("DialExit = %v, %v; want ErrMisc", conn, err)
+	if conn != nil || !errors.Is(err, endreason.ErrMisc) {
+		t.Fatalf("DialExit = %v, %v; want endreason.ErrMisc", conn, err)
 	}
 }

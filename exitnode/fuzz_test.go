@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/pikcio/pikcio/internal/endreason"
 )
 
 // checkRule fails unless r holds the invariants ParseRule promises.
@@ -171,7 +173,7 @@ func FuzzDialExitHost(f *testing.F) {
 			t.Fatal("DialExit succeeded through a failing dialer")
 		}
 		var de *DialError
-		if !errors.As(err, &de) || !errors.Is(err, de.Reason.Err()) || ReasonOf(err) != de.Reason {
+		if !errors.As(err, &de) || !errors.Is(err, de.Reason.Err()) || endreason.ReasonOf(err) != de.Reason {
 			t.Fatalf("err %#v is not a classified DialError", err)
 		}
 		for _, a := range dialed {

@@ -4,38 +4,27 @@ import (
 	"errors"
 	"fmt"
 	"testing"
-)
 
-func TestReasonWireValues(t *testing.T) {
-	// The values travel in END messages and must never change.
-	want := map[Reason]uint8{
-		ReasonDone: 0, ReasonMisc: 1, ReasonPolicy: 2, ReasonRefused: 3, ReasonUnreachable: 4,
-		ReasonResolve: 5, ReasonTimeout: 6, ReasonNotExit: 7, ReasonProtocol: 8, ReasonReset: 9,
-	}
-	for r, v := range want {
-		if uint8(r) != v {
-			t.Errorf("%v = %d, want %d", r, uint8(r), v)
-		}
-	}
-}
+	"github.com/pikcio/pikcio/internal/endreason"
+)
 
 func TestReasonErr(t *testing.T) {
 	tests := []struct {
-		r    Reason
+		r    endreason.Reason
 		err  error
 		text string
 	}{
-		{ReasonDone, nil, "done"},
-		{ReasonMisc, ErrMisc, ErrMisc.Error()},
-		{ReasonPolicy, ErrPolicy, ErrPolicy.Error()},
-		{ReasonRefused, ErrRefused, ErrRefused.Error()},
-		{ReasonUnreachable, ErrUnreachable, ErrUnreachable.Error()},
-		{ReasonResolve, ErrResolve, ErrResolve.Error()},
-		{ReasonTimeout, ErrTimeout, ErrTimeout.Error()},
-		{ReasonNotExit, ErrNotExit, ErrNotExit.Error()},
-		{ReasonProtocol, ErrProtocol, ErrProtocol.Error()},
-		{ReasonReset, ErrReset, ErrReset.Error()},
-		{Reason(200), ErrMisc, "reason 200"},
+		{endreason.ReasonDone, nil, "done"},
+		{endreason.ReasonMisc, endreason.ErrMisc, endreason.ErrMisc.Error()},
+		{endreason.ReasonPolicy, endreason.ErrPolicy, endreason.ErrPolicy.Error()},
+		{endreason.ReasonRefused, endreason.ErrRefused, endreason.ErrRefused.Error()},
+		{endreason.ReasonUnreachable, endreason.ErrUnreachable, endreason.ErrUnreachable.Error()},
+		{endreason.ReasonResolve, endreason.ErrResolve, endreason.ErrResolve.Error()},
+		{endreason.ReasonTimeout, endreason.ErrTimeout, endreason.ErrTimeout.Error()},
+		{endreason.ReasonNotExit, endreason.ErrNotExit, endreason.ErrNotExit.Error()},
+		{endreason.ReasonProtocol, endreason.ErrProtocol, endreason.ErrProtocol.Error()},
+		{endreason.ReasonReset, endreason.ErrReset, endreason.ErrReset.Error()},
+		{endreason.Reason(200), endreason.ErrMisc, "reason 200"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.text, func(t *testing.T) {
@@ -46,37 +35,37 @@ func TestReasonErr(t *testing.T) {
 				t.Fatalf("String() = %q, want %q", s, tc.text)
 			}
 			// Known reasons survive the round trip through an error.
-			if tc.r <= ReasonReset {
-				if got := ReasonOf(tc.r.Err()); got != tc.r {
-					t.Fatalf("ReasonOf(%v.Err()) = %v", tc.r, got)
+			if tc.r <= endreason.ReasonReset {
+				if got := endreason.ReasonOf(tc.r.Err()); got != tc.r {
+					t.Fatalf("endreason.ReasonOf(%v.Err()) = %v", tc.r, got)
 				}
 				if tc.err != nil {
 					wrapped := fmt.Errorf("open stream: %w", tc.err)
-					if got := ReasonOf(wrapped); got != tc.r {
-						t.Fatalf("ReasonOf(wrapped) = %v", got)
+					if got := endreason.ReasonOf(wrapped); got != tc.r {
+						t.Fatalf("endreason.ReasonOf(wrapped) = %v", got)
 					}
-					if got := ReasonOf(&DialError{Reason: tc.r, Err: errors.New("cause")}); got != tc.r {
-						t.Fatalf("ReasonOf(DialError) = %v", got)
+					if got := endreason.ReasonOf(&DialError{Reason: tc.r, Err: errors.New("cause")}); got != tc.r {
+						t.Fatalf("endreason.ReasonOf(DialError) = %v", got)
 					}
 				}
 			}
 		})
 	}
-	if got := ReasonOf(errors.New("other")); got != ReasonMisc {
-		t.Fatalf("ReasonOf(other) = %v", got)
+	if got := endreason.ReasonOf(errors.New("other")); got != endreason.ReasonMisc {
+		t.Fatalf("endreason.ReasonOf(other) = %v", got)
 	}
 }
 
 func TestReasonOfDialErrorWins(t *testing.T) {
-	// A DialError's own Reason decides, even if its cause wraps another
+	// A DialError's own endreason.Reason decides, even if its cause wraps another
 	// sentinel.
-	err := fmt.Errorf("stream: %w", &DialError{Reason: ReasonResolve, Err: fmt.Errorf("dns server: %w", ErrRefused)})
+	err := fmt.Errorf("stream: %w", &DialError{Reason: endreason.ReasonResolve, Err: fmt.Errorf("dns server: %w", endreason.ErrRefused)})
 	for range 20 {
-		if got := ReasonOf(err); got != ReasonResolve {
-			t.Fatalf("ReasonOf = %v, want %v", got, ReasonResolve)
+		if got := endreason.ReasonOf(err); got != endreason.ReasonResolve {
+			t.Fatalf("endreason.ReasonOf = %v, want %v", got, endreason.ReasonResolve)
 		}
 	}
-	if !errors.Is(err, ErrResolve) {
+	if !errors.Is(err, endreason.ErrResolve) {
 		t.Fatal("errors.Is does not match the DialError's sentinel")
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/pikcio/pikcio/circuit"
-	"github.com/pikcio/pikcio/exitnode"
+	"github.com/pikcio/pikcio/internal/endreason"
 	"github.com/pikcio/pikcio/proxy"
 	"github.com/pikcio/pikcio/web"
 )
@@ -148,11 +148,11 @@ var dialKinds = []struct {
 	err  error
 	kind string
 }{
-	{exitnode.ErrPolicy, "policy"},
-	{exitnode.ErrResolve, "resolve"},
-	{exitnode.ErrRefused, "refused"},
-	{exitnode.ErrUnreachable, "unreachable"},
-	{exitnode.ErrTimeout, "timeout"},
+	{endreason.ErrPolicy, "policy"},
+	{endreason.ErrResolve, "resolve"},
+	{endreason.ErrRefused, "refused"},
+	{endreason.ErrUnreachable, "unreachable"},
+	{endreason.ErrTimeout, "timeout"},
 	{proxy.ErrNoCircuit, "circuit"},
 	{proxy.ErrTooManyCircuits, "circuit"},
 	{context.DeadlineExceeded, "timeout"},

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"os"
 
-	"github.com/pikcio/pikcio/exitnode"
+	"github.com/pikcio/pikcio/internal/endreason"
 )
 
 // Errors of the pool and the front ends.
@@ -30,14 +30,14 @@ const (
 
 func classify(err error) failure {
 	switch {
-	case errors.Is(err, exitnode.ErrPolicy):
+	case errors.Is(err, endreason.ErrPolicy):
 		return failPolicy
-	case errors.Is(err, exitnode.ErrUnreachable), errors.Is(err, exitnode.ErrResolve),
+	case errors.Is(err, endreason.ErrUnreachable), errors.Is(err, endreason.ErrResolve),
 		errors.Is(err, errBadDestination):
 		return failUnreachable
-	case errors.Is(err, exitnode.ErrRefused):
+	case errors.Is(err, endreason.ErrRefused):
 		return failRefused
-	case errors.Is(err, exitnode.ErrTimeout), errors.Is(err, context.DeadlineExceeded),
+	case errors.Is(err, endreason.ErrTimeout), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, os.ErrDeadlineExceeded):
 		return failTimeout
 	}

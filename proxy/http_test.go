@@ -17,7 +17,7 @@ import (
 
 	xproxy "golang.org/x/net/proxy"
 
-	"github.com/pikcio/pikcio/exitnode"
+	"github.com/pikcio/pikcio/internal/endreason"
 	"github.com/pikcio/pikcio/proxy"
 	"github.com/pikcio/pikcio/proxy/proxytest"
 )
@@ -178,10 +178,10 @@ func TestHTTPProxyConnectHalfClose(t *testing.T) {
 func TestHTTPProxyErrors(t *testing.T) {
 	checkLeaks(t)
 	e := newEnv(t, proxy.PoolOptions{ConnectTimeout: 300 * time.Millisecond}, proxy.ServerOptions{})
-	e.builder.FailHost("policy.test", exitnode.ErrPolicy)
-	e.builder.FailHost("unreachable.test", exitnode.ErrUnreachable)
-	e.builder.FailHost("slow.test", exitnode.ErrTimeout)
-	e.builder.FailHost("misc.test", exitnode.ErrMisc)
+	e.builder.FailHost("policy.test", endreason.ErrPolicy)
+	e.builder.FailHost("unreachable.test", endreason.ErrUnreachable)
+	e.builder.FailHost("slow.test", endreason.ErrTimeout)
+	e.builder.FailHost("misc.test", endreason.ErrMisc)
 	e.builder.FailHost("broken.test", errors.New("internal circuit detail"))
 	e.builder.StallHost("stall.test")
 	closed := strconv.Itoa(int(closedPort(t)))

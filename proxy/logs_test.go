@@ -13,7 +13,7 @@ import (
 	logtest "github.com/sirupsen/logrus/hooks/test"
 	xproxy "golang.org/x/net/proxy"
 
-	"github.com/pikcio/pikcio/exitnode"
+	"github.com/pikcio/pikcio/internal/endreason"
 	"github.com/pikcio/pikcio/proxy"
 	"github.com/pikcio/pikcio/proxy/proxytest"
 )
@@ -27,7 +27,7 @@ func TestNoDestinationsInInfoLogs(t *testing.T) {
 
 	e := newEnv(t, proxy.PoolOptions{}, proxy.ServerOptions{})
 	b := newBackend(t)
-	e.builder.FailHost("secret-policy.test", exitnode.ErrPolicy)
+	e.builder.FailHost("secret-policy.test", endreason.ErrPolicy)
 	port := strconv.Itoa(int(b.port))
 	closed := strconv.Itoa(int(closedPort(t)))
 	ok := "http://" + proxytest.ExitOnlyName + ":" + port + "/"

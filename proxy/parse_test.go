@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pikcio/pikcio/exitnode"
+	"github.com/pikcio/pikcio/internal/endreason"
 )
 
 var greetingTests = []struct {
@@ -237,15 +237,15 @@ func TestErrorClasses(t *testing.T) {
 		socks  byte
 		status int
 	}{
-		{exitnode.ErrPolicy, 0x02, 502},
-		{exitnode.ErrUnreachable, 0x04, 502},
-		{exitnode.ErrResolve, 0x04, 502},
+		{endreason.ErrPolicy, 0x02, 502},
+		{endreason.ErrUnreachable, 0x04, 502},
+		{endreason.ErrResolve, 0x04, 502},
 		{errBadDestination, 0x04, 502},
-		{exitnode.ErrRefused, 0x05, 502},
-		{exitnode.ErrTimeout, 0x06, 504},
+		{endreason.ErrRefused, 0x05, 502},
+		{endreason.ErrTimeout, 0x06, 504},
 		{context.DeadlineExceeded, 0x06, 504},
-		{exitnode.ErrMisc, 0x01, 502},
-		{exitnode.ErrNotExit, 0x01, 502},
+		{endreason.ErrMisc, 0x01, 502},
+		{endreason.ErrNotExit, 0x01, 502},
 		{ErrTooManyCircuits, 0x01, 502},
 		{io.ErrUnexpectedEOF, 0x01, 502},
 		{context.Canceled, 0x01, 502},

@@ -12,9 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pikcio/pikcio/internal/endreason"
 	"github.com/sirupsen/logrus"
-
-	"github.com/pikcio/pikcio/exitnode"
 )
 
 // Pool hands out streams on onion circuits. It keeps Prebuilt clean circuits
@@ -275,11 +274,11 @@ func circuitFailure(err error) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
-	if errors.Is(err, exitnode.ErrNotExit) || errors.Is(err, exitnode.ErrProtocol) {
+	if errors.Is(err, endreason.ErrNotExit) || errors.Is(err, endreason.ErrProtocol) {
 		return true
 	}
-	for _, s := range []error{exitnode.ErrMisc, exitnode.ErrPolicy, exitnode.ErrRefused,
-		exitnode.ErrUnreachable, exitnode.ErrResolve, exitnode.ErrTimeout, exitnode.ErrReset} {
+	for _, s := range []error{endreason.ErrMisc, endreason.ErrPolicy, endreason.ErrRefused,
+		endreason.ErrUnreachable, endreason.ErrResolve, endreason.ErrTimeout, endreason.ErrReset} {
 		if errors.Is(err, s) {
 			return false
 		}

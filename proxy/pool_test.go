@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pikcio/pikcio/exitnode"
+	"github.com/pikcio/pikcio/internal/endreason"
 	"github.com/pikcio/pikcio/proxy"
 	"github.com/pikcio/pikcio/proxy/proxytest"
 )
@@ -286,8 +286,8 @@ func TestPoolRetryOnce(t *testing.T) {
 			t.Fatalf("opens %v, want one on each of two circuits", got)
 		}
 	})
-	for _, sentinel := range []error{exitnode.ErrRefused, exitnode.ErrPolicy, exitnode.ErrResolve,
-		exitnode.ErrUnreachable, exitnode.ErrTimeout, exitnode.ErrMisc} {
+	for _, sentinel := range []error{endreason.ErrRefused, endreason.ErrPolicy, endreason.ErrResolve,
+		endreason.ErrUnreachable, endreason.ErrTimeout, endreason.ErrMisc} {
 		t.Run("no retry on "+sentinel.Error(), func(t *testing.T) {
 			e := newPoolEnv(t, proxy.PoolOptions{Prebuilt: -1}, false)
 			e.b.FailHost(proxytest.ExitOnlyName, sentinel)
@@ -305,9 +305,9 @@ func TestPoolRetryOnce(t *testing.T) {
 	}
 	t.Run("retry on not-an-exit", func(t *testing.T) {
 		e := newPoolEnv(t, proxy.PoolOptions{Prebuilt: -1}, false)
-		e.b.FailHost(proxytest.ExitOnlyName, exitnode.ErrNotExit)
+		e.b.FailHost(proxytest.ExitOnlyName, endreason.ErrNotExit)
 		_, err := e.p.Dial(context.Background(), "a", proxytest.ExitOnlyName, e.port)
-		if !errors.Is(err, exitnode.ErrNotExit) {
+		if !errors.Is(err, endreason.ErrNotExit) {
 			t.Fatalf("err %v", err)
 		}
 		if got := openedOn(e.b); len(got) != 2 {

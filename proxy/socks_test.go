@@ -19,7 +19,7 @@ import (
 	socks5 "github.com/armon/go-socks5"
 	xproxy "golang.org/x/net/proxy"
 
-	"github.com/pikcio/pikcio/exitnode"
+	"github.com/pikcio/pikcio/internal/endreason"
 	"github.com/pikcio/pikcio/proxy"
 	"github.com/pikcio/pikcio/proxy/proxytest"
 )
@@ -172,10 +172,10 @@ func TestSOCKSReplyCodes(t *testing.T) {
 	checkLeaks(t)
 	e := newEnv(t, proxy.PoolOptions{ConnectTimeout: 300 * time.Millisecond}, proxy.ServerOptions{})
 	b := newBackend(t)
-	e.builder.FailHost("policy.test", exitnode.ErrPolicy)
-	e.builder.FailHost("unreachable.test", exitnode.ErrUnreachable)
-	e.builder.FailHost("slow.test", exitnode.ErrTimeout)
-	e.builder.FailHost("misc.test", exitnode.ErrMisc)
+	e.builder.FailHost("policy.test", endreason.ErrPolicy)
+	e.builder.FailHost("unreachable.test", endreason.ErrUnreachable)
+	e.builder.FailHost("slow.test", endreason.ErrTimeout)
+	e.builder.FailHost("misc.test", endreason.ErrMisc)
 	e.builder.StallHost("stall.test")
 	closed := closedPort(t)
 	lo := [4]byte{127, 0, 0, 1}

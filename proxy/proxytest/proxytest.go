@@ -16,7 +16,7 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/pikcio/pikcio/exitnode"
+	"github.com/pikcio/pikcio/internal/endreason"
 	"github.com/pikcio/pikcio/proxy"
 )
 
@@ -172,10 +172,10 @@ func (c *Circuit) OpenStream(ctx context.Context, host string, port uint16) (net
 	}
 	addr, err := netip.ParseAddr(ip)
 	if err != nil {
-		return nil, fmt.Errorf("resolve %s: %w", host, exitnode.ErrResolve)
+		return nil, fmt.Errorf("resolve %s: %w", host, endreason.ErrResolve)
 	}
 	if !addr.IsLoopback() {
-		return nil, fmt.Errorf("fake exit reaches loopback only: %w", exitnode.ErrUnreachable)
+		return nil, fmt.Errorf("fake exit reaches loopback only: %w", endreason.ErrUnreachable)
 	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(addr.String(), strconv.Itoa(int(port))))
@@ -184,9 +184,9 @@ func (c *Circuit) OpenStream(ctx context.Context, host string, port uint16) (net
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return nil, fmt.Errorf("connect: %w", exitnode.ErrRefused)
+		return nil, fmt.Errorf("connect: %w", endreason.ErrRefused)
 	default:
-		return nil, fmt.Errorf("connect: %w", exitnode.ErrUnreachable)
+		return nil, fmt.Errorf("connect: %w", endreason.ErrUnreachable)
 	}
 	s := &stream{TCPConn: conn.(*net.TCPConn), c: c}
 	c.mu.Lock()

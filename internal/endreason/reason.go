@@ -1,4 +1,8 @@
-package exitnode
+// Package endreason is the vocabulary of a stream's end: the one-byte reason
+// a circuit's END message carries and the sentinel errors it maps to. The exit
+// produces these reasons, the circuit carries them, and the proxies turn them
+// into SOCKS and HTTP answers; none of them needs the exit implementation.
+package endreason
 
 import (
 	"errors"
@@ -71,17 +75,24 @@ func (r Reason) String() string {
 	return fmt.Sprintf("reason %d", uint8(r))
 }
 
-// ReasonOf classifies err into the reason an exit reports for it. A
-// *DialError gives its Reason; other errors that wrap one of the sentinels
-// above map to its reason; anything else is ReasonMisc, and nil is
-// ReasonDone.
+// Carrier is an error that knows its own reason, such as exitnode's
+// *DialError.
+type Carrier interface {
+	error
+	EndReason() Reason
+}
+
+// ReasonOf classifies err into the reason an exit reports for it. An error
+// in the chain that is a Carrier gives its reason; other errors that wrap one
+// of the sentinels above map to its reason; anything else is ReasonMisc, and
+// nil is ReasonDone.
 func ReasonOf(err error) Reason {
 	if err == nil {
 		return ReasonDone
 	}
-	var de *DialError
-	if errors.As(err, &de) {
-		return de.Reason
+	var c Carrier
+	if errors.As(err, &c) {
+		return c.EndReason()
 	}
 	for r, s := range reasonErrs {
 		if errors.Is(err, s) {
