@@ -193,6 +193,7 @@ func newHost(priv crypto.PrivKey, listen []string, ro circuit.RelayOptions) (hos
 		libp2p.DisableMetrics(),
 		libp2p.ResourceManager(rm), // closed by the host
 	}
+	opts = append(opts, circuit.LinkOptions()...)
 	if len(listen) == 0 {
 		opts = append(opts, libp2p.NoListenAddrs)
 	} else {
