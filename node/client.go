@@ -8,6 +8,7 @@ import (
 
 	"github.com/pikcio/pikcio/circuit"
 	"github.com/pikcio/pikcio/discovery"
+	"github.com/pikcio/pikcio/internal/sleep"
 	"github.com/pikcio/pikcio/proxy"
 )
 
@@ -82,7 +83,7 @@ func (n *Node) waitPath(ctx context.Context, req discovery.PathRequest) error {
 	}
 	n.pokeKeeper()
 	for {
-		if !sleep(ctx, waitPathPoll) {
+		if !sleep.For(ctx, waitPathPoll) {
 			return fmt.Errorf("%w: %w", ErrNoPath, err)
 		}
 		if err = n.pathPossible(req); err == nil {
@@ -144,7 +145,7 @@ func (n *Node) keepDirectory() {
 		case <-n.poke:
 			t.Stop()
 			// A burst of failing builds refreshes at most every keeperMin.
-			if !sleep(n.ctx, time.Until(last.Add(keeperMin))) {
+			if !sleep.For(n.ctx, time.Until(last.Add(keeperMin))) {
 				return
 			}
 		}

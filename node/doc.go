@@ -42,10 +42,10 @@
 // Options.Enroll (`--enroll-name`, `--enroll-email`): when the data
 // directory holds no enrollment and tis.url is set, New enrolls with
 // tis.EnrollNode before anything else, and later starts reuse the saved
-// enrollment and ignore the properties. New fails with ErrNotEnrolled
+// enrollment and ignore the properties. New fails with tis.ErrNotEnrolled
 // otherwise. A relay publishes its node certificate in its descriptor
 // (tis.DescriptorExtension). Every enrolled node serves its certificate on
-// CertProtocol to the peers it is connected to. With tis.require (the
+// tis.CertProtocol to the peers it is connected to. With tis.require (the
 // default):
 //
 //   - the client's discovery keeps only relays whose certificate verifies
@@ -54,7 +54,7 @@
 //     revoked, self-signed or foreign one, is never chosen;
 //   - the relay admits a new circuit only if its previous hop presents a
 //     valid certificate (circuit.RelayOptions.AdmitPeer): it asks that
-//     peer on CertProtocol once and caches the answer per peer (a refusal
+//     peer on tis.CertProtocol once and caches the answer per peer (a refusal
 //     for 30 s). A guard so sees the client's certificate; a middle or an
 //     exit only the certificate of the relay before it, never the
 //     client's. A refused circuit gets DESTROY(circuit.DestroyNotAdmitted).

@@ -121,11 +121,11 @@ func TestEnrollErrors(t *testing.T) {
 	cfg := testConfig(t)
 	s.use(cfg)
 	cfg.TIS.URL = ""
-	if _, err := New(cfg, Options{Enroll: enrollee(0)}); !errors.Is(err, ErrNotEnrolled) {
+	if _, err := New(t.Context(), cfg, Options{Enroll: enrollee(0)}); !errors.Is(err, tis.ErrNotEnrolled) {
 		t.Fatalf("New without tis.url: %v, want ErrNotEnrolled", err)
 	}
 	s.use(cfg)
-	if _, err := New(cfg, Options{Enroll: &Enrollee{Name: "", Email: "not an e-mail"}}); !errors.Is(err, tis.ErrBadProperties) {
+	if _, err := New(t.Context(), cfg, Options{Enroll: &Enrollee{Name: "", Email: "not an e-mail"}}); !errors.Is(err, tis.ErrBadProperties) {
 		t.Fatalf("New with bad properties: %v, want tis.ErrBadProperties", err)
 	}
 	if _, _, err := tis.LoadEnrollment(cfg.Node.DataDir); !errors.Is(err, fs.ErrNotExist) {

@@ -57,7 +57,7 @@ func relayConfig(t testing.TB, exit bool, policy []string, boot []string) *confi
 // startNode makes and starts a node that the test closes at its end.
 func startNode(t testing.TB, cfg *config.Config, opts Options) *Node {
 	t.Helper()
-	n, err := New(cfg, opts)
+	n, err := New(t.Context(), cfg, opts)
 	if err != nil {
 		t.Fatalf("new node: %v", err)
 	}

@@ -16,7 +16,7 @@ func TestDataDir(t *testing.T) {
 	cfg := relayConfig(t, false, nil, nil)
 	cfg.Node.DataDir = dir
 
-	n1, err := New(cfg, Options{})
+	n1, err := New(t.Context(), cfg, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestDataDir(t *testing.T) {
 		t.Fatalf("identity key: %v, type %v", err, k)
 	}
 
-	n2, err := New(cfg, Options{})
+	n2, err := New(t.Context(), cfg, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestDataDir(t *testing.T) {
 	}
 
 	// A second node on the same directory is refused while n2 runs.
-	if n3, err := New(cfg, Options{}); !errors.Is(err, ErrDataDirInUse) {
+	if n3, err := New(t.Context(), cfg, Options{}); !errors.Is(err, ErrDataDirInUse) {
 		if n3 != nil {
 			n3.Close()
 		}

@@ -17,7 +17,6 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
@@ -47,8 +46,10 @@ type Node struct {
 	client   bool
 	exit     *exitnode.Exit // nil unless the node is an exit
 	isRelay  bool
-	tis      *nodeTIS   // nil without tis.root_key
-	trust    *nodeTrust // nil without tis.root_key
+	tis      *tis.Agent        // nil without tis.root_key
+	trust    *trust.Agent      // nil without tis.root_key
+	invites  *exchange.Service // nil without tis.root_key
+	require  bool              // tis.require: relays and previous hops must be enrolled
 	activity *activity
 
 	hops     atomic.Int64
@@ -87,9 +88,11 @@ const (
 
 // New prepares a node from cfg: it checks cfg, creates the data
 // directory (mode 0700) and the identity key (mode 0600) on first run,
-// locks the directory, and starts the libp2p host listening. Nothing else
-// runs before Start. Close releases what New took.
-func New(cfg *config.Config, opts Options) (*Node, error) {
+// locks the directory, enrolls with the TIS on first start
+// (Options.Enroll; ctx bounds it, so that SIGINT interrupts it), and
+// starts the libp2p host listening. Nothing else runs before Start.
+// Close releases what New took.
+func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 	cfg = cfg.Clone()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
@@ -140,27 +143,18 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
-	if err := enrollFirst(cfg.TIS, dir, priv, opts.Enroll); err != nil {
+	if n.tis, n.trust, err = loadTIS(ctx, cfg, dir, priv, id, opts.Enroll, opts.TrustView); err != nil {
 		return nil, err
 	}
-	if n.tis, err = loadTIS(cfg.TIS, dir, id); err != nil {
-		return nil, err
-	}
-	if n.tis != nil {
-		if n.trust, err = newNodeTrust(n.tis, dir, priv, cfg.Trust, opts.TrustView); err != nil {
-			return nil, err
-		}
-	}
+	n.require = n.tis != nil && cfg.TIS.Require
 	if n.host, err = newHost(priv, cfg.Node.Listen, relayOptions(cfg.Relay)); err != nil {
 		return nil, err
 	}
 	if n.tis != nil {
-		n.tis.attach(n.host)
-		svc, err := exchange.NewService(n.host, dir, n.trust.self(), n.tis.root, n.trust.contacts, exchange.Options{Revocations: n.tis.revs.List})
-		if err != nil {
+		n.tis.Serve(n.host)
+		if n.invites, err = n.newExchange(); err != nil {
 			return nil, fmt.Errorf("contact exchange: %w", err)
 		}
-		n.trust.invites = svc
 	}
 	if created {
 		n.log.WithField("peer", n.host.ID().String()).Info("created a new node identity")
@@ -210,7 +204,7 @@ func newHost(priv crypto.PrivKey, listen []string, ro circuit.RelayOptions) (hos
 // ones the TIS gave at enrollment.
 func (n *Node) bootstraps(cfg *config.Config) []string {
 	if len(cfg.Node.Bootstrap) == 0 && n.tis != nil {
-		return n.tis.bootstraps
+		return n.tis.Bootstraps()
 	}
 	return cfg.Node.Bootstrap
 }
@@ -231,16 +225,16 @@ func (n *Node) discoveryOptions(cfg *config.Config) []discovery.Option {
 		opts = append(opts, discovery.Publish(n.relayInfo))
 	}
 	if n.tis != nil {
-		opts = append(opts, discovery.Validator(tis.RevocationNamespace, tis.RevocationValidator{Root: n.tis.root}))
-		opts = append(opts, discovery.Validator(trust.Namespace, n.trust.validator()), discovery.WithWeigher(n.trust))
+		opts = append(opts, discovery.Validator(tis.RevocationNamespace, tis.RevocationValidator{Root: n.tis.Root()}))
+		opts = append(opts, discovery.Validator(trust.Namespace, n.trust.Validator()), discovery.WithWeigher(trustWeigher{n.trust}))
 	}
 	if n.client {
 		opts = append(opts, discovery.DataDir(n.dataDir))
 		if n.opts.AllowSameSubnet {
 			opts = append(opts, discovery.AllowSameSubnet())
 		}
-		if n.tis != nil && n.tis.require {
-			opts = append(opts, discovery.VerifyRelay(n.tis.verifyRelay))
+		if n.require {
+			opts = append(opts, discovery.VerifyRelay(n.verifyRelay))
 		}
 	} else {
 		opts = append(opts, discovery.NoDiscovery())
@@ -281,16 +275,16 @@ func (n *Node) Start(ctx context.Context) error {
 			n.log.WithError(err).Warn("write the node's addresses for the CLI")
 		}
 		if n.tis != nil {
-			n.wg.Go(func() { n.tis.keepRevocations(n.ctx, n.disc, n.revocationsChanged) })
+			n.wg.Go(func() { n.tis.KeepRevocations(n.ctx, n.disc, n.revocationsChanged) })
 			n.wg.Go(func() {
 				select {
 				case <-n.joined:
-					n.trust.keep(n.ctx, n.disc)
+					n.trust.Keep(n.ctx, n.disc)
 				case <-n.ctx.Done():
 				}
 			})
-			if n.isRelay && n.tis.url != "" {
-				n.wg.Go(func() { n.trust.keepRelayScore(n.ctx, n.disc.Republish) })
+			if n.isRelay && n.tis.URL() != "" {
+				n.wg.Go(func() { n.trust.KeepRelayScore(n.ctx, n.disc.Republish) })
 			}
 		}
 	}
@@ -309,8 +303,8 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 		if n.exit != nil {
 			ro.Exit = n.exit
 		}
-		if n.tis != nil && n.tis.require {
-			ro.AdmitPeer = n.tis.admitPeer
+		if n.require {
+			ro.AdmitPeer = n.tis.AdmitPeer
 		}
 		r, err := circuit.NewRelay(n.host, ro)
 		if err != nil {
@@ -341,7 +335,7 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 		}
 	}
 	if cfg.Client.StatusListen != "" {
-		h := web.NewHandler(statusSource{n}, web.Options{Extra: map[string]http.Handler{TrustPath: http.HandlerFunc(n.serveTrust)}})
+		h := web.NewHandler(statusSource{n}, web.Options{Extra: map[string]http.Handler{web.TrustPath: web.TrustHandler(n.TrustReport)}})
 		s, err := startStatusServer(ctx, cfg.Client.StatusListen, h)
 		if err != nil {
 			return fmt.Errorf("status page: %w", err)
@@ -365,45 +359,21 @@ func (n *Node) run() {
 // join starts discovery, retrying while no bootstrap peer can be reached.
 // It reports false if the node closed first.
 func (n *Node) join() bool {
-	backoff := joinBackoffMin
-	for {
-		ctx, cancel := context.WithTimeout(n.ctx, joinTimeout)
-		// Dial the bootstrap peers even while libp2p backs off from them
-		// after the failed attempts: this loop has its own backoff.
-		ctx = network.WithForceDirectDial(ctx, "pikcio bootstrap")
-		err := n.disc.Start(ctx)
-		cancel()
-		if err == nil || errors.Is(err, discovery.ErrStarted) {
-			n.mu.Lock()
-			boots := len(n.bootstraps(n.cfg))
-			n.mu.Unlock()
-			if boots == 0 {
-				n.log.Info("no bootstrap peers: other nodes join the network through this one")
-			} else {
-				n.log.Info("joined the network")
-			}
-			return true
-		}
-		if n.ctx.Err() != nil {
-			return false
-		}
-		n.log.WithError(err).Warnf("joining the network failed; retrying in %v", backoff)
-		if !sleep(n.ctx, backoff) {
-			return false
-		}
-		backoff = min(2*backoff, joinBackoffMax)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
+	err := n.disc.Join(n.ctx, func(err error, retryIn time.Duration) {
+		n.log.WithError(err).Warnf("joining the network failed; retrying in %v", retryIn)
+	})
+	if err != nil {
 		return false
-	case <-t.C:
-		return true
 	}
+	n.mu.Lock()
+	boots := len(n.bootstraps(n.cfg))
+	n.mu.Unlock()
+	if boots == 0 {
+		n.log.Info("no bootstrap peers: other nodes join the network through this one")
+	} else {
+		n.log.Info("joined the network")
+	}
+	return true
 }
 
 // rotateOnionKeys rotates the relay's onion key once less than half of its
@@ -448,9 +418,9 @@ func (n *Node) relayInfo() (discovery.RelayInfo, error) {
 		info.ExitPorts = discovery.PortSummary(n.exit.Policy().AcceptsPort)
 	}
 	if n.tis != nil {
-		info.Extensions = []discovery.Extension{n.tis.extension()}
-		if e, ok := n.trust.extension(); ok {
-			info.Extensions = append(info.Extensions, e)
+		info.Extensions = []discovery.Extension{{Type: tis.DescriptorExtension, Data: n.tis.Certificate()}}
+		if st, ok := n.trust.Statement(); ok {
+			info.Extensions = append(info.Extensions, discovery.Extension{Type: trust.DescriptorExtension, Data: st})
 		}
 	}
 	return info, nil
@@ -537,8 +507,8 @@ func (n *Node) release() error {
 	if n.disc != nil {
 		errs = append(errs, n.disc.Close())
 	}
-	if n.trust != nil && n.trust.invites != nil {
-		errs = append(errs, n.trust.invites.Close())
+	if n.invites != nil {
+		errs = append(errs, n.invites.Close())
 	}
 	if n.dataDir != "" && n.state == stateClosed {
 		_ = os.Remove(filepath.Join(n.dataDir, AddrsFile))

@@ -237,7 +237,7 @@ func TestNetwork(t *testing.T) {
 func TestNoRole(t *testing.T) {
 	c := testConfig(t)
 	c.Client.Enabled = false
-	if _, err := New(c, Options{}); !errors.Is(err, ErrNoRole) {
+	if _, err := New(t.Context(), c, Options{}); !errors.Is(err, ErrNoRole) {
 		t.Fatalf("got %v, want ErrNoRole", err)
 	}
 }
@@ -284,7 +284,7 @@ func TestClientWithoutRelays(t *testing.T) {
 // joins once the peer is up.
 func TestJoinRetry(t *testing.T) {
 	bootCfg := relayConfig(t, false, nil, nil)
-	boot, err := New(bootCfg, Options{})
+	boot, err := New(t.Context(), bootCfg, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ type Options struct {
 	// (tis.EnrollNode) and keeps only the certificates it gets back. The
 	// name and e-mail are never written anywhere; a node that is already
 	// enrolled ignores them. Default nil: a node without an enrollment
-	// fails with ErrNotEnrolled.
+	// fails with tis.ErrNotEnrolled.
 	Enroll *Enrollee
 	// TrustView, when set, is the TCI view the node keeps fresh instead of
 	// one of its own: `pikcio demo` shares it with its in-process TIS,
@@ -62,18 +62,8 @@ type Enrollee struct {
 	Email string
 }
 
-// enrollTimeout bounds the enrollment at a node's first start.
-const enrollTimeout = time.Minute
-
 // Timings of the node's own loops.
 const (
-	// joinTimeout bounds one attempt to join the DHT through the bootstrap
-	// peers; failed attempts are retried after joinBackoffMin, doubling up
-	// to joinBackoffMax.
-	joinTimeout    = 30 * time.Second
-	joinBackoffMin = time.Second
-	joinBackoffMax = 30 * time.Second
-
 	// A client refreshes its relay directory quickly while it cannot make
 	// a path (keeperMin, doubling up to keeperBusyMax), then less and less
 	// often up to keeperMax once it can; discovery's own refresh loop

@@ -76,7 +76,7 @@ func (n *Node) Apply(prev, next *config.Config) error {
 	}
 	n.hops.Store(int64(next.Client.Hops))
 	if n.trust != nil {
-		n.trust.apply(next.Trust)
+		n.trust.Apply(trustSettings(next.Trust))
 	}
 	if pool != nil {
 		pool.SetOptions(poolOptions(next.Client))

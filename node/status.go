@@ -90,16 +90,16 @@ func (n *Node) StatusWith(destinations bool) Status {
 	}
 	st.Network.DHTPeers = n.disc.DHTPeers()
 	if n.tis != nil {
-		en := n.tis.en
+		en := n.tis.Enrollment()
 		st.Identity = &web.Identity{
 			Enrolled:              true,
 			NodeID:                en.NodeCert.ID.String(),
 			MatryoshkaID:          en.MatryoshkaCert.ID.String(),
 			NodeCertExpires:       en.NodeCert.Expires,
 			MatryoshkaCertExpires: en.MatryoshkaCert.Expires,
-			Contacts:              len(n.trust.contacts.List()),
+			Contacts:              len(n.trust.Contacts().List()),
 		}
-		if s := n.trust.view.Scores(); s != nil {
+		if s := n.trust.View().Scores(); s != nil {
 			score := s.Score(en.MatryoshkaCert.ID)
 			st.Identity.Score = &score
 			st.Network.TrustIdentities = s.Len()
@@ -130,7 +130,7 @@ func (n *Node) StatusWith(destinations bool) Status {
 			st.Relay.ExitPolicy = append([]string{}, cfg.Relay.ExitPolicy...)
 		}
 		if n.trust != nil {
-			if lo, hi, ok := n.trust.ownBand(); ok {
+			if lo, hi, ok := n.trust.OwnBand(); ok {
 				st.Relay.TCI = &web.Band{Min: lo, Max: hi}
 			}
 		}
@@ -190,11 +190,11 @@ func (n *Node) clientStatus(now time.Time, cc *circuit.Client, pool *proxy.Pool)
 			hs := web.HopStatus{ID: ShortID(h.ID), PeerID: h.ID.String(), Role: hopRole(i, len(path))}
 			if n.trust != nil {
 				if d, ok := n.disc.Descriptor(h.ID); ok {
-					if lo, hi, ok := n.trust.band(d); ok {
+					if lo, hi, _, ok := n.trust.Band(relayOf(d)); ok {
 						hs.TCI = &web.Band{Min: lo, Max: hi}
 					}
 				}
-				if c, ok := n.trust.contacts.ByNode(h.ID); ok {
+				if c, ok := n.trust.Contacts().ByNode(h.ID); ok {
 					hs.Contact = c.Name
 				}
 			}

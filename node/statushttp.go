@@ -13,7 +13,7 @@ import (
 
 // The status server serves the web package's page and API (which refuse
 // any Host header but a loopback one, and cross-origin POSTs) and the
-// node's trust queries (TrustPath) behind the same checks.
+// node's trust queries (web.TrustPath) behind the same checks.
 
 // statusServer serves the status handler on one listener.
 type statusServer struct {

@@ -90,7 +90,7 @@ func TestRevocationThroughDHT(t *testing.T) {
 	}
 	net, ens := newTISNetClient(t, s, 4, func(cfg *config.Config) { cfg.TIS.URL = "" })
 	net.waitReady(t)
-	if net.client.tis.url != "" {
+	if net.client.tis.URL() != "" {
 		t.Fatal("the client has a TIS URL")
 	}
 
@@ -106,7 +106,7 @@ func TestRevocationThroughDHT(t *testing.T) {
 		_, ok := net.client.disc.Descriptor(revoked)
 		return !ok
 	})
-	newest := net.client.tis.revs.List()
+	newest := net.client.tis.Revocations()
 	if newest == nil || newest.Sequence <= old.Sequence || !newest.Revoked(ens[3].NodeCert.Serial) {
 		t.Fatalf("client list %v, want one newer than %v revoking relay 3", newest, old)
 	}
@@ -173,7 +173,7 @@ func TestRevocationThroughDHT(t *testing.T) {
 		}
 	}
 	time.Sleep(time.Second) // a few refreshes of every node
-	if l := net.client.tis.revs.List(); l.Sequence != newest.Sequence || !l.Revoked(ens[3].NodeCert.Serial) {
+	if l := net.client.tis.Revocations(); l.Sequence != newest.Sequence || !l.Revoked(ens[3].NodeCert.Serial) {
 		t.Fatalf("client list replaced by %v", l)
 	}
 	// pikcio's own DHT refuses to put the invalid ones; an older genuine

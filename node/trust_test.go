@@ -127,7 +127,7 @@ func TestTrustNetwork(t *testing.T) {
 	scores := func(n *Node) []int {
 		out := make([]int, 4)
 		for i := range out {
-			out[i], _ = n.trust.view.Score(mid(i))
+			out[i], _ = n.trust.View().Score(mid(i))
 		}
 		return out
 	}
@@ -144,7 +144,7 @@ func TestTrustNetwork(t *testing.T) {
 			if !ok {
 				return false
 			}
-			lo, hi, ok := net.client.trust.band(d)
+			lo, hi, _, ok := net.client.trust.Band(relayOf(d))
 			if !ok || lo != wantBands[i][0] || hi != wantBands[i][1] {
 				return false
 			}
@@ -155,7 +155,7 @@ func TestTrustNetwork(t *testing.T) {
 	// 1,000 selections follow the weights: exits 2 and 3 weigh 1+49.5 and
 	// 1+9.5.
 	relays := net.client.disc.Relays()
-	sel := &discovery.Selector{Self: net.client.ID(), Weigher: net.client.trust, AllowSameSubnet: true}
+	sel := &discovery.Selector{Self: net.client.ID(), Weigher: trustWeigher{net.client.trust}, AllowSameSubnet: true}
 	const draws = 1000
 	count := map[peer.ID]int{}
 	for range draws {
@@ -193,7 +193,7 @@ func TestTrustNetwork(t *testing.T) {
 	// Relay 0 withdraws its vouch for relay 2's operator.
 	vouchFrom(t, net.relays[0].DataDir(), map[tis.ID]int{mid(2): 0})
 	waitFor(t, 30*time.Second, "score lowered by the withdrawal", func() bool {
-		s, _ := net.client.trust.view.Score(mid(2))
+		s, _ := net.client.trust.View().Score(mid(2))
 		return s == 0
 	})
 
@@ -227,19 +227,20 @@ func TestTrustNetwork(t *testing.T) {
 	if _, err := exchange.Accept(ctx, h, inv, self, s.root, c1, "The User"); err != nil {
 		t.Fatal(err)
 	}
-	got, ok := net.client.trust.contacts.ByNode(net.relays[1].ID())
+	got, ok := net.client.trust.Contacts().ByNode(net.relays[1].ID())
 	if !ok || got.Name != "Relay One" || got.ID != mid(1) {
 		t.Fatalf("client's contact for relay 1: %+v, %v", got, ok)
 	}
-	// The contact's relay weighs ContactGuardBoost times its band's weight
+	// The contact's relay weighs trust.ContactGuardBoost times its band's weight
 	// as a guard (its band may have moved with the withdrawal above).
 	d1, _ := net.client.disc.Descriptor(net.relays[1].ID())
 	plain := 1.0
-	if lo, hi, ok := net.client.trust.band(d1); ok {
+	if lo, hi, _, ok := net.client.trust.Band(relayOf(d1)); ok {
 		plain += float64(lo+hi) / 2
 	}
-	if g1, m1 := net.client.trust.Weight(d1, discovery.RoleGuard), net.client.trust.Weight(d1, discovery.RoleMiddle); g1 != ContactGuardBoost*plain || m1 != plain {
-		t.Fatalf("contact's relay weighs %v as a guard and %v as a middle; want %v and %v", g1, m1, ContactGuardBoost*plain, plain)
+	w := trustWeigher{net.client.trust}
+	if g1, m1 := w.Weight(d1, discovery.RoleGuard), w.Weight(d1, discovery.RoleMiddle); g1 != trust.ContactGuardBoost*plain || m1 != plain {
+		t.Fatalf("contact's relay weighs %v as a guard and %v as a middle; want %v and %v", g1, m1, trust.ContactGuardBoost*plain, plain)
 	}
 	// The names stay on their devices.
 	for _, c := range []struct {
@@ -266,7 +267,7 @@ func TestTrustCrawler(t *testing.T) {
 		boot = append(boot, a.String())
 	}
 	view := trust.NewView(trust.ViewOptions{Root: s.root})
-	c, err := NewTrustCrawler(s.root, boot, view, 500*time.Millisecond)
+	c, err := trust.NewCrawler(s.root, boot, view, 500*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +286,7 @@ func TestTrustCrawler(t *testing.T) {
 func scoresOf(n *Node, ens []*tis.Enrollment) []int {
 	out := make([]int, len(ens))
 	for i, en := range ens {
-		out[i], _ = n.trust.view.Score(en.MatryoshkaCert.ID)
+		out[i], _ = n.trust.View().Score(en.MatryoshkaCert.ID)
 	}
 	return out
 }

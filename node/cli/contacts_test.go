@@ -20,6 +20,7 @@ import (
 	"github.com/pikcio/pikcio/tis"
 	"github.com/pikcio/pikcio/tis/tistest"
 	"github.com/pikcio/pikcio/trust"
+	"github.com/pikcio/pikcio/web"
 )
 
 // testTIS starts a TIS on the loopback and returns its directory, address
@@ -71,7 +72,7 @@ func startNode(t *testing.T, cfgPath string) *node.Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nd, err := node.New(cfg, node.Options{})
+	nd, err := node.New(t.Context(), cfg, node.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +227,7 @@ func TestContactsAndTrust(t *testing.T) {
 	// trust show against the running node.
 	status := nd.StatusAddr().String()
 	out, _ = mustRun(t, "trust", "show", "bob", "--json", "--status", status)
-	var rep node.TrustReport
+	var rep web.TrustReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("trust show --json: %v\n%s", err, out)
 	}

@@ -294,7 +294,7 @@ func (d *demo) trustRecords(cfgs []*config.Config) error {
 }
 
 func (d *demo) startNode(cfg *config.Config, opts node.Options) (*node.Node, error) {
-	nd, err := node.New(cfg, opts)
+	nd, err := node.New(context.Background(), cfg, opts)
 	if err != nil {
 		return nil, err
 	}

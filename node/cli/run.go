@@ -13,6 +13,7 @@ import (
 	"github.com/pikcio/pikcio/config"
 	"github.com/pikcio/pikcio/exitnode"
 	"github.com/pikcio/pikcio/node"
+	"github.com/pikcio/pikcio/tis"
 )
 
 // shutdownTimeout bounds a node's Close after a signal; a second SIGINT
@@ -229,7 +230,10 @@ func runNode(e *env, f *nodeFlags, ov config.Override) int {
 	}
 	log := logrus.WithField("component", "cli")
 
-	nd, err := node.New(cfg, node.Options{AllowSameSubnet: f.allowSameSubnet, Enroll: f.enrollee()})
+	// SIGINT or SIGTERM interrupts a first-start enrollment.
+	nctx, ncancel := signalContext(e, 2*tis.EnrollTimeout)
+	nd, err := node.New(nctx, cfg, node.Options{AllowSameSubnet: f.allowSameSubnet, Enroll: f.enrollee()})
+	ncancel()
 	if err != nil {
 		fmt.Fprintf(e.stderr, "%s: %v\n", name, err)
 		return exitError

@@ -126,7 +126,7 @@ Ctrl-C stops it.`)
 		return exitError
 	}
 	if view != nil {
-		crawler, err := node.NewTrustCrawler(root.PublicKey(), boots, view, *refresh)
+		crawler, err := trust.NewCrawler(root.PublicKey(), boots, view, *refresh)
 		if err != nil {
 			_ = srv.Close()
 			fmt.Fprintf(e.stderr, "%s: %v\n", fs.Name(), err)

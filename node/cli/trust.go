@@ -15,9 +15,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/pikcio/pikcio/node"
 	"github.com/pikcio/pikcio/tis"
 	"github.com/pikcio/pikcio/trust"
+	"github.com/pikcio/pikcio/web"
 )
 
 const (
@@ -259,7 +259,7 @@ it up. It asks the node's status server (client.status_listen).`)
 		_, _ = e.stdout.Write(body)
 		return exitOK
 	}
-	var r node.TrustReport
+	var r web.TrustReport
 	if err := json.Unmarshal(body, &r); err != nil {
 		return failf(e, fs, "the node's answer is not a trust report: %v", err)
 	}
@@ -275,7 +275,7 @@ var errNodeAnswer = errors.New("the node answered")
 // fetchReport asks the status server at addr about q and returns the JSON
 // report.
 func fetchReport(ctx context.Context, addr, q string) ([]byte, error) {
-	u := "http://" + addr + node.TrustPath + url.PathEscape(q)
+	u := "http://" + addr + web.TrustPath + url.PathEscape(q)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, fmt.Errorf("trust query: %w", err)
@@ -313,7 +313,7 @@ func fetchReport(ctx context.Context, addr, q string) ([]byte, error) {
 }
 
 // printReport writes a trust report for people.
-func printReport(w io.Writer, r *node.TrustReport) error {
+func printReport(w io.Writer, r *web.TrustReport) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	line := func(k, format string, args ...any) {
 		fmt.Fprintf(tw, "%s:\t%s\n", k, clean(fmt.Sprintf(format, args...)))

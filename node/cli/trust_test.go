@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pikcio/pikcio/node"
 	"github.com/pikcio/pikcio/tis"
 	"github.com/pikcio/pikcio/trust"
 	"github.com/pikcio/pikcio/web"
@@ -228,20 +227,20 @@ func intp(i int) *int { return &i }
 
 var reportCases = []struct {
 	name string
-	r    node.TrustReport
+	r    web.TrustReport
 	want []string
 }{
-	{"identity", node.TrustReport{
+	{"identity", web.TrustReport{
 		Kind: "identity", ID: strings.Repeat("ab", 32), Contact: "Alice", Computed: time.Unix(1_800_000_000, 0), Identities: 12,
 		Known: true, Score: intp(66), Attestations: []string{"email-verified"}, BasePoints: 10, VouchPoints: 56.25,
-		Vouchers:    []node.VoucherShare{{ID: strings.Repeat("cd", 32), Contact: "Bob", Score: 100, Weight: 50, OutOf: 100, Points: 37.5}, {ID: strings.Repeat("ef", 32), Score: 38, Weight: 100, OutOf: 100, Points: 28.13}},
+		Vouchers:    []web.VoucherShare{{ID: strings.Repeat("cd", 32), Contact: "Bob", Score: 100, Weight: 50, OutOf: 100, Points: 37.5}, {ID: strings.Repeat("ef", 32), Score: 38, Weight: 100, OutOf: 100, Points: 28.13}},
 		NumVouchers: 3,
 	}, []string{"identity:", "contact:", "Alice", "66 of 100", "over 12 identities", "email-verified", "10.00 points", "56.25 points", "vouchers (2 of 3", "Bob", "50/100", "37.50", strings.Repeat("ef", 32) + "  -"}},
-	{"not computed", node.TrustReport{Kind: "identity", ID: strings.Repeat("ab", 32)}, []string{"scores computed:  not yet", "not computed yet", "attestations:", "none"}},
-	{"unknown", node.TrustReport{Kind: "identity", ID: "x", Score: intp(0), Computed: time.Unix(1_800_000_000, 0)}, []string{"no record names"}},
-	{"relay", node.TrustReport{Kind: "relay", ID: "12D3KooW", Band: &web.Band{Min: 40, Max: 59}, BandExpires: time.Unix(1_800_000_000, 0)}, []string{"relay:", "12D3KooW", "score 40 to 59", "stated until"}},
-	{"relay without band", node.TrustReport{Kind: "relay", ID: "12D3KooW", Contact: "Carol"}, []string{"no valid statement", "Carol"}},
-	{"control characters", node.TrustReport{Kind: "identity\x1b[2J", ID: "a\rb", Contact: "E\x1bve"}, []string{"identity[2J:", "ab", "Eve"}},
+	{"not computed", web.TrustReport{Kind: "identity", ID: strings.Repeat("ab", 32)}, []string{"scores computed:  not yet", "not computed yet", "attestations:", "none"}},
+	{"unknown", web.TrustReport{Kind: "identity", ID: "x", Score: intp(0), Computed: time.Unix(1_800_000_000, 0)}, []string{"no record names"}},
+	{"relay", web.TrustReport{Kind: "relay", ID: "12D3KooW", Band: &web.Band{Min: 40, Max: 59}, BandExpires: time.Unix(1_800_000_000, 0)}, []string{"relay:", "12D3KooW", "score 40 to 59", "stated until"}},
+	{"relay without band", web.TrustReport{Kind: "relay", ID: "12D3KooW", Contact: "Carol"}, []string{"no valid statement", "Carol"}},
+	{"control characters", web.TrustReport{Kind: "identity\x1b[2J", ID: "a\rb", Contact: "E\x1bve"}, []string{"identity[2J:", "ab", "Eve"}},
 }
 
 func TestPrintReport(t *testing.T) {
@@ -272,7 +271,7 @@ func FuzzTrustReport(f *testing.F) {
 	}
 	f.Add([]byte(`{"kind":"relay","band":{"min":-5,"max":1000}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var r node.TrustReport
+		var r web.TrustReport
 		if json.Unmarshal(data, &r) != nil {
 			return
 		}

@@ -1,4 +1,4 @@
-package node
+package trust
 
 import (
 	"context"
@@ -11,29 +11,28 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/sirupsen/logrus"
 
 	"github.com/pikcio/pikcio/discovery"
+	"github.com/pikcio/pikcio/internal/sleep"
 	"github.com/pikcio/pikcio/tis"
-	"github.com/pikcio/pikcio/trust"
 )
 
-// TrustCrawler keeps a trust.View fresh for a TIS that runs on its own
-// (`pikcio tis serve`): a libp2p host with a throwaway key that joins
-// pikcio's DHT through the bootstrap peers, as a DHT client, and crawls
-// the trust records every refresh. The TIS makes relay score statements
-// from the view; it publishes nothing and carries no circuits.
-type TrustCrawler struct {
+// Crawler keeps a View fresh for a TIS that runs on its own (`pikcio tis
+// serve`): a libp2p host with a throwaway key that joins pikcio's DHT
+// through the bootstrap peers, as a DHT client, and crawls the trust
+// records every refresh. The TIS makes relay score statements from the
+// view; it publishes nothing and carries no circuits.
+type Crawler struct {
 	host   host.Host
 	disc   *discovery.Discovery
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-// NewTrustCrawler starts crawling into view.
-func NewTrustCrawler(root ed25519.PublicKey, bootstraps []string, view *trust.View, refresh time.Duration) (*TrustCrawler, error) {
+// NewCrawler starts crawling into view.
+func NewCrawler(root ed25519.PublicKey, bootstraps []string, view *View, refresh time.Duration) (*Crawler, error) {
 	if len(bootstraps) == 0 {
 		return nil, errors.New("trust crawler: no bootstrap peers")
 	}
@@ -58,39 +57,28 @@ func NewTrustCrawler(root ed25519.PublicKey, bootstraps []string, view *trust.Vi
 		discovery.Bootstrap(addrs...),
 		discovery.NoDiscovery(),
 		discovery.Validator(tis.RevocationNamespace, tis.RevocationValidator{Root: root}),
-		discovery.Validator(trust.Namespace, trust.Validator{Root: root, Revocations: revs.List}),
+		discovery.Validator(Namespace, Validator{Root: root, Revocations: revs.List}),
 	)
 	if err != nil {
 		h.Close()
 		return nil, fmt.Errorf("trust crawler: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &TrustCrawler{host: h, disc: d, cancel: cancel}
+	c := &Crawler{host: h, disc: d, cancel: cancel}
 	c.wg.Go(func() { c.run(ctx, view, revs, refresh) })
 	return c, nil
 }
 
-func (c *TrustCrawler) run(ctx context.Context, view *trust.View, revs *tis.RevocationCache, refresh time.Duration) {
+func (c *Crawler) run(ctx context.Context, view *View, revs *tis.RevocationCache, refresh time.Duration) {
 	log := logrus.WithField("component", "tis-trust")
-	backoff := joinBackoffMin
-	for {
-		jctx, cancel := context.WithTimeout(network.WithForceDirectDial(ctx, "pikcio bootstrap"), joinTimeout)
-		err := c.disc.Start(jctx)
-		cancel()
-		if err == nil || errors.Is(err, discovery.ErrStarted) {
-			break
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		log.WithError(err).Warnf("joining the DHT failed; retrying in %v", backoff)
-		if !sleep(ctx, backoff) {
-			return
-		}
-		backoff = min(2*backoff, joinBackoffMax)
+	err := c.disc.Join(ctx, func(err error, retryIn time.Duration) {
+		log.WithError(err).Warnf("joining the DHT failed; retrying in %v", retryIn)
+	})
+	if err != nil {
+		return
 	}
 	for {
-		gctx, cancel := context.WithTimeout(ctx, revocationDHTTimeout)
+		gctx, cancel := context.WithTimeout(ctx, tis.RecordTimeout)
 		if data, err := c.disc.GetRecord(gctx, tis.RevocationKey(view.Root())); err == nil {
 			_, _ = revs.Update(data)
 		}
@@ -99,14 +87,14 @@ func (c *TrustCrawler) run(ctx context.Context, view *trust.View, revs *tis.Revo
 			return
 		}
 		log.WithField("identities", view.Scores().Len()).Debug("trust scores computed")
-		if !sleep(ctx, refresh) {
+		if !sleep.For(ctx, refresh) {
 			return
 		}
 	}
 }
 
 // Close stops the crawler and waits for it.
-func (c *TrustCrawler) Close() error {
+func (c *Crawler) Close() error {
 	c.cancel()
 	c.wg.Wait()
 	return errors.Join(c.disc.Close(), c.host.Close())
