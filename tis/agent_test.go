@@ -20,32 +20,12 @@ import (
 	"github.com/pikcio/pikcio/tis/tistest"
 )
 
-// enrolledAgent enrolls a fresh node with s into a new data directory
-// (EnrollFirst) and loads its agent; url "" makes an agent that learns
-// revocations from the record store only.
+// enrolledAgent enrolls a fresh node with s; url "" makes an agent
+// that learns revocations from the record store only.
 func enrolledAgent(t *testing.T, s *tistest.TIS, name, url string) (*tis.Agent, crypto.PrivKey) {
 	t.Helper()
-	priv, _, err := crypto.GenerateEd25519Key(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := peer.IDFromPrivateKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	o := tis.AgentOptions{Root: s.Root, URL: s.URL, RevocationRefresh: 50 * time.Millisecond}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := tis.EnrollFirst(ctx, o, dir, priv, name, name+"@example.org"); err != nil {
-		t.Fatalf("EnrollFirst: %v", err)
-	}
-	o.URL = url
-	a, err := tis.LoadAgent(o, dir, id)
-	if err != nil {
-		t.Fatalf("LoadAgent: %v", err)
-	}
-	return a, priv
+	n := s.EnrollNode(t, name, tis.AgentOptions{URL: url, RevocationRefresh: 50 * time.Millisecond})
+	return n.Agent, n.Key
 }
 
 func newRecords(s *tistest.TIS) *tistest.Records {

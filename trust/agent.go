@@ -88,12 +88,14 @@ type Agent struct {
 	relays    map[peer.ID]relayBand // verified statements of relays
 }
 
-// relayBand is a relay's verified score statement.
+// relayBand is a relay's verified score statement, cached under the
+// certificate and statement it was checked from.
 type relayBand struct {
-	raw     string
-	band    uint8
-	expires time.Time
-	ok      bool
+	cert, statement string
+	serial          tis.Serial // of the certificate, checked against each newer revocation list
+	band            uint8
+	expires         time.Time
+	ok              bool
 }
 
 // NewAgent prepares the trust agent of the node enrolled as ta, whose data
@@ -328,8 +330,8 @@ func (a *Agent) OwnBand() (lo, hi int, ok bool) {
 
 // Band returns the verified score band of relay r and when its statement
 // expires: the statement must be signed by the TIS, current, and for the
-// node ID of the relay's certificate. Answers are cached per relay until
-// its statement changes.
+// node ID of the relay's certificate, which must not be revoked. Answers
+// are cached per relay until its certificate or statement changes.
 func (a *Agent) Band(r Relay) (lo, hi int, expires time.Time, ok bool) {
 	if r.Statement == nil {
 		return 0, 0, time.Time{}, false
@@ -338,7 +340,7 @@ func (a *Agent) Band(r Relay) (lo, hi int, expires time.Time, ok bool) {
 	a.mu.Lock()
 	rb, cached := a.relays[r.ID]
 	a.mu.Unlock()
-	if !cached || rb.raw != string(r.Statement) {
+	if !cached || rb.statement != string(r.Statement) || rb.cert != string(r.Cert) {
 		rb = a.checkBand(r, now)
 		a.mu.Lock()
 		if len(a.relays) >= tis.MaxPeerCerts {
@@ -350,13 +352,16 @@ func (a *Agent) Band(r Relay) (lo, hi int, expires time.Time, ok bool) {
 	if !rb.ok || !now.Before(rb.expires) {
 		return 0, 0, time.Time{}, false
 	}
+	if l := a.tis.Revocations(); l != nil && l.Revoked(rb.serial) {
+		return 0, 0, time.Time{}, false
+	}
 	lo, hi = BandRange(rb.band)
 	return lo, hi, rb.expires, true
 }
 
 // checkBand verifies r's statement against its certificate.
 func (a *Agent) checkBand(r Relay, now time.Time) relayBand {
-	rb := relayBand{raw: string(r.Statement)}
+	rb := relayBand{cert: string(r.Cert), statement: string(r.Statement)}
 	st, err := DecodeRelayScore(r.Statement)
 	if err == nil {
 		err = st.Verify(a.tis.Root(), now)
@@ -366,7 +371,7 @@ func (a *Agent) checkBand(r Relay, now time.Time) relayBand {
 	}
 	c, err := tis.VerifyNodeCertBytes(r.Cert, a.tis.Root(), r.ID, now, a.tis.Revocations())
 	if err == nil && c.ID == st.Node {
-		rb.band, rb.expires, rb.ok = st.Band, st.Expires, true
+		rb.serial, rb.band, rb.expires, rb.ok = c.Serial, st.Band, st.Expires, true
 	}
 	return rb
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/pikcio/pikcio/tis"
 )
@@ -83,4 +84,41 @@ func (s *TIS) Enroll(t testing.TB, name string) Person {
 		t.Fatalf("enroll %s: %v", name, err)
 	}
 	return Person{NodeKey: nodeKey, MatryoshkaKey: mkey, Enrollment: e}
+}
+
+// Node is a node enrolled by EnrollNode: its key, data directory and
+// loaded agent.
+type Node struct {
+	Key   crypto.PrivKey
+	ID    peer.ID
+	Dir   string
+	Agent *tis.Agent
+}
+
+// EnrollNode enrolls a new node called name into a fresh data directory
+// (tis.EnrollFirst) and loads its agent with o, whose Root the TIS's
+// root replaces; o.URL "" makes an agent that learns revocations from
+// the record store only.
+func (s *TIS) EnrollNode(t testing.TB, name string, o tis.AgentOptions) Node {
+	t.Helper()
+	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := peer.IDFromPrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	o.Root = s.Root
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := tis.EnrollFirst(ctx, tis.AgentOptions{Root: s.Root, URL: s.URL}, dir, priv, name, name+"@example.org"); err != nil {
+		t.Fatalf("enroll %s: %v", name, err)
+	}
+	a, err := tis.LoadAgent(o, dir, id)
+	if err != nil {
+		t.Fatalf("load agent %s: %v", name, err)
+	}
+	return Node{Key: priv, ID: id, Dir: dir, Agent: a}
 }
