@@ -139,9 +139,6 @@ func (r *Relay) Hop() Hop {
 	return Hop{ID: r.host.ID(), Addrs: r.host.Addrs(), OnionKey: r.OnionKey().Public}
 }
 
-// IsExit reports whether the relay serves BEGIN.
-func (r *Relay) IsExit() bool { return r.opts.Exit != nil }
-
 // RelayStats are a relay's counters. They say how much, never whom.
 type RelayStats struct {
 	Circuits      int    // open now

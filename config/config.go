@@ -9,6 +9,12 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pikcio/pikcio/circuit"
+	"github.com/pikcio/pikcio/proxy"
+	"github.com/pikcio/pikcio/tis"
+	"github.com/pikcio/pikcio/trust"
+	"github.com/pikcio/pikcio/web"
 )
 
 // Config is the whole configuration of a pikcio node. The zero value is not
@@ -124,10 +130,14 @@ type TrustConfig struct {
 	Attesters []string `toml:"attesters"`
 }
 
-// Default returns the default configuration. It is the only place where
-// defaults are written down; pikcio.example.toml repeats them and a test
-// keeps the two equal.
+// Default returns the default configuration. It is built from the
+// defaults of the packages that own each setting (circuit's relay caps
+// and hop count, proxy's listen addresses and pool timings, web's status
+// address, tis's and trust's refresh intervals); what is written here is
+// what only the configuration has. pikcio.example.toml repeats them and
+// a test keeps the two equal.
 func Default() *Config {
+	relay := circuit.DefaultRelayOptions()
 	return &Config{
 		Node: NodeConfig{
 			DataDir:   "",
@@ -140,22 +150,22 @@ func Default() *Config {
 		},
 		Client: ClientConfig{
 			Enabled:          true,
-			SOCKSListen:      "127.0.0.1:1080",
-			HTTPListen:       "127.0.0.1:8118",
-			StatusListen:     "127.0.0.1:7080",
-			Hops:             3,
-			CircuitDirtiness: Duration(10 * time.Minute),
-			PrebuiltCircuits: 2,
-			ConnectTimeout:   Duration(30 * time.Second),
-			BuildTimeout:     Duration(30 * time.Second),
+			SOCKSListen:      proxy.DefaultSOCKSAddr,
+			HTTPListen:       proxy.DefaultHTTPAddr,
+			StatusListen:     web.DefaultAddr,
+			Hops:             circuit.DefaultHops,
+			CircuitDirtiness: Duration(proxy.DefaultDirtiness),
+			PrebuiltCircuits: proxy.DefaultPrebuilt,
+			ConnectTimeout:   Duration(proxy.DefaultConnectTimeout),
+			BuildTimeout:     Duration(proxy.DefaultBuildTimeout),
 		},
 		Relay: RelayConfig{
 			Enabled:              false,
 			Exit:                 false,
 			ExitPolicy:           []string{},
-			MaxCircuitsPerPeer:   1024,
-			MaxStreamsPerCircuit: 1024,
-			HandshakesPerSecond:  200,
+			MaxCircuitsPerPeer:   relay.MaxCircuitsPerPeer,
+			MaxStreamsPerCircuit: relay.MaxStreamsPerCircuit,
+			HandshakesPerSecond:  int(relay.HandshakesPerSecond),
 			BandwidthRate:        0,
 			BandwidthBurst:       0,
 		},
@@ -163,10 +173,10 @@ func Default() *Config {
 			RootKey:           "",
 			URL:               "",
 			Require:           true,
-			RevocationRefresh: Duration(10 * time.Minute),
+			RevocationRefresh: Duration(tis.DefaultRevocationRefresh),
 		},
 		Trust: TrustConfig{
-			Refresh:             Duration(10 * time.Minute),
+			Refresh:             Duration(trust.DefaultRefresh),
 			MinGuardScore:       0,
 			MinExitScore:        0,
 			PreferContactGuards: true,

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/pikcio/pikcio/circuit"
 	"github.com/pikcio/pikcio/exitnode"
 )
 
@@ -82,7 +83,7 @@ func (c *Config) validate() []*Error {
 			}
 		}
 	}
-	v.between("client.hops", cl.Hops, 1, 8)
+	v.between("client.hops", cl.Hops, 1, circuit.MaxHops)
 	v.positive("client.circuit_dirtiness", cl.CircuitDirtiness)
 	v.between("client.prebuilt_circuits", cl.PrebuiltCircuits, 0, 32)
 	v.positive("client.connect_timeout", cl.ConnectTimeout)

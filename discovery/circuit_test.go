@@ -99,7 +99,7 @@ func TestCircuitThroughDiscoveredRelays(t *testing.T) {
 			k := cr.OnionKey()
 			return RelayInfo{Flags: flags, OnionKey: OnionKey{Key: k.Public, Expires: k.Expires}, ExitPorts: ports}, nil
 		}
-		d, err := New(h, Publish(info), NoDiscovery(), Bootstrap(boot.Addrs()...))
+		d, err := New(h, Publish(info), NoDiscovery(), Bootstrap(p2pAddrs(boot)...))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,7 +116,7 @@ func TestCircuitThroughDiscoveredRelays(t *testing.T) {
 	}
 
 	ch := newHost(t)
-	client, err := New(ch, Bootstrap(boot.Addrs()...), AllowSameSubnet(), RefreshInterval(time.Hour), DataDir(t.TempDir()))
+	client, err := New(ch, Bootstrap(p2pAddrs(boot)...), AllowSameSubnet(), RefreshInterval(time.Hour), DataDir(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,7 @@ func TestDiscoverThroughBootstrap(t *testing.T) {
 			t.Fatalf("relay %d published no address", i)
 		}
 	}
-	if containsID(relays, net.boot.ID()) || containsID(relays, c.ID()) {
+	if containsID(relays, net.boot.host.ID()) || containsID(relays, c.host.ID()) {
 		t.Fatal("bootstrap node or client listed as a relay")
 	}
 	// pikcio's own DHT protocol, never the public one; clients do not serve it.
@@ -113,12 +113,12 @@ func TestBadDescriptorsNeverUsed(t *testing.T) {
 
 	// The hostile node joins the DHT as a server.
 	mh := newHost(t)
-	hostile, err := dht.New(mh, append(hostileDHTOptions(), dht.BootstrapPeers(net.boot.host.Peerstore().PeerInfo(net.boot.ID())))...)
+	hostile, err := dht.New(mh, append(hostileDHTOptions(), dht.BootstrapPeers(net.boot.host.Peerstore().PeerInfo(net.boot.host.ID())))...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { hostile.Close() })
-	if err := mh.Connect(ctx, net.boot.host.Peerstore().PeerInfo(net.boot.ID())); err != nil {
+	if err := mh.Connect(ctx, net.boot.host.Peerstore().PeerInfo(net.boot.host.ID())); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "hostile node in the routing table", func() bool { return hostile.RoutingTable().Size() > 0 })
@@ -177,7 +177,7 @@ func TestBadDescriptorsNeverUsed(t *testing.T) {
 				t.Fatalf("hostile put: %v", err)
 			}
 			rec := record.MakePutRecord(b.key, b.value)
-			for _, p := range []peer.ID{net.boot.ID(), victim.h.ID()} {
+			for _, p := range []peer.ID{net.boot.host.ID(), victim.h.ID()} {
 				if err := hostileMsgr.PutValue(ctx, p, rec); err == nil {
 					t.Fatalf("%v stored a %s descriptor", p, b.name)
 				}

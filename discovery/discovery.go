@@ -17,7 +17,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
-	ma "github.com/multiformats/go-multiaddr"
 	"github.com/multiformats/go-multihash"
 	"github.com/sirupsen/logrus"
 )
@@ -654,16 +653,3 @@ func (d *Discovery) ReportFailure(path []*Descriptor, err error) {
 
 // DHTPeers is the number of peers in the DHT routing table.
 func (d *Discovery) DHTPeers() int { return d.dht.RoutingTable().Size() }
-
-// ID returns the node's peer ID.
-func (d *Discovery) ID() peer.ID { return d.host.ID() }
-
-// Addrs returns the node's multiaddrs with /p2p/, for other nodes'
-// bootstrap lists.
-func (d *Discovery) Addrs() []ma.Multiaddr {
-	addrs, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: d.host.ID(), Addrs: d.host.Addrs()})
-	if err != nil {
-		return nil
-	}
-	return addrs
-}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -75,7 +76,7 @@ func newTestNetwork(t testing.TB, n int, opts ...Option) *testNetwork {
 	if err := boot.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	net := &testNetwork{t: t, boot: boot, bootAddrs: boot.Addrs(), opts: opts}
+	net := &testNetwork{t: t, boot: boot, bootAddrs: p2pAddrs(boot), opts: opts}
 	net.relays = make([]*testRelay, n)
 	var wg sync.WaitGroup
 	errs := make([]error, n)
@@ -168,4 +169,13 @@ func discoverAll(t testing.TB, c *Discovery, want int, timeout time.Duration) {
 		c.Refresh(ctx)
 		return len(c.Relays()) >= want
 	})
+}
+
+// p2pAddrs are d's host's addresses with /p2p/, for bootstrap lists.
+func p2pAddrs(d *Discovery) []ma.Multiaddr {
+	addrs, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: d.host.ID(), Addrs: d.host.Addrs()})
+	if err != nil {
+		return nil
+	}
+	return addrs
 }

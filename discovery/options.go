@@ -194,13 +194,6 @@ func NoDiscovery() Option {
 	return func(o *options) error { o.discover = false; return nil }
 }
 
-// Addrs sets the function giving the addresses a relay publishes; the
-// default is the host's addresses, which may include private ones: a relay
-// should publish the addresses clients can reach.
-func Addrs(f func() []ma.Multiaddr) Option {
-	return func(o *options) error { o.addrs = f; return nil }
-}
-
 // RefreshInterval sets how often relays are looked for (default
 // DefaultRefreshInterval).
 func RefreshInterval(d time.Duration) Option {
@@ -225,12 +218,6 @@ func DescriptorLifetime(d time.Duration) Option {
 	}
 }
 
-// RetryInterval sets how soon a failed publication is retried (default
-// DefaultRetryInterval).
-func RetryInterval(d time.Duration) Option {
-	return func(o *options) error { o.retryInterval = d; return positive("retry interval", d) }
-}
-
 // WithStrategy sets the discovery strategy (default StrategyBoth).
 func WithStrategy(s Strategy) Option {
 	return func(o *options) error {
@@ -242,45 +229,9 @@ func WithStrategy(s Strategy) Option {
 	}
 }
 
-// WalkSize sets the number of random-key lookups per refresh (default
-// DefaultWalkSize).
-func WalkSize(n int) Option {
-	return func(o *options) error {
-		if n < 1 {
-			return fmt.Errorf("walk size %d: %w", n, errOption)
-		}
-		o.walkSize = n
-		return nil
-	}
-}
-
-// FetchConcurrency bounds concurrent descriptor look-ups (default
-// DefaultFetchConcurrency).
-func FetchConcurrency(n int) Option {
-	return func(o *options) error {
-		if n < 1 {
-			return fmt.Errorf("fetch concurrency %d: %w", n, errOption)
-		}
-		o.fetchConcurrency = n
-		return nil
-	}
-}
-
 // FetchTimeout bounds one descriptor look-up (default DefaultFetchTimeout).
 func FetchTimeout(d time.Duration) Option {
 	return func(o *options) error { o.fetchTimeout = d; return positive("fetch timeout", d) }
-}
-
-// MaxSkew sets how far in the future a descriptor's publication time may
-// be (default DefaultMaxSkew).
-func MaxSkew(d time.Duration) Option {
-	return func(o *options) error {
-		if d < 0 {
-			return fmt.Errorf("max skew %v: %w", d, errOption)
-		}
-		o.maxSkew = d
-		return nil
-	}
 }
 
 // AllowSameSubnet lets relays of one path share an IPv4 /16 or IPv6 /32:
@@ -309,18 +260,6 @@ func Guards(n, maxFailures int) Option {
 			return fmt.Errorf("guards %d, failures %d: %w", n, maxFailures, errOption)
 		}
 		o.guards.n, o.guards.maxFailures = n, maxFailures
-		return nil
-	}
-}
-
-// GuardLifetime sets the bounds of a guard's random lifetime (defaults
-// DefaultGuardLifetimeMin and DefaultGuardLifetimeMax).
-func GuardLifetime(lo, hi time.Duration) Option {
-	return func(o *options) error {
-		if lo <= 0 || hi < lo {
-			return fmt.Errorf("guard lifetime %v..%v: %w", lo, hi, errOption)
-		}
-		o.guards.lifetimeMin, o.guards.lifetimeMax = lo, hi
 		return nil
 	}
 }
@@ -370,17 +309,6 @@ func Validator(ns string, v record.Validator) Option {
 			o.validators = map[string]record.Validator{}
 		}
 		o.validators[ns] = v
-		return nil
-	}
-}
-
-// Clock sets the time source (default time.Now), for tests.
-func Clock(now func() time.Time) Option {
-	return func(o *options) error {
-		if now == nil {
-			return fmt.Errorf("nil clock: %w", errOption)
-		}
-		o.now = now
 		return nil
 	}
 }

@@ -12,17 +12,19 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/pikcio/pikcio/circuit"
 )
 
-// Hop counts a path may have. A one-hop path is an exit alone.
+// Hop counts a path may have, those a circuit client accepts. A one-hop
+// path is an exit alone.
 const (
-	DefaultHops = 3
-	MaxHops     = 8
+	DefaultHops = circuit.DefaultHops
+	MaxHops     = circuit.MaxHops
 )
 
-// DefaultPorts are the ports an exit must accept when the destination port
-// is not known yet (a circuit built ahead of its first stream).
-var DefaultPorts = []uint16{443, 80}
+// defaultPorts are the ports an exit must accept when the destination
+// port is not known yet (a circuit built ahead of its first stream).
+var defaultPorts = [...]uint16{443, 80}
 
 // Errors of path selection.
 var (
@@ -71,7 +73,7 @@ type PathRequest struct {
 	// Hops is the number of relays, 1..MaxHops; 0 means DefaultHops.
 	Hops int
 	// Port is the destination port the exit must accept; 0 means not
-	// known, and the exit must accept every port of DefaultPorts.
+	// known, and the exit must accept every port of defaultPorts (443 and 80).
 	Port uint16
 }
 
@@ -110,7 +112,7 @@ func eligible(d *Descriptor, role Role, port uint16) bool {
 		if port != 0 {
 			return d.AcceptsPort(port)
 		}
-		for _, p := range DefaultPorts {
+		for _, p := range defaultPorts {
 			if !d.AcceptsPort(p) {
 				return false
 			}

@@ -54,7 +54,7 @@ func TestScale(t *testing.T) {
 	for i, d := range relays {
 		w[d.PeerID] = float64(1 + i%3)
 	}
-	s := &Selector{Self: full.ID(), Weigher: w, AllowSameSubnet: true}
+	s := &Selector{Self: full.host.ID(), Weigher: w, AllowSameSubnet: true}
 	const paths = 1000
 	use := map[peer.ID][3]int{}
 	exits := map[peer.ID]int{}

@@ -23,7 +23,7 @@ type PoolOptions struct {
 	// ConnectTimeout bounds one stream open (the exit's connect to the
 	// destination). Default 30 seconds.
 	ConnectTimeout time.Duration
-	// BuildTimeout bounds one circuit build. Default 60 seconds.
+	// BuildTimeout bounds one circuit build. Default 30 seconds.
 	BuildTimeout time.Duration
 	// MaxCircuits caps live circuits plus builds in flight. When the cap is
 	// reached the pool closes the idle circuit claimed longest ago; if none
@@ -36,7 +36,7 @@ const (
 	DefaultPrebuilt       = 2
 	DefaultDirtiness      = 10 * time.Minute
 	DefaultConnectTimeout = 30 * time.Second
-	DefaultBuildTimeout   = 60 * time.Second
+	DefaultBuildTimeout   = 30 * time.Second
 	DefaultMaxCircuits    = 32
 
 	// cleanMaxAge: a prebuilt circuit nobody claimed is replaced after this
@@ -49,11 +49,6 @@ const (
 	minBuildBackoff = time.Second
 	maxBuildBackoff = time.Minute
 )
-
-// DefaultPoolOptions returns the documented defaults.
-func DefaultPoolOptions() PoolOptions {
-	return PoolOptions{}.withDefaults()
-}
 
 func (o PoolOptions) withDefaults() PoolOptions {
 	if o.Prebuilt == 0 {
@@ -99,11 +94,6 @@ const (
 	lingerTimeout = time.Second
 	lingerMax     = 16 << 10
 )
-
-// DefaultServerOptions returns the documented defaults.
-func DefaultServerOptions() ServerOptions {
-	return ServerOptions{}.withDefaults()
-}
 
 func (o ServerOptions) withDefaults() ServerOptions {
 	if o.HandshakeTimeout <= 0 {

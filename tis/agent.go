@@ -58,6 +58,9 @@ const (
 	revocationRepublish = time.Hour
 	// EnrollTimeout bounds the enrollment at a node's first start.
 	EnrollTimeout = time.Minute
+	// DefaultRevocationRefresh is how often a node fetches the revocation
+	// list (tis.revocation_refresh).
+	DefaultRevocationRefresh = 10 * time.Minute
 )
 
 // RecordStore is the DHT as the agents of tis and trust use it: put and

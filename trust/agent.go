@@ -25,6 +25,9 @@ const (
 	// ownCheck is how often the agent looks for changes to its own trust
 	// records (OwnFile) and contacts, written by the CLI.
 	ownCheck = 2 * time.Second
+	// DefaultRefresh is how often the records are crawled and the own
+	// records republished (trust.refresh).
+	DefaultRefresh = 10 * time.Minute
 	// ContactGuardBoost multiplies the guard weight of a contact's relay
 	// when Settings.PreferContactGuards is set.
 	ContactGuardBoost = 20

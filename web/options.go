@@ -5,6 +5,10 @@ import (
 	"time"
 )
 
+// DefaultAddr is where the status server listens by default: loopback,
+// port 7080 (config's client.status_listen).
+const DefaultAddr = "127.0.0.1:7080"
+
 // DefaultPollInterval is how often the page's script asks for a new
 // snapshot when Options.PollInterval is zero.
 const DefaultPollInterval = 2 * time.Second

@@ -39,9 +39,10 @@ are accepted. Point a browser at the SOCKS5 proxy. Ctrl-C stops everything.
 Without --data the nodes' keys live in a temporary directory that is
 removed on exit, so every run is a new network.`)
 	relays := fs.Int("relays", demoDefaultRelays, fmt.Sprintf("number of relays, %d to %d", demoMinRelays, demoMaxRelays))
-	socks := fs.String("socks", "127.0.0.1:1080", "SOCKS5 proxy `address` host:port")
-	httpAddr := fs.String("http", "127.0.0.1:8118", "HTTP proxy `address` host:port; \"\" turns it off")
-	status := fs.String("status", "127.0.0.1:7080", "status page `address` host:port; \"\" turns it off")
+	def := config.Default().Client
+	socks := fs.String("socks", def.SOCKSListen, "SOCKS5 proxy `address` host:port")
+	httpAddr := fs.String("http", def.HTTPListen, "HTTP proxy `address` host:port; \"\" turns it off")
+	status := fs.String("status", def.StatusListen, "status page `address` host:port; \"\" turns it off")
 	var policy policyFlag
 	fs.Var(&policy, "exit-policy", "exit `rules` placed before the default policy, comma-separated, e.g. 'accept 127.0.0.1:*' to reach servers on this machine; repeatable")
 	data := fs.String("data", "", "`directory` for the nodes' keys and state, kept after exit (default: a temporary directory, removed on exit)")

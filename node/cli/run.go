@@ -10,6 +10,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/pikcio/pikcio/circuit"
 	"github.com/pikcio/pikcio/config"
 	"github.com/pikcio/pikcio/exitnode"
 	"github.com/pikcio/pikcio/node"
@@ -138,15 +139,16 @@ func (f *nodeFlags) override(role func(c *config.Config)) config.Override {
 
 func runClient(e *env, args []string) int {
 	var f nodeFlags
-	fs := newFlagSet("client", "[flags]", `Run the client: a SOCKS5 proxy (default 127.0.0.1:1080), an HTTP proxy
-(default 127.0.0.1:8118) and a status page (default 127.0.0.1:7080), whose
+	def := config.Default().Client
+	fs := newFlagSet("client", "[flags]", fmt.Sprintf(`Run the client: a SOCKS5 proxy (default %s), an HTTP proxy
+(default %s) and a status page (default %s), whose
 connections go through circuits of relays found in the network joined
-through --bootstrap. Flags override the configuration file.`)
+through --bootstrap. Flags override the configuration file.`, def.SOCKSListen, def.HTTPListen, def.StatusListen))
 	f.common(fs)
-	fs.StringVar(&f.socks, "socks", "", "SOCKS5 proxy `address` host:port; \"\" turns it off (default 127.0.0.1:1080)")
-	fs.StringVar(&f.http, "http", "", "HTTP proxy `address` host:port; \"\" turns it off (default 127.0.0.1:8118)")
-	fs.StringVar(&f.status, "status", "", "status page `address` host:port; \"\" turns it off (default 127.0.0.1:7080)")
-	fs.IntVar(&f.hops, "hops", 0, "relays in each circuit, 1 to 8 (default 3)")
+	fs.StringVar(&f.socks, "socks", "", "SOCKS5 proxy `address` host:port; \"\" turns it off (default "+def.SOCKSListen+")")
+	fs.StringVar(&f.http, "http", "", "HTTP proxy `address` host:port; \"\" turns it off (default "+def.HTTPListen+")")
+	fs.StringVar(&f.status, "status", "", "status page `address` host:port; \"\" turns it off (default "+def.StatusListen+")")
+	fs.IntVar(&f.hops, "hops", 0, fmt.Sprintf("relays in each circuit, 1 to %d (default %d)", circuit.MaxHops, def.Hops))
 	fs.BoolVar(&f.allowSameSubnet, "allow-same-subnet", false, "let one circuit use relays of the same IPv4 /16 or IPv6 /32: only for a network on one machine or one LAN")
 	if code, done := parse(e, fs, args); done {
 		return code
