@@ -4,10 +4,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"github.com/pikcio/pikcio/internal/privfile"
 	"io/fs"
-	"os"
 	"path/filepath"
+
+	"github.com/pikcio/pikcio/internal/privfile"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 )
@@ -20,33 +20,18 @@ const IdentityFile = "identity.key"
 const maxKeyFile = 4 << 10
 
 // ErrKeyPermissions reports an identity key file that others may read.
-var ErrKeyPermissions = errors.New("identity key is readable by other users")
+var ErrKeyPermissions = privfile.ErrPermissions
 
 // prepareDataDir creates dir with mode 0700 if it does not exist, and
 // refuses a path that is not a directory. An existing directory keeps its
 // mode, but a warning says when others can enter it.
 func prepareDataDir(dir string) (warn string, err error) {
-	if dir == "" {
-		return "", errors.New("data directory: empty path")
+	perm, err := privfile.EnsureDir(dir)
+	if err != nil {
+		return "", fmt.Errorf("data directory: %w", err)
 	}
-	fi, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return "", fmt.Errorf("create data directory %s: %w", dir, err)
-		}
-		// MkdirAll is subject to the umask; make the mode exact.
-		if err := os.Chmod(dir, 0o700); err != nil {
-			return "", fmt.Errorf("data directory %s: %w", dir, err)
-		}
-		return "", nil
-	case err != nil:
-		return "", fmt.Errorf("data directory %s: %w", dir, err)
-	case !fi.IsDir():
-		return "", fmt.Errorf("data directory %s: not a directory", dir)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return fmt.Sprintf("data directory %s has mode %04o; 0700 keeps its keys private", dir, fi.Mode().Perm()), nil
+	if perm&0o077 != 0 {
+		return fmt.Sprintf("data directory %s has mode %04o; 0700 keeps its keys private", dir, perm), nil
 	}
 	return "", nil
 }
@@ -83,27 +68,9 @@ func loadOrCreateIdentity(dir string) (crypto.PrivKey, bool, error) {
 }
 
 func readIdentity(path string) (crypto.PrivKey, error) {
-	f, err := os.Open(path)
+	b, err := privfile.Read(path, maxKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("identity key: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("identity key %s: %w", path, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("identity key %s: not a regular file", path)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%w: %s has mode %04o, want 0600 (chmod 600 it)", ErrKeyPermissions, path, fi.Mode().Perm())
-	}
-	if fi.Size() > maxKeyFile {
-		return nil, fmt.Errorf("identity key %s: %d bytes, too large", path, fi.Size())
-	}
-	b := make([]byte, fi.Size())
-	if _, err := f.ReadAt(b, 0); err != nil {
-		return nil, fmt.Errorf("read identity key %s: %w", path, err)
 	}
 	k, err := crypto.UnmarshalPrivateKey(b)
 	if err != nil {

@@ -1,6 +1,10 @@
 package tis
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/pikcio/pikcio/internal/privfile"
+)
 
 // Sentinel errors; test with errors.Is.
 var (
@@ -49,7 +53,7 @@ var (
 	// ErrExists reports that Init found an existing root key or secret.
 	ErrExists = errors.New("TIS directory already initialized")
 	// ErrPermissions reports a secret file that others may read.
-	ErrPermissions = errors.New("secret file readable by other users")
+	ErrPermissions = privfile.ErrPermissions
 	// ErrUnknownSerial reports a serial that this TIS never issued.
 	ErrUnknownSerial = errors.New("unknown serial")
 	// ErrNotLoopback reports plain HTTP requested on a non-loopback address.

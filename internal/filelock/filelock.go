@@ -9,9 +9,13 @@
 package filelock
 
 import (
+	"errors"
 	"fmt"
 	"os"
 )
+
+// ErrLocked reports, from TryLock, a lock another holder has.
+var ErrLocked = errors.New("locked by another holder")
 
 // Lock blocks until it holds an exclusive lock on path (created with mode
 // 0600 if missing), and returns the function that releases it. Holders
@@ -22,6 +26,20 @@ func Lock(path string) (unlock func(), err error) {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	if err := lock(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// TryLock is Lock without waiting: ErrLocked when another holder has the
+// lock. A node locks its data directory with it for as long as it runs.
+func TryLock(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := tryLock(f); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}

@@ -1,6 +1,7 @@
 package filelock
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -73,5 +74,33 @@ func TestLockSerializes(t *testing.T) {
 func TestLockBadPath(t *testing.T) {
 	if _, err := Lock(filepath.Join(t.TempDir(), "missing", "x.lock")); err == nil {
 		t.Fatal("Lock in a missing directory succeeded")
+	}
+}
+
+// TestTryLock: a second holder is refused with ErrLocked while the first
+// holds the lock, and gets it once released.
+func TestTryLock(t *testing.T) {
+	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" {
+		t.Skip("no flock")
+	}
+	path := filepath.Join(t.TempDir(), "lock")
+	unlock, err := TryLock(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, err := TryLock(path); !errors.Is(err, ErrLocked) {
+		if u != nil {
+			u()
+		}
+		t.Fatalf("second TryLock: %v, want ErrLocked", err)
+	}
+	unlock()
+	u, err := TryLock(path)
+	if err != nil {
+		t.Fatalf("TryLock after release: %v", err)
+	}
+	u()
+	if _, err := TryLock(filepath.Join(t.TempDir(), "missing", "lock")); err == nil {
+		t.Fatal("TryLock in a missing directory succeeded")
 	}
 }
