@@ -6,12 +6,15 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/pikcio/pikcio/config"
+	"github.com/pikcio/pikcio/internal/liblog"
 )
 
 // SetupLogging applies the [log] section to the process's logrus logger,
 // which every pikcio package logs through: the level, and the format
-// (text, coloured on a terminal, or one JSON object per line). It is safe
-// to call while logging goes on, as a reload does.
+// (text, coloured on a terminal, or one JSON object per line). The logs
+// of go-libp2p and kad-dht go through logrus too (internal/liblog), so
+// the same level and format apply to them. It is safe to call while
+// logging goes on, as a reload does; call it before the first node starts.
 func SetupLogging(lc config.LogConfig) error {
 	lvl, err := logrus.ParseLevel(lc.Level)
 	if err != nil {
@@ -28,5 +31,6 @@ func SetupLogging(lc config.LogConfig) error {
 	}
 	logrus.SetFormatter(f)
 	logrus.SetLevel(lvl)
+	liblog.Route()
 	return nil
 }
