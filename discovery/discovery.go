@@ -241,27 +241,6 @@ func (d *Discovery) Close() error {
 	return nil
 }
 
-// PutRecord stores value under key ("/ns/...", ns added with Validator)
-// in this node's DHT store and at the closest DHT servers. It fails when
-// the validator refuses the value or this node holds a better one.
-func (d *Discovery) PutRecord(ctx context.Context, key string, value []byte) error {
-	if err := d.dht.PutValue(ctx, key, value); err != nil {
-		return fmt.Errorf("put record %s: %w", key, err)
-	}
-	return nil
-}
-
-// GetRecord returns the best valid value under key among this node's and
-// the closest DHT servers' (by the namespace's Select), or an error
-// wrapping routing.ErrNotFound.
-func (d *Discovery) GetRecord(ctx context.Context, key string) ([]byte, error) {
-	v, err := d.dht.GetValue(ctx, key)
-	if err != nil {
-		return nil, fmt.Errorf("get record %s: %w", key, err)
-	}
-	return v, nil
-}
-
 // Republish asks the publish loop to publish now, e.g. after an onion key
 // rotation. It does not wait.
 func (d *Discovery) Republish() {
