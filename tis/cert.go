@@ -1,14 +1,14 @@
 package tis
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"github.com/pikcio/pikcio/internal/wire"
 	"time"
+
+	"github.com/pikcio/pikcio/internal/wire"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -132,10 +132,7 @@ func (c *Certificate) Encode() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(c.Signature) != ed25519.SignatureSize {
-		return nil, fmt.Errorf("certificate signature of %d bytes: %w", len(c.Signature), ErrMalformed)
-	}
-	return wire.AppendBytes16(b, c.Signature), nil
+	return wire.AppendSignature(b, c.Signature, "certificate", ErrMalformed)
 }
 
 // sign sets Issuer and Signature with the root private key.
@@ -145,7 +142,7 @@ func (c *Certificate) sign(root ed25519.PrivateKey) error {
 	if err != nil {
 		return err
 	}
-	c.Signature = ed25519.Sign(root, append(bytes.Clone(certContext), b...))
+	c.Signature = wire.Sign(root, certContext, b)
 	return nil
 }
 
@@ -197,7 +194,7 @@ func (c *Certificate) Verify(root ed25519.PublicKey, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if len(c.Signature) != ed25519.SignatureSize || !ed25519.Verify(root, append(bytes.Clone(certContext), b...), c.Signature) {
+	if !wire.Verify(root, certContext, b, c.Signature) {
 		return fmt.Errorf("%s certificate %s: %w", c.Type, c.Serial, ErrSignature)
 	}
 	if now.Add(DefaultMaxClockSkew).Before(c.IssuedAt) {

@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"github.com/pikcio/pikcio/internal/privfile"
 	"io"
 	"io/fs"
 	"net"
@@ -16,6 +15,9 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/pikcio/pikcio/internal/privfile"
+	"github.com/pikcio/pikcio/internal/wire"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	pb "github.com/libp2p/go-libp2p/core/crypto/pb"
@@ -122,10 +124,10 @@ func NewEnrollRequest(root ed25519.PublicKey, nodeKey crypto.PrivKey, matryoshka
 	if err != nil {
 		return nil, err
 	}
-	if q.NodeSig, err = nodeKey.Sign(signedBy(enrollNodeContext, body)); err != nil {
+	if q.NodeSig, err = nodeKey.Sign(wire.Signed(enrollNodeContext, body)); err != nil {
 		return nil, fmt.Errorf("sign with node key: %w", err)
 	}
-	q.MatryoshkaSig = ed25519.Sign(matryoshkaKey, signedBy(enrollMatryoshkaContext, body))
+	q.MatryoshkaSig = wire.Sign(matryoshkaKey, enrollMatryoshkaContext, body)
 	return q, nil
 }
 

@@ -43,8 +43,8 @@ func seedRequest(t testing.TB) *EnrollRequest {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q.NodeSig = ed25519.Sign(n, signedBy(enrollNodeContext, body))
-	q.MatryoshkaSig = ed25519.Sign(m, signedBy(enrollMatryoshkaContext, body))
+	q.NodeSig = ed25519.Sign(n, wire.Signed(enrollNodeContext, body))
+	q.MatryoshkaSig = ed25519.Sign(m, wire.Signed(enrollMatryoshkaContext, body))
 	return q
 }
 

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pikcio/pikcio/internal/wire"
 )
 
 func testCtx(t *testing.T) context.Context {
@@ -216,8 +218,8 @@ func TestEnrollRefusesBadRequests(t *testing.T) {
 		if !matrOK {
 			mk = other.mkey
 		}
-		q.NodeSig, _ = nk.Sign(signedBy(enrollNodeContext, body))
-		q.MatryoshkaSig = ed25519.Sign(mk, signedBy(enrollMatryoshkaContext, body))
+		q.NodeSig, _ = nk.Sign(wire.Signed(enrollNodeContext, body))
+		q.MatryoshkaSig = ed25519.Sign(mk, wire.Signed(enrollMatryoshkaContext, body))
 	}
 	foreign := newTestTIS(t, ServerOptions{})
 
@@ -236,8 +238,8 @@ func TestEnrollRefusesBadRequests(t *testing.T) {
 		{"same key twice", func(q *EnrollRequest) {
 			q.MatryoshkaKey = q.NodeKey
 			body, _ := q.body()
-			q.NodeSig, _ = n.key.Sign(signedBy(enrollNodeContext, body))
-			q.MatryoshkaSig, _ = n.key.Sign(signedBy(enrollMatryoshkaContext, body))
+			q.NodeSig, _ = n.key.Sign(wire.Signed(enrollNodeContext, body))
+			q.MatryoshkaSig, _ = n.key.Sign(wire.Signed(enrollMatryoshkaContext, body))
 		}, ErrMalformed},
 		{"empty name", func(q *EnrollRequest) { q.Name = " \t"; resign(q, true, true) }, ErrBadProperties},
 	}

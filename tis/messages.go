@@ -1,12 +1,12 @@
 package tis
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"encoding/binary"
 	"fmt"
-	"github.com/pikcio/pikcio/internal/wire"
 	"time"
+
+	"github.com/pikcio/pikcio/internal/wire"
 
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -79,21 +79,16 @@ func (q *EnrollRequest) Encode() ([]byte, error) {
 	return wire.AppendBytes16(b, q.MatryoshkaSig), nil
 }
 
-// signedBy returns the message a key signs: its context and the body.
-func signedBy(context, body []byte) []byte {
-	return append(bytes.Clone(context), body...)
-}
-
 // verifyProof checks both proofs of possession.
 func (q *EnrollRequest) verifyProof() error {
 	b, err := q.body()
 	if err != nil {
 		return err
 	}
-	if len(q.NodeSig) != ed25519.SignatureSize || !ed25519.Verify(q.NodeKey, signedBy(enrollNodeContext, b), q.NodeSig) {
+	if !wire.Verify(q.NodeKey, enrollNodeContext, b, q.NodeSig) {
 		return fmt.Errorf("node key: %w", ErrProofOfPossession)
 	}
-	if len(q.MatryoshkaSig) != ed25519.SignatureSize || !ed25519.Verify(q.MatryoshkaKey, signedBy(enrollMatryoshkaContext, b), q.MatryoshkaSig) {
+	if !wire.Verify(q.MatryoshkaKey, enrollMatryoshkaContext, b, q.MatryoshkaSig) {
 		return fmt.Errorf("matryoshka key: %w", ErrProofOfPossession)
 	}
 	return nil

@@ -73,11 +73,10 @@ func NewRelayScoreRequest(nodeKey crypto.PrivKey, nodeCert *Certificate, mkey ed
 	if err != nil {
 		return nil, err
 	}
-	msg := signedBy(relayScoreRequestContext, b)
-	if q.NodeSig, err = nodeKey.Sign(msg); err != nil {
+	if q.NodeSig, err = nodeKey.Sign(wire.Signed(relayScoreRequestContext, b)); err != nil {
 		return nil, fmt.Errorf("relay score request: %w", err)
 	}
-	q.MatryoshkaSig = ed25519.Sign(mkey, msg)
+	q.MatryoshkaSig = wire.Sign(mkey, relayScoreRequestContext, b)
 	return q, nil
 }
 
@@ -143,9 +142,8 @@ func (s *Server) checkRelayScoreRequest(q *RelayScoreRequest) (node, matryoshka 
 	if err != nil {
 		return ID{}, ID{}, err
 	}
-	msg := signedBy(relayScoreRequestContext, b)
-	if len(q.NodeSig) != ed25519.SignatureSize || !ed25519.Verify(q.NodeCert.SubjectKey, msg, q.NodeSig) ||
-		len(q.MatryoshkaSig) != ed25519.SignatureSize || !ed25519.Verify(q.MatryoshkaCert.SubjectKey, msg, q.MatryoshkaSig) {
+	if !wire.Verify(q.NodeCert.SubjectKey, relayScoreRequestContext, b, q.NodeSig) ||
+		!wire.Verify(q.MatryoshkaCert.SubjectKey, relayScoreRequestContext, b, q.MatryoshkaSig) {
 		return ID{}, ID{}, ErrProofOfPossession
 	}
 	s.mu.Lock()

@@ -5,10 +5,11 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"fmt"
-	"github.com/pikcio/pikcio/internal/wire"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/pikcio/pikcio/internal/wire"
 )
 
 const (
@@ -63,10 +64,7 @@ func (l *RevocationList) Encode() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(l.Signature) != ed25519.SignatureSize {
-		return nil, fmt.Errorf("revocation list signature of %d bytes: %w", len(l.Signature), ErrMalformed)
-	}
-	return wire.AppendBytes16(b, l.Signature), nil
+	return wire.AppendSignature(b, l.Signature, "revocation list", ErrMalformed)
 }
 
 func (l *RevocationList) sign(root ed25519.PrivateKey) error {
@@ -75,7 +73,7 @@ func (l *RevocationList) sign(root ed25519.PrivateKey) error {
 	if err != nil {
 		return err
 	}
-	l.Signature = ed25519.Sign(root, append(bytes.Clone(revocationContext), b...))
+	l.Signature = wire.Sign(root, revocationContext, b)
 	return nil
 }
 
@@ -134,7 +132,7 @@ func (l *RevocationList) Verify(root ed25519.PublicKey) error {
 	if err != nil {
 		return err
 	}
-	if len(l.Signature) != ed25519.SignatureSize || !ed25519.Verify(root, append(bytes.Clone(revocationContext), b...), l.Signature) {
+	if !wire.Verify(root, revocationContext, b, l.Signature) {
 		return fmt.Errorf("revocation list %d: %w", l.Sequence, ErrSignature)
 	}
 	return nil

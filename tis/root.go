@@ -7,11 +7,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"github.com/pikcio/pikcio/internal/privfile"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/pikcio/pikcio/internal/privfile"
 )
 
 // Files of a TIS directory, all mode 0600 in a directory of mode 0700.

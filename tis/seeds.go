@@ -72,7 +72,7 @@ func NewSeedList(ids []ID, issued time.Time, root ed25519.PrivateKey) (*SeedList
 	if err != nil {
 		return nil, err
 	}
-	l.Signature = ed25519.Sign(root, signedBy(seedListContext, b))
+	l.Signature = wire.Sign(root, seedListContext, b)
 	return l, nil
 }
 
@@ -82,10 +82,7 @@ func (l *SeedList) Encode() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(l.Signature) != ed25519.SignatureSize {
-		return nil, fmt.Errorf("seed list signature: %w", ErrMalformed)
-	}
-	return wire.AppendBytes16(b, l.Signature), nil
+	return wire.AppendSignature(b, l.Signature, "seed list", ErrMalformed)
 }
 
 // DecodeSeedList parses a canonical seed list (form only).
@@ -133,7 +130,7 @@ func (l *SeedList) Verify(root ed25519.PublicKey, now time.Time) error {
 	if l.Issuer != RootKeyID(root) {
 		return fmt.Errorf("seed list by %s: %w", l.Issuer, ErrUnknownIssuer)
 	}
-	if len(l.Signature) != ed25519.SignatureSize || !ed25519.Verify(root, signedBy(seedListContext, b), l.Signature) {
+	if !wire.Verify(root, seedListContext, b, l.Signature) {
 		return fmt.Errorf("seed list: %w", ErrSignature)
 	}
 	if l.IssuedAt.After(now.Add(DefaultMaxClockSkew)) {

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/pikcio/pikcio/internal/privfile"
 	"io"
 	"io/fs"
 	"net"
@@ -19,6 +18,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/pikcio/pikcio/internal/privfile"
 
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/sirupsen/logrus"

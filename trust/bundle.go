@@ -112,7 +112,7 @@ func (b *Bundle) Sign(key ed25519.PrivateKey) error {
 	if err != nil {
 		return err
 	}
-	b.Signature = ed25519.Sign(key, signed(bundleContext, body))
+	b.Signature = wire.Sign(key, bundleContext, body)
 	return nil
 }
 
@@ -122,10 +122,7 @@ func (b *Bundle) Encode() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(b.Signature) != ed25519.SignatureSize {
-		return nil, fmt.Errorf("bundle signature of %d bytes: %w", len(b.Signature), ErrMalformed)
-	}
-	return wire.AppendBytes16(body, b.Signature), nil
+	return wire.AppendSignature(body, b.Signature, "bundle", ErrMalformed)
 }
 
 // DecodeBundle parses a canonical bundle (form only; call Verify).

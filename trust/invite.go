@@ -5,9 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"github.com/pikcio/pikcio/internal/wire"
 	"strings"
 	"time"
+
+	"github.com/pikcio/pikcio/internal/wire"
 
 	ma "github.com/multiformats/go-multiaddr"
 )

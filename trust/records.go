@@ -1,11 +1,11 @@
 package trust
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"fmt"
-	"github.com/pikcio/pikcio/internal/wire"
 	"time"
+
+	"github.com/pikcio/pikcio/internal/wire"
 
 	"github.com/pikcio/pikcio/tis"
 )
@@ -45,10 +45,8 @@ var (
 	relayScoreContext  = []byte(relaySignatureContext)
 )
 
-func signed(ctx, body []byte) []byte { return append(bytes.Clone(ctx), body...) }
-
 func checkSig(what string, key ed25519.PublicKey, ctx, body, sig []byte) error {
-	if len(key) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize || !ed25519.Verify(key, signed(ctx, body), sig) {
+	if !wire.Verify(key, ctx, body, sig) {
 		return fmt.Errorf("%s: %w", what, ErrSignature)
 	}
 	return nil
@@ -115,7 +113,7 @@ func (v *Vouch) Sign(key ed25519.PrivateKey) error {
 	if err != nil {
 		return err
 	}
-	v.Signature = ed25519.Sign(key, signed(vouchContext, b))
+	v.Signature = wire.Sign(key, vouchContext, b)
 	return nil
 }
 
@@ -125,10 +123,7 @@ func (v *Vouch) Encode() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(v.Signature) != ed25519.SignatureSize {
-		return nil, fmt.Errorf("vouch signature of %d bytes: %w", len(v.Signature), ErrMalformed)
-	}
-	return wire.AppendBytes16(b, v.Signature), nil
+	return wire.AppendSignature(b, v.Signature, "vouch", ErrMalformed)
 }
 
 // DecodeVouch parses a canonical vouch. It checks the form only; call
@@ -204,7 +199,7 @@ func (w *Withdrawal) Sign(key ed25519.PrivateKey) error {
 	if err != nil {
 		return err
 	}
-	w.Signature = ed25519.Sign(key, signed(withdrawalContext, b))
+	w.Signature = wire.Sign(key, withdrawalContext, b)
 	return nil
 }
 
@@ -214,10 +209,7 @@ func (w *Withdrawal) Encode() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(w.Signature) != ed25519.SignatureSize {
-		return nil, fmt.Errorf("withdrawal signature of %d bytes: %w", len(w.Signature), ErrMalformed)
-	}
-	return wire.AppendBytes16(b, w.Signature), nil
+	return wire.AppendSignature(b, w.Signature, "withdrawal", ErrMalformed)
 }
 
 // DecodeWithdrawal parses a canonical withdrawal (form only).
@@ -307,7 +299,7 @@ func (a *Attestation) Sign(key ed25519.PrivateKey) error {
 	if err != nil {
 		return err
 	}
-	a.Signature = ed25519.Sign(key, signed(attestationContext, b))
+	a.Signature = wire.Sign(key, attestationContext, b)
 	return nil
 }
 
@@ -317,10 +309,7 @@ func (a *Attestation) Encode() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(a.Signature) != ed25519.SignatureSize {
-		return nil, fmt.Errorf("attestation signature of %d bytes: %w", len(a.Signature), ErrMalformed)
-	}
-	return wire.AppendBytes16(b, a.Signature), nil
+	return wire.AppendSignature(b, a.Signature, "attestation", ErrMalformed)
 }
 
 // DecodeAttestation parses a canonical attestation (form only).
@@ -439,7 +428,7 @@ func (s *RelayScore) Sign(root ed25519.PrivateKey) error {
 	if err != nil {
 		return err
 	}
-	s.Signature = ed25519.Sign(root, signed(relayScoreContext, b))
+	s.Signature = wire.Sign(root, relayScoreContext, b)
 	return nil
 }
 
@@ -449,10 +438,7 @@ func (s *RelayScore) Encode() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(s.Signature) != ed25519.SignatureSize {
-		return nil, fmt.Errorf("relay score signature of %d bytes: %w", len(s.Signature), ErrMalformed)
-	}
-	return wire.AppendBytes16(b, s.Signature), nil
+	return wire.AppendSignature(b, s.Signature, "relay score", ErrMalformed)
 }
 
 // DecodeRelayScore parses a canonical relay score statement (form only).

@@ -223,10 +223,10 @@ func mac(key, transcript []byte) [macSize]byte {
 // from its certificates.
 func (p *part) sign(self Self, nodeKey crypto.PrivKey, key, transcript []byte) error {
 	p.MAC = mac(key, transcript)
-	p.Sig = ed25519.Sign(self.MatryoshkaKey, append(slices.Clone(matryoshkaContext), transcript...))
+	p.Sig = wire.Sign(self.MatryoshkaKey, matryoshkaContext, transcript)
 	p.NodeSig = nil
 	if p.NCert != nil {
-		sig, err := nodeKey.Sign(append(slices.Clone(nodeContext), transcript...))
+		sig, err := nodeKey.Sign(wire.Signed(nodeContext, transcript))
 		if err != nil {
 			return fmt.Errorf("node signature: %w", err)
 		}
@@ -247,7 +247,7 @@ func (p *part) verify(transcript []byte, root ed25519.PublicKey, now time.Time, 
 	if err := tis.VerifyMatryoshkaCert(p.MCert, root, p.MCert.SubjectKey, now, revs); err != nil {
 		return fmt.Errorf("%w: %w", ErrCertificate, err)
 	}
-	if !ed25519.Verify(p.MCert.SubjectKey, append(slices.Clone(matryoshkaContext), transcript...), p.Sig) {
+	if !wire.Verify(p.MCert.SubjectKey, matryoshkaContext, transcript, p.Sig) {
 		return fmt.Errorf("matryoshka signature: %w", ErrBadProof)
 	}
 	if p.NCert == nil {
@@ -264,7 +264,7 @@ func (p *part) verify(transcript []byte, root ed25519.PublicKey, now time.Time, 
 	if err != nil {
 		return fmt.Errorf("%w: node key: %w", ErrCertificate, err)
 	}
-	ok, err := pub.Verify(append(slices.Clone(nodeContext), transcript...), p.NodeSig)
+	ok, err := pub.Verify(wire.Signed(nodeContext, transcript), p.NodeSig)
 	if err != nil || !ok {
 		return fmt.Errorf("node signature: %w", ErrBadProof)
 	}
