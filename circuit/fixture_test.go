@@ -3,12 +3,9 @@ package circuit
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"io"
 	"net"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 
 	"github.com/pikcio/pikcio/exitnode"
+	"github.com/pikcio/pikcio/internal/testutil"
 )
 
 // testNet is a client and relays on loopback; the last relay is the exit
@@ -118,41 +116,9 @@ func (n *testNet) build(t testing.TB, idx ...int) *Circuit {
 }
 
 // echoServer echoes every connection on 127.0.0.1 and half-closes after EOF.
-func echoServer(t testing.TB) (uint16, func() int) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	conns := make(chan int, 1)
-	conns <- 0
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			conns <- <-conns + 1
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-				_ = c.(*net.TCPConn).CloseWrite()
-			}()
-		}
-	}()
-	t.Cleanup(func() { _ = l.Close(); <-done })
-	return uint16(l.Addr().(*net.TCPAddr).Port), func() int { v := <-conns; conns <- v; return v }
-}
+func echoServer(t testing.TB) (uint16, func() int) { return testutil.EchoServer(t) }
 
-func randBytes(t testing.TB, n int) []byte {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func randBytes(t testing.TB, n int) []byte { return testutil.RandomBytes(t, n) }
 
 // roundTrip sends data through an echo stream and checks it comes back.
 func roundTrip(t testing.TB, s net.Conn, data []byte) {
@@ -177,31 +143,11 @@ func roundTrip(t testing.TB, s net.Conn, data []byte) {
 	}
 }
 
-// checkNoLeak waits for the goroutine count to return to base.
+// checkNoLeak waits until no goroutine of circuit's is left (base, the
+// count at the start, is what it was before testutil took over).
 func checkNoLeak(t testing.TB, base int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		n := runtime.NumGoroutine()
-		if n <= base {
-			return
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			var ours []string
-			for _, g := range strings.Split(string(buf), "\n\n") {
-				if strings.Contains(g, "pikcio/circuit.") && !strings.Contains(g, "checkNoLeak") {
-					ours = append(ours, g)
-				}
-			}
-			if len(ours) > 0 {
-				t.Fatalf("%d goroutines, %d at start; ours:\n%s", n, base, strings.Join(ours, "\n\n"))
-			}
-			return // only libp2p's own background workers remain
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.CheckNoLeaks(t, "pikcio/circuit.")
 }
 
 func isTimeout(err error) bool {

@@ -10,20 +10,15 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"github.com/pikcio/pikcio/internal/testutil"
 	"github.com/sirupsen/logrus"
 	"github.com/sirupsen/logrus/hooks/test"
 )
 
-// waitFor polls cond until it holds, failing the test after a few seconds.
+// waitFor polls cond until it holds, failing the test after 15 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 15*time.Second, what, cond)
 }
 
 func writeFile(t *testing.T, path, content string) {

@@ -9,11 +9,11 @@ import (
 	"net"
 	"slices"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pikcio/pikcio/circuit"
+	"github.com/pikcio/pikcio/internal/testutil"
 )
 
 // loopbackExit is an exit dialer that reaches 127.0.0.1 only.
@@ -29,23 +29,8 @@ func (loopbackExit) DialExit(ctx context.Context, host string, port uint16) (net
 
 // echoServer accepts on 127.0.0.1 and echoes until closed.
 func echoServer(t *testing.T) uint16 {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() { defer c.Close(); io.Copy(c, c) })
-		}
-	})
-	return uint16(l.Addr().(*net.TCPAddr).Port)
+	port, _ := testutil.EchoServer(t)
+	return port
 }
 
 // circuitBuild adapts a circuit client to a BuildFunc: the path becomes

@@ -2,12 +2,9 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"net/netip"
-	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +14,7 @@ import (
 
 	"github.com/pikcio/pikcio/circuit"
 	"github.com/pikcio/pikcio/exitnode"
+	"github.com/pikcio/pikcio/internal/testutil"
 	"github.com/pikcio/pikcio/proxy"
 )
 
@@ -111,34 +109,13 @@ func newNetwork(tb testing.TB, popts proxy.PoolOptions) *network {
 // waitPrebuilt waits until the pool has a clean circuit ready.
 func (n *network) waitPrebuilt(tb testing.TB) {
 	tb.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for n.pool.Stats().Clean == 0 {
-		if time.Now().After(deadline) {
-			tb.Fatal("no prebuilt circuit after 20 s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.WaitFor(tb, 20*time.Second, "a prebuilt circuit", func() bool { return n.pool.Stats().Clean > 0 })
 }
 
-// fileServer serves a random file at /file and a small page at /.
+// fileServer serves a random file at /file and a small page at / on
+// 127.0.0.1, and returns its port.
 func fileServer(tb testing.TB, size int) (port string, body []byte) {
-	tb.Helper()
-	body = make([]byte, size)
-	if _, err := rand.Read(body); err != nil {
-		tb.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/file", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		_, _ = w.Write(body)
-	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = w.Write([]byte(`<!doctype html><html><head><title>pikcio e2e</title></head><body><h1 id="greeting">Hello through three hops</h1></body></html>`))
-	})
-	srv := httptest.NewServer(mux)
-	tb.Cleanup(srv.Close)
-	_, port, _ = net.SplitHostPort(srv.Listener.Addr().String())
+	u, body := testutil.FileServer(tb, size)
+	_, port, _ = net.SplitHostPort(strings.TrimSuffix(strings.TrimPrefix(u, "http://"), "/file"))
 	return port, body
 }

@@ -3,11 +3,8 @@ package integration
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"fmt"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pikcio/pikcio/internal/testutil"
 )
 
 // binary is the pikcio command built by TestMain.
@@ -186,20 +185,7 @@ func freePort(t *testing.T) string {
 
 // fileServer serves size random bytes at /file on 127.0.0.1.
 func fileServer(t *testing.T, size int) (url string, body []byte) {
-	t.Helper()
-	body = make([]byte, size)
-	if _, err := rand.Read(body); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/file" {
-			http.NotFound(w, r)
-			return
-		}
-		http.ServeContent(w, r, "file", time.Time{}, bytes.NewReader(body))
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL + "/file", body
+	return testutil.FileServer(t, size)
 }
 
 func needCurl(t *testing.T) string {

@@ -10,9 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +19,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/pikcio/pikcio/config"
+	"github.com/pikcio/pikcio/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -223,40 +222,15 @@ func isSOCKSCode(err error, code byte) bool {
 	return errors.As(err, &se) && se.code == code
 }
 
-// waitFor polls cond until it holds or timeout passes.
+// waitFor polls cond until it holds or timeout passes (testutil.WaitFor).
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.WaitFor(t, timeout, what, cond)
 }
 
 // checkNoLeak waits until no goroutine of pikcio's packages is left, other
-// than the test's own.
+// than the tests' own.
 func checkNoLeak(t testing.TB) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		buf := make([]byte, 4<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var ours []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "github.com/pikcio/pikcio/") &&
-				!strings.Contains(g, "checkNoLeak") && !strings.Contains(g, "testing.tRunner") &&
-				!strings.Contains(g, "testing.(*T).Run") {
-				ours = append(ours, g)
-			}
-		}
-		if len(ours) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines of pikcio left:\n%s", len(ours), strings.Join(ours, "\n\n"))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testutil.CheckNoLeaks(t, testutil.Pikcio)
 }

@@ -3,14 +3,12 @@ package node
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -20,24 +18,12 @@ import (
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/pikcio/pikcio/config"
+	"github.com/pikcio/pikcio/internal/testutil"
 )
 
 // fileServer serves size random bytes at /file on 127.0.0.1.
 func fileServer(t testing.TB, size int) (url string, body []byte) {
-	t.Helper()
-	body = make([]byte, size)
-	if _, err := rand.Read(body); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/file" {
-			http.NotFound(w, r)
-			return
-		}
-		_, _ = w.Write(body)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL + "/file", body
+	return testutil.FileServer(t, size)
 }
 
 func get(t testing.TB, c *http.Client, url string) ([]byte, error) {

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/pikcio/pikcio/internal/testutil"
 	"github.com/pikcio/pikcio/proxy"
 	"github.com/pikcio/pikcio/proxy/proxytest"
 )
@@ -59,25 +59,7 @@ func TestMain(m *testing.M) {
 
 // checkLeaks fails t if, once its other cleanups ran, goroutines remain above
 // the count at the call. Call it first in a test.
-func checkLeaks(t testing.TB) {
-	base := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			n := runtime.NumGoroutine()
-			if n <= base {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("goroutine leak: %d goroutines, %d before\n%s", n, base, buf)
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	})
-}
+func checkLeaks(t testing.TB) { testutil.NoExtraGoroutines(t) }
 
 // backend is a local HTTP server on 127.0.0.1 that records the headers it
 // received.
@@ -197,16 +179,10 @@ func dialTimeout(t testing.TB, addr string) net.Conn {
 	return c
 }
 
-// waitFor polls cond for up to 5 s.
+// waitFor polls cond for up to 15 s.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 15*time.Second, what, cond)
 }
 
 func mustURL(t testing.TB, s string) *url.URL {

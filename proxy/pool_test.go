@@ -10,49 +10,15 @@ import (
 	"time"
 
 	"github.com/pikcio/pikcio/internal/endreason"
+	"github.com/pikcio/pikcio/internal/testutil"
 	"github.com/pikcio/pikcio/proxy"
 	"github.com/pikcio/pikcio/proxy/proxytest"
 )
 
 // echoServer is a TCP echo server on 127.0.0.1.
 func echoServer(t testing.TB) uint16 {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, _ = io.Copy(c, c)
-				_ = c.Close()
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = l.Close()
-		mu.Lock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return portOf(t, l.Addr())
+	port, _ := testutil.EchoServer(t)
+	return port
 }
 
 // fakeClock is a settable clock for the pool.

@@ -1,0 +1,74 @@
+package localnet_test
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	golog "github.com/ipfs/go-log/v2"
+	"github.com/sirupsen/logrus"
+
+	"github.com/pikcio/pikcio/internal/testutil"
+	"github.com/pikcio/pikcio/node/localnet"
+)
+
+func TestMain(m *testing.M) {
+	golog.SetAllLoggers(golog.LevelFatal)
+	logrus.SetLevel(logrus.WarnLevel)
+	os.Exit(m.Run())
+}
+
+// TestStartTest: the network's client builds a circuit through enrolled
+// relays and fetches a file from a loopback server through its HTTP
+// proxy; the relays of the seeds' vouchees get trust bands; Close stops
+// everything.
+func TestStartTest(t *testing.T) {
+	fileURL, body := testutil.FileServer(t, 256<<10)
+	n := localnet.StartTest(t, 3, nil)
+	if len(n.Relays) != 3 || n.Exits != 2 || n.Client == nil {
+		t.Fatalf("%d relays, %d exits, client %v", len(n.Relays), n.Exits, n.Client)
+	}
+	select {
+	case <-n.Client.Ready():
+	case <-time.After(90 * time.Second):
+		t.Fatal("no circuit after 90 s")
+	}
+	proxyURL := &url.URL{Scheme: "http", Host: n.Client.HTTPAddr().String()}
+	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}, Timeout: 60 * time.Second}
+	resp, err := hc.Get(fileURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("fetched %d bytes (%v), want %d", len(got), err, len(body))
+	}
+	// Relay 2 is vouched for by both seeds: the TIS states a band for it.
+	testutil.WaitFor(t, 60*time.Second, "a trust band for relay 2", func() bool {
+		rep, err := n.Client.TrustReport(n.Relays[2].ID().String())
+		return err == nil && rep.Band != nil && rep.Band.Min > 0
+	})
+	if err := n.Close(); err != nil {
+		t.Logf("close: %v", err)
+	}
+	if err := n.Close(); err != nil {
+		t.Logf("second close: %v", err)
+	}
+	testutil.CheckNoLeaks(t, testutil.Pikcio)
+}
+
+func TestStartErrors(t *testing.T) {
+	for _, relays := range []int{localnet.MinRelays - 1, localnet.MaxRelays + 1} {
+		if _, err := localnet.Start(t.Context(), localnet.Options{Dir: t.TempDir(), Relays: relays}); err == nil {
+			t.Fatalf("Start with %d relays succeeded", relays)
+		}
+	}
+	if _, err := localnet.Start(t.Context(), localnet.Options{Relays: 3}); err == nil {
+		t.Fatal("Start without a directory succeeded")
+	}
+}
