@@ -26,7 +26,7 @@ func (n *Node) buildCircuit(ctx context.Context) (proxy.Circuit, error) {
 	c, path, err := b.Build(ctx, req)
 	if err != nil {
 		if ctx.Err() == nil {
-			n.activity.record("build", "circuit build failed: "+err.Error(), "")
+			n.activity.Record("build", "circuit build failed: "+err.Error(), "")
 		}
 		if isSelectError(err) {
 			n.pokeKeeper()

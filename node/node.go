@@ -50,7 +50,7 @@ type Node struct {
 	trust    *trust.Agent      // nil without tis.root_key
 	invites  *exchange.Service // nil without tis.root_key
 	require  bool              // tis.require: relays and previous hops must be enrolled
-	activity *activity
+	activity *web.Activity
 
 	hops     atomic.Int64
 	joined   chan struct{}
@@ -109,7 +109,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 		joined:   make(chan struct{}),
 		ready:    make(chan struct{}),
 		poke:     make(chan struct{}, 1),
-		activity: newActivity(),
+		activity: web.NewActivity(),
 	}
 	n.hops.Store(int64(cfg.Client.Hops))
 	n.ctx, n.cancel = context.WithCancel(context.Background())

@@ -58,8 +58,8 @@ func (n *Node) StatusWith(destinations bool) Status {
 		PeerID:     n.host.ID().String(),
 		Started:    started,
 		Addrs:      []string{},
-		Throughput: n.activity.samples(),
-		Errors:     n.activity.recent(destinations),
+		Throughput: n.activity.Samples(),
+		Errors:     n.activity.Recent(destinations),
 	}
 	if !started.IsZero() {
 		st.Uptime = now.Sub(started).Seconds()
@@ -159,7 +159,7 @@ func (n *Node) clientStatus(now time.Time, cc *circuit.Client, pool *proxy.Pool)
 		Builds:        ps.Builds,
 		BuildFailures: ps.BuildFailures,
 	}
-	cs.Pool.BytesUp, cs.Pool.BytesDown = n.activity.totals()
+	cs.Pool.BytesUp, cs.Pool.BytesDown = n.activity.Totals()
 	infos := pool.Snapshot()
 	slices.SortFunc(infos, func(a, b proxy.CircuitInfo) int { return cmp.Compare(b.Age, a.Age) })
 	for _, ci := range infos {
