@@ -1,5 +1,9 @@
 // Package node assembles a pikcio node from its configuration: a libp2p
-// host and the roles it plays.
+// host and the roles it plays. It is wiring: the work is done by the
+// packages that own each concept (circuit, discovery, proxy, tis's and
+// trust's agents, web), and node connects their hooks, adapts
+// descriptors for the agents, and runs their loops under its own
+// lifetime (Close waits for them).
 //
 //   - Client: discovery in client mode (it finds relays through the DHT
 //     and keeps entry guards), a circuit.Client, and the proxy package's
@@ -29,7 +33,7 @@
 //
 // A node without bootstrap peers is where others join: it waits for them.
 // A node with bootstrap peers joins through them in the background and
-// retries (1 s, doubling to 30 s) until one answers. A client refreshes its
+// retries (discovery.Join: 1 s, doubling to 30 s) until one answers. A client refreshes its
 // relay directory every second or so (backing off) until it can make a
 // path, then starts building circuits; the first built circuit closes
 // Ready.
@@ -58,6 +62,12 @@
 //     for 30 s). A guard so sees the client's certificate; a middle or an
 //     exit only the certificate of the relay before it, never the
 //     client's. A refused circuit gets DESTROY(circuit.DestroyNotAdmitted).
+//
+// The certificate protocol, the admission cache and the revocation loop
+// are tis.Agent's; the trust loops (the own bundle and the seed list into
+// the DHT, the crawl, the relay's score statement, relays' bands and the
+// weights of path selection) are trust.Agent's. Both work on the DHT
+// through tis.RecordStore.
 //
 // Revocation lists travel through the TIS and the DHT. The node registers
 // tis.RevocationValidator for tis.RevocationNamespace in its DHT

@@ -94,13 +94,28 @@
 // Validate/Select methods of a libp2p record validator so the same blob can
 // travel through the DHT under RevocationKey.
 //
+// # A node's agent
+//
+// Agent is an enrolled node's part in the TIS (LoadAgent reads its
+// enrollment; EnrollFirst enrolls at a first start). It serves the node's
+// certificate on CertProtocol (Serve), checks a relay's certificate from
+// its descriptor (VerifyRelay) and a previous hop's by asking it on the
+// connection it has, never dialing (AdmitPeer; answers cached per peer, a
+// refusal for 30 s, at most MaxPeerCerts), and keeps the revocation list
+// (KeepRevocations): fetched from the TIS when the agent has its URL and
+// PUT into the DHT, and read from the DHT by every node. The DHT is a
+// RecordStore, a two-method interface (*discovery.Discovery is one;
+// tistest.Records an in-memory one for tests); a list it answers counts
+// only if it verifies against the pinned root and is newer.
+//
 // # Encodings
 //
 // Certificates, revocation lists, enrollment requests and answers have
 // canonical binary encodings: a version byte, fields in a fixed order,
 // big-endian integers, uint16 length prefixes, size caps, no trailing
-// bytes. Signatures are over a context string and the encoding, so any
-// decoded value re-encodes to the bytes that were signed.
+// bytes. Signatures are over a context string and the encoding
+// (internal/wire's signed-record pattern), so any decoded value
+// re-encodes to the bytes that were signed.
 //
 // # Limits
 //

@@ -176,6 +176,19 @@
 // trust.prefer_contact_guards a contact's relay is 20 times more likely
 // as a guard.
 //
+// # A node's agent
+//
+// Agent is an enrolled node's part in the trust system, on top of its
+// tis.Agent: Keep puts the TIS's seed list and the node's own bundle
+// (OwnFile, written by the CLI) into the DHT when they change and every
+// Settings.Refresh, and crawls the records into its View; KeepRelayScore
+// keeps a relay's statement from the TIS (Statement, OwnBand); Band and
+// Weight check relays' statements against their certificates (cached per
+// relay until its certificate or statement changes, and never for a
+// revoked certificate) and weigh them for path selection; Report answers
+// the status server's trust query (web.TrustReport). The DHT is a
+// tis.RecordStore. Crawler keeps a View for a TIS that runs on its own.
+//
 // # Invite codes
 //
 // An Invite is the start of a contact exchange (trust/exchange carries it
