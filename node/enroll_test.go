@@ -2,13 +2,17 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/pikcio/pikcio/config"
 	"github.com/pikcio/pikcio/tis"
@@ -131,4 +135,64 @@ func TestEnrollErrors(t *testing.T) {
 	if _, _, err := tis.LoadEnrollment(cfg.Node.DataDir); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("enrollment after a refusal: %v", err)
 	}
+}
+
+// TestEnrollInterrupted: a first-start enrollment with a TIS that never
+// answers ends when New's context does (SIGINT in the CLI), not after
+// tis.EnrollTimeout, and leaves no enrollment and no lock behind.
+func TestEnrollInterrupted(t *testing.T) {
+	s := newTestTIS(t)
+	// A TIS address that accepts connections and never answers.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	})
+	cfg := testConfig(t)
+	s.use(cfg)
+	cfg.TIS.URL = tis.BaseURL(l.Addr().String())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start := time.Now()
+	_, err = New(ctx, cfg, Options{Enroll: enrollee(0)})
+	took := time.Since(start)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("New: %v, want context.Canceled", err)
+	}
+	if took > 5*time.Second {
+		t.Fatalf("New returned %v after the cancel", took)
+	}
+	if _, _, err := tis.LoadEnrollment(cfg.Node.DataDir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("enrollment after an interrupted one: %v", err)
+	}
+	// The data directory is free again.
+	s.use(cfg)
+	n, err := New(t.Context(), cfg, Options{Enroll: enrollee(0)})
+	if err != nil {
+		t.Fatalf("New after the interrupted one: %v", err)
+	}
+	_ = n.Close()
 }

@@ -257,36 +257,3 @@ func TestTrustNetwork(t *testing.T) {
 }
 
 func containsStr(b []byte, s string) bool { return strings.Contains(string(b), s) }
-
-// TestTrustCrawler: a TIS running on its own crawls the network's trust
-// records through the DHT and computes the same scores as the nodes.
-func TestTrustCrawler(t *testing.T) {
-	s, net, ens := newTrustNet(t)
-	var boot []string
-	for _, a := range net.relays[0].Addrs() {
-		boot = append(boot, a.String())
-	}
-	view := trust.NewView(trust.ViewOptions{Root: s.root})
-	c, err := trust.NewCrawler(s.root, boot, view, 500*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 30*time.Second, "the crawler's scores", func() bool {
-		got := make([]int, len(ens))
-		for i, en := range ens {
-			got[i], _ = view.Score(en.MatryoshkaCert.ID)
-		}
-		return fmt.Sprint(got) == "[100 17 58 0]" && fmt.Sprint(scoresOf(net.client, ens)) == fmt.Sprint(got)
-	})
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func scoresOf(n *Node, ens []*tis.Enrollment) []int {
-	out := make([]int, len(ens))
-	for i, en := range ens {
-		out[i], _ = n.trust.View().Score(en.MatryoshkaCert.ID)
-	}
-	return out
-}

@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/pikcio/pikcio/internal/testutil"
 	"github.com/pikcio/pikcio/tis"
 	"github.com/pikcio/pikcio/tis/tistest"
 )
@@ -46,17 +47,6 @@ func keep(t *testing.T, a *tis.Agent, store tis.RecordStore) *atomic.Int32 {
 	return &updates
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestKeepRevocations: an agent with the TIS's URL fetches a new list
 // and puts it into the store; an agent without one learns it from the
 // store; both report the update, and the revoked relay no longer
@@ -77,12 +67,12 @@ func TestKeepRevocations(t *testing.T) {
 
 	fetched := keep(t, fetcher, store)
 	read := keep(t, reader, store)
-	waitFor(t, "the first list in the store", func() bool { return reader.Revocations() != nil })
+	testutil.WaitFor(t, 20*time.Second, "the first list in the store", func() bool { return reader.Revocations() != nil })
 	before, readBefore := fetched.Load(), read.Load()
 	if err := s.Server.Revoke(relay.Enrollment().NodeCert.Serial); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the reader learns the revocation", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the reader learns the revocation", func() bool {
 		l := reader.Revocations()
 		return l != nil && l.Revoked(relay.Enrollment().NodeCert.Serial)
 	})
@@ -125,7 +115,7 @@ func TestKeepRevocationsHostileStore(t *testing.T) {
 	store := newRecords(s)
 	store.Set(tis.RevocationKey(s.Root), newest)
 	keep(t, reader, store)
-	waitFor(t, "the genuine list", func() bool { return reader.Revocations() != nil })
+	testutil.WaitFor(t, 20*time.Second, "the genuine list", func() bool { return reader.Revocations() != nil })
 	seq := reader.Revocations().Sequence
 	for _, bad := range [][]byte{encode(other), tampered, old, {0xff}} {
 		store.Set(tis.RevocationKey(s.Root), bad)
@@ -144,12 +134,12 @@ func TestKeepRevocationsStoreDown(t *testing.T) {
 	store.Fail(errors.New("no DHT peers"))
 	a, _ := enrolledAgent(t, s, "fetcher", s.URL)
 	keep(t, a, store)
-	waitFor(t, "the list from the TIS", func() bool { return a.Revocations() != nil })
+	testutil.WaitFor(t, 20*time.Second, "the list from the TIS", func() bool { return a.Revocations() != nil })
 	if _, ok := store.Get(tis.RevocationKey(s.Root)); ok {
 		t.Fatal("a failing store holds the list")
 	}
 	store.Fail(nil) // the next refresh puts it
-	waitFor(t, "the list in the store", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the list in the store", func() bool {
 		_, ok := store.Get(tis.RevocationKey(s.Root))
 		return ok
 	})

@@ -10,6 +10,7 @@ import (
 
 	record "github.com/libp2p/go-libp2p-record"
 
+	"github.com/pikcio/pikcio/internal/testutil"
 	"github.com/pikcio/pikcio/tis"
 	"github.com/pikcio/pikcio/tis/tistest"
 	"github.com/pikcio/pikcio/trust"
@@ -53,17 +54,6 @@ func run(t *testing.T, loop func(ctx context.Context)) {
 	})
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // storedBundle decodes the bundle of id in store.
 func storedBundle(store *tistest.Records, id tis.ID) *trust.Bundle {
 	data, ok := store.Get(trust.BundleKey(id))
@@ -92,7 +82,7 @@ func TestAgentKeep(t *testing.T) {
 	own := n.Agent.Enrollment().MatryoshkaCert.ID
 	run(t, func(ctx context.Context) { a.Keep(ctx, store) })
 
-	waitFor(t, "seed list and own bundle in the store", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "seed list and own bundle in the store", func() bool {
 		_, seeds := store.Get(trust.SeedsKey(s.Root))
 		return seeds && storedBundle(store, own) != nil
 	})
@@ -120,7 +110,7 @@ func TestAgentKeep(t *testing.T) {
 	}
 	time.Sleep(2500 * time.Millisecond) // one check with the store down
 	store.Fail(nil)
-	waitFor(t, "the vouch in the store", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the vouch in the store", func() bool {
 		b := storedBundle(store, own)
 		return b != nil && len(b.Vouches) == 1 && b.Vouches[0].Vouchee == vouchee && b.IssuedAt.After(first.IssuedAt)
 	})
@@ -206,7 +196,7 @@ func TestAgentWeight(t *testing.T) {
 	}
 	revs := tistest.NewRecords(map[string]record.Validator{tis.RevocationNamespace: tis.RevocationValidator{Root: s.Root}})
 	run(t, func(ctx context.Context) { clientNode.Agent.KeepRevocations(ctx, revs, func() {}) })
-	waitFor(t, "the revocation", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the revocation", func() bool {
 		l := clientNode.Agent.Revocations()
 		return l != nil && l.Revoked(relay.Agent.Enrollment().NodeCert.Serial)
 	})
