@@ -7,47 +7,33 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/pikcio/pikcio/internal/testutil"
 )
 
-// sinkServer discards what it reads and, for a "pull" connection, writes n
-// bytes: the first 8 bytes from the client give n.
+// sourceServer writes n bytes to each connection: the first 8 bytes
+// from the client give n.
 func sourceServer(b testing.TB) uint16 {
 	b.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
+	addr, _ := testutil.Serve(b, func(c net.Conn) {
+		var hdr [8]byte
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			return
+		}
+		n := int64(0)
+		for _, x := range hdr {
+			n = n<<8 | int64(x)
+		}
+		buf := make([]byte, 64<<10)
+		for n > 0 {
+			k := min(int64(len(buf)), n)
+			if _, err := c.Write(buf[:k]); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				var hdr [8]byte
-				if _, err := io.ReadFull(c, hdr[:]); err != nil {
-					return
-				}
-				n := int64(0)
-				for _, x := range hdr {
-					n = n<<8 | int64(x)
-				}
-				buf := make([]byte, 64<<10)
-				for n > 0 {
-					k := min(int64(len(buf)), n)
-					if _, err := c.Write(buf[:k]); err != nil {
-						return
-					}
-					n -= k
-				}
-			}()
+			n -= k
 		}
-	}()
-	b.Cleanup(func() { _ = l.Close(); <-done })
-	return uint16(l.Addr().(*net.TCPAddr).Port)
+	})
+	return uint16(addr.Port)
 }
 
 // BenchmarkBulk3Hops downloads through a 3-hop circuit; SetBytes makes

@@ -6,15 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pikcio/pikcio/config"
+	"github.com/pikcio/pikcio/internal/testutil"
 	"github.com/pikcio/pikcio/tis"
 )
 
@@ -142,42 +141,14 @@ func TestEnrollErrors(t *testing.T) {
 // tis.EnrollTimeout, and leaves no enrollment and no lock behind.
 func TestEnrollInterrupted(t *testing.T) {
 	s := newTestTIS(t)
-	// A TIS address that accepts connections and never answers.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	})
 	cfg := testConfig(t)
 	s.use(cfg)
-	cfg.TIS.URL = tis.BaseURL(l.Addr().String())
+	cfg.TIS.URL = tis.BaseURL(testutil.SilentServer(t)) // accepts, never answers
 
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(300*time.Millisecond, cancel)
 	start := time.Now()
-	_, err = New(ctx, cfg, Options{Enroll: enrollee(0)})
+	_, err := New(ctx, cfg, Options{Enroll: enrollee(0)})
 	took := time.Since(start)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("New: %v, want context.Canceled", err)

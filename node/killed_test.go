@@ -6,36 +6,22 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/pikcio/pikcio/internal/testutil"
 )
 
 // sourceServer sends zeros to every connection until it closes.
 func sourceServer(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	addr, _ := testutil.Serve(t, func(c net.Conn) {
+		buf := make([]byte, 64<<10)
 		for {
-			c, err := l.Accept()
-			if err != nil {
+			if _, err := c.Write(buf); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 64<<10)
-				for {
-					if _, err := c.Write(buf); err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
-	t.Cleanup(func() { l.Close(); <-done })
-	return l.Addr().String()
+	})
+	return addr.String()
 }
 
 // TestRelayDiesMidStream: the middle relay of a circuit whose exit is

@@ -1,34 +1,21 @@
 package liblog
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 
 	golog "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p/gologshim"
+	"github.com/pikcio/pikcio/internal/testutil"
 	"github.com/sirupsen/logrus"
 )
 
-// syncBuffer is a bytes.Buffer safe for the loggers' goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) lines(t *testing.T) []map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// lines parses what buf holds, one JSON object a line, and resets it.
+func lines(t *testing.T, buf *testutil.SyncBuffer) []map[string]any {
+	t.Helper()
 	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 		if l == "" {
 			continue
 		}
@@ -38,7 +25,7 @@ func (s *syncBuffer) lines(t *testing.T) []map[string]any {
 		}
 		out = append(out, m)
 	}
-	s.b.Reset()
+	buf.Reset()
 	return out
 }
 
@@ -47,7 +34,7 @@ func (s *syncBuffer) lines(t *testing.T) []map[string]any {
 // at logrus's level, with the component named; a library's info is
 // logrus debug.
 func TestRoute(t *testing.T) {
-	var buf syncBuffer
+	var buf testutil.SyncBuffer
 	out, f, lvl := logrus.StandardLogger().Out, logrus.StandardLogger().Formatter, logrus.GetLevel()
 	t.Cleanup(func() {
 		logrus.SetOutput(out)
@@ -66,7 +53,7 @@ func TestRoute(t *testing.T) {
 	sl.Info("swarm info", "peer", "12D3KooWy")
 	zl.Warnw("dht warning", "n", 3)
 	sl.Warn("swarm warning", "n", 4)
-	got := buf.lines(t)
+	got := lines(t, &buf)
 	if len(got) != 2 {
 		t.Fatalf("at warn: %d lines, want the 2 warnings: %v", len(got), got)
 	}
@@ -84,7 +71,7 @@ func TestRoute(t *testing.T) {
 	Route()
 	zl.Infow("dht info")
 	sl.Info("swarm info")
-	got = buf.lines(t)
+	got = lines(t, &buf)
 	if len(got) != 2 || got[0]["level"] != "debug" || got[1]["level"] != "debug" {
 		t.Fatalf("at debug: %v, want both infos as debug", got)
 	}
@@ -93,7 +80,7 @@ func TestRoute(t *testing.T) {
 	Route()
 	zl.Warn("quiet")
 	sl.Warn("quiet")
-	if got := buf.lines(t); len(got) != 0 {
+	if got := lines(t, &buf); len(got) != 0 {
 		t.Fatalf("at error: %v", got)
 	}
 }

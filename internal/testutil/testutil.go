@@ -34,10 +34,10 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-// EchoServer echoes every connection on 127.0.0.1 and half-closes after
-// EOF. accepted counts the connections so far. The test's end closes the
-// listener and every connection, and waits for them.
-func EchoServer(t testing.TB) (port uint16, accepted func() int) {
+// Serve runs handle for every connection to a TCP listener on 127.0.0.1
+// until the test ends, which closes the listener and every connection
+// and waits for the handlers. accepted counts the connections so far.
+func Serve(t testing.TB, handle func(net.Conn)) (addr *net.TCPAddr, accepted func() int) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -61,10 +61,7 @@ func EchoServer(t testing.TB) (port uint16, accepted func() int) {
 			mu.Unlock()
 			wg.Go(func() {
 				defer c.Close()
-				_, _ = io.Copy(c, c)
-				if tc, ok := c.(*net.TCPConn); ok {
-					_ = tc.CloseWrite()
-				}
+				handle(c)
 			})
 		}
 	})
@@ -77,11 +74,58 @@ func EchoServer(t testing.TB) (port uint16, accepted func() int) {
 		mu.Unlock()
 		wg.Wait()
 	})
-	return uint16(l.Addr().(*net.TCPAddr).Port), func() int {
+	return l.Addr().(*net.TCPAddr), func() int {
 		mu.Lock()
 		defer mu.Unlock()
 		return n
 	}
+}
+
+// EchoServer echoes every connection on 127.0.0.1 and half-closes after
+// EOF (Serve).
+func EchoServer(t testing.TB) (port uint16, accepted func() int) {
+	t.Helper()
+	addr, accepted := Serve(t, func(c net.Conn) {
+		_, _ = io.Copy(c, c)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
+		}
+	})
+	return uint16(addr.Port), accepted
+}
+
+// SilentServer accepts connections on 127.0.0.1 and never answers: a
+// stalled server. It returns host:port.
+func SilentServer(t testing.TB) string {
+	t.Helper()
+	addr, _ := Serve(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+	return addr.String()
+}
+
+// SyncBuffer is an io.Writer that a test reads while others write to it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String is what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Reset forgets what was written.
+func (s *SyncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
 }
 
 // RandomBytes returns n random bytes.
