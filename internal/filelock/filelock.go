@@ -20,26 +20,19 @@ var ErrLocked = errors.New("locked by another holder")
 // Lock blocks until it holds an exclusive lock on path (created with mode
 // 0600 if missing), and returns the function that releases it. Holders
 // keep the lock for the time of one file update.
-func Lock(path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	if err := lock(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	return func() { f.Close() }, nil
-}
+func Lock(path string) (unlock func(), err error) { return take(path, lock) }
 
 // TryLock is Lock without waiting: ErrLocked when another holder has the
 // lock. A node locks its data directory with it for as long as it runs.
-func TryLock(path string) (unlock func(), err error) {
+func TryLock(path string) (unlock func(), err error) { return take(path, tryLock) }
+
+// take opens (or creates) the lock file and locks it with how.
+func take(path string, how func(*os.File) error) (unlock func(), err error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	if err := tryLock(f); err != nil {
+	if err := how(f); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
