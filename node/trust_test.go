@@ -74,39 +74,26 @@ func vouchFrom(t testing.TB, dir string, vouchees map[tis.ID]int) {
 func newTrustNet(t testing.TB) (*trustTIS, *testNet, []*tis.Enrollment) {
 	t.Helper()
 	s := newTrustTIS(t)
-	net := &testNet{}
-	var boot []string
-	var ens []*tis.Enrollment
 	fast := func(c *config.Config) { c.Trust.Refresh = config.Duration(time.Second) }
-	refresh := Options{Discovery: []discovery.Option{discovery.RefreshInterval(time.Second), discovery.RepublishInterval(2 * time.Second)}}
-	for i := range 4 {
-		cfg := relayConfig(t, i >= 2, []string{"accept 127.0.0.1:*"}, boot)
-		fast(cfg)
-		ens = append(ens, s.enroll(t, cfg, fmt.Sprintf("operator-%d", i)))
-		opts := refresh
-		if i == 0 {
-			if err := tis.WriteSeeds(s.dir, []tis.ID{ens[0].MatryoshkaCert.ID}); err != nil {
-				t.Fatal(err)
+	refresh := []discovery.Option{discovery.RefreshInterval(time.Second), discovery.RepublishInterval(2 * time.Second)}
+	net, ens := newEnrolledNet(t, s.testTIS, 4, enrolledOpts{
+		relay: func(i int, en *tis.Enrollment, cfg *config.Config, opts *Options) {
+			fast(cfg)
+			opts.Discovery = refresh
+			if i == 0 {
+				if err := tis.WriteSeeds(s.dir, []tis.ID{en.MatryoshkaCert.ID}); err != nil {
+					t.Fatal(err)
+				}
+				opts.TrustView = s.view
 			}
-			opts.TrustView = s.view
-		}
-		nd := startNode(t, cfg, opts)
-		net.relays = append(net.relays, nd)
-		if i == 0 {
-			for _, a := range nd.Addrs() {
-				boot = append(boot, a.String())
-			}
-		}
-	}
-	// The seed vouches, while running, as `pikcio trust vouch` would.
-	vouchFrom(t, net.relays[0].DataDir(), map[tis.ID]int{ens[1].MatryoshkaCert.ID: 30, ens[2].MatryoshkaCert.ID: 100})
-	cfg := testConfig(t)
-	cfg.Node.Bootstrap = boot
-	fast(cfg)
-	s.enroll(t, cfg, "user")
-	clientOpts := refresh
-	clientOpts.AllowSameSubnet = true
-	net.client = startNode(t, cfg, clientOpts)
+		},
+		relaysUp: func(net *testNet, ens []*tis.Enrollment) {
+			// The seed vouches, while running, as `pikcio trust vouch` would.
+			vouchFrom(t, net.relays[0].DataDir(), map[tis.ID]int{ens[1].MatryoshkaCert.ID: 30, ens[2].MatryoshkaCert.ID: 100})
+		},
+		client:     fast,
+		clientOpts: Options{Discovery: refresh},
+	})
 	t.Cleanup(net.close)
 	net.waitReady(t)
 	return s, net, ens
