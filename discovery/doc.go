@@ -34,12 +34,19 @@
 // after an onion key rotation), each time newer than the last.
 //
 // The Validator option adds other record namespaces to the DHT with their
-// own validator (the node adds the TIS revocation list's), and PutRecord
-// and GetRecord store and find such records: a DHT server stores a PUT
+// own validator (the node adds the TIS revocation list's and the trust
+// records'), and PutRecord and GetRecord (records.go; tis.RecordStore is
+// the interface tis's and trust's agents use them through) store and
+// find such records: a DHT server stores a PUT
 // record only if its validator accepts it and prefers it to the one it
 // holds, and GetRecord returns the best valid value of the closest servers.
 // Every node of a network must register the same validators, or its
 // servers refuse those records.
+//
+// Join starts a Discovery through its bootstrap peers and retries with
+// backoff (JoinBackoffMin doubling to JoinBackoffMax, each attempt within
+// JoinTimeout) until one answers or its context ends: a node and the
+// TIS's trust crawler both join so.
 //
 // # Finding relays
 //
