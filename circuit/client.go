@@ -290,7 +290,7 @@ func (ci *Circuit) sendTo(i int, cmd byte, stream uint16, data []byte) error {
 		body := buf[c*CellSize+1 : (c+1)*CellSize]
 		l.fwdMAC.seal(body)
 		for j := i; j >= 0; j-- {
-			ci.layers[j].fwd.XORKeyStream(body, body)
+			ci.layers[j].fwd.wrap(body)
 		}
 	}
 	if _, err := ci.link.Write(buf[:n*CellSize]); err != nil {
@@ -317,7 +317,7 @@ func (ci *Circuit) open(cell []byte) (int, relayMsg, error) {
 	ci.rmu.Lock()
 	defer ci.rmu.Unlock()
 	for i, l := range ci.layers {
-		l.bwd.XORKeyStream(body, body)
+		l.bwd.open(body)
 		if l.bwdMAC.recognize(body) {
 			m, err := decodeRelay(body)
 			return i, m, err

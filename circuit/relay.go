@@ -48,6 +48,10 @@ type Relay struct {
 	// relay passes on, after its own layer is removed or added: what a
 	// curious relay could learn. It may change the cell to test tampering.
 	tap func(forward bool, cell []byte)
+	// peek, when set by a test, sees every forward relay body once this
+	// relay's layer is off, before it checks whether the body is for it:
+	// what a colluding relay could read or undo.
+	peek func(body []byte)
 }
 
 // NewRelay starts serving the circuit protocol on h, signing its onion keys
@@ -366,7 +370,7 @@ func (rc *relayCirc) sendRelay(cmd byte, stream uint16, data []byte) error {
 	for c := 0; c < n; c++ {
 		body := buf[c*CellSize+1 : (c+1)*CellSize]
 		rc.l.bwdMAC.seal(body)
-		rc.l.bwd.XORKeyStream(body, body)
+		rc.l.bwd.wrap(body)
 	}
 	if _, err := rc.prev.Write(buf[:n*CellSize]); err != nil {
 		return fmt.Errorf("write cell: %w: %w", ErrCircuitClosed, err)
@@ -440,7 +444,10 @@ func (rc *relayCirc) forward(c []byte) (pass bool, _ DestroyReason, _ error) {
 		return false, DestroyProtocol, fmt.Errorf("link cell %d on a built circuit: %w", c[0], ErrMalformed)
 	}
 	body := c[1:]
-	rc.l.fwd.XORKeyStream(body, body)
+	rc.l.fwd.open(body)
+	if rc.r.peek != nil {
+		rc.r.peek(body)
+	}
 	if !rc.l.fwdMAC.recognize(body) {
 		if rc.next == nil {
 			return false, DestroyIntegrity, ErrIntegrity
@@ -597,7 +604,7 @@ func (rc *relayCirc) backwardLoop(next network.Stream) {
 			}
 			rc.pmu.Lock()
 			for off := 0; off < end; off += CellSize {
-				rc.l.bwd.XORKeyStream(buf[off+1:off+CellSize], buf[off+1:off+CellSize])
+				rc.l.bwd.wrap(buf[off+1 : off+CellSize])
 				if rc.r.tap != nil {
 					rc.r.tap(false, buf[off:off+CellSize])
 				}
