@@ -106,6 +106,12 @@ func (c *Client) Build(ctx context.Context, path []Hop) (*Circuit, error) {
 		}
 		seen[h.ID] = true
 	}
+	return c.buildPath(ctx, path)
+}
+
+// buildPath builds a circuit through a path already checked (tests make
+// paths Build refuses, to see what relays do with them).
+func (c *Client) buildPath(ctx context.Context, path []Hop) (*Circuit, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.opts.HandshakeTimeout*time.Duration(len(path)))
@@ -217,7 +223,7 @@ func (ci *Circuit) extend(i int) error {
 	if err != nil {
 		return err
 	}
-	if err := ci.sendTo(i-1, relayExtend, 0, msg); err != nil {
+	if err := ci.sendCells(i-1, cmdRelayEarly, relayExtend, 0, msg); err != nil {
 		return fmt.Errorf("send extend: %w", err)
 	}
 	for {
@@ -274,10 +280,19 @@ type Circuit struct {
 // sendTo encrypts a relay message (DATA may span several cells) for hop i
 // and writes it on the link in one write.
 func (ci *Circuit) sendTo(i int, cmd byte, stream uint16, data []byte) error {
+	return ci.sendCells(i, cmdRelay, cmd, stream, data)
+}
+
+// sendCells is sendTo with the link command of the cells: cmdRelay, or
+// cmdRelayEarly for an EXTEND.
+func (ci *Circuit) sendCells(i int, link, cmd byte, stream uint16, data []byte) error {
 	bp := getBatch()
 	defer putBatch(bp)
 	buf := *bp
 	n := encodeCells(buf, cmd, stream, data)
+	for c := 0; c < n; c++ {
+		buf[c*CellSize] = link
+	}
 	ci.wmu.Lock()
 	defer ci.wmu.Unlock()
 	select {

@@ -23,6 +23,13 @@
 //	CREATED (2)  hop -> client: u16 length, handshake reply, zero padding
 //	RELAY   (3)  a 4095-byte relay body under one encryption layer per hop
 //	DESTROY (4)  one reason byte; tears the circuit down hop by hop
+//	RELAY_EARLY (5)  a RELAY cell that may carry an EXTEND (forward only)
+//
+// As with Tor's RELAY_EARLY, a relay passes an early cell on as one, takes
+// an EXTEND only from one, and lets at most seven through a circuit: no
+// circuit is extended beyond eight hops, however its client loops it. A
+// relay also accepts only a burst of 64 DROP cells for itself, then 8 a
+// second: padding costs every hop work and no flow-control credit.
 //
 // A relay body, once every layer is off, is
 //

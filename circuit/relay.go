@@ -43,6 +43,7 @@ type Relay struct {
 
 	total     atomic.Uint64 // circuits accepted in total
 	forwarded atomic.Uint64 // bytes of cells relayed or handled
+	drops     atomic.Uint64 // DROP cells for this relay
 
 	// tap, when set by a test before any circuit, sees every cell this
 	// relay passes on, after its own layer is removed or added: what a
@@ -151,6 +152,7 @@ type RelayStats struct {
 	Circuits      int    // open now
 	CircuitsTotal uint64 // accepted since start
 	Bytes         uint64 // cell bytes handled
+	Drops         uint64 // DROP cells addressed to this relay
 }
 
 // Stats returns the relay's counters.
@@ -158,7 +160,7 @@ func (r *Relay) Stats() RelayStats {
 	r.mu.Lock()
 	n := len(r.circuits)
 	r.mu.Unlock()
-	return RelayStats{Circuits: n, CircuitsTotal: r.total.Load(), Bytes: r.forwarded.Load()}
+	return RelayStats{Circuits: n, CircuitsTotal: r.total.Load(), Bytes: r.forwarded.Load(), Drops: r.drops.Load()}
 }
 
 // Close stops serving, tears down every circuit and waits for them.
@@ -344,6 +346,11 @@ type relayCirc struct {
 	next network.Stream
 	edge *edge // exit streams, made on the first stream message
 
+	// early counts the RELAY_EARLY cells from the previous hop; drops
+	// limits the DROP cells for this hop. The forward loop alone uses them.
+	early int
+	drops *rate.Limiter
+
 	ctx       context.Context // canceled when the circuit closes
 	cancel    context.CancelFunc
 	closeOnce sync.Once
@@ -438,6 +445,10 @@ func (rc *relayCirc) forwardLoop() {
 func (rc *relayCirc) forward(c []byte) (pass bool, _ DestroyReason, _ error) {
 	switch c[0] {
 	case cmdRelay:
+	case cmdRelayEarly:
+		if rc.early++; rc.early > maxEarlyCells {
+			return false, DestroyProtocol, fmt.Errorf("relay early cell %d, beyond %d hops: %w", rc.early, MaxHops, ErrPath)
+		}
 	case cmdDestroy:
 		return false, DestroyReason(c[1]), fmt.Errorf("destroyed by previous hop: %w", ErrCircuitClosed)
 	default:
@@ -458,6 +469,9 @@ func (rc *relayCirc) forward(c []byte) (pass bool, _ DestroyReason, _ error) {
 	if err != nil {
 		return false, DestroyProtocol, err
 	}
+	if m.cmd == relayExtend && c[0] != cmdRelayEarly {
+		return false, DestroyProtocol, fmt.Errorf("extend in a relay cell, not relay early: %w", ErrMalformed)
+	}
 	reason, err := rc.local(m)
 	return false, reason, err
 }
@@ -466,6 +480,13 @@ func (rc *relayCirc) forward(c []byte) (pass bool, _ DestroyReason, _ error) {
 func (rc *relayCirc) local(m relayMsg) (DestroyReason, error) {
 	switch m.cmd {
 	case relayDrop:
+		rc.r.drops.Add(1)
+		if rc.drops == nil {
+			rc.drops = rate.NewLimiter(dropRate, dropBurst)
+		}
+		if !rc.drops.Allow() {
+			return DestroyProtocol, fmt.Errorf("drop cells beyond %d/s: %w", dropRate, ErrMalformed)
+		}
 		return DestroyNone, nil
 	case relayExtend:
 		ext, err := decodeExtend(m.data)

@@ -1,0 +1,98 @@
+package circuit
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// TestHopLimitAtRelays builds loops A,B,C,A,B,C,... past the client's own
+// check: eight hops are carried, and the ninth EXTEND is refused by the
+// relays themselves (RELAY_EARLY), so a client cannot make one circuit into
+// a long loop that multiplies every cell it sends.
+func TestHopLimitAtRelays(t *testing.T) {
+	n := newTestNet(t, netOpts{})
+	echo, _ := echoServer(t)
+	loop := func(hops int) []Hop {
+		var p []Hop
+		for i := 0; i < hops; i++ {
+			p = append(p, n.relays[((2-(hops-1-i))%3+3)%3].Hop()) // ends at the exit
+		}
+		return p
+	}
+	tests := []struct {
+		hops int
+		ok   bool
+	}{{MaxHops, true}, {MaxHops + 1, false}, {12, false}}
+	for _, tc := range tests {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		c, err := n.client.buildPath(ctx, loop(tc.hops))
+		cancel()
+		if tc.ok {
+			if err != nil {
+				t.Fatalf("%d-hop loop: %v", tc.hops, err)
+			}
+			roundTrip(t, openStream(t, c, "127.0.0.1", echo), []byte("eight hops"))
+			_ = c.Close()
+			continue
+		}
+		var be *BuildError
+		var de *DestroyedError
+		if err == nil {
+			_ = c.Close()
+			t.Fatalf("%d-hop loop built", tc.hops)
+		}
+		if !errors.As(err, &be) || be.Hop != MaxHops || !errors.As(err, &de) || de.Reason != DestroyProtocol {
+			t.Fatalf("%d-hop loop: %v, want hop %d destroyed for protocol", tc.hops, err, MaxHops+1)
+		}
+	}
+}
+
+// TestExtendNeedsRelayEarly: an EXTEND in a plain relay cell is refused.
+func TestExtendNeedsRelayEarly(t *testing.T) {
+	n := newTestNet(t, netOpts{})
+	c := n.build(t, 0)
+	hs, err := newClientHandshake(n.relays[1].host.ID(), n.relays[1].OnionKey().Public, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := extendMsg{peer: n.relays[1].host.ID(), addrs: n.relays[1].host.Addrs(), handshake: hs.msg}.encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.sendTo(0, relayExtend, 0, msg); err != nil {
+		t.Fatal(err)
+	}
+	waitDestroyed(t, c, DestroyProtocol)
+}
+
+// TestDropCellsCapped: a client that floods its exit with DROP cells (work
+// for every hop, credited by no window) has its circuit closed; the relay
+// counts them.
+func TestDropCellsCapped(t *testing.T) {
+	n := newTestNet(t, netOpts{})
+	c := n.build(t, 0, 1, 2)
+	for i := 0; i < 4*dropBurst; i++ {
+		if err := c.sendTo(2, relayDrop, 0, nil); err != nil {
+			break
+		}
+	}
+	waitDestroyed(t, c, DestroyProtocol)
+	if got := n.relays[2].Stats().Drops; got <= dropBurst {
+		t.Errorf("exit counted %d drop cells, want more than %d", got, dropBurst)
+	}
+}
+
+func waitDestroyed(t *testing.T, c *Circuit, want DestroyReason) {
+	t.Helper()
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("circuit still open")
+	}
+	var de *DestroyedError
+	if !errors.As(c.Err(), &de) || de.Reason != want {
+		t.Fatalf("circuit error %v, want destroyed: %v", c.Err(), want)
+	}
+}
