@@ -119,6 +119,11 @@ type DestroyedError struct{ Reason DestroyReason }
 
 func (e *DestroyedError) Error() string { return "circuit destroyed: " + e.Reason.String() }
 
+// RelayBusy reports a refusal for lack of resources: the relay is up and
+// speaks the protocol, so it is no reason to give up on it (discovery
+// does not count it against a guard).
+func (e *DestroyedError) RelayBusy() bool { return e.Reason == DestroyResource }
+
 // Is makes every DestroyedError match ErrCircuitClosed.
 func (e *DestroyedError) Is(target error) bool { return target == ErrCircuitClosed }
 

@@ -159,7 +159,11 @@
 //     a window overrun, or an EXTEND back to the previous hop closes that
 //     circuit only (with DESTROY and a reason), never the relay; circuits
 //     per previous hop, streams per circuit and handshakes per second are
-//     capped (RelayOptions, with defaults in DefaultRelayOptions).
+//     capped (RelayOptions, with defaults in DefaultRelayOptions). The
+//     handshake budget is per previous hop as well as global, and is spent
+//     only once a whole CREATE has arrived; links still being admitted are
+//     capped per previous hop and in total and dropped after
+//     PendingTimeout; so one flooding peer spends only its own share.
 //   - Who may open a circuit: RelayOptions.AdmitPeer sees only the previous
 //     hop's peer ID, before the handshake. pikcio's node uses it so that a
 //     relay serving as a guard admits only enrolled nodes (package tis);

@@ -52,6 +52,17 @@ type RelayOptions struct {
 	// HandshakesPerSecond and HandshakeBurst rate-limit CREATE handling.
 	HandshakesPerSecond float64
 	HandshakeBurst      int
+	// HandshakesPerPeerPerSecond and HandshakePeerBurst rate-limit the
+	// CREATEs of each previous hop, before the global budget, so that one
+	// peer cannot spend everyone's handshakes.
+	HandshakesPerPeerPerSecond float64
+	HandshakePeerBurst         int
+	// MaxPending caps the inbound links still being admitted or waiting
+	// for their CREATE, MaxPendingPerPeer those of one previous hop;
+	// PendingTimeout bounds that phase (AdmitPeer and the CREATE).
+	MaxPending        int
+	MaxPendingPerPeer int
+	PendingTimeout    time.Duration
 	// HandshakeTimeout bounds a CREATE/CREATED exchange, ExtendTimeout the
 	// whole of an EXTEND, ConnectTimeout the exit's connect.
 	HandshakeTimeout time.Duration
@@ -122,6 +133,13 @@ func DefaultRelayOptions() RelayOptions {
 		MaxStreamsPerCircuit: 1024,
 		HandshakesPerSecond:  200,
 		HandshakeBurst:       400,
+		// A previous hop may be a guard carrying many clients: a
+		// quarter of the whole budget.
+		HandshakesPerPeerPerSecond: 50,
+		HandshakePeerBurst:         100,
+		MaxPending:                 512,
+		MaxPendingPerPeer:          32,
+		PendingTimeout:             5 * time.Second,
 		HandshakeTimeout:     10 * time.Second,
 		ExtendTimeout:        15 * time.Second,
 		ConnectTimeout:       15 * time.Second,
@@ -147,6 +165,21 @@ func (o RelayOptions) withDefaults() RelayOptions {
 	}
 	if o.HandshakeBurst <= 0 {
 		o.HandshakeBurst = d.HandshakeBurst
+	}
+	if o.HandshakesPerPeerPerSecond <= 0 {
+		o.HandshakesPerPeerPerSecond = d.HandshakesPerPeerPerSecond
+	}
+	if o.HandshakePeerBurst <= 0 {
+		o.HandshakePeerBurst = d.HandshakePeerBurst
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = d.MaxPending
+	}
+	if o.MaxPendingPerPeer <= 0 {
+		o.MaxPendingPerPeer = d.MaxPendingPerPeer
+	}
+	if o.PendingTimeout <= 0 {
+		o.PendingTimeout = d.PendingTimeout
 	}
 	if o.HandshakeTimeout <= 0 {
 		o.HandshakeTimeout = d.HandshakeTimeout

@@ -36,8 +36,10 @@ type Relay struct {
 
 	mu       sync.Mutex
 	circuits map[*relayCirc]struct{}
-	pending  map[network.Stream]struct{} // links still in their handshake
-	perPeer  map[peer.ID]int
+	pending  map[network.Stream]peer.ID // links still in their handshake
+	perPeer  map[peer.ID]int            // circuits and pending links
+	pendPeer map[peer.ID]int            // pending links
+	peerHS   map[peer.ID]*rate.Limiter  // handshakes per previous hop
 	closed   bool
 	wg       sync.WaitGroup
 
@@ -77,8 +79,10 @@ func NewRelay(h host.Host, opts RelayOptions) (*Relay, error) {
 		limiter:  rate.NewLimiter(rate.Limit(opts.HandshakesPerSecond), opts.HandshakeBurst),
 		log:      logrus.WithField("component", "relay"),
 		circuits: make(map[*relayCirc]struct{}),
-		pending:  make(map[network.Stream]struct{}),
+		pending:  make(map[network.Stream]peer.ID),
 		perPeer:  make(map[peer.ID]int),
+		pendPeer: make(map[peer.ID]int),
+		peerHS:   make(map[peer.ID]*rate.Limiter),
 	}
 	r.stop, r.stopFunc = context.WithCancel(context.Background())
 	r.setBandwidth(opts.BandwidthRate, opts.BandwidthBurst)
@@ -196,7 +200,7 @@ func (r *Relay) admit(s network.Stream, prev peer.ID) (DestroyReason, bool) {
 	if r.opts.AdmitPeer == nil {
 		return DestroyNone, true
 	}
-	ctx, cancel := context.WithTimeout(r.stop, r.opts.HandshakeTimeout)
+	ctx, cancel := context.WithTimeout(r.stop, r.opts.PendingTimeout)
 	err := r.opts.AdmitPeer(ctx, prev)
 	cancel()
 	if err != nil {
@@ -215,13 +219,40 @@ func (r *Relay) reserve(s network.Stream, prev peer.ID) (DestroyReason, bool) {
 	switch {
 	case r.closed:
 		return DestroyFinished, false
-	case len(r.circuits)+len(r.pending) >= r.opts.MaxCircuits, r.perPeer[prev] >= r.opts.MaxCircuitsPerPeer:
+	case len(r.circuits)+len(r.pending) >= r.opts.MaxCircuits, r.perPeer[prev] >= r.opts.MaxCircuitsPerPeer,
+		len(r.pending) >= r.opts.MaxPending, r.pendPeer[prev] >= r.opts.MaxPendingPerPeer:
 		return DestroyResource, false
 	}
-	r.pending[s] = struct{}{}
+	r.pending[s] = prev
+	r.pendPeer[prev]++
 	r.perPeer[prev]++
 	r.wg.Add(1)
 	return DestroyNone, true
+}
+
+// maxPeerLimiters bounds the per-peer handshake buckets kept; beyond it
+// the full (idle) ones are forgotten.
+const maxPeerLimiters = 4096
+
+// allowHandshake takes a token from prev's handshake bucket and then from
+// the relay's: a peer that spends its own budget leaves the others theirs.
+func (r *Relay) allowHandshake(prev peer.ID) bool {
+	now := time.Now()
+	r.mu.Lock()
+	l := r.peerHS[prev]
+	if l == nil {
+		if len(r.peerHS) >= maxPeerLimiters {
+			for id, pl := range r.peerHS {
+				if pl.TokensAt(now) >= float64(pl.Burst()) {
+					delete(r.peerHS, id)
+				}
+			}
+		}
+		l = rate.NewLimiter(rate.Limit(r.opts.HandshakesPerPeerPerSecond), r.opts.HandshakePeerBurst)
+		r.peerHS[prev] = l
+	}
+	r.mu.Unlock()
+	return l.AllowN(now, 1) && r.limiter.AllowN(now, 1)
 }
 
 // settle ends a link's handshake phase: it becomes the circuit rc, or, when
@@ -230,6 +261,9 @@ func (r *Relay) settle(s network.Stream, prev peer.ID, rc *relayCirc) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.pending, s)
+	if r.pendPeer[prev]--; r.pendPeer[prev] <= 0 {
+		delete(r.pendPeer, prev)
+	}
 	if rc == nil || r.closed {
 		if r.perPeer[prev]--; r.perPeer[prev] <= 0 {
 			delete(r.perPeer, prev)
@@ -291,10 +325,10 @@ func (r *Relay) handle(s network.Stream) {
 
 // accept runs the relay's side of the handshake on a new link.
 func (r *Relay) accept(s network.Stream, prev peer.ID) (*relayCirc, DestroyReason) {
-	if !r.limiter.Allow() {
-		return nil, DestroyResource
-	}
-	_ = s.SetDeadline(time.Now().Add(r.opts.HandshakeTimeout))
+	// The CREATE must come within the pending phase; only then is a
+	// handshake token spent, so that opening and resetting streams costs
+	// the relay's budget nothing.
+	_ = s.SetDeadline(time.Now().Add(r.opts.PendingTimeout))
 	cell, err := readCell(s)
 	if err != nil {
 		return nil, DestroyNone
@@ -303,6 +337,10 @@ func (r *Relay) accept(s network.Stream, prev peer.ID) (*relayCirc, DestroyReaso
 	if (*cell)[0] != cmdCreate {
 		return nil, DestroyProtocol
 	}
+	if !r.allowHandshake(prev) {
+		return nil, DestroyResource
+	}
+	_ = s.SetDeadline(time.Now().Add(r.opts.HandshakeTimeout))
 	now := time.Now()
 	hs, err := getHandshake(*cell)
 	var reply []byte
