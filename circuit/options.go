@@ -140,12 +140,12 @@ func DefaultRelayOptions() RelayOptions {
 		MaxPending:                 512,
 		MaxPendingPerPeer:          32,
 		PendingTimeout:             5 * time.Second,
-		HandshakeTimeout:     10 * time.Second,
-		ExtendTimeout:        15 * time.Second,
-		ConnectTimeout:       15 * time.Second,
-		OnionKeyLifetime:     28 * 24 * time.Hour,
-		OnionKeyGrace:        7 * 24 * time.Hour,
-		ReplayWindow:         10 * time.Minute,
+		HandshakeTimeout:           10 * time.Second,
+		ExtendTimeout:              15 * time.Second,
+		ConnectTimeout:             15 * time.Second,
+		OnionKeyLifetime:           28 * 24 * time.Hour,
+		OnionKeyGrace:              7 * 24 * time.Hour,
+		ReplayWindow:               10 * time.Minute,
 	}
 }
 
