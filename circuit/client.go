@@ -412,7 +412,22 @@ func (ci *Circuit) fail(err error, reason DestroyReason) {
 		delete(ci.client.circuits, ci)
 		ci.client.mu.Unlock()
 		ci.client.log.WithError(err).Debug("circuit closed")
+		if f := ci.client.opts.OnFailure; f != nil && reason != DestroyRequested {
+			f(ci.Path(), err)
+		}
 	})
+}
+
+// PathBiasFailure reports whether err, from a circuit that failed after it
+// was built, is the kind a tampering relay causes: a cell that failed its
+// integrity check or broke the protocol, seen by the client or by a relay
+// that destroyed the circuit for it. Closes, relay shutdowns and refusals
+// for lack of resources are not.
+func PathBiasFailure(err error) bool {
+	if de, ok := errors.AsType[*DestroyedError](err); ok {
+		return de.Reason == DestroyIntegrity || de.Reason == DestroyProtocol
+	}
+	return errors.Is(err, ErrIntegrity) || errors.Is(err, ErrMalformed)
 }
 
 // Close tears the circuit down and waits for its goroutines.

@@ -207,6 +207,11 @@ type ClientOptions struct {
 	// HandshakeTimeout bounds each hop's handshake during a build when the
 	// caller's context has no earlier deadline.
 	HandshakeTimeout time.Duration
+	// OnFailure, when set, is told of every built circuit that fails,
+	// other than by Close, with the hops and the error (PathBiasFailure
+	// says whether it counts against the guard). It runs on the circuit's
+	// reader and must not block.
+	OnFailure func(path []Hop, err error)
 }
 
 // DefaultClientOptions returns the defaults.

@@ -34,6 +34,8 @@ func TestTaggingGarbledAtNextHop(t *testing.T) {
 			seen.Store(true)
 		}
 	}
+	failed := make(chan error, 1)
+	n.client.opts.OnFailure = func(_ []Hop, err error) { failed <- err }
 	c := n.build(t, 0, 1, 2)
 	s := openStream(t, c, "127.0.0.1", echo)
 	armed.Store(true)
@@ -57,6 +59,16 @@ func TestTaggingGarbledAtNextHop(t *testing.T) {
 	var de *DestroyedError
 	if !errors.As(c.Err(), &de) || de.Reason != DestroyIntegrity {
 		t.Fatalf("circuit error %v, want destroyed for integrity", c.Err())
+	}
+	// The failure after build reaches the client's owner, as one that
+	// counts against the guard (discovery's path bias).
+	select {
+	case err := <-failed:
+		if !PathBiasFailure(err) {
+			t.Fatalf("failure %v not counted for path bias", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("OnFailure not called")
 	}
 }
 

@@ -59,6 +59,31 @@ func (n *Node) buildPath(ctx context.Context, path []*discovery.Descriptor) (*ci
 	return c, nil
 }
 
+// clientOptions are the circuit client's: failures after build reach
+// discovery's path-bias count.
+func (n *Node) clientOptions() circuit.ClientOptions {
+	o := circuit.DefaultClientOptions()
+	o.OnFailure = n.circuitFailed
+	return o
+}
+
+// circuitFailed tells discovery of a built circuit that failed in a way a
+// tampering relay causes, against its guard (path bias).
+func (n *Node) circuitFailed(hops []circuit.Hop, err error) {
+	if !circuit.PathBiasFailure(err) || n.disc == nil {
+		return
+	}
+	path := make([]*discovery.Descriptor, len(hops))
+	for i, h := range hops {
+		if d, ok := n.disc.Descriptor(h.ID); ok {
+			path[i] = d
+		} else {
+			path[i] = &discovery.Descriptor{PeerID: h.ID}
+		}
+	}
+	n.disc.ReportCircuitFailure(path)
+}
+
 func isSelectError(err error) bool {
 	return errors.Is(err, discovery.ErrNoExit) || errors.Is(err, discovery.ErrNoGuard) ||
 		errors.Is(err, discovery.ErrNoMiddle)
