@@ -7,6 +7,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // ProtocolID is the libp2p protocol of circuit links: one libp2p stream per
@@ -80,6 +81,20 @@ type RelayOptions struct {
 	// never less than one batch of cells.
 	BandwidthRate  int64
 	BandwidthBurst int64
+	// ResolveHop, when set, returns the addresses of the relay id from
+	// its verified descriptor, or an error when there is none: a relay
+	// extends only to such relays and dials only those addresses, never
+	// the ones an EXTEND names. nil dials the EXTEND's addresses (for
+	// networks without a directory, such as tests); pikcio's node always
+	// sets it. Either way the addresses pass DialableAddr.
+	ResolveHop func(ctx context.Context, id peer.ID) ([]ma.Multiaddr, error)
+	// AllowPrivateAddrs lets the relay extend to loopback, private and
+	// link-local addresses (a test network on loopback, a LAN).
+	AllowPrivateAddrs bool
+	// ExtendFailureDelay is the least time before a failed EXTEND is
+	// answered, however soon it failed, so that its timing tells little
+	// about why.
+	ExtendFailureDelay time.Duration
 	// AdmitPeer, when set, decides whether the previous hop of a new
 	// circuit may open it (e.g. whether it is an enrolled node): an error
 	// refuses the circuit with DESTROY(DestroyNotAdmitted). It is called
@@ -186,6 +201,9 @@ func (o RelayOptions) withDefaults() RelayOptions {
 	}
 	if o.ExtendTimeout <= 0 {
 		o.ExtendTimeout = d.ExtendTimeout
+	}
+	if o.ExtendFailureDelay <= 0 {
+		o.ExtendFailureDelay = d.ExtendFailureDelay
 	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = d.ConnectTimeout

@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/pikcio/pikcio/internal/endreason"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/time/rate"
@@ -570,10 +571,7 @@ func (rc *relayCirc) extend(ext extendMsg) (DestroyReason, error) {
 	}
 	ctx, cancel := context.WithTimeout(rc.ctx, r.opts.ExtendTimeout)
 	defer cancel()
-	if len(ext.addrs) > 0 {
-		r.host.Peerstore().AddAddrs(ext.peer, ext.addrs, peerstore.TempAddrTTL)
-	}
-	ns, err := r.host.NewStream(ctx, ext.peer, ProtocolID)
+	ns, err := rc.dialNext(ctx, ext)
 	if err != nil {
 		rc.log().WithError(err).Debug("extend: open link failed")
 		return DestroyConnect, fmt.Errorf("extend: %w", err)
@@ -624,6 +622,50 @@ func (rc *relayCirc) extend(ext extendMsg) (DestroyReason, error) {
 	r.wg.Add(1)
 	go rc.backwardLoop(ns)
 	return DestroyNone, nil
+}
+
+// ErrNotRelay reports an EXTEND to a peer the relay has no verified
+// descriptor for, or whose addresses it may not dial.
+var ErrNotRelay = errors.New("not a known relay at a dialable address")
+
+// dialNext opens the link to the next hop: only to a relay ResolveHop
+// vouches for (or, without one, the EXTEND's addresses), only at addresses
+// DialableAddr allows. Every failure is answered no sooner than
+// ExtendFailureDelay after the EXTEND came, so that how soon a dial fails
+// (a closed port, an open one, an unknown peer) does not show.
+func (rc *relayCirc) dialNext(ctx context.Context, ext extendMsg) (network.Stream, error) {
+	r := rc.r
+	start := time.Now()
+	ns, err := func() (network.Stream, error) {
+		addrs := ext.addrs
+		if r.opts.ResolveHop != nil {
+			var err error
+			if addrs, err = r.opts.ResolveHop(ctx, ext.peer); err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrNotRelay, err)
+			}
+		}
+		var ok []ma.Multiaddr
+		for _, a := range addrs {
+			if DialableAddr(a, r.opts.AllowPrivateAddrs) {
+				ok = append(ok, a)
+			}
+		}
+		if len(ok) == 0 && r.host.Network().Connectedness(ext.peer) != network.Connected {
+			return nil, fmt.Errorf("no dialable address: %w", ErrNotRelay)
+		}
+		r.host.Peerstore().AddAddrs(ext.peer, ok, peerstore.TempAddrTTL)
+		return r.host.NewStream(ctx, ext.peer, ProtocolID)
+	}()
+	if err != nil {
+		t := time.NewTimer(time.Until(start.Add(r.opts.ExtendFailureDelay)))
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-rc.ctx.Done():
+		}
+		return nil, err
+	}
+	return ns, nil
 }
 
 func (rc *relayCirc) log() logrus.FieldLogger { return rc.r.log }

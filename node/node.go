@@ -192,6 +192,7 @@ func newHost(priv crypto.PrivKey, listen []string, ro circuit.RelayOptions) (hos
 		libp2p.DisableRelay(),
 		libp2p.DisableMetrics(),
 		libp2p.ResourceManager(rm), // closed by the host
+		libp2p.ConnectionGater(circuit.NewGater(circuit.AllowPrivateFor(listen))),
 	}
 	opts = append(opts, circuit.LinkOptions()...)
 	if len(listen) == 0 {
@@ -312,6 +313,8 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 		if n.tis != nil && n.tis.require {
 			ro.AdmitPeer = n.tis.admitPeer
 		}
+		ro.ResolveHop = n.disc.RelayAddrs // extend only to verified relays
+		ro.AllowPrivateAddrs = circuit.AllowPrivateFor(cfg.Node.Listen)
 		r, err := circuit.NewRelay(n.host, ro)
 		if err != nil {
 			return fmt.Errorf("relay: %w", err)
