@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,7 +19,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
-	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/sirupsen/logrus"
 
 	"github.com/pikcio/pikcio/circuit"
@@ -38,6 +36,10 @@ import (
 // Node is one pikcio process's part in the network: a libp2p host with a
 // client role, a relay role (possibly an exit), or both.
 type Node struct {
+	// extraOwnAddrs, set by tests, stands in for addresses only a NAT
+	// would make peers observe.
+	extraOwnAddrs atomic.Pointer[[]ma.Multiaddr]
+
 	opts     Options
 	log      *logrus.Entry
 	dataDir  string
@@ -278,6 +280,9 @@ func (n *Node) Start(ctx context.Context) error {
 		if n.isRelay {
 			n.wg.Go(n.rotateOnionKeys)
 		}
+		if n.exit != nil {
+			n.wg.Go(n.keepExitAddrs)
+		}
 		if err := n.writeAddrs(); err != nil {
 			n.log.WithError(err).Warn("write the node's addresses for the CLI")
 		}
@@ -477,29 +482,6 @@ func (n *Node) exitPolicy(rules []string) (*exitnode.Policy, error) {
 		return nil, fmt.Errorf("exit policy: %w", err)
 	}
 	return exitnode.NewPolicy(parsed, n.ownAddrs()), nil
-}
-
-// ownAddrs are the IP addresses the host listens on.
-func (n *Node) ownAddrs() []netip.Addr {
-	var out []netip.Addr
-	seen := map[netip.Addr]bool{}
-	for _, a := range n.host.Addrs() {
-		ip, err := manet.ToIP(a)
-		if err != nil {
-			continue
-		}
-		addr, ok := netip.AddrFromSlice(ip)
-		if !ok {
-			continue
-		}
-		addr = addr.Unmap()
-		if addr.IsUnspecified() || seen[addr] {
-			continue
-		}
-		seen[addr] = true
-		out = append(out, addr)
-	}
-	return out
 }
 
 // Close stops every role and waits for everything the node started, then
