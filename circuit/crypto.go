@@ -105,6 +105,17 @@ func ntorSecrets(xy, xb []byte, id peer.ID, b, x, y []byte, ts []byte) (seed, au
 
 type ecdhKey = ecdh.PrivateKey
 
+// clockGranularity is how coarse the clock in a CREATE is: every client
+// whose clock is in the same window sends the same time, so a relay cannot
+// link circuits by a client's clock skew (to the second, it could).
+const clockGranularity = 5 * time.Minute
+
+// coarseTime is now in seconds, rounded down to clockGranularity.
+func coarseTime(now time.Time) int64 {
+	g := int64(clockGranularity / time.Second)
+	return now.Unix() / g * g
+}
+
 // clientHandshake is the client's state between CREATE and CREATED.
 type clientHandshake struct {
 	id  peer.ID
@@ -126,7 +137,7 @@ func newClientHandshake(id peer.ID, onionKey [32]byte, now time.Time) (*clientHa
 	binary.BigEndian.PutUint16(msg, hsTypeNtor)
 	copy(msg[2:], onionKey[:])
 	copy(msg[34:], x.PublicKey().Bytes())
-	binary.BigEndian.PutUint64(msg[66:], uint64(now.Unix()))
+	binary.BigEndian.PutUint64(msg[66:], uint64(coarseTime(now)))
 	return &clientHandshake{id: id, b: b, x: x, msg: msg}, nil
 }
 

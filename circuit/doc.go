@@ -91,7 +91,9 @@
 // ephemeral x and y, which are discarded, so recording a circuit and later
 // stealing the onion key does not decrypt it (forward secrecy). The relay
 // refuses a CREATE whose X it has already seen or whose timestamp is more
-// than ReplayWindow from its clock, so a replayed handshake fails outright
+// than ReplayWindow from its clock (the client rounds its time down to five
+// minutes, so that clients with slightly skewed clocks send the same time
+// and a relay cannot link circuits by skew), so a replayed handshake fails outright
 // (and could not be completed without x anyway). An onion key rotates
 // (Relay.RotateOnionKey); the previous key is still accepted for
 // OnionKeyGrace. Primitives: crypto/ecdh X25519, crypto/hkdf, crypto/hmac

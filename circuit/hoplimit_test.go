@@ -96,3 +96,31 @@ func waitDestroyed(t *testing.T, c *Circuit, want DestroyReason) {
 		t.Fatalf("circuit error %v, want destroyed: %v", c.Err(), want)
 	}
 }
+
+// TestCreateClockCoarse: two clients whose clocks differ by minutes within
+// one window send the same time in their CREATEs (a relay cannot tell
+// them apart by skew), and a relay accepts a time that old.
+func TestCreateClockCoarse(t *testing.T) {
+	n := newTestNet(t, netOpts{relays: 1})
+	r := n.relays[0]
+	base := time.Unix(coarseTime(time.Now()), 0)
+	var stamps [][]byte
+	for _, skew := range []time.Duration{10 * time.Second, 2 * time.Minute, 4*time.Minute + 59*time.Second} {
+		hs, err := newClientHandshake(r.host.ID(), r.OnionKey().Public, base.Add(skew))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stamps = append(stamps, hs.msg[66:74])
+	}
+	for i := range stamps[1:] {
+		if string(stamps[i+1]) != string(stamps[0]) {
+			t.Fatalf("CREATE times differ for clocks in one window: %x %x", stamps[0], stamps[i+1])
+		}
+	}
+	// The oldest a coarse time gets, at the window's edge, still works.
+	hs, _ := newClientHandshake(r.host.ID(), r.OnionKey().Public, time.Now().Add(-DefaultRelayOptions().ReplayWindow+time.Second))
+	reply := sendCreate(t, rawLink(t, n, r), hs.msg)
+	if reply[0] != cmdCreated {
+		t.Fatalf("cell %d to a CREATE with the oldest coarse time, want CREATED", reply[0])
+	}
+}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/event"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 )
 
 // TestExitRefusesAddressLearnedLater: an exit whose host learns a new own
@@ -33,4 +35,27 @@ func TestExitRefusesAddressLearnedLater(t *testing.T) {
 	waitFor(t, 10*time.Second, "the exit's new own address refused", func() bool {
 		return !n.exit.Policy().Allows(natted, 443)
 	})
+}
+
+// TestShortCircuitsWarn: a client configured with fewer than three hops
+// starts (tests and the demo use them) but warns; three hops do not.
+func TestShortCircuitsWarn(t *testing.T) {
+	for _, hops := range []int{1, 2, 3} {
+		hook := new(logtest.Hook)
+		old := logrus.StandardLogger().ReplaceHooks(logrus.LevelHooks{})
+		logrus.AddHook(hook)
+		cfg := testConfig(t)
+		cfg.Client.Hops = hops
+		startNode(t, cfg, Options{})
+		warned := false
+		for _, e := range hook.AllEntries() {
+			if e.Level == logrus.WarnLevel && e.Data["hops"] == hops {
+				warned = true
+			}
+		}
+		logrus.StandardLogger().ReplaceHooks(old)
+		if warned != (hops < 3) {
+			t.Errorf("%d hops: warned %v", hops, warned)
+		}
+	}
 }

@@ -332,6 +332,7 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 		n.log.Infof("%s serving circuits", what)
 	}
 	if n.client {
+		warnShortCircuits(n.log, cfg.Client.Hops)
 		n.cc = circuit.NewClient(n.host, n.clientOptions())
 		n.builder = discovery.NewBuilder(n.disc, n.buildPath, discovery.BuilderOptions{})
 		n.pool = proxy.NewPool(n.buildCircuit, poolOptions(cfg.Client))
