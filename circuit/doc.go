@@ -171,6 +171,14 @@
 //     relay serving as a guard admits only enrolled nodes (package tis);
 //     a middle or exit relay sees an enrolled relay as its previous hop,
 //     never the client.
+//   - An EXTEND cannot make a relay a proxy: the relay extends only to a
+//     relay it holds a verified descriptor for (RelayOptions.ResolveHop),
+//     dials only that descriptor's addresses, and only IP addresses with
+//     TCP or QUIC (DialableAddr: no names, no /ws, no loopback or private
+//     addresses unless the node is on a private network); every failure is
+//     answered after the same floor, ExtendFailureDelay; and the node's
+//     host has a connection gater (Gater) with the same rule for every
+//     dial, whoever asked for it.
 //   - Left open: end-to-end timing correlation, and a relay destroying the
 //     circuits it carries (which path bias makes visible).
 package circuit
