@@ -267,8 +267,9 @@ type Circuit struct {
 	edge    *edge
 	created time.Time
 
-	wmu sync.Mutex // serializes encryption and writes towards the first hop
-	rmu sync.Mutex // guards backward crypto state (only the reader uses it after build)
+	wmu   sync.Mutex // serializes encryption and writes towards the first hop
+	early int        // RELAY_EARLY cells sent, under wmu
+	rmu   sync.Mutex // guards backward crypto state (only the reader uses it after build)
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -290,9 +291,6 @@ func (ci *Circuit) sendCells(i int, link, cmd byte, stream uint16, data []byte) 
 	defer putBatch(bp)
 	buf := *bp
 	n := encodeCells(buf, cmd, stream, data)
-	for c := 0; c < n; c++ {
-		buf[c*CellSize] = link
-	}
 	ci.wmu.Lock()
 	defer ci.wmu.Unlock()
 	select {
@@ -302,6 +300,16 @@ func (ci *Circuit) sendCells(i int, link, cmd byte, stream uint16, data []byte) 
 	}
 	l := ci.layers[i]
 	for c := 0; c < n; c++ {
+		// As Tor's clients do, the first cells not for the first hop
+		// go as RELAY_EARLY too, up to the relays' limit: every guard
+		// then sees as many, whatever the circuit's length.
+		buf[c*CellSize] = link
+		if link == cmdRelay && i > 0 && ci.early < maxEarlyCells {
+			buf[c*CellSize] = cmdRelayEarly
+		}
+		if buf[c*CellSize] == cmdRelayEarly {
+			ci.early++
+		}
 		body := buf[c*CellSize+1 : (c+1)*CellSize]
 		l.fwdMAC.seal(body)
 		for j := i; j >= 0; j-- {

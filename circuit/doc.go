@@ -27,7 +27,10 @@
 //
 // As with Tor's RELAY_EARLY, a relay passes an early cell on as one, takes
 // an EXTEND only from one, and lets at most seven through a circuit: no
-// circuit is extended beyond eight hops, however its client loops it. A
+// circuit is extended beyond eight hops, however its client loops it. The
+// client sends its first cells not meant for the first hop as early cells
+// too, up to the seven, so a guard sees as many on every circuit whatever
+// its length. A
 // relay also accepts only a burst of 64 DROP cells for itself, then 8 a
 // second: padding costs every hop work and no flow-control credit.
 //

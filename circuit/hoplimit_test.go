@@ -3,6 +3,7 @@ package circuit
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -122,5 +123,29 @@ func TestCreateClockCoarse(t *testing.T) {
 	reply := sendCreate(t, rawLink(t, n, r), hs.msg)
 	if reply[0] != cmdCreated {
 		t.Fatalf("cell %d to a CREATE with the oldest coarse time, want CREATED", reply[0])
+	}
+}
+
+// TestEarlyCellsHideLength: a guard sees as many RELAY_EARLY cells on a
+// 2-hop circuit as on a 3-hop one (the client pads the count with its
+// first cells), so they do not tell it how long the circuit is.
+func TestEarlyCellsHideLength(t *testing.T) {
+	n := newTestNet(t, netOpts{})
+	echo, _ := echoServer(t)
+	var passed atomic.Int32
+	n.relays[0].tap = func(fwd bool, cell []byte) {
+		if fwd && cell[0] == cmdRelayEarly {
+			passed.Add(1)
+		}
+	}
+	for _, idx := range [][]int{{0, 2}, {0, 1, 2}} {
+		passed.Store(0)
+		c := n.build(t, idx...)
+		roundTrip(t, openStream(t, c, "127.0.0.1", echo), randBytes(t, 16*MaxCellData))
+		_ = c.Close()
+		// One EXTEND was for the guard itself; the rest it passed on.
+		if got := passed.Load(); got != maxEarlyCells-1 {
+			t.Errorf("%d-hop circuit: the guard passed %d early cells, want %d", len(idx), got, maxEarlyCells-1)
+		}
 	}
 }
