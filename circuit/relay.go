@@ -248,6 +248,11 @@ func (r *Relay) allowHandshake(prev peer.ID) bool {
 					delete(r.peerHS, id)
 				}
 			}
+			if len(r.peerHS) >= maxPeerLimiters {
+				// All busy (many peer IDs): start afresh rather than
+				// grow; the global budget still holds.
+				clear(r.peerHS)
+			}
 		}
 		l = rate.NewLimiter(rate.Limit(r.opts.HandshakesPerPeerPerSecond), r.opts.HandshakePeerBurst)
 		r.peerHS[prev] = l
