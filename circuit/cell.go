@@ -21,6 +21,21 @@ const (
 	cmdCreated byte = 2 // relay -> client: handshake reply
 	cmdRelay   byte = 3 // layered-encrypted relay body
 	cmdDestroy byte = 4 // tear the circuit down, with a reason
+	// cmdRelayEarly is a forward relay cell that may carry an EXTEND (Tor's
+	// RELAY_EARLY): each relay passes it on as such and allows a circuit
+	// at most maxEarlyCells of them, so no circuit grows beyond MaxHops.
+	cmdRelayEarly byte = 5
+)
+
+// maxEarlyCells is how many RELAY_EARLY cells a relay lets through one
+// circuit: one per EXTEND of a circuit of MaxHops hops.
+const maxEarlyCells = MaxHops - 1
+
+// DROP cells a relay accepts for itself on one circuit: a burst, then a
+// steady rate. Padding needs few; beyond that they are work for nothing.
+const (
+	dropBurst = 64
+	dropRate  = 8 // per second
 )
 
 // Layout of a relay body once every layer is removed.
@@ -103,6 +118,11 @@ var (
 type DestroyedError struct{ Reason DestroyReason }
 
 func (e *DestroyedError) Error() string { return "circuit destroyed: " + e.Reason.String() }
+
+// RelayBusy reports a refusal for lack of resources: the relay is up and
+// speaks the protocol, so it is no reason to give up on it (discovery
+// does not count it against a guard).
+func (e *DestroyedError) RelayBusy() bool { return e.Reason == DestroyResource }
 
 // Is makes every DestroyedError match ErrCircuitClosed.
 func (e *DestroyedError) Is(target error) bool { return target == ErrCircuitClosed }

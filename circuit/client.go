@@ -106,6 +106,12 @@ func (c *Client) Build(ctx context.Context, path []Hop) (*Circuit, error) {
 		}
 		seen[h.ID] = true
 	}
+	return c.buildPath(ctx, path)
+}
+
+// buildPath builds a circuit through a path already checked (tests make
+// paths Build refuses, to see what relays do with them).
+func (c *Client) buildPath(ctx context.Context, path []Hop) (*Circuit, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.opts.HandshakeTimeout*time.Duration(len(path)))
@@ -217,7 +223,7 @@ func (ci *Circuit) extend(i int) error {
 	if err != nil {
 		return err
 	}
-	if err := ci.sendTo(i-1, relayExtend, 0, msg); err != nil {
+	if err := ci.sendCells(i-1, cmdRelayEarly, relayExtend, 0, msg); err != nil {
 		return fmt.Errorf("send extend: %w", err)
 	}
 	for {
@@ -261,8 +267,9 @@ type Circuit struct {
 	edge    *edge
 	created time.Time
 
-	wmu sync.Mutex // serializes encryption and writes towards the first hop
-	rmu sync.Mutex // guards backward crypto state (only the reader uses it after build)
+	wmu   sync.Mutex // serializes encryption and writes towards the first hop
+	early int        // RELAY_EARLY cells sent, under wmu
+	rmu   sync.Mutex // guards backward crypto state (only the reader uses it after build)
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -274,6 +281,12 @@ type Circuit struct {
 // sendTo encrypts a relay message (DATA may span several cells) for hop i
 // and writes it on the link in one write.
 func (ci *Circuit) sendTo(i int, cmd byte, stream uint16, data []byte) error {
+	return ci.sendCells(i, cmdRelay, cmd, stream, data)
+}
+
+// sendCells is sendTo with the link command of the cells: cmdRelay, or
+// cmdRelayEarly for an EXTEND.
+func (ci *Circuit) sendCells(i int, link, cmd byte, stream uint16, data []byte) error {
 	bp := getBatch()
 	defer putBatch(bp)
 	buf := *bp
@@ -287,10 +300,20 @@ func (ci *Circuit) sendTo(i int, cmd byte, stream uint16, data []byte) error {
 	}
 	l := ci.layers[i]
 	for c := 0; c < n; c++ {
+		// As Tor's clients do, the first cells not for the first hop
+		// go as RELAY_EARLY too, up to the relays' limit: every guard
+		// then sees as many, whatever the circuit's length.
+		buf[c*CellSize] = link
+		if link == cmdRelay && i > 0 && ci.early < maxEarlyCells {
+			buf[c*CellSize] = cmdRelayEarly
+		}
+		if buf[c*CellSize] == cmdRelayEarly {
+			ci.early++
+		}
 		body := buf[c*CellSize+1 : (c+1)*CellSize]
 		l.fwdMAC.seal(body)
 		for j := i; j >= 0; j-- {
-			ci.layers[j].fwd.XORKeyStream(body, body)
+			ci.layers[j].fwd.wrap(body)
 		}
 	}
 	if _, err := ci.link.Write(buf[:n*CellSize]); err != nil {
@@ -317,7 +340,7 @@ func (ci *Circuit) open(cell []byte) (int, relayMsg, error) {
 	ci.rmu.Lock()
 	defer ci.rmu.Unlock()
 	for i, l := range ci.layers {
-		l.bwd.XORKeyStream(body, body)
+		l.bwd.open(body)
 		if l.bwdMAC.recognize(body) {
 			m, err := decodeRelay(body)
 			return i, m, err
@@ -397,7 +420,22 @@ func (ci *Circuit) fail(err error, reason DestroyReason) {
 		delete(ci.client.circuits, ci)
 		ci.client.mu.Unlock()
 		ci.client.log.WithError(err).Debug("circuit closed")
+		if f := ci.client.opts.OnFailure; f != nil && reason != DestroyRequested {
+			f(ci.Path(), err)
+		}
 	})
+}
+
+// PathBiasFailure reports whether err, from a circuit that failed after it
+// was built, is the kind a tampering relay causes: a cell that failed its
+// integrity check or broke the protocol, seen by the client or by a relay
+// that destroyed the circuit for it. Closes, relay shutdowns and refusals
+// for lack of resources are not.
+func PathBiasFailure(err error) bool {
+	if de, ok := errors.AsType[*DestroyedError](err); ok {
+		return de.Reason == DestroyIntegrity || de.Reason == DestroyProtocol
+	}
+	return errors.Is(err, ErrIntegrity) || errors.Is(err, ErrMalformed)
 }
 
 // Close tears the circuit down and waits for its goroutines.

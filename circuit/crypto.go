@@ -20,11 +20,15 @@ import (
 // The handshake is modelled on Tor's ntor-v3 (proposal 332) without its
 // encrypted extension messages; see doc.go.
 const (
-	protoID        = "pikcio-ntor3-x25519-sha256-aes256ctr-1"
+	protoID        = "pikcio-ntor3-x25519-sha256-uivlrw-aes256-1"
 	hsTypeNtor     = 1
 	createLen      = 2 + 32 + 32 + 8 // type, B, X, timestamp
 	createdLen     = 32 + 32         // Y, AUTH
-	keyMaterialLen = 4 * 32
+	keyMaterialLen = 2 * dirKeyLen
+	// dirKeyLen is one direction's key material: the tweakable block
+	// cipher's key, the keystream key, the tweak hash key, the MAC key and
+	// the initial chain value.
+	dirKeyLen = 4*32 + 16
 )
 
 var (
@@ -41,9 +45,24 @@ var (
 	ErrAuth            = errors.New("handshake authentication failed")
 )
 
-// hopKeys is the key material one handshake yields.
+// hopKeys is the key material one handshake yields: forward (client to
+// relay) and backward.
 type hopKeys struct {
-	kf, kb, df, db [32]byte
+	f, b dirKeys
+}
+
+// dirKeys are one direction's keys of a hop.
+type dirKeys struct {
+	tbc, ctr, hash, mac [32]byte
+	chain               [16]byte
+}
+
+func (d *dirKeys) load(b []byte) {
+	copy(d.tbc[:], b[0:32])
+	copy(d.ctr[:], b[32:64])
+	copy(d.hash[:], b[64:96])
+	copy(d.mac[:], b[96:128])
+	copy(d.chain[:], b[128:144])
 }
 
 func deriveKeys(seed []byte) (hopKeys, error) {
@@ -52,10 +71,8 @@ func deriveKeys(seed []byte) (hopKeys, error) {
 	if err != nil {
 		return k, fmt.Errorf("derive keys: %w", err)
 	}
-	copy(k.kf[:], out[0:32])
-	copy(k.kb[:], out[32:64])
-	copy(k.df[:], out[64:96])
-	copy(k.db[:], out[96:128])
+	k.f.load(out[:dirKeyLen])
+	k.b.load(out[dirKeyLen:])
 	clear(out)
 	return k, nil
 }
@@ -88,6 +105,17 @@ func ntorSecrets(xy, xb []byte, id peer.ID, b, x, y []byte, ts []byte) (seed, au
 
 type ecdhKey = ecdh.PrivateKey
 
+// clockGranularity is how coarse the clock in a CREATE is: every client
+// whose clock is in the same window sends the same time, so a relay cannot
+// link circuits by a client's clock skew (to the second, it could).
+const clockGranularity = 5 * time.Minute
+
+// coarseTime is now in seconds, rounded down to clockGranularity.
+func coarseTime(now time.Time) int64 {
+	g := int64(clockGranularity / time.Second)
+	return now.Unix() / g * g
+}
+
 // clientHandshake is the client's state between CREATE and CREATED.
 type clientHandshake struct {
 	id  peer.ID
@@ -109,7 +137,7 @@ func newClientHandshake(id peer.ID, onionKey [32]byte, now time.Time) (*clientHa
 	binary.BigEndian.PutUint16(msg, hsTypeNtor)
 	copy(msg[2:], onionKey[:])
 	copy(msg[34:], x.PublicKey().Bytes())
-	binary.BigEndian.PutUint64(msg[66:], uint64(now.Unix()))
+	binary.BigEndian.PutUint64(msg[66:], uint64(coarseTime(now)))
 	return &clientHandshake{id: id, b: b, x: x, msg: msg}, nil
 }
 
@@ -181,38 +209,107 @@ func serverHandshake(id peer.ID, msg []byte, lookup func([]byte) *ecdhKey, repla
 }
 
 // layer is one hop's share of the relay crypto, from the point of view of
-// either end: a keystream and a MAC per direction. Each side applies the
-// keystreams in the same order, so no counters travel on the wire. The MAC
-// is GMAC (AES-GCM over no plaintext) with the cell's sequence number as
-// nonce, so a nonce never repeats under a key.
+// either end: a wide-block layer and a MAC per direction. Each side
+// processes a direction's cells in the same order, so no counters travel on
+// the wire. The MAC is GMAC (AES-GCM over no plaintext) with the cell's
+// sequence number as nonce, so a nonce never repeats under a key.
 type layer struct {
-	fwd, bwd       cipher.Stream
+	fwd, bwd       *wideLayer
 	fwdMAC, bwdMAC *macState
 }
 
-// macState is one direction's MAC key, sequence number and scratch space.
-// Its owner serializes the calls.
-type macState struct {
-	aead  cipher.AEAD
-	seq   uint64
-	nonce [12]byte
-	sum   [macLen]byte
-	got   [macLen]byte
+// wideLayer is one direction of a hop's encryption layer: a tweakable
+// wide-block cipher over the whole relay body, in the UIV shape of Counter
+// Galois Onion (Tor proposal 359). The body is split into a 16-byte tag T
+// and the rest C. Removing the layer (open) is
+//
+//	h  = GHASH'(J | C)                 (J: the chain value)
+//	T' = AES-1(T ^ h) ^ h              (LRW2: a block cipher tweaked by C)
+//	C' = C ^ AES-CTR(IV = T')
+//	J  = T'
+//
+// and adding it (wrap) is the inverse. GHASH' is AES-GCM's tag over J | C
+// as additional data under a fixed nonce: GHASH masked by a constant, which
+// is as good a universal hash for the tweak. Any change to T or C makes T'
+// unpredictable and so garbles all of C' as well; and because J follows T',
+// every later cell through the layer is garbled too. So a hop that alters a
+// cell leaves the hops after it nothing to recognize: no pattern survives to
+// a colluding exit, and the hop the cell is for finds it unrecognized and
+// destroys the circuit.
+type wideLayer struct {
+	tbc   cipher.Block
+	ctr   cipher.Block
+	hash  cipher.AEAD
+	chain [aes.BlockSize]byte
+	h     [aes.BlockSize]byte
+	t     [aes.BlockSize]byte
+}
+
+func newWideLayer(k *dirKeys) (*wideLayer, error) {
+	tbc, err := aes.NewCipher(k.tbc[:])
+	if err != nil {
+		return nil, fmt.Errorf("aes: %w", err)
+	}
+	ctr, err := aes.NewCipher(k.ctr[:])
+	if err != nil {
+		return nil, fmt.Errorf("aes: %w", err)
+	}
+	hb, err := aes.NewCipher(k.hash[:])
+	if err != nil {
+		return nil, fmt.Errorf("aes: %w", err)
+	}
+	hash, err := cipher.NewGCM(hb)
+	if err != nil {
+		return nil, fmt.Errorf("gcm: %w", err)
+	}
+	return &wideLayer{tbc: tbc, ctr: ctr, hash: hash, chain: k.chain}, nil
+}
+
+var zeroNonce [12]byte
+
+// tweak puts GHASH'(J | body[16:]) in w.h. body's tag is saved in w.t and
+// restored.
+func (w *wideLayer) tweak(body []byte) {
+	copy(w.t[:], body[:aes.BlockSize])
+	copy(body[:aes.BlockSize], w.chain[:])
+	w.hash.Seal(w.h[:0], zeroNonce[:], nil, body)
+	copy(body[:aes.BlockSize], w.t[:])
+}
+
+func xor16(dst, a, b []byte) {
+	subtle.XORBytes(dst[:aes.BlockSize], a[:aes.BlockSize], b[:aes.BlockSize])
+}
+
+// open removes the layer from a body in place.
+func (w *wideLayer) open(body []byte) {
+	tag := body[:aes.BlockSize]
+	w.tweak(body)
+	xor16(tag, tag, w.h[:])
+	w.tbc.Decrypt(tag, tag)
+	xor16(tag, tag, w.h[:])
+	cipher.NewCTR(w.ctr, tag).XORKeyStream(body[aes.BlockSize:], body[aes.BlockSize:])
+	copy(w.chain[:], tag)
+}
+
+// wrap adds the layer to a body in place: the inverse of open.
+func (w *wideLayer) wrap(body []byte) {
+	tag := body[:aes.BlockSize]
+	var tp [aes.BlockSize]byte // T'
+	copy(tp[:], tag)
+	cipher.NewCTR(w.ctr, tp[:]).XORKeyStream(body[aes.BlockSize:], body[aes.BlockSize:])
+	w.tweak(body)
+	xor16(tag, tp[:], w.h[:])
+	w.tbc.Encrypt(tag, tag)
+	xor16(tag, tag, w.h[:])
+	w.chain = tp
 }
 
 func newLayer(k hopKeys) (*layer, error) {
-	mk := func(key []byte) (cipher.Stream, error) {
-		blk, err := aes.NewCipher(key)
-		if err != nil {
-			return nil, fmt.Errorf("aes: %w", err)
-		}
-		return cipher.NewCTR(blk, make([]byte, aes.BlockSize)), nil
-	}
-	fwd, err := mk(k.kf[:])
+	fwd, err := newWideLayer(&k.f)
 	if err != nil {
 		return nil, err
 	}
-	bwd, err := mk(k.kb[:])
+	bwd, err := newWideLayer(&k.b)
 	if err != nil {
 		return nil, err
 	}
@@ -227,15 +324,25 @@ func newLayer(k hopKeys) (*layer, error) {
 		}
 		return &macState{aead: a}, nil
 	}
-	fm, err := gmac(k.df[:])
+	fm, err := gmac(k.f.mac[:])
 	if err != nil {
 		return nil, err
 	}
-	bm, err := gmac(k.db[:])
+	bm, err := gmac(k.b.mac[:])
 	if err != nil {
 		return nil, err
 	}
 	return &layer{fwd: fwd, bwd: bwd, fwdMAC: fm, bwdMAC: bm}, nil
+}
+
+// macState is one direction's MAC key, sequence number and scratch space.
+// Its owner serializes the calls.
+type macState struct {
+	aead  cipher.AEAD
+	seq   uint64
+	nonce [12]byte
+	sum   [macLen]byte
+	got   [macLen]byte
 }
 
 // compute puts GMAC(nonce = seq, body with the MAC field zeroed) in m.sum.

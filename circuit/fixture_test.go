@@ -59,6 +59,8 @@ type netOpts struct {
 	exit   func(i int) ExitDialer // nil: last relay is a loopback exit
 	relay  RelayOptions
 	addrs  []string
+	// strictAddrs: relays may not extend to loopback addresses.
+	strictAddrs bool
 }
 
 func newTestNet(t testing.TB, o netOpts) *testNet {
@@ -70,6 +72,7 @@ func newTestNet(t testing.TB, o netOpts) *testNet {
 	for i := 0; i < o.relays; i++ {
 		h := newHost(t, o.addrs...)
 		ro := o.relay
+		ro.AllowPrivateAddrs = !o.strictAddrs // the test network is on loopback
 		switch {
 		case o.exit != nil:
 			ro.Exit = o.exit(i)

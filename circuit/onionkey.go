@@ -141,7 +141,9 @@ func newReplayCache(window time.Duration, max int) *replayCache {
 }
 
 func (c *replayCache) check(x []byte, ts, now time.Time) bool {
-	if ts.Before(now.Add(-c.window)) || ts.After(now.Add(c.window)) {
+	// A client's time is rounded down to clockGranularity, so it may lag
+	// by that much more.
+	if ts.Before(now.Add(-c.window-clockGranularity)) || ts.After(now.Add(c.window)) {
 		return false
 	}
 	var k [32]byte

@@ -7,6 +7,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // ProtocolID is the libp2p protocol of circuit links: one libp2p stream per
@@ -52,6 +53,17 @@ type RelayOptions struct {
 	// HandshakesPerSecond and HandshakeBurst rate-limit CREATE handling.
 	HandshakesPerSecond float64
 	HandshakeBurst      int
+	// HandshakesPerPeerPerSecond and HandshakePeerBurst rate-limit the
+	// CREATEs of each previous hop, before the global budget, so that one
+	// peer cannot spend everyone's handshakes.
+	HandshakesPerPeerPerSecond float64
+	HandshakePeerBurst         int
+	// MaxPending caps the inbound links still being admitted or waiting
+	// for their CREATE, MaxPendingPerPeer those of one previous hop;
+	// PendingTimeout bounds that phase (AdmitPeer and the CREATE).
+	MaxPending        int
+	MaxPendingPerPeer int
+	PendingTimeout    time.Duration
 	// HandshakeTimeout bounds a CREATE/CREATED exchange, ExtendTimeout the
 	// whole of an EXTEND, ConnectTimeout the exit's connect.
 	HandshakeTimeout time.Duration
@@ -69,6 +81,20 @@ type RelayOptions struct {
 	// never less than one batch of cells.
 	BandwidthRate  int64
 	BandwidthBurst int64
+	// ResolveHop, when set, returns the addresses of the relay id from
+	// its verified descriptor, or an error when there is none: a relay
+	// extends only to such relays and dials only those addresses, never
+	// the ones an EXTEND names. nil dials the EXTEND's addresses (for
+	// networks without a directory, such as tests); pikcio's node always
+	// sets it. Either way the addresses pass DialableAddr.
+	ResolveHop func(ctx context.Context, id peer.ID) ([]ma.Multiaddr, error)
+	// AllowPrivateAddrs lets the relay extend to loopback, private and
+	// link-local addresses (a test network on loopback, a LAN).
+	AllowPrivateAddrs bool
+	// ExtendFailureDelay is the least time before a failed EXTEND is
+	// answered, however soon it failed, so that its timing tells little
+	// about why.
+	ExtendFailureDelay time.Duration
 	// AdmitPeer, when set, decides whether the previous hop of a new
 	// circuit may open it (e.g. whether it is an enrolled node): an error
 	// refuses the circuit with DESTROY(DestroyNotAdmitted). It is called
@@ -122,12 +148,19 @@ func DefaultRelayOptions() RelayOptions {
 		MaxStreamsPerCircuit: 1024,
 		HandshakesPerSecond:  200,
 		HandshakeBurst:       400,
-		HandshakeTimeout:     10 * time.Second,
-		ExtendTimeout:        15 * time.Second,
-		ConnectTimeout:       15 * time.Second,
-		OnionKeyLifetime:     28 * 24 * time.Hour,
-		OnionKeyGrace:        7 * 24 * time.Hour,
-		ReplayWindow:         10 * time.Minute,
+		// A previous hop may be a guard carrying many clients: a
+		// quarter of the whole budget.
+		HandshakesPerPeerPerSecond: 50,
+		HandshakePeerBurst:         100,
+		MaxPending:                 512,
+		MaxPendingPerPeer:          32,
+		PendingTimeout:             5 * time.Second,
+		HandshakeTimeout:           10 * time.Second,
+		ExtendTimeout:              15 * time.Second,
+		ConnectTimeout:             15 * time.Second,
+		OnionKeyLifetime:           28 * 24 * time.Hour,
+		OnionKeyGrace:              7 * 24 * time.Hour,
+		ReplayWindow:               10 * time.Minute,
 	}
 }
 
@@ -148,11 +181,29 @@ func (o RelayOptions) withDefaults() RelayOptions {
 	if o.HandshakeBurst <= 0 {
 		o.HandshakeBurst = d.HandshakeBurst
 	}
+	if o.HandshakesPerPeerPerSecond <= 0 {
+		o.HandshakesPerPeerPerSecond = d.HandshakesPerPeerPerSecond
+	}
+	if o.HandshakePeerBurst <= 0 {
+		o.HandshakePeerBurst = d.HandshakePeerBurst
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = d.MaxPending
+	}
+	if o.MaxPendingPerPeer <= 0 {
+		o.MaxPendingPerPeer = d.MaxPendingPerPeer
+	}
+	if o.PendingTimeout <= 0 {
+		o.PendingTimeout = d.PendingTimeout
+	}
 	if o.HandshakeTimeout <= 0 {
 		o.HandshakeTimeout = d.HandshakeTimeout
 	}
 	if o.ExtendTimeout <= 0 {
 		o.ExtendTimeout = d.ExtendTimeout
+	}
+	if o.ExtendFailureDelay <= 0 {
+		o.ExtendFailureDelay = d.ExtendFailureDelay
 	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = d.ConnectTimeout
@@ -174,6 +225,11 @@ type ClientOptions struct {
 	// HandshakeTimeout bounds each hop's handshake during a build when the
 	// caller's context has no earlier deadline.
 	HandshakeTimeout time.Duration
+	// OnFailure, when set, is told of every built circuit that fails,
+	// other than by Close, with the hops and the error (PathBiasFailure
+	// says whether it counts against the guard). It runs on the circuit's
+	// reader and must not block.
+	OnFailure func(path []Hop, err error)
 }
 
 // DefaultClientOptions returns the defaults.

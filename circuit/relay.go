@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/pikcio/pikcio/internal/endreason"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/time/rate"
@@ -36,18 +37,25 @@ type Relay struct {
 
 	mu       sync.Mutex
 	circuits map[*relayCirc]struct{}
-	pending  map[network.Stream]struct{} // links still in their handshake
-	perPeer  map[peer.ID]int
+	pending  map[network.Stream]peer.ID // links still in their handshake
+	perPeer  map[peer.ID]int            // circuits and pending links
+	pendPeer map[peer.ID]int            // pending links
+	peerHS   map[peer.ID]*rate.Limiter  // handshakes per previous hop
 	closed   bool
 	wg       sync.WaitGroup
 
 	total     atomic.Uint64 // circuits accepted in total
 	forwarded atomic.Uint64 // bytes of cells relayed or handled
+	drops     atomic.Uint64 // DROP cells for this relay
 
 	// tap, when set by a test before any circuit, sees every cell this
 	// relay passes on, after its own layer is removed or added: what a
 	// curious relay could learn. It may change the cell to test tampering.
 	tap func(forward bool, cell []byte)
+	// peek, when set by a test, sees every forward relay body once this
+	// relay's layer is off, before it checks whether the body is for it:
+	// what a colluding relay could read or undo.
+	peek func(body []byte)
 }
 
 // NewRelay starts serving the circuit protocol on h, signing its onion keys
@@ -72,8 +80,10 @@ func NewRelay(h host.Host, opts RelayOptions) (*Relay, error) {
 		limiter:  rate.NewLimiter(rate.Limit(opts.HandshakesPerSecond), opts.HandshakeBurst),
 		log:      logrus.WithField("component", "relay"),
 		circuits: make(map[*relayCirc]struct{}),
-		pending:  make(map[network.Stream]struct{}),
+		pending:  make(map[network.Stream]peer.ID),
 		perPeer:  make(map[peer.ID]int),
+		pendPeer: make(map[peer.ID]int),
+		peerHS:   make(map[peer.ID]*rate.Limiter),
 	}
 	r.stop, r.stopFunc = context.WithCancel(context.Background())
 	r.setBandwidth(opts.BandwidthRate, opts.BandwidthBurst)
@@ -144,6 +154,7 @@ type RelayStats struct {
 	Circuits      int    // open now
 	CircuitsTotal uint64 // accepted since start
 	Bytes         uint64 // cell bytes handled
+	Drops         uint64 // DROP cells addressed to this relay
 }
 
 // Stats returns the relay's counters.
@@ -151,7 +162,7 @@ func (r *Relay) Stats() RelayStats {
 	r.mu.Lock()
 	n := len(r.circuits)
 	r.mu.Unlock()
-	return RelayStats{Circuits: n, CircuitsTotal: r.total.Load(), Bytes: r.forwarded.Load()}
+	return RelayStats{Circuits: n, CircuitsTotal: r.total.Load(), Bytes: r.forwarded.Load(), Drops: r.drops.Load()}
 }
 
 // Close stops serving, tears down every circuit and waits for them.
@@ -187,7 +198,7 @@ func (r *Relay) admit(s network.Stream, prev peer.ID) (DestroyReason, bool) {
 	if r.opts.AdmitPeer == nil {
 		return DestroyNone, true
 	}
-	ctx, cancel := context.WithTimeout(r.stop, r.opts.HandshakeTimeout)
+	ctx, cancel := context.WithTimeout(r.stop, r.opts.PendingTimeout)
 	err := r.opts.AdmitPeer(ctx, prev)
 	cancel()
 	if err != nil {
@@ -206,13 +217,45 @@ func (r *Relay) reserve(s network.Stream, prev peer.ID) (DestroyReason, bool) {
 	switch {
 	case r.closed:
 		return DestroyFinished, false
-	case len(r.circuits)+len(r.pending) >= r.opts.MaxCircuits, r.perPeer[prev] >= r.opts.MaxCircuitsPerPeer:
+	case len(r.circuits)+len(r.pending) >= r.opts.MaxCircuits, r.perPeer[prev] >= r.opts.MaxCircuitsPerPeer,
+		len(r.pending) >= r.opts.MaxPending, r.pendPeer[prev] >= r.opts.MaxPendingPerPeer:
 		return DestroyResource, false
 	}
-	r.pending[s] = struct{}{}
+	r.pending[s] = prev
+	r.pendPeer[prev]++
 	r.perPeer[prev]++
 	r.wg.Add(1)
 	return DestroyNone, true
+}
+
+// maxPeerLimiters bounds the per-peer handshake buckets kept; beyond it
+// the full (idle) ones are forgotten.
+const maxPeerLimiters = 4096
+
+// allowHandshake takes a token from prev's handshake bucket and then from
+// the relay's: a peer that spends its own budget leaves the others theirs.
+func (r *Relay) allowHandshake(prev peer.ID) bool {
+	now := time.Now()
+	r.mu.Lock()
+	l := r.peerHS[prev]
+	if l == nil {
+		if len(r.peerHS) >= maxPeerLimiters {
+			for id, pl := range r.peerHS {
+				if pl.TokensAt(now) >= float64(pl.Burst()) {
+					delete(r.peerHS, id)
+				}
+			}
+			if len(r.peerHS) >= maxPeerLimiters {
+				// All busy (many peer IDs): start afresh rather than
+				// grow; the global budget still holds.
+				clear(r.peerHS)
+			}
+		}
+		l = rate.NewLimiter(rate.Limit(r.opts.HandshakesPerPeerPerSecond), r.opts.HandshakePeerBurst)
+		r.peerHS[prev] = l
+	}
+	r.mu.Unlock()
+	return l.AllowN(now, 1) && r.limiter.AllowN(now, 1)
 }
 
 // settle ends a link's handshake phase: it becomes the circuit rc, or, when
@@ -221,6 +264,9 @@ func (r *Relay) settle(s network.Stream, prev peer.ID, rc *relayCirc) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.pending, s)
+	if r.pendPeer[prev]--; r.pendPeer[prev] <= 0 {
+		delete(r.pendPeer, prev)
+	}
 	if rc == nil || r.closed {
 		if r.perPeer[prev]--; r.perPeer[prev] <= 0 {
 			delete(r.perPeer, prev)
@@ -282,10 +328,10 @@ func (r *Relay) handle(s network.Stream) {
 
 // accept runs the relay's side of the handshake on a new link.
 func (r *Relay) accept(s network.Stream, prev peer.ID) (*relayCirc, DestroyReason) {
-	if !r.limiter.Allow() {
-		return nil, DestroyResource
-	}
-	_ = s.SetDeadline(time.Now().Add(r.opts.HandshakeTimeout))
+	// The CREATE must come within the pending phase; only then is a
+	// handshake token spent, so that opening and resetting streams costs
+	// the relay's budget nothing.
+	_ = s.SetDeadline(time.Now().Add(r.opts.PendingTimeout))
 	cell, err := readCell(s)
 	if err != nil {
 		return nil, DestroyNone
@@ -294,6 +340,10 @@ func (r *Relay) accept(s network.Stream, prev peer.ID) (*relayCirc, DestroyReaso
 	if (*cell)[0] != cmdCreate {
 		return nil, DestroyProtocol
 	}
+	if !r.allowHandshake(prev) {
+		return nil, DestroyResource
+	}
+	_ = s.SetDeadline(time.Now().Add(r.opts.HandshakeTimeout))
 	now := time.Now()
 	hs, err := getHandshake(*cell)
 	var reply []byte
@@ -337,6 +387,11 @@ type relayCirc struct {
 	next network.Stream
 	edge *edge // exit streams, made on the first stream message
 
+	// early counts the RELAY_EARLY cells from the previous hop; drops
+	// limits the DROP cells for this hop. The forward loop alone uses them.
+	early int
+	drops *rate.Limiter
+
 	ctx       context.Context // canceled when the circuit closes
 	cancel    context.CancelFunc
 	closeOnce sync.Once
@@ -363,7 +418,7 @@ func (rc *relayCirc) sendRelay(cmd byte, stream uint16, data []byte) error {
 	for c := 0; c < n; c++ {
 		body := buf[c*CellSize+1 : (c+1)*CellSize]
 		rc.l.bwdMAC.seal(body)
-		rc.l.bwd.XORKeyStream(body, body)
+		rc.l.bwd.wrap(body)
 	}
 	if _, err := rc.prev.Write(buf[:n*CellSize]); err != nil {
 		return fmt.Errorf("write cell: %w: %w", ErrCircuitClosed, err)
@@ -431,13 +486,20 @@ func (rc *relayCirc) forwardLoop() {
 func (rc *relayCirc) forward(c []byte) (pass bool, _ DestroyReason, _ error) {
 	switch c[0] {
 	case cmdRelay:
+	case cmdRelayEarly:
+		if rc.early++; rc.early > maxEarlyCells {
+			return false, DestroyProtocol, fmt.Errorf("relay early cell %d, beyond %d hops: %w", rc.early, MaxHops, ErrPath)
+		}
 	case cmdDestroy:
 		return false, DestroyReason(c[1]), fmt.Errorf("destroyed by previous hop: %w", ErrCircuitClosed)
 	default:
 		return false, DestroyProtocol, fmt.Errorf("link cell %d on a built circuit: %w", c[0], ErrMalformed)
 	}
 	body := c[1:]
-	rc.l.fwd.XORKeyStream(body, body)
+	rc.l.fwd.open(body)
+	if rc.r.peek != nil {
+		rc.r.peek(body)
+	}
 	if !rc.l.fwdMAC.recognize(body) {
 		if rc.next == nil {
 			return false, DestroyIntegrity, ErrIntegrity
@@ -448,6 +510,9 @@ func (rc *relayCirc) forward(c []byte) (pass bool, _ DestroyReason, _ error) {
 	if err != nil {
 		return false, DestroyProtocol, err
 	}
+	if m.cmd == relayExtend && c[0] != cmdRelayEarly {
+		return false, DestroyProtocol, fmt.Errorf("extend in a relay cell, not relay early: %w", ErrMalformed)
+	}
 	reason, err := rc.local(m)
 	return false, reason, err
 }
@@ -456,6 +521,13 @@ func (rc *relayCirc) forward(c []byte) (pass bool, _ DestroyReason, _ error) {
 func (rc *relayCirc) local(m relayMsg) (DestroyReason, error) {
 	switch m.cmd {
 	case relayDrop:
+		rc.r.drops.Add(1)
+		if rc.drops == nil {
+			rc.drops = rate.NewLimiter(dropRate, dropBurst)
+		}
+		if !rc.drops.Allow() {
+			return DestroyProtocol, fmt.Errorf("drop cells beyond %d/s: %w", dropRate, ErrMalformed)
+		}
 		return DestroyNone, nil
 	case relayExtend:
 		ext, err := decodeExtend(m.data)
@@ -501,10 +573,7 @@ func (rc *relayCirc) extend(ext extendMsg) (DestroyReason, error) {
 	}
 	ctx, cancel := context.WithTimeout(rc.ctx, r.opts.ExtendTimeout)
 	defer cancel()
-	if len(ext.addrs) > 0 {
-		r.host.Peerstore().AddAddrs(ext.peer, ext.addrs, peerstore.TempAddrTTL)
-	}
-	ns, err := r.host.NewStream(ctx, ext.peer, ProtocolID)
+	ns, err := rc.dialNext(ctx, ext)
 	if err != nil {
 		rc.log().WithError(err).Debug("extend: open link failed")
 		return DestroyConnect, fmt.Errorf("extend: %w", err)
@@ -557,6 +626,50 @@ func (rc *relayCirc) extend(ext extendMsg) (DestroyReason, error) {
 	return DestroyNone, nil
 }
 
+// ErrNotRelay reports an EXTEND to a peer the relay has no verified
+// descriptor for, or whose addresses it may not dial.
+var ErrNotRelay = errors.New("not a known relay at a dialable address")
+
+// dialNext opens the link to the next hop: only to a relay ResolveHop
+// vouches for (or, without one, the EXTEND's addresses), only at addresses
+// DialableAddr allows. Every failure is answered no sooner than
+// ExtendFailureDelay after the EXTEND came, so that how soon a dial fails
+// (a closed port, an open one, an unknown peer) does not show.
+func (rc *relayCirc) dialNext(ctx context.Context, ext extendMsg) (network.Stream, error) {
+	r := rc.r
+	start := time.Now()
+	ns, err := func() (network.Stream, error) {
+		addrs := ext.addrs
+		if r.opts.ResolveHop != nil {
+			var err error
+			if addrs, err = r.opts.ResolveHop(ctx, ext.peer); err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrNotRelay, err)
+			}
+		}
+		var ok []ma.Multiaddr
+		for _, a := range addrs {
+			if DialableAddr(a, r.opts.AllowPrivateAddrs) {
+				ok = append(ok, a)
+			}
+		}
+		if len(ok) == 0 && r.host.Network().Connectedness(ext.peer) != network.Connected {
+			return nil, fmt.Errorf("no dialable address: %w", ErrNotRelay)
+		}
+		r.host.Peerstore().AddAddrs(ext.peer, ok, peerstore.TempAddrTTL)
+		return r.host.NewStream(ctx, ext.peer, ProtocolID)
+	}()
+	if err != nil {
+		t := time.NewTimer(time.Until(start.Add(r.opts.ExtendFailureDelay)))
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-rc.ctx.Done():
+		}
+		return nil, err
+	}
+	return ns, nil
+}
+
 func (rc *relayCirc) log() logrus.FieldLogger { return rc.r.log }
 
 // backwardLoop adds this hop's layer to cells from the next hop and passes
@@ -594,7 +707,7 @@ func (rc *relayCirc) backwardLoop(next network.Stream) {
 			}
 			rc.pmu.Lock()
 			for off := 0; off < end; off += CellSize {
-				rc.l.bwd.XORKeyStream(buf[off+1:off+CellSize], buf[off+1:off+CellSize])
+				rc.l.bwd.wrap(buf[off+1 : off+CellSize])
 				if rc.r.tap != nil {
 					rc.r.tap(false, buf[off:off+CellSize])
 				}

@@ -69,6 +69,7 @@ func TestCircuitThroughDiscoveredRelays(t *testing.T) {
 		h := newHost(t)
 		flags := FlagRelay | FlagGuard
 		opts := circuit.DefaultRelayOptions()
+		opts.AllowPrivateAddrs = true // on loopback
 		var ports []PortRange
 		if i%2 == 0 {
 			flags |= FlagExit

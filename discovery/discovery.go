@@ -598,9 +598,18 @@ func (d *Discovery) ReportSuccess(path []*Descriptor) {
 	}
 }
 
+// relayBusy is an error that says whether a relay refused for lack of
+// resources (circuit.DestroyedError implements it).
+type relayBusy interface {
+	error
+	RelayBusy() bool
+}
+
 // ReportFailure tells that building a circuit through path failed with err.
 // A *HopError names the failing hop: that relay is marked down for the down
-// time and, if it is the entry guard, a guard failure is counted. Any other
+// time and, if it is the entry guard, a guard failure is counted; unless the
+// relay refused for lack of resources (an error with RelayBusy() true): it
+// is then avoided for the suspect time only. Any other
 // error (a timeout) marks the relays after the guard suspect for the
 // shorter suspect time; it never counts against the guard, so a hostile
 // middle or exit cannot push a client off its guard.
@@ -612,6 +621,13 @@ func (d *Discovery) ReportFailure(path []*Descriptor, err error) {
 	var he *HopError
 	if errors.As(err, &he) && he.Hop >= 0 && he.Hop < len(path) {
 		id := path[he.Hop].PeerID
+		if busy, ok := errors.AsType[relayBusy](err); ok && busy.RelayBusy() {
+			// The relay is up and refused for lack of resources (which
+			// an attacker can cause): avoid it briefly, never count it
+			// against a guard.
+			d.dir.markDown(id, now.Add(d.o.suspectTime))
+			return
+		}
 		d.dir.markDown(id, now.Add(d.o.downTime))
 		d.log.WithField("peer", id).WithField("hop", he.Hop).Debug("relay marked down")
 		if he.Hop == 0 && len(path) > 1 {

@@ -109,7 +109,22 @@
 // longer than the descriptor lifetime (absence is only counted while the
 // node runs); new guards are sampled only to fill the set. So a relay
 // becomes a client's first hop by being sampled, never just by waiting,
-// and failures at later hops never count against the guard.
+// and failures at later hops never count against the guard. Nor does a
+// refusal for lack of resources (an error whose RelayBusy() is true, such
+// as DESTROY(resource)): anyone can make a relay busy, and counting it
+// would let an attacker walk clients off their guards.
+//
+// Path bias (pathbias.go, after Tor's path-spec): circuits that fail after
+// they were built, for integrity or protocol (ReportCircuitFailure), are
+// counted per guard against the circuits built through it; past
+// PathBiasMaxFailRate of at least PathBiasMinCircuits the guard is dropped
+// with one warning and never sampled again, since a guard that destroys
+// the circuits it cannot follow to their exit biases its clients towards
+// the exits it runs.
+//
+// A relay extends circuits only to relays it has a verified descriptor for
+// (RelayAddrs, used as circuit.RelayOptions.ResolveHop), at that
+// descriptor's addresses.
 //
 // # Building
 //

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/pikcio/pikcio/internal/privfile"
 	"io/fs"
+	"maps"
 	"os"
 	"slices"
 	"sync"
@@ -30,6 +31,11 @@ type GuardInfo struct {
 	// Failures counts consecutive failures to reach the guard.
 	Failures    int       `json:"failures"`
 	LastFailure time.Time `json:"last_failure,omitzero"`
+	// Circuits counts circuits built through the guard, CircuitFailures
+	// those of them that failed afterwards for integrity or protocol
+	// (path bias, see pathbias.go).
+	Circuits        int `json:"circuits,omitempty"`
+	CircuitFailures int `json:"circuit_failures,omitempty"`
 	// MissingSince is when a refreshed directory first lacked the guard.
 	// It is not persisted: absence is only counted while the node runs.
 	MissingSince time.Time `json:"-"`
@@ -38,6 +44,9 @@ type GuardInfo struct {
 type guardFile struct {
 	Version int         `json:"version"`
 	Guards  []GuardInfo `json:"guards"`
+	// Disabled are former guards dropped for path bias: never sampled
+	// again.
+	Disabled []peer.ID `json:"path_bias_disabled,omitempty"`
 }
 
 type guardConfig struct {
@@ -46,6 +55,10 @@ type guardConfig struct {
 	lifetimeMin time.Duration
 	lifetimeMax time.Duration
 	absentLimit time.Duration
+	// Path bias: a guard with at least pbMinCircuits circuits of which
+	// more than pbMaxFailRate failed after building is dropped.
+	pbMinCircuits int
+	pbMaxFailRate float64
 }
 
 // guardSet is a client's small, persistent, ordered set of entry guards.
@@ -59,10 +72,12 @@ type guardSet struct {
 	cfg    guardConfig
 	sel    *Selector
 	guards []GuardInfo
+	// disabled: dropped for path bias, never sampled again.
+	disabled map[peer.ID]bool
 }
 
 func loadGuardSet(path string, cfg guardConfig, sel *Selector) (*guardSet, error) {
-	g := &guardSet{path: path, cfg: cfg, sel: sel}
+	g := &guardSet{path: path, cfg: cfg, sel: sel, disabled: map[peer.ID]bool{}}
 	if path == "" {
 		return g, nil
 	}
@@ -88,6 +103,11 @@ func loadGuardSet(path string, cfg guardConfig, sel *Selector) (*guardSet, error
 		seen[gi.ID] = true
 		g.guards = append(g.guards, gi)
 	}
+	for _, id := range f.Disabled {
+		if id.Validate() == nil {
+			g.disabled[id] = true
+		}
+	}
 	return g, nil
 }
 
@@ -97,7 +117,12 @@ func (g *guardSet) save() error {
 	if g.path == "" {
 		return nil
 	}
-	b, err := json.MarshalIndent(guardFile{Version: guardFileVersion, Guards: g.guards}, "", "  ")
+	f := guardFile{Version: guardFileVersion, Guards: g.guards}
+	for id := range g.disabled {
+		f.Disabled = append(f.Disabled, id)
+	}
+	slices.Sort(f.Disabled)
+	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode guards: %w", err)
 	}
@@ -127,7 +152,7 @@ func (g *guardSet) prune(now time.Time) bool {
 func (g *guardSet) fill(relays []*Descriptor, now time.Time) (bool, error) {
 	changed := false
 	for len(g.guards) < g.cfg.n {
-		excluded := map[peer.ID]bool{}
+		excluded := maps.Clone(g.disabled)
 		var current []*Descriptor
 		for _, gi := range g.guards {
 			excluded[gi.ID] = true
@@ -206,12 +231,17 @@ func (g *guardSet) markFailure(id peer.ID, now time.Time) (bool, error) {
 	return true, g.save()
 }
 
-// markSuccess clears the failure count of guard id.
+// markSuccess clears the failure count of guard id and counts a circuit
+// built through it (saved with the next change that is).
 func (g *guardSet) markSuccess(id peer.ID) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	i := slices.IndexFunc(g.guards, func(gi GuardInfo) bool { return gi.ID == id })
-	if i < 0 || g.guards[i].Failures == 0 {
+	if i < 0 {
+		return nil
+	}
+	g.guards[i].Circuits++
+	if g.guards[i].Failures == 0 {
 		return nil
 	}
 	g.guards[i].Failures = 0

@@ -131,6 +131,9 @@ func defaults() options {
 			lifetimeMin: DefaultGuardLifetimeMin,
 			lifetimeMax: DefaultGuardLifetimeMax,
 			absentLimit: DefaultDescriptorLifetime,
+
+			pbMinCircuits: DefaultPathBiasMinCircuits,
+			pbMaxFailRate: DefaultPathBiasMaxFailRate,
 		},
 		downTime:    DefaultDownTime,
 		suspectTime: DefaultSuspectTime,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sirupsen/logrus"
 	"time"
 
 	"github.com/pikcio/pikcio/circuit"
@@ -58,6 +59,41 @@ func (n *Node) buildPath(ctx context.Context, path []*discovery.Descriptor) (*ci
 		return nil, err
 	}
 	return c, nil
+}
+
+// warnShortCircuits warns of a client configured with fewer than
+// circuit.DefaultHops hops: one or two are kept for tests and the demo, but
+// with them the first hop also sees destinations, or the exit and the
+// guard are neighbours.
+func warnShortCircuits(log logrus.FieldLogger, hops int) {
+	if hops > 0 && hops < circuit.DefaultHops {
+		log.WithField("hops", hops).Warnf("client.hops is %d: circuits of fewer than %d hops do not hide who talks to whom (tests and demos only)", hops, circuit.DefaultHops)
+	}
+}
+
+// clientOptions are the circuit client's: failures after build reach
+// discovery's path-bias count.
+func (n *Node) clientOptions() circuit.ClientOptions {
+	o := circuit.DefaultClientOptions()
+	o.OnFailure = n.circuitFailed
+	return o
+}
+
+// circuitFailed tells discovery of a built circuit that failed in a way a
+// tampering relay causes, against its guard (path bias).
+func (n *Node) circuitFailed(hops []circuit.Hop, err error) {
+	if !circuit.PathBiasFailure(err) || n.disc == nil {
+		return
+	}
+	path := make([]*discovery.Descriptor, len(hops))
+	for i, h := range hops {
+		if d, ok := n.disc.Descriptor(h.ID); ok {
+			path[i] = d
+		} else {
+			path[i] = &discovery.Descriptor{PeerID: h.ID}
+		}
+	}
+	n.disc.ReportCircuitFailure(path)
 }
 
 func isSelectError(err error) bool {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +18,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
-	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/sirupsen/logrus"
 
 	"github.com/pikcio/pikcio/circuit"
@@ -37,6 +35,10 @@ import (
 // Node is one pikcio process's part in the network: a libp2p host with a
 // client role, a relay role (possibly an exit), or both.
 type Node struct {
+	// extraOwnAddrs, set by tests, stands in for addresses only a NAT
+	// would make peers observe.
+	extraOwnAddrs atomic.Pointer[[]ma.Multiaddr]
+
 	opts     Options
 	log      *logrus.Entry
 	dataDir  string
@@ -186,6 +188,7 @@ func newHost(priv crypto.PrivKey, listen []string, ro circuit.RelayOptions) (hos
 		libp2p.DisableRelay(),
 		libp2p.DisableMetrics(),
 		libp2p.ResourceManager(rm), // closed by the host
+		libp2p.ConnectionGater(circuit.NewGater(circuit.AllowPrivateFor(listen))),
 	}
 	opts = append(opts, circuit.LinkOptions()...)
 	if len(listen) == 0 {
@@ -271,6 +274,9 @@ func (n *Node) Start(ctx context.Context) error {
 		if n.isRelay {
 			n.wg.Go(n.rotateOnionKeys)
 		}
+		if n.exit != nil {
+			n.wg.Go(n.keepExitAddrs)
+		}
 		if err := n.writeAddrs(); err != nil {
 			n.log.WithError(err).Warn("write the node's addresses for the CLI")
 		}
@@ -306,6 +312,8 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 		if n.require {
 			ro.AdmitPeer = n.tis.AdmitPeer
 		}
+		ro.ResolveHop = n.disc.RelayAddrs // extend only to verified relays
+		ro.AllowPrivateAddrs = circuit.AllowPrivateFor(cfg.Node.Listen)
 		r, err := circuit.NewRelay(n.host, ro)
 		if err != nil {
 			return fmt.Errorf("relay: %w", err)
@@ -318,7 +326,8 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 		n.log.Infof("%s serving circuits", what)
 	}
 	if n.client {
-		n.cc = circuit.NewClient(n.host, circuit.DefaultClientOptions())
+		warnShortCircuits(n.log, cfg.Client.Hops)
+		n.cc = circuit.NewClient(n.host, n.clientOptions())
 		n.builder = discovery.NewBuilder(n.disc, n.buildPath, discovery.BuilderOptions{})
 		n.pool = proxy.NewPool(n.buildCircuit, poolOptions(cfg.Client))
 		n.front = proxy.NewServer(recordingDialer{pool: n.pool, act: n.activity}, proxy.ServerOptions{})
@@ -444,29 +453,6 @@ func (n *Node) exitPolicy(rules []string) (*exitnode.Policy, error) {
 		return nil, fmt.Errorf("exit policy: %w", err)
 	}
 	return exitnode.NewPolicy(parsed, n.ownAddrs()), nil
-}
-
-// ownAddrs are the IP addresses the host listens on.
-func (n *Node) ownAddrs() []netip.Addr {
-	var out []netip.Addr
-	seen := map[netip.Addr]bool{}
-	for _, a := range n.host.Addrs() {
-		ip, err := manet.ToIP(a)
-		if err != nil {
-			continue
-		}
-		addr, ok := netip.AddrFromSlice(ip)
-		if !ok {
-			continue
-		}
-		addr = addr.Unmap()
-		if addr.IsUnspecified() || seen[addr] {
-			continue
-		}
-		seen[addr] = true
-		out = append(out, addr)
-	}
-	return out
 }
 
 // Close stops every role and waits for everything the node started, then

@@ -74,6 +74,9 @@ func (n *Node) Apply(prev, next *config.Config) error {
 	if relay != nil {
 		relay.SetLimits(relayLimits(next.Relay))
 	}
+	if next.Client.Hops != prev.Client.Hops && n.client {
+		warnShortCircuits(n.log, next.Client.Hops)
+	}
 	n.hops.Store(int64(next.Client.Hops))
 	if n.trust != nil {
 		n.trust.Apply(trustSettings(next.Trust))

@@ -1,0 +1,68 @@
+package circuit
+
+import (
+	"bytes"
+	"testing"
+
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// FuzzWideLayer: whatever body arrives from the network, removing a layer
+// never panics, and wrapping what was opened gives the body back (both
+// ends stay in step through the chain) until a body changes.
+func FuzzWideLayer(f *testing.F) {
+	f.Add(make([]byte, bodyLen), []byte{1})
+	f.Add(relayBody(relayData, 1, []byte("hello")), []byte{0, 7, 200})
+	f.Fuzz(func(t *testing.T, seed, keys []byte) {
+		body := make([]byte, bodyLen)
+		copy(body, seed)
+		var k hopKeys
+		copy(k.f.tbc[:], keys)
+		copy(k.f.chain[:], keys)
+		relay, err := newLayer(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		client, _ := newLayer(k)
+		for i := 0; i < 3; i++ {
+			orig := append([]byte(nil), body...)
+			relay.fwd.open(body)
+			relay.fwdMAC.recognize(body)
+			_, _ = decodeRelay(body)
+			client.fwd.wrap(body)
+			if !bytes.Equal(body, orig) {
+				t.Fatalf("cell %d: wrap(open(x)) != x", i)
+			}
+			body[i] ^= 0x80
+		}
+	})
+}
+
+// FuzzDialableAddr: an address from an EXTEND or a descriptor, however
+// made, is judged without a panic, and never allowed on a public relay
+// when it is not an IP address with TCP or QUIC.
+func FuzzDialableAddr(f *testing.F) {
+	for _, s := range []string{"/ip4/8.8.8.8/tcp/1", "/ip4/127.0.0.1/tcp/1/ws", "/dns4/localhost/tcp/80", "/ip6/::1/udp/1/quic-v1", "/ip4/1.1.1.1/udp/1/quic-v1/p2p/12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo"} {
+		f.Add(ma.StringCast(s).Bytes())
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a, err := ma.NewMultiaddrBytes(b)
+		if err != nil {
+			return
+		}
+		pub := DialableAddr(a, false)
+		priv := DialableAddr(a, true)
+		if pub && !priv {
+			t.Fatalf("%s allowed publicly but not privately", a)
+		}
+		if pub {
+			for _, c := range a {
+				switch c.Code() {
+				case ma.P_IP4, ma.P_IP6, ma.P_TCP, ma.P_UDP, ma.P_QUIC_V1, ma.P_P2P:
+				default:
+					t.Fatalf("%s allowed with /%s", a, c.Protocol().Name)
+				}
+			}
+		}
+	})
+}
