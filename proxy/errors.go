@@ -51,8 +51,9 @@ const (
 	socksHostUnreachable byte = 0x04
 	socksConnRefused     byte = 0x05
 	socksTTLExpired      byte = 0x06
-	// go-socks5 itself answers 0x07 (command not supported: BIND, UDP
-	// ASSOCIATE) and 0x08 (address type not supported).
+	// BIND, UDP ASSOCIATE and unknown commands.
+	socksCmdNotSupported  byte = 0x07
+	socksAddrNotSupported byte = 0x08
 )
 
 // socksReply is the SOCKS5 reply code for a failed dial.
