@@ -50,6 +50,7 @@ type Node struct {
 	tis      *nodeTIS   // nil without tis.root_key
 	trust    *nodeTrust // nil without tis.root_key
 	activity *activity
+	metrics  *nodeMetrics
 
 	hops     atomic.Int64
 	joined   chan struct{}
@@ -107,6 +108,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		ready:    make(chan struct{}),
 		poke:     make(chan struct{}, 1),
 		activity: newActivity(),
+		metrics:  newNodeMetrics(),
 	}
 	n.hops.Store(int64(cfg.Client.Hops))
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -151,7 +153,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 			return nil, err
 		}
 	}
-	if n.host, err = newHost(priv, cfg.Node.Listen, relayOptions(cfg.Relay)); err != nil {
+	if n.host, err = newHost(priv, cfg.Node.Listen, relayOptions(cfg.Relay), n.metrics.hostOptions()...); err != nil {
 		return nil, err
 	}
 	if n.tis != nil {
@@ -182,7 +184,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 // newHost starts the libp2p host. Its resource manager's limits fit the
 // circuit protocol (one stream per circuit per link), for a relay's caps
 // and for a client's circuits through its guard alike.
-func newHost(priv crypto.PrivKey, listen []string, ro circuit.RelayOptions) (host.Host, error) {
+func newHost(priv crypto.PrivKey, listen []string, ro circuit.RelayOptions, extra ...libp2p.Option) (host.Host, error) {
 	rm, err := circuit.ResourceManager(ro)
 	if err != nil {
 		return nil, err
@@ -190,9 +192,9 @@ func newHost(priv crypto.PrivKey, listen []string, ro circuit.RelayOptions) (hos
 	opts := []libp2p.Option{
 		libp2p.Identity(priv),
 		libp2p.DisableRelay(),
-		libp2p.DisableMetrics(),
 		libp2p.ResourceManager(rm), // closed by the host
 	}
+	opts = append(opts, extra...)
 	opts = append(opts, circuit.LinkOptions()...)
 	if len(listen) == 0 {
 		opts = append(opts, libp2p.NoListenAddrs)
@@ -325,9 +327,9 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 	}
 	if n.client {
 		n.cc = circuit.NewClient(n.host, circuit.DefaultClientOptions())
-		n.builder = discovery.NewBuilder(n.disc, n.buildPath, discovery.BuilderOptions{})
+		n.builder = discovery.NewBuilder(n.disc, n.metrics.timePath(n.buildPath), discovery.BuilderOptions{})
 		n.pool = proxy.NewPool(n.buildCircuit, poolOptions(cfg.Client))
-		n.front = proxy.NewServer(recordingDialer{pool: n.pool, act: n.activity}, proxy.ServerOptions{})
+		n.front = proxy.NewServer(n.metrics.dialer(recordingDialer{pool: n.pool, act: n.activity}), proxy.ServerOptions{})
 		var err error
 		if cfg.Client.SOCKSListen != "" {
 			if n.socksAddr, err = n.front.ListenSOCKS(cfg.Client.SOCKSListen); err != nil {
@@ -341,7 +343,10 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 		}
 	}
 	if cfg.Client.StatusListen != "" {
-		h := web.NewHandler(statusSource{n}, web.Options{Extra: map[string]http.Handler{TrustPath: http.HandlerFunc(n.serveTrust)}})
+		h := web.NewHandler(statusSource{n}, web.Options{
+			Extra:   map[string]http.Handler{TrustPath: http.HandlerFunc(n.serveTrust)},
+			Metrics: n.metrics.reg,
+		})
 		s, err := startStatusServer(ctx, cfg.Client.StatusListen, h)
 		if err != nil {
 			return fmt.Errorf("status page: %w", err)
