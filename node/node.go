@@ -25,6 +25,7 @@ import (
 
 	"github.com/pikcio/pikcio/circuit"
 	"github.com/pikcio/pikcio/config"
+	"github.com/pikcio/pikcio/control"
 	"github.com/pikcio/pikcio/discovery"
 	"github.com/pikcio/pikcio/exitnode"
 	"github.com/pikcio/pikcio/internal/privfile"
@@ -51,6 +52,7 @@ type Node struct {
 	trust    *nodeTrust // nil without tis.root_key
 	activity *activity
 	metrics  *nodeMetrics
+	control  *nodeControl // nil unless client.control_listen is set
 
 	hops     atomic.Int64
 	joined   chan struct{}
@@ -353,7 +355,7 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 		}
 		n.status = s
 	}
-	return nil
+	return n.startControl(cfg.Client.ControlListen)
 }
 
 // run joins the network, then keeps a client's relay directory.
@@ -524,9 +526,10 @@ func (n *Node) Close() error {
 func (n *Node) release() error {
 	n.cancel()
 	n.mu.Lock()
-	front, pool, cc, status, relay := n.front, n.pool, n.cc, n.status, n.relay
+	front, pool, cc, status, relay, ctl := n.front, n.pool, n.cc, n.status, n.relay, n.control
 	n.mu.Unlock()
 	var errs []error
+	errs = append(errs, ctl.close())
 	if status != nil {
 		errs = append(errs, status.Close())
 	}
@@ -626,6 +629,7 @@ func (n *Node) NewIdentity() bool {
 		return false
 	}
 	p.NewIdentity()
+	n.publish(control.Event{Type: control.EventNewIdentity})
 	return true
 }
 

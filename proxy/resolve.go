@@ -26,3 +26,19 @@ const (
 func isolationKey(listener, cred string) string {
 	return listener + "|" + cred
 }
+
+// SOCKSIsolationKey is the pool's isolation key of streams on the SOCKS
+// port with this username and password; with no authentication at all
+// pass auth false.
+func SOCKSIsolationKey(auth bool, user, password string) string {
+	if !auth {
+		return isolationKey(listenerSOCKS, "")
+	}
+	return isolationKey(listenerSOCKS, credentialKey(user, password))
+}
+
+// HTTPIsolationKey is the pool's isolation key of requests on the HTTP
+// port with this Proxy-Authorization header value ("" for none).
+func HTTPIsolationKey(proxyAuthorization string) string {
+	return isolationKey(listenerHTTP, proxyAuthKey(proxyAuthorization))
+}

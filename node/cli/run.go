@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/pikcio/pikcio/config"
+	"github.com/pikcio/pikcio/control"
 	"github.com/pikcio/pikcio/exitnode"
 	"github.com/pikcio/pikcio/node"
 )
@@ -48,11 +50,13 @@ type nodeFlags struct {
 	enrollEmail     string
 	allowSameSubnet bool
 	status          string
+	announce        listFlag
 
 	// client
-	socks string
-	http  string
-	hops  int
+	socks   string
+	http    string
+	control string
+	hops    int
 
 	// relay
 	exit       bool
@@ -64,6 +68,7 @@ func (f *nodeFlags) common(fs *flagSet) {
 	fs.StringVar(&f.configPath, "config", "", "configuration `file` (see pikcio.example.toml); it is re-read when it changes and on SIGHUP")
 	fs.StringVar(&f.dataDir, "data", "", "data `directory` for the node's key and state (default $XDG_DATA_HOME/pikcio)")
 	fs.Var(&f.listen, "listen", "libp2p listen `multiaddr`; repeatable or comma-separated (default /ip4/127.0.0.1/tcp/0 and /ip4/127.0.0.1/udp/0/quic-v1)")
+	fs.Var(&f.announce, "announce", "`multiaddr` to advertise instead of the listen addresses (a relay behind a port forward); repeatable or comma-separated")
 	fs.Var(&f.bootstrap, "bootstrap", "`multiaddr` ending in /p2p/<peer id> of a node to join the network through; repeatable or comma-separated")
 	fs.StringVar(&f.logLevel, "log-level", "", "log `level`: trace, debug, info, warn or error (default info)")
 	fs.StringVar(&f.logFormat, "log-format", "", "log `format`: text or json (default text)")
@@ -95,6 +100,7 @@ func (f *nodeFlags) override(role func(c *config.Config)) config.Override {
 	f.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	listen := append([]string(nil), f.listen...)
 	bootstrap := append([]string(nil), f.bootstrap...)
+	announce := append([]string(nil), f.announce...)
 	policy := append([]string(nil), f.exitPolicy...)
 	v := *f
 	return func(c *config.Config) {
@@ -107,6 +113,12 @@ func (f *nodeFlags) override(role func(c *config.Config)) config.Override {
 		}
 		if set["bootstrap"] {
 			c.Node.Bootstrap = append([]string(nil), bootstrap...)
+		}
+		if set["announce"] {
+			c.Node.Announce = append([]string(nil), announce...)
+		}
+		if set["control"] {
+			c.Client.ControlListen = v.control
 		}
 		if set["log-level"] {
 			c.Log.Level = v.logLevel
@@ -145,6 +157,7 @@ through --bootstrap. Flags override the configuration file.`)
 	fs.StringVar(&f.socks, "socks", "", "SOCKS5 proxy `address` host:port; \"\" turns it off (default 127.0.0.1:1080)")
 	fs.StringVar(&f.http, "http", "", "HTTP proxy `address` host:port; \"\" turns it off (default 127.0.0.1:8118)")
 	fs.StringVar(&f.status, "status", "", "status page `address` host:port; \"\" turns it off (default 127.0.0.1:7080)")
+	fs.StringVar(&f.control, "control", "", "control API `address`: host:port on loopback or unix:PATH; its cookie is control.cookie in the data directory (default: off)")
 	fs.IntVar(&f.hops, "hops", 0, "relays in each circuit, 1 to 8 (default 3)")
 	fs.BoolVar(&f.allowSameSubnet, "allow-same-subnet", false, "let one circuit use relays of the same IPv4 /16 or IPv6 /32: only for a network on one machine or one LAN")
 	if code, done := parse(e, fs, args); done {
@@ -328,6 +341,9 @@ func printNode(e *env, nd *node.Node, cfg *config.Config) {
 	}
 	if a := nd.HTTPAddr(); a != nil {
 		fmt.Fprintf(e.stdout, "HTTP proxy: %s\n", a)
+	}
+	if a := nd.ControlAddr(); a != "" {
+		fmt.Fprintf(e.stdout, "control API: %s (cookie in %s)\n", a, filepath.Join(nd.DataDir(), control.CookieFile))
 	}
 	if a := nd.StatusAddr(); a != nil {
 		fmt.Fprintf(e.stdout, "status page: http://%s/\n", a)
