@@ -155,7 +155,11 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 			return nil, err
 		}
 	}
-	if n.host, err = newHost(priv, cfg.Node.Listen, relayOptions(cfg.Relay), n.metrics.hostOptions()...); err != nil {
+	announce, err := announceOptions(cfg.Node.Announce)
+	if err != nil {
+		return nil, err
+	}
+	if n.host, err = newHost(priv, cfg.Node.Listen, relayOptions(cfg.Relay), append(n.metrics.hostOptions(), announce...)...); err != nil {
 		return nil, err
 	}
 	if n.tis != nil {
@@ -483,11 +487,12 @@ func (n *Node) exitPolicy(rules []string) (*exitnode.Policy, error) {
 	return exitnode.NewPolicy(parsed, n.ownAddrs()), nil
 }
 
-// ownAddrs are the IP addresses the host listens on.
+// ownAddrs are the IP addresses the host listens on or announces.
 func (n *Node) ownAddrs() []netip.Addr {
 	var out []netip.Addr
 	seen := map[netip.Addr]bool{}
-	for _, a := range n.host.Addrs() {
+	// The announced addresses and the ones listened on.
+	for _, a := range append(n.host.Addrs(), n.host.Network().ListenAddresses()...) {
 		ip, err := manet.ToIP(a)
 		if err != nil {
 			continue
