@@ -48,7 +48,9 @@ const (
 	relayExtended  byte = 7 // hop -> client: the next hop answered
 	relayFin       byte = 8 // half-close: the sender sends no more data on the stream
 	relayDrop      byte = 9 // padding, ignored by the receiver
-	relayMaxCmd         = relayDrop
+	relayResolve   byte = 10 // client -> exit: resolve a name or an address (resolve.go)
+	relayResolved  byte = 11 // exit -> client: the answer to RESOLVE
+	relayMaxCmd         = relayResolved
 	relayExtendLim      = 16 // max addresses in an EXTEND
 )
 
@@ -229,7 +231,7 @@ func decodeRelay(body []byte) (relayMsg, error) {
 	}
 	m.data = body[relayHdrLen : relayHdrLen+n]
 	switch m.cmd {
-	case relayBegin, relayData, relayEnd, relayConnected, relayFin:
+	case relayBegin, relayData, relayEnd, relayConnected, relayFin, relayResolve, relayResolved:
 		if m.stream == 0 {
 			return relayMsg{}, fmt.Errorf("relay command %d on stream 0: %w", m.cmd, ErrMalformed)
 		}

@@ -340,6 +340,8 @@ type relayCirc struct {
 	next network.Stream
 	edge *edge // exit streams, made on the first stream message
 
+	resolves atomic.Int32 // RESOLVEs in flight (resolve.go)
+
 	ctx       context.Context // canceled when the circuit closes
 	cancel    context.CancelFunc
 	closeOnce sync.Once
@@ -472,6 +474,8 @@ func (rc *relayCirc) local(m relayMsg) (DestroyReason, error) {
 			return DestroyProtocol, err
 		}
 		return rc.begin(m.stream, b)
+	case relayResolve:
+		return rc.resolve(m.stream, m.data)
 	case relayData, relayEnd, relayFin, relaySendme, relayConnected:
 		if err := rc.exitEdge().handle(m); err != nil {
 			return DestroyProtocol, err

@@ -73,13 +73,14 @@ func (m *nodeMetrics) timePath(build discovery.BuildFunc[*circuit.Circuit]) disc
 }
 
 // dialer wraps the proxies' Dialer: each stream observes the time to its
-// first byte.
-func (m *nodeMetrics) dialer(d proxy.Dialer) proxy.Dialer {
-	return ttfbDialer{d: d, h: m.ttfb}
+// first byte. RESOLVE and RESOLVE_PTR go to r.
+func (m *nodeMetrics) dialer(d proxy.Dialer, r proxy.Resolver) proxy.Dialer {
+	return ttfbDialer{d: d, Resolver: r, h: m.ttfb}
 }
 
 type ttfbDialer struct {
 	d proxy.Dialer
+	proxy.Resolver
 	h prometheus.Histogram
 }
 

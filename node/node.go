@@ -178,7 +178,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		if err != nil {
 			return nil, err
 		}
-		n.exit = exitnode.New(exitnode.Options{Policy: p})
+		n.exit = exitnode.New(exitnode.Options{Policy: p, Resolver: opts.ExitResolver})
 	}
 	if n.disc, err = discovery.New(n.host, n.discoveryOptions(cfg)...); err != nil {
 		return nil, fmt.Errorf("discovery: %w", err)
@@ -335,7 +335,7 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 		n.cc = circuit.NewClient(n.host, circuit.DefaultClientOptions())
 		n.builder = discovery.NewBuilder(n.disc, n.metrics.timePath(n.buildPath), discovery.BuilderOptions{})
 		n.pool = proxy.NewPool(n.buildCircuit, poolOptions(cfg.Client))
-		n.front = proxy.NewServer(n.metrics.dialer(recordingDialer{pool: n.pool, act: n.activity}), proxy.ServerOptions{})
+		n.front = proxy.NewServer(n.metrics.dialer(recordingDialer{pool: n.pool, act: n.activity}, n.pool), proxy.ServerOptions{})
 		var err error
 		if cfg.Client.SOCKSListen != "" {
 			if n.socksAddr, err = n.front.ListenSOCKS(cfg.Client.SOCKSListen); err != nil {

@@ -127,9 +127,10 @@ func TestListenersDoNotShareCircuits(t *testing.T) {
 	}
 }
 
-// RESOLVE and RESOLVE_PTR are refused with "command not supported" when
-// the Dialer cannot resolve at an exit; never resolved locally.
-func TestSOCKSResolveUnsupported(t *testing.T) {
+// RESOLVE and RESOLVE_PTR fail (general failure) when the circuits cannot
+// resolve at their exit (these test circuits cannot); they are never
+// resolved locally. node's TestSOCKSResolve resolves through real circuits.
+func TestSOCKSResolveNeedsAnExit(t *testing.T) {
 	checkLeaks(t)
 	e := newEnv(t, proxy.PoolOptions{}, proxy.ServerOptions{})
 	queries := dnsQueries.Load()
@@ -137,8 +138,8 @@ func TestSOCKSResolveUnsupported(t *testing.T) {
 		connectName(0xf0, proxytest.ExitOnlyName, 0),
 		connectIPv4(0xf1, [4]byte{127, 0, 0, 1}, 0),
 	} {
-		if rep, _ := socksRequest(t, e.socksAddr, "", "", req); rep != 0x07 {
-			t.Fatalf("REP %#02x, want 0x07", rep)
+		if rep, _ := socksRequest(t, e.socksAddr, "", "", req); rep != 0x01 {
+			t.Fatalf("REP %#02x, want 0x01", rep)
 		}
 	}
 	if n := dnsQueries.Load() - queries; n != 0 {

@@ -15,6 +15,7 @@ var (
 	ErrTooManyCircuits = errors.New("too many circuits")
 	ErrNoCircuit       = errors.New("no usable circuit")
 	errBadDestination  = errors.New("bad destination address")
+	errNoResolve       = errors.New("the circuit cannot resolve")
 )
 
 // failure is the class of a failed dial as a client is told about it.

@@ -1,5 +1,62 @@
 package proxy
 
+import (
+	"context"
+	"fmt"
+	"net/netip"
+)
+
+// resolvingCircuit is a Circuit that can ask its exit to resolve
+// (*circuit.Circuit is one).
+type resolvingCircuit interface {
+	Resolve(ctx context.Context, name string) ([]netip.Addr, error)
+	ResolvePTR(ctx context.Context, ip netip.Addr) (string, error)
+}
+
+var _ Resolver = (*Pool)(nil)
+
+// Resolve resolves name at the exit of a circuit of the isolation group
+// isolationKey (SOCKS RESOLVE).
+func (p *Pool) Resolve(ctx context.Context, isolationKey, name string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	err := p.withCircuit(ctx, isolationKey, func(ctx context.Context, rc resolvingCircuit) (err error) {
+		out, err = rc.Resolve(ctx, name)
+		return err
+	})
+	return out, err
+}
+
+// ResolvePTR looks ip up at the exit of a circuit of the isolation group
+// isolationKey (SOCKS RESOLVE_PTR).
+func (p *Pool) ResolvePTR(ctx context.Context, isolationKey string, ip netip.Addr) (string, error) {
+	var out string
+	err := p.withCircuit(ctx, isolationKey, func(ctx context.Context, rc resolvingCircuit) (err error) {
+		out, err = rc.ResolvePTR(ctx, ip)
+		return err
+	})
+	return out, err
+}
+
+// withCircuit runs f on a circuit of the group, counted as a stream while
+// f runs, within the pool's connect timeout.
+func (p *Pool) withCircuit(ctx context.Context, key string, f func(context.Context, resolvingCircuit) error) error {
+	pc, err := p.claim(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer p.release(pc)
+	rc, ok := pc.c.(resolvingCircuit)
+	if !ok {
+		return fmt.Errorf("resolve: %w", errNoResolve)
+	}
+	p.mu.Lock()
+	timeout := p.opts.ConnectTimeout
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return f(ctx, rc)
+}
+
 // CircuitFor describes the circuit that new streams of the isolation key
 // would use now: the group's live, unretired circuit claimed last. ok is
 // false when the key has none (before its first stream, or after
