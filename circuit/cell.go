@@ -37,19 +37,17 @@ const (
 	maxHandshake = 512
 )
 
-// Relay commands.
+// Relay commands (resolve.go adds RESOLVE and RESOLVED, 10 and 11).
 const (
-	relayBegin     byte = 1  // client -> exit: open a stream to host:port
-	relayData      byte = 2  // stream bytes, either way
-	relayEnd       byte = 3  // the stream is closed, with a reason
-	relayConnected byte = 4  // exit -> client: BEGIN succeeded
-	relaySendme    byte = 5  // flow control credit (stream 0: circuit level)
-	relayExtend    byte = 6  // client -> hop: extend the circuit to a next hop
-	relayExtended  byte = 7  // hop -> client: the next hop answered
-	relayFin       byte = 8  // half-close: the sender sends no more data on the stream
-	relayDrop      byte = 9  // padding, ignored by the receiver
-	relayResolve   byte = 10 // client -> exit: resolve a name or an address (resolve.go)
-	relayResolved  byte = 11 // exit -> client: the answer to RESOLVE
+	relayBegin     byte = 1 // client -> exit: open a stream to host:port
+	relayData      byte = 2 // stream bytes, either way
+	relayEnd       byte = 3 // the stream is closed, with a reason
+	relayConnected byte = 4 // exit -> client: BEGIN succeeded
+	relaySendme    byte = 5 // flow control credit (stream 0: circuit level)
+	relayExtend    byte = 6 // client -> hop: extend the circuit to a next hop
+	relayExtended  byte = 7 // hop -> client: the next hop answered
+	relayFin       byte = 8 // half-close: the sender sends no more data on the stream
+	relayDrop      byte = 9 // padding, ignored by the receiver
 	relayMaxCmd         = relayResolved
 	relayExtendLim      = 16 // max addresses in an EXTEND
 )

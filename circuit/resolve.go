@@ -30,6 +30,12 @@ type ExitResolver interface {
 	ResolvePTRExit(ctx context.Context, ip netip.Addr) (string, error)
 }
 
+// The relay commands (cell.go has the others).
+const (
+	relayResolve  byte = 10 // client -> exit: resolve a name or an address
+	relayResolved byte = 11 // exit -> client: the answer to RESOLVE
+)
+
 const (
 	resolveName byte = 0
 	resolvePTR  byte = 1
