@@ -160,6 +160,9 @@ func decodeResolved(p []byte) (resolvedMsg, error) {
 				return resolvedMsg{}, fmt.Errorf("resolved address of %d bytes as type %d: %w", len(v), t, ErrMalformed)
 			}
 			ip, _ := netip.AddrFromSlice(v)
+			if ip.Is4In6() {
+				return resolvedMsg{}, fmt.Errorf("resolved IPv4-mapped address: %w", ErrMalformed)
+			}
 			a.addrs = append(a.addrs, ip)
 		case answerName:
 			if len(v) == 0 {
