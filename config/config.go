@@ -78,6 +78,9 @@ type RelayConfig struct {
 	Enabled bool `toml:"enabled"`
 	// Exit makes the relay open connections to destinations.
 	Exit bool `toml:"exit"`
+	// IPv6Exit says, in an exit's descriptor, that it can reach IPv6
+	// destinations (Tor's IPv6Exit): clients pick it for IPv6 literals.
+	IPv6Exit bool `toml:"ipv6_exit"`
 	// ExitPolicy rules are placed before the default exit policy; syntax
 	// is exitnode.ParseRules's.
 	ExitPolicy           []string `toml:"exit_policy"`
@@ -160,6 +163,7 @@ func Default() *Config {
 		Relay: RelayConfig{
 			Enabled:              false,
 			Exit:                 false,
+			IPv6Exit:             false,
 			ExitPolicy:           []string{},
 			MaxCircuitsPerPeer:   1024,
 			MaxStreamsPerCircuit: 1024,

@@ -46,6 +46,7 @@ func TestDefaults(t *testing.T) {
 		{"client.build_timeout", Duration(30 * time.Second)},
 		{"relay.enabled", false},
 		{"relay.exit", false},
+		{"relay.ipv6_exit", false},
 		{"relay.exit_policy", []string{}},
 		{"relay.max_circuits_per_peer", 1024},
 		{"relay.max_streams_per_circuit", 1024},

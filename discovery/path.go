@@ -73,6 +73,9 @@ type PathRequest struct {
 	// Port is the destination port the exit must accept; 0 means not
 	// known, and the exit must accept every port of DefaultPorts.
 	Port uint16
+	// IPv6 asks for an exit whose descriptor says it reaches IPv6
+	// (ExtIPv6Exit), for an IPv6 literal destination.
+	IPv6 bool
 }
 
 // Selector picks paths from a set of verified descriptors. See the package
@@ -151,6 +154,7 @@ func (s *Selector) Select(relays []*Descriptor, req PathRequest, guards []peer.I
 	}
 	var exit, guard *Descriptor
 	var err error
+	exits := exitsFor(cands, req)
 	switch {
 	case hops > 1 && guards != nil:
 		// The first usable guard that some exit can share a path with is
@@ -162,7 +166,7 @@ func (s *Selector) Select(relays []*Descriptor, req PathRequest, guards []peer.I
 				continue
 			}
 			usable++
-			if exit, err = sl.pick(cands, RoleExit, req.Port, []*Descriptor{g}, nil); err != nil {
+			if exit, err = sl.pick(exits, RoleExit, req.Port, []*Descriptor{g}, nil); err != nil {
 				return nil, err
 			}
 			if exit != nil {
@@ -177,7 +181,7 @@ func (s *Selector) Select(relays []*Descriptor, req PathRequest, guards []peer.I
 			return nil, fmt.Errorf("port %d with %d usable guards: %w", req.Port, usable, ErrNoExit)
 		}
 	default:
-		if exit, err = sl.pick(cands, RoleExit, req.Port, nil, nil); err != nil {
+		if exit, err = sl.pick(exits, RoleExit, req.Port, nil, nil); err != nil {
 			return nil, err
 		}
 		if exit == nil {

@@ -53,6 +53,8 @@ type Node struct {
 	activity *activity
 	metrics  *nodeMetrics
 	control  *nodeControl // nil unless client.control_listen is set
+	pool6    *proxy.Pool  // streams to IPv6 literals (ipv6.go)
+	ipv6     bool         // relay.ipv6_exit on an exit
 
 	hops     atomic.Int64
 	joined   chan struct{}
@@ -111,6 +113,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		poke:     make(chan struct{}, 1),
 		activity: newActivity(),
 		metrics:  newNodeMetrics(),
+		ipv6:     cfg.Relay.Enabled && cfg.Relay.Exit && cfg.Relay.IPv6Exit,
 	}
 	n.hops.Store(int64(cfg.Client.Hops))
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -335,7 +338,8 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 		n.cc = circuit.NewClient(n.host, circuit.DefaultClientOptions())
 		n.builder = discovery.NewBuilder(n.disc, n.metrics.timePath(n.buildPath), discovery.BuilderOptions{})
 		n.pool = proxy.NewPool(n.buildCircuit, poolOptions(cfg.Client))
-		n.front = proxy.NewServer(n.metrics.dialer(recordingDialer{pool: n.pool, act: n.activity}, n.pool), proxy.ServerOptions{})
+		n.pool6 = newIPv6Pool(n, poolOptions(cfg.Client))
+		n.front = proxy.NewServer(n.metrics.dialer(ipv6Dialer{recordingDialer{pool: n.pool, act: n.activity}, n.pool6}, n.pool), proxy.ServerOptions{})
 		var err error
 		if cfg.Client.SOCKSListen != "" {
 			if n.socksAddr, err = n.front.ListenSOCKS(cfg.Client.SOCKSListen); err != nil {
@@ -464,6 +468,9 @@ func (n *Node) relayInfo() (discovery.RelayInfo, error) {
 			info.Extensions = append(info.Extensions, e)
 		}
 	}
+	if n.ipv6 {
+		info.Extensions = append(info.Extensions, discovery.IPv6ExitExtension())
+	}
 	return info, nil
 }
 
@@ -532,6 +539,7 @@ func (n *Node) release() error {
 	n.cancel()
 	n.mu.Lock()
 	front, pool, cc, status, relay, ctl := n.front, n.pool, n.cc, n.status, n.relay, n.control
+	pool6 := n.pool6
 	n.mu.Unlock()
 	var errs []error
 	errs = append(errs, ctl.close())
@@ -543,6 +551,9 @@ func (n *Node) release() error {
 	}
 	if pool != nil {
 		errs = append(errs, pool.Close())
+	}
+	if pool6 != nil {
+		errs = append(errs, pool6.Close())
 	}
 	if cc != nil {
 		errs = append(errs, cc.Close())
@@ -628,12 +639,13 @@ func (n *Node) StatusAddr() net.Addr {
 // The status page and SIGUSR1 call it.
 func (n *Node) NewIdentity() bool {
 	n.mu.Lock()
-	p := n.pool
+	p, p6 := n.pool, n.pool6
 	n.mu.Unlock()
 	if p == nil {
 		return false
 	}
 	p.NewIdentity()
+	p6.NewIdentity()
 	n.publish(control.Event{Type: control.EventNewIdentity})
 	return true
 }

@@ -60,6 +60,7 @@ type nodeFlags struct {
 
 	// relay
 	exit       bool
+	ipv6Exit   bool
 	exitPolicy policyFlag
 }
 
@@ -141,6 +142,9 @@ func (f *nodeFlags) override(role func(c *config.Config)) config.Override {
 		if set["exit"] && v.exit {
 			c.Relay.Exit = true
 		}
+		if set["ipv6-exit"] {
+			c.Relay.IPv6Exit = v.ipv6Exit
+		}
 		if set["exit-policy"] {
 			c.Relay.ExitPolicy = append([]string(nil), policy...)
 		}
@@ -180,6 +184,7 @@ the addresses to give them as --bootstrap. Flags override the
 configuration file.`)
 	f.common(fs)
 	fs.BoolVar(&f.exit, "exit", false, "be an exit relay: open connections to destinations")
+	fs.BoolVar(&f.ipv6Exit, "ipv6-exit", false, "say in the descriptor that this exit reaches IPv6 destinations: clients choose it for IPv6 literals")
 	fs.Var(&f.exitPolicy, "exit-policy", "exit `rules` checked before the default policy, comma-separated, e.g. 'accept 127.0.0.1:*, reject *:25'; repeatable")
 	fs.StringVar(&f.status, "status", "", "status page `address` host:port (default: none)")
 	if code, done := parse(e, fs, args); done {
