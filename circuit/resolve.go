@@ -256,6 +256,11 @@ func (ci *Circuit) resolve(ctx context.Context, q resolveMsg) (resolvedMsg, erro
 // resolved delivers a RESOLVED to the stream that asked: its only data,
 // then its end.
 func (s *Stream) resolved(data []byte) error {
+	// Only a stream opened by resolve (port 0, which BEGIN never carries)
+	// takes an answer: an exit cannot end a connection's stream this way.
+	if a, ok := s.remote.(streamAddr); !ok || a.port != 0 {
+		return fmt.Errorf("resolved on connection stream %d: %w", s.id, ErrMalformed)
+	}
 	if _, err := decodeResolved(data); err != nil {
 		return err
 	}
