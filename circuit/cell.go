@@ -52,7 +52,7 @@ const (
 	maxHandshake = 512
 )
 
-// Relay commands.
+// Relay commands (resolve.go adds RESOLVE and RESOLVED, 10 and 11).
 const (
 	relayBegin     byte = 1 // client -> exit: open a stream to host:port
 	relayData      byte = 2 // stream bytes, either way
@@ -63,7 +63,7 @@ const (
 	relayExtended  byte = 7 // hop -> client: the next hop answered
 	relayFin       byte = 8 // half-close: the sender sends no more data on the stream
 	relayDrop      byte = 9 // padding, ignored by the receiver
-	relayMaxCmd         = relayDrop
+	relayMaxCmd         = relayResolved
 	relayExtendLim      = 16 // max addresses in an EXTEND
 )
 
@@ -249,7 +249,7 @@ func decodeRelay(body []byte) (relayMsg, error) {
 	}
 	m.data = body[relayHdrLen : relayHdrLen+n]
 	switch m.cmd {
-	case relayBegin, relayData, relayEnd, relayConnected, relayFin:
+	case relayBegin, relayData, relayEnd, relayConnected, relayFin, relayResolve, relayResolved:
 		if m.stream == 0 {
 			return relayMsg{}, fmt.Errorf("relay command %d on stream 0: %w", m.cmd, ErrMalformed)
 		}

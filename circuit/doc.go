@@ -7,6 +7,8 @@
 // Streams (Circuit.OpenStream) are opened at the last hop, the exit, which
 // resolves names and connects through an ExitDialer (package exitnode). A
 // Relay serves every hop's side. Each stream is a net.Conn with CloseWrite.
+// Circuit.Resolve and Circuit.ResolvePTR ask the exit to resolve a name or
+// an address (RESOLVE and RESOLVED, resolve.go), for SOCKS RESOLVE.
 //
 // # Wire format
 //

@@ -391,6 +391,7 @@ type relayCirc struct {
 	// limits the DROP cells for this hop. The forward loop alone uses them.
 	early int
 	drops *rate.Limiter
+	resolves atomic.Int32 // RESOLVEs in flight (resolve.go)
 
 	ctx       context.Context // canceled when the circuit closes
 	cancel    context.CancelFunc
@@ -541,6 +542,8 @@ func (rc *relayCirc) local(m relayMsg) (DestroyReason, error) {
 			return DestroyProtocol, err
 		}
 		return rc.begin(m.stream, b)
+	case relayResolve:
+		return rc.resolve(m.stream, m.data)
 	case relayData, relayEnd, relayFin, relaySendme, relayConnected:
 		if err := rc.exitEdge().handle(m); err != nil {
 			return DestroyProtocol, err

@@ -308,6 +308,8 @@ func (e *edge) handle(m relayMsg) error {
 		return s.credit()
 	case relayConnected:
 		return s.remoteConnected()
+	case relayResolved:
+		return s.resolved(m.data)
 	default:
 		return fmt.Errorf("relay command %d on a stream: %w", m.cmd, ErrMalformed)
 	}

@@ -39,6 +39,10 @@ type NodeConfig struct {
 	// Bootstrap lists peers to join the network through, as multiaddrs
 	// ending in /p2p/<peer id>.
 	Bootstrap []string `toml:"bootstrap"`
+	// Announce lists the multiaddrs the node advertises instead of its
+	// listen addresses (a relay behind a port forward, as Tor's ORPort
+	// NoListen/NoAdvertise); empty means the listen addresses.
+	Announce []string `toml:"announce"`
 }
 
 // LogConfig is the [log] section.
@@ -58,6 +62,9 @@ type ClientConfig struct {
 	SOCKSListen  string `toml:"socks_listen"`
 	HTTPListen   string `toml:"http_listen"`
 	StatusListen string `toml:"status_listen"`
+	// ControlListen is where the control API listens: host:port on
+	// loopback, or "unix:" and a socket path; "" (the default) disables it.
+	ControlListen string `toml:"control_listen"`
 	// Hops is the number of relays in a circuit, 1..8.
 	Hops int `toml:"hops"`
 	// CircuitDirtiness is how long a circuit takes new streams after its
@@ -77,6 +84,9 @@ type RelayConfig struct {
 	Enabled bool `toml:"enabled"`
 	// Exit makes the relay open connections to destinations.
 	Exit bool `toml:"exit"`
+	// IPv6Exit says, in an exit's descriptor, that it can reach IPv6
+	// destinations (Tor's IPv6Exit): clients pick it for IPv6 literals.
+	IPv6Exit bool `toml:"ipv6_exit"`
 	// ExitPolicy rules are placed before the default exit policy; syntax
 	// is exitnode.ParseRules's.
 	ExitPolicy           []string `toml:"exit_policy"`
@@ -143,6 +153,7 @@ func Default() *Config {
 			DataDir:   "",
 			Listen:    []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"},
 			Bootstrap: []string{},
+			Announce:  []string{},
 		},
 		Log: LogConfig{
 			Level:  "info",
@@ -162,6 +173,7 @@ func Default() *Config {
 		Relay: RelayConfig{
 			Enabled:              false,
 			Exit:                 false,
+			IPv6Exit:             false,
 			ExitPolicy:           []string{},
 			MaxCircuitsPerPeer:   relay.MaxCircuitsPerPeer,
 			MaxStreamsPerCircuit: relay.MaxStreamsPerCircuit,

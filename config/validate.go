@@ -46,6 +46,15 @@ func (c *Config) validate() []*Error {
 			v.add("node.listen", i+1, nil, "%q: a listen address must not contain /p2p/", s)
 		}
 	}
+	for i, s := range n.Announce {
+		m, err := ma.NewMultiaddr(s)
+		switch {
+		case err != nil:
+			v.add("node.announce", i+1, err, "%q: not a multiaddr: %v", s, err)
+		case hasP2P(m):
+			v.add("node.announce", i+1, nil, "%q: an announced address must not contain /p2p/", s)
+		}
+	}
 	if c.Relay.Enabled && len(n.Listen) == 0 {
 		v.add("node.listen", 0, nil, "a relay needs at least one listen address")
 	}
@@ -67,6 +76,11 @@ func (c *Config) validate() []*Error {
 		{"client.socks_listen", cl.SOCKSListen},
 		{"client.http_listen", cl.HTTPListen},
 		{"client.status_listen", cl.StatusListen},
+	}
+	if cl.ControlListen != "" && !strings.HasPrefix(cl.ControlListen, "unix:") {
+		listeners = append(listeners, struct{ key, addr string }{"client.control_listen", cl.ControlListen})
+	} else if cl.ControlListen == "unix:" {
+		v.add("client.control_listen", 0, nil, "%q: want unix:PATH", cl.ControlListen)
 	}
 	for i, l := range listeners {
 		if l.addr == "" {

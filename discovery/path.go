@@ -75,6 +75,9 @@ type PathRequest struct {
 	// Port is the destination port the exit must accept; 0 means not
 	// known, and the exit must accept every port of defaultPorts (443 and 80).
 	Port uint16
+	// IPv6 asks for an exit whose descriptor says it reaches IPv6
+	// (ExtIPv6Exit), for an IPv6 literal destination.
+	IPv6 bool
 }
 
 // Selector picks paths from a set of verified descriptors. See the package
@@ -153,6 +156,7 @@ func (s *Selector) Select(relays []*Descriptor, req PathRequest, guards []peer.I
 	}
 	var exit, guard *Descriptor
 	var err error
+	exits := exitsFor(cands, req)
 	switch {
 	case hops > 1 && guards != nil:
 		// The first usable guard that some exit can share a path with is
@@ -164,7 +168,7 @@ func (s *Selector) Select(relays []*Descriptor, req PathRequest, guards []peer.I
 				continue
 			}
 			usable++
-			if exit, err = sl.pick(cands, RoleExit, req.Port, []*Descriptor{g}, nil); err != nil {
+			if exit, err = sl.pick(exits, RoleExit, req.Port, []*Descriptor{g}, nil); err != nil {
 				return nil, err
 			}
 			if exit != nil {
@@ -179,7 +183,7 @@ func (s *Selector) Select(relays []*Descriptor, req PathRequest, guards []peer.I
 			return nil, fmt.Errorf("port %d with %d usable guards: %w", req.Port, usable, ErrNoExit)
 		}
 	default:
-		if exit, err = sl.pick(cands, RoleExit, req.Port, nil, nil); err != nil {
+		if exit, err = sl.pick(exits, RoleExit, req.Port, nil, nil); err != nil {
 			return nil, err
 		}
 		if exit == nil {

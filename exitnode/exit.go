@@ -265,29 +265,20 @@ func (e *Exit) dial(ctx context.Context, policy *Policy, host string, port uint1
 		}
 	}
 
-	var first error
-	for i, a := range allowed {
-		if err := expired(ctx); err != nil {
-			if first == nil {
-				first = err
-			}
-			break
-		}
-		conn, err := e.dialOne(ctx, a, port, len(allowed)-i)
+	var conn net.Conn
+	var err error
+	if len(allowed) == 1 {
+		conn, err = e.dialOne(ctx, allowed[0], port, 1)
 		if err == nil && conn == nil {
 			err = errNilConn
 		}
-		if err == nil {
-			return conn, nil
-		}
-		if first == nil {
-			first = err
-		}
+	} else {
+		conn, err = e.dialRace(ctx, allowed, port)
 	}
-	if first == nil {
-		first = errDialNotTried
+	if err != nil {
+		return nil, &DialError{Reason: classify(err), Err: err}
 	}
-	return nil, &DialError{Reason: classify(first), Err: first}
+	return conn, nil
 }
 
 // expired returns ctx.Err(), or context.DeadlineExceeded once the deadline

@@ -35,15 +35,14 @@ func runOnce(t *testing.T, name string, args ...string) string {
 func TestTISEnrollment(t *testing.T) {
 	base := t.TempDir()
 	tisDir := filepath.Join(base, "tis")
-	out := runOnce(t, "tis init", "tis", "init", "--dir", tisDir)
-	_, key, ok := strings.Cut(out, "root key: ")
-	if !ok {
-		t.Fatalf("tis init printed no root key:\n%s", out)
+	out := runOnce(t, "tis init", "tis", "init", "--data", tisDir)
+	key := strings.TrimSpace(out) // the bare key: KEY=$(pikcio tis init ...)
+	if key == "" || strings.ContainsAny(key, " \n") {
+		t.Fatalf("tis init printed %q, want the bare root key", out)
 	}
-	key = strings.TrimSpace(key)
 
 	tisAddr := freePort(t)
-	serve := start(t, "tis serve", "tis", "serve", "--dir", tisDir, "--listen", tisAddr)
+	serve := start(t, "tis serve", "tis", "serve", "--data", tisDir, "--listen", tisAddr)
 	url := serve.waitLine(t, "TIS serving on ", startTimeout)
 	if url != "http://"+tisAddr {
 		t.Fatalf("TIS on %q, want http://%s", url, tisAddr)
@@ -56,7 +55,7 @@ func TestTISEnrollment(t *testing.T) {
 	enroll := func(name, dir string) {
 		t.Helper()
 		out := runOnce(t, "enroll "+name, "enroll", "--tis", tisAddr, "--tis-key", key,
-			"--name", name, "--email", name+"@demo.invalid", "--dir", dir)
+			"--name", name, "--email", name+"@demo.invalid", "--data", dir)
 		if !strings.Contains(out, "enrolled") {
 			t.Fatalf("enroll %s:\n%s", name, out)
 		}
@@ -70,7 +69,7 @@ func TestTISEnrollment(t *testing.T) {
 	if code, took := serve.stop(t, syscall.SIGINT, 5*time.Second); code != 0 {
 		t.Fatalf("tis serve exited %d after SIGINT (%v)", code, took)
 	}
-	serve = start(t, "tis serve 2", "tis", "serve", "--dir", tisDir, "--listen", tisAddr, "--bootstrap", bootAddr)
+	serve = start(t, "tis serve 2", "tis", "serve", "--data", tisDir, "--listen", tisAddr, "--bootstrap", bootAddr)
 	serve.waitLine(t, "TIS serving on ", startTimeout)
 
 	procs := []*proc{boot}

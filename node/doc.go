@@ -100,7 +100,18 @@
 // of their hops, their age, bytes and streams; relay counters; relays
 // known). With client.status_listen set, the node serves it as a small
 // HTML page at / and as JSON at /api/status, to requests whose Host header
-// is localhost or a loopback address only (against DNS rebinding).
+// is localhost or a loopback address only (against DNS rebinding), with
+// Prometheus metrics at /metrics from the node's registry (metrics.go:
+// build-time and time-to-first-byte histograms, go-libp2p's collectors).
+//
+// # Control API, announced addresses, IPv6
+//
+// With client.control_listen set, the node serves the control API (package
+// control) for a browser front end, with a cookie rotated at each start
+// (control.go). node.announce replaces the addresses the host advertises
+// (announce.go). An exit with relay.ipv6_exit says it reaches IPv6, and a
+// client sends streams to IPv6 literals through a second pool of circuits
+// ending at such exits (ipv6.go).
 //
 // # Logging
 //

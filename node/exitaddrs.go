@@ -23,7 +23,8 @@ func (n *Node) ownAddrs() []netip.Addr {
 	if extra := n.extraOwnAddrs.Load(); extra != nil {
 		addrs = append(addrs, *extra...)
 	}
-	addrs = append(addrs, n.host.Addrs()...)
+	addrs = append(addrs, n.host.Addrs()...) // announced ones with node.announce
+	addrs = append(addrs, n.host.Network().ListenAddresses()...)
 	if h, ok := n.host.(interface{ AllAddrs() []ma.Multiaddr }); ok {
 		addrs = append(addrs, h.AllAddrs()...) // with observed addresses
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/pikcio/pikcio/circuit"
 	"github.com/pikcio/pikcio/config"
+	"github.com/pikcio/pikcio/control"
 	"github.com/pikcio/pikcio/discovery"
 	"github.com/pikcio/pikcio/exitnode"
 	"github.com/pikcio/pikcio/internal/privfile"
@@ -53,6 +54,10 @@ type Node struct {
 	invites  *exchange.Service // nil without tis.root_key
 	require  bool              // tis.require: relays and previous hops must be enrolled
 	activity *web.Activity
+	metrics  *nodeMetrics
+	control  *nodeControl // nil unless client.control_listen is set
+	pool6    *proxy.Pool  // streams to IPv6 literals (ipv6.go)
+	ipv6     bool         // relay.ipv6_exit on an exit
 
 	hops     atomic.Int64
 	joined   chan struct{}
@@ -112,6 +117,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 		ready:    make(chan struct{}),
 		poke:     make(chan struct{}, 1),
 		activity: web.NewActivity(),
+		metrics:  newNodeMetrics(),
+		ipv6:     cfg.Relay.Enabled && cfg.Relay.Exit && cfg.Relay.IPv6Exit,
 	}
 	n.hops.Store(int64(cfg.Client.Hops))
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -149,7 +156,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.require = n.tis != nil && cfg.TIS.Require
-	if n.host, err = newHost(priv, cfg.Node.Listen, relayOptions(cfg.Relay)); err != nil {
+	announce, err := announceOptions(cfg.Node.Announce)
+	if err != nil {
+		return nil, err
+	}
+	if n.host, err = newHost(priv, cfg.Node.Listen, relayOptions(cfg.Relay), append(n.metrics.hostOptions(), announce...)...); err != nil {
 		return nil, err
 	}
 	if n.tis != nil {
@@ -166,7 +177,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 		if err != nil {
 			return nil, err
 		}
-		n.exit = exitnode.New(exitnode.Options{Policy: p})
+		n.exit = exitnode.New(exitnode.Options{Policy: p, Resolver: opts.ExitResolver})
 	}
 	if n.disc, err = discovery.New(n.host, n.discoveryOptions(cfg)...); err != nil {
 		return nil, fmt.Errorf("discovery: %w", err)
@@ -178,7 +189,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 // newHost starts the libp2p host. Its resource manager's limits fit the
 // circuit protocol (one stream per circuit per link), for a relay's caps
 // and for a client's circuits through its guard alike.
-func newHost(priv crypto.PrivKey, listen []string, ro circuit.RelayOptions) (host.Host, error) {
+func newHost(priv crypto.PrivKey, listen []string, ro circuit.RelayOptions, extra ...libp2p.Option) (host.Host, error) {
 	rm, err := circuit.ResourceManager(ro)
 	if err != nil {
 		return nil, err
@@ -186,10 +197,10 @@ func newHost(priv crypto.PrivKey, listen []string, ro circuit.RelayOptions) (hos
 	opts := []libp2p.Option{
 		libp2p.Identity(priv),
 		libp2p.DisableRelay(),
-		libp2p.DisableMetrics(),
 		libp2p.ResourceManager(rm), // closed by the host
 		libp2p.ConnectionGater(circuit.NewGater(circuit.AllowPrivateFor(listen))),
 	}
+	opts = append(opts, extra...)
 	opts = append(opts, circuit.LinkOptions()...)
 	if len(listen) == 0 {
 		opts = append(opts, libp2p.NoListenAddrs)
@@ -328,9 +339,10 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 	if n.client {
 		warnShortCircuits(n.log, cfg.Client.Hops)
 		n.cc = circuit.NewClient(n.host, n.clientOptions())
-		n.builder = discovery.NewBuilder(n.disc, n.buildPath, discovery.BuilderOptions{})
+		n.builder = discovery.NewBuilder(n.disc, n.metrics.timePath(n.buildPath), discovery.BuilderOptions{})
 		n.pool = proxy.NewPool(n.buildCircuit, poolOptions(cfg.Client))
-		n.front = proxy.NewServer(recordingDialer{pool: n.pool, act: n.activity}, proxy.ServerOptions{})
+		n.pool6 = newIPv6Pool(n, poolOptions(cfg.Client))
+		n.front = proxy.NewServer(n.metrics.dialer(ipv6Dialer{recordingDialer{pool: n.pool, act: n.activity}, n.pool6}, n.pool), proxy.ServerOptions{})
 		var err error
 		if cfg.Client.SOCKSListen != "" {
 			if n.socksAddr, err = n.front.ListenSOCKS(cfg.Client.SOCKSListen); err != nil {
@@ -344,14 +356,17 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 		}
 	}
 	if cfg.Client.StatusListen != "" {
-		h := web.NewHandler(statusSource{n}, web.Options{Extra: map[string]http.Handler{web.TrustPath: web.TrustHandler(n.TrustReport)}})
+		h := web.NewHandler(statusSource{n}, web.Options{
+			Extra:   map[string]http.Handler{web.TrustPath: web.TrustHandler(n.TrustReport)},
+			Metrics: n.metrics.reg,
+		})
 		s, err := startStatusServer(ctx, cfg.Client.StatusListen, h)
 		if err != nil {
 			return fmt.Errorf("status page: %w", err)
 		}
 		n.status = s
 	}
-	return nil
+	return n.startControl(cfg.Client.ControlListen)
 }
 
 // run joins the network, then keeps a client's relay directory.
@@ -432,6 +447,9 @@ func (n *Node) relayInfo() (discovery.RelayInfo, error) {
 			info.Extensions = append(info.Extensions, discovery.Extension{Type: trust.DescriptorExtension, Data: st})
 		}
 	}
+	if n.ipv6 {
+		info.Extensions = append(info.Extensions, discovery.IPv6ExitExtension())
+	}
 	return info, nil
 }
 
@@ -475,9 +493,11 @@ func (n *Node) Close() error {
 func (n *Node) release() error {
 	n.cancel()
 	n.mu.Lock()
-	front, pool, cc, status, relay := n.front, n.pool, n.cc, n.status, n.relay
+	front, pool, cc, status, relay, ctl := n.front, n.pool, n.cc, n.status, n.relay, n.control
+	pool6 := n.pool6
 	n.mu.Unlock()
 	var errs []error
+	errs = append(errs, ctl.close())
 	if status != nil {
 		errs = append(errs, status.Close())
 	}
@@ -486,6 +506,9 @@ func (n *Node) release() error {
 	}
 	if pool != nil {
 		errs = append(errs, pool.Close())
+	}
+	if pool6 != nil {
+		errs = append(errs, pool6.Close())
 	}
 	if cc != nil {
 		errs = append(errs, cc.Close())
@@ -571,12 +594,14 @@ func (n *Node) StatusAddr() net.Addr {
 // The status page and SIGUSR1 call it.
 func (n *Node) NewIdentity() bool {
 	n.mu.Lock()
-	p := n.pool
+	p, p6 := n.pool, n.pool6
 	n.mu.Unlock()
 	if p == nil {
 		return false
 	}
 	p.NewIdentity()
+	p6.NewIdentity()
+	n.publish(control.Event{Type: control.EventNewIdentity})
 	return true
 }
 

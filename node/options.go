@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pikcio/pikcio/discovery"
+	"github.com/pikcio/pikcio/exitnode"
 	"github.com/pikcio/pikcio/trust"
 )
 
@@ -53,6 +54,10 @@ type Options struct {
 	// one of its own: `pikcio demo` shares it with its in-process TIS,
 	// which makes relay score statements from it. Default nil.
 	TrustView *trust.View
+	// ExitResolver resolves names at an exit relay, for its streams and
+	// for RESOLVE. Default nil: the system's resolver
+	// (net.DefaultResolver).
+	ExitResolver exitnode.Resolver
 }
 
 // Enrollee is the person a node enrolls for (tis.NormalizeName and

@@ -63,7 +63,7 @@ func (n *Node) Apply(prev, next *config.Config) error {
 	}
 
 	n.mu.Lock()
-	relay, pool := n.relay, n.pool
+	relay, pool, pool6 := n.relay, n.pool, n.pool6
 	n.cfg = next.Clone()
 	n.mu.Unlock()
 	if policy != nil {
@@ -83,6 +83,11 @@ func (n *Node) Apply(prev, next *config.Config) error {
 	}
 	if pool != nil {
 		pool.SetOptions(poolOptions(next.Client))
+	}
+	if pool6 != nil {
+		o := poolOptions(next.Client)
+		o.Prebuilt = -1
+		pool6.SetOptions(o)
 	}
 	var restart []string
 	for _, k := range config.Diff(prev, next) {

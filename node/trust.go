@@ -65,9 +65,13 @@ func trustSettings(tc config.TrustConfig) trust.Settings {
 
 // newExchange serves contact exchanges for the enrolled node on n.host.
 func (n *Node) newExchange() (*exchange.Service, error) {
+	return exchange.NewService(n.host, n.dataDir, n.exchangeSelf(), n.tis.Root(), n.trust.Contacts(), exchange.Options{Revocations: n.tis.Revocations})
+}
+
+// exchangeSelf is the node's own identity for contact exchanges.
+func (n *Node) exchangeSelf() exchange.Self {
 	en := n.tis.Enrollment()
-	self := exchange.Self{MatryoshkaCert: en.MatryoshkaCert, NodeCert: en.NodeCert, MatryoshkaKey: n.tis.MatryoshkaKey()}
-	return exchange.NewService(n.host, n.dataDir, self, n.tis.Root(), n.trust.Contacts(), exchange.Options{Revocations: n.tis.Revocations})
+	return exchange.Self{MatryoshkaCert: en.MatryoshkaCert, NodeCert: en.NodeCert, MatryoshkaKey: n.tis.MatryoshkaKey()}
 }
 
 // relayOf is what the agents read of a descriptor.

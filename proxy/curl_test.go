@@ -53,6 +53,8 @@ func TestCurl(t *testing.T) {
 		{"http proxy", []string{"-x", "http://" + e.httpAddr, url}, oneKiB()},
 		{"http proxy with credentials", []string{"-x", "http://bob:pw@" + e.httpAddr, url}, oneKiB()},
 		{"http proxy CONNECT tunnel", []string{"-p", "-x", "http://" + e.httpAddr, url}, oneKiB()},
+		{"CONNECT on the SOCKS port", []string{"-p", "-x", "http://" + e.socksAddr, url}, oneKiB()},
+		{"CONNECT on the SOCKS port with credentials", []string{"-p", "-x", "http://carol:pw@" + e.socksAddr, url}, oneKiB()},
 		{"http to the SOCKS port", []string{"-x", "http://" + e.socksAddr, "-o", "/dev/null", "-w", "%{http_code}", url}, "501"},
 	}
 	for _, tc := range cases {
@@ -75,8 +77,10 @@ func TestCurl(t *testing.T) {
 			}
 		})
 	}
-	// Isolation groups: no credentials, alice (SOCKS), bob (HTTP).
-	if g := e.pool.Stats().Groups; g != 3 {
-		t.Fatalf("%d isolation groups, want 3", g)
+	// Isolation groups: SOCKS without credentials (also CONNECT on the
+	// SOCKS port), alice and carol on the SOCKS port, HTTP without
+	// credentials, bob on the HTTP port.
+	if g := e.pool.Stats().Groups; g != 5 {
+		t.Fatalf("%d isolation groups, want 5", g)
 	}
 }

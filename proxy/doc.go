@@ -7,7 +7,17 @@
 // isolates streams by the credentials a client presents (like Tor's
 // IsolateSOCKSAuth: any username and password are accepted and only choose the
 // circuit), retires circuits once they are dirty or when [Pool.NewIdentity] is
-// called, and replaces circuits that die.
+// called, and replaces circuits that die. The SOCKS and HTTP listeners never
+// share an isolation group, with or without credentials (Tor never mixes
+// listeners): the pool's key is the listener and the credentials.
+//
+// The SOCKS port is pikcio's own SOCKS5 server (socks.go, socks5wire.go), so
+// that each reply is written where its outcome is known rather than patched
+// into a library's bytes. It serves CONNECT, Tor's RESOLVE (0xF0) and
+// RESOLVE_PTR (0xF1) through a [Resolver], and an HTTP CONNECT request (as
+// arti does; refused with an Origin header or a Host header for another
+// authority). Bytes a client sends right behind a request, on either port,
+// go into the tunnel.
 //
 // No name is ever resolved on the client: host names travel to the exit relay,
 // which resolves them (socks5h semantics for SOCKS, the request's host for

@@ -15,6 +15,7 @@ var (
 	ErrTooManyCircuits = errors.New("too many circuits")
 	ErrNoCircuit       = errors.New("no usable circuit")
 	errBadDestination  = errors.New("bad destination address")
+	errNoResolve       = errors.New("the circuit cannot resolve")
 )
 
 // failure is the class of a failed dial as a client is told about it.
@@ -51,8 +52,9 @@ const (
 	socksHostUnreachable byte = 0x04
 	socksConnRefused     byte = 0x05
 	socksTTLExpired      byte = 0x06
-	// go-socks5 itself answers 0x07 (command not supported: BIND, UDP
-	// ASSOCIATE) and 0x08 (address type not supported).
+	// BIND, UDP ASSOCIATE and unknown commands.
+	socksCmdNotSupported  byte = 0x07
+	socksAddrNotSupported byte = 0x08
 )
 
 // socksReply is the SOCKS5 reply code for a failed dial.

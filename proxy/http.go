@@ -98,7 +98,7 @@ func writePlain(w http.ResponseWriter, status int, body string) {
 // could identify the client are removed, and the round trip goes through
 // h.roundTrip.
 func (h *httpProxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
-	key := proxyAuthKey(r.Header.Get("Proxy-Authorization"))
+	key := isolationKey(listenerHTTP, proxyAuthKey(r.Header.Get("Proxy-Authorization")))
 	stripHopHeaders(r.Header)
 	if _, ok := r.Header["User-Agent"]; !ok {
 		// An empty value keeps net/http from sending its own User-Agent.
@@ -140,8 +140,27 @@ func plainResponse(req *http.Request, status int, body string) *http.Response {
 // connect serves a CONNECT request on the hijacked client connection.
 func (h *httpProxy) connect(req *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
 	defer client.Close()
+	if req.Header.Get("Origin") != "" {
+		refuseConnect(client, "CONNECT with an Origin header refused")
+		return
+	}
+	h.serveConnect(client, listenerHTTP, req.URL.Host, req.Header.Get("Proxy-Authorization"))
+}
+
+// refuseConnect answers a CONNECT request that a web page may have made: one
+// with an Origin header or a Host header for another authority.
+func refuseConnect(client net.Conn, why string) {
+	logrus.WithField("component", "proxy.http").Debug(why)
+	writeRawResponse(client, http.StatusForbidden, "403 Forbidden: CONNECT with an Origin header or a Host header for another authority.\n")
+}
+
+// serveConnect serves a CONNECT to target, from the HTTP port or the SOCKS
+// port, on client, whose reads start right behind the request, and closes
+// client.
+func (h *httpProxy) serveConnect(client net.Conn, listener, target, proxyAuth string) {
+	defer client.Close()
 	_ = client.SetDeadline(time.Time{})
-	stream, err := h.dial(h.ctx, proxyAuthKey(req.Header.Get("Proxy-Authorization")), req.URL.Host)
+	stream, err := h.dial(h.ctx, isolationKey(listener, proxyAuthKey(proxyAuth)), target)
 	if err != nil {
 		h.log.WithError(err).Debug("CONNECT failed")
 		status, body := httpFailure(err)
@@ -174,7 +193,7 @@ func (h *httpProxy) dialContext(ctx context.Context, _, addr string) (net.Conn, 
 // connectDial is goproxy's CONNECT dialer. CONNECT is hijacked and handled by
 // connect, so this only guarantees that no goproxy path dials directly.
 func (h *httpProxy) connectDial(req *http.Request, _, addr string) (net.Conn, error) {
-	return h.dial(h.ctx, proxyAuthKey(req.Header.Get("Proxy-Authorization")), addr)
+	return h.dial(h.ctx, isolationKey(listenerHTTP, proxyAuthKey(req.Header.Get("Proxy-Authorization"))), addr)
 }
 
 func (h *httpProxy) dial(ctx context.Context, key, addr string) (net.Conn, error) {
@@ -260,10 +279,18 @@ func (w *hijackWatch) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, http.ErrNotSupported
 	}
 	c, rw, err := hj.Hijack()
-	if err == nil {
-		w.conn = c
+	if err != nil {
+		return c, rw, err
 	}
-	return c, rw, err
+	w.conn = c
+	// net/http may have read bytes the client sent right behind the request
+	// headers (a TLS ClientHello behind a CONNECT); goproxy drops rw, so the
+	// connection handed on reads them first.
+	if rw != nil && rw.Reader.Buffered() > 0 {
+		pc := &prefixConn{Conn: c, r: rw.Reader}
+		return pc, bufio.NewReadWriter(bufio.NewReader(pc), rw.Writer), nil
+	}
+	return c, rw, nil
 }
 
 // Write flushes a response of unknown length after every write, so that

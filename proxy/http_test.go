@@ -294,9 +294,11 @@ func TestHTTPProxyIsolation(t *testing.T) {
 		{func() { get("") }, 3},
 		{func() { get("") }, 3},
 		{func() { connectVia(t, e.httpAddr, "bob:1", "127.0.0.1:"+strconv.Itoa(int(b.port))) }, 2},
-		// The same credentials on the SOCKS port share alice's circuit.
-		{func() { socksGet(t, e.socksAddr, &xproxy.Auth{User: "alice", Password: "1"}, url) }, 1},
-		{func() { socksGet(t, e.socksAddr, nil, url) }, 3},
+		// The SOCKS port never shares the HTTP port's circuits, with the
+		// same credentials or without any (Tor never mixes listeners).
+		{func() { socksGet(t, e.socksAddr, &xproxy.Auth{User: "alice", Password: "1"}, url) }, 4},
+		{func() { socksGet(t, e.socksAddr, nil, url) }, 5},
+		{func() { socksGet(t, e.socksAddr, nil, url) }, 5},
 	}
 	want := map[int]int{}
 	for i, s := range steps {

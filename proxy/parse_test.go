@@ -1,105 +1,16 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 
 	"github.com/pikcio/pikcio/internal/endreason"
 )
-
-var greetingTests = []struct {
-	name string
-	in   []byte
-	kind clientKind
-	out  []byte // replayed greeting
-	err  bool
-}{
-	{"no auth", []byte{5, 1, 0}, clientSOCKS5, []byte{5, 1, 0}, false},
-	{"userpass only", []byte{5, 1, 2}, clientSOCKS5, []byte{5, 1, 2}, false},
-	{"userpass preferred", []byte{5, 2, 0, 2}, clientSOCKS5, []byte{5, 2, 2, 0}, false},
-	{"userpass last of many", []byte{5, 4, 0, 1, 0x80, 2}, clientSOCKS5, []byte{5, 4, 2, 0, 1, 0x80}, false},
-	{"no methods", []byte{5, 0}, clientSOCKS5, []byte{5, 0}, false},
-	{"pipelined request", []byte{5, 1, 0, 5, 1, 0, 1}, clientSOCKS5, []byte{5, 1, 0}, false},
-	{"short methods", []byte{5, 3, 0}, clientUnknown, nil, true},
-	{"no count", []byte{5}, clientUnknown, nil, true},
-	{"empty", nil, clientUnknown, nil, true},
-	{"socks4", []byte{4, 1, 0, 80}, clientSOCKS4, nil, false},
-	{"GET", []byte("GET / HTTP/1.1\r\n"), clientHTTP, nil, false},
-	{"POST", []byte("POST /"), clientHTTP, nil, false},
-	{"CONNECT", []byte("CONNECT a:1 HTTP/1.1"), clientHTTP, nil, false},
-	{"OPTIONS", []byte("OPTIONS *"), clientHTTP, nil, false},
-	{"DELETE", []byte("DELETE /"), clientHTTP, nil, false},
-	{"tls", []byte{0x16, 3, 1}, clientUnknown, nil, false},
-	{"zero", []byte{0}, clientUnknown, nil, false},
-}
-
-func TestReadGreeting(t *testing.T) {
-	for _, tc := range greetingTests {
-		t.Run(tc.name, func(t *testing.T) {
-			r := bytes.NewReader(tc.in)
-			out, kind, err := readGreeting(r)
-			if (err != nil) != tc.err || kind != tc.kind || !bytes.Equal(out, tc.out) {
-				t.Fatalf("got %v %v %v, want %v %v err=%v", out, kind, err, tc.out, tc.kind, tc.err)
-			}
-			if err == nil {
-				// Never reads past the greeting (or the first byte).
-				consumed := len(tc.in) - r.Len()
-				want := 1
-				if kind == clientSOCKS5 {
-					want = len(out)
-				}
-				if consumed != want {
-					t.Fatalf("consumed %d bytes, want %d", consumed, want)
-				}
-			}
-		})
-	}
-}
-
-func FuzzReadGreeting(f *testing.F) {
-	for _, tc := range greetingTests {
-		f.Add(tc.in)
-	}
-	f.Fuzz(func(t *testing.T, in []byte) {
-		r := bytes.NewReader(in)
-		out, kind, err := readGreeting(r)
-		consumed := len(in) - r.Len()
-		if err != nil {
-			if out != nil || kind != clientUnknown {
-				t.Fatalf("error with output %v %v", out, kind)
-			}
-			return
-		}
-		switch kind {
-		case clientSOCKS5:
-			if in[0] != 5 || len(out) != 2+int(in[1]) || consumed != len(out) {
-				t.Fatalf("greeting %v from %v, consumed %d", out, in, consumed)
-			}
-			// The methods are a permutation of those sent, username/password
-			// first if it was offered.
-			sent, got := slices.Clone(in[2:len(out)]), slices.Clone(out[2:])
-			if slices.Contains(sent, 2) && got[0] != 2 {
-				t.Fatalf("username/password not first: %v", got)
-			}
-			slices.Sort(sent)
-			slices.Sort(got)
-			if !bytes.Equal(sent, got) || !bytes.Equal(out[:2], in[:2]) {
-				t.Fatalf("greeting %v is not a reordering of %v", out, in)
-			}
-		default:
-			if out != nil || consumed != 1 {
-				t.Fatalf("kind %v consumed %d, out %v", kind, consumed, out)
-			}
-		}
-	})
-}
 
 var proxyAuthTests = []struct {
 	in, want string

@@ -48,6 +48,7 @@ type Pool struct {
 	backoff       time.Duration
 	prebuildAfter time.Time
 	stats         PoolStats
+	observer      func(PoolEvent) // see SetObserver
 }
 
 type poolCircuit struct {
@@ -412,6 +413,7 @@ func (p *Pool) removeLocked(pc *poolCircuit) {
 	}
 	pc.removed, pc.retired = true, true
 	delete(p.circs, pc)
+	p.observeLocked(PoolEvent{ID: pc.id, Group: groupIndex(pc)})
 	if pc.bound {
 		pc.group.circuits--
 		if pc.group.circuits == 0 {
@@ -475,6 +477,7 @@ func (p *Pool) addLocked(c Circuit) *poolCircuit {
 	pc := &poolCircuit{c: c, id: p.nextID, built: p.now()}
 	p.circs[pc] = struct{}{}
 	p.stats.Builds++
+	p.observeLocked(PoolEvent{Built: true, ID: pc.id})
 	p.wg.Add(1)
 	go p.watch(pc)
 	return pc

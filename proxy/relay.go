@@ -266,7 +266,7 @@ func (s *trackedStream) CloseWrite() error {
 
 func (s *trackedStream) LocalAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4zero} }
 
-// WriteTo relays the stream to w; go-socks5's copy goroutine runs here, and
+// WriteTo relays the stream to w (io.Copy in a library hands over here), and
 // the tracker counts it so Close can wait for it.
 func (s *trackedStream) WriteTo(w io.Writer) (int64, error) {
 	if !s.t.start() {

@@ -30,13 +30,14 @@ func NewServer(d Dialer, opts ServerOptions) *Server {
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	tr := newTracker()
+	h := newHTTPProxy(ctx, d, opts, tr)
 	return &Server{
 		log:       logrus.WithField("component", "proxy"),
 		ctx:       ctx,
 		cancel:    cancel,
 		tr:        tr,
-		socks:     newSOCKSServer(ctx, d, opts, tr),
-		http:      newHTTPProxy(ctx, d, opts, tr),
+		socks:     newSOCKSServer(ctx, d, opts, tr, h),
+		http:      h,
 		listeners: make(map[net.Listener]struct{}),
 	}
 }

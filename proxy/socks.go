@@ -1,66 +1,58 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
-	"fmt"
+	"errors"
 	"io"
-	"log"
 	"net"
+	"net/http"
+	"net/netip"
+	"net/textproto"
 	"strconv"
+	"strings"
 	"time"
 
-	socks5 "github.com/armon/go-socks5"
 	"github.com/sirupsen/logrus"
 )
 
-// The SOCKS front end runs github.com/armon/go-socks5 on each connection with
-// a per-connection configuration, whose hooks are the connection itself:
+// The SOCKS front end is pikcio's own SOCKS5 server (RFC 1928, RFC 1929), so
+// that the reply to a request is written where its outcome is known:
 //
-//   - the resolver returns no address, so the library dials the name itself
-//     and the name travels to the exit (no DNS on the client);
-//   - the credential store accepts any username and password and keeps them
-//     as the isolation key (like Tor's IsolateSOCKSAuth);
-//   - the rule set marks the end of the handshake (the handshake deadline is
-//     cleared) and hands the dial a context that Close cancels;
-//   - the dial goes to the shared Dialer and records the precise reply code
-//     of a failure; the library maps dial errors by matching their text, so
-//     the connection rewrites the reply byte of the library's failure reply.
+//   - no name is ever resolved on the client: a name in a CONNECT goes to the
+//     exit as it was sent;
+//   - any username and password are accepted and become the isolation key
+//     (Tor's IsolateSOCKSAuth); username/password is chosen whenever a client
+//     offers it (curl offers "no auth" first even with credentials);
+//   - Tor's extensions RESOLVE (0xF0) and RESOLVE_PTR (0xF1) are answered by
+//     the exit through a circuit when the Dialer is also a [Resolver];
+//   - an HTTP CONNECT request on the SOCKS port opens a tunnel as on the HTTP
+//     port (as arti does), after the same checks; any other HTTP request gets
+//     a short "this is a SOCKS port" answer; SOCKS4 and anything else are
+//     closed.
 //
-// Before the library sees a connection, the server reads the SOCKS5 method
-// greeting itself: a client that speaks HTTP gets a short HTTP answer, SOCKS4
-// and anything else are closed, and username/password is moved to the front
-// of the offered methods (the library picks the first one it supports, and
-// clients such as curl offer "no auth" first even when they have credentials).
+// Everything the server reads before the tunnel starts is read through one
+// bufio.Reader, and what it buffered beyond the request (a client may send
+// its first bytes right behind the request) goes into the tunnel first.
 type socksServer struct {
-	dialer   Dialer
-	opts     ServerOptions
-	log      *logrus.Entry
-	libLog   *log.Logger
-	resolver socks5.NameResolver
-	ctx      context.Context // canceled by Close
-	tr       *tracker
+	dialer Dialer
+	opts   ServerOptions
+	log    *logrus.Entry
+	ctx    context.Context // canceled by Close
+	tr     *tracker
+	http   *httpProxy // for CONNECT requests on the SOCKS port
 }
 
-func newSOCKSServer(ctx context.Context, d Dialer, opts ServerOptions, tr *tracker) *socksServer {
-	l := logrus.WithField("component", "proxy.socks")
+func newSOCKSServer(ctx context.Context, d Dialer, opts ServerOptions, tr *tracker, h *httpProxy) *socksServer {
 	return &socksServer{
-		dialer:   d,
-		opts:     opts,
-		log:      l,
-		libLog:   log.New(debugWriter{l}, "", 0),
-		resolver: exitResolver{},
-		ctx:      ctx,
-		tr:       tr,
+		dialer: d,
+		opts:   opts,
+		log:    logrus.WithField("component", "proxy.socks"),
+		ctx:    ctx,
+		tr:     tr,
+		http:   h,
 	}
-}
-
-// exitResolver leaves names unresolved: with a nil IP go-socks5 dials
-// AddrSpec.Address(), which is then the name, and the name goes to the exit.
-type exitResolver struct{}
-
-func (exitResolver) Resolve(ctx context.Context, _ string) (context.Context, net.IP, error) {
-	return ctx, nil, nil
 }
 
 func (s *socksServer) serve(l net.Listener) error {
@@ -91,189 +83,195 @@ var notSOCKSResponse = "HTTP/1.0 501 This is a SOCKS port, not an HTTP proxy\r\n
 func (s *socksServer) handle(c net.Conn) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(s.opts.HandshakeTimeout))
-	greeting, kind, err := readGreeting(c)
+	br := bufio.NewReader(c)
+	first, err := br.Peek(1)
 	if err != nil {
 		s.log.WithError(err).Debug("read greeting")
 		return
 	}
-	switch kind {
-	case clientHTTP:
+	switch {
+	case first[0] == 5:
+		s.serveSOCKS5(c, br)
+	case first[0] == 4:
+		s.log.Debug("SOCKS4 request refused")
+		linger(c)
+	case isHTTPMethodStart(first[0]):
+		s.serveHTTP(c, br)
+	default:
+		s.log.Debug("not a SOCKS client")
+	}
+}
+
+// isHTTPMethodStart reports whether b starts an HTTP method: GET POST PUT
+// PATCH CONNECT HEAD OPTIONS DELETE TRACE.
+func isHTTPMethodStart(b byte) bool {
+	return bytes.IndexByte([]byte("GPCHODT"), b) >= 0
+}
+
+// serveHTTP answers an HTTP request on the SOCKS port: CONNECT opens a
+// tunnel, anything else is told this is not an HTTP proxy. A CONNECT must
+// not carry an Origin header, and its Host header, if any, must name the
+// request target: a web page could otherwise make a browser use the port.
+func (s *socksServer) serveHTTP(c net.Conn, br *bufio.Reader) {
+	tp := textproto.NewReader(br)
+	line, err := tp.ReadLine()
+	method, rest, _ := strings.Cut(line, " ")
+	target, proto, _ := strings.Cut(rest, " ")
+	var hdr textproto.MIMEHeader
+	if err == nil {
+		hdr, err = tp.ReadMIMEHeader()
+	}
+	if err != nil || method != http.MethodConnect || !strings.HasPrefix(proto, "HTTP/1.") {
 		s.log.Debug("HTTP request on the SOCKS port")
 		_, _ = io.WriteString(c, notSOCKSResponse)
 		linger(c)
 		return
-	case clientSOCKS4:
-		s.log.Debug("SOCKS4 request refused")
+	}
+	if hosts := hdr.Values("Host"); hdr.Get("Origin") != "" || len(hosts) > 1 ||
+		len(hosts) == 1 && !strings.EqualFold(hosts[0], target) {
+		refuseConnect(c, "CONNECT on the SOCKS port with an Origin or a foreign Host refused")
 		linger(c)
 		return
-	case clientUnknown:
-		s.log.Debug("not a SOCKS client")
+	}
+	s.http.serveConnect(&prefixConn{Conn: c, r: br}, listenerSOCKS, target, hdr.Get("Proxy-Authorization"))
+}
+
+func (s *socksServer) serveSOCKS5(c net.Conn, br *bufio.Reader) {
+	cred, err := negotiate(c, br)
+	if err != nil {
+		s.log.WithError(err).Debug("SOCKS5 negotiation")
 		return
 	}
-	sc := &socksConn{Conn: c, s: s, prefix: greeting}
-	srv, err := socks5.New(&socks5.Config{
-		AuthMethods: []socks5.Authenticator{
-			socks5.NoAuthAuthenticator{},
-			socks5.UserPassAuthenticator{Credentials: sc},
-		},
-		Resolver: s.resolver,
-		Rules:    sc,
-		Logger:   s.libLog,
-		Dial:     sc.dial,
-	})
+	req, err := readRequest(br)
 	if err != nil {
-		s.log.WithError(err).Error("socks5 server")
+		s.log.WithError(err).Debug("SOCKS5 request")
+		var re *requestError
+		if errors.As(err, &re) {
+			_, _ = c.Write(reply(re.code, nil))
+			linger(c)
+		}
 		return
 	}
-	_ = srv.ServeConn(sc) // errors are logged at debug by libLog
+	_ = c.SetDeadline(time.Time{})
+	key := isolationKey(listenerSOCKS, cred)
+	switch req.cmd {
+	case socksCmdConnect:
+		s.connect(c, br, key, req)
+	case socksCmdResolve, socksCmdResolvePTR:
+		s.resolve(c, key, req)
+	}
 }
 
-type clientKind int
-
-const (
-	clientUnknown clientKind = iota
-	clientSOCKS5
-	clientSOCKS4
-	clientHTTP
-)
-
-// readGreeting reads exactly the SOCKS5 method greeting (VER NMETHODS
-// METHODS) or, for other protocols, the first byte only, and classifies the
-// client. For SOCKS5 it returns the greeting to replay, with
-// username/password moved to the front of the methods if offered.
-func readGreeting(r io.Reader) ([]byte, clientKind, error) {
-	var hdr [2]byte
-	if _, err := io.ReadFull(r, hdr[:1]); err != nil {
-		return nil, clientUnknown, fmt.Errorf("read version: %w", err)
-	}
-	switch hdr[0] {
-	case 5:
-	case 4:
-		return nil, clientSOCKS4, nil
-	case 'G', 'P', 'C', 'H', 'O', 'D', 'T': // GET POST PUT PATCH CONNECT HEAD OPTIONS DELETE TRACE
-		return nil, clientHTTP, nil
-	default:
-		return nil, clientUnknown, nil
-	}
-	if _, err := io.ReadFull(r, hdr[1:]); err != nil {
-		return nil, clientUnknown, fmt.Errorf("read method count: %w", err)
-	}
-	g := make([]byte, 2+int(hdr[1]))
-	copy(g, hdr[:])
-	if _, err := io.ReadFull(r, g[2:]); err != nil {
-		return nil, clientUnknown, fmt.Errorf("read methods: %w", err)
-	}
-	if i := bytes.IndexByte(g[2:], socks5.UserPassAuth); i > 0 {
-		m := g[2:]
-		copy(m[1:i+1], m[:i])
-		m[0] = socks5.UserPassAuth
-	}
-	return g, clientSOCKS5, nil
-}
-
-// socksConn is a client connection as go-socks5 sees it, and the
-// connection's hooks into the library.
-type socksConn struct {
-	net.Conn
-	s      *socksServer
-	prefix []byte // greeting to replay before reading from Conn
-	key    string // isolation key
-	code   byte   // reply code to put into the library's next failure reply
-}
-
-func (c *socksConn) Read(p []byte) (int, error) {
-	if len(c.prefix) > 0 {
-		n := copy(p, c.prefix)
-		c.prefix = c.prefix[n:]
-		if len(c.prefix) == 0 {
-			c.prefix = nil
-		}
-		return n, nil
-	}
-	return c.Conn.Read(p)
-}
-
-// Write sends b; the library's reply after a failed dial gets the reply code
-// the dial recorded.
-func (c *socksConn) Write(b []byte) (int, error) {
-	if c.code != 0 && len(b) >= 2 && b[0] == 5 {
-		r := bytes.Clone(b)
-		r[1] = c.code
-		c.code = 0
-		return c.Conn.Write(r)
-	}
-	return c.Conn.Write(b)
-}
-
-// WriteTo relays the client's data after the handshake (go-socks5 copies
-// from its bufio.Reader, whose WriteTo hands over to this).
-func (c *socksConn) WriteTo(w io.Writer) (int64, error) {
-	if !c.s.tr.start() {
-		return 0, ErrClosed
-	}
-	defer c.s.tr.done()
-	var n int64
-	if len(c.prefix) > 0 {
-		m, err := w.Write(c.prefix)
-		n += int64(m)
-		c.prefix = nil
-		if err != nil {
-			return n, err
-		}
-	}
-	m, err := copyAdaptive(w, c.Conn)
-	return n + m, err
-}
-
-func (c *socksConn) CloseWrite() error { closeWrite(c.Conn); return nil }
-
-// Valid accepts any username and password and keeps them as the isolation
-// key (socks5.CredentialStore).
-func (c *socksConn) Valid(user, password string) bool {
-	c.key = credentialKey(user, password)
-	return true
-}
-
-// Allow permits every command: BIND and UDP ASSOCIATE then get "command not
-// supported" from the library (socks5.RuleSet). The handshake is over here.
-func (c *socksConn) Allow(_ context.Context, _ *socks5.Request) (context.Context, bool) {
-	_ = c.Conn.SetDeadline(time.Time{})
-	return c.s.ctx, true
-}
-
-func (c *socksConn) dial(ctx context.Context, _, addr string) (net.Conn, error) {
-	host, port, err := splitDest(addr)
+func (s *socksServer) connect(c net.Conn, br *bufio.Reader, key string, req socksRequest) {
+	host, port, err := splitDest(net.JoinHostPort(req.host, strconv.Itoa(int(req.port))))
 	if err != nil {
-		c.code = socksReply(err)
-		return nil, err
+		_, _ = c.Write(reply(socksReply(err), nil))
+		linger(c)
+		return
 	}
-	// The dial runs on its own short-lived goroutine: the dial path is deep,
-	// and this goroutine then parks for the whole life of the tunnel. The GC
-	// only shrinks a parked goroutine's stack while it uses under a quarter
-	// of it, so dialing here would cost every idle tunnel several KiB.
+	stream, err := s.dial(s.ctx, key, host, port)
+	if err != nil {
+		s.log.WithError(err).Debug("dial failed")
+		_, _ = c.Write(reply(socksReply(err), nil))
+		linger(c)
+		return
+	}
+	defer stream.Close()
+	// The reply's bound address is 0.0.0.0:0, as Tor's: nothing about the
+	// client's side or the exit leaks into it.
+	if _, err := c.Write(reply(0, nil)); err != nil {
+		return
+	}
+	relay(&prefixConn{Conn: c, r: br}, stream)
+}
+
+// dial runs the dial on its own short-lived goroutine: the dial path is
+// deep, and the connection's goroutine then parks for the whole life of the
+// tunnel. The GC only shrinks a parked goroutine's stack while it uses under
+// a quarter of it, so dialing here would cost every idle tunnel several KiB.
+func (s *socksServer) dial(ctx context.Context, key, host string, port uint16) (net.Conn, error) {
 	type result struct {
 		conn net.Conn
 		err  error
 	}
 	ch := make(chan result, 1)
 	go func() {
-		conn, err := c.s.dialer.Dial(ctx, c.key, host, port)
+		conn, err := s.dialer.Dial(ctx, key, host, port)
 		ch <- result{conn, err}
 	}()
 	r := <-ch
-	conn, err := r.conn, r.err
-	if err != nil {
-		c.code = socksReply(err)
-		c.s.log.WithError(err).Debug("dial failed")
-		return nil, err
+	if r.err != nil {
+		return nil, r.err
 	}
-	t := &trackedStream{Conn: conn, t: c.s.tr}
-	if !c.s.tr.add(t) {
-		c.code = socksGeneralFailure
+	t := &trackedStream{Conn: r.conn, t: s.tr}
+	if !s.tr.add(t) {
 		return nil, ErrClosed
 	}
 	return t, nil
 }
+
+// resolve answers RESOLVE and RESOLVE_PTR through the exit, and closes.
+func (s *socksServer) resolve(c net.Conn, key string, req socksRequest) {
+	res, ok := s.dialer.(Resolver)
+	if !ok {
+		_, _ = c.Write(reply(socksCmdNotSupported, nil))
+		linger(c)
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, DefaultConnectTimeout)
+	defer cancel()
+	var answer []byte
+	if req.cmd == socksCmdResolve {
+		addrs, err := res.Resolve(ctx, key, req.host)
+		if err == nil && len(addrs) == 0 {
+			err = errNoAnswer
+		}
+		if err != nil {
+			s.log.WithError(err).Debug("RESOLVE failed")
+			_, _ = c.Write(reply(socksReply(err), nil))
+			linger(c)
+			return
+		}
+		answer = addrAnswer(addrs[0])
+	} else {
+		ip, err := netip.ParseAddr(req.host)
+		var name string
+		if err == nil {
+			name, err = res.ResolvePTR(ctx, key, ip)
+		}
+		if err == nil && (name == "" || len(name) > 255) {
+			err = errNoAnswer
+		}
+		if err != nil {
+			s.log.WithError(err).Debug("RESOLVE_PTR failed")
+			_, _ = c.Write(reply(socksReply(err), nil))
+			linger(c)
+			return
+		}
+		answer = append([]byte{socksAtypName, byte(len(name))}, name...)
+	}
+	_, _ = c.Write(reply(0, answer))
+	linger(c)
+}
+
+// prefixConn is a client connection whose first bytes are in r, the reader
+// the handshake used.
+type prefixConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if c.r != nil {
+		if c.r.Buffered() > 0 {
+			return c.r.Read(p)
+		}
+		c.r = nil
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *prefixConn) CloseWrite() error { closeWrite(c.Conn); return nil }
 
 // debugWriter turns a library's log lines into debug logs: they may name
 // destinations.

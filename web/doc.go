@@ -13,7 +13,7 @@
 //	GET  /assets/style.css the page's style sheet
 //	GET  /api/status       Source.Status(false) as indented JSON; ?destinations=1: Status(true)
 //	POST /new-identity     Source.NewIdentity, with the CSRF token (see below)
-//	GET  /metrics          Prometheus text format 0.0.4
+//	GET  /metrics          Prometheus metrics (client_golang)
 //	GET  /proxy.pac        a proxy auto-config file for the client's SOCKS port
 //	GET  /api/trust/ID     a TrustReport as JSON (TrustPath, TrustHandler; 404 for an unknown ID)
 //
@@ -151,9 +151,15 @@
 //
 // # /metrics
 //
-// Prometheus text exposition format 0.0.4, every name prefixed pikcio_. No
-// label carries a destination or a peer ID; the only labels are version
-// (pikcio_info), direction ("up", "down") and bound ("min", "max").
+// Served by github.com/prometheus/client_golang (promhttp) from
+// Options.Metrics, a prometheus.Registry: text exposition format 0.0.4 by
+// default, or what the scraper negotiates. The handler registers the status
+// collector below on it; a node also registers its histograms
+// (pikcio_circuit_build_seconds, pikcio_stream_first_byte_seconds) and
+// go-libp2p's collectors (libp2p_swarm_*, libp2p_rcmgr_*, ...), see
+// node/metrics.go. No label carries a destination or a peer ID; the
+// status collector's only labels are version (pikcio_info), direction
+// ("up", "down") and bound ("min", "max").
 //
 //	pikcio_info{version}                  gauge   always 1
 //	pikcio_uptime_seconds                 gauge

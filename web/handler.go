@@ -45,7 +45,7 @@ func NewHandler(src Source, opts Options) http.Handler {
 	mux.HandleFunc("GET /{$}", h.serveIndex)
 	mux.HandleFunc("GET /api/status", h.serveStatus)
 	mux.HandleFunc("POST /new-identity", h.serveNewIdentity)
-	mux.HandleFunc("GET /metrics", h.serveMetrics)
+	mux.Handle("GET /metrics", metricsHandler(src, h.opts.Metrics))
 	mux.HandleFunc("GET /proxy.pac", h.servePAC)
 	mux.HandleFunc("GET /assets/app.js", h.serveAsset("text/javascript; charset=utf-8", h.js))
 	mux.HandleFunc("GET /assets/style.css", h.serveAsset("text/css; charset=utf-8", h.css))

@@ -1,26 +1,64 @@
 package web
 
 import (
-	"bytes"
 	"net/http"
-	"strconv"
-	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// metricsContentType is the Prometheus text exposition format 0.0.4.
-const metricsContentType = "text/plain; version=0.0.4; charset=utf-8"
+// Metrics are served by github.com/prometheus/client_golang from a
+// prometheus.Registry: the status collector below turns each scrape's
+// snapshot (without destinations) into pikcio_* gauges and counters, and the
+// node registers on the same registry its histograms (circuit build time,
+// time to first byte) and go-libp2p's collectors (resource manager, swarm).
+// No label carries a destination or a peer ID.
 
-// serveMetrics writes a snapshot (without destinations) as Prometheus
-// metrics. No label carries a destination or a peer ID.
-func (h *handler) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	var m metricWriter
-	writeMetrics(&m, h.src.Status(false))
-	w.Header().Set("Content-Type", metricsContentType)
-	w.Header().Set("Content-Length", strconv.Itoa(m.buf.Len()))
-	_, _ = w.Write(m.buf.Bytes())
+// metricsHandler serves the registry reg (a new one when nil) with the
+// status collector of src registered on it.
+func metricsHandler(src Source, reg *prometheus.Registry) http.Handler {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	reg.MustRegister(statusCollector{src})
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: 4,
+	})
 }
 
-func writeMetrics(m *metricWriter, s Status) {
+// statusCollector is an unchecked prometheus.Collector (its families depend
+// on the node's roles) over Source.Status.
+type statusCollector struct{ src Source }
+
+func (statusCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
+	collectStatus(metricSink{ch}, c.src.Status(false))
+}
+
+type metricSink struct{ ch chan<- prometheus.Metric }
+
+// emit sends one sample; labels are name, value pairs.
+func (m metricSink) emit(name, help string, t prometheus.ValueType, v float64, labels ...string) {
+	var names, values []string
+	for i := 0; i+1 < len(labels); i += 2 {
+		names = append(names, labels[i])
+		values = append(values, labels[i+1])
+	}
+	desc := prometheus.NewDesc(name, help, names, nil)
+	m.ch <- prometheus.MustNewConstMetric(desc, t, v, values...)
+}
+
+func (m metricSink) gauge(name, help string, v float64, labels ...string) {
+	m.emit(name, help, prometheus.GaugeValue, v, labels...)
+}
+
+func (m metricSink) counter(name, help string, v uint64, labels ...string) {
+	m.emit(name, help, prometheus.CounterValue, float64(v), labels...)
+}
+
+func collectStatus(m metricSink, s Status) {
 	m.gauge("pikcio_info", "The node's version; always 1.", 1, "version", s.Version)
 	m.gauge("pikcio_uptime_seconds", "Seconds since the node started.", s.Uptime)
 	m.gauge("pikcio_joined", "1 when the node has joined the network.", b2f(s.Joined))
@@ -57,9 +95,9 @@ func writeMetrics(m *metricWriter, s Status) {
 		m.gauge("pikcio_isolation_groups", "Isolation groups with a circuit.", float64(p.Groups))
 		m.counter("pikcio_pool_builds_total", "Circuits built since start.", p.Builds)
 		m.counter("pikcio_pool_build_failures_total", "Circuit builds that failed since start.", p.BuildFailures)
-		m.family("pikcio_circuit_bytes_total", "counter", "Payload bytes carried by the client's circuits since start.")
-		m.sampleUint("pikcio_circuit_bytes_total", p.BytesUp, "direction", "up")
-		m.sampleUint("pikcio_circuit_bytes_total", p.BytesDown, "direction", "down")
+		const bytesHelp = "Payload bytes carried by the client's circuits since start."
+		m.counter("pikcio_circuit_bytes_total", bytesHelp, p.BytesUp, "direction", "up")
+		m.counter("pikcio_circuit_bytes_total", bytesHelp, p.BytesDown, "direction", "down")
 	}
 
 	if r := s.Relay; r != nil {
@@ -68,17 +106,17 @@ func writeMetrics(m *metricWriter, s Status) {
 		m.counter("pikcio_relay_circuits_total", "Circuits the relay has carried since start.", r.CircuitsTotal)
 		m.counter("pikcio_relay_bytes_total", "Cell bytes the relay has handled since start.", r.Bytes)
 		if r.TCI != nil {
-			m.family("pikcio_relay_tci_band", "gauge", "The TCI band the TIS states for the relay's owner.")
-			m.sample("pikcio_relay_tci_band", float64(r.TCI.Min), "bound", "min")
-			m.sample("pikcio_relay_tci_band", float64(r.TCI.Max), "bound", "max")
+			const bandHelp = "The TCI band the TIS states for the relay's owner."
+			m.gauge("pikcio_relay_tci_band", bandHelp, float64(r.TCI.Min), "bound", "min")
+			m.gauge("pikcio_relay_tci_band", bandHelp, float64(r.TCI.Max), "bound", "max")
 		}
 	}
 
 	if n := len(s.Throughput); n > 0 {
 		last := s.Throughput[n-1]
-		m.family("pikcio_throughput_bytes_per_second", "gauge", "Traffic of the last second sampled.")
-		m.sampleUint("pikcio_throughput_bytes_per_second", last.Up, "direction", "up")
-		m.sampleUint("pikcio_throughput_bytes_per_second", last.Down, "direction", "down")
+		const help = "Traffic of the last second sampled."
+		m.gauge("pikcio_throughput_bytes_per_second", help, float64(last.Up), "direction", "up")
+		m.gauge("pikcio_throughput_bytes_per_second", help, float64(last.Down), "direction", "down")
 	}
 }
 
@@ -88,53 +126,3 @@ func b2f(b bool) float64 {
 	}
 	return 0
 }
-
-// metricWriter writes the text exposition format: a # HELP and a # TYPE
-// line per family, then its samples.
-type metricWriter struct {
-	buf bytes.Buffer
-}
-
-func (m *metricWriter) family(name, typ, help string) {
-	m.buf.WriteString("# HELP " + name + " " + helpEscaper.Replace(help) + "\n")
-	m.buf.WriteString("# TYPE " + name + " " + typ + "\n")
-}
-
-func (m *metricWriter) gauge(name, help string, v float64, labels ...string) {
-	m.family(name, "gauge", help)
-	m.sample(name, v, labels...)
-}
-
-func (m *metricWriter) counter(name, help string, v uint64) {
-	m.family(name, "counter", help)
-	m.sampleUint(name, v)
-}
-
-// sample writes one line; labels are name, value pairs.
-func (m *metricWriter) sample(name string, v float64, labels ...string) {
-	m.line(name, strconv.FormatFloat(v, 'g', -1, 64), labels)
-}
-
-func (m *metricWriter) sampleUint(name string, v uint64, labels ...string) {
-	m.line(name, strconv.FormatUint(v, 10), labels)
-}
-
-func (m *metricWriter) line(name, value string, labels []string) {
-	m.buf.WriteString(name)
-	if len(labels) > 0 {
-		m.buf.WriteByte('{')
-		for i := 0; i+1 < len(labels); i += 2 {
-			if i > 0 {
-				m.buf.WriteByte(',')
-			}
-			m.buf.WriteString(labels[i] + `="` + labelEscaper.Replace(labels[i+1]) + `"`)
-		}
-		m.buf.WriteByte('}')
-	}
-	m.buf.WriteString(" " + value + "\n")
-}
-
-var (
-	helpEscaper  = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
-	labelEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
-)

@@ -3,6 +3,8 @@ package web
 import (
 	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DefaultAddr is where the status server listens by default: loopback,
@@ -33,6 +35,10 @@ type Options struct {
 	// for http.ServeMux without the method), served behind the same Host
 	// and header checks as the page. Default none.
 	Extra map[string]http.Handler
+	// Metrics is the registry /metrics serves; the handler registers its
+	// status collector (the pikcio_* gauges and counters) on it, so one
+	// registry serves one handler. Default a new registry.
+	Metrics *prometheus.Registry
 }
 
 func (o Options) withDefaults() Options {

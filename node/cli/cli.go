@@ -117,6 +117,21 @@ type flagSet struct {
 	*flag.FlagSet
 	synopsis string
 	about    string
+	hidden   map[string]bool // aliases left out of --help
+}
+
+// dataFlag defines --data, the data directory every command spells the
+// same way, with --dir as a hidden alias (the TIS commands and enroll
+// once took --dir).
+func (fs *flagSet) dataFlag(usage string) *string {
+	p := new(string)
+	fs.StringVar(p, "data", "", usage)
+	fs.StringVar(p, "dir", "", "")
+	if fs.hidden == nil {
+		fs.hidden = map[string]bool{}
+	}
+	fs.hidden["dir"] = true
+	return p
 }
 
 func newFlagSet(name, synopsis, about string) *flagSet {
@@ -129,6 +144,9 @@ func (fs *flagSet) usage(w io.Writer) {
 	fmt.Fprintf(w, "Usage: %s %s\n\n%s\n", fs.Name(), fs.synopsis, fs.about)
 	first := true
 	fs.VisitAll(func(f *flag.Flag) {
+		if fs.hidden[f.Name] {
+			return
+		}
 		if first {
 			fmt.Fprint(w, "\nFlags:\n")
 			first = false

@@ -3,6 +3,7 @@ package cli
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -30,7 +31,7 @@ func TestHelp(t *testing.T) {
 		{[]string{"relay", "--help"}, "--config"},
 		{[]string{"version", "--help"}, "Usage: pikcio version"},
 		{[]string{"tis", "--help"}, "pikcio tis serve"},
-		{[]string{"tis", "init", "--help"}, "--dir"},
+		{[]string{"tis", "init", "--help"}, "--data"},
 		{[]string{"tis", "serve", "--help"}, "--bootstrap"},
 		{[]string{"enroll", "--help"}, "--tis-key"},
 	}
@@ -74,10 +75,10 @@ func TestUsageErrors(t *testing.T) {
 		{"bad config file", []string{"client", "--config", bad}, "bad.toml:2: client.hops"},
 		{"tis without subcommand", []string{"tis"}, "want a subcommand"},
 		{"tis unknown subcommand", []string{"tis", "rotate"}, `unknown subcommand "rotate"`},
-		{"tis init without dir", []string{"tis", "init"}, "--dir is required"},
-		{"tis serve without dir", []string{"tis", "serve"}, "--dir is required"},
-		{"tis serve bad listen", []string{"tis", "serve", "--dir", dir, "--listen", "nowhere"}, "want host:port"},
-		{"tis serve half TLS", []string{"tis", "serve", "--dir", dir, "--tls-cert", "c.pem"}, "go together"},
+		{"tis init without dir", []string{"tis", "init"}, "--data is required"},
+		{"tis serve without dir", []string{"tis", "serve"}, "--data is required"},
+		{"tis serve bad listen", []string{"tis", "serve", "--data", dir, "--listen", "nowhere"}, "want host:port"},
+		{"tis serve half TLS", []string{"tis", "serve", "--data", dir, "--tls-cert", "c.pem"}, "go together"},
 		{"enroll without tis", []string{"enroll", "--tis-key", "x", "--name", "a", "--email", "a@b"}, "--tis is required"},
 		{"enroll without key", []string{"enroll", "--tis", "127.0.0.1:1", "--name", "a", "--email", "a@b"}, "--tis-key is required"},
 		{"enroll without name", []string{"enroll", "--tis", "127.0.0.1:1", "--tis-key", "x", "--email", "a@b"}, "--name is required"},
@@ -157,4 +158,42 @@ func FuzzFlags(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Every command that takes a data directory spells it --data in its --help,
+// and no --help mentions --dir; every command README.md runs as
+// "pikcio CMD ... --flag" accepts that flag.
+func TestHelpDataAndREADME(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range [][]string{
+		{"client"}, {"relay"}, {"demo"}, {"enroll"}, {"tis", "init"}, {"tis", "serve"},
+		{"tis", "attest"}, {"tis", "seed", "add"}, {"contacts"}, {"trust"},
+	} {
+		t.Run(strings.Join(cmd, " "), func(t *testing.T) {
+			_, out, _ := run(append(cmd, "--help")...)
+			if strings.Contains(out, "--dir") {
+				t.Errorf("--help mentions --dir:\n%s", out)
+			}
+		})
+	}
+	flagRE := regexp.MustCompile(`--[a-z][a-z0-9-]*`)
+	cmdRE := regexp.MustCompile(`(?m)pikcio ((?:tis )?[a-z]+)((?: [^\n\\]*(?:\\\n)?)*)`)
+	for _, m := range cmdRE.FindAllStringSubmatch(string(readme), -1) {
+		cmd := strings.Fields(m[1])
+		_, help, _ := run(append(cmd, "--help")...)
+		if !strings.Contains(help, "Usage:") {
+			continue
+		}
+		for _, f := range flagRE.FindAllString(m[2], -1) {
+			if f == "--help" {
+				continue
+			}
+			if !strings.Contains(help, f) {
+				t.Errorf("README runs \"pikcio %s ... %s\", which its --help does not list", m[1], f)
+			}
+		}
+	}
 }

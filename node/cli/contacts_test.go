@@ -58,7 +58,7 @@ url = %q
 	if err := os.WriteFile(cfgPath, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, _, errOut := run("enroll", "--tis", tisAddr, "--tis-key", key, "--name", who, "--email", strings.ToLower(who)+"@demo.invalid", "--dir", dataDir)
+	code, _, errOut := run("enroll", "--tis", tisAddr, "--tis-key", key, "--name", who, "--email", strings.ToLower(who)+"@demo.invalid", "--data", dataDir)
 	if code != exitOK {
 		t.Fatalf("enroll %s: exit %d: %s", who, code, errOut)
 	}
@@ -187,15 +187,15 @@ func TestContactsAndTrust(t *testing.T) {
 	}
 
 	// Seeds of the TIS.
-	mustRun(t, "tis", "seed", "add", "--dir", tisDir, idA.String(), idB.String())
-	mustRun(t, "tis", "seed", "remove", idB.String(), "--dir", tisDir)
-	out, _ = mustRun(t, "tis", "seed", "list", "--dir", tisDir)
+	mustRun(t, "tis", "seed", "add", "--data", tisDir, idA.String(), idB.String())
+	mustRun(t, "tis", "seed", "remove", idB.String(), "--data", tisDir)
+	out, _ = mustRun(t, "tis", "seed", "list", "--data", tisDir)
 	if strings.TrimSpace(out) != idA.String() {
 		t.Fatalf("seed list: %q", out)
 	}
 
 	// Attestations by the TIS root and by an attester key.
-	code, _ := mustRun(t, "tis", "attest", "--dir", tisDir, idB.String(), "email-verified")
+	code, _ := mustRun(t, "tis", "attest", "--data", tisDir, idB.String(), "email-verified")
 	out, _ = mustRun(t, "trust", "attestation", "add", strings.TrimSpace(code), "--config", cfgB)
 	if !strings.Contains(out, "email-verified") {
 		t.Fatalf("attestation add: %q", out)
@@ -209,7 +209,7 @@ func TestContactsAndTrust(t *testing.T) {
 	if _, errOut := mustRun(t, "trust", "attestation", "add", code, "--config", cfgB); !strings.Contains(errOut, "trust.attesters") {
 		t.Fatalf("attestation by an unlisted attester: no note in %q", errOut)
 	}
-	code, _ = mustRun(t, "tis", "attest", "--dir", tisDir, idA.String(), "email-verified")
+	code, _ = mustRun(t, "tis", "attest", "--data", tisDir, idA.String(), "email-verified")
 	if c, _, errOut := run("trust", "attestation", "add", code, "--config", cfgB); c != exitError || !strings.Contains(errOut, "not about you") {
 		t.Fatalf("someone else's attestation: exit %d, %q", c, errOut)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/pikcio/pikcio/circuit"
 	"github.com/pikcio/pikcio/config"
+	"github.com/pikcio/pikcio/control"
 	"github.com/pikcio/pikcio/exitnode"
 	"github.com/pikcio/pikcio/node"
 	"github.com/pikcio/pikcio/tis"
@@ -50,14 +52,17 @@ type nodeFlags struct {
 	enrollEmail     string
 	allowSameSubnet bool
 	status          string
+	announce        listFlag
 
 	// client
-	socks string
-	http  string
-	hops  int
+	socks   string
+	http    string
+	control string
+	hops    int
 
 	// relay
 	exit       bool
+	ipv6Exit   bool
 	exitPolicy policyFlag
 }
 
@@ -66,6 +71,7 @@ func (f *nodeFlags) common(fs *flagSet) {
 	fs.StringVar(&f.configPath, "config", "", "configuration `file` (see pikcio.example.toml); it is re-read when it changes and on SIGHUP")
 	fs.StringVar(&f.dataDir, "data", "", "data `directory` for the node's key and state (default $XDG_DATA_HOME/pikcio)")
 	fs.Var(&f.listen, "listen", "libp2p listen `multiaddr`; repeatable or comma-separated (default /ip4/127.0.0.1/tcp/0 and /ip4/127.0.0.1/udp/0/quic-v1)")
+	fs.Var(&f.announce, "announce", "`multiaddr` to advertise instead of the listen addresses (a relay behind a port forward); repeatable or comma-separated")
 	fs.Var(&f.bootstrap, "bootstrap", "`multiaddr` ending in /p2p/<peer id> of a node to join the network through; repeatable or comma-separated")
 	fs.StringVar(&f.logLevel, "log-level", "", "log `level`: trace, debug, info, warn or error (default info)")
 	fs.StringVar(&f.logFormat, "log-format", "", "log `format`: text or json (default text)")
@@ -97,6 +103,7 @@ func (f *nodeFlags) override(role func(c *config.Config)) config.Override {
 	f.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	listen := append([]string(nil), f.listen...)
 	bootstrap := append([]string(nil), f.bootstrap...)
+	announce := append([]string(nil), f.announce...)
 	policy := append([]string(nil), f.exitPolicy...)
 	v := *f
 	return func(c *config.Config) {
@@ -109,6 +116,12 @@ func (f *nodeFlags) override(role func(c *config.Config)) config.Override {
 		}
 		if set["bootstrap"] {
 			c.Node.Bootstrap = append([]string(nil), bootstrap...)
+		}
+		if set["announce"] {
+			c.Node.Announce = append([]string(nil), announce...)
+		}
+		if set["control"] {
+			c.Client.ControlListen = v.control
 		}
 		if set["log-level"] {
 			c.Log.Level = v.logLevel
@@ -131,6 +144,9 @@ func (f *nodeFlags) override(role func(c *config.Config)) config.Override {
 		if set["exit"] && v.exit {
 			c.Relay.Exit = true
 		}
+		if set["ipv6-exit"] {
+			c.Relay.IPv6Exit = v.ipv6Exit
+		}
 		if set["exit-policy"] {
 			c.Relay.ExitPolicy = append([]string(nil), policy...)
 		}
@@ -148,6 +164,7 @@ through --bootstrap. Flags override the configuration file.`, def.SOCKSListen, d
 	fs.StringVar(&f.socks, "socks", "", "SOCKS5 proxy `address` host:port; \"\" turns it off (default "+def.SOCKSListen+")")
 	fs.StringVar(&f.http, "http", "", "HTTP proxy `address` host:port; \"\" turns it off (default "+def.HTTPListen+")")
 	fs.StringVar(&f.status, "status", "", "status page `address` host:port; \"\" turns it off (default "+def.StatusListen+")")
+	fs.StringVar(&f.control, "control", "", "control API `address`: host:port on loopback or unix:PATH; its cookie is control.cookie in the data directory (default: off)")
 	fs.IntVar(&f.hops, "hops", 0, fmt.Sprintf("relays in each circuit, 1 to %d (default %d)", circuit.MaxHops, def.Hops))
 	fs.BoolVar(&f.allowSameSubnet, "allow-same-subnet", false, "let one circuit use relays of the same IPv4 /16 or IPv6 /32: only for a network on one machine or one LAN")
 	if code, done := parse(e, fs, args); done {
@@ -170,6 +187,7 @@ the addresses to give them as --bootstrap. Flags override the
 configuration file.`)
 	f.common(fs)
 	fs.BoolVar(&f.exit, "exit", false, "be an exit relay: open connections to destinations")
+	fs.BoolVar(&f.ipv6Exit, "ipv6-exit", false, "say in the descriptor that this exit reaches IPv6 destinations: clients choose it for IPv6 literals")
 	fs.Var(&f.exitPolicy, "exit-policy", "exit `rules` checked before the default policy, comma-separated, e.g. 'accept 127.0.0.1:*, reject *:25'; repeatable")
 	fs.StringVar(&f.status, "status", "", "status page `address` host:port (default: none)")
 	if code, done := parse(e, fs, args); done {
@@ -334,6 +352,9 @@ func printNode(e *env, nd *node.Node, cfg *config.Config) {
 	}
 	if a := nd.HTTPAddr(); a != nil {
 		fmt.Fprintf(e.stdout, "HTTP proxy: %s\n", a)
+	}
+	if a := nd.ControlAddr(); a != "" {
+		fmt.Fprintf(e.stdout, "control API: %s (cookie in %s)\n", a, filepath.Join(nd.DataDir(), control.CookieFile))
 	}
 	if a := nd.StatusAddr(); a != nil {
 		fmt.Fprintf(e.stdout, "status page: http://%s/\n", a)

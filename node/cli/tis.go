@@ -30,10 +30,10 @@ const enrollTimeout = time.Minute
 func runTIS(e *env, args []string) int {
 	fs := newFlagSet("tis", "init|serve|attest|seed [flags]", `Run pikcio's Trusted Identification System (TIS), which enrolls users:
 
-  pikcio tis init --dir DIR             create a TIS (root key and secret) in DIR
-  pikcio tis serve --dir DIR            serve enrollments and revocations over HTTP
-  pikcio tis attest --dir DIR ID KIND   attest that an identity passed a check
-  pikcio tis seed add|remove|list --dir DIR [ID...]
+  pikcio tis init --data DIR             create a TIS (root key and secret) in DIR
+  pikcio tis serve --data DIR            serve enrollments and revocations over HTTP
+  pikcio tis attest --data DIR ID KIND   attest that an identity passed a check
+  pikcio tis seed add|remove|list --data DIR [ID...]
                                         edit the pre-trusted identities
 
 Run "pikcio tis init --help" and so on for their flags.`)
@@ -41,35 +41,38 @@ Run "pikcio tis init --help" and so on for their flags.`)
 }
 
 func runTISInit(e *env, args []string) int {
-	fs := newFlagSet("tis init", "--dir DIR", `Create a TIS in DIR (made mode 0700): a new root signing key and the secret
+	fs := newFlagSet("tis init", "--data DIR", `Create a TIS in DIR (made mode 0700): a new root signing key and the secret
 of its keyed hashes, each in a file of mode 0600. Prints the root public key:
-nodes pin it (--tis-key, tis.root_key). Keep DIR safe and back up hash.secret
+nodes pin it (--tis-key, tis.root_key). The key alone goes to standard
+output, messages to standard error: KEY=$(pikcio tis init --data DIR). Keep DIR safe and back up hash.secret
 apart from the rest. An existing TIS is never overwritten.`)
-	dir := fs.String("dir", "", "TIS `directory`")
+	dir := fs.dataFlag("TIS `directory`")
 	if code, done := parse(e, fs, args); done {
 		return code
 	}
 	if *dir == "" {
-		return usageError(e, fs, "--dir is required")
+		return usageError(e, fs, "--data is required")
 	}
 	pub, err := tis.Init(*dir)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "%s: %v\n", fs.Name(), err)
 		return exitError
 	}
-	fmt.Fprintf(e.stdout, "TIS created in %s\nroot key: %s\n", *dir, tis.FormatKey(pub))
+	// The bare key on stdout, so that KEY=$(pikcio tis init ...) works.
+	fmt.Fprintln(e.stdout, tis.FormatKey(pub))
+	fmt.Fprintf(e.stderr, "TIS created in %s; its root key is printed above.\n", *dir)
 	return exitOK
 }
 
 func runTISServe(e *env, args []string) int {
-	fs := newFlagSet("tis serve", "--dir DIR [flags]", `Serve the TIS in DIR (made by "pikcio tis init"): enrollments, the signed
+	fs := newFlagSet("tis serve", "--data DIR [flags]", `Serve the TIS in DIR (made by "pikcio tis init"): enrollments, the signed
 revocation list, the seed list and the root key, over HTTP on a loopback
 address, or HTTPS with --tls-cert and --tls-key. With --bootstrap it also
 joins the network's DHT (as a DHT client with a throwaway key) and crawls
 the trust records every --trust-refresh, so that it can state relays'
 trust bands (without --bootstrap it answers relay score requests with 501).
 Ctrl-C stops it.`)
-	dir := fs.String("dir", "", "TIS `directory`")
+	dir := fs.dataFlag("TIS `directory`")
 	listen := fs.String("listen", "127.0.0.1:7070", "`address` host:port to serve on")
 	var boots listFlag
 	fs.Var(&boots, "bootstrap", "`multiaddr` ending in /p2p/<peer id> given to every enrolled node to join the network; repeatable or comma-separated")
@@ -82,7 +85,7 @@ Ctrl-C stops it.`)
 		return code
 	}
 	if *dir == "" {
-		return usageError(e, fs, "--dir is required")
+		return usageError(e, fs, "--data is required")
 	}
 	if *refresh <= 0 {
 		return usageError(e, fs, "--trust-refresh %v: want more than 0", *refresh)
@@ -165,7 +168,7 @@ e-mail. Then set tis.root_key (and tis.url) in the configuration file.`)
 	key := fs.String("tis-key", "", "the TIS root `key` (printed by \"pikcio tis init\")")
 	name := fs.String("name", "", "your `name`")
 	email := fs.String("email", "", "your e-mail `address`")
-	dir := fs.String("dir", "", "data `directory` of the node (default $XDG_DATA_HOME/pikcio)")
+	dir := fs.dataFlag("data `directory` of the node (default $XDG_DATA_HOME/pikcio)")
 	if code, done := parse(e, fs, args); done {
 		return code
 	}
@@ -186,7 +189,7 @@ e-mail. Then set tis.root_key (and tis.url) in the configuration file.`)
 	if *dir != "" && !filepath.IsAbs(*dir) {
 		abs, err := filepath.Abs(*dir)
 		if err != nil {
-			return usageError(e, fs, "--dir: %v", err)
+			return usageError(e, fs, "--data: %v", err)
 		}
 		*dir = abs
 	}
@@ -229,7 +232,7 @@ const attestLifetime = 365 * 24 * time.Hour
 var errKeyFile = errors.New("not an Ed25519 private key file (64 raw bytes)")
 
 func runTISAttest(e *env, args []string) int {
-	fs := newFlagSet("tis attest", "--dir DIR|--key FILE ID KIND [--lifetime 8760h]  or  --new-key FILE", `Attest that the identity ID (a Matryoshka ID) passed a check of some kind,
+	fs := newFlagSet("tis attest", "--data DIR|--key FILE ID KIND [--lifetime 8760h]  or  --new-key FILE", `Attest that the identity ID (a Matryoshka ID) passed a check of some kind,
 such as "email-verified" or "account-linked:<service>" (1 to 64 of a-z 0-9
 . : _ -). It is signed with the root key of the TIS in DIR, or with the
 attester key in FILE, whose public key nodes list in trust.attesters.
@@ -238,7 +241,7 @@ Prints the attestation code to hand to the person, who adds it with
 
 With --new-key FILE, create an attester key in FILE (mode 0600) and print
 its public key.`)
-	dir := fs.String("dir", "", "TIS `directory`: sign with its root key")
+	dir := fs.dataFlag("TIS `directory`: sign with its root key")
 	keyFile := fs.String("key", "", "attester key `file` (64 raw bytes, mode 0600): sign with it")
 	newKey := fs.String("new-key", "", "create an attester key in `file` and print its public key")
 	lifetime := fs.Duration("lifetime", attestLifetime, "how long the attestation stays valid")
@@ -266,7 +269,7 @@ its public key.`)
 	}
 	switch {
 	case (*dir == "") == (*keyFile == ""):
-		return usageError(e, fs, "want one of --dir and --key")
+		return usageError(e, fs, "want one of --data and --key")
 	case len(pos) != 2:
 		return usageError(e, fs, "want the arguments ID KIND")
 	case *lifetime < time.Second:
@@ -345,13 +348,13 @@ func parseKeyFile(b []byte) (ed25519.PrivateKey, error) {
 }
 
 func runTISSeed(e *env, args []string) int {
-	fs := newFlagSet("tis seed", "add|remove|list --dir DIR [ID...]", `Edit the seed identities of the TIS in DIR: the pre-trusted Matryoshka IDs
+	fs := newFlagSet("tis seed", "add|remove|list --data DIR [ID...]", `Edit the seed identities of the TIS in DIR: the pre-trusted Matryoshka IDs
 that all trust flows from. The server signs the new list at its next
 request; nodes fetch it on their next trust refresh.
 
-  pikcio tis seed add --dir DIR ID...      add identities
-  pikcio tis seed remove --dir DIR ID...   remove identities
-  pikcio tis seed list --dir DIR           list them`)
+  pikcio tis seed add --data DIR ID...      add identities
+  pikcio tis seed remove --data DIR ID...   remove identities
+  pikcio tis seed list --data DIR           list them`)
 	if len(args) == 0 {
 		return usageError(e, fs, "want a subcommand: add, remove or list")
 	}
@@ -364,11 +367,11 @@ request; nodes fetch it on their next trust refresh.
 	default:
 		return usageError(e, fs, "unknown subcommand %q: want add, remove or list", op)
 	}
-	sub := newFlagSet("tis seed "+op, "--dir DIR ID...", fs.about)
+	sub := newFlagSet("tis seed "+op, "--data DIR ID...", fs.about)
 	if op == "list" {
-		sub.synopsis = "--dir DIR"
+		sub.synopsis = "--data DIR"
 	}
-	dir := sub.String("dir", "", "TIS `directory`")
+	dir := sub.dataFlag("TIS `directory`")
 	minArgs, maxArgs := 1, -1
 	if op == "list" {
 		minArgs, maxArgs = 0, 0
@@ -378,7 +381,7 @@ request; nodes fetch it on their next trust refresh.
 		return code
 	}
 	if *dir == "" {
-		return usageError(e, sub, "--dir is required")
+		return usageError(e, sub, "--data is required")
 	}
 	var ids []tis.ID
 	for _, s := range pos {

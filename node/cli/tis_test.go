@@ -12,18 +12,21 @@ import (
 // certifies the node's identity against a TIS serving that directory.
 func TestTISInitAndEnroll(t *testing.T) {
 	tisDir := filepath.Join(t.TempDir(), "tis")
-	code, out, errOut := run("tis", "init", "--dir", tisDir)
+	code, out, errOut := run("tis", "init", "--data", tisDir)
 	if code != exitOK {
 		t.Fatalf("tis init: exit %d: %s", code, errOut)
 	}
-	_, keyText, ok := strings.Cut(out, "root key: ")
-	if !ok {
-		t.Fatalf("no root key in %q", out)
+	// Standard output is the bare key and a newline, so that
+	// KEY=$(pikcio tis init ...) works; the message is on standard error.
+	keyText, ok := strings.CutSuffix(out, "\n")
+	if !ok || strings.ContainsAny(keyText, " \n") || !strings.Contains(errOut, "TIS created in") {
+		t.Fatalf("stdout %q, stderr %q: want the bare key, and the message on stderr", out, errOut)
 	}
 	root, err := tis.ParseKey(keyText)
 	if err != nil {
 		t.Fatalf("root key %q: %v", keyText, err)
 	}
+	// --dir, the old spelling, is a hidden alias of --data.
 	if code, _, errOut := run("tis", "init", "--dir", tisDir); code != exitError || !strings.Contains(errOut, "already") {
 		t.Fatalf("second init: exit %d, %q", code, errOut)
 	}
@@ -39,7 +42,7 @@ func TestTISInitAndEnroll(t *testing.T) {
 	}
 	nodeDir := filepath.Join(t.TempDir(), "node")
 	key := tis.FormatKey(root)
-	code, out, errOut = run("enroll", "--tis", addr.String(), "--tis-key", key, "--name", "Ada", "--email", "ada@demo.invalid", "--dir", nodeDir)
+	code, out, errOut = run("enroll", "--tis", addr.String(), "--tis-key", key, "--name", "Ada", "--email", "ada@demo.invalid", "--data", nodeDir)
 	if code != exitOK {
 		t.Fatalf("enroll: exit %d: %s", code, errOut)
 	}
@@ -60,12 +63,12 @@ func TestTISInitAndEnroll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, _, errOut = run("enroll", "--tis", addr.String(), "--tis-key", tis.FormatKey(otherKey), "--name", "Bob", "--email", "bob@demo.invalid", "--dir", filepath.Join(t.TempDir(), "n2"))
+	code, _, errOut = run("enroll", "--tis", addr.String(), "--tis-key", tis.FormatKey(otherKey), "--name", "Bob", "--email", "bob@demo.invalid", "--data", filepath.Join(t.TempDir(), "n2"))
 	if code != exitError || errOut == "" {
 		t.Fatalf("enroll with a foreign key: exit %d, %q", code, errOut)
 	}
 	// Bad properties are a usage error.
-	code, _, errOut = run("enroll", "--tis", addr.String(), "--tis-key", key, "--name", "Bob", "--email", "not-an-email", "--dir", filepath.Join(t.TempDir(), "n3"))
+	code, _, errOut = run("enroll", "--tis", addr.String(), "--tis-key", key, "--name", "Bob", "--email", "not-an-email", "--data", filepath.Join(t.TempDir(), "n3"))
 	if code != exitUsage {
 		t.Fatalf("enroll with a bad e-mail: exit %d, %q", code, errOut)
 	}

@@ -36,7 +36,7 @@ func TestContactsTrustHelp(t *testing.T) {
 		{[]string{"tis", "--help"}, "pikcio tis attest"},
 		{[]string{"tis", "attest", "--help"}, "--new-key"},
 		{[]string{"tis", "seed", "--help"}, "pikcio tis seed add"},
-		{[]string{"tis", "seed", "add", "--help"}, "--dir"},
+		{[]string{"tis", "seed", "add", "--help"}, "--data"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -81,17 +81,17 @@ func TestContactsTrustUsageErrors(t *testing.T) {
 		{"attestation bad code", []string{"trust", "attestation", "add", "pikcio-attestation:!!"}, "not an attestation code"},
 		{"show without argument", []string{"trust", "show"}, "want arguments"},
 		{"show bad status", []string{"trust", "show", "a", "--status", "nowhere"}, "want host:port"},
-		{"attest without key", []string{"tis", "attest", id, "email-verified"}, "one of --dir and --key"},
-		{"attest both keys", []string{"tis", "attest", "--dir", dir, "--key", "k", id, "x"}, "one of --dir and --key"},
-		{"attest missing kind", []string{"tis", "attest", "--dir", dir, id}, "ID KIND"},
-		{"attest bad id", []string{"tis", "attest", "--dir", dir, "nothex", "email-verified"}, "hex digits"},
+		{"attest without key", []string{"tis", "attest", id, "email-verified"}, "one of --data and --key"},
+		{"attest both keys", []string{"tis", "attest", "--data", dir, "--key", "k", id, "x"}, "one of --data and --key"},
+		{"attest missing kind", []string{"tis", "attest", "--data", dir, id}, "ID KIND"},
+		{"attest bad id", []string{"tis", "attest", "--data", dir, "nothex", "email-verified"}, "hex digits"},
 		{"attest new key with args", []string{"tis", "attest", "--new-key", "k", id}, "--new-key goes alone"},
 		{"seed without subcommand", []string{"tis", "seed"}, "want a subcommand"},
 		{"seed unknown subcommand", []string{"tis", "seed", "clear"}, `unknown subcommand "clear"`},
-		{"seed add without dir", []string{"tis", "seed", "add", id}, "--dir is required"},
-		{"seed add without id", []string{"tis", "seed", "add", "--dir", dir}, "want arguments"},
-		{"seed add bad id", []string{"tis", "seed", "add", "--dir", dir, "xyz"}, "hex digits"},
-		{"seed list argument", []string{"tis", "seed", "list", "--dir", dir, id}, "unexpected argument"},
+		{"seed add without dir", []string{"tis", "seed", "add", id}, "--data is required"},
+		{"seed add without id", []string{"tis", "seed", "add", "--data", dir}, "want arguments"},
+		{"seed add bad id", []string{"tis", "seed", "add", "--data", dir, "xyz"}, "hex digits"},
+		{"seed list argument", []string{"tis", "seed", "list", "--data", dir, id}, "unexpected argument"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -130,12 +130,12 @@ func TestTISAttestAndSeedErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{"bad kind", []string{"tis", "attest", "--dir", tisDir, id, "E-Mail Verified"}, exitUsage, "KIND"},
-		{"not a TIS", []string{"tis", "attest", "--dir", t.TempDir(), id, "x"}, exitError, "root key"},
+		{"bad kind", []string{"tis", "attest", "--data", tisDir, id, "E-Mail Verified"}, exitUsage, "KIND"},
+		{"not a TIS", []string{"tis", "attest", "--data", t.TempDir(), id, "x"}, exitError, "root key"},
 		{"key readable by others", []string{"tis", "attest", "--key", open, id, "x"}, exitError, "chmod 600"},
 		{"short key", []string{"tis", "attest", "--key", short, id, "x"}, exitError, "64 raw bytes"},
 		{"new key over a file", []string{"tis", "attest", "--new-key", existing}, exitError, "already exists"},
-		{"seed in a non-TIS", []string{"tis", "seed", "add", "--dir", t.TempDir(), id}, exitError, "root key"},
+		{"seed in a non-TIS", []string{"tis", "seed", "add", "--data", t.TempDir(), id}, exitError, "root key"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
