@@ -1,0 +1,190 @@
+package service
+
+import (
+	"crypto/ed25519"
+	"crypto/sha3"
+	"crypto/sha512"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"time"
+
+	"filippo.io/edwards25519"
+)
+
+// Key blinding follows rend-spec-v3 appendix A.2: for a time period N the
+// blinded public key is A' = h·A with
+//
+//	h = clamp(SHA3-256(BLIND_STRING | A | B | N))
+//	BLIND_STRING = "Derive temporary signing key" | 0x00
+//	B = the Ed25519 base point, as Tor writes it
+//	N = "key-blind" | u64 period number | u64 period length (minutes)
+//
+// and the blinded private key a' = h·a mod ℓ, with nonce prefix
+// SHA3-256("Derive temporary signing key hash input" | prefix). Anyone
+// with the address computes A'; only the service can sign under it; and
+// without the address A' for one period cannot be linked to A or to A'
+// of another period.
+const (
+	blindString  = "Derive temporary signing key\x00"
+	blindPrefix  = "Derive temporary signing key hash input"
+	basePointStr = "(15112221349535400772501151409588531511454012693041857206046113283949847762202, 46316835694926478169428394003475163141307993866256225615783033603165251855960)"
+)
+
+// Period is one time period of key blinding: descriptors are published
+// and fetched under the blinded key of the current period.
+type Period struct {
+	// Number counts periods since the Unix epoch, shifted by half a
+	// period as Tor does, so that periods turn over at 12:00 UTC.
+	Number uint64
+	// Length is the period's length, a whole number of minutes.
+	Length time.Duration
+}
+
+// PeriodAt returns the period of length that holds t (length <= 0:
+// DefaultPeriodLength).
+func PeriodAt(t time.Time, length time.Duration) Period {
+	if length <= 0 {
+		length = DefaultPeriodLength
+	}
+	mins := uint64(length / time.Minute)
+	if mins == 0 {
+		mins = 1
+	}
+	since := t.Unix()/60 - int64(mins/2)
+	if since < 0 {
+		since = 0
+	}
+	return Period{Number: uint64(since) / mins, Length: time.Duration(mins) * time.Minute}
+}
+
+func (p Period) minutes() uint64 { return uint64(p.Length / time.Minute) }
+
+// Start is when p begins.
+func (p Period) Start() time.Time {
+	m := p.minutes()
+	return time.Unix(int64(p.Number*m+m/2)*60, 0).UTC()
+}
+
+// Next is the period after p.
+func (p Period) Next() Period { return Period{Number: p.Number + 1, Length: p.Length} }
+
+func (p Period) String() string { return fmt.Sprintf("period %d of %s", p.Number, p.Length) }
+
+func (p Period) nonce() []byte {
+	n := make([]byte, 0, 9+16)
+	n = append(n, "key-blind"...)
+	n = binary.BigEndian.AppendUint64(n, p.Number)
+	return binary.BigEndian.AppendUint64(n, p.minutes())
+}
+
+func blindFactor(pub []byte, p Period) *edwards25519.Scalar {
+	h := sha3.New256()
+	h.Write([]byte(blindString))
+	h.Write(pub)
+	h.Write([]byte(basePointStr))
+	h.Write(p.nonce())
+	s, err := new(edwards25519.Scalar).SetBytesWithClamping(h.Sum(nil))
+	if err != nil {
+		panic("service: clamping a 32-byte hash failed: " + err.Error())
+	}
+	return s
+}
+
+// BlindedKey is a blinded public key: what the DHT and the introduction
+// points see of a service in one period.
+type BlindedKey [32]byte
+
+// Blind returns the service's blinded public key for period p; clients
+// derive it from the address alone.
+func (a Address) Blind(p Period) BlindedKey {
+	pt, err := a.point()
+	if err != nil {
+		panic("service: blinding an address that failed to parse: " + err.Error())
+	}
+	var b BlindedKey
+	copy(b[:], new(edwards25519.Point).ScalarMult(blindFactor(a[:], p), pt).Bytes())
+	return b
+}
+
+// Verify reports whether sig is b's signature of msg (plain Ed25519).
+func (b BlindedKey) Verify(msg, sig []byte) bool {
+	return len(sig) == ed25519.SignatureSize && ed25519.Verify(b[:], msg, sig)
+}
+
+// Identity is a service's long-term key. Its public half is the address.
+type Identity struct {
+	priv ed25519.PrivateKey
+	addr Address
+}
+
+// NewIdentity makes a fresh service key from rand.
+func NewIdentity(rand io.Reader) (*Identity, error) {
+	_, priv, err := ed25519.GenerateKey(rand)
+	if err != nil {
+		return nil, fmt.Errorf("service key: %w", err)
+	}
+	return IdentityFromKey(priv)
+}
+
+// IdentityFromKey wraps an existing Ed25519 private key.
+func IdentityFromKey(priv ed25519.PrivateKey) (*Identity, error) {
+	if len(priv) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("service key of %d bytes, want %d", len(priv), ed25519.PrivateKeySize)
+	}
+	a, err := AddressOf(priv.Public().(ed25519.PublicKey))
+	if err != nil {
+		return nil, err
+	}
+	return &Identity{priv: priv, addr: a}, nil
+}
+
+// Address is the service's address.
+func (id *Identity) Address() Address { return id.addr }
+
+// blindedSigner signs under a blinded key.
+type blindedSigner struct {
+	pub    BlindedKey
+	s      *edwards25519.Scalar
+	prefix [32]byte
+}
+
+// blind returns the signer of the service's blinded key for p.
+func (id *Identity) blind(p Period) *blindedSigner {
+	h := sha512.Sum512(id.priv.Seed())
+	a, err := new(edwards25519.Scalar).SetBytesWithClamping(h[:32])
+	if err != nil {
+		panic("service: clamping failed: " + err.Error())
+	}
+	bs := &blindedSigner{s: new(edwards25519.Scalar).Multiply(blindFactor(id.addr[:], p), a)}
+	copy(bs.pub[:], new(edwards25519.Point).ScalarBaseMult(bs.s).Bytes())
+	ph := sha3.New256()
+	ph.Write([]byte(blindPrefix))
+	ph.Write(h[32:])
+	copy(bs.prefix[:], ph.Sum(nil))
+	clear(h[:])
+	return bs
+}
+
+// sign makes an Ed25519 signature (RFC 8032 5.1.6) with the expanded
+// blinded key; ed25519.Verify checks it against the blinded public key.
+func (bs *blindedSigner) sign(msg []byte) []byte {
+	rh := sha512.New()
+	rh.Write(bs.prefix[:])
+	rh.Write(msg)
+	r, err := new(edwards25519.Scalar).SetUniformBytes(rh.Sum(nil))
+	if err != nil {
+		panic("service: nonce reduction failed: " + err.Error())
+	}
+	R := new(edwards25519.Point).ScalarBaseMult(r).Bytes()
+	kh := sha512.New()
+	kh.Write(R)
+	kh.Write(bs.pub[:])
+	kh.Write(msg)
+	k, err := new(edwards25519.Scalar).SetUniformBytes(kh.Sum(nil))
+	if err != nil {
+		panic("service: challenge reduction failed: " + err.Error())
+	}
+	S := new(edwards25519.Scalar).MultiplyAdd(k, bs.s, r)
+	return append(R, S.Bytes()...)
+}

@@ -1,0 +1,209 @@
+package service
+
+import (
+	"bytes"
+	"crypto/ecdh"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestDescriptorRoundTrip(t *testing.T) {
+	for _, n := range []int{0, 1, 3, MaxIntroPoints} {
+		s := newTestService(t, n, 8, ServerOptions{})
+		raw := s.seal(t, s.desc)
+		got, err := OpenDescriptor(raw, s.id.Address(), s.desc.Period, nil)
+		if err != nil {
+			t.Fatalf("%d intro points: %v", n, err)
+		}
+		if len(got.IntroPoints) == 0 {
+			got.IntroPoints = nil
+		}
+		if len(s.desc.IntroPoints) == 0 {
+			s.desc.IntroPoints = nil
+		}
+		if !reflect.DeepEqual(got, s.desc) {
+			t.Fatalf("%d intro points: got %+v, want %+v", n, got, s.desc)
+		}
+		if len(raw) > MaxDescriptorSize {
+			t.Fatalf("descriptor of %d bytes", len(raw))
+		}
+	}
+}
+
+func TestDescriptorContactsOnly(t *testing.T) {
+	s := newTestService(t, 3, 0, ServerOptions{})
+	s.desc.ContactsOnly = true
+	var contacts []*ecdh.PrivateKey
+	var pubs []*ecdh.PublicKey
+	for range 3 {
+		k := testX25519(t)
+		contacts = append(contacts, k)
+		pubs = append(pubs, k.PublicKey())
+	}
+	raw := s.seal(t, s.desc, pubs...)
+	for i, k := range contacts {
+		got, err := OpenDescriptor(raw, s.id.Address(), s.desc.Period, k)
+		if err != nil {
+			t.Fatalf("contact %d: %v", i, err)
+		}
+		if !got.ContactsOnly || !reflect.DeepEqual(got.IntroPoints, s.desc.IntroPoints) {
+			t.Fatalf("contact %d read %+v", i, got)
+		}
+	}
+	for name, k := range map[string]*ecdh.PrivateKey{"stranger": testX25519(t), "no key": nil} {
+		if _, err := OpenDescriptor(raw, s.id.Address(), s.desc.Period, k); !errors.Is(err, ErrNotAuthorized) {
+			t.Errorf("%s: %v, want ErrNotAuthorized", name, err)
+		}
+	}
+	// The number of contacts is hidden up to the padding: 1 and 16
+	// contacts make descriptors of one size.
+	one := s.seal(t, s.desc, pubs[0])
+	var sixteen []*ecdh.PublicKey
+	for range clientPad {
+		sixteen = append(sixteen, testX25519(t).PublicKey())
+	}
+	if many := s.seal(t, s.desc, sixteen...); len(one) != len(many) {
+		t.Fatalf("1 contact: %d bytes, %d contacts: %d bytes", len(one), clientPad, len(many))
+	}
+	// An open descriptor of the same service is not readable as
+	// contacts-only, and the contacts' keys do not matter to it.
+	s.desc.ContactsOnly = false
+	if d, err := OpenDescriptor(s.seal(t, s.desc), s.id.Address(), s.desc.Period, contacts[0]); err != nil || d.ContactsOnly {
+		t.Fatalf("open descriptor: %+v, %v", d, err)
+	}
+}
+
+// TestDescriptorDHTView is what a DHT server sees: the record and its key
+// hold neither the address nor the service key, nor anything of the intro
+// points, and nothing repeats between two periods.
+func TestDescriptorDHTView(t *testing.T) {
+	s := newTestService(t, 3, 0, ServerOptions{})
+	a := s.id.Address()
+	p1 := s.desc.Period
+	r1 := s.seal(t, s.desc)
+	d2 := *s.desc
+	d2.Period = p1.Next()
+	r2 := s.seal(t, &d2)
+	k1, k2 := KeyFor(a, p1), KeyFor(a, d2.Period)
+
+	secrets := map[string][]byte{
+		"address":   []byte(a.String()),
+		"host":      []byte(a.Host()),
+		"key":       a[:],
+		"key (hex)": []byte(hex.EncodeToString(a[:])),
+	}
+	for i, ip := range s.desc.IntroPoints {
+		secrets["relay "+string(rune('0'+i))] = []byte(ip.Relay)
+		secrets["relay id "+string(rune('0'+i))] = []byte(ip.Relay.String())
+		secrets["auth "+string(rune('0'+i))] = ip.AuthKey[:]
+		secrets["enc "+string(rune('0'+i))] = ip.EncKey[:]
+	}
+	for name, sec := range secrets {
+		for _, view := range [][]byte{r1, r2, []byte(k1), []byte(k2)} {
+			if bytes.Contains(view, sec) {
+				t.Errorf("the DHT sees the %s", name)
+			}
+		}
+	}
+	if k1 == k2 {
+		t.Fatal("two periods share a DHT key")
+	}
+	b1, b2 := a.Blind(p1), a.Blind(d2.Period)
+	if bytes.Contains(r2, b1[:]) || bytes.Contains(r1, b2[:]) {
+		t.Fatal("one period's record names the other's blinded key")
+	}
+	// No 16-byte run of one period's record is in the other's.
+	for i := 0; i+16 <= len(r1); i++ {
+		if i >= headerLen && bytes.Contains(r2, r1[i:i+16]) {
+			t.Fatalf("records of two periods share bytes at %d", i)
+		}
+	}
+	// Resealing the same content gives a different record (fresh salts).
+	if bytes.Equal(r1[headerLen:], s.seal(t, s.desc)[headerLen:]) {
+		t.Fatal("resealing repeats the ciphertext")
+	}
+}
+
+func TestOpenDescriptorErrors(t *testing.T) {
+	s := newTestService(t, 2, 0, ServerOptions{})
+	raw := s.seal(t, s.desc)
+	other := testIdentity(t).Address()
+	tamper := func(off int) []byte {
+		b := bytes.Clone(raw)
+		b[off] ^= 0x40
+		return b
+	}
+	tests := []struct {
+		name string
+		raw  []byte
+		addr Address
+		p    Period
+		want error
+	}{
+		{"other address", raw, other, s.desc.Period, ErrKeyMismatch},
+		{"other period", raw, s.id.Address(), s.desc.Period.Next(), ErrKeyMismatch},
+		{"tampered revision", tamper(14), s.id.Address(), s.desc.Period, ErrBadSignature},
+		{"tampered body", tamper(len(raw) / 2), s.id.Address(), s.desc.Period, ErrBadSignature},
+		{"tampered signature", tamper(len(raw) - 1), s.id.Address(), s.desc.Period, ErrBadSignature},
+		{"truncated", raw[:len(raw)-1], s.id.Address(), s.desc.Period, ErrMalformed},
+		{"extended", append(bytes.Clone(raw), 0), s.id.Address(), s.desc.Period, ErrMalformed},
+		{"empty", nil, s.id.Address(), s.desc.Period, ErrMalformed},
+		{"version", tamper(0), s.id.Address(), s.desc.Period, ErrMalformed},
+		{"oversize", make([]byte, MaxDescriptorSize+1), s.id.Address(), s.desc.Period, ErrTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := OpenDescriptor(tt.raw, tt.addr, tt.p, nil); !errors.Is(err, tt.want) {
+				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestDescriptorForgery: a record signed by another service under its own
+// blinded key never opens as this address's.
+func TestDescriptorForgery(t *testing.T) {
+	victim := newTestService(t, 1, 0, ServerOptions{})
+	mallory := newTestService(t, 1, 0, ServerOptions{})
+	forged := mallory.seal(t, mallory.desc)
+	// Put the victim's blinded key in the header: the signature breaks.
+	vb := victim.id.Address().Blind(victim.desc.Period)
+	copy(forged[headerLen-32:headerLen], vb[:])
+	if _, err := OpenDescriptor(forged, victim.id.Address(), victim.desc.Period, nil); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("forged descriptor: %v", err)
+	}
+}
+
+func TestSealDescriptorLimits(t *testing.T) {
+	s := newTestService(t, MaxIntroPoints+1, 0, ServerOptions{})
+	if _, err := s.id.SealDescriptor(rand.Reader, s.desc, nil); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("%d intro points: %v", MaxIntroPoints+1, err)
+	}
+	s.desc.IntroPoints = s.desc.IntroPoints[:1]
+	pubs := make([]*ecdh.PublicKey, MaxClients+1)
+	for i := range pubs {
+		pubs[i] = testX25519(t).PublicKey()
+	}
+	s.desc.ContactsOnly = true
+	if _, err := s.id.SealDescriptor(rand.Reader, s.desc, pubs); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("%d contacts: %v", len(pubs), err)
+	}
+	raw, err := s.id.SealDescriptor(rand.Reader, s.desc, pubs[:MaxClients])
+	if err != nil {
+		t.Fatalf("%d contacts: %v", MaxClients, err)
+	}
+	t.Logf("contacts-only descriptor with %d contacts: %d bytes", MaxClients, len(raw))
+	s.desc.PoW.Difficulty = MaxPoWDifficulty + 1
+	if _, err := s.id.SealDescriptor(rand.Reader, s.desc, nil); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("pow difficulty: %v", err)
+	}
+	s.desc.PoW.Difficulty = 0
+	s.desc.Period.Length = 90 * time.Second
+	if _, err := s.id.SealDescriptor(rand.Reader, s.desc, nil); err == nil {
+		t.Fatal("period of 90s sealed")
+	}
+}
