@@ -71,7 +71,9 @@ func (a Address) point() (*edwards25519.Point, error) {
 }
 
 // PublicKey returns the service's Ed25519 public key.
-func (a Address) PublicKey() ed25519.PublicKey { return ed25519.PublicKey(append([]byte(nil), a[:]...)) }
+func (a Address) PublicKey() ed25519.PublicKey {
+	return ed25519.PublicKey(append([]byte(nil), a[:]...))
+}
 
 // String returns the 56-character address without the suffix.
 func (a Address) String() string {
