@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"fmt"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
