@@ -274,3 +274,39 @@ func TestEstablishIntro(t *testing.T) {
 		})
 	}
 }
+
+// TestAcceptAcrossPeriods: around a turnover an intro point is in the
+// descriptors of two periods, and clients holding either get through; a
+// third period retires the oldest.
+func TestAcceptAcrossPeriods(t *testing.T) {
+	s := newTestService(t, 1, 0, ServerOptions{})
+	p := s.desc.Period
+	k := s.keys[0]
+	pows := map[Period]PoWParams{p: s.desc.PoW, p.Next(): {Difficulty: 4, Seed: [32]byte{4}}, p.Next().Next(): {}}
+	introduceFor := func(p Period) []byte {
+		d := *s.desc
+		d.Period, d.PoW = p, pows[p]
+		got, err := OpenDescriptor(s.seal(t, &d), s.id.Address(), p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Introduce(context.Background(), rand.Reader, s.id.Address(), got, got.IntroPoints[0], RendezvousPoint{Relay: testPeer(t)}, testNow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Message
+	}
+	s.srv.AddIntroPoint(k, p.Next(), pows[p.Next()])
+	for _, q := range []Period{p, p.Next()} {
+		if _, err := s.srv.Accept(introduceFor(q)); err != nil {
+			t.Fatalf("client with the descriptor of %s: %v", q, err)
+		}
+	}
+	s.srv.AddIntroPoint(k, p.Next().Next(), pows[p.Next().Next()])
+	if _, err := s.srv.Accept(introduceFor(p)); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("client with a retired period's descriptor: %v, want ErrDecrypt", err)
+	}
+	if _, err := s.srv.Accept(introduceFor(p.Next())); err != nil {
+		t.Fatalf("client with the previous period's descriptor: %v", err)
+	}
+}

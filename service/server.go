@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -47,8 +49,16 @@ type Server struct {
 type introEntry struct {
 	keys *IntroKeys
 	pub  IntroPoint
-	sub  [32]byte
-	pow  PoWParams
+	// published is the descriptors the intro point is in: at most two
+	// periods (the current one and the next, around a turnover), newest
+	// first.
+	published []introPeriod
+}
+
+type introPeriod struct {
+	number uint64
+	sub    [32]byte
+	pow    PoWParams
 }
 
 // NewServer makes the introduction side of the service id.
@@ -76,13 +86,28 @@ func NewServer(id *Identity, o ServerOptions) *Server {
 }
 
 // AddIntroPoint accepts INTRODUCE messages through k, published in the
-// descriptor of period p with proof-of-work parameters pow. Adding it
-// again (a new descriptor) replaces p and pow.
+// descriptor of period p with proof-of-work parameters pow. An intro point
+// may be in the descriptors of two periods at once (the current and the
+// next); adding it for a third forgets the oldest, and adding it again for
+// a period replaces that period's pow.
 func (s *Server) AddIntroPoint(k *IntroKeys, p Period, pow PoWParams) {
 	pub := k.Point()
+	ip := introPeriod{number: p.Number, sub: subcredential(s.addr, s.addr.Blind(p)), pow: pow}
 	s.mu.Lock()
-	s.points[pub.AuthKey] = &introEntry{keys: k, pub: pub, sub: subcredential(s.addr, s.addr.Blind(p)), pow: pow}
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	e := s.points[pub.AuthKey]
+	if e == nil {
+		e = &introEntry{keys: k, pub: pub}
+		s.points[pub.AuthKey] = e
+	}
+	kept := []introPeriod{ip}
+	for _, old := range e.published {
+		if old.number != p.Number {
+			kept = append(kept, old)
+		}
+	}
+	slices.SortFunc(kept, func(a, b introPeriod) int { return cmp.Compare(b.number, a.number) })
+	e.published = kept[:min(len(kept), 2)]
 }
 
 // RemoveIntroPoint stops accepting INTRODUCE messages through authKey's
@@ -122,8 +147,17 @@ func (s *Server) Accept(msg []byte) (*Accepted, error) {
 	if err := s.gate.Allow(h.AuthKey, now); err != nil {
 		return nil, err
 	}
-	if !CheckPoW(e.pow, h.AuthKey, h.X, h.PoWNonce) {
-		return nil, fmt.Errorf("difficulty %d: %w", e.pow.Difficulty, ErrPoW)
+	// The periods whose puzzle the nonce solves; with no puzzle, all.
+	s.mu.Lock()
+	var tries []introPeriod
+	for _, ip := range e.published {
+		if CheckPoW(ip.pow, h.AuthKey, h.X, h.PoWNonce) {
+			tries = append(tries, ip)
+		}
+	}
+	s.mu.Unlock()
+	if len(tries) == 0 {
+		return nil, ErrPoW
 	}
 	X, err := ecdh.X25519().NewPublicKey(h.X[:])
 	if err != nil {
@@ -133,42 +167,43 @@ func (s *Server) Accept(msg []byte) (*Accepted, error) {
 	if err != nil {
 		return nil, fmt.Errorf("x25519 with X: %w", ErrMalformed)
 	}
+	defer clear(xb)
 	secret := introAEADSecret(xb, h.AuthKey[:], h.X[:], e.pub.EncKey[:])
-	g, n, err := aeadFor(secret, e.sub[:], tHsEnc)
-	clear(secret)
-	if err != nil {
-		clear(xb)
-		return nil, err
+	defer clear(secret)
+	var plain []byte
+	var sub [32]byte
+	for _, ip := range tries {
+		g, n, err := aeadFor(secret, ip.sub[:], tHsEnc)
+		if err != nil {
+			return nil, err
+		}
+		if plain, err = g.Open(nil, n, msg[introHeaderLen+2:], msg[:introHeaderLen]); err == nil {
+			sub = ip.sub
+			break
+		}
 	}
-	plain, err := g.Open(nil, n, msg[introHeaderLen+2:], msg[:introHeaderLen])
-	if err != nil {
-		clear(xb)
+	if plain == nil {
 		return nil, fmt.Errorf("introduce: %w", ErrDecrypt)
 	}
 	a := &Accepted{}
 	if err := decodeIntroPlain(plain, &a.Introduction); err != nil {
-		clear(xb)
 		return nil, err
 	}
 	a.AuthKey = h.AuthKey
 	if err := s.replay.check(h.X, a.Time, now); err != nil {
-		clear(xb)
 		return nil, err
 	}
 	y, err := ecdh.X25519().GenerateKey(s.rand)
 	if err != nil {
-		clear(xb)
 		return nil, fmt.Errorf("ephemeral key: %w", err)
 	}
 	xy, err := y.ECDH(X)
 	if err != nil {
-		clear(xb)
 		return nil, fmt.Errorf("x25519 with X: %w", ErrMalformed)
 	}
 	Y := y.PublicKey().Bytes()
-	seed, auth := rendSecrets(xy, xb, h.AuthKey[:], e.pub.EncKey[:], h.X[:], Y, e.sub)
+	seed, auth := rendSecrets(xy, xb, h.AuthKey[:], e.pub.EncKey[:], h.X[:], Y, sub)
 	clear(xy)
-	clear(xb)
 	if a.Keys, err = deriveKeys(seed); err != nil {
 		return nil, err
 	}
