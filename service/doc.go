@@ -139,30 +139,35 @@
 //
 // # Wiring (a later session)
 //
-// circuit gains only what joining needs, as relay commands on stream 0:
+// circuit gains only what joining needs, as relay commands on stream 0.
+// What the relays keep is here already (IntroTable, RendezvousTable, with
+// a type parameter for the relay's circuit handle); circuit calls them:
 //
 //	ESTABLISH_INTRO (service -> intro point): IntroKeys.EstablishIntro; the binding
 //	        is a value both ends derive from the last hop's key material (for
 //	        example HMAC(Df, "pikcio-svc circuit binding")), which circuit exports
-//	        for the last hop. The relay answers INTRO_ESTABLISHED and keeps
-//	        authKey -> circuit, with a Gate(rate, burst); a second ESTABLISH_INTRO
-//	        under the same key replaces the first.
-//	INTRODUCE1 (client -> intro point): the relay runs ParseIntroduce1, looks the
-//	        auth key up, takes a token, forwards the message unchanged as
-//	        INTRODUCE2 on the service's circuit and answers INTRODUCE_ACK
-//	        (success, unknown service, or rate limited) to the client, which then
-//	        tears its intro circuit down.
-//	ESTABLISH_RENDEZVOUS (client -> rendezvous relay): the cookie; answered by
-//	        RENDEZVOUS_ESTABLISHED. The relay keeps cookie -> circuit for a short
-//	        time, one circuit per cookie.
-//	RENDEZVOUS1 (service -> rendezvous relay): ParseRendezvous1; the relay looks
-//	        the cookie up, forgets it, sends RENDEZVOUS2 to the client's circuit
-//	        and splices the two: from then on a RELAY cell that arrives from one
-//	        circuit with no layer of the relay's recognizing it is re-encrypted
-//	        under the other circuit's backward layer and sent on. It is the last
-//	        hop of both circuits, so the splice is a relay-side table
-//	        (circuit -> peer circuit) consulted where an unrecognized cell at the
-//	        last hop today closes the circuit.
+//	        for the last hop. The relay calls IntroTable.Establish and answers
+//	        INTRO_ESTABLISHED; a second ESTABLISH_INTRO under the same key (the
+//	        service rebuilt its circuit) replaces the first.
+//	INTRODUCE1 (client -> intro point): IntroTable.Route finds the service's
+//	        circuit and takes a token of its bucket; the relay forwards the message
+//	        unchanged as INTRODUCE2 and answers INTRODUCE_ACK (success, unknown
+//	        service, or rate limited) to the client, which then tears its intro
+//	        circuit down.
+//	ESTABLISH_RENDEZVOUS (client -> rendezvous relay): the cookie;
+//	        RendezvousTable.Establish, answered by RENDEZVOUS_ESTABLISHED. One
+//	        cookie per circuit, waiting at most DefaultRendezvousWait.
+//	RENDEZVOUS1 (service -> rendezvous relay): RendezvousTable.Join returns the
+//	        client's circuit (the cookie is then forgotten) and the RENDEZVOUS2 to
+//	        send it; the relay splices the two: from then on a RELAY cell that
+//	        arrives from one circuit with no layer of the relay's recognizing it
+//	        is re-encrypted under the other circuit's backward layer and sent on.
+//	        It is the last hop of both circuits, so the splice is a relay-side
+//	        table (circuit -> peer circuit) consulted where an unrecognized cell
+//	        at the last hop today closes the circuit.
+//
+// Every one of these fits one relay cell (IntroduceLen is 216 bytes).
+// Relays call Remove on both tables when a circuit closes.
 //
 // Each end then adds a virtual hop keyed by Keys (Kf, Kb, Df, Db have the
 // shape of a hop's keys; the client's forward is the service's backward):
@@ -174,9 +179,12 @@
 // descriptor upload and fetch, and the name lookups under .pikcio) stays
 // in this package and node:
 //
-//   - Publishing: the service picks 3 intro points (MaxIntroPoints caps
+//   - Publishing (Identity.Publish, Fetch, over the RecordStore that
+//     discovery.Discovery is, with discovery.Validator(Namespace,
+//     Validator{})): the service picks 3 intro points (MaxIntroPoints caps
 //     it), keeps a circuit to each, and seals and uploads a descriptor for
-//     the current period and, in the last hours of a period, the next one;
+//     the current period and, in the last hours of a period, the next one
+//     (Server.AddIntroPoint for both: an intro point serves two periods);
 //     an intro circuit that fails is replaced, the intro point removed from
 //     Server and a new descriptor uploaded at once with a higher revision.
 //   - Names: proxy refuses to send a .pikcio name to an exit;
