@@ -96,20 +96,30 @@ func blindFactor(pub []byte, p Period) *edwards25519.Scalar {
 type BlindedKey [32]byte
 
 // Blind returns the service's blinded public key for period p; clients
-// derive it from the address alone.
+// derive it from the address alone. An Address that did not come from
+// ParseAddress or AddressOf and is not a usable key blinds to the zero
+// key, which nothing verifies under.
 func (a Address) Blind(p Period) BlindedKey {
+	var b BlindedKey
 	pt, err := a.point()
 	if err != nil {
-		panic("service: blinding an address that failed to parse: " + err.Error())
+		return b
 	}
-	var b BlindedKey
 	copy(b[:], new(edwards25519.Point).ScalarMult(blindFactor(a[:], p), pt).Bytes())
 	return b
 }
 
-// Verify reports whether sig is b's signature of msg (plain Ed25519).
+// usable reports whether b is a point of large order: a small-order key
+// would let anyone forge signatures under it.
+func (b BlindedKey) usable() bool {
+	_, err := Address(b).point()
+	return err == nil
+}
+
+// Verify reports whether sig is b's signature of msg (plain Ed25519). It
+// refuses every signature under a key that is not usable.
 func (b BlindedKey) Verify(msg, sig []byte) bool {
-	return len(sig) == ed25519.SignatureSize && ed25519.Verify(b[:], msg, sig)
+	return len(sig) == ed25519.SignatureSize && b.usable() && ed25519.Verify(b[:], msg, sig)
 }
 
 // Identity is a service's long-term key. Its public half is the address.

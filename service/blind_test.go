@@ -2,8 +2,11 @@ package service
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"testing"
 	"time"
 )
@@ -89,5 +92,25 @@ func TestBlindedSignature(t *testing.T) {
 	}
 	if !bytes.Equal(sig, s.sign(msg)) {
 		t.Fatal("signing is not deterministic (RFC 8032)")
+	}
+}
+
+// TestInvalidAddressUse: an Address value that did not come from
+// ParseAddress is refused, not blinded to a key anyone could sign for.
+func TestInvalidAddressUse(t *testing.T) {
+	var zero Address
+	p := PeriodAt(testNow, 0)
+	if b := zero.Blind(p); b != (BlindedKey{}) {
+		t.Fatalf("zero address blinds to %x", b)
+	}
+	if (BlindedKey{}).Verify([]byte("m"), make([]byte, 64)) {
+		t.Fatal("zero blinded key verifies")
+	}
+	s := newTestService(t, 1, 0, ServerOptions{})
+	if _, err := Introduce(context.Background(), rand.Reader, zero, s.desc, s.desc.IntroPoints[0], RendezvousPoint{Relay: testPeer(t)}, testNow); !errors.Is(err, ErrInvalidAddress) {
+		t.Fatalf("Introduce to the zero address: %v", err)
+	}
+	if _, err := Fetch(context.Background(), nil, zero, p, nil); !errors.Is(err, ErrInvalidAddress) {
+		t.Fatalf("Fetch of the zero address: %v", err)
 	}
 }

@@ -111,6 +111,9 @@ func ParseRecord(raw []byte) (*Record, error) {
 	rec.Period.Length = time.Duration(mins) * time.Minute
 	rec.Revision = r.u64("revision")
 	rec.Blinded = r.array32("blinded key")
+	if !rec.Blinded.usable() {
+		return nil, fmt.Errorf("blinded key is not a point of large order: %w", ErrMalformed)
+	}
 	rec.header = raw[:headerLen]
 	rec.outer = r.take(int(r.u16("outer length")), "outer layer")
 	signed := raw[:r.off]
@@ -351,6 +354,9 @@ func findCookie(r *reader, sub [32]byte, key *ecdh.PrivateKey) ([]byte, error) {
 // decrypts it. For a contacts-only descriptor, clientKey is the client's
 // X25519 key (nil: the result is ErrNotAuthorized).
 func OpenDescriptor(raw []byte, addr Address, p Period, clientKey *ecdh.PrivateKey) (*Descriptor, error) {
+	if _, err := addr.point(); err != nil {
+		return nil, err
+	}
 	rec, err := ParseRecord(raw)
 	if err != nil {
 		return nil, err

@@ -137,6 +137,9 @@ func TestOpenDescriptorErrors(t *testing.T) {
 		b[off] ^= 0x40
 		return b
 	}
+	smallOrder := bytes.Clone(raw)
+	copy(smallOrder[headerLen-32:headerLen], []byte{1}) // the neutral element
+	clear(smallOrder[headerLen-31 : headerLen])
 	tests := []struct {
 		name string
 		raw  []byte
@@ -154,6 +157,8 @@ func TestOpenDescriptorErrors(t *testing.T) {
 		{"empty", nil, s.id.Address(), s.desc.Period, ErrMalformed},
 		{"version", tamper(0), s.id.Address(), s.desc.Period, ErrMalformed},
 		{"oversize", make([]byte, MaxDescriptorSize+1), s.id.Address(), s.desc.Period, ErrTooLarge},
+		{"small-order blinded key", smallOrder, s.id.Address(), s.desc.Period, ErrMalformed},
+		{"zero address", raw, Address{}, s.desc.Period, ErrInvalidAddress},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

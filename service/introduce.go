@@ -176,6 +176,9 @@ type ClientIntroduction struct {
 // point ip of its descriptor d, asking it to meet at rp. It solves the
 // descriptor's proof of work first, which ctx bounds.
 func Introduce(ctx context.Context, rand io.Reader, addr Address, d *Descriptor, ip IntroPoint, rp RendezvousPoint, now time.Time) (*ClientIntroduction, error) {
+	if _, err := addr.point(); err != nil {
+		return nil, err
+	}
 	if len(rp.Relay) == 0 || len(rp.Relay) > maxPeerIDLen {
 		return nil, fmt.Errorf("rendezvous peer ID of %d bytes: %w", len(rp.Relay), ErrMalformed)
 	}

@@ -33,6 +33,9 @@ func (id *Identity) Publish(ctx context.Context, store RecordStore, rand io.Read
 // OpenDescriptor). Near a period's turnover a client that does not find
 // the current one may try p's neighbours: services publish ahead.
 func Fetch(ctx context.Context, store RecordStore, addr Address, p Period, clientKey *ecdh.PrivateKey) (*Descriptor, error) {
+	if _, err := addr.point(); err != nil {
+		return nil, err
+	}
 	raw, err := store.GetRecord(ctx, KeyFor(addr, p))
 	if err != nil {
 		return nil, fmt.Errorf("fetch descriptor for %s: %w", p, err)
