@@ -150,3 +150,23 @@ func FuzzParseEstablishIntro(f *testing.F) {
 		}
 	})
 }
+
+func FuzzResolve(f *testing.F) {
+	bob := testIdentity(f).Address()
+	for _, s := range []string{"bob.pikcio", bob.Host(), "www." + bob.Host() + ".", "pikcio", ".pikcio", "a..pikcio"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, host string) {
+		a, err := Resolve(host, func(name string) (Address, bool) { return bob, name == "bob" })
+		switch {
+		case err == nil && !IsPikcioHost(host):
+			t.Fatalf("resolved %q, not under .pikcio", host)
+		case err == nil && a != bob:
+			if _, perr := ParseAddress(a.String()); perr != nil {
+				t.Fatalf("resolved %q to an invalid address", host)
+			}
+		case err != nil && !errors.Is(err, ErrUnknownName) && !errors.Is(err, ErrInvalidAddress):
+			t.Fatalf("error %v", err)
+		}
+	})
+}
