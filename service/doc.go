@@ -187,9 +187,10 @@
 //     (Server.AddIntroPoint for both: an intro point serves two periods);
 //     an intro circuit that fails is replaced, the intro point removed from
 //     Server and a new descriptor uploaded at once with a higher revision.
-//   - Names: proxy refuses to send a .pikcio name to an exit;
-//     ParseAddress takes ADDRESS.pikcio; CONTACTNAME.pikcio is looked up in
-//     the contacts file. The design choice for issue 17: contacts learn
+//   - Names: proxy refuses to send a .pikcio name to an exit
+//     (IsPikcioHost) and maps it with Resolve: ADDRESS.pikcio directly,
+//     CONTACTNAME.pikcio through a lookup in the contacts file; an unknown
+//     name is ErrUnknownName, for a clear SOCKS/HTTP error. The design choice for issue 17: contacts learn
 //     each other's service addresses and X25519 client keys in the invite
 //     exchange (package trust/exchange), since that channel is already
 //     authenticated between the two; an address never needs to be

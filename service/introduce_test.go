@@ -310,3 +310,36 @@ func TestAcceptAcrossPeriods(t *testing.T) {
 		t.Fatalf("client with the previous period's descriptor: %v", err)
 	}
 }
+
+// BenchmarkClientIntroduce is a client's cost of a first connection's
+// cryptography: open the descriptor, build INTRODUCE1, check RENDEZVOUS2.
+func BenchmarkClientIntroduce(b *testing.B) {
+	s := newTestService(b, 3, 0, ServerOptions{IntroRate: 1e9, IntroBurst: 1 << 30, ReplayEntries: 1 << 30})
+	raw := s.seal(b, s.desc)
+	rp := RendezvousPoint{Relay: testPeer(b)}
+	b.ReportAllocs()
+	var serverTime time.Duration
+	for i := 0; i < b.N; i++ {
+		d, err := OpenDescriptor(raw, s.id.Address(), s.desc.Period, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c, err := Introduce(context.Background(), rand.Reader, s.id.Address(), d, d.IntroPoints[0], rp, testNow)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		start := time.Now()
+		a, err := s.srv.Accept(c.Message)
+		serverTime += time.Since(start)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, r2, _ := ParseRendezvous1(a.Rendezvous1)
+		b.StartTimer()
+		if _, err := c.Finish(r2); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(serverTime.Microseconds())/float64(b.N), "service-µs/op")
+}
