@@ -21,7 +21,10 @@ import (
 //	N = "key-blind" | u64 period number | u64 period length (minutes)
 //
 // and the blinded private key a' = h·a mod ℓ, with nonce prefix
-// SHA3-256("Derive temporary signing key hash input" | prefix). Anyone
+// SHA3-256("Derive temporary signing key hash input" | prefix | h). (Tor
+// leaves h out; with it the signing nonces of two periods are independent
+// even for one message, so two signatures can never combine to give a
+// away.) Anyone
 // with the address computes A'; only the service can sign under it; and
 // without the address A' for one period cannot be linked to A or to A'
 // of another period.
@@ -166,11 +169,13 @@ func (id *Identity) blind(p Period) *blindedSigner {
 	if err != nil {
 		panic("service: clamping failed: " + err.Error())
 	}
-	bs := &blindedSigner{s: new(edwards25519.Scalar).Multiply(blindFactor(id.addr[:], p), a)}
+	f := blindFactor(id.addr[:], p)
+	bs := &blindedSigner{s: new(edwards25519.Scalar).Multiply(f, a)}
 	copy(bs.pub[:], new(edwards25519.Point).ScalarBaseMult(bs.s).Bytes())
 	ph := sha3.New256()
 	ph.Write([]byte(blindPrefix))
 	ph.Write(h[32:])
+	ph.Write(f.Bytes())
 	copy(bs.prefix[:], ph.Sum(nil))
 	clear(h[:])
 	return bs
@@ -197,4 +202,25 @@ func (bs *blindedSigner) sign(msg []byte) []byte {
 	}
 	S := new(edwards25519.Scalar).MultiplyAdd(k, bs.s, r)
 	return append(R, S.Bytes()...)
+}
+
+// Revision returns the revision for a descriptor of period p published at
+// now: seconds since the start of the period before p (so that a
+// descriptor published ahead for the next period has one too), plus an
+// offset derived from the blinded private key of p. Within a period it
+// grows with time, so the newest descriptor wins; between periods the
+// unknown offsets keep a DHT server from matching a service's records by
+// their revisions (the role of Tor's order-preserving encryption of its
+// revision counter).
+func (id *Identity) Revision(p Period, now time.Time) uint64 {
+	bs := id.blind(p)
+	h := sha3.New256()
+	h.Write([]byte("pikcio-svc revision offset"))
+	h.Write(bs.s.Bytes())
+	off := binary.BigEndian.Uint64(h.Sum(nil)) % (1 << 24)
+	since := now.Unix() - (p.Start().Unix() - int64(p.Length/time.Second))
+	if since < 0 {
+		since = 0
+	}
+	return uint64(since) + off
 }

@@ -90,6 +90,9 @@ func TestBlindedSignature(t *testing.T) {
 	if s.pub.Verify([]byte("descriptoR"), sig) {
 		t.Fatal("signature verifies for another message")
 	}
+	if q := id.blind(p.Next()).sign(msg); bytes.Equal(q[:32], sig[:32]) {
+		t.Fatal("one message signed in two periods shares its nonce")
+	}
 	if !bytes.Equal(sig, s.sign(msg)) {
 		t.Fatal("signing is not deterministic (RFC 8032)")
 	}
@@ -112,5 +115,26 @@ func TestInvalidAddressUse(t *testing.T) {
 	}
 	if _, err := Fetch(context.Background(), nil, zero, p, nil); !errors.Is(err, ErrInvalidAddress) {
 		t.Fatalf("Fetch of the zero address: %v", err)
+	}
+}
+
+func TestRevision(t *testing.T) {
+	id := testIdentity(t)
+	p := PeriodAt(testNow, 0)
+	r1, r2 := id.Revision(p, testNow), id.Revision(p, testNow.Add(time.Second))
+	if r2 <= r1 {
+		t.Fatalf("revision does not grow: %d then %d", r1, r2)
+	}
+	// The next period's descriptor, published now, has a revision that
+	// does not follow from this one's.
+	next := id.Revision(p.Next(), testNow)
+	if d := int64(r1) - int64(next); d == int64(p.Length/time.Second) || r1 == next {
+		t.Fatalf("revisions of two periods published together are linked: %d, %d", r1, next)
+	}
+	if id.Revision(p, testNow) != r1 {
+		t.Fatal("revision is not a function of period and time")
+	}
+	if other := testIdentity(t); other.Revision(p, testNow) == r1 {
+		t.Fatal("two services share a revision")
 	}
 }

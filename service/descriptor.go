@@ -66,6 +66,8 @@ type PoWParams struct {
 type Descriptor struct {
 	Period Period
 	// Revision orders the descriptors of one period: the highest wins.
+	// Set it with Identity.Revision, so that it grows with time and does
+	// not link the service's records of two periods.
 	Revision    uint64
 	IntroPoints []IntroPoint
 	PoW         PoWParams

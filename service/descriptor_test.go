@@ -85,8 +85,11 @@ func TestDescriptorDHTView(t *testing.T) {
 	a := s.id.Address()
 	p1 := s.desc.Period
 	r1 := s.seal(t, s.desc)
+	s.desc.Revision = s.id.Revision(p1, testNow)
+	r1 = s.seal(t, s.desc)
 	d2 := *s.desc
 	d2.Period = p1.Next()
+	d2.Revision = s.id.Revision(d2.Period, testNow)
 	r2 := s.seal(t, &d2)
 	k1, k2 := KeyFor(a, p1), KeyFor(a, d2.Period)
 
@@ -116,9 +119,13 @@ func TestDescriptorDHTView(t *testing.T) {
 	if bytes.Contains(r2, b1[:]) || bytes.Contains(r1, b2[:]) {
 		t.Fatal("one period's record names the other's blinded key")
 	}
-	// No 16-byte run of one period's record is in the other's.
-	for i := 0; i+16 <= len(r1); i++ {
-		if i >= headerLen && bytes.Contains(r2, r1[i:i+16]) {
+	// Published at the same time, the two records share no revision,
+	// and no 16-byte run after the header.
+	if bytes.Equal(r1[13:21], r2[13:21]) {
+		t.Fatal("records of two periods share a revision")
+	}
+	for i := headerLen; i+16 <= len(r1); i++ {
+		if bytes.Contains(r2, r1[i:i+16]) {
 			t.Fatalf("records of two periods share bytes at %d", i)
 		}
 	}

@@ -66,8 +66,10 @@
 // NamespacedValidator: a record must verify under the A' it carries, sit
 // at DHTKey(A', N), be of the network's period length and of the current
 // period, the one before or the one after; Select keeps the highest
-// revision (the service uses its clock, so a republished descriptor
-// replaces the last). Records are capped at MaxDescriptorSize.
+// revision (Identity.Revision: seconds since the period before began,
+// plus an offset only the service knows, different every period, so a
+// republished descriptor replaces the last and records of two periods
+// cannot be matched by revision). Records are capped at MaxDescriptorSize.
 //
 // # Introduction and rendezvous
 //
