@@ -46,6 +46,13 @@ func TestAddressRoundTrip(t *testing.T) {
 	if !ed25519.PublicKey(a[:]).Equal(id.priv.Public()) {
 		t.Fatal("address is not the public key")
 	}
+	again, err := IdentityFromSeed(id.Seed())
+	if err != nil || again.Address() != a {
+		t.Fatalf("identity from its seed: %v", err)
+	}
+	if _, err := IdentityFromSeed(id.Seed()[1:]); err == nil {
+		t.Fatal("short seed accepted")
+	}
 }
 
 func TestParseAddressErrors(t *testing.T) {

@@ -152,6 +152,18 @@ func IdentityFromKey(priv ed25519.PrivateKey) (*Identity, error) {
 	return &Identity{priv: priv, addr: a}, nil
 }
 
+// IdentityFromSeed is the identity of a 32-byte Ed25519 seed (Seed).
+func IdentityFromSeed(seed []byte) (*Identity, error) {
+	if len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("service key seed of %d bytes, want %d", len(seed), ed25519.SeedSize)
+	}
+	return IdentityFromKey(ed25519.NewKeyFromSeed(seed))
+}
+
+// Seed returns the 32 bytes to store the identity by (IdentityFromSeed).
+// They are the service: whoever holds them can publish as it.
+func (id *Identity) Seed() []byte { return id.priv.Seed() }
+
 // Address is the service's address.
 func (id *Identity) Address() Address { return id.addr }
 

@@ -30,8 +30,8 @@ import (
 // service under attack raises d in a new descriptor.
 const powContext = "pikcio-svc-pow-v1"
 
-func powHash(p PoWParams, authKey, x [32]byte, nonce [powNonceLen]byte) [32]byte {
-	b := make([]byte, 0, len(powContext)+3*32+powNonceLen)
+func powHash(p PoWParams, authKey, x [32]byte, nonce [PoWNonceLen]byte) [32]byte {
+	b := make([]byte, 0, len(powContext)+3*32+PoWNonceLen)
 	b = append(b, powContext...)
 	b = append(b, p.Seed[:]...)
 	b = append(b, authKey[:]...)
@@ -54,14 +54,14 @@ func leadingZeros(h [32]byte) int {
 
 // CheckPoW reports whether nonce solves p's puzzle for this intro point
 // and client key. With p.Difficulty 0 every nonce does.
-func CheckPoW(p PoWParams, authKey, x [32]byte, nonce [powNonceLen]byte) bool {
+func CheckPoW(p PoWParams, authKey, x [32]byte, nonce [PoWNonceLen]byte) bool {
 	return p.Difficulty == 0 || leadingZeros(powHash(p, authKey, x, nonce)) >= int(p.Difficulty)
 }
 
 // SolvePoW finds a nonce for p's puzzle; with p.Difficulty 0 it returns
 // the zero nonce at once. ctx ends the search.
-func SolvePoW(ctx context.Context, p PoWParams, authKey, x [32]byte) ([powNonceLen]byte, error) {
-	var nonce [powNonceLen]byte
+func SolvePoW(ctx context.Context, p PoWParams, authKey, x [32]byte) ([PoWNonceLen]byte, error) {
+	var nonce [PoWNonceLen]byte
 	if p.Difficulty == 0 {
 		return nonce, nil
 	}

@@ -36,11 +36,13 @@ import (
 // service. X^y makes the stream keys forward secret: a later theft of b
 // does not open recorded streams.
 const (
-	hsProtoID      = "pikcio-hs-ntor-x25519-sha256-aes256gcm-1"
-	introVersion   = 1
-	CookieLen      = 20
-	powNonceLen    = 8
-	introHeaderLen = 1 + 32 + 32 + powNonceLen
+	hsProtoID    = "pikcio-hs-ntor-x25519-sha256-aes256gcm-1"
+	introVersion = 1
+	// CookieLen is the size of a rendezvous cookie.
+	CookieLen = 20
+	// PoWNonceLen is the size of a proof-of-work nonce.
+	PoWNonceLen    = 8
+	introHeaderLen = 1 + 32 + 32 + PoWNonceLen
 	introPlainLen  = 8 + CookieLen + 1 + maxPeerIDLen + 32
 	// IntroduceLen is the fixed size of an INTRODUCE1/2 message.
 	IntroduceLen = introHeaderLen + 2 + introPlainLen + tagLen
@@ -134,7 +136,7 @@ type Introduce1Header struct {
 	AuthKey [32]byte
 	// X is the client's fresh ephemeral key: new for every INTRODUCE.
 	X        [32]byte
-	PoWNonce [powNonceLen]byte
+	PoWNonce [PoWNonceLen]byte
 }
 
 // ParseIntroduce1 checks an INTRODUCE1's framing and returns its clear
@@ -150,7 +152,7 @@ func ParseIntroduce1(msg []byte) (Introduce1Header, error) {
 	}
 	h.AuthKey = r.array32("auth key")
 	h.X = r.array32("client key")
-	copy(h.PoWNonce[:], r.take(powNonceLen, "pow nonce"))
+	copy(h.PoWNonce[:], r.take(PoWNonceLen, "pow nonce"))
 	if n := r.u16("sealed length"); int(n) != introPlainLen+tagLen {
 		return h, fmt.Errorf("introduce sealed part of %d bytes: %w", n, ErrMalformed)
 	}
