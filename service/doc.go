@@ -27,7 +27,8 @@
 // rend-spec-v3 appendix A.2 (TestBlindingTorVector checks tor's own
 // vector). Clients compute A' from the address (Address.Blind); only the
 // service holds a' = h·a and signs under it (Ed25519 over the expanded
-// key, verified by plain ed25519.Verify). Scalar and point arithmetic is
+// key, verified by plain ed25519.Verify; its nonce prefix also depends on
+// h, see blind.go). Scalar and point arithmetic is
 // filippo.io/edwards25519. Without the address, A' of one period cannot be
 // linked to A or to A' of another.
 //
@@ -106,10 +107,10 @@
 // more than the window off; when full of live entries it refuses new ones
 // rather than forget one that could be replayed.
 //
-// DoS gate: Gate is a token bucket per intro point (DefaultIntroRate 25/s,
-// DefaultIntroBurst 200, Tor's defaults), which an intro point keeps per
-// intro circuit with the parameters of ESTABLISH_INTRO and the service
-// keeps in Server. The optional proof of work (gate.go) is hashcash over
+// DoS gate: a token bucket per intro point (DefaultIntroRate 25/s,
+// DefaultIntroBurst 200, Tor's defaults): the intro point keeps one per
+// intro circuit in IntroTable, at the rate and burst of ESTABLISH_INTRO
+// capped at those defaults, and the service keeps a Gate in Server. The optional proof of work (gate.go) is hashcash over
 // SHA-256 of the descriptor's seed, the auth key, X and a nonce; the
 // descriptor sets the difficulty (0 to MaxPoWDifficulty bits), the client
 // solves it (SolvePoW), the service checks it with one hash before any

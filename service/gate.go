@@ -82,10 +82,9 @@ func SolvePoW(ctx context.Context, p PoWParams, authKey, x [32]byte) ([PoWNonceL
 }
 
 // Gate is the rate limit of INTRODUCE messages: a token bucket per
-// introduction point (per intro auth key). An intro point relay keeps one
-// per intro circuit, with the rate the service asked for in
-// ESTABLISH_INTRO; a service keeps one per intro point in its Server.
-// Safe for concurrent use.
+// introduction point (per intro auth key), all at one rate. A service
+// keeps one in its Server; an intro point's IntroTable keeps a bucket per
+// intro circuit at the rate the service asked for. Safe for concurrent use.
 type Gate struct {
 	rate  rate.Limit
 	burst int
