@@ -61,7 +61,9 @@
 // contact, HKDF(X25519(y, contact), salt = subcredential) gives an
 // 8-byte entry ID and a key that seals the 32-byte descriptor cookie. The
 // list is padded with random entries to a multiple of 16 and shuffled.
-// Without a listed key OpenDescriptor fails with ErrNotAuthorized.
+// Without a listed key OpenDescriptor fails with ErrNotAuthorized. A
+// contact dropped from the list can still use intro points it read
+// before, so a service that drops a contact also replaces its intro keys.
 //
 // Validator is the record validator of the namespace, for the DHT's
 // NamespacedValidator: a record must verify under the A' it carries, sit

@@ -148,12 +148,17 @@ func TestAcceptErrors(t *testing.T) {
 		}
 		return c.Message
 	}()
+	// An intro point (or anyone) moving an INTRODUCE1 to another intro
+	// point of the service.
+	moved := fresh()
+	copy(moved[1:33], s.desc.IntroPoints[1].AuthKey[:])
 	tests := []struct {
 		name string
 		msg  []byte
 		want error
 	}{
 		{"replay", replayed, ErrReplay},
+		{"moved to another intro point", moved, ErrDecrypt},
 		{"unknown intro point", unknown, ErrUnknownIntro},
 		{"other service's intro point", strangerMsg.Message, ErrUnknownIntro},
 		{"tampered key", tamper(33), ErrDecrypt},
