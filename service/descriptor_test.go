@@ -219,3 +219,49 @@ func TestSealDescriptorLimits(t *testing.T) {
 		t.Fatal("period of 90s sealed")
 	}
 }
+
+// BenchmarkDescriptor prints the cost of sealing and opening a descriptor
+// with 3 intro points, open and for 128 contacts (opened by the last), and
+// a DHT server's cost of validating one.
+func BenchmarkDescriptor(b *testing.B) {
+	s := newTestService(b, 3, 0, ServerOptions{})
+	me := testX25519(b)
+	var contacts []*ecdh.PublicKey
+	for range MaxClients - 1 {
+		contacts = append(contacts, testX25519(b).PublicKey())
+	}
+	contacts = append(contacts, me.PublicKey())
+	for _, mode := range []struct {
+		name     string
+		contacts []*ecdh.PublicKey
+	}{{"open", nil}, {"contacts=128", contacts}} {
+		d := *s.desc
+		d.ContactsOnly = mode.contacts != nil
+		raw := s.seal(b, &d, mode.contacts...)
+		b.Run(mode.name+"/seal", func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				s.seal(b, &d, mode.contacts...)
+			}
+			b.ReportMetric(float64(len(raw)), "bytes")
+		})
+		b.Run(mode.name+"/open", func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if _, err := OpenDescriptor(raw, s.id.Address(), d.Period, me); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(mode.name+"/validate", func(b *testing.B) {
+			v := Validator{Now: func() time.Time { return testNow }}
+			key := KeyFor(s.id.Address(), d.Period)
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if err := v.Validate(key, raw); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
