@@ -2,6 +2,7 @@ package service
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdh"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,6 +10,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 func TestDescriptorRoundTrip(t *testing.T) {
@@ -214,6 +217,18 @@ func TestSealDescriptorLimits(t *testing.T) {
 		t.Fatalf("pow difficulty: %v", err)
 	}
 	s.desc.PoW.Difficulty = 0
+	s.desc.ContactsOnly = false
+	for _, relay := range []peer.ID{"", peer.ID(make([]byte, maxPeerIDLen+1))} {
+		d := *s.desc
+		d.IntroPoints = []IntroPoint{{Relay: relay}}
+		if _, err := s.id.SealDescriptor(rand.Reader, &d, nil); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("relay ID of %d bytes: %v", len(relay), err)
+		}
+		c, err := Introduce(context.Background(), rand.Reader, s.id.Address(), s.desc, s.desc.IntroPoints[0], RendezvousPoint{Relay: relay}, testNow)
+		if !errors.Is(err, ErrMalformed) {
+			t.Fatalf("rendezvous relay ID of %d bytes: %v, %v", len(relay), c, err)
+		}
+	}
 	s.desc.Period.Length = 90 * time.Second
 	if _, err := s.id.SealDescriptor(rand.Reader, s.desc, nil); err == nil {
 		t.Fatal("period of 90s sealed")
