@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/pikcio/pikcio/internal/wire"
 )
 
 // Descriptor wire format (all integers big-endian); see doc.go.
@@ -100,29 +102,30 @@ func ParseRecord(raw []byte) (*Record, error) {
 	if len(raw) < minRecordSize {
 		return nil, fmt.Errorf("descriptor of %d bytes: %w", len(raw), ErrMalformed)
 	}
-	r := &reader{b: raw}
-	if v := r.u8("version"); v != descVersion {
+	r := newReader(raw)
+	if v := r.U8("version"); v != descVersion {
 		return nil, fmt.Errorf("descriptor version %d: %w", v, ErrMalformed)
 	}
 	rec := &Record{}
-	rec.Period.Number = r.u64("period")
-	mins := r.u32("period length")
+	rec.Period.Number = r.U64("period")
+	mins := r.U32("period length")
 	if mins == 0 {
 		return nil, fmt.Errorf("descriptor period of zero length: %w", ErrMalformed)
 	}
 	rec.Period.Length = time.Duration(mins) * time.Minute
-	rec.Revision = r.u64("revision")
-	rec.Blinded = r.array32("blinded key")
+	rec.Revision = r.U64("revision")
+	rec.Blinded = take32(r, "blinded key")
 	if !rec.Blinded.usable() {
 		return nil, fmt.Errorf("blinded key is not a point of large order: %w", ErrMalformed)
 	}
 	rec.header = raw[:headerLen]
-	rec.outer = r.take(int(r.u16("outer length")), "outer layer")
-	signed := raw[:r.off]
-	sig := r.take(64, "signature")
-	if err := r.end("descriptor"); err != nil {
+	rec.outer = r.Bytes16("outer layer", MaxDescriptorSize)
+	sig := r.Take(64, "signature")
+	r.End("descriptor")
+	if err := r.Err(); err != nil {
 		return nil, err
 	}
+	signed := raw[:len(raw)-64]
 	if !rec.Blinded.Verify(append([]byte(sigContext), signed...), sig) {
 		return nil, ErrBadSignature
 	}
@@ -178,8 +181,7 @@ func (id *Identity) SealDescriptor(rand io.Reader, d *Descriptor, contacts []*ec
 	if err != nil {
 		return nil, err
 	}
-	outer = binary.BigEndian.AppendUint16(outer, uint16(len(sealedInner)))
-	outer = append(outer, sealedInner...)
+	outer = wire.AppendBytes16(outer, sealedInner)
 	sealedOuter, err := sealLayer(rand, layerSecret(signer.pub[:], sub, d.Revision), outerInfo, outer, header)
 	if err != nil {
 		return nil, err
@@ -187,8 +189,7 @@ func (id *Identity) SealDescriptor(rand io.Reader, d *Descriptor, contacts []*ec
 	if len(sealedOuter) > 0xffff {
 		return nil, fmt.Errorf("outer layer of %d bytes: %w", len(sealedOuter), ErrTooLarge)
 	}
-	rec := binary.BigEndian.AppendUint16(header, uint16(len(sealedOuter)))
-	rec = append(rec, sealedOuter...)
+	rec := wire.AppendBytes16(header, sealedOuter)
 	rec = append(rec, signer.sign(append([]byte(sigContext), rec...))...)
 	if len(rec) > MaxDescriptorSize {
 		return nil, fmt.Errorf("descriptor of %d bytes, cap %d: %w", len(rec), MaxDescriptorSize, ErrTooLarge)
@@ -216,23 +217,26 @@ func encodeInner(d *Descriptor) ([]byte, error) {
 }
 
 func decodeInner(plain []byte, d *Descriptor) error {
-	r := &reader{b: plain}
-	d.PoW.Difficulty = r.u8("pow difficulty")
-	d.PoW.Seed = r.array32("pow seed")
-	n := int(r.u8("intro point count"))
-	if r.err == nil && d.PoW.Difficulty > MaxPoWDifficulty {
+	r := newReader(plain)
+	d.PoW.Difficulty = r.U8("pow difficulty")
+	d.PoW.Seed = take32(r, "pow seed")
+	n := int(r.U8("intro point count"))
+	if err := r.Err(); err != nil {
+		return err
+	}
+	if d.PoW.Difficulty > MaxPoWDifficulty {
 		return fmt.Errorf("pow difficulty %d, cap %d: %w", d.PoW.Difficulty, MaxPoWDifficulty, ErrMalformed)
 	}
 	if n > MaxIntroPoints {
 		return fmt.Errorf("%d intro points, cap %d: %w", n, MaxIntroPoints, ErrMalformed)
 	}
+	used := 1 + 32 + 1
 	d.IntroPoints = make([]IntroPoint, 0, n)
-	for i := 0; i < n && r.err == nil; i++ {
-		l := int(r.u8("relay peer ID length"))
-		raw := r.take(l, "relay peer ID")
-		ip := IntroPoint{AuthKey: r.array32("intro auth key"), EncKey: r.array32("intro enc key")}
-		if r.err != nil {
-			break
+	for i := range n {
+		raw := r.Take(int(r.U8("relay peer ID length")), "relay peer ID")
+		ip := IntroPoint{AuthKey: take32(r, "intro auth key"), EncKey: take32(r, "intro enc key")}
+		if err := r.Err(); err != nil {
+			return err
 		}
 		id, err := peer.IDFromBytes(raw)
 		if err != nil {
@@ -240,8 +244,9 @@ func decodeInner(plain []byte, d *Descriptor) error {
 		}
 		ip.Relay = id
 		d.IntroPoints = append(d.IntroPoints, ip)
+		used += 1 + len(raw) + 64
 	}
-	return r.zeroTail("inner layer")
+	return zeroPadding(plain[used:], "inner layer")
 }
 
 // clientKeys derives a contact's entry ID and cookie key from the X25519
@@ -308,15 +313,15 @@ func appendClients(rand io.Reader, out []byte, sub [32]byte, cookie []byte, cont
 
 // findCookie returns the descriptor cookie from the client list, if the
 // client holding key is on it.
-func findCookie(r *reader, sub [32]byte, key *ecdh.PrivateKey) ([]byte, error) {
-	ephRaw := r.take(32, "descriptor ephemeral key")
-	n := int(r.u16("client count"))
-	if r.err == nil && n > MaxClients+clientPad {
+func findCookie(r *wire.Reader, sub [32]byte, key *ecdh.PrivateKey) ([]byte, error) {
+	ephRaw := r.Take(32, "descriptor ephemeral key")
+	n := int(r.U16("client count"))
+	if r.Err() == nil && n > MaxClients+clientPad {
 		return nil, fmt.Errorf("%d client entries: %w", n, ErrMalformed)
 	}
-	list := r.take(n*clientEntry, "client entries")
-	if r.err != nil {
-		return nil, r.err
+	list := r.Take(n*clientEntry, "client entries")
+	if err := r.Err(); err != nil {
+		return nil, err
 	}
 	if key == nil {
 		return nil, ErrNotAuthorized
@@ -373,11 +378,11 @@ func OpenDescriptor(raw []byte, addr Address, p Period, clientKey *ecdh.PrivateK
 		return nil, err
 	}
 	d := &Descriptor{Period: rec.Period, Revision: rec.Revision}
-	r := &reader{b: outer}
+	r := newReader(outer)
 	innerSecret := blinded[:]
-	switch auth := r.u8("auth type"); {
-	case r.err != nil:
-		return nil, r.err
+	switch auth := r.U8("auth type"); {
+	case r.Err() != nil:
+		return nil, r.Err()
 	case auth == authOpen:
 	case auth == authContacts:
 		d.ContactsOnly = true
@@ -390,8 +395,9 @@ func OpenDescriptor(raw []byte, addr Address, p Period, clientKey *ecdh.PrivateK
 	default:
 		return nil, fmt.Errorf("auth type %d: %w", auth, ErrMalformed)
 	}
-	sealedInner := r.take(int(r.u16("inner length")), "inner layer")
-	if err := r.end("outer layer"); err != nil {
+	sealedInner := r.Bytes16("inner layer", len(outer))
+	r.End("outer layer")
+	if err := r.Err(); err != nil {
 		return nil, err
 	}
 	inner, err := openLayer(layerSecret(innerSecret, sub, rec.Revision), innerInfo, sealedInner, rec.header)

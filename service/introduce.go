@@ -146,18 +146,19 @@ func ParseIntroduce1(msg []byte) (Introduce1Header, error) {
 	if len(msg) != IntroduceLen {
 		return h, fmt.Errorf("introduce of %d bytes, want %d: %w", len(msg), IntroduceLen, ErrMalformed)
 	}
-	r := &reader{b: msg}
-	if v := r.u8("introduce version"); v != introVersion {
+	r := newReader(msg)
+	if v := r.U8("introduce version"); v != introVersion {
 		return h, fmt.Errorf("introduce version %d: %w", v, ErrMalformed)
 	}
-	h.AuthKey = r.array32("auth key")
-	h.X = r.array32("client key")
-	copy(h.PoWNonce[:], r.take(PoWNonceLen, "pow nonce"))
-	if n := r.u16("sealed length"); int(n) != introPlainLen+tagLen {
+	h.AuthKey = take32(r, "auth key")
+	h.X = take32(r, "client key")
+	copy(h.PoWNonce[:], r.Take(PoWNonceLen, "pow nonce"))
+	if n := r.U16("sealed length"); int(n) != introPlainLen+tagLen {
 		return h, fmt.Errorf("introduce sealed part of %d bytes: %w", n, ErrMalformed)
 	}
-	r.take(introPlainLen+tagLen, "sealed part")
-	return h, r.end("introduce")
+	r.Take(introPlainLen+tagLen, "sealed part")
+	r.End("introduce")
+	return h, r.Err()
 }
 
 // ClientIntroduction is the client's state between INTRODUCE1 and

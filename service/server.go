@@ -212,12 +212,15 @@ func (s *Server) Accept(msg []byte) (*Accepted, error) {
 }
 
 func decodeIntroPlain(plain []byte, in *Introduction) error {
-	r := &reader{b: plain}
-	in.Time = time.Unix(int64(r.u64("time")), 0)
-	copy(in.Cookie[:], r.take(CookieLen, "cookie"))
-	raw := r.take(int(r.u8("rendezvous peer ID length")), "rendezvous peer ID")
-	in.Rendezvous.OnionKey = r.array32("rendezvous onion key")
-	if err := r.zeroTail("introduce plaintext"); err != nil {
+	r := newReader(plain)
+	in.Time = r.Time("time")
+	copy(in.Cookie[:], r.Take(CookieLen, "cookie"))
+	raw := r.Take(int(r.U8("rendezvous peer ID length")), "rendezvous peer ID")
+	in.Rendezvous.OnionKey = take32(r, "rendezvous onion key")
+	if err := r.Err(); err != nil {
+		return err
+	}
+	if err := zeroPadding(plain[8+CookieLen+1+len(raw)+32:], "introduce plaintext"); err != nil {
 		return err
 	}
 	id, err := peer.IDFromBytes(raw)
