@@ -350,11 +350,37 @@ func findCookie(r *wire.Reader, sub [32]byte, key *ecdh.PrivateKey) ([]byte, err
 			continue
 		}
 		cookie, err := g.Open(nil, nonce, e[clientIDLen:], nil)
-		if err == nil {
+		if err == nil && len(cookie) == cookieLen {
 			return cookie, nil
 		}
 	}
 	return nil, ErrNotAuthorized
+}
+
+// decodeOuter parses the outer layer's plaintext: it sets d.ContactsOnly
+// and returns the descriptor cookie (nil for an open descriptor) and the
+// sealed inner layer.
+func decodeOuter(outer []byte, sub [32]byte, clientKey *ecdh.PrivateKey, d *Descriptor) (cookie, sealedInner []byte, err error) {
+	r := newReader(outer)
+	switch auth := r.U8("auth type"); {
+	case r.Err() != nil:
+		return nil, nil, r.Err()
+	case auth == authOpen:
+	case auth == authContacts:
+		d.ContactsOnly = true
+		if cookie, err = findCookie(r, sub, clientKey); err != nil {
+			return nil, nil, err
+		}
+	default:
+		return nil, nil, fmt.Errorf("auth type %d: %w", auth, ErrMalformed)
+	}
+	sealedInner = r.Bytes16("inner layer", len(outer))
+	r.End("outer layer")
+	if err := r.Err(); err != nil {
+		clear(cookie)
+		return nil, nil, err
+	}
+	return cookie, sealedInner, nil
 }
 
 // OpenDescriptor checks raw as addr's descriptor for period p and
@@ -378,28 +404,12 @@ func OpenDescriptor(raw []byte, addr Address, p Period, clientKey *ecdh.PrivateK
 		return nil, err
 	}
 	d := &Descriptor{Period: rec.Period, Revision: rec.Revision}
-	r := newReader(outer)
-	innerSecret := blinded[:]
-	switch auth := r.U8("auth type"); {
-	case r.Err() != nil:
-		return nil, r.Err()
-	case auth == authOpen:
-	case auth == authContacts:
-		d.ContactsOnly = true
-		cookie, err := findCookie(r, sub, clientKey)
-		if err != nil {
-			return nil, err
-		}
-		innerSecret = append(append([]byte(nil), blinded[:]...), cookie...)
-		clear(cookie)
-	default:
-		return nil, fmt.Errorf("auth type %d: %w", auth, ErrMalformed)
-	}
-	sealedInner := r.Bytes16("inner layer", len(outer))
-	r.End("outer layer")
-	if err := r.Err(); err != nil {
+	cookie, sealedInner, err := decodeOuter(outer, sub, clientKey, d)
+	if err != nil {
 		return nil, err
 	}
+	innerSecret := append(append([]byte(nil), blinded[:]...), cookie...)
+	clear(cookie)
 	inner, err := openLayer(layerSecret(innerSecret, sub, rec.Revision), innerInfo, sealedInner, rec.header)
 	if err != nil {
 		return nil, err

@@ -170,3 +170,68 @@ func FuzzResolve(f *testing.F) {
 		}
 	})
 }
+
+// The layers below are only reachable through encryption, but their
+// author can be hostile: a service crafting its own descriptor attacks
+// the clients that open it, and a client writes the INTRODUCE plaintext
+// the service parses. So each gets a target of its own.
+
+func FuzzDecodeOuter(f *testing.F) {
+	s, client := fuzzService(f)
+	sub := subcredential(s.id.Address(), s.id.Address().Blind(s.desc.Period))
+	open := []byte{authOpen, 0, 3, 1, 2, 3}
+	contacts, err := appendClients(rand.Reader, []byte{authContacts}, sub, make([]byte, cookieLen), []*ecdh.PublicKey{client.PublicKey()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(open)
+	f.Add(append(contacts, 0, 1, 9))
+	f.Fuzz(func(t *testing.T, outer []byte) {
+		var d Descriptor
+		cookie, inner, err := decodeOuter(outer, sub, client, &d)
+		if err == nil && (len(inner) > len(outer) || d.ContactsOnly != (cookie != nil)) {
+			t.Fatalf("cookie %x, inner of %d bytes from %d", cookie, len(inner), len(outer))
+		}
+	})
+}
+
+func FuzzDecodeInner(f *testing.F) {
+	s, _ := fuzzService(f)
+	seed, err := encodeInner(s.desc)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Add(seed[:40])
+	f.Fuzz(func(t *testing.T, plain []byte) {
+		var d Descriptor
+		if err := decodeInner(plain, &d); err != nil {
+			return
+		}
+		again, err := encodeInner(&d)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		var d2 Descriptor
+		if err := decodeInner(again, &d2); err != nil || len(d2.IntroPoints) != len(d.IntroPoints) {
+			t.Fatalf("round trip: %v", err)
+		}
+	})
+}
+
+func FuzzDecodeIntroPlain(f *testing.F) {
+	rp := testPeer(f)
+	plain := make([]byte, 0, introPlainLen)
+	plain = append(plain, make([]byte, 8+CookieLen)...)
+	plain = append(plain, byte(len(rp)))
+	plain = append(plain, rp...)
+	plain = append(plain, make([]byte, 32)...)
+	f.Add(plain[:introPlainLen])
+	f.Add(plain)
+	f.Fuzz(func(t *testing.T, plain []byte) {
+		var in Introduction
+		if err := decodeIntroPlain(plain, &in); err == nil && in.Rendezvous.Relay == "" {
+			t.Fatal("introduction without a rendezvous relay")
+		}
+	})
+}
