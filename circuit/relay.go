@@ -389,8 +389,8 @@ type relayCirc struct {
 
 	// early counts the RELAY_EARLY cells from the previous hop; drops
 	// limits the DROP cells for this hop. The forward loop alone uses them.
-	early int
-	drops *rate.Limiter
+	early    int
+	drops    *rate.Limiter
 	resolves atomic.Int32 // RESOLVEs in flight (resolve.go)
 
 	ctx       context.Context // canceled when the circuit closes
