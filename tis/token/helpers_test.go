@@ -1,0 +1,95 @@
+package token
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pikcio/pikcio/tis/tistest"
+)
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Now().Truncate(time.Second)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// fixture is a real TIS on loopback with an Issuer mounted on it.
+type fixture struct {
+	tis    *tistest.TIS
+	issuer *Issuer
+	clock  *clock
+}
+
+// newFixture starts a TIS and mounts an issuer with opts (its clock is
+// the fixture's).
+func newFixture(t testing.TB, opts IssuerOptions) *fixture {
+	t.Helper()
+	f := &fixture{tis: tistest.Start(t, nil), clock: newClock()}
+	opts.Now = f.clock.Now
+	is, err := NewIssuer(f.tis.Server, opts)
+	if err != nil {
+		t.Fatalf("NewIssuer: %v", err)
+	}
+	f.issuer = is
+	f.tis.Server.MountTokens(is.Handler())
+	return f
+}
+
+// client returns an issuance client of p on the fixture's clock.
+func (f *fixture) client(p tistest.Person) *Client {
+	c := NewClient(f.tis.URL, f.tis.Root, p.NodeKey, p.Enrollment.NodeCert)
+	c.Now = f.clock.Now
+	return c
+}
+
+// redeemer returns a guard's redeemer fed with the keys the TIS publishes.
+func (f *fixture) redeemer(t testing.TB, opts RedeemerOptions) *Redeemer {
+	t.Helper()
+	r := NewRedeemer(f.tis.Root, opts)
+	keys, err := FetchKeys(ctx(t), nil, f.tis.URL, f.tis.Root)
+	if err != nil {
+		t.Fatalf("FetchKeys: %v", err)
+	}
+	if err := r.AddKeys(keys, f.clock.Now()); err != nil {
+		t.Fatalf("AddKeys: %v", err)
+	}
+	return r
+}
+
+// issue asks for n tokens and returns them encoded.
+func issue(t testing.TB, c *Client, n int) ([][]byte, *Batch) {
+	t.Helper()
+	b, err := c.Issue(ctx(t), n)
+	if err != nil {
+		t.Fatalf("Issue(%d): %v", n, err)
+	}
+	out := make([][]byte, len(b.Tokens))
+	for i, tok := range b.Tokens {
+		if out[i], err = tok.Encode(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out, b
+}
+
+func ctx(t testing.TB) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}

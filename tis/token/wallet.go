@@ -1,0 +1,292 @@
+package token
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/pikcio/pikcio/internal/privfile"
+	"github.com/pikcio/pikcio/internal/wire"
+	"github.com/pikcio/pikcio/tis"
+)
+
+// Source gives a wallet new tokens; *Client is one.
+type Source interface {
+	Issue(ctx context.Context, n int) (*Batch, error)
+}
+
+var _ Source = (*Client)(nil)
+
+const (
+	walletVersion = 1
+	// MaxWalletTokens caps the tokens of a wallet file.
+	MaxWalletTokens = 4096
+	maxWalletSize   = 1 + 4 + MaxWalletTokens*(8+2+MaxTokenSize)
+)
+
+// Wallet is the client's store of unspent tokens, kept in a file (0600)
+// so that tokens outlive a restart. Take hands out the oldest token and
+// starts a background refill when fewer than Low remain; a token is
+// removed from the file before it is handed out, so a crash loses it
+// rather than spending it twice. Tokens are dropped when their key's
+// period ends.
+type Wallet struct {
+	path string
+	src  Source
+	opts WalletOptions
+	log  *logrus.Entry
+
+	ctx    context.Context // canceled by Close; bounds background refills
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	refillMu sync.Mutex // one refill at a time
+
+	mu        sync.Mutex
+	tokens    []walletToken // oldest first
+	refilling bool
+	retryAt   time.Time
+	lastErr   error
+	remaining int // from the last batch; -1 before one
+	closed    bool
+}
+
+type walletToken struct {
+	expires time.Time
+	enc     []byte
+}
+
+// WalletState is a wallet's state, for a status page.
+type WalletState struct {
+	Tokens    int       // unspent tokens held
+	Remaining int       // more the TIS allows this period, -1 if not known yet
+	Refilling bool      // a refill is under way
+	RetryAt   time.Time // after a failed refill, when the next may start
+	LastError error     // of the last refill, nil if it worked
+}
+
+// OpenWallet opens the wallet file at path (created on the first save)
+// that src refills.
+func OpenWallet(path string, src Source, opts WalletOptions) (*Wallet, error) {
+	w := &Wallet{path: path, src: src, opts: opts.withDefaults(), log: logrus.WithField("component", "token-wallet"), remaining: -1}
+	b, err := readWalletFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, err
+	default:
+		if w.tokens, err = decodeWallet(b); err != nil {
+			return nil, fmt.Errorf("wallet %s: %w", path, err)
+		}
+	}
+	w.ctx, w.cancel = context.WithCancel(context.Background())
+	return w, nil
+}
+
+func readWalletFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("wallet %s: %w", path, tis.ErrPermissions)
+	}
+	if fi.Size() > maxWalletSize {
+		return nil, fmt.Errorf("wallet %s of %d bytes: %w", path, fi.Size(), ErrMalformed)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("wallet: %w", err)
+	}
+	return b, nil
+}
+
+func encodeWallet(ts []walletToken) []byte {
+	b := []byte{walletVersion}
+	b = binary.BigEndian.AppendUint32(b, uint32(len(ts)))
+	for _, t := range ts {
+		b = binary.BigEndian.AppendUint64(b, uint64(t.expires.Unix()))
+		b = wire.AppendBytes16(b, t.enc)
+	}
+	return b
+}
+
+func decodeWallet(b []byte) ([]walletToken, error) {
+	r := wire.NewReader(b, ErrMalformed)
+	if v := r.U8("wallet version"); r.Err() == nil && v != walletVersion {
+		r.Fail("wallet version %d", v)
+	}
+	n := r.U32("token count")
+	if r.Err() == nil && n > MaxWalletTokens {
+		r.Fail("%d tokens", n)
+	}
+	var ts []walletToken
+	for i := uint32(0); i < n && r.Err() == nil; i++ {
+		exp := r.Time("expiry")
+		enc := r.Bytes16("token", MaxTokenSize)
+		if r.Err() != nil {
+			break
+		}
+		if _, err := DecodeToken(enc); err != nil {
+			return nil, err
+		}
+		ts = append(ts, walletToken{expires: exp, enc: enc})
+	}
+	r.End("wallet")
+	if r.Err() != nil {
+		return nil, r.Err()
+	}
+	return ts, nil
+}
+
+// dropExpiredLocked removes the tokens whose period is over.
+func (w *Wallet) dropExpiredLocked(now time.Time) {
+	kept := w.tokens[:0]
+	for _, t := range w.tokens {
+		if now.Before(t.expires) {
+			kept = append(kept, t)
+		}
+	}
+	clear(w.tokens[len(kept):])
+	w.tokens = kept
+}
+
+func (w *Wallet) saveLocked() error {
+	return privfile.Replace(w.path, encodeWallet(w.tokens))
+}
+
+// Take returns an encoded token to present to a guard. An empty wallet
+// refills first (within ctx); when that fails, or a failed refill is
+// less than RetryDelay ago, Take returns ErrNoTokens wrapping the cause.
+func (w *Wallet) Take(ctx context.Context) ([]byte, error) {
+	w.mu.Lock()
+	w.dropExpiredLocked(w.opts.Now())
+	if len(w.tokens) == 0 {
+		retry, last := w.retryAt, w.lastErr
+		w.mu.Unlock()
+		if w.opts.Now().Before(retry) {
+			return nil, fmt.Errorf("%w: last refill: %w", ErrNoTokens, last)
+		}
+		if err := w.Refill(ctx); err != nil {
+			return nil, fmt.Errorf("%w: refill: %w", ErrNoTokens, err)
+		}
+		w.mu.Lock()
+		w.dropExpiredLocked(w.opts.Now())
+		if len(w.tokens) == 0 {
+			w.mu.Unlock()
+			return nil, ErrNoTokens
+		}
+	}
+	defer w.mu.Unlock()
+	t := w.tokens[0]
+	w.tokens[0] = walletToken{}
+	w.tokens = w.tokens[1:]
+	if err := w.saveLocked(); err != nil {
+		// The token is handed out anyway: should the file keep it, a
+		// guard refuses it as spent later, which costs one circuit.
+		w.log.WithError(err).Warn("save wallet")
+	}
+	if len(w.tokens) < w.opts.Low {
+		w.startRefillLocked()
+	}
+	return t.enc, nil
+}
+
+// startRefillLocked starts a background refill unless one runs, the
+// wallet is closed, or the last one failed less than RetryDelay ago.
+func (w *Wallet) startRefillLocked() {
+	if w.closed || w.refilling || w.opts.Now().Before(w.retryAt) {
+		return
+	}
+	w.refilling = true
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		err := w.Refill(w.ctx)
+		if err != nil && w.ctx.Err() == nil {
+			w.log.WithError(err).Debug("refill token wallet")
+		}
+		w.mu.Lock()
+		w.refilling = false
+		w.mu.Unlock()
+	}()
+}
+
+// Refill asks the source for tokens until the wallet holds Target or the
+// TIS allows no more this period. A failure is kept for State and delays
+// the next background refill by RetryDelay.
+func (w *Wallet) Refill(ctx context.Context) error {
+	w.refillMu.Lock()
+	defer w.refillMu.Unlock()
+	err := w.refill(ctx)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.lastErr = err
+	if err != nil {
+		w.retryAt = w.opts.Now().Add(w.opts.RetryDelay)
+	} else {
+		w.retryAt = time.Time{}
+	}
+	return err
+}
+
+func (w *Wallet) refill(ctx context.Context) error {
+	for {
+		w.mu.Lock()
+		w.dropExpiredLocked(w.opts.Now())
+		need := w.opts.Target - len(w.tokens)
+		w.mu.Unlock()
+		if need <= 0 {
+			return nil
+		}
+		batch, err := w.src.Issue(ctx, min(need, MaxBatch))
+		if err != nil {
+			return err
+		}
+		w.mu.Lock()
+		for _, t := range batch.Tokens {
+			enc, err := t.Encode()
+			if err != nil {
+				w.mu.Unlock()
+				return err
+			}
+			w.tokens = append(w.tokens, walletToken{expires: batch.Key.End, enc: enc})
+		}
+		w.remaining = batch.Remaining
+		err = w.saveLocked()
+		w.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("save wallet: %w", err)
+		}
+		if batch.Remaining == 0 {
+			return nil
+		}
+	}
+}
+
+// State returns the wallet's state.
+func (w *Wallet) State() WalletState {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.dropExpiredLocked(w.opts.Now())
+	return WalletState{Tokens: len(w.tokens), Remaining: w.remaining, Refilling: w.refilling, RetryAt: w.retryAt, LastError: w.lastErr}
+}
+
+// Close stops a background refill and waits for it. It is idempotent;
+// Take still hands out the tokens held but no longer refills in the
+// background.
+func (w *Wallet) Close() error {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	w.cancel()
+	w.wg.Wait()
+	return nil
+}
