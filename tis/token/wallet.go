@@ -174,14 +174,17 @@ func (w *Wallet) Take(ctx context.Context) ([]byte, error) {
 		if w.opts.Now().Before(retry) {
 			return nil, fmt.Errorf("%w: last refill: %w", ErrNoTokens, last)
 		}
-		if err := w.Refill(ctx); err != nil {
-			return nil, fmt.Errorf("%w: refill: %w", ErrNoTokens, err)
-		}
+		// A refill under way when this one began may have filled the
+		// wallet even if this one failed.
+		err := w.Refill(ctx)
 		w.mu.Lock()
 		w.dropExpiredLocked(w.opts.Now())
 		if len(w.tokens) == 0 {
 			w.mu.Unlock()
-			return nil, ErrNoTokens
+			if err == nil {
+				err = errors.New("the TIS gave none")
+			}
+			return nil, fmt.Errorf("%w: refill: %w", ErrNoTokens, err)
 		}
 	}
 	defer w.mu.Unlock()
@@ -228,6 +231,9 @@ func (w *Wallet) Refill(ctx context.Context) error {
 	err := w.refill(ctx)
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if err != nil && ctx.Err() != nil {
+		return err // given up by the caller, not refused
+	}
 	w.lastErr = err
 	if err != nil {
 		w.retryAt = w.opts.Now().Add(w.opts.RetryDelay)
