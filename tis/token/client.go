@@ -12,6 +12,7 @@ import (
 
 	"github.com/cloudflare/circl/blindsign/blindrsa"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/pikcio/pikcio/tis"
 )
@@ -79,18 +80,23 @@ func FetchKeys(ctx context.Context, hc *http.Client, baseURL string, root ed2551
 	return keys, nil
 }
 
-// Batch is what one issuance gave: tokens of one key, and how many more
-// the enrollment may get in the key's period.
+// Batch is what one issuance gave: tokens of one key for one guard, and
+// how many more the enrollment may get in the key's period.
 type Batch struct {
 	Key       *Key
+	Guard     peer.ID
 	Tokens    []*Token
 	Remaining int
 }
 
-// Issue asks for n tokens (1 to MaxBatch) of the current key. The batch
-// may hold fewer when the enrollment nears its limit; at the limit Issue
-// returns ErrLimit.
-func (c *Client) Issue(ctx context.Context, n int) (*Batch, error) {
+// Issue asks for n tokens (1 to MaxBatch) of the current key, for guard.
+// The TIS learns neither the guard nor the tokens. The batch may hold
+// fewer when the enrollment nears its limit; at the limit Issue returns
+// ErrLimit.
+func (c *Client) Issue(ctx context.Context, guard peer.ID, n int) (*Batch, error) {
+	if len(guard) == 0 || len(guard) > maxGuard {
+		return nil, fmt.Errorf("issue tokens for a guard ID of %d bytes: %w", len(guard), ErrMalformed)
+	}
 	if n < 1 || n > MaxBatch {
 		return nil, fmt.Errorf("issue %d tokens: not within 1 to %d", n, MaxBatch)
 	}
@@ -117,10 +123,10 @@ func (c *Client) Issue(ctx context.Context, n int) (*Batch, error) {
 	q := &IssueRequest{Root: tis.RootKeyID(c.Root), NodeCert: c.NodeCert, Key: key.ID(), Time: now.Truncate(time.Second), Blinded: make([][]byte, n)}
 	for i := range toks {
 		t := &Token{Key: key.ID()}
-		if _, err := rand.Read(t.Nonce[:]); err != nil {
-			return nil, fmt.Errorf("token nonce: %w", err)
+		if _, err := rand.Read(t.Seed[:]); err != nil {
+			return nil, fmt.Errorf("token seed: %w", err)
 		}
-		if q.Blinded[i], states[i], err = bc.Blind(rand.Reader, message(t.Key, t.Nonce[:])); err != nil {
+		if q.Blinded[i], states[i], err = bc.Blind(rand.Reader, message(t.Key, guard, t.Seed[:])); err != nil {
 			return nil, fmt.Errorf("blind token: %w", err)
 		}
 		toks[i] = t
@@ -152,7 +158,7 @@ func (c *Client) Issue(ctx context.Context, n int) (*Batch, error) {
 	if len(resp.Signatures) > n {
 		return nil, fmt.Errorf("issue tokens: %d signatures for %d requests: %w", len(resp.Signatures), n, ErrMalformed)
 	}
-	out := &Batch{Key: key, Tokens: toks[:len(resp.Signatures)], Remaining: int(resp.Remaining)}
+	out := &Batch{Key: key, Guard: guard, Tokens: toks[:len(resp.Signatures)], Remaining: int(resp.Remaining)}
 	for i, s := range resp.Signatures {
 		// Finalize checks the signature: a TIS cannot hand out tokens
 		// that guards would refuse, nor mark them with a bad signature.

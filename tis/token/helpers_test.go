@@ -1,10 +1,15 @@
 package token
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/pikcio/pikcio/tis/tistest"
 )
@@ -61,7 +66,13 @@ func (f *fixture) client(p tistest.Person) *Client {
 // redeemer returns a guard's redeemer fed with the keys the TIS publishes.
 func (f *fixture) redeemer(t testing.TB, opts RedeemerOptions) *Redeemer {
 	t.Helper()
-	r := NewRedeemer(f.tis.Root, opts)
+	return f.redeemerFor(t, testGuard, opts)
+}
+
+// redeemerFor is redeemer for another guard.
+func (f *fixture) redeemerFor(t testing.TB, guard peer.ID, opts RedeemerOptions) *Redeemer {
+	t.Helper()
+	r := NewRedeemer(f.tis.Root, guard, opts)
 	keys, err := FetchKeys(ctx(t), nil, f.tis.URL, f.tis.Root)
 	if err != nil {
 		t.Fatalf("FetchKeys: %v", err)
@@ -72,10 +83,25 @@ func (f *fixture) redeemer(t testing.TB, opts RedeemerOptions) *Redeemer {
 	return r
 }
 
-// issue asks for n tokens and returns them encoded.
+// Two guards' peer IDs.
+var testGuard, otherGuard = guardID(1), guardID(2)
+
+func guardID(seed byte) peer.ID {
+	k, err := crypto.UnmarshalEd25519PrivateKey(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize)))
+	if err != nil {
+		panic(err)
+	}
+	id, err := peer.IDFromPrivateKey(k)
+	if err != nil {
+		panic(err)
+	}
+	return id
+}
+
+// issue asks for n tokens for testGuard and returns them encoded.
 func issue(t testing.TB, c *Client, n int) ([][]byte, *Batch) {
 	t.Helper()
-	b, err := c.Issue(ctx(t), n)
+	b, err := c.Issue(ctx(t), testGuard, n)
 	if err != nil {
 		t.Fatalf("Issue(%d): %v", n, err)
 	}

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/pikcio/pikcio/internal/wire"
 	"github.com/pikcio/pikcio/tis"
 )
@@ -21,8 +23,10 @@ const (
 	tokenVersion    = 1
 	requestVersion  = 1
 	responseVersion = 1
-	// nonceSize is the random part of a token.
-	nonceSize = 32
+	// seedSize is the random part of a token.
+	seedSize = 32
+	// maxGuard caps the guard peer ID a token is made for.
+	maxGuard = 128
 )
 
 // Domain separation: what the token key signs (blindly) and what the node
@@ -39,7 +43,7 @@ const (
 	// MaxKeySetSize caps an encoded KeySet.
 	MaxKeySetSize = 1 + 1 + MaxKeysPublished*(2+MaxKeySize)
 	// MaxTokenSize caps an encoded Token (a 2048-bit key makes 323 bytes).
-	MaxTokenSize = 1 + 32 + nonceSize + 2 + maxModulus
+	MaxTokenSize = 1 + 32 + seedSize + 2 + maxModulus
 	// MaxIssueRequestSize caps an encoded IssueRequest.
 	MaxIssueRequestSize = 1 + 8 + 2 + tis.MaxCertificateSize + 32 + 8 + 2 + MaxBatch*(2+maxModulus) + 2 + ed25519.SignatureSize
 	// MaxIssueResponseSize caps an encoded IssueResponse.
@@ -207,22 +211,25 @@ func DecodeKeySet(b []byte) ([]*Key, error) {
 	return keys, nil
 }
 
-// Token is an anonymous admission token: a random nonce and the token
-// key's RSA signature of it, made blind (RFC 9474) so the TIS never saw
-// either.
+// Token is an anonymous admission token for one guard: a random seed and
+// the token key's RSA signature of it and of the guard's peer ID, made
+// blind (RFC 9474) so the TIS never saw either. The guard is not in the
+// token: the guard that checks it supplies its own ID, so a token made for
+// one guard fails as forged at every other.
 type Token struct {
 	Key       KeyID
-	Nonce     [nonceSize]byte
+	Seed      [seedSize]byte
 	Signature []byte
 }
 
-// message is what the token key signs (blindly): the context, the key ID
-// and the nonce.
-func message(key KeyID, nonce []byte) []byte {
-	b := make([]byte, 0, len(tokenContext)+len(key)+len(nonce))
+// message is what the token key signs (blindly): the context, the key ID,
+// the guard and the seed.
+func message(key KeyID, guard peer.ID, seed []byte) []byte {
+	b := make([]byte, 0, len(tokenContext)+len(key)+2+len(guard)+len(seed))
 	b = append(b, tokenContext...)
 	b = append(b, key[:]...)
-	return append(b, nonce...)
+	b = wire.AppendBytes16(b, []byte(guard))
+	return append(b, seed...)
 }
 
 // Encode returns the token's canonical encoding.
@@ -230,10 +237,10 @@ func (t *Token) Encode() ([]byte, error) {
 	if len(t.Signature) == 0 || len(t.Signature) > maxModulus {
 		return nil, fmt.Errorf("token signature of %d bytes: %w", len(t.Signature), ErrMalformed)
 	}
-	b := make([]byte, 0, 1+len(t.Key)+len(t.Nonce)+2+len(t.Signature))
+	b := make([]byte, 0, 1+len(t.Key)+len(t.Seed)+2+len(t.Signature))
 	b = append(b, tokenVersion)
 	b = append(b, t.Key[:]...)
-	b = append(b, t.Nonce[:]...)
+	b = append(b, t.Seed[:]...)
 	return wire.AppendBytes16(b, t.Signature), nil
 }
 
@@ -249,7 +256,7 @@ func DecodeToken(b []byte) (*Token, error) {
 	}
 	t := &Token{}
 	copy(t.Key[:], r.Take(len(t.Key), "key ID"))
-	copy(t.Nonce[:], r.Take(len(t.Nonce), "nonce"))
+	copy(t.Seed[:], r.Take(len(t.Seed), "seed"))
 	t.Signature = r.Bytes16("signature", maxModulus)
 	r.End("token")
 	if r.Err() != nil {

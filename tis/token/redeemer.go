@@ -7,14 +7,16 @@ import (
 	"time"
 
 	"github.com/cloudflare/circl/blindsign/blindrsa"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Redeemer is the guard side: it holds the token keys of one TIS and
-// accepts each valid token once. Its spent-token cache is bounded per key
+// accepts each valid token made for this guard once. Its spent-token cache is bounded per key
 // and dropped with the key when the key's period and grace are over, so
 // memory stays at most MaxSpent entries per published key.
 type Redeemer struct {
 	root ed25519.PublicKey
+	self peer.ID
 	opts RedeemerOptions
 
 	mu   sync.Mutex
@@ -24,13 +26,13 @@ type Redeemer struct {
 type redeemKey struct {
 	key      *Key
 	verifier blindrsa.Verifier
-	spent    map[[nonceSize]byte]struct{}
+	spent    map[[seedSize]byte]struct{}
 }
 
-// NewRedeemer returns a redeemer for tokens of the TIS whose root key is
-// root. It accepts none until AddKeys.
-func NewRedeemer(root ed25519.PublicKey, opts RedeemerOptions) *Redeemer {
-	return &Redeemer{root: root, opts: opts.withDefaults(), keys: make(map[KeyID]*redeemKey)}
+// NewRedeemer returns a redeemer for the guard self of tokens of the TIS
+// whose root key is root. It accepts none until AddKeys.
+func NewRedeemer(root ed25519.PublicKey, self peer.ID, opts RedeemerOptions) *Redeemer {
+	return &Redeemer{root: root, self: self, opts: opts.withDefaults(), keys: make(map[KeyID]*redeemKey)}
 }
 
 // AddKeys adds the keys (from FetchKeys, or any copy: each is checked
@@ -62,7 +64,7 @@ func (r *Redeemer) AddKeys(keys []*Key, now time.Time) error {
 		if err != nil {
 			return fmt.Errorf("token key %s: %w", k.ID(), err)
 		}
-		r.keys[k.ID()] = &redeemKey{key: k, verifier: v, spent: make(map[[nonceSize]byte]struct{})}
+		r.keys[k.ID()] = &redeemKey{key: k, verifier: v, spent: make(map[[seedSize]byte]struct{})}
 	}
 	return nil
 }
@@ -77,8 +79,8 @@ func (r *Redeemer) pruneLocked(now time.Time) {
 
 // Redeem checks an encoded token at now and marks it spent. It returns
 // ErrMalformed, ErrUnknownKey (a key this TIS did not publish, e.g. a
-// token of another TIS), ErrNotYetValid, ErrExpired, ErrForged, ErrSpent
-// or ErrCacheFull, wrapped. A refused token is not marked spent.
+// token of another TIS), ErrNotYetValid, ErrExpired, ErrForged (also for
+// a token made for another guard), ErrSpent or ErrCacheFull, wrapped. A refused token is not marked spent.
 func (r *Redeemer) Redeem(b []byte, now time.Time) error {
 	t, err := DecodeToken(b)
 	if err != nil {
@@ -97,18 +99,18 @@ func (r *Redeemer) Redeem(b []byte, now time.Time) error {
 		return fmt.Errorf("token of key %s, valid until %s: %w", t.Key, k.key.End, ErrExpired)
 	}
 	// The RSA check runs outside the lock: guards verify in parallel.
-	if err := k.verifier.Verify(message(t.Key, t.Nonce[:]), t.Signature); err != nil {
+	if err := k.verifier.Verify(message(t.Key, r.self, t.Seed[:]), t.Signature); err != nil {
 		return fmt.Errorf("token of key %s: %w", t.Key, ErrForged)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, spent := k.spent[t.Nonce]; spent {
+	if _, spent := k.spent[t.Seed]; spent {
 		return fmt.Errorf("token of key %s: %w", t.Key, ErrSpent)
 	}
 	if len(k.spent) >= r.opts.MaxSpent {
 		return fmt.Errorf("token of key %s: %d spent: %w", t.Key, len(k.spent), ErrCacheFull)
 	}
-	k.spent[t.Nonce] = struct{}{}
+	k.spent[t.Seed] = struct{}{}
 	return nil
 }
 

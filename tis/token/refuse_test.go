@@ -48,7 +48,7 @@ func TestIssuerRefusesUnenrolled(t *testing.T) {
 			if tc.c.Now == nil {
 				tc.c.Now = f.clock.Now
 			}
-			if b, err := tc.c.Issue(ctx(t), 2); !errors.Is(err, tc.want) {
+			if b, err := tc.c.Issue(ctx(t), testGuard, 2); !errors.Is(err, tc.want) {
 				t.Fatalf("Issue: %v (batch %v), want %v", err, b, tc.want)
 			}
 		})
@@ -128,8 +128,8 @@ func TestGuardRefusesBadTokens(t *testing.T) {
 	forgedSig := bytes.Clone(toks[0])
 	forgedSig[len(forgedSig)-1] ^= 1
 	t1, _ := DecodeToken(toks[1])
-	swapped := &Token{Key: t1.Key, Signature: t1.Signature} // a valid signature over another nonce
-	rand.Read(swapped.Nonce[:])
+	swapped := &Token{Key: t1.Key, Signature: t1.Signature} // a valid signature over another seed
+	rand.Read(swapped.Seed[:])
 	swappedEnc, _ := swapped.Encode()
 
 	now := f.clock.Now()
@@ -143,7 +143,7 @@ func TestGuardRefusesBadTokens(t *testing.T) {
 		{"truncated", toks[0][:100], now, ErrMalformed},
 		{"trailing bytes", append(bytes.Clone(toks[0]), 0), now, ErrMalformed},
 		{"forged signature", forgedSig, now, ErrForged},
-		{"signature of another nonce", swappedEnc, now, ErrForged},
+		{"signature of another seed", swappedEnc, now, ErrForged},
 		{"from another TIS", otherToks[0], now, ErrUnknownKey},
 		{"before its period", toks[0], batch.Key.Start.Add(-time.Second), ErrNotYetValid},
 		{"after its period and grace", toks[0], batch.Key.End.Add(DefaultGrace), ErrExpired},
@@ -159,6 +159,18 @@ func TestGuardRefusesBadTokens(t *testing.T) {
 		})
 	}
 
+	t.Run("made for another guard", func(t *testing.T) {
+		// Each guard accepts only its own tokens, so a token spent at one
+		// cannot be spent again at another, nor stolen by the guard it was
+		// shown to.
+		guard, other := f.redeemer(t, RedeemerOptions{}), f.redeemerFor(t, otherGuard, RedeemerOptions{})
+		if err := guard.Redeem(toks[3], now); err != nil {
+			t.Fatal(err)
+		}
+		if err := other.Redeem(toks[3], now); !errors.Is(err, ErrForged) {
+			t.Fatalf("at another guard: %v, want ErrForged", err)
+		}
+	})
 	t.Run("a forged copy does not spend the real token", func(t *testing.T) {
 		guard := f.redeemer(t, RedeemerOptions{})
 		if err := guard.Redeem(forgedSig, now); !errors.Is(err, ErrForged) {

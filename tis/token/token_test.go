@@ -45,7 +45,7 @@ func TestIssuanceLimit(t *testing.T) {
 			t.Fatalf("asked %d: got %d, %d remaining; want %d, %d", step.ask, len(toks), b.Remaining, step.got, step.remaining)
 		}
 	}
-	if _, err := c.Issue(ctx(t), 1); !errors.Is(err, ErrLimit) {
+	if _, err := c.Issue(ctx(t), testGuard, 1); !errors.Is(err, ErrLimit) {
 		t.Fatalf("past the limit: %v, want ErrLimit", err)
 	}
 
@@ -59,7 +59,7 @@ func TestIssuanceLimit(t *testing.T) {
 		t.Fatal("re-enrollment did not give a new certificate of the same node ID")
 	}
 	alice.Enrollment = again
-	if _, err := f.client(alice).Issue(ctx(t), 1); !errors.Is(err, ErrLimit) {
+	if _, err := f.client(alice).Issue(ctx(t), testGuard, 1); !errors.Is(err, ErrLimit) {
 		t.Fatalf("same enrollment: %v, want ErrLimit", err)
 	}
 	// Another enrollment has its own count.
@@ -87,7 +87,7 @@ func TestIssuanceLimitConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b, err := c.Issue(ctx(t), 4)
+			b, err := c.Issue(ctx(t), testGuard, 4)
 			if err != nil {
 				if !errors.Is(err, ErrLimit) {
 					t.Errorf("Issue: %v", err)

@@ -83,7 +83,7 @@ func TestTokensUnlinkableToIssuance(t *testing.T) {
 		blindSigs = append(blindSigs, p.Signatures...)
 	}
 
-	// No byte string of a token (nonce, signature, whole) occurs in the
+	// No byte string of a token (seed, signature) occurs in the
 	// TIS's view.
 	view := bytes.Join(append(rec.requests, rec.responses...), nil)
 	for i, enc := range tokens {
@@ -91,7 +91,7 @@ func TestTokensUnlinkableToIssuance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, part := range [][]byte{tok.Nonce[:16], tok.Nonce[16:], tok.Signature[:16], tok.Signature[len(tok.Signature)-16:]} {
+		for _, part := range [][]byte{tok.Seed[:16], tok.Seed[16:], tok.Signature[:16], tok.Signature[len(tok.Signature)-16:]} {
 			if bytes.Contains(view, part) {
 				t.Fatalf("token %d: %x is in the TIS's view", i, part)
 			}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/sirupsen/logrus"
 
 	"github.com/pikcio/pikcio/internal/privfile"
@@ -19,7 +20,7 @@ import (
 
 // Source gives a wallet new tokens; *Client is one.
 type Source interface {
-	Issue(ctx context.Context, n int) (*Batch, error)
+	Issue(ctx context.Context, guard peer.ID, n int) (*Batch, error)
 }
 
 var _ Source = (*Client)(nil)
@@ -28,15 +29,16 @@ const (
 	walletVersion = 1
 	// MaxWalletTokens caps the tokens of a wallet file.
 	MaxWalletTokens = 4096
-	maxWalletSize   = 1 + 4 + MaxWalletTokens*(8+2+MaxTokenSize)
+	maxWalletSize   = 1 + 4 + MaxWalletTokens*(2+maxGuard+8+2+MaxTokenSize)
 )
 
-// Wallet is the client's store of unspent tokens, kept in a file (0600)
-// so that tokens outlive a restart. Take hands out the oldest token and
-// starts a background refill when fewer than Low remain; a token is
-// removed from the file before it is handed out, so a crash loses it
-// rather than spending it twice. Tokens are dropped when their key's
-// period ends.
+// Wallet is the client's store of unspent tokens, per guard, kept in a
+// file (0600) so that tokens outlive a restart. Take hands out the oldest
+// token for a guard and starts a background refill for that guard when
+// fewer than Low remain; a token is removed from the file before it is
+// handed out, so a crash loses it rather than spending it twice. Tokens
+// are dropped when their key's period ends, or with Forget when the
+// client gives up a guard.
 type Wallet struct {
 	path string
 	src  Source
@@ -50,8 +52,8 @@ type Wallet struct {
 	refillMu sync.Mutex // one refill at a time
 
 	mu        sync.Mutex
-	tokens    []walletToken // oldest first
-	refilling bool
+	tokens    map[peer.ID][]walletToken // per guard, oldest first
+	refilling map[peer.ID]bool
 	retryAt   time.Time
 	lastErr   error
 	remaining int // from the last batch; -1 before one
@@ -59,13 +61,15 @@ type Wallet struct {
 }
 
 type walletToken struct {
+	guard   peer.ID
 	expires time.Time
 	enc     []byte
 }
 
 // WalletState is a wallet's state, for a status page.
 type WalletState struct {
-	Tokens    int       // unspent tokens held
+	Tokens    int       // unspent tokens held, for all guards
+	Guards    int       // guards they are for
 	Remaining int       // more the TIS allows this period, -1 if not known yet
 	Refilling bool      // a refill is under way
 	RetryAt   time.Time // after a failed refill, when the next may start
@@ -75,15 +79,20 @@ type WalletState struct {
 // OpenWallet opens the wallet file at path (created on the first save)
 // that src refills.
 func OpenWallet(path string, src Source, opts WalletOptions) (*Wallet, error) {
-	w := &Wallet{path: path, src: src, opts: opts.withDefaults(), log: logrus.WithField("component", "token-wallet"), remaining: -1}
+	w := &Wallet{path: path, src: src, opts: opts.withDefaults(), log: logrus.WithField("component", "token-wallet"),
+		tokens: make(map[peer.ID][]walletToken), refilling: make(map[peer.ID]bool), remaining: -1}
 	b, err := readWalletFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		return nil, err
 	default:
-		if w.tokens, err = decodeWallet(b); err != nil {
+		ts, err := decodeWallet(b)
+		if err != nil {
 			return nil, fmt.Errorf("wallet %s: %w", path, err)
+		}
+		for _, t := range ts {
+			w.tokens[t.guard] = append(w.tokens[t.guard], t)
 		}
 	}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
@@ -112,6 +121,7 @@ func encodeWallet(ts []walletToken) []byte {
 	b := []byte{walletVersion}
 	b = binary.BigEndian.AppendUint32(b, uint32(len(ts)))
 	for _, t := range ts {
+		b = wire.AppendBytes16(b, []byte(t.guard))
 		b = binary.BigEndian.AppendUint64(b, uint64(t.expires.Unix()))
 		b = wire.AppendBytes16(b, t.enc)
 	}
@@ -129,15 +139,19 @@ func decodeWallet(b []byte) ([]walletToken, error) {
 	}
 	var ts []walletToken
 	for i := uint32(0); i < n && r.Err() == nil; i++ {
+		guard := peer.ID(r.Bytes16("guard", maxGuard))
 		exp := r.Time("expiry")
 		enc := r.Bytes16("token", MaxTokenSize)
 		if r.Err() != nil {
 			break
 		}
+		if len(guard) == 0 {
+			return nil, fmt.Errorf("wallet token without a guard: %w", ErrMalformed)
+		}
 		if _, err := DecodeToken(enc); err != nil {
 			return nil, err
 		}
-		ts = append(ts, walletToken{expires: exp, enc: enc})
+		ts = append(ts, walletToken{guard: guard, expires: exp, enc: enc})
 	}
 	r.End("wallet")
 	if r.Err() != nil {
@@ -148,27 +162,58 @@ func decodeWallet(b []byte) ([]walletToken, error) {
 
 // dropExpiredLocked removes the tokens whose period is over.
 func (w *Wallet) dropExpiredLocked(now time.Time) {
-	kept := w.tokens[:0]
-	for _, t := range w.tokens {
-		if now.Before(t.expires) {
-			kept = append(kept, t)
+	for g, ts := range w.tokens {
+		kept := ts[:0]
+		for _, t := range ts {
+			if now.Before(t.expires) {
+				kept = append(kept, t)
+			}
+		}
+		clear(ts[len(kept):])
+		if len(kept) == 0 {
+			delete(w.tokens, g)
+		} else {
+			w.tokens[g] = kept
 		}
 	}
-	clear(w.tokens[len(kept):])
-	w.tokens = kept
+}
+
+// countLocked returns the number of tokens held.
+func (w *Wallet) countLocked() int {
+	n := 0
+	for _, ts := range w.tokens {
+		n += len(ts)
+	}
+	return n
 }
 
 func (w *Wallet) saveLocked() error {
-	return privfile.Replace(w.path, encodeWallet(w.tokens))
+	all := make([]walletToken, 0, w.countLocked())
+	for _, ts := range w.tokens {
+		all = append(all, ts...)
+	}
+	return privfile.Replace(w.path, encodeWallet(all))
 }
 
-// Take returns an encoded token to present to a guard. An empty wallet
-// refills first (within ctx); when that fails, or a failed refill is
-// less than RetryDelay ago, Take returns ErrNoTokens wrapping the cause.
-func (w *Wallet) Take(ctx context.Context) ([]byte, error) {
+// Forget drops the tokens for guard, e.g. when the client stops using it.
+func (w *Wallet) Forget(guard peer.ID) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.tokens[guard]; !ok {
+		return nil
+	}
+	delete(w.tokens, guard)
+	return w.saveLocked()
+}
+
+// Take returns an encoded token to present to guard. Without one for
+// guard it refills first (within ctx); when that fails, or a failed
+// refill is less than RetryDelay ago, Take returns ErrNoTokens wrapping
+// the cause.
+func (w *Wallet) Take(ctx context.Context, guard peer.ID) ([]byte, error) {
 	w.mu.Lock()
 	w.dropExpiredLocked(w.opts.Now())
-	if len(w.tokens) == 0 {
+	if len(w.tokens[guard]) == 0 {
 		retry, last := w.retryAt, w.lastErr
 		w.mu.Unlock()
 		if w.opts.Now().Before(retry) {
@@ -176,10 +221,10 @@ func (w *Wallet) Take(ctx context.Context) ([]byte, error) {
 		}
 		// A refill under way when this one began may have filled the
 		// wallet even if this one failed.
-		err := w.Refill(ctx)
+		err := w.Refill(ctx, guard)
 		w.mu.Lock()
 		w.dropExpiredLocked(w.opts.Now())
-		if len(w.tokens) == 0 {
+		if len(w.tokens[guard]) == 0 {
 			w.mu.Unlock()
 			if err == nil {
 				err = errors.New("the TIS gave none")
@@ -188,47 +233,53 @@ func (w *Wallet) Take(ctx context.Context) ([]byte, error) {
 		}
 	}
 	defer w.mu.Unlock()
-	t := w.tokens[0]
-	w.tokens[0] = walletToken{}
-	w.tokens = w.tokens[1:]
+	ts := w.tokens[guard]
+	t := ts[0]
+	ts[0] = walletToken{}
+	if ts = ts[1:]; len(ts) == 0 {
+		delete(w.tokens, guard)
+	} else {
+		w.tokens[guard] = ts
+	}
 	if err := w.saveLocked(); err != nil {
 		// The token is handed out anyway: should the file keep it, a
 		// guard refuses it as spent later, which costs one circuit.
 		w.log.WithError(err).Warn("save wallet")
 	}
-	if len(w.tokens) < w.opts.Low {
-		w.startRefillLocked()
+	if len(ts) < w.opts.Low {
+		w.startRefillLocked(guard)
 	}
 	return t.enc, nil
 }
 
-// startRefillLocked starts a background refill unless one runs, the
-// wallet is closed, or the last one failed less than RetryDelay ago.
-func (w *Wallet) startRefillLocked() {
-	if w.closed || w.refilling || w.opts.Now().Before(w.retryAt) {
+// startRefillLocked starts a background refill for guard unless one
+// runs, the wallet is closed, or the last refill failed less than
+// RetryDelay ago.
+func (w *Wallet) startRefillLocked(guard peer.ID) {
+	if w.closed || w.refilling[guard] || w.opts.Now().Before(w.retryAt) {
 		return
 	}
-	w.refilling = true
+	w.refilling[guard] = true
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
-		err := w.Refill(w.ctx)
+		err := w.Refill(w.ctx, guard)
 		if err != nil && w.ctx.Err() == nil {
 			w.log.WithError(err).Debug("refill token wallet")
 		}
 		w.mu.Lock()
-		w.refilling = false
+		delete(w.refilling, guard)
 		w.mu.Unlock()
 	}()
 }
 
-// Refill asks the source for tokens until the wallet holds Target or the
-// TIS allows no more this period. A failure is kept for State and delays
-// the next background refill by RetryDelay.
-func (w *Wallet) Refill(ctx context.Context) error {
+// Refill asks the source for tokens for guard until the wallet holds
+// Target of them or the TIS allows no more this period. A failure is kept
+// for State and delays the next background refill by RetryDelay.
+func (w *Wallet) Refill(ctx context.Context, guard peer.ID) error {
 	w.refillMu.Lock()
 	defer w.refillMu.Unlock()
-	err := w.refill(ctx)
+	err := w.refill(ctx, guard)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err != nil && ctx.Err() != nil {
@@ -243,16 +294,20 @@ func (w *Wallet) Refill(ctx context.Context) error {
 	return err
 }
 
-func (w *Wallet) refill(ctx context.Context) error {
+func (w *Wallet) refill(ctx context.Context, guard peer.ID) error {
 	for {
 		w.mu.Lock()
 		w.dropExpiredLocked(w.opts.Now())
-		need := w.opts.Target - len(w.tokens)
+		need := w.opts.Target - len(w.tokens[guard])
+		room := MaxWalletTokens - w.countLocked()
 		w.mu.Unlock()
 		if need <= 0 {
 			return nil
 		}
-		batch, err := w.src.Issue(ctx, min(need, MaxBatch))
+		if room < need {
+			return fmt.Errorf("wallet holds %d tokens, room for %d: forget unused guards", MaxWalletTokens-room, room)
+		}
+		batch, err := w.src.Issue(ctx, guard, min(need, MaxBatch))
 		if err != nil {
 			return err
 		}
@@ -263,7 +318,7 @@ func (w *Wallet) refill(ctx context.Context) error {
 				w.mu.Unlock()
 				return err
 			}
-			w.tokens = append(w.tokens, walletToken{expires: batch.Key.End, enc: enc})
+			w.tokens[guard] = append(w.tokens[guard], walletToken{guard: guard, expires: batch.Key.End, enc: enc})
 		}
 		w.remaining = batch.Remaining
 		err = w.saveLocked()
@@ -282,7 +337,7 @@ func (w *Wallet) State() WalletState {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.dropExpiredLocked(w.opts.Now())
-	return WalletState{Tokens: len(w.tokens), Remaining: w.remaining, Refilling: w.refilling, RetryAt: w.retryAt, LastError: w.lastErr}
+	return WalletState{Tokens: w.countLocked(), Guards: len(w.tokens), Remaining: w.remaining, Refilling: len(w.refilling) > 0, RetryAt: w.retryAt, LastError: w.lastErr}
 }
 
 // Close stops a background refill and waits for it. It is idempotent;

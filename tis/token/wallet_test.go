@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pikcio/pikcio/tis"
 )
 
@@ -34,7 +35,7 @@ func TestWallet(t *testing.T) {
 	guard := f.redeemer(t, RedeemerOptions{})
 
 	// An empty wallet refills before the first token.
-	tok, err := w.Take(ctx(t))
+	tok, err := w.Take(ctx(t), testGuard)
 	if err != nil {
 		t.Fatalf("first Take: %v", err)
 	}
@@ -50,7 +51,7 @@ func TestWallet(t *testing.T) {
 
 	// Falling under Low starts a background refill up to Target.
 	for range 2 {
-		tok, err := w.Take(ctx(t))
+		tok, err := w.Take(ctx(t), testGuard)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,7 +78,7 @@ func TestWallet(t *testing.T) {
 	// limit, until the next period.
 	var spent int
 	for {
-		tok, err := w.Take(ctx(t))
+		tok, err := w.Take(ctx(t), testGuard)
 		if err != nil {
 			if !errors.Is(err, ErrNoTokens) || !errors.Is(err, ErrLimit) {
 				t.Fatalf("out of tokens: %v, want ErrNoTokens and ErrLimit", err)
@@ -100,7 +101,7 @@ func TestWallet(t *testing.T) {
 	// The next period: the old tokens are gone, new ones come.
 	f.clock.Add(DefaultPeriod)
 	guard = f.redeemer(t, RedeemerOptions{})
-	if tok, err = w.Take(ctx(t)); err != nil {
+	if tok, err = w.Take(ctx(t), testGuard); err != nil {
 		t.Fatalf("Take in the next period: %v", err)
 	}
 	if err := guard.Redeem(tok, f.clock.Now()); err != nil {
@@ -115,7 +116,7 @@ func TestWalletDropsExpiredTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.Close() })
-	if err := w.Refill(ctx(t)); err != nil {
+	if err := w.Refill(ctx(t), testGuard); err != nil {
 		t.Fatal(err)
 	}
 	if st := w.State(); st.Tokens != DefaultWalletTarget {
@@ -150,5 +151,32 @@ func TestOpenWalletRefusesBadFiles(t *testing.T) {
 				t.Fatalf("OpenWallet: %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestWalletPerGuard(t *testing.T) {
+	f := newFixture(t, IssuerOptions{})
+	w, err := OpenWallet(filepath.Join(t.TempDir(), "tokens"), f.client(f.tis.Enroll(t, "alice")), WalletOptions{Low: 1, Target: 2, Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	for _, g := range []peer.ID{testGuard, otherGuard} {
+		tok, err := w.Take(ctx(t), g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.redeemerFor(t, g, RedeemerOptions{}).Redeem(tok, f.clock.Now()); err != nil {
+			t.Fatalf("token taken for %s at that guard: %v", g, err)
+		}
+	}
+	if st := w.State(); st.Guards != 2 || st.Tokens != 2 {
+		t.Fatalf("state: %+v, want 2 guards with a token each", st)
+	}
+	if err := w.Forget(otherGuard); err != nil {
+		t.Fatal(err)
+	}
+	if st := w.State(); st.Guards != 1 || st.Tokens != 1 {
+		t.Fatalf("after Forget: %+v", st)
 	}
 }
