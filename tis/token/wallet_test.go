@@ -2,6 +2,8 @@ package token
 
 import (
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -111,7 +113,7 @@ func TestWallet(t *testing.T) {
 
 func TestWalletDropsExpiredTokens(t *testing.T) {
 	f := newFixture(t, IssuerOptions{})
-	w, err := OpenWallet(filepath.Join(t.TempDir(), "tokens"), f.client(f.tis.Enroll(t, "alice")), WalletOptions{Now: f.clock.Now})
+	w, err := OpenWallet(filepath.Join(t.TempDir(), "tokens"), f.client(f.tis.Enroll(t, "alice")), WalletOptions{Low: 2, Target: 8, Now: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,8 +121,8 @@ func TestWalletDropsExpiredTokens(t *testing.T) {
 	if err := w.Refill(ctx(t), testGuard); err != nil {
 		t.Fatal(err)
 	}
-	if st := w.State(); st.Tokens != DefaultWalletTarget {
-		t.Fatalf("refilled wallet holds %d, want %d", st.Tokens, DefaultWalletTarget)
+	if st := w.State(); st.Tokens != 8 {
+		t.Fatalf("refilled wallet holds %d, want 8", st.Tokens)
 	}
 	f.clock.Add(DefaultPeriod)
 	if st := w.State(); st.Tokens != 0 {
@@ -178,5 +180,47 @@ func TestWalletPerGuard(t *testing.T) {
 	}
 	if st := w.State(); st.Guards != 1 || st.Tokens != 1 {
 		t.Fatalf("after Forget: %+v", st)
+	}
+}
+
+// TestWalletCloseStopsRefill: Close ends a background refill that a TIS
+// which never answers holds up, and waits for it.
+func TestWalletCloseStopsRefill(t *testing.T) {
+	f := newFixture(t, IssuerOptions{})
+	w, err := OpenWallet(filepath.Join(t.TempDir(), "tokens"), f.client(f.tis.Enroll(t, "alice")), WalletOptions{Low: 2, Target: 2, Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	if err := w.Refill(ctx(t), testGuard); err != nil {
+		t.Fatal(err)
+	}
+	stuck := make(chan struct{})
+	f.tis.Server.MountTokens(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == PathIssue {
+			io.Copy(io.Discard, r.Body) // then the server notices the client leave
+			close(stuck)
+			<-r.Context().Done()
+			return
+		}
+		f.issuer.Handler().ServeHTTP(rw, r)
+	}))
+	if _, err := w.Take(ctx(t), testGuard); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-stuck:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no background refill")
+	}
+	done := make(chan struct{})
+	go func() { w.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not end the refill")
+	}
+	if st := w.State(); st.Refilling || st.LastError != nil || st.Tokens != 1 {
+		t.Fatalf("after Close: %+v", st)
 	}
 }
