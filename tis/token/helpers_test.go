@@ -4,15 +4,22 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/sirupsen/logrus"
 
 	"github.com/pikcio/pikcio/tis/tistest"
 )
+
+func TestMain(m *testing.M) {
+	logrus.SetLevel(logrus.WarnLevel)
+	os.Exit(m.Run())
+}
 
 // clock is a settable test clock.
 type clock struct {
