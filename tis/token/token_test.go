@@ -34,6 +34,7 @@ func TestIssuanceLimit(t *testing.T) {
 	f := newFixture(t, IssuerOptions{TokensPerPeriod: limit})
 	alice := f.tis.Enroll(t, "alice")
 	c := f.client(alice)
+	var first *Key
 	for _, step := range []struct {
 		ask, got, remaining int
 	}{
@@ -41,6 +42,7 @@ func TestIssuanceLimit(t *testing.T) {
 		{8, 2, 0},
 	} {
 		toks, b := issue(t, c, step.ask)
+		first = b.Key
 		if len(toks) != step.got || b.Remaining != step.remaining {
 			t.Fatalf("asked %d: got %d, %d remaining; want %d, %d", step.ask, len(toks), b.Remaining, step.got, step.remaining)
 		}
@@ -71,6 +73,25 @@ func TestIssuanceLimit(t *testing.T) {
 	toks, b := issue(t, c, 4)
 	if len(toks) != 4 || b.Remaining != limit-4 {
 		t.Fatalf("next period: %d tokens, %d remaining", len(toks), b.Remaining)
+	}
+	if b.Key.ID() == first.ID() || !b.Key.Start.Equal(first.End) {
+		t.Fatalf("next period's key %s [%s, %s) after %s [%s, %s)", b.Key.ID(), b.Key.Start, b.Key.End, first.ID(), first.Start, first.End)
+	}
+}
+
+// TestGuardVerifiesOffline: a guard that fetched the keys once checks
+// tokens of the next period without asking the TIS again.
+func TestGuardVerifiesOffline(t *testing.T) {
+	f := newFixture(t, IssuerOptions{})
+	guard := f.redeemer(t, RedeemerOptions{})
+	c := f.client(f.tis.Enroll(t, "alice"))
+	f.clock.Add(DefaultPeriod)
+	toks, _ := issue(t, c, 1)
+	if err := f.tis.Server.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := guard.Redeem(toks[0], f.clock.Now()); err != nil {
+		t.Fatalf("next period's token, TIS down: %v", err)
 	}
 }
 
