@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -104,16 +106,32 @@ func (c *Client) Issue(ctx context.Context, guard peer.ID, n int) (*Batch, error
 	if err != nil {
 		return nil, err
 	}
+	// The key of the period that holds now, then, should the TIS's clock
+	// have crossed a period's end that this one has not (or the reverse),
+	// the key of the neighbouring period within the clock skew.
 	now := c.now()
-	var key *Key
-	for _, k := range keys {
-		if !now.Before(k.Start) && now.Before(k.End) {
-			key = k
+	var cands []*Key
+	for _, at := range []time.Time{now, now.Add(tis.DefaultMaxClockSkew), now.Add(-tis.DefaultMaxClockSkew)} {
+		for _, k := range keys {
+			if !at.Before(k.Start) && at.Before(k.End) && !slices.Contains(cands, k) {
+				cands = append(cands, k)
+			}
 		}
 	}
-	if key == nil {
+	if len(cands) == 0 {
 		return nil, fmt.Errorf("no token key for %s: %w", now.UTC().Format(time.RFC3339), ErrUnknownKey)
 	}
+	for _, key := range cands {
+		b, err := c.issueUnder(ctx, key, guard, n, now)
+		if !errors.Is(err, ErrUnknownKey) {
+			return b, err
+		}
+	}
+	return nil, fmt.Errorf("issue tokens: the TIS refused keys %v: %w", cands, ErrUnknownKey)
+}
+
+// issueUnder is Issue under key.
+func (c *Client) issueUnder(ctx context.Context, key *Key, guard peer.ID, n int, now time.Time) (*Batch, error) {
 	bc, err := blindrsa.NewClient(variant, key.PublicKey)
 	if err != nil {
 		return nil, fmt.Errorf("token key %s: %w", key.ID(), err)

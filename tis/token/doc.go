@@ -44,8 +44,10 @@
 // the previous period's key during DefaultGrace, the current one's and
 // the next one's, so a guard holds a key before its period begins.
 //
-// Issuance (PathIssue, Client.Issue): the client picks the current key,
-// draws a 32-byte random seed per token and blinds the message
+// Issuance (PathIssue, Client.Issue): the client picks the current key
+// (at the turn of a period, should the TIS refuse it as not current, the
+// neighbouring one within the clock skew), draws a 32-byte random seed per
+// token and blinds the message
 //
 //	"pikcio-admission-token-v1\x00" || key ID || len16 || guard peer ID || seed
 //
@@ -64,7 +66,8 @@
 //
 // Redemption (Redeemer.Redeem): the guard decodes the token, finds its key
 // among the keys it holds (one of another TIS, or a made-up key, is
-// ErrUnknownKey), checks the period and grace, verifies the signature over
+// ErrUnknownKey), checks the time (from tis.DefaultMaxClockSkew before the
+// key's period to Grace after it), verifies the signature over
 // the message with its own peer ID in it (a token made for another guard
 // fails like a forged one, ErrForged), and refuses a seed it has seen
 // under that key (ErrSpent). The spent-token cache is per key, capped at

@@ -78,6 +78,8 @@ func newKey(issuer tis.KeyID, start, end time.Time, pub *rsa.PublicKey) *Key {
 // ID returns the key's ID.
 func (k *Key) ID() KeyID { return k.id }
 
+func (k *Key) String() string { return k.id.String() }
+
 // body is the signed part of the encoding.
 func (k *Key) body() ([]byte, error) {
 	if k.PublicKey == nil || len(k.der) == 0 || !k.End.After(k.Start) || k.Start.Unix() < 0 || k.End.Unix() >= wire.MaxUnix {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/cloudflare/circl/blindsign/blindrsa"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/pikcio/pikcio/tis"
 )
 
 // Redeemer is the guard side: it holds the token keys of one TIS and
@@ -77,7 +79,9 @@ func (r *Redeemer) pruneLocked(now time.Time) {
 	}
 }
 
-// Redeem checks an encoded token at now and marks it spent. It returns
+// Redeem checks an encoded token at now and marks it spent. A token is
+// good from tis.DefaultMaxClockSkew before its key's period (a client's
+// clock may be ahead) to Grace after it. It returns
 // ErrMalformed, ErrUnknownKey (a key this TIS did not publish, e.g. a
 // token of another TIS), ErrNotYetValid, ErrExpired, ErrForged (also for
 // a token made for another guard), ErrSpent or ErrCacheFull, wrapped. A refused token is not marked spent.
@@ -93,7 +97,7 @@ func (r *Redeemer) Redeem(b []byte, now time.Time) error {
 		return fmt.Errorf("token of key %s: %w", t.Key, ErrUnknownKey)
 	}
 	switch {
-	case now.Before(k.key.Start):
+	case now.Add(tis.DefaultMaxClockSkew).Before(k.key.Start):
 		return fmt.Errorf("token of key %s, valid from %s: %w", t.Key, k.key.Start, ErrNotYetValid)
 	case !now.Before(k.key.End.Add(r.opts.Grace)):
 		return fmt.Errorf("token of key %s, valid until %s: %w", t.Key, k.key.End, ErrExpired)

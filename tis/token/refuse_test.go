@@ -145,7 +145,7 @@ func TestGuardRefusesBadTokens(t *testing.T) {
 		{"forged signature", forgedSig, now, ErrForged},
 		{"signature of another seed", swappedEnc, now, ErrForged},
 		{"from another TIS", otherToks[0], now, ErrUnknownKey},
-		{"before its period", toks[0], batch.Key.Start.Add(-time.Second), ErrNotYetValid},
+		{"before its period and the clock skew", toks[0], batch.Key.Start.Add(-tis.DefaultMaxClockSkew - time.Second), ErrNotYetValid},
 		{"after its period and grace", toks[0], batch.Key.End.Add(DefaultGrace), ErrExpired},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

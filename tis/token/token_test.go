@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pikcio/pikcio/tis"
 )
@@ -123,5 +124,36 @@ func TestIssuanceLimitConcurrent(t *testing.T) {
 	wg.Wait()
 	if total != limit {
 		t.Fatalf("6 concurrent requests of 4 got %d tokens, want the limit %d", total, limit)
+	}
+}
+
+// TestIssueAcrossPeriodBoundary: at the turn of a period a client whose
+// clock is a little behind or ahead of the TIS's still gets tokens (of
+// the TIS's current key), which a guard on the TIS's clock accepts.
+func TestIssueAcrossPeriodBoundary(t *testing.T) {
+	f := newFixture(t, IssuerOptions{})
+	keys, err := f.issuer.Keys(f.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(keys[0].End.Sub(f.clock.Now()) + 30*time.Second) // 30s into the next period
+	guard := f.redeemer(t, RedeemerOptions{})
+	p := f.tis.Enroll(t, "alice")
+	for _, skew := range []time.Duration{-2 * time.Minute, 0, 2 * time.Minute} {
+		c := f.client(p)
+		c.Now = func() time.Time { return f.clock.Now().Add(skew) }
+		toks, b := issue(t, c, 1)
+		if b.Key.ID() != keys[1].ID() {
+			t.Fatalf("client %s off: tokens of key %s, want the current %s", skew, b.Key.ID(), keys[1].ID())
+		}
+		if err := guard.Redeem(toks[0], f.clock.Now()); err != nil {
+			t.Fatalf("client %s off: %v", skew, err)
+		}
+	}
+	// A guard whose clock is behind the client's accepts its token a
+	// little before the period starts.
+	toks, _ := issue(t, f.client(p), 1)
+	if err := f.redeemer(t, RedeemerOptions{}).Redeem(toks[0], keys[1].Start.Add(-time.Minute)); err != nil {
+		t.Fatalf("a minute before the period: %v", err)
 	}
 }
