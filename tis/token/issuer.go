@@ -216,6 +216,7 @@ func (is *Issuer) Issue(ctx context.Context, q *IssueRequest) (*IssueResponse, e
 	}
 	period := is.periodOf(now)
 	is.mu.Lock()
+	is.pruneLocked(now)
 	k, err := is.keyLocked(period)
 	is.mu.Unlock()
 	if err != nil {

@@ -67,6 +67,7 @@ type IssuerOptions struct {
 	// it (e.g. to a file in the TIS directory). Empty keeps them in
 	// memory, for tests: a restarted issuer would then sign a second key
 	// for the period, which guards and clients refuse (ErrKeyConflict).
+	// The file names keys by period number: a new Period needs a new file.
 	KeyFile string
 	// MaxClockSkew bounds request timestamps (default tis.DefaultMaxClockSkew).
 	MaxClockSkew time.Duration
