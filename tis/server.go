@@ -107,6 +107,7 @@ type Server struct {
 	revBlob []byte
 	closed  bool
 	httpSrv *http.Server
+	tokens  tokenMount // PathTokens (tokens.go)
 
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -154,6 +155,7 @@ func NewServer(dir string, opts ServerOptions) (*Server, error) {
 	s.mux.HandleFunc("GET "+PathRootKey, s.handleRootKey)
 	s.mux.HandleFunc("POST "+PathRelayScore, s.handleRelayScore)
 	s.mux.HandleFunc("GET "+PathSeeds, s.handleSeeds)
+	s.mux.Handle(PathTokens, &s.tokens)
 	return s, nil
 }
 
