@@ -64,6 +64,12 @@ type Discovery struct {
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	publishNow chan struct{}
+	// publishMu serializes publications: each reads the relay's info and
+	// takes its timestamp under it, so a later Publish always carries the
+	// later info and a newer timestamp, and the DHT never refuses it as
+	// older than one under way (a background republish racing an explicit
+	// Publish after an info change).
+	publishMu sync.Mutex
 
 	mu            sync.Mutex
 	started       bool
@@ -304,6 +310,8 @@ func (d *Discovery) Publish(ctx context.Context) error {
 	if d.o.relayInfo == nil {
 		return ErrNotRelay
 	}
+	d.publishMu.Lock()
+	defer d.publishMu.Unlock()
 	info, err := d.o.relayInfo()
 	if err != nil {
 		return fmt.Errorf("relay info: %w", err)
@@ -316,6 +324,9 @@ func (d *Discovery) Publish(ctx context.Context) error {
 		// keeps the old one.
 		pub = d.lastPublished.Add(time.Second)
 	}
+	// Reserved before the put: a put that failed half-way (stored here,
+	// not at the servers) must not make the next one look older.
+	d.lastPublished = pub
 	d.mu.Unlock()
 	proto := info.Protocol
 	if proto == 0 {
@@ -347,9 +358,6 @@ func (d *Discovery) Publish(ctx context.Context) error {
 	if err := d.dht.PutValue(ctx, DescriptorKey(d.host.ID()), b); err != nil {
 		return fmt.Errorf("put descriptor: %w", err)
 	}
-	d.mu.Lock()
-	d.lastPublished = pub
-	d.mu.Unlock()
 	if d.o.strategy.providers() {
 		if err := d.dht.Provide(ctx, RelaysCID, true); err != nil {
 			return fmt.Errorf("provide relay key: %w", err)
