@@ -64,6 +64,11 @@ type RelayOptions struct {
 	OnionKeyLifetime time.Duration
 	OnionKeyGrace    time.Duration
 	ReplayWindow     time.Duration
+	// OnionKeyFile, when set, is where the relay keeps its current and
+	// previous onion keys (mode 0600, rewritten at each rotation), so that
+	// after a restart it still answers to the key its published descriptor
+	// names. "" keeps them in memory: a restart makes a new key.
+	OnionKeyFile string
 	// BandwidthRate caps the bytes per second of cells this relay sends
 	// (0: unlimited); BandwidthBurst is the bucket (0: one second's worth),
 	// never less than one batch of cells.

@@ -59,7 +59,7 @@ func NewRelay(h host.Host, opts RelayOptions) (*Relay, error) {
 		return nil, fmt.Errorf("new relay: no private key for host %s", h.ID().ShortString())
 	}
 	now := time.Now()
-	keys, err := newOnionKeyring(sk, opts.OnionKeyLifetime, opts.OnionKeyGrace, now)
+	keys, err := openOnionKeyring(sk, opts.OnionKeyLifetime, opts.OnionKeyGrace, now, opts.OnionKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("new relay: %w", err)
 	}

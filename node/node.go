@@ -312,6 +312,9 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 		if n.tis != nil && n.tis.require {
 			ro.AdmitPeer = n.tis.admitPeer
 		}
+		if n.dataDir != "" {
+			ro.OnionKeyFile = filepath.Join(n.dataDir, circuit.OnionKeysFile)
+		}
 		r, err := circuit.NewRelay(n.host, ro)
 		if err != nil {
 			return fmt.Errorf("relay: %w", err)
