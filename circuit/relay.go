@@ -626,7 +626,7 @@ func (rc *relayCirc) begin(id uint16, b beginMsg) (DestroyReason, error) {
 	s, err := e.acceptStream(id, streamAddr{host: b.host, port: b.port})
 	if err != nil {
 		if errors.Is(err, errStreamCap) {
-			return DestroyNone, rc.sendRelay(relayEnd, id, []byte{byte(endreason.ReasonMisc)})
+			return DestroyNone, rc.sendRelay(relayEnd, id, []byte{byte(endreason.ReasonCircuitFull)})
 		}
 		return DestroyProtocol, err
 	}

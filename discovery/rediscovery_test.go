@@ -2,8 +2,11 @@ package discovery
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 func TestDownMarks(t *testing.T) {
@@ -140,5 +143,35 @@ func TestNegativeCacheShort(t *testing.T) {
 	// The client's own first refresh may have missed it too: two misses.
 	if left := time.Until(neg.until); left > 2*negativeMin {
 		t.Fatalf("asked again in %v, want at most %v", left, 2*negativeMin)
+	}
+}
+
+// TestSelectAvoidExits: exits a request avoids are passed over while
+// another fits, and used when none does.
+func TestSelectAvoidExits(t *testing.T) {
+	relays := fabricateNet(t, time.Now(), 24)
+	var exits []peer.ID
+	for _, d := range relays {
+		if d.Flags&FlagExit != 0 {
+			exits = append(exits, d.PeerID)
+		}
+	}
+	for _, hops := range []int{1, 3} {
+		for _, guards := range [][]peer.ID{nil, {relays[0].PeerID, relays[2].PeerID}} {
+			sel := &Selector{AllowSameSubnet: true}
+			keep := exits[len(exits)-1]
+			for range 20 {
+				path, err := sel.Select(relays, PathRequest{Hops: hops, Port: 443, AvoidExits: exits[:len(exits)-1]}, guards)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := path[len(path)-1].PeerID; got != keep && !(hops > 1 && guards != nil && slices.Contains(guards, keep)) {
+					t.Fatalf("%d hops: exit %s avoided, want %s", hops, got, keep)
+				}
+			}
+			if _, err := sel.Select(relays, PathRequest{Hops: hops, Port: 443, AvoidExits: exits}, guards); err != nil {
+				t.Fatalf("every exit avoided: %v", err)
+			}
+		}
 	}
 }

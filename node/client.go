@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pikcio/pikcio/circuit"
 	"github.com/pikcio/pikcio/discovery"
 	"github.com/pikcio/pikcio/proxy"
@@ -16,6 +17,11 @@ import (
 // which retries on other paths and learns the build timeout.
 func (n *Node) buildCircuit(ctx context.Context) (proxy.Circuit, error) {
 	req := discovery.PathRequest{Hops: int(n.hops.Load())}
+	for _, e := range proxy.AvoidExits(ctx) {
+		if id, err := peer.Decode(e); err == nil {
+			req.AvoidExits = append(req.AvoidExits, id)
+		}
+	}
 	if err := n.waitPath(ctx, req); err != nil {
 		return nil, err
 	}
@@ -105,6 +111,7 @@ func (n *Node) pokeKeeper() {
 // the network is still being found.
 func (n *Node) keepDirectory() {
 	interval := keeperMin
+	possible := false
 	for {
 		last := time.Now()
 		ctx, cancel := context.WithTimeout(n.ctx, refreshTimeout)
@@ -119,6 +126,11 @@ func (n *Node) keepDirectory() {
 		}
 		req := discovery.PathRequest{Hops: int(n.hops.Load())}
 		if perr := n.pathPossible(req); perr != nil {
+			if possible {
+				// The directory shrank below a path: look again at once,
+				// then back off as at the start.
+				possible, interval = false, keeperMin/2
+			}
 			if interval >= keeperBusyMax {
 				log.WithError(perr).Warn("not enough relays known for a circuit yet")
 			} else {
@@ -126,6 +138,7 @@ func (n *Node) keepDirectory() {
 			}
 			interval = min(2*interval, keeperBusyMax)
 		} else {
+			possible = true
 			n.dirReady.Do(func() {
 				log.Info("relays found")
 				n.mu.Lock()
