@@ -1,14 +1,18 @@
 package circuit
 
 import (
+	"cmp"
 	"context"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
 	lpyamux "github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/transport/quicreuse"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/quic-go/quic-go"
 	"go.uber.org/fx"
 )
@@ -19,7 +23,11 @@ import (
 func LinkOptions() []libp2p.Option {
 	cfg := *lpyamux.DefaultTransport
 	yamuxLiveness(&cfg)
-	return []libp2p.Option{libp2p.Muxer(lpyamux.ID, &cfg), quicLiveness()}
+	return []libp2p.Option{
+		libp2p.Muxer(lpyamux.ID, &cfg),
+		quicLiveness(),
+		libp2p.SwarmOpts(swarm.WithDialRanker(tcpFirst)),
+	}
 }
 
 // Liveness of links. A relay that dies, or hangs without closing its
@@ -40,6 +48,38 @@ const (
 	// nothing (not even the answer to a keep-alive) for this long is dead.
 	linkIdleTimeout = 4 * time.Second
 )
+
+// tcpFirstDelay is how long a dial waits for TCP before it tries QUIC.
+const tcpFirstDelay = 300 * time.Millisecond
+
+// tcpFirst ranks a peer's addresses for dialing: TCP first, QUIC (and
+// anything else) tcpFirstDelay later, lowest port first within each.
+// libp2p prefers QUIC; links prefer TCP because when a relay process dies
+// its kernel closes its TCP connections at once, so the circuits through
+// it fail within milliseconds, where a QUIC link waits for its idle
+// timeout (a dead process sends no CONNECTION_CLOSE, and ICMP errors do
+// not reach quic-go's shared socket).
+func tcpFirst(addrs []ma.Multiaddr) []network.AddrDelay {
+	out := make([]network.AddrDelay, 0, len(addrs))
+	for _, a := range addrs {
+		d := tcpFirstDelay
+		if _, err := a.ValueForProtocol(ma.P_TCP); err == nil && !isWebSocket(a) {
+			d = 0
+		}
+		out = append(out, network.AddrDelay{Addr: a, Delay: d})
+	}
+	slices.SortStableFunc(out, func(x, y network.AddrDelay) int { return cmp.Compare(x.Delay, y.Delay) })
+	return out
+}
+
+func isWebSocket(a ma.Multiaddr) bool {
+	for _, c := range a {
+		if c.Code() == ma.P_WS || c.Code() == ma.P_WSS {
+			return true
+		}
+	}
+	return false
+}
 
 // yamuxLiveness sets a yamux configuration's keep-alive so that a TCP link
 // to a peer that stopped answering closes within about

@@ -13,6 +13,7 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -232,5 +233,40 @@ func TestDeadLinkNoticed(t *testing.T) {
 				t.Fatal("open stream not failed with the circuit")
 			}
 		})
+	}
+}
+
+// TestLinksPreferTCP: a host built with LinkOptions dials a peer that
+// listens on both transports over TCP, whose kernel closes it at once when
+// the peer's process dies.
+func TestLinksPreferTCP(t *testing.T) {
+	a := linkHost(t, "/ip4/127.0.0.1/udp/0/quic-v1")
+	rm, err := ResourceManager(RelayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	both, err := libp2p.New(append([]libp2p.Option{libp2p.ListenAddrStrings("/ip4/127.0.0.1/udp/0/quic-v1", "/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay(), libp2p.ResourceManager(rm)}, LinkOptions()...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { both.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Connect(ctx, peer.AddrInfo{ID: both.ID(), Addrs: both.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	conns := a.Network().ConnsToPeer(both.ID())
+	if len(conns) != 1 {
+		t.Fatalf("%d connections", len(conns))
+	}
+	if _, err := conns[0].RemoteMultiaddr().ValueForProtocol(ma.P_TCP); err != nil {
+		t.Fatalf("link over %s, want TCP", conns[0].RemoteMultiaddr())
+	}
+	ranked := tcpFirst([]ma.Multiaddr{
+		ma.StringCast("/ip4/127.0.0.1/udp/4001/quic-v1"),
+		ma.StringCast("/ip4/127.0.0.1/tcp/4001"),
+	})
+	if ranked[0].Delay != 0 || ranked[1].Delay != tcpFirstDelay {
+		t.Fatalf("ranking %v", ranked)
 	}
 }
