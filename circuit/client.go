@@ -337,7 +337,11 @@ func (ci *Circuit) readLoop() {
 	for {
 		bp, n, err := readBatch(ci.link)
 		if err != nil {
+			lost := ci.Err() == nil // not closed here, nor by a DESTROY
 			ci.fail(fmt.Errorf("read from first hop: %w: %w", ErrCircuitClosed, err), DestroyNone)
+			if lost && ci.client.opts.LinkLost != nil {
+				ci.client.opts.LinkLost(ci.path[0].ID)
+			}
 			return
 		}
 		for off := 0; off < n; off += CellSize {

@@ -47,6 +47,8 @@ const (
 	// linkIdleTimeout is the QUIC idle timeout: a link that received
 	// nothing (not even the answer to a keep-alive) for this long is dead.
 	linkIdleTimeout = 4 * time.Second
+	// linkHandshakeTimeout bounds a QUIC handshake that gets no answer.
+	linkHandshakeTimeout = time.Second
 )
 
 // tcpFirstDelay is how long a dial waits for TCP before it tries QUIC.
@@ -121,6 +123,9 @@ func quicLiveness() libp2p.Option {
 		c := cm.ClientConfig()
 		c.MaxIdleTimeout = linkIdleTimeout
 		c.KeepAlivePeriod = linkPingInterval
+		// A handshake with a peer whose process is gone gets no answer
+		// at all; TCP, dialed first, has usually been refused already.
+		c.HandshakeIdleTimeout = linkHandshakeTimeout
 		lc.Append(fx.StopHook(cm.Close))
 		return cm, nil
 	})

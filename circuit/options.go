@@ -179,6 +179,12 @@ type ClientOptions struct {
 	// HandshakeTimeout bounds each hop's handshake during a build when the
 	// caller's context has no earlier deadline.
 	HandshakeTimeout time.Duration
+	// LinkLost, when set, is told the first hop of a circuit whose link
+	// broke under it (reset, or found dead by the link's liveness check)
+	// rather than closed by this client or by a DESTROY: that relay is
+	// likely gone. It is called once per circuit, from the circuit's
+	// reader, and must not block.
+	LinkLost func(first peer.ID)
 }
 
 // DefaultClientOptions returns the defaults.

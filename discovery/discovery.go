@@ -697,6 +697,22 @@ func (d *Discovery) ReportFailure(path []*Descriptor, err error) {
 	}
 }
 
+// ReportUnreachable tells that the link to relay id broke under open
+// circuits (it did not close them with a DESTROY): the relay is likely
+// gone, and is marked down as a failing hop is, so that the next build
+// goes through another (guard) at once instead of dialing it again. A
+// guard failure is counted, once per mark.
+func (d *Discovery) ReportUnreachable(id peer.ID) {
+	now := d.o.now()
+	wasDown := d.dir.markFailed(id, now, min(firstDownTime, d.o.downTime), d.o.downTime)
+	d.watchDown(id)
+	if !wasDown {
+		if _, err := d.guards.markFailure(id, now); err != nil {
+			d.log.WithError(err).Warn("save entry guards")
+		}
+	}
+}
+
 // watchDown looks the descriptor of relay id up again while id is marked
 // down, soon and then with backoff, so that a relay that restarted is used
 // again as soon as it has republished, not when its mark ends. It does

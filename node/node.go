@@ -327,7 +327,9 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 		n.log.Infof("%s serving circuits", what)
 	}
 	if n.client {
-		n.cc = circuit.NewClient(n.host, circuit.DefaultClientOptions())
+		co := circuit.DefaultClientOptions()
+		co.LinkLost = n.disc.ReportUnreachable
+		n.cc = circuit.NewClient(n.host, co)
 		n.builder = discovery.NewBuilder(n.disc, n.buildPath, discovery.BuilderOptions{})
 		n.pool = proxy.NewPool(n.buildCircuit, poolOptions(cfg.Client))
 		n.front = proxy.NewServer(recordingDialer{pool: n.pool, act: n.activity}, proxy.ServerOptions{})
