@@ -25,5 +25,6 @@ cycles)
 	exit 2 ;;
 esac
 export PIKCIO_CHURN_RELAYS PIKCIO_CHURN_DURATION PIKCIO_CHURN_EVERY
-exec go test -count=1 -v -timeout 30m -run '^TestChurn$' ./integration |
-	sed -n '/^churn:/,/^[-=]\{3\}/p' | grep -v '^[-=]\{3\}'
+# The report: the "churn:" line and the indented lines after it.
+go test -count=1 -v -timeout 30m -run '^TestChurn$' ./integration |
+	awk '/^churn:/ { on = 1; print; next } on && /^  [^ ]/ { print; next } { on = 0 }'
