@@ -81,7 +81,19 @@ func (pn *procNet) startRelay(i int) {
 	t := pn.t
 	t.Helper()
 	r := pn.relays[i]
-	r.p = start(t, r.name, r.args...)
+	args := r.args
+	if i == 0 && r.p != nil {
+		// The bootstrap relay has no bootstrap peers of its own: when it
+		// restarts, it joins through another relay, as an operator would
+		// have it do, so that it can publish again.
+		for _, o := range pn.relays[1:] {
+			if o.p != nil && o.addr != "" {
+				args = append(append([]string(nil), args...), "--bootstrap", o.addr)
+				break
+			}
+		}
+	}
+	r.p = start(t, r.name, args...)
 	r.addr = r.p.waitLine(t, "relay address: ", startTimeout)
 	r.id = r.addr[strings.LastIndex(r.addr, "/p2p/")+len("/p2p/"):]
 }
