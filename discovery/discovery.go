@@ -57,7 +57,7 @@ const (
 	// watchDownMin and watchDownMax bound the backoff with which the
 	// descriptor of a relay marked down is looked up again.
 	watchDownMin = 500 * time.Millisecond
-	watchDownMax = 4 * time.Second
+	watchDownMax = 2 * time.Second
 	// negativeMin is how long a peer without a descriptor is skipped the
 	// first time; it doubles while it stays without one, up to twice the
 	// refresh interval.

@@ -120,7 +120,7 @@
 //
 // A relay that comes back is chosen again as soon as it has republished:
 // the descriptor of a relay marked down is looked up again within half a
-// second, then with backoff (at most every 4 s) while the mark lasts, and
+// second, then with backoff (at most every 2 s) while the mark lasts, and
 // a descriptor published after the one the mark was made against (the
 // relay restarted, with new addresses or a new onion key) lifts the mark.
 // A peer met without a descriptor is asked again after 30 s, then less
