@@ -9,12 +9,8 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// DefaultMaxAttempts is how many paths a Builder tries for one build. Five,
-// not Tor's three: under churn several relays at once may hold stale
-// addresses (a relay restarted on a new port), each costing one attempt
-// before its newer descriptor is fetched (bench/churn: 92.8% of fetches
-// succeeded with three, 99.1% with five, one relay killed every 2 s).
-const DefaultMaxAttempts = 5
+// DefaultMaxAttempts is how many paths a Builder tries for one build.
+const DefaultMaxAttempts = 3
 
 // ErrBuildFailed reports that every attempt of a Builder failed.
 var ErrBuildFailed = errors.New("circuit build failed")
