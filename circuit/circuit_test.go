@@ -443,7 +443,7 @@ func TestSetLimits(t *testing.T) {
 	openStream(t, c2, "127.0.0.1", echo)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := c2.OpenStream(ctx, "127.0.0.1", echo); !errors.Is(err, endreason.ErrMisc) {
+	if _, err := c2.OpenStream(ctx, "127.0.0.1", echo); !errors.Is(err, endreason.ErrCircuitFull) {
 		t.Fatalf("second stream under the new cap: %v", err)
 	}
 	roundTrip(t, a, []byte("open streams are kept"))

@@ -173,6 +173,7 @@ func (ci *Circuit) build(ctx context.Context) error {
 	cell := getCell()
 	defer putCell(cell)
 	putHandshake(*cell, cmdCreate, hs.msg)
+	sent := time.Now()
 	if _, err := ci.link.Write(*cell); err != nil {
 		return &BuildError{Hop: 0, Peer: h0.ID, Err: fmt.Errorf("send create: %w", err)}
 	}
@@ -200,10 +201,14 @@ func (ci *Circuit) build(ctx context.Context) error {
 		return &BuildError{Hop: 0, Peer: h0.ID, Err: err}
 	}
 	ci.layers = append(ci.layers, l)
+	ci.rtt = time.Since(sent)
 
 	// Further hops: EXTEND through the last hop so far.
 	for i := 1; i < len(ci.path); i++ {
-		if err := ci.extend(i); err != nil {
+		sent := time.Now()
+		err := ci.extend(i)
+		ci.rtt = time.Since(sent)
+		if err != nil {
 			return &BuildError{Hop: i, Peer: ci.path[i].ID, Err: err}
 		}
 		if err := ctx.Err(); err != nil {
@@ -266,6 +271,7 @@ type Circuit struct {
 	layers  []*layer
 	edge    *edge
 	created time.Time
+	rtt     time.Duration // of the build's last handshake; set before Build returns
 
 	wmu   sync.Mutex // serializes encryption and writes towards the first hop
 	early int        // RELAY_EARLY cells sent, under wmu
@@ -354,7 +360,11 @@ func (ci *Circuit) readLoop() {
 	for {
 		bp, n, err := readBatch(ci.link)
 		if err != nil {
+			lost := ci.Err() == nil // not closed here, nor by a DESTROY
 			ci.fail(fmt.Errorf("read from first hop: %w: %w", ErrCircuitClosed, err), DestroyNone)
+			if lost && ci.client.opts.LinkLost != nil {
+				ci.client.opts.LinkLost(ci.path[0].ID)
+			}
 			return
 		}
 		for off := 0; off < n; off += CellSize {
@@ -468,6 +478,15 @@ func (ci *Circuit) Path() []Hop { return append([]Hop(nil), ci.path...) }
 
 // Created is when the circuit was built.
 func (ci *Circuit) Created() time.Time { return ci.created }
+
+// RTT is the round trip of the build's last handshake (CREATE, or the
+// EXTEND to the last hop through all the others): about the circuit's
+// round-trip time, or more when the last hop's link had to be set up.
+func (ci *Circuit) RTT() time.Duration { return ci.rtt }
+
+// ExitID names the circuit's last hop (its peer ID), for a pool that
+// keeps circuits through different exits.
+func (ci *Circuit) ExitID() string { return ci.path[len(ci.path)-1].ID.String() }
 
 // CircuitStats are a circuit's counters.
 type CircuitStats struct {

@@ -101,8 +101,25 @@
 // and a relay cannot link circuits by skew), so a replayed handshake fails outright
 // (and could not be completed without x anyway). An onion key rotates
 // (Relay.RotateOnionKey); the previous key is still accepted for
-// OnionKeyGrace. Primitives: crypto/ecdh X25519, crypto/hkdf, crypto/hmac
+// OnionKeyGrace. With RelayOptions.OnionKeyFile (node sets it to
+// onion-keys.json in the data directory) both keys are kept on disk, mode
+// 0600, rewritten at each rotation, so a relay that restarts still answers
+// to the key its published descriptor names. Primitives: crypto/ecdh X25519, crypto/hkdf, crypto/hmac
 // with SHA-256, AES-256-CTR and AES-GCM from the standard library.
+//
+// # Links
+//
+// Every pikcio host is built with LinkOptions, so that a link to a relay
+// that died or hangs is found dead within seconds and the circuits over
+// it fail (a relay sends DESTROY back for its part; the client's streams
+// end with an error the application sees). Links are dialed over TCP
+// first (a dead process's kernel closes its TCP connections at once),
+// QUIC 300 ms later. yamux pings a link idle for 1 s and gives a ping or
+// a write 3 s; QUIC links dialed by this host have a 4 s idle timeout
+// with 1 s keep-alives (QUIC takes the smaller of both ends' timeouts,
+// and a circuit's links are always dialed by the node before them) and
+// give an unanswered handshake 1 s. A client told of a broken first-hop
+// link (ClientOptions.LinkLost) lets its path selection avoid that relay.
 //
 // # Relay crypto
 //

@@ -59,6 +59,7 @@ type onionKeyring struct {
 	sk       crypto.PrivKey
 	lifetime time.Duration
 	grace    time.Duration
+	path     string // where rotations are saved; "" for none
 	cur      keyEntry
 	prev     keyEntry
 }
@@ -70,18 +71,26 @@ type keyEntry struct {
 }
 
 func newOnionKeyring(sk crypto.PrivKey, lifetime, grace time.Duration, now time.Time) (*onionKeyring, error) {
-	id, err := peer.IDFromPrivateKey(sk)
+	kr, err := newEmptyKeyring(sk, lifetime, grace)
 	if err != nil {
-		return nil, fmt.Errorf("peer ID: %w", err)
+		return nil, err
 	}
-	kr := &onionKeyring{id: id, sk: sk, lifetime: lifetime, grace: grace}
 	if err := kr.rotate(now); err != nil {
 		return nil, err
 	}
 	return kr, nil
 }
 
-// rotate makes a new current key; the old one stays acceptable for the grace period.
+func newEmptyKeyring(sk crypto.PrivKey, lifetime, grace time.Duration) (*onionKeyring, error) {
+	id, err := peer.IDFromPrivateKey(sk)
+	if err != nil {
+		return nil, fmt.Errorf("peer ID: %w", err)
+	}
+	return &onionKeyring{id: id, sk: sk, lifetime: lifetime, grace: grace}, nil
+}
+
+// rotate makes a new current key; the old one stays acceptable for the
+// grace period. The keyring is saved if it has a file.
 func (kr *onionKeyring) rotate(now time.Time) error {
 	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
@@ -97,6 +106,7 @@ func (kr *onionKeyring) rotate(now time.Time) error {
 	e := keyEntry{priv: priv, pub: OnionKey{Public: pub, Expires: expires, Sig: sig}, acceptTil: expires.Add(kr.grace)}
 	kr.mu.Lock()
 	defer kr.mu.Unlock()
+	prevCur, prevPrev := kr.cur, kr.prev
 	if kr.cur.priv != nil {
 		kr.prev = kr.cur
 		kr.prev.acceptTil = now.Add(kr.grace)
@@ -105,6 +115,12 @@ func (kr *onionKeyring) rotate(now time.Time) error {
 		}
 	}
 	kr.cur = e
+	if err := kr.save(); err != nil {
+		// Keep serving the keys the file still holds: a relay whose
+		// disk refused the new key must not publish it.
+		kr.cur, kr.prev = prevCur, prevPrev
+		return err
+	}
 	return nil
 }
 

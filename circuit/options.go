@@ -76,6 +76,11 @@ type RelayOptions struct {
 	OnionKeyLifetime time.Duration
 	OnionKeyGrace    time.Duration
 	ReplayWindow     time.Duration
+	// OnionKeyFile, when set, is where the relay keeps its current and
+	// previous onion keys (mode 0600, rewritten at each rotation), so that
+	// after a restart it still answers to the key its published descriptor
+	// names. "" keeps them in memory: a restart makes a new key.
+	OnionKeyFile string
 	// BandwidthRate caps the bytes per second of cells this relay sends
 	// (0: unlimited); BandwidthBurst is the bucket (0: one second's worth),
 	// never less than one batch of cells.
@@ -230,6 +235,12 @@ type ClientOptions struct {
 	// says whether it counts against the guard). It runs on the circuit's
 	// reader and must not block.
 	OnFailure func(path []Hop, err error)
+	// LinkLost, when set, is told the first hop of a circuit whose link
+	// broke under it (reset, or found dead by the link's liveness check)
+	// rather than closed by this client or by a DESTROY: that relay is
+	// likely gone. It is called once per circuit, from the circuit's
+	// reader, and must not block.
+	LinkLost func(first peer.ID)
 }
 
 // DefaultClientOptions returns the defaults.

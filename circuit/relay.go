@@ -67,7 +67,7 @@ func NewRelay(h host.Host, opts RelayOptions) (*Relay, error) {
 		return nil, fmt.Errorf("new relay: no private key for host %s", h.ID().ShortString())
 	}
 	now := time.Now()
-	keys, err := newOnionKeyring(sk, opts.OnionKeyLifetime, opts.OnionKeyGrace, now)
+	keys, err := openOnionKeyring(sk, opts.OnionKeyLifetime, opts.OnionKeyGrace, now, opts.OnionKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("new relay: %w", err)
 	}
@@ -739,7 +739,7 @@ func (rc *relayCirc) begin(id uint16, b beginMsg) (DestroyReason, error) {
 	s, err := e.acceptStream(id, streamAddr{host: b.host, port: b.port})
 	if err != nil {
 		if errors.Is(err, errStreamCap) {
-			return DestroyNone, rc.sendRelay(relayEnd, id, []byte{byte(endreason.ReasonMisc)})
+			return DestroyNone, rc.sendRelay(relayEnd, id, []byte{byte(endreason.ReasonCircuitFull)})
 		}
 		return DestroyProtocol, err
 	}

@@ -334,7 +334,7 @@ func TestCaps(t *testing.T) {
 		openStream(t, c, "127.0.0.1", echo)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if _, err := c.OpenStream(ctx, "127.0.0.1", echo); !errors.Is(err, endreason.ErrMisc) {
+		if _, err := c.OpenStream(ctx, "127.0.0.1", echo); !errors.Is(err, endreason.ErrCircuitFull) {
 			t.Fatalf("third stream: %v", err)
 		}
 	})

@@ -191,7 +191,7 @@ func (e *edge) newStream(remote net.Addr) (*Stream, error) {
 		return nil, e.deadErr
 	}
 	if len(e.streams) >= e.maxStreams {
-		return nil, fmt.Errorf("%d streams open on circuit: %w", len(e.streams), endreason.ErrMisc)
+		return nil, fmt.Errorf("%d streams open on circuit: %w", len(e.streams), endreason.ErrCircuitFull)
 	}
 	for {
 		e.nextID++

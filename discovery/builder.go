@@ -90,7 +90,7 @@ func (b *Builder[C]) Build(ctx context.Context, req PathRequest) (C, []*Descript
 			}
 			return zero, nil, fmt.Errorf("%w: select path: %w", ErrBuildFailed, err)
 		}
-		timeout := b.est.Timeout()
+		timeout := attemptTimeout(ctx, b.est.Timeout(), b.maxAttempts-attempt+1)
 		bctx, cancel := context.WithTimeout(ctx, timeout)
 		start := time.Now()
 		c, err := b.build(bctx, path)
@@ -103,6 +103,11 @@ func (b *Builder[C]) Build(ctx context.Context, req PathRequest) (C, []*Descript
 			return c, path, nil
 		}
 		if ctx.Err() != nil {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				// The caller's deadline ended this attempt: the path
+				// still stalled, so its relays are suspect.
+				b.src.ReportFailure(path, fmt.Errorf("caller's deadline reached after %v: %w", took, err))
+			}
 			return zero, nil, fmt.Errorf("build: %w", ctx.Err())
 		}
 		if timedOut {
@@ -114,4 +119,17 @@ func (b *Builder[C]) Build(ctx context.Context, req PathRequest) (C, []*Descript
 		last = err
 	}
 	return zero, nil, fmt.Errorf("%w after %d attempts: %w", ErrBuildFailed, b.maxAttempts, last)
+}
+
+// attemptTimeout bounds one attempt: the learned timeout, but no more than
+// an equal share of what is left of ctx's deadline for this attempt and
+// the ones after it, so that a stalled attempt ends on its own deadline
+// (reported, learned from, retried) rather than on the caller's.
+func attemptTimeout(ctx context.Context, learned time.Duration, attemptsLeft int) time.Duration {
+	dl, ok := ctx.Deadline()
+	if !ok || attemptsLeft <= 0 {
+		return learned
+	}
+	share := time.Until(dl) / time.Duration(attemptsLeft)
+	return min(learned, max(share, MinBuildTimeout))
 }

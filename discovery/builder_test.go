@@ -198,3 +198,74 @@ func TestTimeoutEstimator(t *testing.T) {
 		t.Fatal("consecutive timeouts did not reset the estimate")
 	}
 }
+
+// TestBuilderStallWithinCallerDeadline: a caller's deadline no longer than
+// the learned timeout (the pool gives a build as long as the Builder's
+// default) still leaves room for the stalled first attempt to time out,
+// be reported and be retried on another path.
+func TestBuilderStallWithinCallerDeadline(t *testing.T) {
+	now := time.Now()
+	d := offlineDiscovery(t, fabricateNet(t, now, 24))
+	est := NewTimeoutEstimator()
+	if est.Timeout() != DefaultBuildTimeout {
+		t.Fatalf("fresh estimator timeout %v", est.Timeout())
+	}
+	f := &fakeBuild{}
+	f.fail = func(path []*Descriptor, ctx context.Context) error {
+		f.mu.Lock()
+		first := len(f.paths) == 1
+		f.mu.Unlock()
+		if first {
+			<-ctx.Done() // silently stalled
+			return ctx.Err()
+		}
+		return nil
+	}
+	b := NewBuilder(d, f.build, BuilderOptions{Estimator: est})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, _, err := b.Build(ctx, PathRequest{Port: 443})
+	if err != nil {
+		t.Fatalf("build within the caller's deadline: %v after %d attempts", err, len(f.paths))
+	}
+	if len(f.paths) != 2 {
+		t.Fatalf("%d attempts, want 2", len(f.paths))
+	}
+	for _, h := range f.paths[0][1:] {
+		if containsID(d.Relays(), h.PeerID) {
+			t.Fatal("relay of the stalled attempt not marked suspect")
+		}
+	}
+}
+
+// TestBuilderCallerDeadlineReports: an attempt ended by the caller's
+// deadline still marks its relays suspect; one ended by cancellation does not.
+func TestBuilderCallerDeadlineReports(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cancel  bool
+		suspect bool
+	}{{"deadline", false, true}, {"canceled", true, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := offlineDiscovery(t, fabricateNet(t, time.Now(), 24))
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			f := &fakeBuild{fail: func(_ []*Descriptor, actx context.Context) error {
+				if tc.cancel {
+					cancel()
+				}
+				<-actx.Done()
+				return actx.Err()
+			}}
+			b := NewBuilder(d, f.build, BuilderOptions{})
+			if _, _, err := b.Build(ctx, PathRequest{Port: 443}); err == nil {
+				t.Fatal("stalled build succeeded")
+			}
+			for _, h := range f.paths[0][1:] {
+				if got := !containsID(d.Relays(), h.PeerID); got != tc.suspect {
+					t.Fatalf("relay suspect %v, want %v", got, tc.suspect)
+				}
+			}
+		})
+	}
+}

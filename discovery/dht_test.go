@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -414,4 +415,43 @@ func TestCloseWaitsForLoops(t *testing.T) {
 func allStacks() string {
 	buf := make([]byte, 1<<20)
 	return string(buf[:runtime.Stack(buf, true)])
+}
+
+// TestPublishRace: publications racing each other (a background republish
+// and an explicit Publish after an info change, in the same second) all
+// succeed, and the last info set is what clients get.
+func TestPublishRace(t *testing.T) {
+	net := newTestNetwork(t, 1)
+	r := net.relays[0]
+	ctx := testContext(t, time.Minute)
+	const n = 6
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			info, _ := r.relayInfo()
+			info.OnionKey = OnionKey{Key: randKey(), Expires: time.Now().Add(time.Hour)}
+			r.setInfo(info)
+			r.d.Republish()
+			errs[i] = r.d.Publish(ctx)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	final, _ := r.relayInfo()
+	final.OnionKey = OnionKey{Key: randKey(), Expires: time.Now().Add(time.Hour)}
+	r.setInfo(final)
+	if err := r.d.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := net.newClient()
+	waitFor(t, 30*time.Second, "the last descriptor", func() bool {
+		c.Refresh(ctx)
+		d, ok := c.Descriptor(r.h.ID())
+		return ok && d.OnionKey.Key == final.OnionKey.Key
+	})
 }

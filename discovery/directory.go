@@ -14,15 +14,28 @@ import (
 type directory struct {
 	mu     sync.Mutex
 	relays map[peer.ID]*Descriptor
-	down   map[peer.ID]time.Time // until when
+	down   map[peer.ID]downMark
+}
+
+// downMark keeps a relay out of paths until a time. A descriptor the relay
+// published after the one the mark was made against (it restarted, or
+// changed its key or addresses) lifts the mark: the failure said nothing
+// about it. failures counts the hop failures since the relay last worked,
+// so that a relay that keeps failing stays out longer each time.
+type downMark struct {
+	until    time.Time
+	against  time.Time // Published of the descriptor known when marked
+	failures int
+	forgetAt time.Time // the failure count is dropped after this
 }
 
 func newDirectory() *directory {
-	return &directory{relays: map[peer.ID]*Descriptor{}, down: map[peer.ID]time.Time{}}
+	return &directory{relays: map[peer.ID]*Descriptor{}, down: map[peer.ID]downMark{}}
 }
 
 // put stores a verified descriptor unless the directory has a newer one of
-// the same relay. It reports whether d was stored.
+// the same relay. It reports whether d was stored; a stored descriptor
+// newer than the one a down mark was made against lifts the mark.
 func (dir *directory) put(d *Descriptor) bool {
 	dir.mu.Lock()
 	defer dir.mu.Unlock()
@@ -30,6 +43,10 @@ func (dir *directory) put(d *Descriptor) bool {
 		return false
 	}
 	dir.relays[d.PeerID] = d
+	if m, ok := dir.down[d.PeerID]; ok && d.Published.After(m.against) {
+		m.until = time.Time{}
+		dir.down[d.PeerID] = m
+	}
 	return true
 }
 
@@ -52,21 +69,72 @@ func (dir *directory) expire(now time.Time) int {
 			n++
 		}
 	}
-	for id, until := range dir.down {
-		if !now.Before(until) {
+	for id, m := range dir.down {
+		if !now.Before(m.until) && !now.Before(m.forgetAt) {
 			delete(dir.down, id)
 		}
 	}
 	return n
 }
 
-// markDown keeps id out of paths until until (a later mark wins).
+// markDown keeps id out of paths until until (a later mark wins), without
+// counting a failure.
 func (dir *directory) markDown(id peer.ID, until time.Time) {
 	dir.mu.Lock()
 	defer dir.mu.Unlock()
-	if until.After(dir.down[id]) {
-		dir.down[id] = until
+	m := dir.markLocked(id)
+	if until.After(m.until) {
+		m.until = until
 	}
+	m.forgetAt = later(m.forgetAt, m.until)
+	dir.down[id] = m
+}
+
+// markFailed counts a failure of id and keeps it out of paths for first,
+// doubled for every failure since it last worked, up to limit. It reports
+// whether id was already down (a failure of a build that chose it before
+// the mark), and then counts nothing.
+func (dir *directory) markFailed(id peer.ID, now time.Time, first, limit time.Duration) (wasDown bool) {
+	dir.mu.Lock()
+	defer dir.mu.Unlock()
+	m := dir.markLocked(id)
+	if now.Before(m.until) && m.failures > 0 {
+		return true
+	}
+	m.failures++
+	d := first
+	for i := 1; i < m.failures && d < limit; i++ {
+		d *= 2
+	}
+	m.until = later(m.until, now.Add(min(d, limit)))
+	// Forget the count once it has been quiet for as long as the longest mark.
+	m.forgetAt = m.until.Add(limit)
+	dir.down[id] = m
+	return false
+}
+
+// markLocked returns id's mark, made against the descriptor known now (the
+// one the failure was met with). The caller holds dir.mu.
+func (dir *directory) markLocked(id peer.ID) downMark {
+	m := dir.down[id]
+	if d := dir.relays[id]; d != nil {
+		m.against = d.Published
+	}
+	return m
+}
+
+// isDown reports whether id is kept out of paths at now.
+func (dir *directory) isDown(id peer.ID, now time.Time) bool {
+	dir.mu.Lock()
+	defer dir.mu.Unlock()
+	return now.Before(dir.down[id].until)
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func (dir *directory) clearDown(id peer.ID) {
@@ -83,7 +151,7 @@ func (dir *directory) usable(now time.Time) []*Descriptor {
 	out := make([]*Descriptor, 0, len(dir.relays))
 	for _, id := range slices.Sorted(maps.Keys(dir.relays)) {
 		d := dir.relays[id]
-		if now.Before(d.Expires) && now.Before(d.OnionKey.Expires) && !now.Before(dir.down[id]) {
+		if now.Before(d.Expires) && now.Before(d.OnionKey.Expires) && !now.Before(dir.down[id].until) {
 			out = append(out, d)
 		}
 	}

@@ -47,6 +47,29 @@ var (
 // publishTimeout bounds one publication.
 const publishTimeout = 60 * time.Second
 
+// Timings of rediscovery.
+const (
+	// firstDownTime is how long a relay named as the failing hop is kept
+	// out of paths the first time; each further failure before it works
+	// again doubles it, up to the down time (DownTime option).
+	firstDownTime = 30 * time.Second
+	// watchDownMin and watchDownMax bound the backoff with which the
+	// descriptor of a relay marked down is looked up again.
+	watchDownMin = 500 * time.Millisecond
+	watchDownMax = 2 * time.Second
+	// negativeMin is how long a peer without a descriptor is skipped the
+	// first time; it doubles while it stays without one, up to twice the
+	// refresh interval.
+	negativeMin = 30 * time.Second
+)
+
+// negativeEntry is a peer found without a descriptor: skipped until until;
+// wait is how long the next miss makes it wait.
+type negativeEntry struct {
+	until time.Time
+	wait  time.Duration
+}
+
 // Discovery is a node's part in relay discovery: its DHT, its verified
 // relay directory, its entry guards and, on a relay, the publication of
 // its descriptor.
@@ -63,13 +86,20 @@ type Discovery struct {
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	publishNow chan struct{}
+	// publishMu serializes publications: each reads the relay's info and
+	// takes its timestamp under it, so a later Publish always carries the
+	// later info and a newer timestamp, and the DHT never refuses it as
+	// older than one under way (a background republish racing an explicit
+	// Publish after an info change).
+	publishMu sync.Mutex
 
 	mu            sync.Mutex
 	started       bool
 	starting      bool
 	closed        bool
 	lastPublished time.Time
-	negative      map[peer.ID]time.Time // peers without a descriptor, until
+	negative      map[peer.ID]negativeEntry // peers without a descriptor
+	watching      map[peer.ID]bool          // down relays watchDown looks after
 }
 
 // New creates the node's DHT on h (pikcio's own protocol, no default
@@ -131,7 +161,8 @@ func New(h host.Host, opts ...Option) (*Discovery, error) {
 		ctx:        ctx,
 		cancel:     cancel,
 		publishNow: make(chan struct{}, 1),
-		negative:   map[peer.ID]time.Time{},
+		negative:   map[peer.ID]negativeEntry{},
+		watching:   map[peer.ID]bool{},
 	}, nil
 }
 
@@ -282,6 +313,8 @@ func (d *Discovery) Publish(ctx context.Context) error {
 	if d.o.relayInfo == nil {
 		return ErrNotRelay
 	}
+	d.publishMu.Lock()
+	defer d.publishMu.Unlock()
 	info, err := d.o.relayInfo()
 	if err != nil {
 		return fmt.Errorf("relay info: %w", err)
@@ -294,6 +327,9 @@ func (d *Discovery) Publish(ctx context.Context) error {
 		// keeps the old one.
 		pub = d.lastPublished.Add(time.Second)
 	}
+	// Reserved before the put: a put that failed half-way (stored here,
+	// not at the servers) must not make the next one look older.
+	d.lastPublished = pub
 	d.mu.Unlock()
 	proto := info.Protocol
 	if proto == 0 {
@@ -325,9 +361,6 @@ func (d *Discovery) Publish(ctx context.Context) error {
 	if err := d.dht.PutValue(ctx, DescriptorKey(d.host.ID()), b); err != nil {
 		return fmt.Errorf("put descriptor: %w", err)
 	}
-	d.mu.Lock()
-	d.lastPublished = pub
-	d.mu.Unlock()
 	if d.o.strategy.providers() {
 		if err := d.dht.Provide(ctx, RelaysCID, true); err != nil {
 			return fmt.Errorf("provide relay key: %w", err)
@@ -435,7 +468,7 @@ func (d *Discovery) Refresh(ctx context.Context) (RefreshStats, error) {
 	var ids []peer.ID
 	d.mu.Lock()
 	for id, known := range cands {
-		if until, neg := d.negative[id]; !known && neg && now.Before(until) {
+		if neg, ok := d.negative[id]; !known && ok && now.Before(neg.until) {
 			continue
 		}
 		ids = append(ids, id)
@@ -464,7 +497,9 @@ func (d *Discovery) Refresh(ctx context.Context) (RefreshStats, error) {
 			switch {
 			case errors.Is(err, routing.ErrNotFound):
 				d.mu.Lock()
-				d.negative[id] = d.o.now().Add(2 * d.o.refreshInterval)
+				neg := d.negative[id]
+				wait := min(max(neg.wait, negativeMin), 2*d.o.refreshInterval)
+				d.negative[id] = negativeEntry{until: d.o.now().Add(wait), wait: 2 * wait}
 				d.mu.Unlock()
 			case err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded):
 				st.Invalid++
@@ -472,6 +507,9 @@ func (d *Discovery) Refresh(ctx context.Context) (RefreshStats, error) {
 			case err == nil:
 				st.Fetched++
 				d.dir.put(desc)
+				d.mu.Lock()
+				delete(d.negative, id)
+				d.mu.Unlock()
 			}
 		})
 	}
@@ -483,8 +521,10 @@ func (d *Discovery) Refresh(ctx context.Context) (RefreshStats, error) {
 	d.dir.expire(now)
 	d.Recheck()
 	d.mu.Lock()
-	for id, until := range d.negative {
-		if !now.Before(until) {
+	for id, neg := range d.negative {
+		// Kept a while past until, so that a peer that keeps having no
+		// descriptor backs off further.
+		if !now.Before(neg.until.Add(neg.wait)) {
 			delete(d.negative, id)
 		}
 	}
@@ -606,8 +646,12 @@ type relayBusy interface {
 }
 
 // ReportFailure tells that building a circuit through path failed with err.
-// A *HopError names the failing hop: that relay is marked down for the down
-// time and, if it is the entry guard, a guard failure is counted; unless the
+// A *HopError names the failing hop: that relay is marked down (30 s the
+// first time, doubling with each failure before it works again, up to the
+// down time), its descriptor is looked up again until a newer one lifts
+// the mark (a restarted relay has new addresses or only came back), and,
+// if it is the entry guard, a guard failure is counted, once per mark
+// (builds that chose it before the mark do not count again); unless the
 // relay refused for lack of resources (an error with RelayBusy() true): it
 // is then avoided for the suspect time only. Any other
 // error (a timeout) marks the relays after the guard suspect for the
@@ -628,9 +672,10 @@ func (d *Discovery) ReportFailure(path []*Descriptor, err error) {
 			d.dir.markDown(id, now.Add(d.o.suspectTime))
 			return
 		}
-		d.dir.markDown(id, now.Add(d.o.downTime))
+		wasDown := d.dir.markFailed(id, now, min(firstDownTime, d.o.downTime), d.o.downTime)
 		d.log.WithField("peer", id).WithField("hop", he.Hop).Debug("relay marked down")
-		if he.Hop == 0 && len(path) > 1 {
+		d.watchDown(id)
+		if he.Hop == 0 && len(path) > 1 && !wasDown {
 			if _, err := d.guards.markFailure(id, now); err != nil {
 				d.log.WithError(err).Warn("save entry guards")
 			}
@@ -644,6 +689,60 @@ func (d *Discovery) ReportFailure(path []*Descriptor, err error) {
 	for _, h := range path[first:] {
 		d.dir.markDown(h.PeerID, now.Add(d.o.suspectTime))
 	}
+}
+
+// ReportUnreachable tells that the link to relay id broke under open
+// circuits (it did not close them with a DESTROY): the relay is likely
+// gone, and is marked down as a failing hop is, so that the next build
+// goes through another (guard) at once instead of dialing it again. A
+// guard failure is counted, once per mark.
+func (d *Discovery) ReportUnreachable(id peer.ID) {
+	now := d.o.now()
+	wasDown := d.dir.markFailed(id, now, min(firstDownTime, d.o.downTime), d.o.downTime)
+	d.watchDown(id)
+	if !wasDown {
+		if _, err := d.guards.markFailure(id, now); err != nil {
+			d.log.WithError(err).Warn("save entry guards")
+		}
+	}
+}
+
+// watchDown looks the descriptor of relay id up again while id is marked
+// down, soon and then with backoff, so that a relay that restarted is used
+// again as soon as it has republished, not when its mark ends. It does
+// nothing before Start, after Close, or when id is already watched.
+func (d *Discovery) watchDown(id peer.ID) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed || !d.started || d.watching[id] {
+		return
+	}
+	d.watching[id] = true
+	d.wg.Go(func() {
+		defer func() {
+			d.mu.Lock()
+			delete(d.watching, id)
+			d.mu.Unlock()
+		}()
+		t := time.NewTimer(watchDownMin)
+		defer t.Stop()
+		for wait := watchDownMin; ; wait = min(2*wait, watchDownMax) {
+			select {
+			case <-d.ctx.Done():
+				return
+			case <-t.C:
+			}
+			if !d.dir.isDown(id, d.o.now()) {
+				return
+			}
+			desc, err := d.fetch(d.ctx, id)
+			if err == nil && d.dir.put(desc) && !d.dir.isDown(id, d.o.now()) {
+				d.log.WithField("peer", id).Debug("relay back: newer descriptor")
+				return
+			}
+			t.Reset(wait)
+		}
+	})
 }
 
 // DHTPeers is the number of peers in the DHT routing table.

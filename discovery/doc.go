@@ -132,8 +132,22 @@
 // timeout learned from past builds (see TimeoutEstimator), and on failure
 // reports it and tries a new path, up to DefaultMaxAttempts. A BuildFunc
 // returns a *HopError to name the failing hop: that relay is marked down
-// for DownTime (and, at hop 0, a guard failure is counted). Other errors
-// and timeouts mark the hops after the guard suspect for the shorter
-// suspect time. So a relay that disappears stops being chosen at its first
-// failure, or when its descriptor expires, whichever comes first.
+// for 30 s, doubled for each further failure before it works again, up to
+// DownTime (and, at hop 0, a guard failure is counted, once per mark).
+// ReportUnreachable does the same for a relay whose link broke under open
+// circuits. Other errors and timeouts mark the hops after the guard
+// suspect for the shorter suspect time. So a relay that disappears stops
+// being chosen at its first failure, or when its descriptor expires,
+// whichever comes first.
+//
+// A relay that comes back is chosen again as soon as it has republished:
+// the descriptor of a relay marked down is looked up again within half a
+// second, then with backoff (at most every 2 s) while the mark lasts, and
+// a descriptor published after the one the mark was made against (the
+// relay restarted, with new addresses or a new onion key) lifts the mark.
+// A peer met without a descriptor is asked again after 30 s, then less
+// often, up to twice the refresh interval. The Builder splits what is left
+// of the caller's deadline between its remaining attempts, so a stalled
+// attempt ends on its own deadline (reported, learned from, retried), not
+// on the caller's.
 package discovery

@@ -41,8 +41,9 @@ const (
 	// DefaultGuardLifetimeMin and Max bound a guard's random lifetime.
 	DefaultGuardLifetimeMin = 30 * 24 * time.Hour
 	DefaultGuardLifetimeMax = 60 * 24 * time.Hour
-	// DefaultDownTime is how long a relay named as the failing hop of a
-	// build is not chosen.
+	// DefaultDownTime is the longest a relay named as the failing hop of
+	// a build is not chosen: 30 s the first time, doubling with each
+	// failure before it works again. A newer descriptor lifts the mark.
 	DefaultDownTime = 10 * time.Minute
 	// DefaultSuspectTime is how long the non-guard relays of a path whose
 	// build failed without naming a hop (a timeout) are not chosen.

@@ -78,6 +78,10 @@ type PathRequest struct {
 	// IPv6 asks for an exit whose descriptor says it reaches IPv6
 	// (ExtIPv6Exit), for an IPv6 literal destination.
 	IPv6 bool
+	// AvoidExits are exits to pass over while another can serve the
+	// path (a client's pool keeps its spare circuits through different
+	// exits, and retries a stream an exit left unanswered elsewhere).
+	AvoidExits []peer.ID
 }
 
 // Selector picks paths from a set of verified descriptors. See the package
@@ -168,7 +172,7 @@ func (s *Selector) Select(relays []*Descriptor, req PathRequest, guards []peer.I
 				continue
 			}
 			usable++
-			if exit, err = sl.pick(exits, RoleExit, req.Port, []*Descriptor{g}, nil); err != nil {
+			if exit, err = sl.pickExit(exits, req, []*Descriptor{g}); err != nil {
 				return nil, err
 			}
 			if exit != nil {
@@ -183,7 +187,7 @@ func (s *Selector) Select(relays []*Descriptor, req PathRequest, guards []peer.I
 			return nil, fmt.Errorf("port %d with %d usable guards: %w", req.Port, usable, ErrNoExit)
 		}
 	default:
-		if exit, err = sl.pick(exits, RoleExit, req.Port, nil, nil); err != nil {
+		if exit, err = sl.pickExit(exits, req, nil); err != nil {
 			return nil, err
 		}
 		if exit == nil {
@@ -212,6 +216,21 @@ func (s *Selector) Select(relays []*Descriptor, req PathRequest, guards []peer.I
 		path = append(path, m)
 	}
 	return append(path, exit), nil
+}
+
+// pickExit picks an exit for req, not one of req.AvoidExits unless no
+// other fits.
+func (sl *selection) pickExit(cands []*Descriptor, req PathRequest, path []*Descriptor) (*Descriptor, error) {
+	if len(req.AvoidExits) > 0 {
+		avoid := make(map[peer.ID]bool, len(req.AvoidExits))
+		for _, id := range req.AvoidExits {
+			avoid[id] = true
+		}
+		if exit, err := sl.pick(cands, RoleExit, req.Port, path, avoid); err != nil || exit != nil {
+			return exit, err
+		}
+	}
+	return sl.pick(cands, RoleExit, req.Port, path, nil)
 }
 
 // pick draws one relay for role among cands that is compatible with path

@@ -33,9 +33,9 @@ func (d *Discovery) RelayAddrs(ctx context.Context, id peer.ID) ([]ma.Multiaddr,
 	}
 	now := d.o.now()
 	d.mu.Lock()
-	until, neg := d.negative[id]
+	entry, neg := d.negative[id]
 	d.mu.Unlock()
-	if neg && now.Before(until) {
+	if neg && now.Before(entry.until) {
 		return nil, fmt.Errorf("relay addresses of %s: %w", id, ErrUnknownRelay)
 	}
 	desc, err := d.fetch(ctx, id)
@@ -60,8 +60,8 @@ func (d *Discovery) rememberUnknown(id peer.ID, now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if len(d.negative) >= maxUnknownRelays {
-		for k, until := range d.negative {
-			if !now.Before(until) {
+		for k, e := range d.negative {
+			if !now.Before(e.until) {
 				delete(d.negative, k)
 			}
 		}
@@ -69,7 +69,8 @@ func (d *Discovery) rememberUnknown(id peer.ID, now time.Time) {
 			return
 		}
 	}
-	if d.negative[id].Before(now.Add(unknownRelayFor)) {
-		d.negative[id] = now.Add(unknownRelayFor)
+	if e := d.negative[id]; e.until.Before(now.Add(unknownRelayFor)) {
+		e.until = now.Add(unknownRelayFor)
+		d.negative[id] = e
 	}
 }

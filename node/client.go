@@ -7,6 +7,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pikcio/pikcio/circuit"
 	"github.com/pikcio/pikcio/discovery"
 	"github.com/pikcio/pikcio/internal/sleep"
@@ -18,6 +19,11 @@ import (
 // which retries on other paths and learns the build timeout.
 func (n *Node) buildCircuit(ctx context.Context) (proxy.Circuit, error) {
 	req := discovery.PathRequest{Hops: int(n.hops.Load())}
+	for _, e := range proxy.AvoidExits(ctx) {
+		if id, err := peer.Decode(e); err == nil {
+			req.AvoidExits = append(req.AvoidExits, id)
+		}
+	}
 	if err := n.waitPath(ctx, req); err != nil {
 		return nil, err
 	}
@@ -76,6 +82,7 @@ func warnShortCircuits(log logrus.FieldLogger, hops int) {
 func (n *Node) clientOptions() circuit.ClientOptions {
 	o := circuit.DefaultClientOptions()
 	o.OnFailure = n.circuitFailed
+	o.LinkLost = n.disc.ReportUnreachable
 	return o
 }
 
@@ -142,6 +149,7 @@ func (n *Node) pokeKeeper() {
 // the network is still being found.
 func (n *Node) keepDirectory() {
 	interval := keeperMin
+	possible := false
 	for {
 		last := time.Now()
 		ctx, cancel := context.WithTimeout(n.ctx, refreshTimeout)
@@ -156,6 +164,11 @@ func (n *Node) keepDirectory() {
 		}
 		req := discovery.PathRequest{Hops: int(n.hops.Load())}
 		if perr := n.pathPossible(req); perr != nil {
+			if possible {
+				// The directory shrank below a path: look again at once,
+				// then back off as at the start.
+				possible, interval = false, keeperMin/2
+			}
 			if interval >= keeperBusyMax {
 				log.WithError(perr).Warn("not enough relays known for a circuit yet")
 			} else {
@@ -163,6 +176,7 @@ func (n *Node) keepDirectory() {
 			}
 			interval = min(2*interval, keeperBusyMax)
 		} else {
+			possible = true
 			n.dirReady.Do(func() {
 				log.Info("relays found")
 				n.mu.Lock()

@@ -325,6 +325,9 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 		}
 		ro.ResolveHop = n.disc.RelayAddrs // extend only to verified relays
 		ro.AllowPrivateAddrs = circuit.AllowPrivateFor(cfg.Node.Listen)
+		if n.dataDir != "" {
+			ro.OnionKeyFile = filepath.Join(n.dataDir, circuit.OnionKeysFile)
+		}
 		r, err := circuit.NewRelay(n.host, ro)
 		if err != nil {
 			return fmt.Errorf("relay: %w", err)

@@ -25,6 +25,11 @@ type PoolOptions struct {
 	ConnectTimeout time.Duration
 	// BuildTimeout bounds one circuit build. Default 30 seconds.
 	BuildTimeout time.Duration
+	// MaxStreamsPerCircuit caps the streams the pool puts on one circuit
+	// (an exit refuses more than its own cap, the circuit package's
+	// RelayOptions.MaxStreamsPerCircuit); a group that needs more gets
+	// another circuit. Default 1024, the exits' default.
+	MaxStreamsPerCircuit int
 	// MaxCircuits caps live circuits plus builds in flight. When the cap is
 	// reached the pool closes the idle circuit claimed longest ago; if none
 	// is idle, dials fail with ErrTooManyCircuits. Default 32.
@@ -38,6 +43,17 @@ const (
 	DefaultConnectTimeout = 30 * time.Second
 	DefaultBuildTimeout   = 30 * time.Second
 	DefaultMaxCircuits    = 32
+	// DefaultMaxStreamsPerCircuit is the exits' default cap.
+	DefaultMaxStreamsPerCircuit = 1024
+
+	// maxFullRetries bounds how often one dial moves on after exits
+	// refused it for full circuits.
+	maxFullRetries = 8
+	// A stream open's first attempt waits beginMin plus beginRTTs round
+	// trips of its circuit for the exit's answer (the exit's connect to
+	// the destination is most of it), then tries another exit.
+	beginMin  = 3 * time.Second
+	beginRTTs = 10
 
 	// cleanMaxAge: a prebuilt circuit nobody claimed is replaced after this
 	// long, so paths keep rotating (Tor's CircuitIdleTimeout is one hour).
@@ -68,6 +84,9 @@ func (o PoolOptions) withDefaults() PoolOptions {
 	}
 	if o.MaxCircuits <= 0 {
 		o.MaxCircuits = DefaultMaxCircuits
+	}
+	if o.MaxStreamsPerCircuit <= 0 {
+		o.MaxStreamsPerCircuit = DefaultMaxStreamsPerCircuit
 	}
 	return o
 }

@@ -45,6 +45,7 @@ type Pool struct {
 	nextID        uint64
 	nextGroup     int
 	prebuilding   int
+	exitsKnown    bool // circuits name their exits (ExitID)
 	backoff       time.Duration
 	prebuildAfter time.Time
 	stats         PoolStats
@@ -54,6 +55,8 @@ type Pool struct {
 type poolCircuit struct {
 	c        Circuit
 	id       uint64
+	exit     string        // the exit relay's ID, if the circuit tells it
+	rtt      time.Duration // the circuit's round-trip time, if it tells it
 	built    time.Time
 	bound    bool // claimed by an isolation group
 	key      string
@@ -62,6 +65,9 @@ type poolCircuit struct {
 	streams  int  // open streams plus opens in progress
 	retired  bool // takes no new streams
 	removed  bool // out of the pool; closed or being closed
+	// full: the exit refused a stream for the circuit's stream cap; no
+	// new streams until one of its streams ends.
+	full bool
 }
 
 type group struct {
@@ -72,6 +78,7 @@ type group struct {
 type pendingBuild struct {
 	done chan struct{}
 	err  error
+	pc   *poolCircuit // the circuit built, once done without error
 }
 
 // PoolStats are the pool's counters.
@@ -85,6 +92,14 @@ type PoolStats struct {
 	Builds        uint64 // successful builds since NewPool
 	BuildFailures uint64
 	Retries       uint64 // dials retried on a fresh circuit after a circuit failure
+	// BeginTimeouts counts stream opens that got no answer within the
+	// bound learned from their circuit's round trip; each was retried on
+	// a circuit through another exit and its circuit retired as suspect.
+	BeginTimeouts uint64
+	// FullRetries counts stream opens an exit refused because their
+	// circuit had all the streams it allows; each went to another
+	// circuit of the same isolation group.
+	FullRetries uint64
 }
 
 // CircuitInfo describes one live circuit for a status page. It names the
@@ -238,34 +253,74 @@ func (p *Pool) Snapshot() []CircuitInfo {
 
 // Dial opens a stream to host:port on a circuit of the isolation group
 // isolationKey. A dial that fails because its circuit failed (not because the
-// exit reported a destination error) is retried once on a fresh circuit.
-// Errors wrap the exitnode sentinels, context errors, ErrClosed or
+// exit reported a destination error) is retried once on a fresh circuit; one
+// whose BEGIN gets no answer within the bound learned from the circuit's
+// round trip is retried once on a circuit through another exit, and its
+// circuit retired as suspect; one the exit refuses because the circuit is
+// full goes to another circuit of the same group (a new one if need be).
+// Errors wrap the endreason sentinels, context errors, ErrClosed or
 // ErrTooManyCircuits.
 func (p *Pool) Dial(ctx context.Context, isolationKey, host string, port uint16) (net.Conn, error) {
-	for attempt := 0; ; attempt++ {
-		pc, err := p.claim(ctx, isolationKey)
+	var avoid string // exit of a circuit whose BEGIN went unanswered
+	retried, full := false, 0
+	for {
+		pc, err := p.claim(ctx, isolationKey, avoid)
 		if err != nil {
 			return nil, err
 		}
-		conn, err := p.open(ctx, pc, host, port)
+		conn, err := p.open(ctx, pc, host, port, !retried)
 		if err == nil {
 			return conn, nil
 		}
-		if ctx.Err() != nil || !circuitFailure(err) {
+		if ctx.Err() != nil {
 			return nil, err
 		}
 		p.mu.Lock()
-		p.retireLocked(pc)
-		retry := attempt == 0 && !p.closed
-		if retry {
+		switch {
+		case errors.Is(err, endreason.ErrCircuitFull) && full < maxFullRetries && !p.closed:
+			full++
+			if !pc.removed {
+				pc.full = true
+			}
+			p.stats.FullRetries++
+			p.unlock()
+			continue
+		case errors.Is(err, errBeginTimeout) && !retried && !p.closed:
+			retried, avoid = true, pc.exit
+			p.retireLocked(pc)
+			p.stats.BeginTimeouts++
 			p.stats.Retries++
+			p.unlock()
+			p.log.WithError(err).Debug("stream open unanswered; retrying through another exit")
+			continue
+		case circuitFailure(err) && !retried && !p.closed:
+			retried = true
+			p.retireLocked(pc)
+			p.stats.Retries++
+			p.unlock()
+			p.log.WithError(err).Debug("stream open failed on a broken circuit; retrying on a fresh one")
+			continue
+		}
+		if errors.Is(err, errBeginTimeout) || circuitFailure(err) {
+			p.retireLocked(pc)
 		}
 		p.unlock()
-		if !retry {
-			return nil, err
-		}
-		p.log.WithError(err).Debug("stream open failed on a broken circuit; retrying on a fresh one")
+		return nil, err
 	}
+}
+
+// errBeginTimeout: a BEGIN got no answer within the circuit's begin bound.
+var errBeginTimeout = errors.New("no answer from the exit within the circuit's round-trip bound")
+
+// beginTimeout is how long the first attempt of a stream open waits for
+// the exit's answer on a circuit with round trip rtt: the exit's connect
+// to the destination plus a margin of round trips, within ConnectTimeout.
+// 0 (rtt unknown) leaves ConnectTimeout alone.
+func beginTimeout(rtt, connect time.Duration) time.Duration {
+	if rtt <= 0 {
+		return connect
+	}
+	return min(connect, beginMin+beginRTTs*rtt)
 }
 
 // circuitFailure reports whether a failed OpenStream says the circuit is
@@ -278,6 +333,9 @@ func circuitFailure(err error) bool {
 	if errors.Is(err, endreason.ErrNotExit) || errors.Is(err, endreason.ErrProtocol) {
 		return true
 	}
+	if errors.Is(err, endreason.ErrCircuitFull) || errors.Is(err, errBeginTimeout) {
+		return false // handled on their own
+	}
 	for _, s := range []error{endreason.ErrMisc, endreason.ErrPolicy, endreason.ErrRefused,
 		endreason.ErrUnreachable, endreason.ErrResolve, endreason.ErrTimeout, endreason.ErrReset} {
 		if errors.Is(err, s) {
@@ -287,16 +345,25 @@ func circuitFailure(err error) bool {
 	return true
 }
 
-func (p *Pool) open(ctx context.Context, pc *poolCircuit, host string, port uint16) (net.Conn, error) {
+func (p *Pool) open(ctx context.Context, pc *poolCircuit, host string, port uint16, bounded bool) (net.Conn, error) {
 	p.mu.Lock()
 	timeout := p.opts.ConnectTimeout
 	p.mu.Unlock()
 	octx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	conn, err := pc.c.OpenStream(octx, host, port)
+	bctx := octx
+	if bt := beginTimeout(pc.rtt, timeout); bounded && bt < timeout {
+		var bcancel context.CancelFunc
+		bctx, bcancel = context.WithTimeoutCause(octx, bt, errBeginTimeout)
+		defer bcancel()
+	}
+	conn, err := pc.c.OpenStream(bctx, host, port)
 	if err != nil {
 		p.release(pc)
-		if ctx.Err() == nil && octx.Err() != nil && !errors.Is(err, context.DeadlineExceeded) {
+		switch {
+		case ctx.Err() == nil && octx.Err() == nil && context.Cause(bctx) == errBeginTimeout:
+			err = fmt.Errorf("%w after %v: %w", errBeginTimeout, beginTimeout(pc.rtt, timeout), err)
+		case ctx.Err() == nil && octx.Err() != nil && !errors.Is(err, context.DeadlineExceeded):
 			// The circuit reported the expired deadline its own way.
 			err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
 		}
@@ -307,8 +374,9 @@ func (p *Pool) open(ctx context.Context, pc *poolCircuit, host string, port uint
 
 // claim returns a circuit for key with one stream reserved on it: the key's
 // circuit if it is still usable, else a clean prebuilt one, else a new build.
-func (p *Pool) claim(ctx context.Context, key string) (*poolCircuit, error) {
-	for builds := 0; ; builds++ {
+// Circuits through the exit avoid are passed over while others exist.
+func (p *Pool) claim(ctx context.Context, key, avoid string) (*poolCircuit, error) {
+	for died := 0; ; {
 		p.mu.Lock()
 		if p.closed {
 			p.unlock()
@@ -322,16 +390,16 @@ func (p *Pool) claim(ctx context.Context, key string) (*poolCircuit, error) {
 			}
 			switch {
 			case pc.bound && pc.key == key:
-				if best == nil || pc.firstUse.After(best.firstUse) {
+				if better(pc, best, avoid, func(a, b *poolCircuit) bool { return a.firstUse.After(b.firstUse) }) {
 					best = pc
 				}
 			case !pc.bound:
-				if clean == nil || pc.built.Before(clean.built) {
+				if better(pc, clean, avoid, func(a, b *poolCircuit) bool { return a.built.Before(b.built) }) {
 					clean = pc
 				}
 			}
 		}
-		if best == nil && clean != nil {
+		if clean != nil && (best == nil || avoid != "" && best.exit == avoid && clean.exit != avoid) {
 			p.bindLocked(clean, key, now)
 			best = clean
 			p.poke()
@@ -341,7 +409,7 @@ func (p *Pool) claim(ctx context.Context, key string) (*poolCircuit, error) {
 			p.unlock()
 			return best, nil
 		}
-		if builds == 2 {
+		if died == 2 {
 			p.unlock()
 			return nil, fmt.Errorf("get circuit: fresh circuits keep dying: %w", ErrNoCircuit)
 		}
@@ -354,7 +422,7 @@ func (p *Pool) claim(ctx context.Context, key string) (*poolCircuit, error) {
 			pb = &pendingBuild{done: make(chan struct{})}
 			p.pending[key] = pb
 			p.wg.Add(1)
-			go p.buildFor(key, pb)
+			go p.buildFor(key, pb, p.avoidLocked(avoid))
 		}
 		p.unlock()
 		select {
@@ -365,13 +433,30 @@ func (p *Pool) claim(ctx context.Context, key string) (*poolCircuit, error) {
 		if pb.err != nil {
 			return nil, pb.err
 		}
+		p.mu.Lock()
+		if pb.pc.removed {
+			died++ // other waiters filling it up is not dying
+		}
+		p.mu.Unlock()
 	}
+}
+
+// better reports whether pc is a better choice than cur: through another
+// exit than avoid if cur is not, else by less.
+func better(pc, cur *poolCircuit, avoid string, less func(a, b *poolCircuit) bool) bool {
+	if cur == nil {
+		return true
+	}
+	if avoid != "" && (pc.exit == avoid) != (cur.exit == avoid) {
+		return cur.exit == avoid
+	}
+	return less(pc, cur)
 }
 
 // usableLocked reports whether pc takes new streams now, and retires it if it
 // has become dirty or died.
 func (p *Pool) usableLocked(pc *poolCircuit, now time.Time) bool {
-	if pc.retired {
+	if pc.retired || pc.full || pc.streams >= p.opts.MaxStreamsPerCircuit {
 		return false
 	}
 	select {
@@ -438,6 +523,7 @@ func (p *Pool) unlock() {
 func (p *Pool) release(pc *poolCircuit) {
 	p.mu.Lock()
 	pc.streams--
+	pc.full = false // the exit has room again
 	if pc.streams == 0 && !pc.removed {
 		if pc.bound && p.now().Sub(pc.firstUse) >= p.opts.Dirtiness {
 			pc.retired = true
@@ -475,6 +561,13 @@ func (p *Pool) makeRoomLocked() error {
 func (p *Pool) addLocked(c Circuit) *poolCircuit {
 	p.nextID++
 	pc := &poolCircuit{c: c, id: p.nextID, built: p.now()}
+	if e, ok := c.(interface{ ExitID() string }); ok {
+		pc.exit = e.ExitID()
+		p.exitsKnown = p.exitsKnown || pc.exit != ""
+	}
+	if r, ok := c.(interface{ RTT() time.Duration }); ok {
+		pc.rtt = r.RTT()
+	}
 	p.circs[pc] = struct{}{}
 	p.stats.Builds++
 	p.observeLocked(PoolEvent{Built: true, ID: pc.id})
@@ -502,12 +595,15 @@ func (p *Pool) watch(pc *poolCircuit) {
 	}
 }
 
-func (p *Pool) buildCircuit() (Circuit, error) {
+func (p *Pool) buildCircuit(avoid []string) (Circuit, error) {
 	p.mu.Lock()
 	timeout := p.opts.BuildTimeout
 	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(p.ctx, timeout)
 	defer cancel()
+	if len(avoid) > 0 {
+		ctx = WithAvoidExits(ctx, avoid)
+	}
 	c, err := p.build(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("build circuit: %w", err)
@@ -517,9 +613,9 @@ func (p *Pool) buildCircuit() (Circuit, error) {
 
 // buildFor builds a circuit for the isolation group key; Dials for key wait
 // on pb.
-func (p *Pool) buildFor(key string, pb *pendingBuild) {
+func (p *Pool) buildFor(key string, pb *pendingBuild, avoid []string) {
 	defer p.wg.Done()
-	c, err := p.buildCircuit()
+	c, err := p.buildCircuit(avoid)
 	p.mu.Lock()
 	delete(p.pending, key)
 	switch {
@@ -531,6 +627,7 @@ func (p *Pool) buildFor(key string, pb *pendingBuild) {
 	default:
 		pc := p.addLocked(c)
 		p.bindLocked(pc, key, p.now())
+		pb.pc = pc
 		c = nil
 	}
 	close(pb.done)
@@ -597,16 +694,22 @@ func (p *Pool) maintainLocked() time.Duration {
 			next = min(next, wait)
 			break
 		}
+		if (p.exitsKnown || p.stats.Builds == 0) && p.prebuilding > 0 {
+			// One at a time while circuits name their exits (or
+			// before the first says whether they do): each avoids
+			// the exits of the spares already there.
+			break
+		}
 		p.prebuilding++
 		p.wg.Add(1)
-		go p.prebuild()
+		go p.prebuild(p.cleanExitsLocked())
 	}
 	return next
 }
 
-func (p *Pool) prebuild() {
+func (p *Pool) prebuild(avoid []string) {
 	defer p.wg.Done()
-	c, err := p.buildCircuit()
+	c, err := p.buildCircuit(avoid)
 	p.mu.Lock()
 	p.prebuilding--
 	switch {
@@ -628,6 +731,44 @@ func (p *Pool) prebuild() {
 		p.log.WithError(err).Warn("prebuilding a circuit failed")
 	}
 	p.poke()
+}
+
+// cleanExitsLocked returns the exits of the clean circuits, for a prebuild
+// to avoid: the spares a pool keeps go through different exits, so that
+// when one exit dies the next stream has somewhere else to go.
+func (p *Pool) cleanExitsLocked() []string {
+	var out []string
+	for pc := range p.circs {
+		if !pc.bound && !pc.retired && pc.exit != "" && !slices.Contains(out, pc.exit) {
+			out = append(out, pc.exit)
+		}
+	}
+	return out
+}
+
+// avoidLocked returns the exits a build for a group should avoid: avoid
+// (whose BEGIN went unanswered), if set.
+func (p *Pool) avoidLocked(avoid string) []string {
+	if avoid == "" {
+		return nil
+	}
+	return []string{avoid}
+}
+
+type avoidExitsKey struct{}
+
+// WithAvoidExits returns ctx telling a BuildFunc which exits (by the IDs
+// their circuits' ExitID methods give) the pool would rather the new
+// circuit did not use: it asks, and a BuildFunc with no other exit may
+// use one of them anyway.
+func WithAvoidExits(ctx context.Context, exits []string) context.Context {
+	return context.WithValue(ctx, avoidExitsKey{}, slices.Clone(exits))
+}
+
+// AvoidExits returns the exits WithAvoidExits put in ctx.
+func AvoidExits(ctx context.Context) []string {
+	v, _ := ctx.Value(avoidExitsKey{}).([]string)
+	return v
 }
 
 // poolStream is a stream on a pool circuit; closing it releases the circuit.

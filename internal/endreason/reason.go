@@ -26,6 +26,9 @@ const (
 	ReasonNotExit     Reason = 7 // the relay is not an exit
 	ReasonProtocol    Reason = 8 // the peer broke the protocol
 	ReasonReset       Reason = 9 // the connection was reset after it was open
+	// ReasonCircuitFull: the circuit has as many streams as the exit
+	// allows; the client should open the stream on another circuit.
+	ReasonCircuitFull Reason = 10
 )
 
 // Sentinel errors, one per failure reason, for errors.Is.
@@ -39,6 +42,7 @@ var (
 	ErrNotExit     = errors.New("relay is not an exit")
 	ErrProtocol    = errors.New("protocol violation")
 	ErrReset       = errors.New("connection reset")
+	ErrCircuitFull = errors.New("circuit takes no more streams")
 )
 
 var reasonErrs = map[Reason]error{
@@ -51,6 +55,7 @@ var reasonErrs = map[Reason]error{
 	ReasonNotExit:     ErrNotExit,
 	ReasonProtocol:    ErrProtocol,
 	ReasonReset:       ErrReset,
+	ReasonCircuitFull: ErrCircuitFull,
 }
 
 // Err returns the sentinel error for r, or nil for ReasonDone. Unknown values

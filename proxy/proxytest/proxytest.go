@@ -12,9 +12,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/pikcio/pikcio/internal/endreason"
 	"github.com/pikcio/pikcio/proxy"
@@ -40,6 +42,9 @@ type Builder struct {
 	circuits  []*Circuit
 	builds    int
 	hook      func(ctx context.Context) error
+	exits     []string      // exit names circuits are built through, in turn
+	rtt       time.Duration // what circuits' RTT reports
+	streamCap int           // streams a circuit's exit takes; 0: no cap
 }
 
 // NewBuilder returns a builder whose circuits resolve ExitOnlyName and
@@ -73,6 +78,19 @@ func (b *Builder) Build(ctx context.Context) (proxy.Circuit, error) {
 		b:       b,
 		done:    make(chan struct{}),
 		streams: make(map[*stream]struct{}),
+		rtt:     b.rtt,
+	}
+	if len(b.exits) > 0 {
+		// In turn, but passing over the exits the pool asks to avoid
+		// while another is left, as a path selector would.
+		c.exit = b.exits[(b.builds-1)%len(b.exits)]
+		avoid := proxy.AvoidExits(ctx)
+		for i := range b.exits {
+			if e := b.exits[(b.builds-1+i)%len(b.exits)]; !slices.Contains(avoid, e) {
+				c.exit = e
+				break
+			}
+		}
 	}
 	b.circuits = append(b.circuits, c)
 	return c, nil
@@ -83,6 +101,29 @@ func (b *Builder) Build(ctx context.Context) (proxy.Circuit, error) {
 func (b *Builder) SetBuildHook(hook func(ctx context.Context) error) {
 	b.mu.Lock()
 	b.hook = hook
+	b.mu.Unlock()
+}
+
+// SetExits makes circuits go through these exits (their ExitID), in turn,
+// passing over those the build's context asks to avoid (proxy.AvoidExits).
+func (b *Builder) SetExits(names ...string) {
+	b.mu.Lock()
+	b.exits = names
+	b.mu.Unlock()
+}
+
+// SetRTT makes later circuits report rtt as their round-trip time.
+func (b *Builder) SetRTT(rtt time.Duration) {
+	b.mu.Lock()
+	b.rtt = rtt
+	b.mu.Unlock()
+}
+
+// SetStreamCap makes circuits' exits refuse a stream beyond n open ones
+// with endreason.ErrCircuitFull, as real exits do at their cap.
+func (b *Builder) SetStreamCap(n int) {
+	b.mu.Lock()
+	b.streamCap = n
 	b.mu.Unlock()
 }
 
@@ -134,6 +175,24 @@ type Circuit struct {
 	dieOnOpen bool
 	streams   map[*stream]struct{}
 	opened    []string
+	exit      string
+	rtt       time.Duration
+	stalled   bool
+	pending   int // opens under way, counted against the stream cap
+}
+
+// ExitID names the circuit's exit (see Builder.SetExits).
+func (c *Circuit) ExitID() string { return c.exit }
+
+// RTT is the round-trip time the circuit reports (Builder.SetRTT).
+func (c *Circuit) RTT() time.Duration { return c.rtt }
+
+// Stall makes every later OpenStream on this circuit wait until its
+// context ends or the circuit dies, as through an exit that hung.
+func (c *Circuit) Stall() {
+	c.mu.Lock()
+	c.stalled = true
+	c.mu.Unlock()
 }
 
 // OpenStream connects to host:port from this process, as an exit would.
@@ -150,12 +209,23 @@ func (c *Circuit) OpenStream(ctx context.Context, host string, port uint16) (net
 		c.Die()
 		return nil, fmt.Errorf("open stream: %w", ErrCircuitDead)
 	}
-	c.mu.Unlock()
-
 	c.b.mu.Lock()
-	failErr, stall := c.b.failHosts[host], c.b.stall[host]
+	failErr, stall := c.b.failHosts[host], c.b.stall[host] || c.stalled
 	ip, known := c.b.hosts[host]
+	limit := c.b.streamCap
 	c.b.mu.Unlock()
+	if limit > 0 && len(c.streams)+c.pending >= limit {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("exit: %w", endreason.ErrCircuitFull)
+	}
+	c.pending++
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.pending--
+		c.mu.Unlock()
+	}()
+
 	if failErr != nil {
 		return nil, fmt.Errorf("exit: %w", failErr)
 	}

@@ -1,0 +1,177 @@
+package discovery
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+func TestDownMarks(t *testing.T) {
+	now := time.Now()
+	relays := fabricateNet(t, now, 1)
+	d1 := relays[0]
+	id := d1.PeerID
+	usable := func(dir *directory, at time.Time) bool { return len(dir.usable(at)) == 1 }
+
+	t.Run("escalate", func(t *testing.T) {
+		dir := newDirectory()
+		dir.put(d1)
+		at := now
+		for i, want := range []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, 4 * time.Minute} {
+			if dir.markFailed(id, at, 30*time.Second, 4*time.Minute) {
+				t.Fatalf("failure %d: reported already down", i)
+			}
+			if usable(dir, at.Add(want-time.Millisecond)) || !usable(dir, at.Add(want)) {
+				t.Fatalf("failure %d: not down for exactly %v", i, want)
+			}
+			// A build that chose it before the mark fails too: not counted.
+			if !dir.markFailed(id, at.Add(time.Second), 30*time.Second, 4*time.Minute) {
+				t.Fatalf("failure %d: second failure within the mark counted", i)
+			}
+			at = at.Add(want)
+		}
+		dir.clearDown(id)
+		dir.markFailed(id, at, 30*time.Second, 4*time.Minute)
+		if !usable(dir, at.Add(30*time.Second)) {
+			t.Fatal("a success did not reset the escalation")
+		}
+	})
+
+	t.Run("newer descriptor lifts", func(t *testing.T) {
+		dir := newDirectory()
+		dir.put(d1)
+		dir.markFailed(id, now, time.Minute, time.Hour)
+		if dir.put(d1) || usable(dir, now) {
+			t.Fatal("the same descriptor lifted the mark")
+		}
+		d2 := *d1
+		d2.Published = d1.Published.Add(time.Second)
+		d2.Signature = nil
+		if !dir.put(&d2) || !usable(dir, now) {
+			t.Fatal("a newer descriptor did not lift the mark")
+		}
+		// Marked again, against d2 now.
+		dir.markFailed(id, now, time.Minute, time.Hour)
+		if usable(dir, now) {
+			t.Fatal("not marked down against the newer descriptor")
+		}
+	})
+
+	t.Run("suspect", func(t *testing.T) {
+		dir := newDirectory()
+		dir.put(d1)
+		dir.markDown(id, now.Add(time.Minute))
+		if usable(dir, now) || !usable(dir, now.Add(time.Minute)) {
+			t.Fatal("suspect mark wrong")
+		}
+		dir.expire(now.Add(time.Minute))
+		if len(dir.down) != 0 {
+			t.Fatal("ended mark kept")
+		}
+	})
+}
+
+// TestGuardFailureOncePerMark: builds that all chose a guard before it was
+// marked down count one failure against it, not one each.
+func TestGuardFailureOncePerMark(t *testing.T) {
+	d := offlineDiscovery(t, fabricateNet(t, time.Now(), 24))
+	path, err := d.SelectPath(PathRequest{Port: 443})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		d.ReportFailure(path, &HopError{Hop: 0, Err: errors.New("connection refused")})
+	}
+	for _, g := range d.Guards() {
+		if g.ID == path[0].PeerID && g.Failures != 1 {
+			t.Fatalf("guard failures %d, want 1", g.Failures)
+		}
+	}
+}
+
+// TestRestartedRelayUsedAgain: a relay that failed a build and then
+// republishes (it restarted) is chosen again within seconds, without
+// waiting for a refresh or for its down mark to end.
+func TestRestartedRelayUsedAgain(t *testing.T) {
+	const n = 3
+	net := newTestNetwork(t, n)
+	c := net.newClient()
+	discoverAll(t, c, n, 30*time.Second)
+	r := net.relays[1]
+	desc, _ := c.Descriptor(r.h.ID())
+	c.ReportFailure([]*Descriptor{desc}, &HopError{Hop: 0, Err: errors.New("handshake failed")})
+	if containsID(c.Relays(), r.h.ID()) {
+		t.Fatal("failed relay still chosen")
+	}
+	time.Sleep(time.Second) // the relay is still down: nothing newer
+	if containsID(c.Relays(), r.h.ID()) {
+		t.Fatal("relay back without a newer descriptor")
+	}
+	info, _ := r.relayInfo()
+	info.OnionKey = OnionKey{Key: randKey(), Expires: time.Now().Add(time.Hour)}
+	r.setInfo(info)
+	ctx := testContext(t, time.Minute)
+	back := time.Now()
+	if err := r.d.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "restarted relay chosen again", func() bool { return containsID(c.Relays(), r.h.ID()) })
+	t.Logf("relay chosen again %v after it republished", time.Since(back).Round(time.Millisecond))
+	if d, _ := c.Descriptor(r.h.ID()); d.OnionKey.Key != info.OnionKey.Key {
+		t.Fatal("old onion key kept")
+	}
+}
+
+// TestNegativeCacheShort: a DHT server without a descriptor is asked again
+// after seconds the first time, not after twice the refresh interval.
+func TestNegativeCacheShort(t *testing.T) {
+	net := newTestNetwork(t, 1)
+	c := net.newClient()
+	ctx := testContext(t, time.Minute)
+	if _, err := c.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	neg, ok := c.negative[net.boot.host.ID()]
+	c.mu.Unlock()
+	if !ok {
+		t.Fatal("bootstrap node without a descriptor not in the negative cache")
+	}
+	// The client's own first refresh may have missed it too: two misses.
+	if left := time.Until(neg.until); left > 2*negativeMin {
+		t.Fatalf("asked again in %v, want at most %v", left, 2*negativeMin)
+	}
+}
+
+// TestSelectAvoidExits: exits a request avoids are passed over while
+// another fits, and used when none does.
+func TestSelectAvoidExits(t *testing.T) {
+	relays := fabricateNet(t, time.Now(), 24)
+	var exits []peer.ID
+	for _, d := range relays {
+		if d.Flags&FlagExit != 0 {
+			exits = append(exits, d.PeerID)
+		}
+	}
+	for _, hops := range []int{1, 3} {
+		for _, guards := range [][]peer.ID{nil, {relays[0].PeerID, relays[2].PeerID}} {
+			sel := &Selector{AllowSameSubnet: true}
+			keep := exits[len(exits)-1]
+			for range 20 {
+				path, err := sel.Select(relays, PathRequest{Hops: hops, Port: 443, AvoidExits: exits[:len(exits)-1]}, guards)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := path[len(path)-1].PeerID; got != keep && !(hops > 1 && guards != nil && slices.Contains(guards, keep)) {
+					t.Fatalf("%d hops: exit %s avoided, want %s", hops, got, keep)
+				}
+			}
+			if _, err := sel.Select(relays, PathRequest{Hops: hops, Port: 443, AvoidExits: exits}, guards); err != nil {
+				t.Fatalf("every exit avoided: %v", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,171 @@
+package proxy_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pikcio/pikcio/internal/endreason"
+	"github.com/pikcio/pikcio/proxy"
+	"github.com/pikcio/pikcio/proxy/proxytest"
+)
+
+// dialMany opens n streams of group key at once, keeps them all open, and
+// returns how many failed.
+func dialMany(t *testing.T, e *poolEnv, key string, n int) (failed int, firstErr error) {
+	t.Helper()
+	var (
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		conns []net.Conn
+	)
+	for range n {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, err := e.p.Dial(ctx, key, proxytest.ExitOnlyName, e.port)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed++
+				if firstErr == nil {
+					firstErr = err
+				}
+				return
+			}
+			conns = append(conns, c)
+		})
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return failed, firstErr
+}
+
+// TestPoolNoGroupCeiling: one isolation group is not capped at what one
+// circuit carries. When the exit refuses a stream because the circuit is
+// full, or the pool's own per-circuit cap is reached, the group gets
+// another circuit.
+func TestPoolNoGroupCeiling(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		exitCap   int // the exit refuses beyond this
+		poolCap   int // the pool stops at this
+		n         int
+		wantFull  bool
+		wantBuilt int
+	}{
+		{name: "exit refuses", exitCap: 4, poolCap: 0, n: 20, wantFull: true, wantBuilt: 5},
+		{name: "pool cap", exitCap: 0, poolCap: 4, n: 20, wantBuilt: 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkLeaks(t)
+			e := newPoolEnv(t, proxy.PoolOptions{Prebuilt: -1, MaxStreamsPerCircuit: tc.poolCap}, false)
+			e.b.SetStreamCap(tc.exitCap)
+			if failed, err := dialMany(t, e, "one group", tc.n); failed != 0 {
+				t.Fatalf("%d of %d streams of one group failed: %v", failed, tc.n, err)
+			}
+			st := e.p.Stats()
+			if st.Groups != 1 || st.Streams != tc.n {
+				t.Fatalf("stats %+v", st)
+			}
+			if st.Circuits < tc.wantBuilt {
+				t.Fatalf("%d circuits for %d streams, want at least %d", st.Circuits, tc.n, tc.wantBuilt)
+			}
+			if (st.FullRetries > 0) != tc.wantFull {
+				t.Fatalf("%d full retries", st.FullRetries)
+			}
+			for _, c := range e.b.Circuits() {
+				if c.Dead() {
+					t.Fatal("a full circuit was closed")
+				}
+			}
+		})
+	}
+}
+
+// TestPoolBeginTimeoutOtherExit: a stream open that gets no answer within
+// the bound learned from the circuit's round trip goes to a circuit
+// through another exit at once (not after the 30 s connect timeout), and
+// the silent circuit takes no more streams.
+func TestPoolBeginTimeoutOtherExit(t *testing.T) {
+	checkLeaks(t)
+	e := newPoolEnv(t, proxy.PoolOptions{Prebuilt: 2, ConnectTimeout: 30 * time.Second}, false)
+	e.b.SetExits("exit-a", "exit-b", "exit-c")
+	e.b.SetRTT(time.Millisecond)
+	e.p.Start()
+	waitFor(t, "2 prebuilt circuits", func() bool { return e.p.Stats().Clean == 2 })
+	first := e.dial(t, "g") // the group's circuit
+	_ = first
+	var stalled *proxytest.Circuit
+	for _, c := range e.b.Circuits() {
+		if c.Streams() == 1 {
+			stalled = c
+		}
+	}
+	stalled.Stall()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := e.p.Dial(ctx, "g", proxytest.ExitOnlyName, e.port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	took := time.Since(start)
+	echo(t, c)
+	if took > 10*time.Second {
+		t.Fatalf("retry after %v", took)
+	}
+	t.Logf("unanswered open retried; stream open after %v", took.Round(time.Millisecond))
+	st := e.p.Stats()
+	if st.BeginTimeouts != 1 {
+		t.Fatalf("%d begin timeouts, want 1", st.BeginTimeouts)
+	}
+	for _, cc := range e.b.Circuits() {
+		if cc != stalled && cc.Streams() == 1 && cc.ExitID() == stalled.ExitID() {
+			t.Fatal("retried through the same exit")
+		}
+	}
+	// New streams of the group avoid the silent circuit.
+	e.dial(t, "g")
+	if n := len(stalled.Opened()); n != 2 {
+		t.Fatalf("%d opens on the silent circuit, want 2", n)
+	}
+}
+
+// TestPoolSparesDifferentExits: the clean circuits the pool keeps ready go
+// through different exits, so one exit's death leaves a spare.
+func TestPoolSparesDifferentExits(t *testing.T) {
+	checkLeaks(t)
+	e := newPoolEnv(t, proxy.PoolOptions{Prebuilt: 3}, false)
+	e.b.SetExits("exit-a", "exit-a", "exit-b", "exit-b", "exit-c")
+	e.p.Start()
+	waitFor(t, "3 prebuilt circuits", func() bool { return e.p.Stats().Clean == 3 })
+	seen := map[string]bool{}
+	for _, c := range e.b.Circuits() {
+		seen[c.ExitID()] = true
+	}
+	if len(seen) != 3 {
+		t.Fatalf("spares through %d exits, want 3: %v", len(seen), seen)
+	}
+}
+
+// TestPoolCircuitFullNotDestinationError: ErrCircuitFull beyond the retries
+// reaches the caller as such, never as a destination failure.
+func TestPoolCircuitFullNotDestinationError(t *testing.T) {
+	e := newPoolEnv(t, proxy.PoolOptions{Prebuilt: -1}, false)
+	e.b.FailHost(proxytest.ExitOnlyName, endreason.ErrCircuitFull)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := e.p.Dial(ctx, "g", proxytest.ExitOnlyName, e.port)
+	if !errors.Is(err, endreason.ErrCircuitFull) {
+		t.Fatalf("err %v", err)
+	}
+}
