@@ -222,7 +222,7 @@ func FuzzPeerCert(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	srv, err := tis.NewServer(dir, tis.ServerOptions{})
+	srv, err := tis.NewServer(dir, tis.ServerOptions{OpenEnrollment: true})
 	if err != nil {
 		f.Fatal(err)
 	}

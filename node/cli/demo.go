@@ -132,6 +132,7 @@ type demo struct {
 	client *node.Node
 	tis    *tis.Server
 	tisURL string
+	codes  *tis.DemoMailer // the TIS's codes, for d.enroll
 	tisDir string
 	// view is the TCI view the TIS makes relay score statements from;
 	// relay 0 keeps it fresh.
@@ -152,7 +153,10 @@ func (d *demo) startTIS() error {
 	}
 	d.tisDir = dir
 	d.view = trust.NewView(trust.ViewOptions{Root: root.PublicKey()})
-	srv, err := tis.NewServer(dir, tis.ServerOptions{EnrollRate: 100, EnrollBurst: 2 * demoMaxRelays, RelayScorer: trust.TISScorer{View: d.view}})
+	// Demo mode: the codes go to the log, and the demo enrolls its own
+	// nodes with them (d.enroll).
+	d.codes = &tis.DemoMailer{}
+	srv, err := tis.NewServer(dir, tis.ServerOptions{EnrollRate: 100, EnrollBurst: 4 * demoMaxRelays, AddrRate: 100, AddrBurst: 4 * demoMaxRelays, Mailer: d.codes, RelayScorer: trust.TISScorer{View: d.view}})
 	if err != nil {
 		return fmt.Errorf("TIS: %w", err)
 	}
@@ -184,7 +188,9 @@ func (d *demo) enroll(cfg *config.Config, name string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := tis.EnrollNode(ctx, d.tisURL, d.tis.PublicKey(), priv, cfg.Node.DataDir, name, name+"@demo.invalid"); err != nil {
+	c := tis.NewClient(d.tisURL, d.tis.PublicKey())
+	c.Code = d.codes.Code
+	if _, err := c.EnrollNode(ctx, priv, cfg.Node.DataDir, name, name+"@demo.invalid", ""); err != nil {
 		return fmt.Errorf("enroll %s: %w", name, err)
 	}
 	return nil

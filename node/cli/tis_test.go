@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,7 +30,8 @@ func TestTISInitAndEnroll(t *testing.T) {
 		t.Fatalf("second init: exit %d, %q", code, errOut)
 	}
 
-	srv, err := tis.NewServer(tisDir, tis.ServerOptions{})
+	mail := &tis.DemoMailer{Quiet: true}
+	srv, err := tis.NewServer(tisDir, tis.ServerOptions{Mailer: mail})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +42,21 @@ func TestTISInitAndEnroll(t *testing.T) {
 	}
 	nodeDir := filepath.Join(t.TempDir(), "node")
 	key := tis.FormatKey(root)
-	code, out, errOut = run("enroll", "--tis", addr.String(), "--tis-key", key, "--name", "Ada", "--email", "ada@demo.invalid", "--dir", nodeDir)
+	// The first run gets a code mailed; no terminal here to ask for it.
+	var o, eo strings.Builder
+	code = runEnroll(&env{stdout: &o, stderr: &eo}, []string{"--tis", addr.String(), "--tis-key", key, "--name", "Ada", "--email", "ada@demo.invalid", "--dir", nodeDir})
+	if code != exitError || !strings.Contains(eo.String(), "--code") {
+		t.Fatalf("enroll without a code: exit %d: %s", code, eo.String())
+	}
+	mailed, err := mail.Code(context.Background(), "ada@demo.invalid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = run("enroll", "--tis", addr.String(), "--tis-key", key, "--name", "Ada", "--email", "ada@demo.invalid", "--dir", nodeDir, "--code", "0"+mailed[1:])
+	if mailed[0] != '0' && (code != exitError || !strings.Contains(errOut, "wrong")) {
+		t.Fatalf("enroll with a wrong code: exit %d: %s", code, errOut)
+	}
+	code, out, errOut = run("enroll", "--tis", addr.String(), "--tis-key", key, "--name", "Ada", "--email", "ada@demo.invalid", "--dir", nodeDir, "--code", mailed)
 	if code != exitOK {
 		t.Fatalf("enroll: exit %d: %s", code, errOut)
 	}
@@ -52,6 +69,15 @@ func TestTISInitAndEnroll(t *testing.T) {
 	}
 	if err := en.NodeCert.Verify(root, en.NodeCert.IssuedAt); err != nil {
 		t.Fatalf("node certificate: %v", err)
+	}
+
+	// Asked on the terminal: the code typed in after the mail came.
+	o.Reset()
+	eo.Reset()
+	typed := &typedCode{code: func() string { c, _ := mail.Code(context.Background(), "bea@demo.invalid"); return c + "\n" }}
+	code = runEnroll(&env{stdin: typed, stdout: &o, stderr: &eo}, []string{"--tis", addr.String(), "--tis-key", key, "--name", "Bea", "--email", "bea@demo.invalid", "--dir", filepath.Join(t.TempDir(), "bea")})
+	if code != exitOK || !strings.Contains(eo.String(), "Code: ") {
+		t.Fatalf("enroll with a prompt: exit %d: %s", code, eo.String())
 	}
 
 	// Another TIS's key is refused by the client's check of the answer.
@@ -69,4 +95,18 @@ func TestTISInitAndEnroll(t *testing.T) {
 	if code != exitUsage {
 		t.Fatalf("enroll with a bad e-mail: exit %d, %q", code, errOut)
 	}
+}
+
+// typedCode is a terminal where the person types the code they got by
+// mail: it reads the code only when asked.
+type typedCode struct {
+	code func() string
+	r    io.Reader
+}
+
+func (t *typedCode) Read(p []byte) (int, error) {
+	if t.r == nil {
+		t.r = strings.NewReader(t.code())
+	}
+	return t.r.Read(p)
 }
