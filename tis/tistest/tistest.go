@@ -49,6 +49,10 @@ func Start(t testing.TB, opts func(root ed25519.PublicKey) tis.ServerOptions) *T
 	// one to read a mail: enrollment needs no code unless a test gives a
 	// Mailer.
 	o.OpenEnrollment = o.Mailer == nil
+	// Every test client comes from 127.0.0.1.
+	if o.AddrRate == 0 {
+		o.AddrRate, o.AddrBurst = 1e6, 1e6
+	}
 	srv, err := tis.NewServer(dir, o)
 	if err != nil {
 		t.Fatalf("tis.NewServer: %v", err)
