@@ -20,7 +20,7 @@ type testTIS struct {
 }
 
 // newTestTIS initializes a TIS in a temporary directory and serves it.
-func newTestTIS(t *testing.T, opts ServerOptions) *testTIS {
+func newTestTIS(t testing.TB, opts ServerOptions) *testTIS {
 	t.Helper()
 	dir := t.TempDir() + "/tis"
 	root, err := Init(dir)
@@ -33,7 +33,7 @@ func newTestTIS(t *testing.T, opts ServerOptions) *testTIS {
 }
 
 // start opens the TIS directory and serves it on a new loopback port.
-func (tt *testTIS) start(t *testing.T, opts ServerOptions) {
+func (tt *testTIS) start(t testing.TB, opts ServerOptions) {
 	t.Helper()
 	if opts.EnrollRate == 0 {
 		opts.EnrollRate, opts.EnrollBurst = 1000, 1000

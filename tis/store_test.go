@@ -19,11 +19,15 @@ func backends(t *testing.T) map[string]func(t *testing.T) string {
 
 // twoServers serves one TIS (one directory, one database) from two
 // Servers, as two processes would, sharing the codes they mail.
-func twoServers(t *testing.T, db string) (a, b *testTIS) {
+func twoServers(t *testing.T, db string) (a, b *testTIS) { return twoServersTB(t, db, ServerOptions{}) }
+
+func twoServersTB(t testing.TB, db string, opts ServerOptions) (a, b *testTIS) {
 	t.Helper()
-	a = newTestTIS(t, ServerOptions{DB: db})
+	opts.DB = db
+	a = newTestTIS(t, opts)
 	b = &testTIS{dir: a.dir, root: a.root, mail: a.mail}
-	b.start(t, ServerOptions{DB: db, Mailer: a.mail})
+	opts.Mailer = a.mail
+	b.start(t, opts)
 	return a, b
 }
 
