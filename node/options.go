@@ -60,6 +60,9 @@ type Options struct {
 type Enrollee struct {
 	Name  string
 	Email string
+	// Code is the one-time code the TIS mailed to Email; without it the
+	// first start asks the TIS to mail one and stops (tis.ErrCodeSent).
+	Code string
 }
 
 // enrollTimeout bounds the enrollment at a node's first start.

@@ -103,7 +103,7 @@ func enrollFirst(tc config.TISConfig, dir string, priv crypto.PrivKey, who *Enro
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), enrollTimeout)
 	defer cancel()
-	en, err := tis.EnrollNode(ctx, tis.BaseURL(tc.URL), root, priv, dir, who.Name, who.Email)
+	en, err := tis.NewClient(tis.BaseURL(tc.URL), root).EnrollNode(ctx, priv, dir, who.Name, who.Email, who.Code)
 	if err != nil {
 		return fmt.Errorf("enroll with the TIS: %w", err)
 	}

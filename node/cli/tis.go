@@ -271,7 +271,7 @@ func enroll(e *env, name, url string, root ed25519.PublicKey, dir, who, email, c
 		c.Code = func(_ context.Context, email string) (string, error) { return promptCode(e, email) }
 	}
 	en, err := c.EnrollNode(ctx, priv, dataDir, who, email, code)
-	if errors.Is(err, tis.ErrCodeSent) {
+	if errors.Is(err, tis.ErrCodeSent) || errors.Is(err, errNoCode) {
 		fmt.Fprintf(e.stderr, "%s: the TIS mailed a code to %s: run this again with --code CODE\n", name, email)
 		return exitError
 	}
@@ -498,16 +498,17 @@ request; nodes fetch it on their next trust refresh.
 	return exitOK
 }
 
+// errNoCode reports that no code was typed in (end of input).
+var errNoCode = errors.New("no code entered")
+
 // promptCode asks for the code mailed to email on stdin.
 func promptCode(e *env, email string) (string, error) {
 	fmt.Fprintf(e.stderr, "The TIS mailed a code to %s. Code: ", email)
-	line, err := bufio.NewReader(io.LimitReader(e.stdin, 256)).ReadString('\n')
+	line, _ := bufio.NewReader(io.LimitReader(e.stdin, 256)).ReadString('\n')
 	line = strings.TrimSpace(line)
 	if line == "" {
-		if err == nil {
-			err = io.ErrUnexpectedEOF
-		}
-		return "", fmt.Errorf("no code entered: %w", err)
+		fmt.Fprintln(e.stderr)
+		return "", errNoCode
 	}
 	return line, nil
 }
