@@ -270,16 +270,17 @@ func (s *Server) Revoke(serial Serial) error {
 		if owner == "" {
 			return ErrUnknownSerial
 		}
-		seq, _, err := tx.RevocationList() // locks the list first
+		// Lock the person, then the list: the order enrollment takes.
+		p, err := tx.Person(owner)
+		if err != nil {
+			return err
+		}
+		seq, _, err := tx.RevocationList()
 		if err != nil {
 			return err
 		}
 		n, err := tx.Revoke([]string{serial.String()})
 		if err != nil || n == 0 {
-			return err
-		}
-		p, err := tx.Person(owner)
-		if err != nil {
 			return err
 		}
 		if p != nil && !p.Blocked {

@@ -114,6 +114,15 @@ or $PIKCIO_TIS_SECRET holds it (base64).`)
 	if *dir == "" {
 		return usageError(e, fs, "--dir is required")
 	}
+	if *refresh <= 0 {
+		return usageError(e, fs, "--trust-refresh %v: want more than 0", *refresh)
+	}
+	if (*certFile == "") != (*keyFile == "") {
+		return usageError(e, fs, "--tls-cert and --tls-key go together")
+	}
+	if _, _, err := net.SplitHostPort(*listen); err != nil {
+		return usageError(e, fs, "--listen %q: want host:port", *listen)
+	}
 	mailer, code := tisMailer(e, fs, *smtpAddr, *smtpFrom, *smtpUser, *demoCodes)
 	if mailer == nil {
 		return code
@@ -133,15 +142,6 @@ or $PIKCIO_TIS_SECRET holds it (base64).`)
 	secret, err := secretFromEnv()
 	if err != nil {
 		return usageError(e, fs, "%v", err)
-	}
-	if *refresh <= 0 {
-		return usageError(e, fs, "--trust-refresh %v: want more than 0", *refresh)
-	}
-	if (*certFile == "") != (*keyFile == "") {
-		return usageError(e, fs, "--tls-cert and --tls-key go together")
-	}
-	if _, _, err := net.SplitHostPort(*listen); err != nil {
-		return usageError(e, fs, "--listen %q: want host:port", *listen)
 	}
 	root, err := tis.OpenWithSecret(*dir, *secretFile, secret)
 	if err != nil {
