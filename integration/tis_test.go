@@ -11,9 +11,8 @@ import (
 	"time"
 )
 
-// runOnce runs a pikcio command to its end and returns its stdout; it
-// fails the test unless the command exits 0.
-func runOnce(t *testing.T, name string, args ...string) string {
+// runToEnd runs a pikcio command to its end (90 s at most).
+func runToEnd(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
 	p := start(t, name, args...)
 	select {
@@ -21,6 +20,14 @@ func runOnce(t *testing.T, name string, args ...string) string {
 	case <-time.After(90 * time.Second):
 		t.Fatalf("%s still running after 90s", name)
 	}
+	return p
+}
+
+// runOnce runs a pikcio command to its end and returns its stdout; it
+// fails the test unless the command exits 0.
+func runOnce(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	p := runToEnd(t, name, args...)
 	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("%s exited %d:\n%s", name, code, p.errOut())
 	}
@@ -31,12 +38,7 @@ func runOnce(t *testing.T, name string, args ...string) string {
 // message holds want.
 func runFailing(t *testing.T, name, want string, args ...string) {
 	t.Helper()
-	p := start(t, name, args...)
-	select {
-	case <-p.done:
-	case <-time.After(90 * time.Second):
-		t.Fatalf("%s still running after 90s", name)
-	}
+	p := runToEnd(t, name, args...)
 	if code := p.cmd.ProcessState.ExitCode(); code == 0 || !strings.Contains(p.errOut(), want) {
 		t.Fatalf("%s exited %d, want an error with %q:\n%s", name, code, want, p.errOut())
 	}
