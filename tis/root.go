@@ -20,7 +20,8 @@ const (
 	RootKeyFile = "root.key"
 	// SecretFile holds the 32-byte secret of the keyed hashes.
 	SecretFile = "hash.secret"
-	// StateFile holds issued serials, the keyed-hash index and revocations.
+	// StateFile held the state of TIS versions before the database
+	// (DBFile); a server migrates it on its first start (ConfirmMigration).
 	StateFile = "state.json"
 )
 
@@ -50,7 +51,7 @@ func InitWithSecret(dir, secretFile string) (ed25519.PublicKey, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("init %s: %w", dir, err)
 	}
-	for _, name := range []string{RootKeyFile, SecretFile, StateFile} {
+	for _, name := range []string{RootKeyFile, SecretFile, StateFile, DBFile} {
 		if _, err := os.Lstat(filepath.Join(dir, name)); !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("init %s: %s: %w", dir, name, ErrExists)
 		}
