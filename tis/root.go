@@ -92,13 +92,9 @@ func Open(dir string) (*Root, error) { return OpenWithSecret(dir, "", nil) }
 // SecretFile in dir. Keeping the secret apart means a stolen directory
 // does not let anyone test guessed e-mails against its hashes.
 func OpenWithSecret(dir, secretFile string, secret []byte) (*Root, error) {
-	key, err := readPrivate(filepath.Join(dir, RootKeyFile), ed25519.PrivateKeySize)
+	key, err := OpenKey(dir)
 	if err != nil {
-		return nil, fmt.Errorf("root key: %w", err)
-	}
-	if len(key) != ed25519.PrivateKeySize ||
-		!bytes.Equal(ed25519.NewKeyFromSeed(key[:ed25519.SeedSize]), key) {
-		return nil, fmt.Errorf("root key in %s: %w", dir, ErrMalformed)
+		return nil, err
 	}
 	if secret == nil {
 		if secretFile == "" {
@@ -111,7 +107,22 @@ func OpenWithSecret(dir, secretFile string, secret []byte) (*Root, error) {
 	if len(secret) != secretSize {
 		return nil, fmt.Errorf("secret: %d bytes, want %d: %w", len(secret), secretSize, ErrMalformed)
 	}
-	return &Root{dir: dir, key: ed25519.PrivateKey(key), secret: secret}, nil
+	return &Root{dir: dir, key: key, secret: secret}, nil
+}
+
+// OpenKey loads the root private key of the TIS in dir, without the
+// secret (which may be kept elsewhere): what signing attestations and seed
+// lists needs.
+func OpenKey(dir string) (ed25519.PrivateKey, error) {
+	key, err := readPrivate(filepath.Join(dir, RootKeyFile), ed25519.PrivateKeySize)
+	if err != nil {
+		return nil, fmt.Errorf("root key: %w", err)
+	}
+	if len(key) != ed25519.PrivateKeySize ||
+		!bytes.Equal(ed25519.NewKeyFromSeed(key[:ed25519.SeedSize]), key) {
+		return nil, fmt.Errorf("root key in %s: %w", dir, ErrMalformed)
+	}
+	return ed25519.PrivateKey(key), nil
 }
 
 // PublicKey returns the root public key.

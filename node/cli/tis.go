@@ -346,7 +346,7 @@ its public key.`)
 	}
 	var key ed25519.PrivateKey
 	if *dir != "" {
-		if _, err := tis.Open(*dir); err != nil {
+		if _, err := tis.OpenKey(*dir); err != nil {
 			return fail(e, fs, err)
 		}
 		key, err = readKeyFile(filepath.Join(*dir, tis.RootKeyFile))
@@ -456,7 +456,7 @@ request; nodes fetch it on their next trust refresh.
 		}
 		ids = append(ids, id)
 	}
-	if _, err := tis.Open(*dir); err != nil {
+	if _, err := tis.OpenKey(*dir); err != nil {
 		return fail(e, sub, err)
 	}
 	seeds, err := tis.ReadSeeds(*dir)

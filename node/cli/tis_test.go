@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -109,4 +110,39 @@ func (t *typedCode) Read(p []byte) (int, error) {
 		t.r = strings.NewReader(t.code())
 	}
 	return t.r.Read(p)
+}
+
+func TestSecretFromEnv(t *testing.T) {
+	t.Setenv(secretEnv, "")
+	if b, err := secretFromEnv(); b != nil || err != nil {
+		t.Fatalf("unset: %x, %v", b, err)
+	}
+	t.Setenv(secretEnv, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+	if b, err := secretFromEnv(); len(b) != 32 || err != nil {
+		t.Fatalf("32 bytes: %x, %v", b, err)
+	}
+	t.Setenv(secretEnv, "c2hvcnQ=")
+	if _, err := secretFromEnv(); err == nil {
+		t.Fatal("a short secret accepted")
+	}
+}
+
+// TestSecretFileApart: "tis init --secret-file" keeps the secret out of
+// the directory; "tis seed" and "tis attest" work without it, and "tis
+// serve" refuses to start without it.
+func TestSecretFileApart(t *testing.T) {
+	base := t.TempDir()
+	dir, secret := filepath.Join(base, "tis"), filepath.Join(base, "secret")
+	if code, _, errOut := run("tis", "init", "--dir", dir, "--secret-file", secret); code != exitOK {
+		t.Fatalf("init: %d %s", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, tis.SecretFile)); !os.IsNotExist(err) {
+		t.Fatalf("secret in the directory: %v", err)
+	}
+	if code, _, errOut := run("tis", "seed", "list", "--dir", dir); code != exitOK {
+		t.Fatalf("seed list: %d %s", code, errOut)
+	}
+	if code, _, errOut := run("tis", "serve", "--dir", dir, "--demo-codes"); code != exitError || !strings.Contains(errOut, "secret") {
+		t.Fatalf("serve without the secret: %d %s", code, errOut)
+	}
 }
