@@ -84,8 +84,10 @@ type Server struct {
 	revList *RevocationList // the last list read or signed
 	revBlob []byte
 	revRead time.Time // when revList was read from the store
-	closed  bool
-	httpSrv *http.Server
+	// refreshing is set while one caller of RevocationList reads the store.
+	refreshing bool
+	closed     bool
+	httpSrv    *http.Server
 
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -313,14 +315,22 @@ func (s *Server) isClosed() bool {
 // (another server may have signed one), and signed afresh when half its
 // lifetime has passed.
 func (s *Server) RevocationList() (*RevocationList, []byte) {
-	s.mu.Lock()
-	l, blob, read, closed := s.revList, s.revBlob, s.revRead, s.closed
-	s.mu.Unlock()
 	now := s.opts.Now()
+	s.mu.Lock()
+	l, blob, read := s.revList, s.revBlob, s.revRead
 	fresh := now.Before(l.IssuedAt.Add(s.opts.RevocationLifetime / 2))
-	if closed || (fresh && now.Sub(read) < revocationCacheTime && !now.Before(read)) {
+	if s.closed || s.refreshing || (fresh && now.Sub(read) < revocationCacheTime && !now.Before(read)) {
+		// One caller reads the store; the others answer the list held.
+		s.mu.Unlock()
 		return l, blob
 	}
+	s.refreshing = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.refreshing = false
+		s.mu.Unlock()
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var nl *RevocationList
