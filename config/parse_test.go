@@ -93,6 +93,8 @@ var errorTests = []struct {
 	{"negative burst", "relay.bandwidth_burst = -5\n", 1, "relay.bandwidth_burst", ErrValue, "at least 0"},
 	{"bad root key", "[tis]\nroot_key = \"abc\"\n", 2, "tis.root_key", ErrValue, "base64 of 32 bytes"},
 	{"bad tis url", "[tis]\nurl = \"ftp://tis.example\"\n", 2, "tis.url", ErrValue, "http:// or https://"},
+	{"tis url http to another host", "[tis]\nurl = \"http://tis.example:7070\"\n", 2, "tis.url", ErrValue, "loopback"},
+	{"tis url http to a public address", "[tis]\nurl = \"http://192.0.2.7:7070\"\n", 2, "tis.url", ErrValue, "use https://"},
 	{"zero revocation refresh", "[tis]\nrevocation_refresh = \"0s\"\n", 2, "tis.revocation_refresh", ErrValue, "more than 0"},
 	{"zero trust refresh", "[trust]\nrefresh = \"0s\"\n", 2, "trust.refresh", ErrValue, "more than 0"},
 	{"guard score over 100", "[trust]\nmin_guard_score = 101\n", 2, "trust.min_guard_score", ErrValue, "0..100"},
@@ -154,6 +156,8 @@ func TestParseValid(t *testing.T) {
 			return c.TIS.RootKey != "" && c.TIS.URL == "127.0.0.1:7070" && !c.TIS.Require && c.TIS.RevocationRefresh.D() == time.Minute
 		}},
 		{"tis https url", "[tis]\nurl = \"https://tis.example:8443/pikcio\"\n", func(c *Config) bool { return c.TIS.URL != "" }},
+		{"tis http url on loopback", "[tis]\nurl = \"http://[::1]:7070\"\n", func(c *Config) bool { return c.TIS.URL != "" }},
+		{"tis http url on localhost", "[tis]\nurl = \"http://localhost:7070\"\n", func(c *Config) bool { return c.TIS.URL != "" }},
 		{"rates", "[relay]\nbandwidth_rate = 1_000_000\nbandwidth_burst = 2000000\n", func(c *Config) bool {
 			return c.Relay.BandwidthRate == 1000000 && c.Relay.BandwidthBurst == 2000000
 		}},

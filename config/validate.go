@@ -230,6 +230,12 @@ func checkTISURL(s string) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return errors.New("want an http:// or https:// URL, or host:port")
 	}
+	// Enrollment sends a name and an e-mail: in clear only to this machine.
+	if h := u.Hostname(); u.Scheme == "http" && h != "localhost" {
+		if ip := net.ParseIP(h); ip == nil || !ip.IsLoopback() {
+			return errors.New("http:// only to a loopback address (127.0.0.1, ::1, localhost): use https://")
+		}
+	}
 	return nil
 }
 

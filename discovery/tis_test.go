@@ -35,6 +35,7 @@ func newTestTIS(t *testing.T, opts tis.ServerOptions) *testTIS {
 // openTestTIS serves the TIS in dir.
 func openTestTIS(t *testing.T, dir string, opts tis.ServerOptions) *testTIS {
 	t.Helper()
+	opts.OpenEnrollment = opts.Mailer == nil
 	srv, err := tis.NewServer(dir, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -4,15 +4,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// runOnce runs a pikcio command to its end and returns its stdout; it
-// fails the test unless the command exits 0.
-func runOnce(t *testing.T, name string, args ...string) string {
+// runToEnd runs a pikcio command to its end (90 s at most).
+func runToEnd(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
 	p := start(t, name, args...)
 	select {
@@ -20,15 +20,52 @@ func runOnce(t *testing.T, name string, args ...string) string {
 	case <-time.After(90 * time.Second):
 		t.Fatalf("%s still running after 90s", name)
 	}
+	return p
+}
+
+// runOnce runs a pikcio command to its end and returns its stdout; it
+// fails the test unless the command exits 0.
+func runOnce(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	p := runToEnd(t, name, args...)
 	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("%s exited %d:\n%s", name, code, p.errOut())
 	}
 	return p.out()
 }
 
+// runFailing runs a pikcio command that is to stop with an error whose
+// message holds want.
+func runFailing(t *testing.T, name, want string, args ...string) {
+	t.Helper()
+	p := runToEnd(t, name, args...)
+	if code := p.cmd.ProcessState.ExitCode(); code == 0 || !strings.Contains(p.errOut(), want) {
+		t.Fatalf("%s exited %d, want an error with %q:\n%s", name, code, want, p.errOut())
+	}
+}
+
+var demoCode = regexp.MustCompile(`enrollment code for (\S+) is (\d{8})`)
+
+// mailedCode is the last code the TIS (run with --demo-codes) printed for
+// email in its log.
+func mailedCode(t *testing.T, serve *proc, email string) string {
+	t.Helper()
+	code := ""
+	for _, m := range demoCode.FindAllStringSubmatch(serve.errOut(), -1) {
+		if m[1] == email {
+			code = m[2]
+		}
+	}
+	if code == "" {
+		t.Fatalf("no code for %s in the TIS log:\n%s", email, serve.errOut())
+	}
+	return code
+}
+
 // TestTISEnrollment runs the whole TIS path through the command: `tis
 // init`, `tis serve`, `enroll` of relays 0 to 2, enrollment at the first
-// start (--enroll-name, --enroll-email) of relay 3 and the client, then a
+// start (--enroll-name, --enroll-email, then --enroll-code with the code
+// the TIS printed in demo mode) of relay 3 and the client, then a
 // network whose relays and client join through the bootstraps the TIS
 // handed out at enrollment (no --bootstrap), with certificates required
 // everywhere, and a download through it.
@@ -42,7 +79,7 @@ func TestTISEnrollment(t *testing.T) {
 	}
 
 	tisAddr := freePort(t)
-	serve := start(t, "tis serve", "tis", "serve", "--data", tisDir, "--listen", tisAddr)
+	serve := start(t, "tis serve", "tis", "serve", "--data", tisDir, "--listen", tisAddr, "--demo-codes")
 	url := serve.waitLine(t, "TIS serving on ", startTimeout)
 	if url != "http://"+tisAddr {
 		t.Fatalf("TIS on %q, want http://%s", url, tisAddr)
@@ -54,8 +91,9 @@ func TestTISEnrollment(t *testing.T) {
 	}
 	enroll := func(name, dir string) {
 		t.Helper()
-		out := runOnce(t, "enroll "+name, "enroll", "--tis", tisAddr, "--tis-key", key,
-			"--name", name, "--email", name+"@demo.invalid", "--data", dir)
+		args := []string{"enroll", "--tis", tisAddr, "--tis-key", key, "--name", name, "--email", name + "@demo.invalid", "--data", dir}
+		runFailing(t, "enroll "+name, "--code", args...)
+		out := runOnce(t, "enroll "+name, append(args, "--code", mailedCode(t, serve, name+"@demo.invalid"))...)
 		if !strings.Contains(out, "enrolled") {
 			t.Fatalf("enroll %s:\n%s", name, out)
 		}
@@ -69,7 +107,7 @@ func TestTISEnrollment(t *testing.T) {
 	if code, took := serve.stop(t, syscall.SIGINT, 5*time.Second); code != 0 {
 		t.Fatalf("tis serve exited %d after SIGINT (%v)", code, took)
 	}
-	serve = start(t, "tis serve 2", "tis", "serve", "--data", tisDir, "--listen", tisAddr, "--bootstrap", bootAddr)
+	serve = start(t, "tis serve 2", "tis", "serve", "--data", tisDir, "--listen", tisAddr, "--bootstrap", bootAddr, "--demo-codes")
 	serve.waitLine(t, "TIS serving on ", startTimeout)
 
 	procs := []*proc{boot}
@@ -78,8 +116,11 @@ func TestTISEnrollment(t *testing.T) {
 		dir := filepath.Join(base, name)
 		args := []string{"relay", "--config", conf, "--data", dir}
 		if i == 3 {
-			// Enrolls itself at its first start.
+			// Enrolls itself at its first start: the first has the code
+			// mailed, the second enters it.
 			args = append(args, "--enroll-name", name, "--enroll-email", name+"@demo.invalid")
+			runFailing(t, name+" without a code", "code was mailed", args...)
+			args = append(args, "--enroll-code", mailedCode(t, serve, name+"@demo.invalid"))
 		} else {
 			enroll(name, dir)
 		}
@@ -92,9 +133,11 @@ func TestTISEnrollment(t *testing.T) {
 	}
 	clientDir := filepath.Join(base, "client")
 	socks := freePort(t)
-	client := start(t, "client", "client", "--config", conf, "--data", clientDir,
+	clientArgs := []string{"client", "--config", conf, "--data", clientDir,
 		"--allow-same-subnet", "--socks", socks, "--http", "", "--status", "",
-		"--enroll-name", "demo-client", "--enroll-email", "demo-client@demo.invalid")
+		"--enroll-name", "demo-client", "--enroll-email", "demo-client@demo.invalid"}
+	runFailing(t, "client without a code", "code was mailed", clientArgs...)
+	client := start(t, "client", append(clientArgs, "--enroll-code", mailedCode(t, serve, "demo-client@demo.invalid"))...)
 	client.waitLine(t, "circuit ready", 90*time.Second)
 	procs = append(procs, client)
 

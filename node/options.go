@@ -65,6 +65,9 @@ type Options struct {
 type Enrollee struct {
 	Name  string
 	Email string
+	// Code is the one-time code the TIS mailed to Email; without it the
+	// first start asks the TIS to mail one and stops (tis.ErrCodeSent).
+	Code string
 }
 
 // Timings of the node's own loops.

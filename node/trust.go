@@ -30,7 +30,7 @@ func loadTIS(ctx context.Context, cfg *config.Config, dir string, priv crypto.Pr
 	}
 	o := tis.AgentOptions{Root: root, URL: tc.URL, RevocationRefresh: tc.RevocationRefresh.D()}
 	if who != nil {
-		if err := tis.EnrollFirst(ctx, o, dir, priv, who.Name, who.Email); err != nil {
+		if err := tis.EnrollFirst(ctx, o, dir, priv, who.Name, who.Email, who.Code); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -112,7 +112,7 @@ type peerCert struct {
 // when dir holds no enrollment yet. Nothing of name and email is stored:
 // only the certificates the TIS answers with. ctx bounds it (at most
 // EnrollTimeout).
-func EnrollFirst(ctx context.Context, o AgentOptions, dir string, priv crypto.PrivKey, name, email string) error {
+func EnrollFirst(ctx context.Context, o AgentOptions, dir string, priv crypto.PrivKey, name, email, code string) error {
 	if _, _, err := LoadEnrollment(dir); !errors.Is(err, fs.ErrNotExist) {
 		return nil // enrolled, or LoadAgent reports what is wrong
 	}
@@ -121,7 +121,7 @@ func EnrollFirst(ctx context.Context, o AgentOptions, dir string, priv crypto.Pr
 	}
 	ctx, cancel := context.WithTimeout(ctx, EnrollTimeout)
 	defer cancel()
-	en, err := EnrollNode(ctx, BaseURL(o.URL), o.Root, priv, dir, name, email)
+	en, err := NewClient(BaseURL(o.URL), o.Root).EnrollNode(ctx, priv, dir, name, email, code)
 	if err != nil {
 		return fmt.Errorf("enroll with the TIS: %w", err)
 	}

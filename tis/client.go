@@ -47,6 +47,10 @@ type Client struct {
 	HTTP *http.Client
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Code, if set, gives the one-time code the TIS mailed to email, when
+	// Enroll is answered ErrCodeSent: a prompt (pikcio enroll), or
+	// DemoMailer.Code in a demo. Without it Enroll returns ErrCodeSent.
+	Code func(ctx context.Context, email string) (string, error)
 }
 
 // NewClient returns a Client with an HTTP client bounded by
@@ -98,6 +102,11 @@ func FetchRevocations(ctx context.Context, baseURL string, rootKey ed25519.Publi
 // NewEnrollRequest builds the enrollment request for the two key pairs and
 // the properties (normalized first), signed by both private keys at now.
 func NewEnrollRequest(root ed25519.PublicKey, nodeKey crypto.PrivKey, matryoshkaKey ed25519.PrivateKey, name, email string, now time.Time) (*EnrollRequest, error) {
+	return NewEnrollRequestCode(root, nodeKey, matryoshkaKey, name, email, "", now)
+}
+
+// NewEnrollRequestCode is NewEnrollRequest with the code mailed to email.
+func NewEnrollRequestCode(root ed25519.PublicKey, nodeKey crypto.PrivKey, matryoshkaKey ed25519.PrivateKey, name, email, code string, now time.Time) (*EnrollRequest, error) {
 	if nodeKey == nil || nodeKey.Type() != pb.KeyType_Ed25519 {
 		return nil, fmt.Errorf("node key: %w", ErrUnsupportedKey)
 	}
@@ -119,6 +128,7 @@ func NewEnrollRequest(root ed25519.PublicKey, nodeKey crypto.PrivKey, matryoshka
 		MatryoshkaKey: matryoshkaKey.Public().(ed25519.PublicKey),
 		Name:          p.name,
 		Email:         p.email,
+		Code:          NormalizeCode(code),
 	}
 	body, err := q.body()
 	if err != nil {
@@ -133,10 +143,27 @@ func NewEnrollRequest(root ed25519.PublicKey, nodeKey crypto.PrivKey, matryoshka
 
 // Enroll asks the TIS for the two certificates of the node key and the
 // Matryoshka key, and checks the answer against the pinned root and the
-// keys. Refusals wrap the sentinel the TIS gave (ErrAlreadyEnrolled,
-// ErrProofOfPossession, ...), others ErrRejected.
+// keys. A TIS that verifies e-mails answers a first request with
+// ErrCodeSent and mails a code; Enroll then asks c.Code for it and sends
+// the request again with it (without c.Code it returns ErrCodeSent, and
+// EnrollCode goes on). Refusals wrap the sentinel the TIS gave
+// (ErrAlreadyEnrolled, ErrBadCode, ...), others ErrRejected.
 func (c *Client) Enroll(ctx context.Context, nodeKey crypto.PrivKey, matryoshkaKey ed25519.PrivateKey, name, email string) (*Enrollment, error) {
-	q, err := NewEnrollRequest(c.Root, nodeKey, matryoshkaKey, name, email, c.now())
+	e, err := c.EnrollCode(ctx, nodeKey, matryoshkaKey, name, email, "")
+	if !errors.Is(err, ErrCodeSent) || c.Code == nil {
+		return e, err
+	}
+	code, err := c.Code(ctx, email)
+	if err != nil {
+		return nil, fmt.Errorf("enroll: code: %w", err)
+	}
+	return c.EnrollCode(ctx, nodeKey, matryoshkaKey, name, email, code)
+}
+
+// EnrollCode sends one enrollment request with code ("" asks for one;
+// the answer is then ErrCodeSent) and checks the answer.
+func (c *Client) EnrollCode(ctx context.Context, nodeKey crypto.PrivKey, matryoshkaKey ed25519.PrivateKey, name, email, code string) (*Enrollment, error) {
+	q, err := NewEnrollRequestCode(c.Root, nodeKey, matryoshkaKey, name, email, code, c.now())
 	if err != nil {
 		return nil, err
 	}
@@ -225,11 +252,22 @@ func (c *Client) do(req *http.Request, max int64) ([]byte, error) {
 // TIS at baseURL (pinned root), and saves the enrollment in dir. This is
 // what `pikcio enroll` runs.
 func EnrollNode(ctx context.Context, baseURL string, root ed25519.PublicKey, nodeKey crypto.PrivKey, dir, name, email string) (*Enrollment, error) {
+	return NewClient(baseURL, root).EnrollNode(ctx, nodeKey, dir, name, email, "")
+}
+
+// EnrollNode is the package's EnrollNode through c, with code if the
+// person has it already ("" asks the TIS for one, and then c.Code).
+func (c *Client) EnrollNode(ctx context.Context, nodeKey crypto.PrivKey, dir, name, email, code string) (*Enrollment, error) {
 	mk, err := LoadOrCreateMatryoshkaKey(dir)
 	if err != nil {
 		return nil, err
 	}
-	e, err := Enroll(ctx, baseURL, root, nodeKey, mk, name, email)
+	var e *Enrollment
+	if code != "" {
+		e, err = c.EnrollCode(ctx, nodeKey, mk, name, email, code)
+	} else {
+		e, err = c.Enroll(ctx, nodeKey, mk, name, email)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -207,6 +207,9 @@ func FuzzDecodeRevocationList(f *testing.F) {
 
 func FuzzDecodeEnrollRequest(f *testing.F) {
 	f.Add(mustEncode(f, seedRequest(f).Encode))
+	withCode := seedRequest(f)
+	withCode.Code = "12345678"
+	f.Add(mustEncode(f, withCode.Encode))
 	f.Add([]byte{1, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzStable(t, data, DecodeEnrollRequest, (*EnrollRequest).Encode)

@@ -42,23 +42,45 @@
 //
 // Duplicates: one e-mail, one enrollment. The TIS indexes each enrolled
 // person by HMAC(secret, e-mail) and each enrolled public key by
-// HMAC(secret, key). The same person (same normalized name and e-mail) with
-// the same two keys gets fresh certificates with the same IDs (renewal, lost
-// files), up to MaxIssuesPerPerson times; the same e-mail with any other
-// name or key, or a key already enrolled by another e-mail, is refused with
-// ErrAlreadyEnrolled; a person one of whose certificates was revoked is
-// refused with ErrBlocked. Changing keys means the operator revokes and a
-// new e-mail is used: this package has no key rotation.
+// HMAC(secret, key). A key already enrolled by another e-mail is refused
+// with ErrAlreadyEnrolled (only the key's holder can ask, by proof of
+// possession).
+//
+// Verified e-mail: a request without a code (EnrollRequest.Code) is
+// answered ErrCodeSent and a one-time code of CodeDigits digits is mailed
+// to the address (Mailer: SMTPMailer, or DemoMailer, which logs it, for a
+// demo), at most one per CodeResend; the answer is the same whether or not
+// the address is enrolled, blocked or was just sent a code, and only the
+// mail says which, so the API is no membership oracle, and nobody can
+// squat another's address. The TIS stores HMAC(secret, e-mail hash, code)
+// with an expiry (CodeLifetime) and counts wrong tries (CodeAttempts, then
+// ErrTooManyAttempts). With the code the person is enrolled; an enrolled
+// person with new keys (a lost device) gets them certified, and the old
+// certificates revoked, in the same transaction. A retry with the same
+// code and keys gets the enrollment that was committed (idempotent); the
+// same code with other keys is refused (ErrBadCode), and a new code
+// enrolls them. The same person with the same keys needs no code: fresh
+// certificates with the same IDs (renewal, lost files), up to
+// MaxIssuesPerPerson times. A person one of whose certificates the
+// operator revoked (Server.Revoke) is refused with ErrBlocked.
+//
+// Abuse limits: per client address (an IPv6 /64; behind TrustedProxies the
+// X-Forwarded-For address), per mail domain for code mails, and globally
+// (ServerOptions, documented defaults in options.go). Each server counts
+// for itself.
 //
 // # What the TIS keeps, what it knows, what it never learns
 //
-// The TIS directory holds RootKeyFile, SecretFile and StateFile, all 0600
-// in a 0700 directory. The state holds only keyed hashes (of e-mails, of
-// name+e-mail+keys, of public keys), serials and the signed revocation
-// list: no name and no e-mail in the clear. Someone who steals the state
-// without the secret learns how many people enrolled and which serials
-// belong to the same person, nothing more; someone who steals both can test
-// guessed e-mails, so the secret should be backed up apart from the state.
+// The TIS directory holds RootKeyFile, SecretFile (unless
+// ServerOptions.SecretFile or Secret keep it elsewhere) and the SQLite
+// database DBFile, all 0600 in a 0700 directory; or the state lives in a
+// PostgreSQL database (ServerOptions.DB). The state (Store) holds only
+// keyed hashes (of e-mails, of name+e-mail+keys, of public keys, of
+// pending codes), serials and the signed revocation list: no name and no
+// e-mail in the clear. Someone who steals the state without the secret
+// learns how many people enrolled and which serials belong to the same
+// person, nothing more; someone who steals both can test guessed e-mails,
+// so the secret should be kept apart from the state.
 //
 // During an enrollment the TIS sees the name, the e-mail, both public keys
 // and the client's IP address; it can link the node ID to the Matryoshka
@@ -68,10 +90,8 @@
 // any certificate authority a compromised root key can certify arbitrary
 // keys, which is why nodes pin one root key and revocation exists.
 //
-// The TIS does not verify that the enrollee owns the e-mail: that is for
-// the deployment (e.g. a mailed code before enrollment). Until then the
-// ErrAlreadyEnrolled answer tells a prober that an e-mail is enrolled; the
-// global enrollment rate limit (EnrollRate) only slows such probing.
+// The mailed code proves control of the mailbox at enrollment, no more:
+// whoever controls the mailbox later can enroll a new device.
 //
 // # Transport
 //
@@ -117,9 +137,17 @@
 // (internal/wire's signed-record pattern), so any decoded value
 // re-encodes to the bytes that were signed.
 //
-// # Limits
+// # Storage and several servers
 //
-// The state is one JSON file rewritten (atomically) on every enrollment,
-// which suits thousands of users, not millions. One Server per directory:
-// nothing locks the directory against a second process.
+// Every change (enrollment, renewal, revocation, the next revocation list)
+// is one transaction of a Store: SQLite (modernc.org/sqlite, pure Go) by
+// default, PostgreSQL (pgx) for a TIS served by several processes, which
+// then share one database and stay correct together: a person row is
+// locked (FOR UPDATE) or inserted under a unique key, so one e-mail never
+// gets two enrollments, and the revocation list row is locked, so its
+// sequence numbers are one increasing series. A conflicting transaction is
+// run again. A Server answers the revocation list it last read for up to a
+// second. A StateFile (state.json) of an older version is migrated into
+// the store on the first start in one transaction, and kept until
+// ConfirmMigration.
 package tis

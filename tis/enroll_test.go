@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,7 +29,7 @@ func TestEnrollEndToEnd(t *testing.T) {
 	n := newTestNode(t)
 	ctx := testCtx(t)
 
-	e, err := Enroll(ctx, tt.url, tt.root, n.key, n.mkey, "  Alice   Liddell ", "Alice@Example.ORG ")
+	e, err := tt.client().Enroll(ctx, n.key, n.mkey, "  Alice   Liddell ", "Alice@Example.ORG ")
 	if err != nil {
 		t.Fatalf("Enroll: %v", err)
 	}
@@ -109,6 +110,9 @@ func TestEnrollDuplicates(t *testing.T) {
 		t.Fatal(err)
 	}
 	mallory := newTestNode(t)
+	// Mallory does not get Alice's mail: she can only guess the code.
+	guess := tt.client()
+	guess.Code = func(context.Context, string) (string, error) { return "12345678", nil }
 
 	tests := []struct {
 		name        string
@@ -118,9 +122,9 @@ func TestEnrollDuplicates(t *testing.T) {
 		wantErr     error
 		wantReissue bool
 	}{
-		{"same e-mail, other keys", mallory, "Alice", "alice@example.org", ErrAlreadyEnrolled, false},
-		{"same e-mail differently typed, other keys", mallory, "Alice", " ALICE@example.org", ErrAlreadyEnrolled, false},
-		{"same e-mail and keys, other name", alice, "Alice B", "alice@example.org", ErrAlreadyEnrolled, false},
+		{"same e-mail, other keys", mallory, "Alice", "alice@example.org", ErrBadCode, false},
+		{"same e-mail differently typed, other keys", mallory, "Alice", " ALICE@example.org", ErrBadCode, false},
+		{"same e-mail and keys, other name", alice, "Alice B", "alice@example.org", ErrBadCode, false},
 		{"same keys, other e-mail", alice, "Alice", "alice2@example.org", ErrAlreadyEnrolled, false},
 		{"same person, same keys: re-issue", alice, " Alice ", "Alice@Example.org", nil, true},
 		{"other person", mallory, "Mallory", "mallory@example.org", nil, false},
@@ -128,7 +132,11 @@ func TestEnrollDuplicates(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e, err := c.Enroll(ctx, tc.node.key, tc.node.mkey, tc.nameProp, tc.email)
+			cl := c
+			if errors.Is(tc.wantErr, ErrBadCode) {
+				cl = guess
+			}
+			e, err := cl.Enroll(ctx, tc.node.key, tc.node.mkey, tc.nameProp, tc.email)
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("Enroll: %v, want %v", err, tc.wantErr)
 			}
@@ -308,7 +316,7 @@ func TestPersistenceAcrossRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tt.srv.enroll(q); !errors.Is(err, ErrClosed) {
+	if _, err := tt.srv.enroll(context.Background(), q); !errors.Is(err, ErrClosed) {
 		t.Fatalf("enroll on a closed server: %v, want ErrClosed", err)
 	}
 
@@ -349,7 +357,8 @@ func TestListenPolicy(t *testing.T) {
 	if _, err := tt.srv.Listen("127.0.0.1:0"); err == nil {
 		t.Fatal("second Listen succeeded")
 	}
-	srv, err := NewServer(tt.dir, ServerOptions{})
+	tt.srv.Close()
+	srv, err := NewServer(tt.dir, ServerOptions{OpenEnrollment: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +398,8 @@ func TestRootKeyEndpoint(t *testing.T) {
 
 func TestEnrollLimits(t *testing.T) {
 	t.Run("rate", func(t *testing.T) {
-		tt := newTestTIS(t, ServerOptions{EnrollRate: 0.001, EnrollBurst: 2})
+		// Two requests per enrollment: one asks for the code.
+		tt := newTestTIS(t, ServerOptions{EnrollRate: 0.001, EnrollBurst: 4})
 		ctx := testCtx(t)
 		for i, want := range []error{nil, nil, ErrRateLimited} {
 			n := newTestNode(t)
@@ -397,6 +407,50 @@ func TestEnrollLimits(t *testing.T) {
 			if !errors.Is(err, want) {
 				t.Fatalf("request %d: %v, want %v", i, err, want)
 			}
+		}
+	})
+	t.Run("per client address, behind a trusted proxy", func(t *testing.T) {
+		tt := newTestTIS(t, ServerOptions{AddrRate: 0.001, AddrBurst: 4, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+		ctx := testCtx(t)
+		from := func(addr string) *Client {
+			c := tt.client()
+			c.HTTP.Transport = forwardedFor{addr}
+			return c
+		}
+		for i, want := range []error{nil, nil, ErrRateLimited} {
+			n := newTestNode(t)
+			if _, err := from("198.51.100.7").Enroll(ctx, n.key, n.mkey, "P", fmt.Sprintf("p%d@example.org", i)); !errors.Is(err, want) {
+				t.Fatalf("request %d: %v, want %v", i, err, want)
+			}
+		}
+		// Another address, and another host of the first one's /64 for
+		// IPv6, are counted apart from it; the proxy itself is not limited.
+		for _, addr := range []string{"198.51.100.8", "2001:db8::1"} {
+			n := newTestNode(t)
+			if _, err := from(addr).Enroll(ctx, n.key, n.mkey, "Q", "q-"+addr+"@example.org"); err != nil {
+				t.Fatalf("from %s: %v", addr, err)
+			}
+		}
+		for i, want := range []error{nil, ErrRateLimited} {
+			n := newTestNode(t)
+			addr := fmt.Sprintf("2001:db8::%d", i+2)
+			if _, err := from(addr).Enroll(ctx, n.key, n.mkey, "R", "r-"+addr+"@example.org"); !errors.Is(err, want) {
+				t.Fatalf("same /64, %s: %v, want %v", addr, err, want)
+			}
+		}
+	})
+	t.Run("code mails per domain", func(t *testing.T) {
+		tt := newTestTIS(t, ServerOptions{DomainRate: 0.001, DomainBurst: 2})
+		ctx := testCtx(t)
+		for i, want := range []error{nil, nil, ErrRateLimited} {
+			n := newTestNode(t)
+			if _, err := tt.client().Enroll(ctx, n.key, n.mkey, "P", fmt.Sprintf("p%d@flood.example", i)); !errors.Is(err, want) {
+				t.Fatalf("mail %d: %v, want %v", i, err, want)
+			}
+		}
+		n := newTestNode(t)
+		if _, err := tt.client().Enroll(ctx, n.key, n.mkey, "P", "p@example.org"); err != nil {
+			t.Fatalf("other domain: %v", err)
 		}
 	})
 	t.Run("re-issues per person", func(t *testing.T) {
@@ -420,7 +474,9 @@ func TestEnrollNode(t *testing.T) {
 	ctx := testCtx(t)
 	n := newTestNode(t)
 	dir := filepath.Join(t.TempDir(), "node")
-	e, err := EnrollNode(ctx, BaseURL(strings.TrimPrefix(tt.url, "http://")), tt.root, n.key, dir, "Frank", "frank@example.org")
+	c := NewClient(BaseURL(strings.TrimPrefix(tt.url, "http://")), tt.root)
+	c.Code = tt.mail.Code
+	e, err := c.EnrollNode(ctx, n.key, dir, "Frank", "frank@example.org", "")
 	if err != nil {
 		t.Fatalf("EnrollNode: %v", err)
 	}
@@ -434,7 +490,8 @@ func TestEnrollNode(t *testing.T) {
 	if err := le.Verify(tt.root, n.pub(t), mk.Public().(ed25519.PublicKey), time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	// Enrolling again from the same directory re-issues (same keys).
+	// Enrolling again from the same directory re-issues (same keys), and
+	// needs no code: the keys show who it is.
 	again, err := EnrollNode(ctx, tt.url, tt.root, n.key, dir, "Frank", "frank@example.org")
 	if err != nil || again.MatryoshkaCert.ID != e.MatryoshkaCert.ID {
 		t.Fatalf("second EnrollNode: %v", err)
@@ -448,45 +505,12 @@ func TestEnrollNode(t *testing.T) {
 	}
 }
 
-// TestSaveFailureLeavesStateUnchanged breaks the state file (a directory
-// in its place) so saving fails, and checks that nothing failed was kept.
-func TestSaveFailureLeavesStateUnchanged(t *testing.T) {
-	tt := newTestTIS(t, ServerOptions{})
-	ctx := testCtx(t)
-	a, b1, b2 := newTestNode(t), newTestNode(t), newTestNode(t)
-	ea, err := tt.client().Enroll(ctx, a.key, a.mkey, "A", "a@example.org")
-	if err != nil {
-		t.Fatal(err)
-	}
-	before, _ := tt.srv.RevocationList()
+// forwardedFor is a transport that sends requests as a reverse proxy would
+// for a client at addr.
+type forwardedFor struct{ addr string }
 
-	path := filepath.Join(tt.dir, StateFile)
-	if err := os.Remove(path); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(path, "block"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tt.client().Enroll(ctx, b1.key, b1.mkey, "B", "b@example.org"); !errors.Is(err, ErrRejected) {
-		t.Fatalf("enroll with a broken state file: %v, want ErrRejected", err)
-	}
-	if err := tt.srv.Revoke(ea.NodeCert.Serial); err == nil {
-		t.Fatal("revoke with a broken state file succeeded")
-	}
-	if l, _ := tt.srv.RevocationList(); l.Sequence != before.Sequence || l.Revoked(ea.NodeCert.Serial) {
-		t.Fatalf("revocation list changed by a failed revoke: %v", l)
-	}
-	if err := os.RemoveAll(path); err != nil {
-		t.Fatal(err)
-	}
-	// B's failed enrollment left nothing: B enrolls with other keys.
-	if _, err := tt.client().Enroll(ctx, b2.key, b2.mkey, "B", "b@example.org"); err != nil {
-		t.Fatalf("enroll after repair: %v", err)
-	}
-	if err := tt.srv.Revoke(ea.NodeCert.Serial); err != nil {
-		t.Fatal(err)
-	}
-	if l, _ := tt.srv.RevocationList(); l.Sequence != before.Sequence+1 {
-		t.Fatalf("sequence %d, want %d", l.Sequence, before.Sequence+1)
-	}
+func (f forwardedFor) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Forwarded-For", "203.0.113.9, "+f.addr)
+	return http.DefaultTransport.RoundTrip(r)
 }

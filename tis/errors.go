@@ -58,6 +58,22 @@ var (
 	ErrUnknownSerial = errors.New("unknown serial")
 	// ErrNotLoopback reports plain HTTP requested on a non-loopback address.
 	ErrNotLoopback = errors.New("plain HTTP is only served on loopback; configure TLS")
+	// ErrCodeSent is the answer to an enrollment request without a code
+	// (unless it renews the enrolled keys): a one-time code was mailed to
+	// the e-mail address, or had been a moment before. The same answer
+	// comes whether or not the address is enrolled.
+	ErrCodeSent = errors.New("an enrollment code was mailed to the address: enroll again with it")
+	// ErrBadCode reports a wrong code, a code already used for other keys,
+	// or no code pending for the address.
+	ErrBadCode = errors.New("wrong or used enrollment code")
+	// ErrCodeExpired reports a code past its lifetime: ask for a new one.
+	ErrCodeExpired = errors.New("enrollment code expired")
+	// ErrTooManyAttempts reports a code entered wrongly too often: ask for
+	// a new one.
+	ErrTooManyAttempts = errors.New("too many wrong enrollment codes")
+	// ErrNoMailer reports a Server without a Mailer and without
+	// OpenEnrollment.
+	ErrNoMailer = errors.New("enrollment needs a mailer for its codes (ServerOptions.Mailer)")
 	// ErrClosed reports use of a closed Server.
 	ErrClosed = errors.New("server closed")
 )

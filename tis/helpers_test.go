@@ -16,26 +16,33 @@ type testTIS struct {
 	srv  *Server
 	url  string
 	root ed25519.PublicKey
+	mail *DemoMailer // the codes the TIS sent
 }
 
 // newTestTIS initializes a TIS in a temporary directory and serves it.
-func newTestTIS(t *testing.T, opts ServerOptions) *testTIS {
+func newTestTIS(t testing.TB, opts ServerOptions) *testTIS {
 	t.Helper()
 	dir := t.TempDir() + "/tis"
 	root, err := Init(dir)
 	if err != nil {
 		t.Fatalf("Init: %v", err)
 	}
-	tt := &testTIS{dir: dir, root: root}
+	tt := &testTIS{dir: dir, root: root, mail: &DemoMailer{Quiet: true}}
 	tt.start(t, opts)
 	return tt
 }
 
 // start opens the TIS directory and serves it on a new loopback port.
-func (tt *testTIS) start(t *testing.T, opts ServerOptions) {
+func (tt *testTIS) start(t testing.TB, opts ServerOptions) {
 	t.Helper()
 	if opts.EnrollRate == 0 {
 		opts.EnrollRate, opts.EnrollBurst = 1000, 1000
+	}
+	if opts.AddrRate == 0 {
+		opts.AddrRate, opts.AddrBurst = 1000, 1000
+	}
+	if opts.Mailer == nil && !opts.OpenEnrollment {
+		opts.Mailer = tt.mail
 	}
 	srv, err := NewServer(tt.dir, opts)
 	if err != nil {
@@ -52,6 +59,7 @@ func (tt *testTIS) start(t *testing.T, opts ServerOptions) {
 func (tt *testTIS) client() *Client {
 	c := NewClient(tt.url, tt.root)
 	c.HTTP.Timeout = 10 * time.Second
+	c.Code = tt.mail.Code
 	return c
 }
 

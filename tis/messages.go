@@ -12,7 +12,10 @@ import (
 )
 
 const (
-	enrollRequestVersion  = 1
+	// enrollRequestVersion 2 added the mailed code.
+	enrollRequestVersion = 2
+	// maxCode caps the code field of a request.
+	maxCode               = 16
 	enrollResponseVersion = 1
 	// MaxBootstraps caps the bootstrap list of an enrollment.
 	MaxBootstraps = 64
@@ -39,6 +42,9 @@ type EnrollRequest struct {
 	NodeKey       ed25519.PublicKey
 	MatryoshkaKey ed25519.PublicKey
 	Name, Email   string // as typed; the TIS normalizes them
+	// Code is the one-time code mailed to Email, "" to ask for one (or to
+	// renew the enrolled keys).
+	Code          string
 	NodeSig       []byte // by the node (libp2p) key over the body
 	MatryoshkaSig []byte // by the Matryoshka key over the body
 }
@@ -53,7 +59,10 @@ func (q *EnrollRequest) body() ([]byte, error) {
 	if len(q.Name) > maxRawProperty || len(q.Email) > maxRawProperty {
 		return nil, fmt.Errorf("enrollment properties over %d bytes: %w", maxRawProperty, ErrMalformed)
 	}
-	b := make([]byte, 0, 256+len(q.Name)+len(q.Email))
+	if len(q.Code) > maxCode {
+		return nil, fmt.Errorf("enrollment code over %d bytes: %w", maxCode, ErrMalformed)
+	}
+	b := make([]byte, 0, 256+len(q.Name)+len(q.Email)+len(q.Code))
 	b = append(b, enrollRequestVersion)
 	b = append(b, q.Root[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(q.Time.Unix()))
@@ -63,6 +72,7 @@ func (q *EnrollRequest) body() ([]byte, error) {
 	b = wire.AppendBytes16(b, q.MatryoshkaKey)
 	b = wire.AppendBytes16(b, []byte(q.Name))
 	b = wire.AppendBytes16(b, []byte(q.Email))
+	b = wire.AppendBytes16(b, []byte(q.Code))
 	return b, nil
 }
 
@@ -117,6 +127,7 @@ func DecodeEnrollRequest(b []byte) (*EnrollRequest, error) {
 	q.MatryoshkaKey = ed25519.PublicKey(r.Bytes16("matryoshka key", maxSubjectKey))
 	q.Name = string(r.Bytes16("name", maxRawProperty))
 	q.Email = string(r.Bytes16("e-mail", maxRawProperty))
+	q.Code = string(r.Bytes16("code", maxCode))
 	q.NodeSig = r.Bytes16("node signature", ed25519.SignatureSize)
 	q.MatryoshkaSig = r.Bytes16("matryoshka signature", ed25519.SignatureSize)
 	r.End("enrollment request")

@@ -1,6 +1,9 @@
 package tis
 
-import "time"
+import (
+	"net/netip"
+	"time"
+)
 
 // Defaults, in one place.
 const (
@@ -20,9 +23,26 @@ const (
 	// MaxRequestBody caps an enrollment request body.
 	MaxRequestBody = 4 << 10
 	// DefaultEnrollRate and DefaultEnrollBurst bound enrollment requests
-	// (all clients together) per second.
-	DefaultEnrollRate  = 2
-	DefaultEnrollBurst = 10
+	// (all clients together) per second. Codes, not this, keep out made-up
+	// identities; this only caps the load.
+	DefaultEnrollRate  = 200
+	DefaultEnrollBurst = 400
+	// DefaultAddrRate and DefaultAddrBurst bound enrollment requests per
+	// client address (an IPv6 /64) per second: a burst of 10, then one a
+	// minute. One address cannot lock out the others.
+	DefaultAddrRate  = 1.0 / 60
+	DefaultAddrBurst = 10
+	// DefaultDomainRate and DefaultDomainBurst bound the code mails sent to
+	// one mail domain per second (a flood of one provider's addresses).
+	DefaultDomainRate  = 5
+	DefaultDomainBurst = 100
+	// DefaultCodeLifetime is how long a mailed enrollment code works.
+	DefaultCodeLifetime = 15 * time.Minute
+	// DefaultCodeAttempts is how many wrong codes end a code.
+	DefaultCodeAttempts = 5
+	// DefaultCodeResend is how long after a code mail the TIS sends no
+	// other code to the address (asking again answers the same).
+	DefaultCodeResend = time.Minute
 	// DefaultRelayScoreRate and DefaultRelayScoreBurst bound relay score
 	// requests.
 	DefaultRelayScoreRate  = 20
@@ -52,6 +72,37 @@ type ServerOptions struct {
 	// This slows down probing which e-mails are enrolled (see doc.go).
 	EnrollRate  float64
 	EnrollBurst int
+	// AddrRate and AddrBurst bound enrollment requests per client address
+	// (defaults DefaultAddrRate, DefaultAddrBurst); DomainRate and
+	// DomainBurst the code mails per mail domain (DefaultDomainRate,
+	// DefaultDomainBurst). Each server process counts for itself.
+	AddrRate    float64
+	AddrBurst   int
+	DomainRate  float64
+	DomainBurst int
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client address (default none: the peer address counts).
+	TrustedProxies []netip.Prefix
+	// DB is the database: "" for the SQLite file DBFile in the TIS
+	// directory, "sqlite:PATH", or a "postgres://" URL that several
+	// servers may share.
+	DB string
+	// SecretFile is the hash secret's file when it is kept apart from the
+	// directory (default SecretFile in the directory); Secret, when set,
+	// is the secret itself (from an environment variable).
+	SecretFile string
+	Secret     []byte
+	// Mailer sends enrollment codes. It is required unless OpenEnrollment
+	// is set: SMTPMailer for real people, DemoMailer for a demo.
+	Mailer Mailer
+	// OpenEnrollment enrolls without codes, as in-process tests do: anyone
+	// can enroll any e-mail. Never set it where real people enroll.
+	OpenEnrollment bool
+	// CodeLifetime, CodeAttempts and CodeResend shape the codes (defaults
+	// DefaultCodeLifetime, DefaultCodeAttempts, DefaultCodeResend).
+	CodeLifetime time.Duration
+	CodeAttempts int
+	CodeResend   time.Duration
 	// TLSCertFile and TLSKeyFile, both set, make Listen serve HTTPS. Without
 	// them Listen serves plain HTTP, and only on a loopback address.
 	TLSCertFile, TLSKeyFile string
@@ -81,6 +132,27 @@ func (o ServerOptions) withDefaults() ServerOptions {
 	}
 	if o.EnrollBurst <= 0 {
 		o.EnrollBurst = DefaultEnrollBurst
+	}
+	if o.AddrRate <= 0 {
+		o.AddrRate = DefaultAddrRate
+	}
+	if o.AddrBurst <= 0 {
+		o.AddrBurst = DefaultAddrBurst
+	}
+	if o.DomainRate <= 0 {
+		o.DomainRate = DefaultDomainRate
+	}
+	if o.DomainBurst <= 0 {
+		o.DomainBurst = DefaultDomainBurst
+	}
+	if o.CodeLifetime <= 0 {
+		o.CodeLifetime = DefaultCodeLifetime
+	}
+	if o.CodeAttempts <= 0 {
+		o.CodeAttempts = DefaultCodeAttempts
+	}
+	if o.CodeResend <= 0 {
+		o.CodeResend = DefaultCodeResend
 	}
 	if o.RelayScoreRate <= 0 {
 		o.RelayScoreRate = DefaultRelayScoreRate

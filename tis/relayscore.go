@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -120,7 +121,7 @@ func DecodeRelayScoreRequest(b []byte) (*RelayScoreRequest, error) {
 }
 
 // checkRelayScoreRequest verifies q and returns the two IDs.
-func (s *Server) checkRelayScoreRequest(q *RelayScoreRequest) (node, matryoshka ID, err error) {
+func (s *Server) checkRelayScoreRequest(ctx context.Context, q *RelayScoreRequest) (node, matryoshka ID, err error) {
 	now := s.opts.Now()
 	if d := now.Sub(q.Time); d > s.opts.MaxClockSkew || d < -s.opts.MaxClockSkew {
 		return ID{}, ID{}, fmt.Errorf("request %s from the TIS clock: %w", d.Round(time.Second), ErrStaleRequest)
@@ -146,11 +147,12 @@ func (s *Server) checkRelayScoreRequest(q *RelayScoreRequest) (node, matryoshka 
 		!wire.Verify(q.MatryoshkaCert.SubjectKey, relayScoreRequestContext, b, q.MatryoshkaSig) {
 		return ID{}, ID{}, ErrProofOfPossession
 	}
-	s.mu.Lock()
-	o1, ok1 := s.owners[q.NodeCert.Serial]
-	o2, ok2 := s.owners[q.MatryoshkaCert.Serial]
-	s.mu.Unlock()
-	if !ok1 || !ok2 || o1 != o2 {
+	o1, err1 := s.ownerOf(ctx, q.NodeCert.Serial)
+	o2, err2 := s.ownerOf(ctx, q.MatryoshkaCert.Serial)
+	if err := errors.Join(err1, err2); err != nil {
+		return ID{}, ID{}, err
+	}
+	if o1 == "" || o1 != o2 {
 		return ID{}, ID{}, fmt.Errorf("certificates of different people: %w", ErrProofOfPossession)
 	}
 	return q.NodeCert.ID, q.MatryoshkaCert.ID, nil
@@ -175,7 +177,7 @@ func (s *Server) handleRelayScore(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, err)
 		return
 	}
-	node, mid, err := s.checkRelayScoreRequest(q)
+	node, mid, err := s.checkRelayScoreRequest(r.Context(), q)
 	if err != nil {
 		s.refuse(w, err)
 		return

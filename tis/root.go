@@ -21,7 +21,8 @@ const (
 	RootKeyFile = "root.key"
 	// SecretFile holds the 32-byte secret of the keyed hashes.
 	SecretFile = "hash.secret"
-	// StateFile holds issued serials, the keyed-hash index and revocations.
+	// StateFile held the state of TIS versions before the database
+	// (DBFile); a server migrates it on its first start (ConfirmMigration).
 	StateFile = "state.json"
 )
 
@@ -39,14 +40,19 @@ type Root struct {
 // root key and a new secret, each 0600. It refuses, with ErrExists, a directory that
 // already holds either, or a state file. It returns the root public key,
 // which nodes pin.
-func Init(dir string) (ed25519.PublicKey, error) {
+func Init(dir string) (ed25519.PublicKey, error) { return InitWithSecret(dir, "") }
+
+// InitWithSecret is Init with the secret written to secretFile (mode 0600,
+// never overwritten) instead of SecretFile in dir, so that it can be kept
+// apart from the directory ("" is the directory's).
+func InitWithSecret(dir, secretFile string) (ed25519.PublicKey, error) {
 	if err := ensureDir(dir); err != nil {
 		return nil, err
 	}
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("init %s: %w", dir, err)
 	}
-	for _, name := range []string{RootKeyFile, SecretFile, StateFile} {
+	for _, name := range []string{RootKeyFile, SecretFile, StateFile, DBFile} {
 		if _, err := os.Lstat(filepath.Join(dir, name)); !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("init %s: %s: %w", dir, name, ErrExists)
 		}
@@ -66,7 +72,10 @@ func Init(dir string) (ed25519.PublicKey, error) {
 		}
 		return nil, err
 	}
-	if err := privfile.Create(filepath.Join(dir, SecretFile), secret); err != nil {
+	if secretFile == "" {
+		secretFile = filepath.Join(dir, SecretFile)
+	}
+	if err := privfile.Create(secretFile, secret); err != nil {
 		os.Remove(keyPath)
 		if errors.Is(err, fs.ErrExist) {
 			err = fmt.Errorf("init %s: %w", dir, ErrExists)
@@ -77,7 +86,35 @@ func Init(dir string) (ed25519.PublicKey, error) {
 }
 
 // Open loads the root key and secret of the TIS in dir.
-func Open(dir string) (*Root, error) {
+func Open(dir string) (*Root, error) { return OpenWithSecret(dir, "", nil) }
+
+// OpenWithSecret loads the root key of the TIS in dir and its secret: the
+// bytes secret if given, else the file secretFile (mode 0600), else
+// SecretFile in dir. Keeping the secret apart means a stolen directory
+// does not let anyone test guessed e-mails against its hashes.
+func OpenWithSecret(dir, secretFile string, secret []byte) (*Root, error) {
+	key, err := OpenKey(dir)
+	if err != nil {
+		return nil, err
+	}
+	if secret == nil {
+		if secretFile == "" {
+			secretFile = filepath.Join(dir, SecretFile)
+		}
+		if secret, err = readPrivate(secretFile, secretSize); err != nil {
+			return nil, fmt.Errorf("secret: %w", err)
+		}
+	}
+	if len(secret) != secretSize {
+		return nil, fmt.Errorf("secret: %d bytes, want %d: %w", len(secret), secretSize, ErrMalformed)
+	}
+	return &Root{dir: dir, key: key, secret: secret}, nil
+}
+
+// OpenKey loads the root private key of the TIS in dir, without the
+// secret (which may be kept elsewhere): what signing attestations and seed
+// lists needs.
+func OpenKey(dir string) (ed25519.PrivateKey, error) {
 	key, err := readPrivate(filepath.Join(dir, RootKeyFile), ed25519.PrivateKeySize)
 	if err != nil {
 		return nil, fmt.Errorf("root key: %w", err)
@@ -86,14 +123,7 @@ func Open(dir string) (*Root, error) {
 		!bytes.Equal(ed25519.NewKeyFromSeed(key[:ed25519.SeedSize]), key) {
 		return nil, fmt.Errorf("root key in %s: %w", dir, ErrMalformed)
 	}
-	secret, err := readPrivate(filepath.Join(dir, SecretFile), secretSize)
-	if err != nil {
-		return nil, fmt.Errorf("secret: %w", err)
-	}
-	if len(secret) != secretSize {
-		return nil, fmt.Errorf("secret in %s: %w", dir, ErrMalformed)
-	}
-	return &Root{dir: dir, key: ed25519.PrivateKey(key), secret: secret}, nil
+	return ed25519.PrivateKey(key), nil
 }
 
 // PublicKey returns the root public key.

@@ -1,25 +1,15 @@
 package tis
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"net"
 	"net/http"
-	"path/filepath"
-	"slices"
 	"sync"
 	"time"
-
-	"github.com/pikcio/pikcio/internal/privfile"
 
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/sirupsen/logrus"
@@ -60,60 +50,52 @@ var errorCodes = []struct {
 	{ErrNotYetValid, "not-yet-valid", http.StatusForbidden},
 	{ErrRevoked, "revoked", http.StatusForbidden},
 	{ErrSignature, "signature", http.StatusForbidden},
+	{ErrCodeSent, "code-sent", http.StatusAccepted},
+	{ErrBadCode, "bad-code", http.StatusForbidden},
+	{ErrCodeExpired, "code-expired", http.StatusForbidden},
+	{ErrTooManyAttempts, "too-many-attempts", http.StatusForbidden},
+	{ErrMail, "mail", http.StatusServiceUnavailable},
 }
-
-// state is the persistent state of a Server (StateFile). It holds no name
-// or e-mail: only keyed hashes (hex) and serials.
-type state struct {
-	Version int `json:"version"`
-	// Enrolled maps the keyed hash of an e-mail to its enrollment.
-	Enrolled map[string]*entry `json:"enrolled"`
-	// Keys maps the keyed hash of an enrolled public key to the keyed hash
-	// of its e-mail, so one key pair serves one person.
-	Keys map[string]string `json:"keys"`
-	// Revoked lists revoked serials (hex), ascending.
-	Revoked []string `json:"revoked"`
-	// RevocationList is the current signed list.
-	RevocationList []byte `json:"revocation_list"`
-}
-
-// entry is one enrolled person.
-type entry struct {
-	// Binding is the keyed hash of the properties and both public keys:
-	// the same person with the same keys gets certificates re-issued.
-	Binding string `json:"binding"`
-	// Serials of every certificate issued to the person (hex).
-	Serials []string `json:"serials"`
-}
-
-const stateVersion = 1
 
 // Server is a TIS: it enrolls nodes over HTTP and keeps the revocation
-// list. Its state lives in the directory given to NewServer; one Server at
-// a time may use a directory.
+// list. Its state lives in a Store: the SQLite database DBFile in the
+// directory given to NewServer, or the PostgreSQL database of
+// ServerOptions.DB, which several Servers (processes, machines) may share.
 type Server struct {
-	root *Root
-	opts ServerOptions
-	log  *logrus.Entry
-	mux  *http.ServeMux
-	lim  *rate.Limiter
+	root   *Root
+	opts   ServerOptions
+	log    *logrus.Entry
+	mux    *http.ServeMux
+	store  Store
+	mailer Mailer
+	lim    *rate.Limiter
+	// addrLim and domainLim bound enrollment requests per client address
+	// and code mails per mail domain.
+	addrLim, domainLim *keyedLimiter
 	// scoreLim bounds relay score requests, all clients together.
 	scoreLim *rate.Limiter
 
 	mu      sync.Mutex
-	st      *state
-	owners  map[Serial]string // serial -> e-mail hash
-	revList *RevocationList
+	revList *RevocationList // the last list read or signed
 	revBlob []byte
-	closed  bool
-	httpSrv *http.Server
-	tokens  tokenMount // PathTokens (tokens.go)
+	revRead time.Time // when revList was read from the store
+	// refreshing is set while one caller of RevocationList reads the store.
+	refreshing bool
+	closed     bool
+	httpSrv    *http.Server
+	tokens     tokenMount // PathTokens (tokens.go)
 
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 }
 
-// NewServer opens the TIS in dir (created by Init) and its state.
+// revocationCacheTime is how long a Server answers the revocation list it
+// last read before asking the store again (another server may have signed
+// a newer one).
+const revocationCacheTime = time.Second
+
+// NewServer opens the TIS in dir (created by Init), its store (migrating a
+// JSON state file on the first start) and its mailer.
 func NewServer(dir string, opts ServerOptions) (*Server, error) {
 	opts = opts.withDefaults()
 	if opts.CertLifetime < 2*TimeGranularity {
@@ -121,6 +103,9 @@ func NewServer(dir string, opts ServerOptions) (*Server, error) {
 	}
 	if opts.RevocationLifetime < time.Minute {
 		return nil, fmt.Errorf("revocation list lifetime %s: under a minute", opts.RevocationLifetime)
+	}
+	if opts.Mailer == nil && !opts.OpenEnrollment {
+		return nil, ErrNoMailer
 	}
 	bs := make([]string, 0, len(opts.Bootstraps))
 	for _, b := range opts.Bootstraps {
@@ -134,19 +119,33 @@ func NewServer(dir string, opts ServerOptions) (*Server, error) {
 		return nil, err
 	}
 	opts.Bootstraps = bs
-	root, err := Open(dir)
+	root, err := OpenWithSecret(dir, opts.SecretFile, opts.Secret)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	store, err := OpenStore(ctx, opts.DB, dir)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
-		root:     root,
-		opts:     opts,
-		log:      logrus.WithField("component", "tis"),
-		owners:   make(map[Serial]string),
-		lim:      rate.NewLimiter(rate.Limit(opts.EnrollRate), opts.EnrollBurst),
-		scoreLim: rate.NewLimiter(rate.Limit(opts.RelayScoreRate), opts.RelayScoreBurst),
+		root:      root,
+		opts:      opts,
+		log:       logrus.WithField("component", "tis"),
+		store:     store,
+		mailer:    opts.Mailer,
+		lim:       rate.NewLimiter(rate.Limit(opts.EnrollRate), opts.EnrollBurst),
+		addrLim:   newKeyedLimiter(opts.AddrRate, opts.AddrBurst, maxLimiterKeys),
+		domainLim: newKeyedLimiter(opts.DomainRate, opts.DomainBurst, maxLimiterKeys),
+		scoreLim:  rate.NewLimiter(rate.Limit(opts.RelayScoreRate), opts.RelayScoreBurst),
 	}
-	if err := s.load(); err != nil {
+	if err := s.migrateJSON(ctx); err != nil {
+		store.Close()
+		return nil, err
+	}
+	if err := s.firstRevocationList(ctx); err != nil {
+		store.Close()
 		return nil, err
 	}
 	s.mux = http.NewServeMux()
@@ -159,111 +158,89 @@ func NewServer(dir string, opts ServerOptions) (*Server, error) {
 	return s, nil
 }
 
-// load reads the state file, or starts an empty state with a first signed
-// revocation list.
-func (s *Server) load() error {
-	path := filepath.Join(s.root.dir, StateFile)
-	b, err := readPrivate(path, 1<<30)
-	if errors.Is(err, fs.ErrNotExist) {
-		s.st = &state{Version: stateVersion, Enrolled: map[string]*entry{}, Keys: map[string]string{}}
-		return s.resignLocked(nil)
-	}
-	if err != nil {
-		return fmt.Errorf("state: %w", err)
-	}
-	st := &state{}
-	if err := json.Unmarshal(b, st); err != nil {
-		return fmt.Errorf("state %s: %w", path, err)
-	}
-	if st.Version != stateVersion {
-		return fmt.Errorf("state %s: version %d: %w", path, st.Version, ErrMalformed)
-	}
-	if !slices.IsSorted(st.Revoked) {
-		return fmt.Errorf("state %s: revoked serials not sorted: %w", path, ErrMalformed)
-	}
-	if st.Enrolled == nil {
-		st.Enrolled = map[string]*entry{}
-	}
-	if st.Keys == nil {
-		st.Keys = map[string]string{}
-	}
-	for owner, e := range st.Enrolled {
-		if e == nil {
-			return fmt.Errorf("state %s: empty entry: %w", path, ErrMalformed)
-		}
-		for _, h := range e.Serials {
-			serial, err := ParseSerial(h)
-			if err != nil || serial.String() != h {
-				return fmt.Errorf("state %s: serial %q: %w", path, h, ErrMalformed)
-			}
-			s.owners[serial] = owner
-		}
-	}
-	for _, h := range st.Revoked {
-		if serial, err := ParseSerial(h); err != nil || serial.String() != h {
-			return fmt.Errorf("state %s: revoked serial %q: %w", path, h, ErrMalformed)
-		}
-	}
-	l, err := ParseRevocationList(st.RevocationList, s.root.PublicKey())
-	if err != nil {
-		return fmt.Errorf("state %s: revocation list: %w", path, err)
-	}
-	s.st, s.revList, s.revBlob = st, l, st.RevocationList
-	return nil
-}
+// maxLimiterKeys bounds the addresses and domains the limits remember.
+const maxLimiterKeys = 100_000
 
-// saveLocked writes the state atomically.
-func (s *Server) saveLocked() error {
-	b, err := json.MarshalIndent(s.st, "", "\t")
-	if err != nil {
-		return fmt.Errorf("encode state: %w", err)
-	}
-	return privfile.Replace(filepath.Join(s.root.dir, StateFile), b)
-}
-
-// resignLocked signs a new revocation list (the next sequence number) of
-// the revoked serials, stores it in the state and saves the state. On
-// failure the previous list stays. undo restores the rest of the state.
-func (s *Server) resignLocked(undo func()) error {
-	if err := s.resignSaveLocked(); err != nil {
-		if undo != nil {
-			undo()
-		}
-		return err
-	}
-	return nil
-}
-
-func (s *Server) resignSaveLocked() error {
-	serials := make([]Serial, 0, len(s.st.Revoked))
-	for _, h := range s.st.Revoked {
-		serial, err := ParseSerial(h)
+// firstRevocationList signs the first list of a new store, and loads the
+// current one.
+func (s *Server) firstRevocationList(ctx context.Context) error {
+	var l *RevocationList
+	var blob []byte
+	err := s.store.Update(ctx, func(tx Tx) error {
+		seq, b, err := tx.RevocationList()
 		if err != nil {
 			return err
 		}
-		serials = append(serials, serial)
-	}
-	seq := uint64(1)
-	if s.revList != nil {
-		seq = s.revList.Sequence + 1
-	}
-	now := s.opts.Now().UTC().Truncate(time.Second)
-	l := &RevocationList{Sequence: seq, IssuedAt: now, NextUpdate: now.Add(s.opts.RevocationLifetime.Truncate(time.Second)), Serials: serials}
-	if err := l.sign(s.root.key); err != nil {
-		return err
-	}
-	blob, err := l.Encode()
+		if b == nil {
+			l, blob, err = s.resignTx(tx, 0)
+			return err
+		}
+		if l, err = s.parseStoredList(seq, b); err != nil {
+			return err
+		}
+		blob = b
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	old := s.st.RevocationList
-	s.st.RevocationList = blob
-	if err := s.saveLocked(); err != nil {
-		s.st.RevocationList = old
-		return err
-	}
-	s.revList, s.revBlob = l, blob
+	s.setRevList(l, blob)
 	return nil
+}
+
+func (s *Server) parseStoredList(seq uint64, blob []byte) (*RevocationList, error) {
+	l, err := ParseRevocationList(blob, s.root.PublicKey())
+	if err != nil {
+		return nil, fmt.Errorf("stored revocation list: %w", err)
+	}
+	if l.Sequence != seq {
+		return nil, fmt.Errorf("stored revocation list: sequence %d, row %d: %w", l.Sequence, seq, ErrMalformed)
+	}
+	return l, nil
+}
+
+// setRevList makes l current unless a later list is.
+func (s *Server) setRevList(l *RevocationList, blob []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.revRead = s.opts.Now()
+	if s.revList == nil || l.Sequence >= s.revList.Sequence {
+		s.revList, s.revBlob = l, blob
+	}
+}
+
+// resignTx signs the next revocation list (after sequence seq, the one tx
+// holds locked) of the revoked serials in tx, and stores it. The caller
+// makes it current (setRevList) once the transaction commits.
+func (s *Server) resignTx(tx Tx, seq uint64) (*RevocationList, []byte, error) {
+	now := s.opts.Now().UTC().Truncate(time.Second)
+	hexes, err := tx.Revoked(now)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(hexes) > MaxRevoked {
+		return nil, nil, fmt.Errorf("revocation list of %d serials: over %d", len(hexes), MaxRevoked)
+	}
+	serials := make([]Serial, 0, len(hexes))
+	for _, h := range hexes {
+		serial, err := ParseSerial(h)
+		if err != nil {
+			return nil, nil, fmt.Errorf("stored serial %q: %w", h, err)
+		}
+		serials = append(serials, serial)
+	}
+	l := &RevocationList{Sequence: seq + 1, IssuedAt: now, NextUpdate: now.Add(s.opts.RevocationLifetime.Truncate(time.Second)), Serials: serials}
+	if err := l.sign(s.root.key); err != nil {
+		return nil, nil, err
+	}
+	blob, err := l.Encode()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := tx.PutRevocationList(l.Sequence, blob); err != nil {
+		return nil, nil, err
+	}
+	return l, blob, nil
 }
 
 // PublicKey returns the root public key.
@@ -272,185 +249,124 @@ func (s *Server) PublicKey() ed25519.PublicKey { return s.root.PublicKey() }
 // Handler returns the HTTP API (PathEnroll, PathRevocations, PathRootKey).
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// Revoke adds serial to the revocation list and signs a new list. The
-// person it was issued to cannot enroll again. Revoking a revoked serial
-// does nothing.
+// Revoke adds serial to the revocation list and signs a new list, in one
+// transaction. The person it was issued to cannot enroll again. Revoking
+// a revoked serial does nothing.
 func (s *Server) Revoke(serial Serial) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	if s.isClosed() {
 		return ErrClosed
 	}
-	if _, ok := s.owners[serial]; !ok {
-		return fmt.Errorf("revoke %s: %w", serial, ErrUnknownSerial)
-	}
-	h := serial.String()
-	i, found := slices.BinarySearch(s.st.Revoked, h)
-	if found {
-		return nil
-	}
-	old := slices.Clone(s.st.Revoked)
-	s.st.Revoked = slices.Insert(s.st.Revoked, i, h)
-	if err := s.resignLocked(func() { s.st.Revoked = old }); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var l *RevocationList
+	var blob []byte
+	err := s.store.Update(ctx, func(tx Tx) error {
+		l, blob = nil, nil
+		owner, _, err := tx.CertOwner(serial.String())
+		if err != nil {
+			return err
+		}
+		if owner == "" {
+			return ErrUnknownSerial
+		}
+		// Lock the person, then the list: the order enrollment takes.
+		p, err := tx.Person(owner)
+		if err != nil {
+			return err
+		}
+		seq, _, err := tx.RevocationList()
+		if err != nil {
+			return err
+		}
+		n, err := tx.Revoke([]string{serial.String()})
+		if err != nil || n == 0 {
+			return err
+		}
+		if p != nil && !p.Blocked {
+			p.Blocked = true
+			if err := tx.PutPerson(p); err != nil {
+				return err
+			}
+		}
+		l, blob, err = s.resignTx(tx, seq)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("revoke %s: %w", serial, err)
 	}
-	s.log.Debugf("revoked %s; revocation list %d", serial, s.revList.Sequence)
+	if l != nil {
+		s.setRevList(l, blob)
+		s.log.Debugf("revoked %s; revocation list %d", serial, l.Sequence)
+	}
 	return nil
 }
 
-// RevocationList returns the current signed revocation list, signing a
-// fresh one first when half its lifetime has passed.
-func (s *Server) RevocationList() (*RevocationList, []byte) {
+func (s *Server) isClosed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.closed && !s.opts.Now().Before(s.revList.IssuedAt.Add(s.opts.RevocationLifetime/2)) {
-		if err := s.resignLocked(nil); err != nil {
-			// The old list stays valid until its NextUpdate.
-			s.log.WithError(err).Warn("refresh revocation list")
-		}
+	return s.closed
+}
+
+// RevocationList returns the current signed revocation list: the one it
+// last read or signed, re-read from the store after revocationCacheTime
+// (another server may have signed one), and signed afresh when half its
+// lifetime has passed.
+func (s *Server) RevocationList() (*RevocationList, []byte) {
+	now := s.opts.Now()
+	s.mu.Lock()
+	l, blob, read := s.revList, s.revBlob, s.revRead
+	fresh := now.Before(l.IssuedAt.Add(s.opts.RevocationLifetime / 2))
+	if s.closed || s.refreshing || (fresh && now.Sub(read) < revocationCacheTime && !now.Before(read)) {
+		// One caller reads the store; the others answer the list held.
+		s.mu.Unlock()
+		return l, blob
 	}
+	s.refreshing = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.refreshing = false
+		s.mu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var nl *RevocationList
+	var nblob []byte
+	err := s.store.Update(ctx, func(tx Tx) error {
+		seq, b, err := tx.RevocationList()
+		if err != nil {
+			return err
+		}
+		if nl, err = s.parseStoredList(seq, b); err != nil {
+			return err
+		}
+		nblob = b
+		if now.Before(nl.IssuedAt.Add(s.opts.RevocationLifetime / 2)) {
+			return nil
+		}
+		nl, nblob, err = s.resignTx(tx, seq)
+		return err
+	})
+	if err != nil {
+		// The old list stays valid until its NextUpdate.
+		s.log.WithError(err).Warn("refresh revocation list")
+		return l, blob
+	}
+	s.setRevList(nl, nblob)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.revList, s.revBlob
 }
 
-// enroll checks a request and issues its certificates.
-func (s *Server) enroll(q *EnrollRequest) (*Enrollment, error) {
-	now := s.opts.Now()
-	if q.Root != RootKeyID(s.root.PublicKey()) {
-		return nil, fmt.Errorf("request for TIS %s: %w", q.Root, ErrUnknownIssuer)
-	}
-	if d := now.Sub(q.Time); d > s.opts.MaxClockSkew || d < -s.opts.MaxClockSkew {
-		return nil, fmt.Errorf("request %s from the TIS clock: %w", d.Round(time.Second), ErrStaleRequest)
-	}
-	if q.NodeKey.Equal(q.MatryoshkaKey) {
-		return nil, fmt.Errorf("node and matryoshka keys are the same: %w", ErrMalformed)
-	}
-	if err := q.verifyProof(); err != nil {
-		return nil, err
-	}
-	p, err := normalizeProperties(q.Name, q.Email)
-	if err != nil {
-		return nil, err
-	}
-	secret := s.root.secret
-	owner := hexHash(p.emailIndex(secret))
-	binding := hexHash(p.binding(secret, q.NodeKey, q.MatryoshkaKey))
-	keyHashes := []string{hexHash(keyIndex(secret, q.NodeKey)), hexHash(keyIndex(secret, q.MatryoshkaKey))}
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, ErrClosed
-	}
-	e := s.st.Enrolled[owner]
-	if e != nil {
-		if e.Binding != binding {
-			return nil, fmt.Errorf("e-mail enrolled with other properties or keys: %w", ErrAlreadyEnrolled)
-		}
-		for _, h := range e.Serials {
-			if _, found := slices.BinarySearch(s.st.Revoked, h); found {
-				return nil, ErrBlocked
-			}
-		}
-		if len(e.Serials) >= 2*MaxIssuesPerPerson {
-			return nil, fmt.Errorf("certificates issued %d times: %w", len(e.Serials)/2, ErrRateLimited)
-		}
-	}
-	for _, k := range keyHashes {
-		if o, ok := s.st.Keys[k]; ok && o != owner {
-			return nil, fmt.Errorf("key enrolled by another person: %w", ErrAlreadyEnrolled)
-		}
-	}
-
-	issued := now.UTC().Truncate(TimeGranularity)
-	expires := issued.Add(s.opts.CertLifetime.Truncate(time.Second))
-	enr := &Enrollment{Bootstraps: slices.Clone(s.opts.Bootstraps)}
-	for _, c := range []struct {
-		typ  CertType
-		id   ID
-		key  []byte
-		dest **Certificate
-	}{
-		{TypeNode, p.nodeID(secret), q.NodeKey, &enr.NodeCert},
-		{TypeMatryoshka, p.matryoshkaID(secret), q.MatryoshkaKey, &enr.MatryoshkaCert},
-	} {
-		cert := &Certificate{Type: c.typ, ID: c.id, SubjectKey: bytes.Clone(c.key), IssuedAt: issued, Expires: expires}
-		for {
-			if _, err := rand.Read(cert.Serial[:]); err != nil {
-				return nil, fmt.Errorf("serial: %w", err)
-			}
-			if _, taken := s.owners[cert.Serial]; !taken {
-				break
-			}
-		}
-		if err := cert.sign(s.root.key); err != nil {
-			return nil, err
-		}
-		*c.dest = cert
-	}
-
-	// Apply, save, and undo on failure.
-	var oldEntry *entry
-	if e != nil {
-		oldEntry = &entry{Binding: e.Binding, Serials: slices.Clone(e.Serials)}
-	} else {
-		e = &entry{Binding: binding}
-		s.st.Enrolled[owner] = e
-	}
-	newKeys := []string{}
-	for _, k := range keyHashes {
-		if _, ok := s.st.Keys[k]; !ok {
-			s.st.Keys[k] = owner
-			newKeys = append(newKeys, k)
-		}
-	}
-	e.Serials = append(e.Serials, enr.NodeCert.Serial.String(), enr.MatryoshkaCert.Serial.String())
-	if err := s.saveLocked(); err != nil {
-		if oldEntry != nil {
-			s.st.Enrolled[owner] = oldEntry
-		} else {
-			delete(s.st.Enrolled, owner)
-		}
-		for _, k := range newKeys {
-			delete(s.st.Keys, k)
-		}
-		return nil, err
-	}
-	s.owners[enr.NodeCert.Serial] = owner
-	s.owners[enr.MatryoshkaCert.Serial] = owner
-	s.log.Debugf("issued node certificate %s and matryoshka certificate %s", enr.NodeCert.Serial, enr.MatryoshkaCert.Serial)
-	return enr, nil
-}
-
-func hexHash(h [32]byte) string { return hex.EncodeToString(h[:]) }
-
-func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
-	if !s.lim.Allow() {
-		s.refuse(w, ErrRateLimited)
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBody))
-	if err != nil {
-		s.refuse(w, fmt.Errorf("read request: %w: %w", ErrMalformed, err))
-		return
-	}
-	q, err := DecodeEnrollRequest(body)
-	if err != nil {
-		s.refuse(w, err)
-		return
-	}
-	enr, err := s.enroll(q)
-	if err != nil {
-		s.refuse(w, err)
-		return
-	}
-	b, err := enr.Encode()
-	if err != nil {
-		s.refuse(w, err)
-		return
-	}
-	s.log.Info("enrollment issued")
-	w.Header().Set("Content-Type", contentType)
-	w.Write(b)
+// ownerOf returns the e-mail hash a serial was issued to, "" if none.
+func (s *Server) ownerOf(ctx context.Context, serial Serial) (string, error) {
+	var owner string
+	err := s.store.Update(ctx, func(tx Tx) error {
+		var err error
+		owner, _, err = tx.CertOwner(serial.String())
+		return err
+	})
+	return owner, err
 }
 
 func (s *Server) refuse(w http.ResponseWriter, err error) {
@@ -549,6 +465,7 @@ func (s *Server) Close() error {
 			}
 		}
 		s.wg.Wait()
+		err = errors.Join(err, s.store.Close())
 	})
 	return err
 }

@@ -55,7 +55,7 @@ func TestEnrollOverTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := NewServer(tisDir, ServerOptions{TLSCertFile: certFile, TLSKeyFile: keyFile})
+	srv, err := NewServer(tisDir, ServerOptions{TLSCertFile: certFile, TLSKeyFile: keyFile, OpenEnrollment: true})
 	if err != nil {
 		t.Fatal(err)
 	}

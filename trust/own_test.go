@@ -75,7 +75,7 @@ func TestOwnRecords(t *testing.T) {
 		t.Fatalf("bundle after withdrawal: at %v (prev %v), %d vouches, %d withdrawals", b2.IssuedAt, b1.IssuedAt, len(b2.Vouches), len(b2.Withdrawals))
 	}
 	recs := Records{Vouches: b1.Vouches, Withdrawals: b2.Withdrawals}
-	if s := Compute(recs, Options{Now: now, Seeds: nil}); len(activeVouches(recs, now)) != 0 {
+	if s := Compute(recs, Options{Now: now, Seeds: nil}); s.Vouches() != 0 {
 		t.Fatalf("withdrawn vouch still active (%d identities)", s.Len())
 	}
 	// Vouching again after the withdrawal counts again.
@@ -84,7 +84,7 @@ func TestOwnRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	recs.Vouches = append(recs.Vouches, v)
-	if len(activeVouches(recs, now.Add(2*time.Second))) != 1 {
+	if Compute(recs, Options{Now: now.Add(2 * time.Second)}).Vouches() != 1 {
 		t.Fatal("a vouch after a withdrawal does not count")
 	}
 }

@@ -3,9 +3,12 @@ package trust
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pikcio/pikcio/tis"
@@ -52,15 +55,37 @@ type ViewOptions struct {
 // scores. A View keeps the newest bundle it has seen of each identity and
 // never goes back to an older one, so a replayed old bundle (one without
 // a later withdrawal, say) is ignored. Safe for concurrent use.
+//
+// A recompute never holds the lock that readers (Scores) take while it
+// verifies or computes: it copies the list of bundles, works on the copy,
+// and swaps the new scores in. Each bundle's signatures are checked once:
+// the records that passed are kept by the SHA-256 of the bundle's bytes
+// until a record of it could start to count (a vouch issued "in the
+// future").
 type View struct {
 	opts ViewOptions
 
 	mu      sync.Mutex
 	bundles map[tis.ID]*Bundle
 	encoded map[tis.ID][]byte
+	hashes  map[tis.ID][32]byte
 	seeds   *tis.SeedList
 	scores  *Scores
 	updated time.Time
+
+	// recomputing serializes Recompute; verified is its cache.
+	recomputing sync.Mutex
+	verified    map[[32]byte]*verifiedBundle
+	// verifications counts bundles whose records were verified (tests).
+	verifications atomic.Int64
+}
+
+// verifiedBundle is what verifying a bundle's records found.
+type verifiedBundle struct {
+	recs Records
+	// from and until bound when recs hold: before from the clock went
+	// back; at until a record not yet valid when verified may count.
+	from, until time.Time
 }
 
 // NewView returns an empty view.
@@ -77,7 +102,7 @@ func NewView(opts ViewOptions) *View {
 	if opts.FetchTimeout <= 0 {
 		opts.FetchTimeout = DefaultFetchTimeout
 	}
-	return &View{opts: opts, bundles: map[tis.ID]*Bundle{}, encoded: map[tis.ID][]byte{}}
+	return &View{opts: opts, bundles: map[tis.ID]*Bundle{}, encoded: map[tis.ID][]byte{}, hashes: map[tis.ID][32]byte{}}
 }
 
 func (v *View) revocations() *tis.RevocationList {
@@ -113,6 +138,7 @@ func (v *View) offerLocked(b *Bundle, data []byte) bool {
 	}
 	v.bundles[id] = b
 	v.encoded[id] = slices.Clone(data)
+	v.hashes[id] = sha256.Sum256(data)
 	return true
 }
 
@@ -223,27 +249,51 @@ func (v *View) fetchBundles(ctx context.Context, g Getter, ids []tis.ID) {
 	wg.Wait()
 }
 
-func (v *View) recordsLocked(now time.Time) Records {
-	attesters := append([]ed25519.PublicKey{v.opts.Root}, v.opts.Attesters...)
-	revs := v.revocations()
-	var all Records
-	for _, b := range v.bundles {
-		if b.Cert.Verify(v.opts.Root, now) != nil || revs != nil && revs.Revoked(b.Cert.Serial) {
-			continue
-		}
-		r := b.Records(v.opts.Root, attesters, now, revs)
-		all.Vouches = append(all.Vouches, r.Vouches...)
-		all.Withdrawals = append(all.Withdrawals, r.Withdrawals...)
-		all.Attestations = append(all.Attestations, r.Attestations...)
-	}
-	return all
+// heldBundle is a bundle as a recompute found it.
+type heldBundle struct {
+	b    *Bundle
+	hash [32]byte
 }
 
-// Recompute computes the scores from the held records at now.
+// verify returns the records of b that verify at now (signatures checked
+// against its certificate, which is checked against the root; revocations
+// are checked by the caller on every recompute).
+func (v *View) verify(b *Bundle, attesters []ed25519.PublicKey, now time.Time) *verifiedBundle {
+	v.verifications.Add(1)
+	e := &verifiedBundle{from: now, until: b.Cert.Expires}
+	if b.Cert.Verify(v.opts.Root, now) != nil {
+		e.until = now // never: verified again next time
+		return e
+	}
+	e.recs = b.Records(v.opts.Root, attesters, now, nil)
+	later := func(issued time.Time) {
+		if at := issued.Add(-MaxClockSkew); at.After(now) && at.Before(e.until) {
+			e.until = at
+		}
+	}
+	for _, x := range b.Vouches {
+		later(x.IssuedAt)
+	}
+	for _, x := range b.Withdrawals {
+		later(x.IssuedAt)
+	}
+	for _, x := range b.Attestations {
+		later(x.IssuedAt)
+	}
+	return e
+}
+
+// Recompute computes the scores from the held records at now, and swaps
+// them in; Scores is not blocked meanwhile.
 func (v *View) Recompute() *Scores {
+	v.recomputing.Lock()
+	defer v.recomputing.Unlock()
 	v.mu.Lock()
 	now := v.opts.Now()
-	recs := v.recordsLocked(now)
+	held := make([]heldBundle, 0, len(v.bundles))
+	for id, b := range v.bundles {
+		held = append(held, heldBundle{b, v.hashes[id]})
+	}
 	opts := v.opts.Compute
 	opts.Now = now
 	opts.Seeds = nil
@@ -251,7 +301,49 @@ func (v *View) Recompute() *Scores {
 		opts.Seeds = slices.Clone(v.seeds.Seeds)
 	}
 	v.mu.Unlock()
-	s := Compute(recs, opts)
+
+	attesters := append([]ed25519.PublicKey{v.opts.Root}, v.opts.Attesters...)
+	revs := v.revocations()
+	cache := make(map[[32]byte]*verifiedBundle, len(held))
+	entries := make([]*verifiedBundle, len(held))
+	var missing []int
+	for i, h := range held {
+		if e := v.verified[h.hash]; e != nil && !now.Before(e.from) && now.Before(e.until) {
+			entries[i] = e
+		} else {
+			missing = append(missing, i)
+		}
+	}
+	// Verify what is new, on every CPU.
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(missing)/64))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := w; k < len(missing); k += workers {
+				i := missing[k]
+				entries[i] = v.verify(held[i].b, attesters, now)
+			}
+		}()
+	}
+	wg.Wait()
+	var all Records
+	for i, h := range held {
+		e := entries[i]
+		cache[h.hash] = e
+		// The certificate's window and revocation change without the
+		// bundle changing: checked every time (no signature involved).
+		c := h.b.Cert
+		if !inWindow(c.IssuedAt, c.Expires, now) || revs != nil && revs.Revoked(c.Serial) {
+			continue
+		}
+		all.Vouches = append(all.Vouches, e.recs.Vouches...)
+		all.Withdrawals = append(all.Withdrawals, e.recs.Withdrawals...)
+		all.Attestations = append(all.Attestations, e.recs.Attestations...)
+	}
+	v.verified = cache
+	s := Compute(all, opts)
 	v.mu.Lock()
 	v.scores, v.updated = s, now
 	v.mu.Unlock()

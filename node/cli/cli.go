@@ -32,6 +32,8 @@ type command struct {
 
 // env is what a command talks to.
 type env struct {
+	// stdin answers prompts (the enrollment code); nil in tests.
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	// signals delivers SIGINT, SIGTERM, SIGHUP and SIGUSR1 (new identity)
 	// while a command runs.
@@ -96,7 +98,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1)
 			defer signal.Stop(sigs)
 		}
-		return c.run(&env{stdout: stdout, stderr: stderr, signals: sigs}, rest)
+		return c.run(&env{stdin: os.Stdin, stdout: stdout, stderr: stderr, signals: sigs}, rest)
 	}
 	fmt.Fprintf(stderr, "pikcio: unknown command %q\n\n", name)
 	usage(stderr)

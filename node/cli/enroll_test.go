@@ -85,7 +85,7 @@ func TestEnrollFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := tis.NewServer(tisDir, tis.ServerOptions{})
+	srv, err := tis.NewServer(tisDir, tis.ServerOptions{OpenEnrollment: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,6 +50,7 @@ type nodeFlags struct {
 	logFormat       string
 	enrollName      string
 	enrollEmail     string
+	enrollCode      string
 	allowSameSubnet bool
 	status          string
 	announce        listFlag
@@ -77,6 +78,7 @@ func (f *nodeFlags) common(fs *flagSet) {
 	fs.StringVar(&f.logFormat, "log-format", "", "log `format`: text or json (default text)")
 	fs.StringVar(&f.enrollName, "enroll-name", "", "`name` to enroll with at the TIS (tis.url) on the first start, when the data directory holds no enrollment; never stored, ignored once enrolled; needs --enroll-email")
 	fs.StringVar(&f.enrollEmail, "enroll-email", "", "`e-mail` to enroll with at the TIS on the first start; never stored; needs --enroll-name")
+	fs.StringVar(&f.enrollCode, "enroll-code", "", "the `code` the TIS mailed to --enroll-email (a first start without it asks the TIS to mail one and stops)")
 }
 
 // enrollee is the person of --enroll-name and --enroll-email, or nil.
@@ -84,7 +86,7 @@ func (f *nodeFlags) enrollee() *node.Enrollee {
 	if f.enrollName == "" && f.enrollEmail == "" {
 		return nil
 	}
-	return &node.Enrollee{Name: f.enrollName, Email: f.enrollEmail}
+	return &node.Enrollee{Name: f.enrollName, Email: f.enrollEmail, Code: f.enrollCode}
 }
 
 func (f *nodeFlags) isSet(name string) bool {

@@ -1,14 +1,17 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	iofs "io/fs"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,25 +38,30 @@ func runTIS(e *env, args []string) int {
   pikcio tis attest --data DIR ID KIND   attest that an identity passed a check
   pikcio tis seed add|remove|list --data DIR [ID...]
                                         edit the pre-trusted identities
+  pikcio tis confirm-migration --dir DIR [--db URL]
+                                        remove a state.json moved into the database
 
 Run "pikcio tis init --help" and so on for their flags.`)
-	return dispatch(e, fs, args, []subcommand{{"init", runTISInit}, {"serve", runTISServe}, {"attest", runTISAttest}, {"seed", runTISSeed}})
+	return dispatch(e, fs, args, []subcommand{{"init", runTISInit}, {"serve", runTISServe}, {"attest", runTISAttest}, {"seed", runTISSeed}, {"confirm-migration", runTISConfirmMigration}})
 }
 
 func runTISInit(e *env, args []string) int {
 	fs := newFlagSet("tis init", "--data DIR", `Create a TIS in DIR (made mode 0700): a new root signing key and the secret
 of its keyed hashes, each in a file of mode 0600. Prints the root public key:
 nodes pin it (--tis-key, tis.root_key). The key alone goes to standard
-output, messages to standard error: KEY=$(pikcio tis init --data DIR). Keep DIR safe and back up hash.secret
-apart from the rest. An existing TIS is never overwritten.`)
+output, messages to standard error: KEY=$(pikcio tis init --data DIR). Keep
+DIR safe and back up hash.secret apart from the rest (--secret-file writes it
+elsewhere, e.g. another disk, so that a stolen DIR cannot test guessed
+e-mails). An existing TIS is never overwritten.`)
 	dir := fs.dataFlag("TIS `directory`")
+	secretFile := fs.String("secret-file", "", "write the hash secret to this `file` instead of DIR/hash.secret (then pass it to \"tis serve\")")
 	if code, done := parse(e, fs, args); done {
 		return code
 	}
 	if *dir == "" {
 		return usageError(e, fs, "--data is required")
 	}
-	pub, err := tis.Init(*dir)
+	pub, err := tis.InitWithSecret(*dir, *secretFile)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "%s: %v\n", fs.Name(), err)
 		return exitError
@@ -71,7 +79,21 @@ address, or HTTPS with --tls-cert and --tls-key. With --bootstrap it also
 joins the network's DHT (as a DHT client with a throwaway key) and crawls
 the trust records every --trust-refresh, so that it can state relays'
 trust bands (without --bootstrap it answers relay score requests with 501).
-Ctrl-C stops it.`)
+Ctrl-C stops it.
+
+State lives in DIR/tis.db (SQLite), or in the PostgreSQL database of --db,
+which several "tis serve" processes may share. A state.json of an older
+version is migrated on the first start and kept until "pikcio tis
+confirm-migration".
+
+Enrollment needs a one-time code mailed to the person's e-mail address,
+sent through the SMTP relay of --smtp (TLS always; AUTH PLAIN with
+--smtp-user and the password in $PIKCIO_SMTP_PASSWORD). --demo-codes sends
+no mail and writes the codes to this log instead: for trying pikcio out
+only, as anyone who reads the log can enroll any address.
+
+The hash secret is DIR/hash.secret unless --secret-file names another file
+or $PIKCIO_TIS_SECRET holds it (base64).`)
 	dir := fs.dataFlag("TIS `directory`")
 	listen := fs.String("listen", "127.0.0.1:7070", "`address` host:port to serve on")
 	var boots listFlag
@@ -81,6 +103,14 @@ Ctrl-C stops it.`)
 	refresh := fs.Duration("trust-refresh", 10*time.Minute, "how often to crawl the trust records (`duration`)")
 	var attesterFlags listFlag
 	fs.Var(&attesterFlags, "attester", "public `key` of an attester whose attestations count (as in trust.attesters); repeatable")
+	db := fs.String("db", "", "database `URL`: postgres://... (shared by several servers) or sqlite:PATH (default DIR/tis.db)")
+	secretFile := fs.String("secret-file", "", "hash secret `file` kept apart from DIR (default DIR/hash.secret)")
+	smtpAddr := fs.String("smtp", "", "SMTP relay `host:port` that mails enrollment codes (implicit TLS on 465, STARTTLS elsewhere)")
+	smtpFrom := fs.String("smtp-from", "", "sender `address` of the code mails")
+	smtpUser := fs.String("smtp-user", "", "SMTP AUTH `user` (password in $PIKCIO_SMTP_PASSWORD)")
+	demoCodes := fs.Bool("demo-codes", false, "mail nothing: write enrollment codes to the log (trying pikcio out only)")
+	var proxies listFlag
+	fs.Var(&proxies, "trusted-proxy", "`prefix` (CIDR) of a reverse proxy whose X-Forwarded-For gives the client address for the per-address limit; repeatable")
 	if code, done := parse(e, fs, args); done {
 		return code
 	}
@@ -96,16 +126,41 @@ Ctrl-C stops it.`)
 	if _, _, err := net.SplitHostPort(*listen); err != nil {
 		return usageError(e, fs, "--listen %q: want host:port", *listen)
 	}
-	root, err := tis.Open(*dir)
+	mailer, code := tisMailer(e, fs, *smtpAddr, *smtpFrom, *smtpUser, *demoCodes)
+	if mailer == nil {
+		return code
+	}
+	var trusted []netip.Prefix
+	for _, p := range proxies {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			a, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				return usageError(e, fs, "--trusted-proxy %q: want an address or a prefix such as 10.0.0.0/8", p)
+			}
+			pfx = netip.PrefixFrom(a, a.BitLen())
+		}
+		trusted = append(trusted, pfx.Masked())
+	}
+	secret, err := secretFromEnv()
+	if err != nil {
+		return usageError(e, fs, "%v", err)
+	}
+	root, err := tis.OpenWithSecret(*dir, *secretFile, secret)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "%s: %v\n", fs.Name(), err)
 		return exitError
 	}
 	var srv *tis.Server
 	opts := tis.ServerOptions{
-		Bootstraps:  []string(boots),
-		TLSCertFile: *certFile,
-		TLSKeyFile:  *keyFile,
+		Bootstraps:     []string(boots),
+		TLSCertFile:    *certFile,
+		TLSKeyFile:     *keyFile,
+		DB:             *db,
+		SecretFile:     *secretFile,
+		Secret:         secret,
+		Mailer:         mailer,
+		TrustedProxies: trusted,
 	}
 	var attesters []ed25519.PublicKey
 	for _, a := range attesterFlags {
@@ -163,11 +218,16 @@ func runEnroll(e *env, args []string) int {
 the data directory, created if the node never ran) and a Matryoshka key
 created next to it. The name and e-mail are sent to the TIS only; the node
 keeps the certificates (tis-enrollment.bin) and never stores the name or
-e-mail. Then set tis.root_key (and tis.url) in the configuration file.`)
+e-mail. Then set tis.root_key (and tis.url) in the configuration file.
+
+The TIS mails a one-time code to the address; enter it when asked, or run
+again with --code. Enrolling an address that is enrolled already (a new
+device) works the same way and revokes the old device's certificates.`)
 	addr := fs.String("tis", "", "TIS `address`: host:port or a URL")
 	key := fs.String("tis-key", "", "the TIS root `key` (printed by \"pikcio tis init\")")
 	name := fs.String("name", "", "your `name`")
 	email := fs.String("email", "", "your e-mail `address`")
+	codeFlag := fs.String("code", "", "the enrollment `code` the TIS mailed you (without it, the TIS mails one and this asks for it)")
 	dir := fs.dataFlag("data `directory` of the node (default $XDG_DATA_HOME/pikcio)")
 	if code, done := parse(e, fs, args); done {
 		return code
@@ -193,10 +253,10 @@ e-mail. Then set tis.root_key (and tis.url) in the configuration file.`)
 		}
 		*dir = abs
 	}
-	return enroll(e, fs.Name(), tis.BaseURL(*addr), root, *dir, *name, *email)
+	return enroll(e, fs.Name(), tis.BaseURL(*addr), root, *dir, *name, *email, *codeFlag)
 }
 
-func enroll(e *env, name, url string, root ed25519.PublicKey, dir, who, email string) int {
+func enroll(e *env, name, url string, root ed25519.PublicKey, dir, who, email, code string) int {
 	dataDir, err := config.NodeConfig{DataDir: dir}.ResolveDataDir()
 	if err != nil {
 		fmt.Fprintf(e.stderr, "%s: %v\n", name, err)
@@ -209,7 +269,15 @@ func enroll(e *env, name, url string, root ed25519.PublicKey, dir, who, email st
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), enrollTimeout)
 	defer cancel()
-	en, err := tis.EnrollNode(ctx, url, root, priv, dataDir, who, email)
+	c := tis.NewClient(url, root)
+	if e.stdin != nil {
+		c.Code = func(_ context.Context, email string) (string, error) { return promptCode(e, email) }
+	}
+	en, err := c.EnrollNode(ctx, priv, dataDir, who, email, code)
+	if errors.Is(err, tis.ErrCodeSent) || errors.Is(err, errNoCode) {
+		fmt.Fprintf(e.stderr, "%s: the TIS mailed a code to %s: run this again with --code CODE\n", name, email)
+		return exitError
+	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "%s: %v\n", name, err)
 		if errors.Is(err, tis.ErrBadProperties) {
@@ -281,7 +349,7 @@ its public key.`)
 	}
 	var key ed25519.PrivateKey
 	if *dir != "" {
-		if _, err := tis.Open(*dir); err != nil {
+		if _, err := tis.OpenKey(*dir); err != nil {
 			return fail(e, fs, err)
 		}
 		key, err = readKeyFile(filepath.Join(*dir, tis.RootKeyFile))
@@ -391,7 +459,7 @@ request; nodes fetch it on their next trust refresh.
 		}
 		ids = append(ids, id)
 	}
-	if _, err := tis.Open(*dir); err != nil {
+	if _, err := tis.OpenKey(*dir); err != nil {
 		return fail(e, sub, err)
 	}
 	seeds, err := tis.ReadSeeds(*dir)
@@ -430,5 +498,81 @@ request; nodes fetch it on their next trust refresh.
 		}
 		fmt.Fprintf(e.stdout, "removed %d seeds, %d left\n", before-len(seeds), len(seeds))
 	}
+	return exitOK
+}
+
+// errNoCode reports that no code was typed in (end of input).
+var errNoCode = errors.New("no code entered")
+
+// promptCode asks for the code mailed to email on stdin.
+func promptCode(e *env, email string) (string, error) {
+	fmt.Fprintf(e.stderr, "The TIS mailed a code to %s. Code: ", email)
+	line, _ := bufio.NewReader(io.LimitReader(e.stdin, 256)).ReadString('\n')
+	line = strings.TrimSpace(line)
+	if line == "" {
+		fmt.Fprintln(e.stderr)
+		return "", errNoCode
+	}
+	return line, nil
+}
+
+// secretEnv holds a TIS hash secret (base64), an alternative to a file.
+const secretEnv = "PIKCIO_TIS_SECRET"
+
+func secretFromEnv() ([]byte, error) {
+	v := os.Getenv(secretEnv)
+	if v == "" {
+		return nil, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
+	if err != nil || len(b) != 32 {
+		return nil, fmt.Errorf("$%s: want base64 of 32 bytes (base64 < hash.secret)", secretEnv)
+	}
+	return b, nil
+}
+
+// tisMailer is the mailer of "tis serve": the SMTP relay, or with
+// --demo-codes the log. It returns nil and an exit code when neither or
+// both are given.
+func tisMailer(e *env, fs *flagSet, addr, from, user string, demo bool) (tis.Mailer, int) {
+	switch {
+	case demo && addr != "":
+		return nil, usageError(e, fs, "--smtp and --demo-codes exclude each other")
+	case demo:
+		fmt.Fprintln(e.stderr, "DEMO MODE: enrollment codes go to this log, not by mail; anyone who reads it can enroll any address.")
+		return &tis.DemoMailer{}, exitOK
+	case addr == "":
+		return nil, usageError(e, fs, "enrollment mails codes: give --smtp HOST:PORT and --smtp-from (or --demo-codes to try pikcio out)")
+	case from == "":
+		return nil, usageError(e, fs, "--smtp-from is required with --smtp")
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, usageError(e, fs, "--smtp %q: want host:port", addr)
+	}
+	pw := os.Getenv("PIKCIO_SMTP_PASSWORD")
+	if user != "" && pw == "" {
+		return nil, usageError(e, fs, "--smtp-user needs the password in $PIKCIO_SMTP_PASSWORD")
+	}
+	return &tis.SMTPMailer{Addr: addr, From: from, User: user, Password: pw}, exitOK
+}
+
+func runTISConfirmMigration(e *env, args []string) int {
+	fs := newFlagSet("tis confirm-migration", "--data DIR [--db URL]", `Remove DIR/state.json, the state of an older TIS version, once "tis serve"
+has moved it into the database (DIR/tis.db, or --db) and the database holds
+every person it held.`)
+	dir := fs.dataFlag("TIS `directory`")
+	db := fs.String("db", "", "database `URL` as given to \"tis serve\"")
+	if code, done := parse(e, fs, args); done {
+		return code
+	}
+	if *dir == "" {
+		return usageError(e, fs, "--data is required")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := tis.ConfirmMigration(ctx, *dir, *db); err != nil {
+		return fail(e, fs, err)
+	}
+	fmt.Fprintf(e.stdout, "removed %s\n", filepath.Join(*dir, tis.StateFile))
 	return exitOK
 }

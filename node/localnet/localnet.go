@@ -75,6 +75,9 @@ type Options struct {
 type Network struct {
 	TIS    *tis.Server
 	TISURL string
+	// Codes holds the TIS's enrollment codes: it mails nothing and logs
+	// them, and the network enrolls its own nodes with them.
+	Codes *tis.DemoMailer
 	// View is the TCI view the TIS makes relay score statements from;
 	// relay 0 keeps it fresh.
 	View   *trust.View
@@ -199,7 +202,8 @@ func (n *Network) startTIS(dir string, base *config.Config) error {
 		return fmt.Errorf("TIS: %w", err)
 	}
 	n.View = trust.NewView(trust.ViewOptions{Root: root.PublicKey()})
-	srv, err := tis.NewServer(dir, tis.ServerOptions{EnrollRate: 100, EnrollBurst: 2 * MaxRelays, RelayScorer: trust.TISScorer{View: n.View}})
+	n.Codes = &tis.DemoMailer{}
+	srv, err := tis.NewServer(dir, tis.ServerOptions{EnrollRate: 100, EnrollBurst: 4 * MaxRelays, AddrRate: 100, AddrBurst: 4 * MaxRelays, Mailer: n.Codes, RelayScorer: trust.TISScorer{View: n.View}})
 	if err != nil {
 		return fmt.Errorf("TIS: %w", err)
 	}
@@ -231,7 +235,9 @@ func (n *Network) enroll(ctx context.Context, cfg *config.Config, name string) e
 	}
 	ctx, cancel := context.WithTimeout(ctx, nodeTimeout)
 	defer cancel()
-	if _, err := tis.EnrollNode(ctx, n.TISURL, n.TIS.PublicKey(), priv, cfg.Node.DataDir, name, name+"@demo.invalid"); err != nil {
+	c := tis.NewClient(n.TISURL, n.TIS.PublicKey())
+	c.Code = n.Codes.Code
+	if _, err := c.EnrollNode(ctx, priv, cfg.Node.DataDir, name, name+"@demo.invalid", ""); err != nil {
 		return fmt.Errorf("enroll %s: %w", name, err)
 	}
 	return nil

@@ -46,6 +46,14 @@ func Start(t testing.TB, opts func(root ed25519.PublicKey) tis.ServerOptions) *T
 	if opts != nil {
 		o = opts(root)
 	}
+	// Nodes of the tests enroll themselves (node.Options.Enroll) with no
+	// one to read a mail: enrollment needs no code unless a test gives a
+	// Mailer.
+	o.OpenEnrollment = o.Mailer == nil
+	// Every test client comes from 127.0.0.1.
+	if o.AddrRate == 0 {
+		o.AddrRate, o.AddrBurst = 1e6, 1e6
+	}
 	srv, err := tis.NewServer(dir, o)
 	if err != nil {
 		t.Fatalf("tis.NewServer: %v", err)
@@ -113,7 +121,7 @@ func (s *TIS) EnrollNode(t testing.TB, name string, o tis.AgentOptions) Node {
 	o.Root = s.Root
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := tis.EnrollFirst(ctx, tis.AgentOptions{Root: s.Root, URL: s.URL}, dir, priv, name, name+"@example.org"); err != nil {
+	if err := tis.EnrollFirst(ctx, tis.AgentOptions{Root: s.Root, URL: s.URL}, dir, priv, name, name+"@example.org", ""); err != nil {
 		t.Fatalf("enroll %s: %v", name, err)
 	}
 	a, err := tis.LoadAgent(o, dir, id)

@@ -1,0 +1,132 @@
+package tis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// DBFile is the SQLite database of a TIS, in its directory, used when no
+// database URL is given.
+const DBFile = "tis.db"
+
+// Store is where a Server keeps its state: people, keys, serials,
+// revocations, pending codes and the signed revocation list. It holds no
+// name and no e-mail, only keyed hashes (hex). Every change is one
+// transaction; several Servers (processes) may share one PostgreSQL Store.
+type Store interface {
+	// Update runs fn in one transaction and commits it when fn returns nil.
+	// fn may run more than once (after a conflict with another server), so
+	// it must not act outside tx before Update returns.
+	Update(ctx context.Context, fn func(tx Tx) error) error
+	// Close closes the database.
+	Close() error
+}
+
+// Tx is one transaction of a Store. Reads of a person and of the
+// revocation list lock what they read until the end of the transaction,
+// where the database can (PostgreSQL's FOR UPDATE; SQLite locks the whole
+// database for a write transaction).
+type Tx interface {
+	// Person returns the person whose e-mail hash is owner, or nil.
+	Person(owner string) (*person, error)
+	// PutPerson inserts or replaces a person.
+	PutPerson(p *person) error
+	// KeyOwner returns the e-mail hash a public key hash is enrolled by, or "".
+	KeyOwner(key string) (string, error)
+	// PutKey records that key belongs to owner.
+	PutKey(key, owner string) error
+	// PutCert records an issued serial (hex) of owner, expiring at expires.
+	PutCert(serial, owner string, expires time.Time) error
+	// CertOwner returns the owner of a serial and whether it is revoked;
+	// "" if it was never issued.
+	CertOwner(serial string) (owner string, revoked bool, err error)
+	// LiveSerials returns owner's serials that are not revoked.
+	LiveSerials(owner string) ([]string, error)
+	// Revoke marks serials revoked and says how many were not already.
+	Revoke(serials []string) (int, error)
+	// Revoked returns the revoked serials not expired at now, ascending.
+	Revoked(now time.Time) ([]string, error)
+	// RevocationList returns the current signed list and its sequence
+	// (0, nil before the first).
+	RevocationList() (seq uint64, blob []byte, err error)
+	// PutRevocationList stores a newly signed list; seq must be above the
+	// current sequence.
+	PutRevocationList(seq uint64, blob []byte) error
+	// Code returns the pending code of owner, or nil.
+	Code(owner string) (*pendingCode, error)
+	// PutCode inserts or replaces owner's pending code.
+	PutCode(c *pendingCode) error
+	// DeleteCode removes owner's pending code.
+	DeleteCode(owner string) error
+	// Meta and PutMeta read and write a setting ("" if unset).
+	Meta(key string) (string, error)
+	PutMeta(key, value string) error
+}
+
+// person is one enrolled person.
+type person struct {
+	// Owner is the keyed hash of the e-mail.
+	Owner string
+	// Binding is the keyed hash of the properties and both public keys of
+	// the current enrollment.
+	Binding string
+	// Blocked is set when the operator revoked one of the person's
+	// certificates: the TIS does not issue to them again.
+	Blocked bool
+	// Issues counts the certificate pairs issued to the person.
+	Issues int
+	// Enrollment is the encoded current Enrollment, answered again to a
+	// retry of the request that made it.
+	Enrollment []byte
+}
+
+// pendingCode is a one-time code mailed to an e-mail address, kept as a
+// keyed hash.
+type pendingCode struct {
+	Owner    string
+	Hash     string
+	Sent     time.Time
+	Expires  time.Time
+	Attempts int
+	// Used is the binding the code enrolled, "" while unused: a retry of
+	// that enrollment gets it again; any other use is refused.
+	Used string
+}
+
+// OpenStore opens the store of a TIS: url "" is the SQLite database DBFile
+// in dir; "sqlite:PATH" (or "file:PATH") another SQLite file;
+// "postgres://..." or "postgresql://..." a PostgreSQL database.
+func OpenStore(ctx context.Context, url, dir string) (Store, error) {
+	switch {
+	case url == "":
+		return openSQLite(ctx, filepath.Join(dir, DBFile))
+	case strings.HasPrefix(url, "sqlite:"):
+		return openSQLite(ctx, strings.TrimPrefix(url, "sqlite:"))
+	case strings.HasPrefix(url, "file:"):
+		return openSQLite(ctx, strings.TrimPrefix(url, "file:"))
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		return openPostgres(ctx, url)
+	}
+	return nil, fmt.Errorf("database %q: %w", redactURL(url), ErrBadDatabaseURL)
+}
+
+// ErrBadDatabaseURL reports a --db URL of no known kind.
+var ErrBadDatabaseURL = errors.New("want sqlite:PATH or postgres://")
+
+// redactURL drops a password from a database URL for messages.
+func redactURL(u string) string {
+	at := strings.LastIndexByte(u, '@')
+	scheme := strings.Index(u, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		return u
+	}
+	cred := u[scheme+3 : at]
+	if i := strings.IndexByte(cred, ':'); i >= 0 {
+		return u[:scheme+3] + cred[:i] + ":xxx" + u[at:]
+	}
+	return u
+}

@@ -1,0 +1,423 @@
+package tis
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
+)
+
+// The SQLite driver is modernc.org/sqlite: SQLite compiled to pure Go, so
+// the binary needs no C toolchain (cgo) and -race builds stay simple; it
+// is maintained and passes SQLite's own tests. PostgreSQL goes through
+// pgx's database/sql driver, so both share this one implementation.
+
+// schema creates the tables; the same statements serve both databases.
+var schema = []string{
+	`CREATE TABLE IF NOT EXISTS persons (
+		owner TEXT PRIMARY KEY,
+		binding TEXT NOT NULL,
+		blocked INTEGER NOT NULL DEFAULT 0,
+		issues INTEGER NOT NULL DEFAULT 0,
+		enrollment BYTEA)`,
+	`CREATE TABLE IF NOT EXISTS keys (
+		key TEXT PRIMARY KEY,
+		owner TEXT NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS certs (
+		serial TEXT PRIMARY KEY,
+		owner TEXT NOT NULL,
+		expires BIGINT NOT NULL,
+		revoked INTEGER NOT NULL DEFAULT 0)`,
+	`CREATE INDEX IF NOT EXISTS certs_owner ON certs (owner)`,
+	`CREATE INDEX IF NOT EXISTS certs_revoked ON certs (serial) WHERE revoked = 1`,
+	`CREATE TABLE IF NOT EXISTS revlist (
+		id INTEGER PRIMARY KEY,
+		seq BIGINT NOT NULL,
+		blob BYTEA NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS codes (
+		owner TEXT PRIMARY KEY,
+		hash TEXT NOT NULL,
+		sent BIGINT NOT NULL,
+		expires BIGINT NOT NULL,
+		attempts INTEGER NOT NULL,
+		used TEXT NOT NULL DEFAULT '')`,
+	`CREATE TABLE IF NOT EXISTS meta (
+		k TEXT PRIMARY KEY,
+		v TEXT NOT NULL)`,
+}
+
+// sqlStore is a Store over database/sql, SQLite or PostgreSQL.
+type sqlStore struct {
+	db       *sql.DB
+	postgres bool
+}
+
+var _ Store = (*sqlStore)(nil)
+
+func openSQLite(ctx context.Context, path string) (*sqlStore, error) {
+	if path == "" {
+		return nil, fmt.Errorf("sqlite database: empty path: %w", ErrBadDatabaseURL)
+	}
+	// The database holds only keyed hashes, but like the rest of the TIS
+	// directory it is the owner's alone (SQLite gives its -wal and -shm
+	// files the database file's mode).
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		return nil, fmt.Errorf("sqlite database: %w", err)
+	} else {
+		f.Close()
+	}
+	// WAL lets readers go on during a write; IMMEDIATE write transactions
+	// take the lock up front, so two processes on one file wait for each
+	// other (busy_timeout) instead of failing half-way.
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	// One writer at a time anyway; one connection keeps it simple.
+	db.SetMaxOpenConns(1)
+	s := &sqlStore{db: db}
+	if err := s.migrateSchema(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func openPostgres(ctx context.Context, url string) (*sqlStore, error) {
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres %s: %w", redactURL(url), err)
+	}
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(16)
+	s := &sqlStore{db: db, postgres: true}
+	if err := s.migrateSchema(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("postgres %s: %w", redactURL(url), err)
+	}
+	return s, nil
+}
+
+// migrateSchema creates the tables if missing. On PostgreSQL an advisory
+// lock keeps two servers starting at once from racing on CREATE.
+func (s *sqlStore) migrateSchema(ctx context.Context) error {
+	return s.Update(ctx, func(t Tx) error {
+		tx := t.(*sqlTx)
+		if s.postgres {
+			if _, err := tx.tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7070)`); err != nil {
+				return err
+			}
+		}
+		for _, q := range schema {
+			if !s.postgres {
+				q = strings.ReplaceAll(q, "BYTEA", "BLOB")
+			}
+			if _, err := tx.tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("schema: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// maxTxTries bounds the retries of a transaction that conflicted.
+const maxTxTries = 20
+
+func (s *sqlStore) Update(ctx context.Context, fn func(Tx) error) error {
+	var err error
+	for try := 0; try < maxTxTries; try++ {
+		err = s.update(ctx, fn)
+		if err == nil || !s.retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(try+1) * time.Millisecond):
+		}
+	}
+	return err
+}
+
+func (s *sqlStore) update(ctx context.Context, fn func(Tx) error) error {
+	sqltx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(&sqlTx{ctx: ctx, tx: sqltx, postgres: s.postgres}); err != nil {
+		sqltx.Rollback()
+		return err
+	}
+	if err := sqltx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// retryable reports a conflict with a concurrent transaction: a unique
+// key another server inserted first, a serialization failure or a
+// deadlock. The transaction is run again and sees the other's result.
+func (s *sqlStore) retryable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "23505", "40001", "40P01":
+			return true
+		}
+	}
+	return false
+}
+
+func (s *sqlStore) Close() error { return s.db.Close() }
+
+// sqlTx is one transaction; queries are written with ? and rebound to $n
+// for PostgreSQL.
+type sqlTx struct {
+	ctx      context.Context
+	tx       *sql.Tx
+	postgres bool
+}
+
+func (t *sqlTx) q(query string) string {
+	if !t.postgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func (t *sqlTx) forUpdate() string {
+	if t.postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+func (t *sqlTx) exec(query string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(t.ctx, t.q(query), args...)
+}
+
+func (t *sqlTx) row(query string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(t.ctx, t.q(query), args...)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (t *sqlTx) Person(owner string) (*person, error) {
+	p := &person{Owner: owner}
+	var blocked int
+	err := t.row(`SELECT binding, blocked, issues, enrollment FROM persons WHERE owner = ?`+t.forUpdate(), owner).
+		Scan(&p.Binding, &blocked, &p.Issues, &p.Enrollment)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read person: %w", err)
+	}
+	p.Blocked = blocked != 0
+	return p, nil
+}
+
+func (t *sqlTx) PutPerson(p *person) error {
+	_, err := t.exec(`INSERT INTO persons (owner, binding, blocked, issues, enrollment) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (owner) DO UPDATE SET binding = excluded.binding, blocked = excluded.blocked,
+		issues = excluded.issues, enrollment = excluded.enrollment`,
+		p.Owner, p.Binding, b2i(p.Blocked), p.Issues, p.Enrollment)
+	if err != nil {
+		return fmt.Errorf("write person: %w", err)
+	}
+	return nil
+}
+
+func (t *sqlTx) KeyOwner(key string) (string, error) {
+	var owner string
+	err := t.row(`SELECT owner FROM keys WHERE key = ?`, key).Scan(&owner)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read key: %w", err)
+	}
+	return owner, nil
+}
+
+func (t *sqlTx) PutKey(key, owner string) error {
+	// A key taken by another person meanwhile is a conflict (unique key):
+	// the transaction runs again and sees it.
+	if _, err := t.exec(`INSERT INTO keys (key, owner) VALUES (?, ?)`, key, owner); err != nil {
+		return fmt.Errorf("write key: %w", err)
+	}
+	return nil
+}
+
+func (t *sqlTx) PutCert(serial, owner string, expires time.Time) error {
+	if _, err := t.exec(`INSERT INTO certs (serial, owner, expires) VALUES (?, ?, ?)`, serial, owner, expires.Unix()); err != nil {
+		return fmt.Errorf("write serial: %w", err)
+	}
+	return nil
+}
+
+func (t *sqlTx) CertOwner(serial string) (string, bool, error) {
+	var owner string
+	var revoked int
+	err := t.row(`SELECT owner, revoked FROM certs WHERE serial = ?`, serial).Scan(&owner, &revoked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read serial: %w", err)
+	}
+	return owner, revoked != 0, nil
+}
+
+func (t *sqlTx) strings(query string, args ...any) ([]string, error) {
+	rows, err := t.tx.QueryContext(t.ctx, t.q(query), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+func (t *sqlTx) LiveSerials(owner string) ([]string, error) {
+	out, err := t.strings(`SELECT serial FROM certs WHERE owner = ? AND revoked = 0 ORDER BY serial`, owner)
+	if err != nil {
+		return nil, fmt.Errorf("read serials: %w", err)
+	}
+	return out, nil
+}
+
+func (t *sqlTx) Revoke(serials []string) (int, error) {
+	n := 0
+	for _, s := range serials {
+		r, err := t.exec(`UPDATE certs SET revoked = 1 WHERE serial = ? AND revoked = 0`, s)
+		if err != nil {
+			return 0, fmt.Errorf("revoke: %w", err)
+		}
+		k, err := r.RowsAffected()
+		if err != nil {
+			return 0, fmt.Errorf("revoke: %w", err)
+		}
+		n += int(k)
+	}
+	return n, nil
+}
+
+func (t *sqlTx) Revoked(now time.Time) ([]string, error) {
+	out, err := t.strings(`SELECT serial FROM certs WHERE revoked = 1 AND expires > ? ORDER BY serial`, now.Unix())
+	if err != nil {
+		return nil, fmt.Errorf("read revoked serials: %w", err)
+	}
+	return out, nil
+}
+
+func (t *sqlTx) RevocationList() (uint64, []byte, error) {
+	var seq int64
+	var blob []byte
+	err := t.row(`SELECT seq, blob FROM revlist WHERE id = 1`+t.forUpdate()).Scan(&seq, &blob)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, nil
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("read revocation list: %w", err)
+	}
+	return uint64(seq), blob, nil
+}
+
+func (t *sqlTx) PutRevocationList(seq uint64, blob []byte) error {
+	r, err := t.exec(`UPDATE revlist SET seq = ?, blob = ? WHERE id = 1 AND seq < ?`, int64(seq), blob, int64(seq))
+	if err != nil {
+		return fmt.Errorf("write revocation list: %w", err)
+	}
+	if n, err := r.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	// No list yet (a list of this sequence or later makes the insert fail).
+	if _, err := t.exec(`INSERT INTO revlist (id, seq, blob) VALUES (1, ?, ?)`, int64(seq), blob); err != nil {
+		return fmt.Errorf("write revocation list %d: %w", seq, err)
+	}
+	return nil
+}
+
+func (t *sqlTx) Code(owner string) (*pendingCode, error) {
+	c := &pendingCode{Owner: owner}
+	var sent, expires int64
+	err := t.row(`SELECT hash, sent, expires, attempts, used FROM codes WHERE owner = ?`+t.forUpdate(), owner).
+		Scan(&c.Hash, &sent, &expires, &c.Attempts, &c.Used)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read code: %w", err)
+	}
+	c.Sent, c.Expires = time.Unix(sent, 0), time.Unix(expires, 0)
+	return c, nil
+}
+
+func (t *sqlTx) PutCode(c *pendingCode) error {
+	_, err := t.exec(`INSERT INTO codes (owner, hash, sent, expires, attempts, used) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (owner) DO UPDATE SET hash = excluded.hash, sent = excluded.sent, expires = excluded.expires,
+		attempts = excluded.attempts, used = excluded.used`,
+		c.Owner, c.Hash, c.Sent.Unix(), c.Expires.Unix(), c.Attempts, c.Used)
+	if err != nil {
+		return fmt.Errorf("write code: %w", err)
+	}
+	return nil
+}
+
+func (t *sqlTx) DeleteCode(owner string) error {
+	if _, err := t.exec(`DELETE FROM codes WHERE owner = ?`, owner); err != nil {
+		return fmt.Errorf("delete code: %w", err)
+	}
+	return nil
+}
+
+func (t *sqlTx) Meta(key string) (string, error) {
+	var v string
+	err := t.row(`SELECT v FROM meta WHERE k = ?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", key, err)
+	}
+	return v, nil
+}
+
+func (t *sqlTx) PutMeta(key, value string) error {
+	if _, err := t.exec(`INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v`, key, value); err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	return nil
+}
