@@ -197,8 +197,10 @@
 //     relay it holds a verified descriptor for (RelayOptions.ResolveHop),
 //     dials only that descriptor's addresses, and only IP addresses with
 //     TCP or QUIC (DialableAddr: no names, no /ws, no loopback or private
-//     addresses unless the node is on a private network); every failure is
-//     answered after the same floor, ExtendFailureDelay; and the node's
+//     addresses unless the node is on a private network); every refusal is
+//     answered after the same floor, ExtendFailureDelay (a verified relay
+//     that is down fails at once: its liveness is public, and clients must
+//     route around it); and the node's
 //     host has a connection gater (Gater) with the same rule for every
 //     dial, whoever asked for it.
 //   - Left open: end-to-end timing correlation, and a relay destroying the

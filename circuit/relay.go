@@ -635,9 +635,13 @@ var ErrNotRelay = errors.New("not a known relay at a dialable address")
 
 // dialNext opens the link to the next hop: only to a relay ResolveHop
 // vouches for (or, without one, the EXTEND's addresses), only at addresses
-// DialableAddr allows. Every failure is answered no sooner than
-// ExtendFailureDelay after the EXTEND came, so that how soon a dial fails
-// (a closed port, an open one, an unknown peer) does not show.
+// DialableAddr allows. A refusal (ErrNotRelay: no verified descriptor, no
+// dialable address), and without ResolveHop every failure, is answered no
+// sooner than ExtendFailureDelay after the EXTEND came, so that how soon it
+// failed (a closed port, an open one, an unknown peer) does not show. A
+// failed dial to a verified relay's own published addresses is answered at
+// once: whether a relay is up is public (anyone may dial those addresses),
+// and the client must learn it soon to build around a dead relay.
 func (rc *relayCirc) dialNext(ctx context.Context, ext extendMsg) (network.Stream, error) {
 	r := rc.r
 	start := time.Now()
@@ -661,16 +665,15 @@ func (rc *relayCirc) dialNext(ctx context.Context, ext extendMsg) (network.Strea
 		r.host.Peerstore().AddAddrs(ext.peer, ok, peerstore.TempAddrTTL)
 		return r.host.NewStream(ctx, ext.peer, ProtocolID)
 	}()
-	if err != nil {
+	if err != nil && (r.opts.ResolveHop == nil || errors.Is(err, ErrNotRelay)) {
 		t := time.NewTimer(time.Until(start.Add(r.opts.ExtendFailureDelay)))
 		defer t.Stop()
 		select {
 		case <-t.C:
 		case <-rc.ctx.Done():
 		}
-		return nil, err
 	}
-	return ns, nil
+	return ns, err
 }
 
 func (rc *relayCirc) log() logrus.FieldLogger { return rc.r.log }
