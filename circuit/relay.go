@@ -29,7 +29,10 @@ type Relay struct {
 	replay  *replayCache
 	limiter *rate.Limiter                // handshakes
 	bw      atomic.Pointer[rate.Limiter] // bytes sent; nil: unlimited
-	log     logrus.FieldLogger
+	// buffered bounds the stream receive windows of all circuits (cells),
+	// exitConns the open exit connections.
+	buffered, exitConns *budget
+	log                 logrus.FieldLogger
 	// stop is canceled by Close: it ends AdmitPeer calls under way.
 	stop     context.Context
 	stopFunc context.CancelFunc
@@ -74,6 +77,9 @@ func NewRelay(h host.Host, opts RelayOptions) (*Relay, error) {
 		circuits: make(map[*relayCirc]struct{}),
 		pending:  make(map[network.Stream]struct{}),
 		perPeer:  make(map[peer.ID]int),
+
+		buffered:  newBudget(int(opts.MaxBufferedBytes / CellSize)),
+		exitConns: newBudget(opts.MaxExitStreams),
 	}
 	r.stop, r.stopFunc = context.WithCancel(context.Background())
 	r.setBandwidth(opts.BandwidthRate, opts.BandwidthBurst)
@@ -486,7 +492,7 @@ func (rc *relayCirc) exitEdge() *edge {
 	rc.emu.Lock()
 	defer rc.emu.Unlock()
 	if rc.edge == nil {
-		rc.edge = newEdge(rc, rc.r.Limits().MaxStreamsPerCircuit)
+		rc.edge = newEdge(rc, rc.r.Limits().MaxStreamsPerCircuit, rc.r.buffered)
 	}
 	return rc.edge
 }
@@ -634,6 +640,10 @@ func (rc *relayCirc) begin(id uint16, b beginMsg) (DestroyReason, error) {
 		_ = s.closeWith(endreason.ReasonNotExit)
 		return DestroyNone, nil
 	}
+	if !r.exitConns.take(1) {
+		_ = s.closeWith(endreason.ReasonMisc)
+		return DestroyNone, nil
+	}
 	r.wg.Add(1)
 	go rc.serveExit(s, b)
 	return DestroyNone, nil
@@ -642,6 +652,7 @@ func (rc *relayCirc) begin(id uint16, b beginMsg) (DestroyReason, error) {
 func (rc *relayCirc) serveExit(s *Stream, b beginMsg) {
 	r := rc.r
 	defer r.wg.Done()
+	defer r.exitConns.give(1)
 	ctx, cancel := context.WithTimeout(rc.ctx, r.opts.ConnectTimeout)
 	conn, err := r.opts.Exit.DialExit(ctx, b.host, b.port)
 	cancel()
@@ -649,6 +660,7 @@ func (rc *relayCirc) serveExit(s *Stream, b beginMsg) {
 		_ = s.closeWith(endreason.ReasonOf(err))
 		return
 	}
+	capSendBuffer(conn, r.opts.ExitSendBuffer)
 	select {
 	case <-s.closed: // the client gave up while we connected
 		_ = conn.Close()
@@ -797,5 +809,14 @@ func finishIfDone(a, b net.Conn) {
 	if both {
 		_ = other.Close()
 		_ = s.Close()
+	}
+}
+
+// capSendBuffer sets a conn's kernel send buffer, when it has one: data a
+// destination does not read waits there, outside every window.
+func capSendBuffer(c net.Conn, n int) {
+	type writeBufferer interface{ SetWriteBuffer(int) error }
+	if wb, ok := c.(writeBufferer); ok {
+		_ = wb.SetWriteBuffer(n)
 	}
 }

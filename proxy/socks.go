@@ -256,6 +256,7 @@ func (c *socksConn) dial(ctx context.Context, _, addr string) (net.Conn, error) 
 		err  error
 	}
 	ch := make(chan result, 1)
+	ctx = earlyContext(ctx, !c.s.opts.SOCKSWaitConnected)
 	go func() {
 		conn, err := c.s.dialer.Dial(ctx, c.key, host, port)
 		ch <- result{conn, err}
