@@ -13,13 +13,13 @@ type vegas struct {
 	cwnd      int // cells the sender may have in flight
 	inflight  int // DATA cells sent and not yet credited
 	slowStart bool
-	acked     int // cells credited since the last steady-state step
+	acked     int // cells credited in the current round (one window)
 
 	sent   int         // DATA cells sent, modulo sendmeInc
 	stamps []time.Time // send time of each sendmeInc-th cell awaiting its SENDME
 
-	minRTT time.Duration
-	ewma   time.Duration
+	minRTT   time.Duration // smallest round trip seen
+	roundMin time.Duration // smallest in the current round
 }
 
 func newVegas() vegas {
@@ -55,16 +55,25 @@ func (v *vegas) onSendme(now time.Time) error {
 	if v.minRTT == 0 || rtt < v.minRTT {
 		v.minRTT = rtt
 	}
-	if v.ewma == 0 {
-		v.ewma = rtt
-	} else {
-		v.ewma = (3*v.ewma + rtt) / 4
+	if v.roundMin == 0 || rtt < v.roundMin {
+		v.roundMin = rtt
 	}
-	// Cells queued along the path: the window times the share of the
-	// round trip spent waiting rather than travelling. The thresholds
-	// scale with the window, so that a few milliseconds of scheduling
-	// jitter on a long path do not read as a queue.
-	queue := int(int64(v.cwnd) * int64(v.ewma-v.minRTT) / int64(v.ewma))
+	if v.slowStart && v.inflight+circuitIncr >= v.cwnd/2 { // only while the window is used
+		v.cwnd += circuitIncr // doubles each round trip
+	}
+	v.acked += circuitIncr
+	if v.acked < v.cwnd {
+		v.cwnd = min(v.cwnd, cwndMax)
+		return nil
+	}
+	// Once per round trip (a window credited): the cells queued along the
+	// path are the window times the share of the round trip spent waiting
+	// rather than travelling. The round's smallest sample stands for it:
+	// scheduling jitter only ever adds to a sample, a standing queue raises
+	// every one. The thresholds scale with the window.
+	queue := int(int64(v.cwnd) * int64(v.roundMin-v.minRTT) / int64(v.roundMin))
+	used := v.inflight+circuitIncr >= v.cwnd/2
+	v.acked, v.roundMin = 0, 0
 	alpha := max(vegasAlpha, v.cwnd/16)
 	beta := max(vegasBeta, v.cwnd/8)
 	gamma := max(vegasGamma, v.cwnd/8)
@@ -75,24 +84,12 @@ func (v *vegas) onSendme(now time.Time) error {
 		v.slowStart = false
 		v.cwnd = max(v.cwnd-queue, cwndMin)
 	case v.slowStart:
-		if v.inflight+circuitIncr >= v.cwnd/2 { // only while the window is used
-			v.cwnd += circuitIncr
-		}
 	case queue > delta:
-		v.cwnd = max(v.cwnd-queue, cwndMin)
-		v.acked = 0
-	default:
-		v.acked += circuitIncr
-		if v.acked < v.cwnd {
-			break
-		}
-		v.acked = 0
-		switch {
-		case queue > beta:
-			v.cwnd -= step
-		case queue < alpha && v.inflight+circuitIncr >= v.cwnd/2:
-			v.cwnd += step
-		}
+		v.cwnd -= queue
+	case queue > beta:
+		v.cwnd -= step
+	case queue < alpha && used:
+		v.cwnd += step
 	}
 	v.cwnd = min(max(v.cwnd, cwndMin), cwndMax)
 	return nil

@@ -667,17 +667,19 @@ func (rc *relayCirc) serveExit(s *Stream, b beginMsg) {
 		return
 	default:
 	}
+	// Data that came with the BEGIN (optimistic data) leaves for the
+	// destination while CONNECTED travels back.
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		splice(conn, s)
+	}()
 	if err := rc.sendRelay(relayConnected, s.id, nil); err != nil {
 		_ = conn.Close()
 		_ = s.closeWith(endreason.ReasonMisc)
 		return
 	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		splice(s, conn)
-	}()
-	splice(conn, s)
+	splice(s, conn)
 }
 
 func (rc *relayCirc) close(reason DestroyReason, err error) {

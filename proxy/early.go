@@ -26,14 +26,16 @@ func earlyContext(ctx context.Context, on bool) context.Context {
 	return earlydata.With(ctx)
 }
 
-// resetClient makes closing the client's connection send a TCP reset, so
-// that a failure after an early success reaches the application as an
-// error (ECONNRESET), not as the end of a normal reply.
+// resetClient resets the client's connection (a TCP RST), so that a
+// failure after an early success reaches the application as an error
+// (ECONNRESET), not as the end of a normal reply. It closes the connection
+// at once: a FIN sent first would read as that normal end.
 func resetClient(w io.Writer) {
 	for {
 		switch c := w.(type) {
 		case *net.TCPConn:
 			_ = c.SetLinger(0)
+			_ = c.Close()
 			return
 		case *socksConn:
 			w = c.Conn
