@@ -57,6 +57,7 @@ func main() {
 	flag.Int64Var(&cfg.capRate, "cap-rate", 10<<20, "rate of the capped middle-exit link for the capped-link figure (0: skip it)")
 	flag.DurationVar(&cfg.capDelay, "cap-delay", 10*time.Millisecond, "one-way delay for the capped-link figure")
 	flag.BoolVar(&cfg.quick, "quick", false, "one run, short transfers, no parallel figures (smoke test)")
+	flag.BoolVar(&cfg.quic, "quic", false, "links between client and relays over QUIC instead of TCP+yamux")
 	flag.Parse()
 	if cfg.quick {
 		cfg.runs = 1
@@ -93,10 +94,15 @@ type config struct {
 	capRate  int64
 	capDelay time.Duration
 	quick    bool
+	quic     bool
 }
 
 func run(ctx context.Context, cfg config, out io.Writer) error {
-	fmt.Fprintf(out, "pikcio wide-area benchmark: 3 hops, every link delayed; medians of %d runs\n", cfg.runs)
+	links := "TCP+yamux"
+	if cfg.quic {
+		links = "QUIC"
+	}
+	fmt.Fprintf(out, "pikcio wide-area benchmark: 3 hops over %s, every link delayed; medians of %d runs\n", links, cfg.runs)
 	fmt.Fprintf(out, "%-8s %10s %12s %12s %14s %14s %s\n", "delay", "build", "first byte", "bulk MiB/s", "20 str/1 circ", "20 circuits", "relay peak RSS MiB (guard middle exit)")
 	for _, d := range cfg.delays {
 		if err := ctx.Err(); err != nil {
@@ -144,7 +150,7 @@ func median[T int64 | float64 | time.Duration](v []T) T {
 
 func measure(ctx context.Context, cfg config, d time.Duration) (result, error) {
 	var res result
-	n, err := newNetwork(ctx, d, cfg.rate, nil)
+	n, err := newNetwork(ctx, cfg, d, nil)
 	if err != nil {
 		return res, err
 	}
@@ -214,7 +220,7 @@ func measure(ctx context.Context, cfg config, d time.Duration) (result, error) {
 // measureCapped: first byte on one circuit, idle and while another circuit
 // downloads in bulk through the capped middle-exit link.
 func measureCapped(ctx context.Context, cfg config) (time.Duration, time.Duration, error) {
-	n, err := newNetwork(ctx, cfg.capDelay, cfg.rate, map[int]int64{2: cfg.capRate})
+	n, err := newNetwork(ctx, cfg, cfg.capDelay, map[int]int64{2: cfg.capRate})
 	if err != nil {
 		return 0, 0, err
 	}
@@ -270,7 +276,7 @@ func measureCapped(ctx context.Context, cfg config) (time.Duration, time.Duratio
 // its SOCKS port.
 type network struct {
 	relays []*relayProc
-	lines  []*delayline.Line
+	lines  []io.Closer
 	path   []circuit.Hop
 	server net.Listener
 	dest   uint16 // the server's delay line port
@@ -295,7 +301,8 @@ type relayInfo struct {
 
 // newNetwork starts it all; caps gives a rate cap to some links by index
 // (0 client-guard, 1 guard-middle, 2 middle-exit, 3 exit-server).
-func newNetwork(ctx context.Context, delay time.Duration, rate int64, caps map[int]int64) (_ *network, err error) {
+func newNetwork(ctx context.Context, cfg config, delay time.Duration, caps map[int]int64) (_ *network, err error) {
+	rate := cfg.rate
 	n := &network{}
 	defer func() {
 		if err != nil {
@@ -310,6 +317,9 @@ func newNetwork(ctx context.Context, delay time.Duration, rate int64, caps map[i
 		args := []string{"relay"}
 		if i == 2 {
 			args = append(args, "-exit")
+		}
+		if cfg.quic {
+			args = append(args, "-quic")
 		}
 		cmd := exec.CommandContext(ctx, self, args...)
 		cmd.Stderr = os.Stderr
@@ -338,11 +348,23 @@ func newNetwork(ctx context.Context, delay time.Duration, rate int64, caps map[i
 		return o
 	}
 	for i, p := range n.relays {
-		l, err := delayline.Listen(fmt.Sprintf("127.0.0.1:%d", p.info.Port), opt(i))
-		if err != nil {
-			return nil, err
+		target := fmt.Sprintf("127.0.0.1:%d", p.info.Port)
+		var port int
+		if cfg.quic {
+			l, err := delayline.ListenUDP(target, opt(i))
+			if err != nil {
+				return nil, err
+			}
+			n.lines = append(n.lines, l)
+			port = l.Addr().Port
+		} else {
+			l, err := delayline.Listen(target, opt(i))
+			if err != nil {
+				return nil, err
+			}
+			n.lines = append(n.lines, l)
+			port = l.Addr().Port
 		}
-		n.lines = append(n.lines, l)
 		id, err := peer.Decode(p.info.ID)
 		if err != nil {
 			return nil, err
@@ -351,7 +373,7 @@ func newNetwork(ctx context.Context, delay time.Duration, rate int64, caps map[i
 		if err != nil || len(key) != 32 {
 			return nil, fmt.Errorf("relay %d: bad onion key", i)
 		}
-		addr, err := ma.NewMultiaddr(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", l.Addr().Port))
+		addr, err := ma.NewMultiaddr(listenAddr(cfg.quic, port))
 		if err != nil {
 			return nil, err
 		}
@@ -372,7 +394,7 @@ func newNetwork(ctx context.Context, delay time.Duration, rate int64, caps map[i
 	n.lines = append(n.lines, l)
 	n.dest = uint16(l.Addr().Port)
 
-	n.chost, err = newHost(0)
+	n.chost, err = newHost(cfg.quic)
 	if err != nil {
 		return nil, err
 	}
@@ -610,13 +632,20 @@ func (n *network) peakRSS() string {
 	return strings.Join(s, " ")
 }
 
-func newHost(port int) (host.Host, error) {
+func listenAddr(quic bool, port int) string {
+	if quic {
+		return fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", port)
+	}
+	return fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)
+}
+
+func newHost(quic bool) (host.Host, error) {
 	rm, err := circuit.ResourceManager(circuit.RelayOptions{})
 	if err != nil {
 		return nil, err
 	}
 	opts := []libp2p.Option{
-		libp2p.ListenAddrStrings(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)),
+		libp2p.ListenAddrStrings(listenAddr(quic, 0)),
 		libp2p.DisableRelay(), libp2p.DisableMetrics(), libp2p.ResourceManager(rm),
 	}
 	opts = append(opts, circuit.LinkOptions()...)
@@ -628,10 +657,11 @@ func newHost(port int) (host.Host, error) {
 func runRelay(args []string) error {
 	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
 	exit := fs.Bool("exit", false, "serve as an exit to 127.0.0.1")
+	quic := fs.Bool("quic", false, "listen on QUIC")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	h, err := newHost(0)
+	h, err := newHost(*quic)
 	if err != nil {
 		return err
 	}
@@ -654,6 +684,9 @@ func runRelay(args []string) error {
 	port := 0
 	for _, a := range h.Addrs() {
 		if v, err := a.ValueForProtocol(ma.P_TCP); err == nil {
+			port, _ = strconv.Atoi(v)
+		}
+		if v, err := a.ValueForProtocol(ma.P_UDP); err == nil {
 			port, _ = strconv.Atoi(v)
 		}
 	}

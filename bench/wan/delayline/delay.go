@@ -124,7 +124,8 @@ func (ln *Line) serve(a net.Conn) {
 type chunk struct {
 	at   time.Time // when it may leave
 	data []byte
-	buf  *[]byte // pooled
+	buf  *[]byte      // pooled
+	to   *net.UDPConn // a datagram's upstream socket (UDPLine)
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
