@@ -76,9 +76,13 @@
 // under alpha (and the window is in use), shrink by a step over beta, and
 // by the whole queue over delta. alpha, beta, gamma and delta are 32, 96,
 // 64 and 256 cells, or 1/16, 1/8, 1/8 and 1/2 of cwnd when that is more;
-// the step is 64 cells or cwnd/16. cwnd starts at 256 (1 MiB, the old fixed
-// window) and stays within 64 and 8192 cells (32 MiB, 100 MiB/s at a 320
-// ms round trip).
+// the step is 64 cells or cwnd/16. cwnd starts at 256 cells (1 MiB, the
+// fixed window it replaced) and stays within 256 and 8192 cells (32 MiB,
+// 100 MiB/s at a 320 ms round trip). The floor keeps every path at least
+// as fast as the fixed window was: on loopback, where a busy CPU is the
+// queue, Vegas would otherwise shrink the window below what keeps three
+// relays busy. A circuit's queue is therefore at most about 1 MiB plus
+// what Vegas allows above it.
 //
 // Why: a fixed window caps a circuit at one window per round trip (1 MiB
 // per 60 ms at 10 ms per link: 7 MiB/s), and a window large enough for a

@@ -25,7 +25,7 @@ const (
 	// Circuit level: the sender's congestion window (Vegas).
 	circuitIncr = 64   // cells one circuit SENDME credits (256 KiB)
 	cwndInit    = 256  // 1 MiB, the fixed window before congestion control
-	cwndMin     = 64   // one SENDME's worth
+	cwndMin     = 256  // never below the fixed window it replaced
 	cwndMax     = 8192 // 32 MiB: 100 MiB/s at a 320 ms round trip
 	vegasAlpha  = 32   // grow while fewer cells than this are queued on the path
 	vegasBeta   = 96   // shrink while more are

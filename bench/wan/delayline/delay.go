@@ -121,6 +121,8 @@ func (ln *Line) serve(a net.Conn) {
 	ln.mu.Unlock()
 }
 
+const rateBurst = 20 * time.Millisecond
+
 type chunk struct {
 	at   time.Time // when it may leave
 	data []byte
@@ -190,8 +192,10 @@ func (ln *Line) send(dst, src net.Conn, q *queue) {
 			if ln.opts.Rate > 0 {
 				k = min(k, 16<<10)
 				now := time.Now()
-				if next.Before(now) {
-					next = now
+				// Late wake-ups are made up for, within a burst of
+				// 20 ms, so a loaded machine does not lower the rate.
+				if next.Before(now.Add(-rateBurst)) {
+					next = now.Add(-rateBurst)
 				}
 				if d := next.Sub(now); d > 0 {
 					time.Sleep(d)

@@ -41,7 +41,7 @@ func TestLine(t *testing.T) {
 		min  time.Duration
 	}{
 		{"delay", Options{Delay: 20 * time.Millisecond}, 1 << 10, 40 * time.Millisecond},
-		{"rate", Options{Rate: 4 << 20}, 1 << 20, 250 * time.Millisecond},
+		{"rate", Options{Rate: 4 << 20}, 1 << 20, 250*time.Millisecond - 2*rateBurst},
 		{"pass-through", Options{}, 4 << 20, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
