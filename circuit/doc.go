@@ -144,6 +144,22 @@
 // it for every plain request; the SOCKS port by default replies success at
 // once (see proxy/early.go for the trade-off and the opt-out).
 //
+// # Build round trips
+//
+// A telescoping build costs one circuit round trip per hop: 1 + 2 + 3 link
+// round trips for three hops (about 127 ms at 10 ms per link). It stays
+// off a connection's critical path because the proxy pool prebuilds
+// circuits. A one-pass build was considered and not built: the client
+// would send the CREATEs of all hops at once, the inner ones sealed to
+// each hop's onion key (as in Sphinx) since hop i's session keys do not
+// exist before hop i answers, and each hop would answer when the next one
+// has, one path round trip in all (3 link round trips). The data keys
+// would keep forward secrecy (each still comes from a fresh ntor-v3
+// exchange), but the routing information of every build would then be
+// exposed to a later theft of an onion key, and a hop could no longer
+// refuse an extension before the client committed to the whole path. That
+// trade is not worth half of a build that prebuilding already hides.
+//
 // # Handshake
 //
 // Each relay has an X25519 onion key B, bound to its libp2p identity key
