@@ -124,13 +124,11 @@
 // destination that does not read is outside every window; open exit
 // connections are capped per relay (MaxExitStreams).
 //
-// Links: each circuit is one yamux stream per link, whose window would
-// otherwise cap it first (go-yamux grows a window from 256 KiB only by an
-// RTT estimate that in practice stalls near 512 KiB, libp2p/go-yamux issue
-// 136: 5 MiB/s at a 100 ms link round trip). LinkOptions starts yamux
-// stream windows at 8 MiB and lets them grow to 32 MiB; the circuit's
-// congestion window keeps an honest sender's cells in flight well inside
-// that. See bench/README.md for TCP+yamux against QUIC.
+// Links: each circuit is one yamux stream per link, whose window must not
+// cap it first. go-yamux starts a stream at 256 KiB and doubles it by an
+// RTT estimate (see linkWindowMax in links.go); LinkOptions lets it grow to
+// 32 MiB, the largest congestion window. See bench/README.md for
+// TCP+yamux against QUIC.
 //
 // # Optimistic data
 //

@@ -14,24 +14,25 @@ func LinkOptions() []libp2p.Option {
 	return opts
 }
 
-// Yamux windows of a link stream (one circuit on one link). go-yamux starts
-// each stream at 256 KiB and doubles it only when its RTT estimate says the
-// window is the limit, which in practice stalls near 512 KiB
-// (libp2p/go-yamux issue 136): about 5 MiB/s on a link with a 100 ms round
-// trip, far below what the circuit's congestion window allows. Links start
-// at linkWindowInit and may grow to linkWindowMax; the circuit's own
-// congestion control (doc.go) keeps an honest sender's cells in flight
-// within its window, so the yamux window only has to stay out of the way.
-const (
-	linkWindowInit = 8 << 20
-	linkWindowMax  = 32 << 20
-)
+// linkWindowMax is the largest yamux window of a link stream (one circuit
+// on one link). go-yamux v5 starts every stream at a fixed 256 KiB (it
+// ignores Config.InitialStreamWindowSize) and doubles the window when the
+// reader consumes half of it within four round trips of the session's ping
+// estimate, up to MaxStreamWindowSize; each doubling is reserved with the
+// resource manager (ResourceManager caps a peer's circuit streams at 256
+// MiB), so a large maximum costs memory only where data flows. libp2p's
+// default maximum, 16 MiB, is one circuit's worth at 160 MiB/s over a 100
+// ms link round trip but less than the largest congestion window (32 MiB);
+// the maximum here matches that window, so the link never caps a circuit
+// that congestion control lets grow. The growth rule is what stalls near
+// 512 KiB when the reader is slow to drain (libp2p/go-yamux issue 136);
+// the circuit's own windows keep relays' readers draining.
+const linkWindowMax = cwndMax * CellSize
 
-// muxerOptions replaces libp2p's yamux transport with one whose stream
-// windows fit circuits at wide-area latencies.
+// muxerOptions replaces libp2p's yamux transport with one whose windows
+// fit circuits at wide-area latencies.
 func muxerOptions() []libp2p.Option {
 	cfg := *lpyamux.DefaultTransport
-	cfg.InitialStreamWindowSize = linkWindowInit
 	cfg.MaxStreamWindowSize = linkWindowMax
 	return []libp2p.Option{libp2p.Muxer(lpyamux.ID, &cfg)}
 }
