@@ -222,6 +222,9 @@ func (c *socksConn) WriteTo(w io.Writer) (int64, error) {
 		}
 	}
 	m, err := copyAdaptive(w, c.Conn)
+	if err != nil {
+		resetClient(c) // the stream failed, e.g. a refused connect after an early success
+	}
 	return n + m, err
 }
 
