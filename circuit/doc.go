@@ -103,8 +103,8 @@
 // Stream level: receive windows tuned by the reader. A new stream may send
 // 32 cells (128 KiB) unasked; the receiver grants 32 more with a stream
 // SENDME as its reader consumes, keeping queued plus granted cells within
-// the stream's window. When a reader empties the queue after reading a
-// whole window since the last growth, it keeps up and the window limits
+// the stream's window. When a reader empties the queue after reading
+// half a window since the last growth, it keeps up and the window limits
 // it, so the window doubles, up to 8192 cells (32 MiB). A reader that
 // falls behind leaves cells queued and its window where it is, so one slow
 // reader stalls only its own stream, with what waits for it bounded by its

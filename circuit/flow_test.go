@@ -295,14 +295,20 @@ func TestFairShare(t *testing.T) {
 // TestWindowViolations: a peer that sends past a window or credits what it
 // was not sent loses the circuit.
 func TestWindowViolations(t *testing.T) {
-	echo, _ := echoServer(t)
+	echo := silentServer(t)
 	for _, tc := range []struct {
 		name string
 		send func(c *Circuit, s *Stream) error
 	}{
 		{"stream window overrun", func(c *Circuit, s *Stream) error {
+			// The destination does not read, so the exit grants little
+			// beyond the first window (what its socket buffers take);
+			// 1024 cells (4 MiB) are far past it.
 			data := make([]byte, MaxCellData)
-			for i := 0; i <= streamWindowInit; i++ { // one cell more than granted
+			c.edge.mu.Lock()
+			c.edge.cc.onSend(1024, time.Now()) // our own circuit window counts them
+			c.edge.mu.Unlock()
+			for i := 0; i < 1024; i++ {
 				if err := c.sendRelay(relayData, s.id, data); err != nil {
 					return err
 				}
@@ -325,9 +331,7 @@ func TestWindowViolations(t *testing.T) {
 			n := newTestNet(t, netOpts{})
 			c := n.build(t, 0, 1, 2)
 			s := openStream(t, c, "127.0.0.1", echo).(*Stream)
-			// The echo server does not read while we do not: stop the
-			// exit's reading by not reading ourselves is not needed; the
-			// raw sends bypass our own windows.
+			// The raw sends bypass our own windows.
 			if err := tc.send(c, s); err != nil && !errors.Is(err, ErrCircuitClosed) {
 				t.Fatal(err)
 			}
@@ -395,32 +399,7 @@ func TestOptimisticData(t *testing.T) {
 func TestNonReadingStreams(t *testing.T) {
 	const streams = 256
 	n := newTestNet(t, netOpts{})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var held []net.Conn
-	var hmu sync.Mutex
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			hmu.Lock()
-			held = append(held, c) // never read
-			hmu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = l.Close()
-		hmu.Lock()
-		for _, c := range held {
-			_ = c.Close()
-		}
-		hmu.Unlock()
-	})
-	port := uint16(l.Addr().(*net.TCPAddr).Port)
+	port := silentServer(t)
 	c := n.build(t, 0, 1, 2)
 	var pushed atomic.Int64
 	var wg sync.WaitGroup
@@ -521,4 +500,38 @@ func TestRelayCaps(t *testing.T) {
 			}
 		})
 	}
+}
+
+// silentServer accepts connections on 127.0.0.1 and never reads from them.
+func silentServer(t testing.TB) uint16 {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	var mu sync.Mutex
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		<-done
+		mu.Lock()
+		for _, c := range held {
+			_ = c.Close()
+		}
+		mu.Unlock()
+	})
+	return uint16(l.Addr().(*net.TCPAddr).Port)
 }

@@ -661,6 +661,13 @@ func (rc *relayCirc) serveExit(s *Stream, b beginMsg) {
 		return
 	}
 	capSendBuffer(conn, r.opts.ExitSendBuffer)
+	// A destination that does not read must not hold this goroutine (and
+	// the relay's Close) once the stream or the circuit is gone: the
+	// connection closes with the circuit, and gets exitDrainTimeout to take
+	// what is queued for it after an END.
+	stop := context.AfterFunc(rc.ctx, func() { _ = conn.Close() })
+	defer stop()
+	s.setOnEnd(func() { _ = conn.SetWriteDeadline(time.Now().Add(exitDrainTimeout)) })
 	select {
 	case <-s.closed: // the client gave up while we connected
 		_ = conn.Close()
@@ -813,6 +820,10 @@ func finishIfDone(a, b net.Conn) {
 		_ = s.Close()
 	}
 }
+
+// exitDrainTimeout is how long an exit connection may take to accept data
+// queued for it after its stream ended.
+const exitDrainTimeout = 10 * time.Second
 
 // capSendBuffer sets a conn's kernel send buffer, when it has one: data a
 // destination does not read waits there, outside every window.

@@ -347,6 +347,7 @@ type Stream struct {
 	rwin      int  // receive window: rcells+rcredit stays within it
 	grown     int  // cells read since the window last grew
 	released  bool // rwin given back to the budgets
+	onEnd     func() // called once when the far end or the circuit ends the stream
 	rEOF      bool
 	rErr      error // terminal read error
 	rSig      signal
@@ -458,7 +459,12 @@ func (s *Stream) remoteEnd(err error, fromPeer bool) {
 		}
 		close(s.connected)
 	}
+	hook := s.onEnd
+	s.onEnd = nil
 	s.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 	if fromPeer {
 		s.e.remove(s.id, s)
 	}
@@ -488,14 +494,14 @@ func (s *Stream) credit() error {
 }
 
 // growWindow doubles the receive window when the reader has emptied the
-// queue after reading a whole window since the last growth: the reader
+// queue after reading half a window since the last growth: the reader
 // keeps up, so the window, not the reader, limits the stream. A reader that
 // falls behind leaves cells queued and the window where it is. Growth is
 // reserved from the circuit's and the relay's budgets, and stops at
 // circuitGrowth so that new streams still find their initial window.
 // Called with s.mu.
 func (s *Stream) growWindow() {
-	if len(s.rq) > 0 || s.grown < s.rwin || s.rwin >= streamWindowMax || s.released {
+	if len(s.rq) > 0 || s.grown < s.rwin/2 || s.rwin >= streamWindowMax || s.released {
 		return
 	}
 	add := min(s.rwin, streamWindowMax-s.rwin)
@@ -706,6 +712,19 @@ func (s *Stream) closeWith(r endreason.Reason) error {
 		}
 	})
 	return err
+}
+
+// setOnEnd arranges for f to run once the far end or the circuit ends the
+// stream (at once if that has happened).
+func (s *Stream) setOnEnd(f func()) {
+	s.mu.Lock()
+	if !s.ended || s.rErr == nil {
+		s.onEnd = f
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	f()
 }
 
 // ID is the stream's number on its circuit.
