@@ -342,11 +342,11 @@ type Stream struct {
 
 	mu        sync.Mutex
 	rq        []chunk
-	rcells    int  // cells buffered
-	rcredit   int  // cells the far end may still send: granted, not yet received
-	rwin      int  // receive window: rcells+rcredit stays within it
-	grown     int  // cells read since the window last grew
-	released  bool // rwin given back to the budgets
+	rcells    int    // cells buffered
+	rcredit   int    // cells the far end may still send: granted, not yet received
+	rwin      int    // receive window: rcells+rcredit stays within it
+	grown     int    // cells read since the window last grew
+	released  bool   // rwin given back to the budgets
 	onEnd     func() // called once when the far end or the circuit ends the stream
 	rEOF      bool
 	rErr      error // terminal read error
