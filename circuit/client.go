@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/pikcio/pikcio/internal/earlydata"
 	"github.com/pikcio/pikcio/internal/endreason"
 	"github.com/sirupsen/logrus"
 )
@@ -147,7 +148,7 @@ func (c *Client) buildPath(ctx context.Context, path []Hop) (*Circuit, error) {
 	_ = s.SetDeadline(time.Time{})
 	// The edge is set before the circuit is listed: Circuits' callers
 	// read its Stats at once.
-	ci.edge = newEdge(ci, 1<<16-1)
+	ci.edge = newEdge(ci, 1<<16-1, nil)
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -509,6 +510,12 @@ func (ci *Circuit) Stats() CircuitStats {
 // once it has. host is a name or an IP literal; names are resolved by the
 // exit. Errors from the exit wrap exitnode's sentinels (ErrPolicy,
 // ErrRefused, ...); a circuit failure wraps ErrCircuitClosed.
+//
+// When ctx is marked with earlydata.With, the stream is returned as soon as
+// the BEGIN has left (optimistic data): what the caller writes follows the
+// BEGIN at once and the exit sends it on when it has connected, saving a
+// circuit round trip. A failed connect then shows as the error of the
+// stream's first Read (and of later Writes), wrapping the same sentinels.
 func (ci *Circuit) OpenStream(ctx context.Context, host string, port uint16) (net.Conn, error) {
 	msg, err := beginMsg{host: host, port: port}.encode()
 	if err != nil {
@@ -521,6 +528,9 @@ func (ci *Circuit) OpenStream(ctx context.Context, host string, port uint16) (ne
 	if err := ci.sendRelay(relayBegin, s.id, msg); err != nil {
 		_ = s.closeWith(endreason.ReasonDone)
 		return nil, fmt.Errorf("open stream: %w", err)
+	}
+	if earlydata.Wanted(ctx) {
+		return s, nil
 	}
 	if err := s.waitConnected(ctx); err != nil {
 		_ = s.Close()

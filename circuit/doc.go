@@ -66,13 +66,109 @@
 // suit links where per-cell work is cheap next to bandwidth; here they
 // would cost most of the speed.
 //
-// Flow control: a sender may have 128 DATA cells of one stream (512 KiB)
-// and 256 of the whole circuit (1 MiB) that the far edge has not credited
-// with a SENDME; the receiver credits a stream 32 cells at a time as the
-// application reads, and the circuit 64 cells at a time as cells arrive.
-// A stream whose reader stops therefore stops only its own sender, and
-// what waits for it is bounded by its window. A peer that sends beyond a
-// window, or credits more than it was owed, breaks the protocol.
+// # Flow control
+//
+// Two levels, both counted in DATA cells and credited with SENDME (issue
+// 16; the constants are in options.go).
+//
+// Circuit level: congestion control after Tor's proposal 324 (TCP Vegas),
+// run by whichever edge sends. The receiving edge credits 64 cells
+// (circuitIncr) with a circuit SENDME as they arrive, as before. The sender
+// may have cwnd cells in flight; it notes when every 64th cell left, and the
+// SENDME that credits it gives a round-trip sample. The smallest sample
+// ever seen stands for the empty path (minRTT), the smallest of the last
+// round trip for the path now, and once per round trip (a window credited)
+// the cells queued along the path are estimated as
+//
+//	queue = cwnd * (roundMin - minRTT) / roundMin
+//
+// In slow start cwnd grows by 64 cells per SENDME (doubling each round
+// trip) until queue exceeds gamma, then drops by the queue and leaves slow
+// start. After that, once per round trip: grow by a step while queue is
+// under alpha (and the window is in use), shrink by a step over beta, and
+// by the whole queue over delta. alpha, beta, gamma and delta are 32, 96,
+// 64 and 256 cells, or 1/16, 1/8, 1/8 and 1/2 of cwnd when that is more;
+// the step is 64 cells or cwnd/16. cwnd starts at 256 cells (1 MiB, the
+// fixed window it replaced) and stays within 256 and 8192 cells (32 MiB,
+// 100 MiB/s at a 320 ms round trip). The floor keeps every path at least
+// as fast as the fixed window was: on loopback, where a busy CPU is the
+// queue, Vegas would otherwise shrink the window below what keeps three
+// relays busy. A circuit's queue is therefore at most about 1 MiB plus
+// what Vegas allows above it.
+//
+// Why: a fixed window caps a circuit at one window per round trip (1 MiB
+// per 60 ms at 10 ms per link: 7 MiB/s), and a window large enough for a
+// long path fills every queue on a short one. Vegas grows the window to the
+// bandwidth-delay product and stops when the round trip starts to grow,
+// that is when cells start to wait at the bottleneck: a relay's queue per
+// circuit stays at a few tens of cells, and circuits through one
+// bottleneck see the same delay and settle on similar windows (fair
+// shares; TestFairShare). The round's smallest sample, not an average,
+// judges the queue because a loaded machine's scheduling jitter only ever
+// adds to a sample, while a standing queue raises all of them; thresholds
+// that scale with the window keep a few milliseconds of jitter on a long
+// path from reading as a queue. Loss-based designs (Reno, CUBIC) do not
+// apply: links are reliable, a relay never drops a cell, and the queue
+// would simply grow. A SENDME that credits more than is in flight breaks
+// the protocol and closes the circuit.
+//
+// Stream level: receive windows tuned by the reader. A new stream may send
+// 32 cells (128 KiB) unasked; the receiver grants 32 more with a stream
+// SENDME as its reader consumes, keeping queued plus granted cells within
+// the stream's window. When a reader empties the queue after reading
+// half a window since the last growth, it keeps up and the window limits
+// it, so the window doubles, up to 8192 cells (32 MiB). A reader that
+// falls behind leaves cells queued and its window where it is, so one slow
+// reader stalls only its own stream, with what waits for it bounded by its
+// window. Windows are reserved from budgets: a circuit's streams together
+// hold at most circuitBuffer (32 MiB), of which grown windows take at
+// most three quarters so that new streams find their first window; an exit
+// relay's streams together at most RelayOptions.MaxBufferedBytes. A BEGIN
+// that finds no room is refused with END, a client's OpenStream fails.
+// This is what the receiving edge enforces: a DATA cell beyond its
+// stream's grant closes the circuit, so a circuit can make an edge hold at
+// most its budget, however many streams it opens (issue 14, item 4), and
+// credit beyond the largest window is a protocol violation too. Buffers
+// are sized to the payload: a cell of a few bytes is held as a few bytes.
+//
+// An exit connection's kernel send buffer is capped
+// (RelayOptions.ExitSendBuffer, 128 KiB), since what waits there for a
+// destination that does not read is outside every window; open exit
+// connections are capped per relay (MaxExitStreams).
+//
+// Links: each circuit is one yamux stream per link, whose window must not
+// cap it first. go-yamux starts a stream at 256 KiB and doubles it by an
+// RTT estimate (see linkWindowMax in links.go); LinkOptions lets it grow to
+// 32 MiB, the largest congestion window. See bench/README.md for
+// TCP+yamux against QUIC.
+//
+// # Optimistic data
+//
+// A stream opened with a context marked by internal/earlydata is returned
+// as soon as its BEGIN has left, and its first DATA follows the BEGIN at
+// once; the exit queues it (within the stream's window) while it resolves
+// and connects, writes it to the destination while CONNECTED travels
+// back, and answers a failed connect with END, which the client's next
+// Read returns as the exit's error (ErrRefused, ErrPolicy, ...). This
+// saves a circuit round trip on every new connection. The HTTP proxy uses
+// it for every plain request; the SOCKS port by default replies success at
+// once (see proxy/early.go for the trade-off and the opt-out).
+//
+// # Build round trips
+//
+// A telescoping build costs one circuit round trip per hop: 1 + 2 + 3 link
+// round trips for three hops (about 127 ms at 10 ms per link). It stays
+// off a connection's critical path because the proxy pool prebuilds
+// circuits. A one-pass build was considered and not built: the client
+// would send the CREATEs of all hops at once, the inner ones sealed to
+// each hop's onion key (as in Sphinx) since hop i's session keys do not
+// exist before hop i answers, and each hop would answer when the next one
+// has, one path round trip in all (3 link round trips). The data keys
+// would keep forward secrecy (each still comes from a fresh ntor-v3
+// exchange), but the routing information of every build would then be
+// exposed to a later theft of an onion key, and a hop could no longer
+// refuse an extension before the client committed to the whole path. That
+// trade is not worth half of a build that prebuilding already hides.
 //
 // # Handshake
 //
@@ -180,9 +276,10 @@
 //     DROP cells yet, so an observer at both ends can correlate flows, as
 //     with Tor.
 //   - Relays defend themselves: a malformed or unexpected cell, a bad MAC,
-//     a window overrun, or an EXTEND back to the previous hop closes that
-//     circuit only (with DESTROY and a reason), never the relay; circuits
-//     per previous hop, streams per circuit and handshakes per second are
+//     a window overrun, over-crediting, or an EXTEND back to the previous
+//     hop closes that circuit only (with DESTROY and a reason), never the
+//     relay; circuits per previous hop, streams per circuit, handshakes
+//     per second, open exit connections and buffered stream data are
 //     capped (RelayOptions, with defaults in DefaultRelayOptions). The
 //     handshake budget is per previous hop as well as global, and is spent
 //     only once a whole CREATE has arrived; links still being admitted are

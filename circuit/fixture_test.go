@@ -35,7 +35,8 @@ func newHost(t testing.TB, addrs ...string) host.Host {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := libp2p.New(libp2p.ListenAddrStrings(addrs...), libp2p.DisableRelay(), libp2p.ResourceManager(rm))
+	opts := append([]libp2p.Option{libp2p.ListenAddrStrings(addrs...), libp2p.DisableRelay(), libp2p.ResourceManager(rm)}, LinkOptions()...)
+	h, err := libp2p.New(opts...)
 	if err != nil {
 		t.Fatalf("libp2p host: %v", err)
 	}

@@ -20,14 +20,29 @@ const (
 	MaxHops     = 8
 )
 
-// Flow control, in cells. A sender may have at most streamWindow DATA cells
-// of one stream, and circuitWindow DATA cells of the whole circuit, that the
-// far end has not yet credited with a SENDME.
+// Flow control and congestion control, in cells; see "Flow control" in
+// doc.go for the algorithm and why these values.
 const (
-	streamWindow    = 128 // 512 KiB of data per stream
-	streamIncrement = 32
-	circuitWindow   = 256 // 1 MiB per circuit
-	circuitIncr     = 64
+	// Circuit level: the sender's congestion window (Vegas).
+	circuitIncr = 64   // cells one circuit SENDME credits (256 KiB)
+	cwndInit    = 256  // 1 MiB, the fixed window before congestion control
+	cwndMin     = 256  // never below the fixed window it replaced
+	cwndMax     = 8192 // 32 MiB: 100 MiB/s at a 320 ms round trip
+	vegasAlpha  = 32   // grow while fewer cells than this are queued on the path
+	vegasBeta   = 96   // shrink while more are
+	vegasGamma  = 64   // leave slow start when this many are queued
+	vegasDelta  = 256  // cut the window by the queue when it exceeds this
+
+	// Stream level: receive windows the reader's speed tunes.
+	streamWindowInit = 32   // 128 KiB: what a new stream may send unasked
+	streamIncrement  = 32   // cells one stream SENDME credits
+	streamWindowMax  = 8192 // 32 MiB
+	// circuitBuffer caps the receive windows of one circuit's streams
+	// together: what one circuit can make an edge hold in memory.
+	circuitBuffer = 8192 // 32 MiB
+	// circuitGrowth is how much of it grown windows may take; the rest is
+	// kept for the initial windows of new streams.
+	circuitGrowth = circuitBuffer * 3 / 4
 )
 
 // ExitDialer opens the real connection for a stream at an exit relay.
@@ -100,6 +115,16 @@ type RelayOptions struct {
 	// answered, however soon it failed, so that its timing tells little
 	// about why.
 	ExtendFailureDelay time.Duration
+	// MaxExitStreams caps the exit connections open at this relay, over
+	// all circuits.
+	MaxExitStreams int
+	// MaxBufferedBytes caps the stream receive windows of all circuits at
+	// this relay together: the stream data it may have to hold in memory.
+	MaxBufferedBytes int64
+	// ExitSendBuffer is the kernel send buffer (SO_SNDBUF) of each exit
+	// connection, so that a destination that does not read holds little
+	// of a circuit's data in the kernel.
+	ExitSendBuffer int
 	// AdmitPeer, when set, decides whether the previous hop of a new
 	// circuit may open it (e.g. whether it is an enrolled node): an error
 	// refuses the circuit with DESTROY(DestroyNotAdmitted). It is called
@@ -166,6 +191,9 @@ func DefaultRelayOptions() RelayOptions {
 		OnionKeyLifetime:           28 * 24 * time.Hour,
 		OnionKeyGrace:              7 * 24 * time.Hour,
 		ReplayWindow:               10 * time.Minute,
+		MaxExitStreams:             8192,
+		MaxBufferedBytes:           1 << 30,
+		ExitSendBuffer:             128 << 10,
 	}
 }
 
@@ -221,6 +249,15 @@ func (o RelayOptions) withDefaults() RelayOptions {
 	}
 	if o.ReplayWindow <= 0 {
 		o.ReplayWindow = d.ReplayWindow
+	}
+	if o.MaxExitStreams <= 0 {
+		o.MaxExitStreams = d.MaxExitStreams
+	}
+	if o.MaxBufferedBytes <= 0 {
+		o.MaxBufferedBytes = d.MaxBufferedBytes
+	}
+	if o.ExitSendBuffer <= 0 {
+		o.ExitSendBuffer = d.ExitSendBuffer
 	}
 	return o
 }

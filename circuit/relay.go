@@ -30,7 +30,10 @@ type Relay struct {
 	replay  *replayCache
 	limiter *rate.Limiter                // handshakes
 	bw      atomic.Pointer[rate.Limiter] // bytes sent; nil: unlimited
-	log     logrus.FieldLogger
+	// buffered bounds the stream receive windows of all circuits (cells),
+	// exitConns the open exit connections.
+	buffered, exitConns *budget
+	log                 logrus.FieldLogger
 	// stop is canceled by Close: it ends AdmitPeer calls under way.
 	stop     context.Context
 	stopFunc context.CancelFunc
@@ -84,6 +87,9 @@ func NewRelay(h host.Host, opts RelayOptions) (*Relay, error) {
 		perPeer:  make(map[peer.ID]int),
 		pendPeer: make(map[peer.ID]int),
 		peerHS:   make(map[peer.ID]*rate.Limiter),
+
+		buffered:  newBudget(int(opts.MaxBufferedBytes / CellSize)),
+		exitConns: newBudget(opts.MaxExitStreams),
 	}
 	r.stop, r.stopFunc = context.WithCancel(context.Background())
 	r.setBandwidth(opts.BandwidthRate, opts.BandwidthBurst)
@@ -558,7 +564,7 @@ func (rc *relayCirc) exitEdge() *edge {
 	rc.emu.Lock()
 	defer rc.emu.Unlock()
 	if rc.edge == nil {
-		rc.edge = newEdge(rc, rc.r.Limits().MaxStreamsPerCircuit)
+		rc.edge = newEdge(rc, rc.r.Limits().MaxStreamsPerCircuit, rc.r.buffered)
 	}
 	return rc.edge
 }
@@ -750,6 +756,10 @@ func (rc *relayCirc) begin(id uint16, b beginMsg) (DestroyReason, error) {
 		_ = s.closeWith(endreason.ReasonNotExit)
 		return DestroyNone, nil
 	}
+	if !r.exitConns.take(1) {
+		_ = s.closeWith(endreason.ReasonMisc)
+		return DestroyNone, nil
+	}
 	r.wg.Add(1)
 	go rc.serveExit(s, b)
 	return DestroyNone, nil
@@ -758,6 +768,7 @@ func (rc *relayCirc) begin(id uint16, b beginMsg) (DestroyReason, error) {
 func (rc *relayCirc) serveExit(s *Stream, b beginMsg) {
 	r := rc.r
 	defer r.wg.Done()
+	defer r.exitConns.give(1)
 	ctx, cancel := context.WithTimeout(rc.ctx, r.opts.ConnectTimeout)
 	conn, err := r.opts.Exit.DialExit(ctx, b.host, b.port)
 	cancel()
@@ -765,23 +776,33 @@ func (rc *relayCirc) serveExit(s *Stream, b beginMsg) {
 		_ = s.closeWith(endreason.ReasonOf(err))
 		return
 	}
+	capSendBuffer(conn, r.opts.ExitSendBuffer)
+	// A destination that does not read must not hold this goroutine (and
+	// the relay's Close) once the stream or the circuit is gone: the
+	// connection closes with the circuit, and gets exitDrainTimeout to take
+	// what is queued for it after an END.
+	stop := context.AfterFunc(rc.ctx, func() { _ = conn.Close() })
+	defer stop()
+	s.setOnEnd(func() { _ = conn.SetWriteDeadline(time.Now().Add(exitDrainTimeout)) })
 	select {
 	case <-s.closed: // the client gave up while we connected
 		_ = conn.Close()
 		return
 	default:
 	}
+	// Data that came with the BEGIN (optimistic data) leaves for the
+	// destination while CONNECTED travels back.
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		splice(conn, s)
+	}()
 	if err := rc.sendRelay(relayConnected, s.id, nil); err != nil {
 		_ = conn.Close()
 		_ = s.closeWith(endreason.ReasonMisc)
 		return
 	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		splice(s, conn)
-	}()
-	splice(conn, s)
+	splice(s, conn)
 }
 
 func (rc *relayCirc) close(reason DestroyReason, err error) {
@@ -913,5 +934,18 @@ func finishIfDone(a, b net.Conn) {
 	if both {
 		_ = other.Close()
 		_ = s.Close()
+	}
+}
+
+// exitDrainTimeout is how long an exit connection may take to accept data
+// queued for it after its stream ended.
+const exitDrainTimeout = 10 * time.Second
+
+// capSendBuffer sets a conn's kernel send buffer, when it has one: data a
+// destination does not read waits there, outside every window.
+func capSendBuffer(c net.Conn, n int) {
+	type writeBufferer interface{ SetWriteBuffer(int) error }
+	if wb, ok := c.(writeBufferer); ok {
+		_ = wb.SetWriteBuffer(n)
 	}
 }

@@ -92,10 +92,14 @@ type edge struct {
 	out        relaySender
 	maxStreams int
 
+	// buf bounds the receive windows of this circuit's streams, relayBuf
+	// (nil at a client) those of every circuit at the relay.
+	buf, relayBuf *budget
+
 	mu       sync.Mutex
 	streams  map[uint16]*Stream
 	nextID   uint16
-	window   int // circuit-level send credit, in DATA cells
+	cc       vegas // circuit-level send window
 	windowSg signal
 	received int // DATA cells since the last circuit SENDME we sent
 	owed     int // circuit SENDMEs to send
@@ -110,12 +114,14 @@ type edge struct {
 	opened atomic.Uint64 // streams opened in total
 }
 
-func newEdge(out relaySender, maxStreams int) *edge {
+func newEdge(out relaySender, maxStreams int, relayBuf *budget) *edge {
 	e := &edge{
 		out:        out,
 		maxStreams: maxStreams,
+		buf:        newBudget(circuitBuffer),
+		relayBuf:   relayBuf,
 		streams:    make(map[uint16]*Stream),
-		window:     circuitWindow,
+		cc:         newVegas(),
 		kick:       make(chan struct{}, 1),
 		done:       make(chan struct{}),
 	}
@@ -193,6 +199,9 @@ func (e *edge) newStream(remote net.Addr) (*Stream, error) {
 	if len(e.streams) >= e.maxStreams {
 		return nil, fmt.Errorf("%d streams open on circuit: %w", len(e.streams), endreason.ErrCircuitFull)
 	}
+	if !takeBoth(e.buf, e.relayBuf, streamWindowInit) {
+		return nil, fmt.Errorf("stream windows of the circuit use its buffer: %w", endreason.ErrMisc)
+	}
 	for {
 		e.nextID++
 		if e.nextID == 0 {
@@ -218,7 +227,7 @@ func (e *edge) acceptStream(id uint16, remote net.Addr) (*Stream, error) {
 	if _, used := e.streams[id]; used {
 		return nil, fmt.Errorf("stream %d already open: %w", id, ErrMalformed)
 	}
-	if len(e.streams) >= e.maxStreams {
+	if len(e.streams) >= e.maxStreams || !takeBoth(e.buf, e.relayBuf, streamWindowInit) {
 		return nil, errStreamCap
 	}
 	s := newStream(e, id, remote)
@@ -228,7 +237,7 @@ func (e *edge) acceptStream(id uint16, remote net.Addr) (*Stream, error) {
 	return s, nil
 }
 
-var errStreamCap = errors.New("too many streams on circuit")
+var errStreamCap = errors.New("too many streams or buffered cells on circuit")
 
 // acquireWindow takes between one and want cells of circuit credit.
 func (e *edge) acquireWindow(want int, dl <-chan struct{}, streamDone <-chan struct{}) (int, error) {
@@ -239,9 +248,9 @@ func (e *edge) acquireWindow(want int, dl <-chan struct{}, streamDone <-chan str
 			e.mu.Unlock()
 			return 0, err
 		}
-		if e.window > 0 {
-			got := min(want, e.window)
-			e.window -= got
+		if room := e.cc.room(); room > 0 {
+			got := min(want, room)
+			e.cc.onSend(got, time.Now())
 			e.mu.Unlock()
 			return got, nil
 		}
@@ -266,14 +275,10 @@ func (e *edge) handle(m relayMsg) error {
 			return fmt.Errorf("relay command %d on the circuit: %w", m.cmd, ErrMalformed)
 		}
 		e.mu.Lock()
-		e.window += circuitIncr
-		over := e.window > circuitWindow
+		err := e.cc.onSendme(time.Now())
 		e.windowSg.broadcast()
 		e.mu.Unlock()
-		if over {
-			return fmt.Errorf("circuit SENDME beyond the window: %w", ErrMalformed)
-		}
-		return nil
+		return err
 	}
 	e.mu.Lock()
 	s := e.streams[m.stream]
@@ -339,8 +344,12 @@ type Stream struct {
 
 	mu        sync.Mutex
 	rq        []chunk
-	rcells    int // cells buffered
-	consumed  int // cells read since our last stream SENDME
+	rcells    int    // cells buffered
+	rcredit   int    // cells the far end may still send: granted, not yet received
+	rwin      int    // receive window: rcells+rcredit stays within it
+	grown     int    // cells read since the window last grew
+	released  bool   // rwin given back to the budgets
+	onEnd     func() // called once when the far end or the circuit ends the stream
 	rEOF      bool
 	rErr      error // terminal read error
 	rSig      signal
@@ -368,7 +377,9 @@ func newStream(e *edge, id uint16, remote net.Addr) *Stream {
 		id:        id,
 		remote:    remote,
 		connected: make(chan struct{}),
-		window:    streamWindow,
+		window:    streamWindowInit,
+		rcredit:   streamWindowInit,
+		rwin:      streamWindowInit,
 		closed:    make(chan struct{}),
 	}
 }
@@ -383,12 +394,21 @@ func (s *Stream) deliver(data []byte) error {
 		}
 		return nil
 	}
-	if s.rcells >= streamWindow {
+	if s.rcredit <= 0 {
 		return fmt.Errorf("stream %d exceeded its window: %w", s.id, ErrMalformed)
 	}
-	cell := getCell()
-	n := copy(*cell, data)
-	s.rq = append(s.rq, chunk{cell: cell, data: (*cell)[:n]})
+	s.rcredit--
+	// Buffers are sized to the payload: a pooled cell for a full one, an
+	// exact copy for a small one (a window of one-byte cells is not a
+	// window of whole cells in memory).
+	var c chunk
+	if len(data) > MaxCellData/2 {
+		c.cell = getCell()
+		c.data = (*c.cell)[:copy(*c.cell, data)]
+	} else {
+		c.data = append([]byte(nil), data...)
+	}
+	s.rq = append(s.rq, c)
 	s.rcells++
 	s.rSig.broadcast()
 	return nil
@@ -441,7 +461,12 @@ func (s *Stream) remoteEnd(err error, fromPeer bool) {
 		}
 		close(s.connected)
 	}
+	hook := s.onEnd
+	s.onEnd = nil
 	s.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 	if fromPeer {
 		s.e.remove(s.id, s)
 	}
@@ -464,10 +489,40 @@ func (s *Stream) credit() error {
 	defer s.mu.Unlock()
 	s.window += streamIncrement
 	s.wSig.broadcast()
-	if s.window > streamWindow {
-		return fmt.Errorf("stream %d SENDME beyond the window: %w", s.id, ErrMalformed)
+	if s.window > streamWindowMax {
+		return fmt.Errorf("stream %d SENDME beyond the largest window: %w", s.id, ErrMalformed)
 	}
 	return nil
+}
+
+// growWindow doubles the receive window when the reader has emptied the
+// queue after reading half a window since the last growth: the reader
+// keeps up, so the window, not the reader, limits the stream. A reader that
+// falls behind leaves cells queued and the window where it is. Growth is
+// reserved from the circuit's and the relay's budgets, and stops at
+// circuitGrowth so that new streams still find their initial window.
+// Called with s.mu.
+func (s *Stream) growWindow() {
+	if len(s.rq) > 0 || s.grown < s.rwin/2 || s.rwin >= streamWindowMax || s.released {
+		return
+	}
+	add := min(s.rwin, streamWindowMax-s.rwin)
+	if s.e.buf.inUse()+add > circuitGrowth || !takeBoth(s.e.buf, s.e.relayBuf, add) {
+		return
+	}
+	s.rwin += add
+	s.grown = 0
+}
+
+// releaseWindow gives the receive window back to the budgets, once.
+// Called with s.mu.
+func (s *Stream) releaseWindow() {
+	if s.released {
+		return
+	}
+	s.released = true
+	s.e.buf.give(s.rwin)
+	s.e.relayBuf.give(s.rwin)
 }
 
 // Read reads stream data.
@@ -496,14 +551,14 @@ func (s *Stream) Read(p []byte) (int, error) {
 				s.rq = nil
 			}
 			s.rcells -= freed
-			s.consumed += freed
 			sendme := 0
-			for s.consumed >= streamIncrement {
-				s.consumed -= streamIncrement
-				sendme++
-			}
-			if s.ended || s.rEOF {
-				sendme = 0
+			if !s.ended && !s.rEOF {
+				s.grown += freed
+				s.growWindow()
+				for s.rcells+s.rcredit+streamIncrement <= s.rwin {
+					s.rcredit += streamIncrement
+					sendme++
+				}
 			}
 			s.mu.Unlock()
 			for ; sendme > 0; sendme-- {
@@ -644,6 +699,7 @@ func (s *Stream) closeWith(r endreason.Reason) error {
 		}
 		s.rq = nil
 		s.rcells = 0
+		s.releaseWindow()
 		s.rSig.broadcast()
 		s.wSig.broadcast()
 		s.mu.Unlock()
@@ -658,6 +714,19 @@ func (s *Stream) closeWith(r endreason.Reason) error {
 		}
 	})
 	return err
+}
+
+// setOnEnd arranges for f to run once the far end or the circuit ends the
+// stream (at once if that has happened).
+func (s *Stream) setOnEnd(f func()) {
+	s.mu.Lock()
+	if !s.ended || s.rErr == nil {
+		s.onEnd = f
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	f()
 }
 
 // ID is the stream's number on its circuit.

@@ -186,6 +186,15 @@ func socksConnect(t *testing.T, addr, host string, port int) byte {
 // that the real exit reports through real circuits.
 func TestReplyCodesThroughCircuits(t *testing.T) {
 	n := newNetwork(t, proxy.PoolOptions{})
+	// The precise codes need the SOCKS port to wait for the exit's answer;
+	// by default it replies success at once (optimistic data).
+	srv := proxy.NewServer(n.pool, proxy.ServerOptions{SOCKSWaitConnected: true})
+	t.Cleanup(func() { _ = srv.Close() })
+	a, err := srv.ListenSOCKS("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	socksAddr := a.String()
 	port, _ := fileServer(t, 1)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -207,7 +216,7 @@ func TestReplyCodesThroughCircuits(t *testing.T) {
 		{"connection refused", "127.0.0.1", closed, 0x05},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := socksConnect(t, n.socks, tc.host, tc.port); got != tc.want {
+			if got := socksConnect(t, socksAddr, tc.host, tc.port); got != tc.want {
 				t.Fatalf("reply 0x%02x, want 0x%02x", got, tc.want)
 			}
 		})

@@ -33,9 +33,15 @@ func TestStatusServer(t *testing.T) {
 	l.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// The SOCKS port replies success at once (optimistic data), so the
+	// refusal shows as an error on the first read.
 	if c, err := socksDial(ctx, n.client.SOCKSAddr().String(), fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+		_, _ = c.Write([]byte("hello"))
+		_, rerr := c.Read(make([]byte, 1))
 		c.Close()
-		t.Fatal("dial to a closed port succeeded")
+		if rerr == nil {
+			t.Fatal("read from a refused connection succeeded")
+		}
 	}
 	dest := fmt.Sprintf("127.0.0.1:%d", port)
 

@@ -187,7 +187,7 @@ func writeRawResponse(w io.Writer, status int, body string) {
 // request context (net/http keeps context values for dials).
 func (h *httpProxy) dialContext(ctx context.Context, _, addr string) (net.Conn, error) {
 	key, _ := ctx.Value(isolationKeyCtx{}).(string)
-	return h.dial(ctx, key, addr)
+	return h.dial(earlyContext(ctx, true), key, addr) // plain requests: optimistic data
 }
 
 // connectDial is goproxy's CONNECT dialer. CONNECT is hijacked and handled by

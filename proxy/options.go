@@ -99,6 +99,13 @@ type ServerOptions struct {
 	// IdleTimeout closes an HTTP proxy keep-alive connection that waits this
 	// long for its next request. Default 2 minutes.
 	IdleTimeout time.Duration
+	// SOCKSWaitConnected makes the SOCKS front end reply only once the exit
+	// has connected, with the precise reply code of a failure. By default
+	// it replies success at once (optimistic data, see early.go): the
+	// application's first bytes then leave a circuit round trip sooner
+	// (bench/wan: 147 -> 83 ms at 10 ms per link), and a failed connect
+	// resets its connection instead of giving a reply code.
+	SOCKSWaitConnected bool
 }
 
 // Defaults of ServerOptions.

@@ -273,5 +273,9 @@ func (s *trackedStream) WriteTo(w io.Writer) (int64, error) {
 		return 0, ErrClosed
 	}
 	defer s.t.done()
-	return copyAdaptive(w, s.Conn)
+	n, err := copyAdaptive(w, s.Conn)
+	if err != nil && n == 0 {
+		resetClient(w) // e.g. a refused connect after an early SOCKS success
+	}
+	return n, err
 }

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary serve as the relay processes, as the
+// command does.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "relay" {
+		if err := runRelay(os.Args[2:]); err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestSmoke runs the benchmark briefly, over TCP+yamux and over QUIC, and
+// checks that it prints every figure for each delay.
+func TestSmoke(t *testing.T) {
+	for _, quic := range []bool{false, true} {
+		name := "tcp"
+		if quic {
+			name = "quic"
+		}
+		t.Run(name, func(t *testing.T) {
+			var out bytes.Buffer
+			delays := []time.Duration{0, 5 * time.Millisecond}
+			if quic {
+				delays = delays[1:] // one is enough to show QUIC links work
+			}
+			cfg := config{delays: delays, runs: 1, bulkTime: 300 * time.Millisecond, quick: true, quic: quic}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			if err := run(ctx, cfg, &out); err != nil {
+				t.Fatalf("%v\n%s", err, out.String())
+			}
+			t.Log("\n" + out.String())
+			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+			if len(lines) != 2+len(delays) || !strings.HasPrefix(lines[len(lines)-1], "5ms") {
+				t.Fatalf("output:\n%s", out.String())
+			}
+			for _, l := range lines[2:] {
+				if strings.Count(l, " ms") != 2 || strings.Contains(l, "?") {
+					t.Fatalf("line without its figures: %q", l)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,537 @@
+package circuit
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/pikcio/pikcio/bench/wan/delayline"
+	"github.com/pikcio/pikcio/internal/earlydata"
+	"github.com/pikcio/pikcio/internal/endreason"
+)
+
+func TestVegas(t *testing.T) {
+	const rtt = 50 * time.Millisecond
+	// ack sends a window's worth and credits it after d.
+	round := func(v *vegas, now time.Time, d time.Duration) (time.Time, error) {
+		n := v.room() / circuitIncr * circuitIncr
+		v.onSend(n, now)
+		now = now.Add(d)
+		for i := 0; i < n/circuitIncr; i++ {
+			if err := v.onSendme(now); err != nil {
+				return now, err
+			}
+		}
+		return now, nil
+	}
+	t.Run("slow start grows to the bandwidth-delay product", func(t *testing.T) {
+		v := newVegas()
+		now := time.Unix(0, 0)
+		for i := 0; i < 20; i++ {
+			var err error
+			if now, err = round(&v, now, rtt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if v.cwnd != cwndMax || !v.slowStart {
+			t.Fatalf("cwnd %d (slow start %v) after 20 round trips without a queue, want %d", v.cwnd, v.slowStart, cwndMax)
+		}
+	})
+	t.Run("a growing queue ends slow start and shrinks the window", func(t *testing.T) {
+		v := newVegas()
+		now := time.Unix(0, 0)
+		var err error
+		if now, err = round(&v, now, rtt); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 4; i++ {
+			if now, err = round(&v, now, rtt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		grown := v.cwnd
+		for i := 0; i < 30; i++ {
+			if now, err = round(&v, now, 2*rtt); err != nil { // the path queues
+				t.Fatal(err)
+			}
+		}
+		if v.slowStart || v.cwnd >= grown {
+			t.Fatalf("cwnd %d (slow start %v) after the round trip doubled, was %d", v.cwnd, v.slowStart, grown)
+		}
+	})
+	t.Run("credit for cells never sent is an error", func(t *testing.T) {
+		v := newVegas()
+		if err := v.onSendme(time.Now()); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("SENDME with nothing in flight: %v", err)
+		}
+		v.onSend(circuitIncr-1, time.Now())
+		if err := v.onSendme(time.Now()); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("SENDME for %d cells in flight: %v", circuitIncr-1, err)
+		}
+	})
+}
+
+// patternServer sends, on each connection, the bytes asked for by an
+// 8-byte length and an 8-byte seed, from a PCG stream the test regenerates.
+func patternServer(t testing.TB) uint16 {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				var hdr [16]byte
+				if _, err := io.ReadFull(c, hdr[:]); err != nil {
+					return
+				}
+				_, _ = io.Copy(c, io.LimitReader(pattern(binary.BigEndian.Uint64(hdr[8:])), int64(binary.BigEndian.Uint64(hdr[:8]))))
+			}()
+		}
+	}()
+	t.Cleanup(func() { _ = l.Close(); wg.Wait() })
+	return uint16(l.Addr().(*net.TCPAddr).Port)
+}
+
+type patternReader struct {
+	r    *rand.PCG
+	word [8]byte
+	left int // unread bytes at the end of word
+}
+
+func pattern(seed uint64) io.Reader { return &patternReader{r: rand.NewPCG(seed, seed)} }
+
+func (p *patternReader) Read(b []byte) (int, error) {
+	for i := range b {
+		if p.left == 0 {
+			binary.LittleEndian.PutUint64(p.word[:], p.r.Uint64())
+			p.left = 8
+		}
+		b[i] = p.word[8-p.left]
+		p.left--
+	}
+	return len(b), nil
+}
+
+// delayedPath returns the hops of n's relays reached through delay lines
+// of one-way delay d (rate: bytes/s, 0 none) and the lines.
+func delayedPath(t testing.TB, n *testNet, o delayline.Options, idx ...int) []Hop {
+	t.Helper()
+	var p []Hop
+	for _, i := range idx {
+		h := n.relays[i].Hop()
+		var target string
+		for _, a := range h.Addrs {
+			if port, err := a.ValueForProtocol(ma.P_TCP); err == nil {
+				target = "127.0.0.1:" + port
+			}
+		}
+		l, err := delayline.Listen(target, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = l.Close() })
+		h.Addrs = []ma.Multiaddr{ma.StringCast(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", l.Addr().Port))}
+		p = append(p, h)
+	}
+	return p
+}
+
+func buildPath(t testing.TB, n *testNet, p []Hop) *Circuit {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := n.client.Build(ctx, p)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// download asks the pattern server for size bytes on a new stream of c and
+// checks them; it returns how long the body took.
+func download(t testing.TB, c *Circuit, port uint16, size int64, seed uint64) (int64, error) {
+	s, err := c.OpenStream(context.Background(), "127.0.0.1", port)
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	var hdr [16]byte
+	binary.BigEndian.PutUint64(hdr[:8], uint64(size))
+	binary.BigEndian.PutUint64(hdr[8:], seed)
+	if _, err := s.Write(hdr[:]); err != nil {
+		return 0, err
+	}
+	want := io.LimitReader(pattern(seed), size)
+	got := make([]byte, 64<<10)
+	exp := make([]byte, 64<<10)
+	var n int64
+	for {
+		k, err := s.Read(got)
+		if k > 0 {
+			if _, werr := io.ReadFull(want, exp[:k]); werr != nil {
+				return n, fmt.Errorf("%d bytes more than asked", k)
+			}
+			for i := 0; i < k; i++ {
+				if got[i] != exp[i] {
+					return n, fmt.Errorf("byte %d differs", n+int64(i))
+				}
+			}
+			n += int64(k)
+		}
+		if errors.Is(err, io.EOF) {
+			if n != size {
+				return n, fmt.Errorf("%d bytes, want %d", n, size)
+			}
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
+// TestDelayedPathIntact: 64 MiB (8 MiB under -race) arrive intact through
+// three hops whose links all wait 5 ms each way, with congestion control
+// moving the window.
+func TestDelayedPathIntact(t *testing.T) {
+	size := int64(64 << 20)
+	if raceEnabled || testing.Short() {
+		size = 8 << 20
+	}
+	n := newTestNet(t, netOpts{})
+	port := patternServer(t)
+	c := buildPath(t, n, delayedPath(t, n, delayline.Options{Delay: 5 * time.Millisecond}, 0, 1, 2))
+	start := time.Now()
+	if _, err := download(t, c, port, size, 7); err != nil {
+		t.Fatal(err)
+	}
+	el := time.Since(start)
+	c.edge.mu.Lock()
+	cwnd := c.edge.cc.cwnd
+	c.edge.mu.Unlock()
+	t.Logf("%d MiB in %v (%.1f MiB/s); client's upstream cwnd %d", size>>20, el, float64(size)/(1<<20)/el.Seconds(), cwnd)
+}
+
+// TestFairShare: two circuits through one capped link each get within 30%
+// of half of it.
+func TestFairShare(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's slowdown, not the link, would be the bottleneck")
+	}
+	const rate = 8 << 20
+	n := newTestNet(t, netOpts{})
+	port := patternServer(t)
+	p := delayedPath(t, n, delayline.Options{Delay: 5 * time.Millisecond, Rate: rate}, 0, 1, 2)
+	c1, c2 := buildPath(t, n, p), buildPath(t, n, p)
+	var got [2]atomic.Int64
+	var wg sync.WaitGroup
+	stop := time.Now().Add(4 * time.Second)
+	for i, c := range []*Circuit{c1, c2} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := c.OpenStream(context.Background(), "127.0.0.1", port)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer s.Close()
+			var hdr [16]byte
+			binary.BigEndian.PutUint64(hdr[:8], 1<<40)
+			if _, err := s.Write(hdr[:]); err != nil {
+				t.Error(err)
+				return
+			}
+			_ = s.SetReadDeadline(stop)
+			buf := make([]byte, 64<<10)
+			for {
+				k, err := s.Read(buf)
+				if time.Now().After(stop.Add(-3 * time.Second)) { // count after a second's ramp
+					got[i].Add(int64(k))
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	a, b := float64(got[0].Load()), float64(got[1].Load())
+	half := (a + b) / 2
+	t.Logf("circuit 1: %.1f MiB/s, circuit 2: %.1f MiB/s (link %d MiB/s)", a/3/(1<<20), b/3/(1<<20), rate>>20)
+	if a+b < 0.5*rate*3 {
+		t.Skipf("the two circuits moved %.1f MiB/s together: the machine, not the %d MiB/s link, is the bottleneck", (a+b)/3/(1<<20), rate>>20)
+	}
+	for _, v := range []float64{a, b} {
+		if v < 0.7*half || v > 1.3*half {
+			t.Fatalf("shares %.0f and %.0f bytes: not within 30%% of half", a, b)
+		}
+	}
+}
+
+// TestWindowViolations: a peer that sends past a window or credits what it
+// was not sent loses the circuit.
+func TestWindowViolations(t *testing.T) {
+	echo := silentServer(t)
+	for _, tc := range []struct {
+		name string
+		send func(c *Circuit, s *Stream) error
+	}{
+		{"stream window overrun", func(c *Circuit, s *Stream) error {
+			// The destination does not read, so the exit grants little
+			// beyond the first window (what its socket buffers take);
+			// 1024 cells (4 MiB) are far past it.
+			data := make([]byte, MaxCellData)
+			c.edge.mu.Lock()
+			c.edge.cc.onSend(1024, time.Now()) // our own circuit window counts them
+			c.edge.mu.Unlock()
+			for i := 0; i < 1024; i++ {
+				if err := c.sendRelay(relayData, s.id, data); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"circuit SENDME for cells never sent", func(c *Circuit, _ *Stream) error {
+			return c.sendRelay(relaySendme, 0, nil)
+		}},
+		{"stream SENDMEs past the largest window", func(c *Circuit, s *Stream) error {
+			for i := 0; i <= streamWindowMax/streamIncrement; i++ {
+				if err := c.sendRelay(relaySendme, s.id, nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newTestNet(t, netOpts{})
+			c := n.build(t, 0, 1, 2)
+			s := openStream(t, c, "127.0.0.1", echo).(*Stream)
+			// The raw sends bypass our own windows.
+			if err := tc.send(c, s); err != nil && !errors.Is(err, ErrCircuitClosed) {
+				t.Fatal(err)
+			}
+			select {
+			case <-c.Done():
+			case <-time.After(10 * time.Second):
+				t.Fatal("circuit still open after the violation")
+			}
+			var de *DestroyedError
+			if err := c.Err(); !errors.As(err, &de) || de.Reason != DestroyProtocol {
+				t.Fatalf("circuit closed with %v, want DESTROY(protocol)", err)
+			}
+		})
+	}
+}
+
+// TestOptimisticData: with earlydata a stream is usable before CONNECTED;
+// its data arrives, and a refused connect is the error of the first read.
+func TestOptimisticData(t *testing.T) {
+	n := newTestNet(t, netOpts{})
+	echo, _ := echoServer(t)
+	c := n.build(t, 0, 1, 2)
+	ctx := earlydata.With(context.Background())
+	t.Run("data", func(t *testing.T) {
+		s, err := c.OpenStream(ctx, "127.0.0.1", echo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		select {
+		case <-s.(*Stream).connected:
+			t.Fatal("OpenStream waited for CONNECTED")
+		default:
+		}
+		roundTrip(t, s, []byte("GET / HTTP/1.0\r\n\r\n"))
+	})
+	t.Run("refused", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed := uint16(l.Addr().(*net.TCPAddr).Port)
+		_ = l.Close()
+		s, err := c.OpenStream(ctx, "127.0.0.1", closed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		_, _ = s.Write([]byte("hello"))
+		_ = s.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := s.Read(make([]byte, 10)); !errors.Is(err, endreason.ErrRefused) {
+			t.Fatalf("first read of a refused optimistic stream: %v, want ErrRefused", err)
+		}
+		if _, err := s.Write([]byte("more")); err == nil {
+			t.Fatal("write after the refusal succeeded")
+		}
+	})
+}
+
+// TestNonReadingStreams (issue 14, item 4): 256 streams on one circuit to a
+// destination that never reads. What the client can push into the exit is
+// bounded by the circuit's buffer and the exits' capped socket buffers,
+// not a window per stream (160 MiB before), and the circuit still carries
+// another stream's data... once the buffer has room.
+func TestNonReadingStreams(t *testing.T) {
+	const streams = 256
+	n := newTestNet(t, netOpts{})
+	port := silentServer(t)
+	c := n.build(t, 0, 1, 2)
+	var pushed atomic.Int64
+	var wg sync.WaitGroup
+	var conns []net.Conn
+	for i := 0; i < streams; i++ {
+		s, err := c.OpenStream(context.Background(), "127.0.0.1", port)
+		if err != nil {
+			// The circuit's buffer is spoken for: refusing more streams
+			// is the cap doing its job.
+			if i < streams/4 {
+				t.Fatalf("stream %d: %v", i, err)
+			}
+			t.Logf("stream %d refused: %v", i, err)
+			break
+		}
+		conns = append(conns, s)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 64<<10)
+			for {
+				k, err := s.Write(buf)
+				pushed.Add(int64(k))
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	// Wait until nothing moves for a while.
+	last, still := int64(-1), 0
+	for deadline := time.Now().Add(30 * time.Second); still < 5 && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		if v := pushed.Load(); v == last {
+			still++
+		} else {
+			last, still = v, 0
+		}
+	}
+	exit := n.relays[2]
+	bufferedCells := exit.buffered.inUse()
+	total := pushed.Load()
+	t.Logf("client pushed %.1f MiB into the exit over %d streams; exit stream windows hold %.1f MiB (circuit buffer %d MiB)",
+		float64(total)/(1<<20), len(conns), float64(bufferedCells*CellSize)/(1<<20), circuitBuffer*CellSize>>20)
+	// A few windows: the circuit's buffer in the exit's user space, and
+	// about as much again in the exit's capped socket buffers and the
+	// destination's receive buffers. Before per-circuit budgets and
+	// capped send buffers this was 160 MiB (a window per stream).
+	limit := int64(3 * circuitBuffer * CellSize)
+	if total > limit {
+		t.Fatalf("client pushed %d MiB into a non-reading destination, want at most %d MiB", total>>20, limit>>20)
+	}
+	for _, s := range conns {
+		_ = s.Close()
+	}
+	wg.Wait()
+}
+
+// TestRelayCaps: the caps on open exit connections and on buffered stream
+// data per relay refuse a BEGIN beyond them, and the circuit stays usable.
+func TestRelayCaps(t *testing.T) {
+	echo, _ := echoServer(t)
+	for _, tc := range []struct {
+		name  string
+		opts  RelayOptions
+		allow int
+	}{
+		{"open exit connections", RelayOptions{MaxExitStreams: 2}, 2},
+		{"buffered bytes", RelayOptions{MaxBufferedBytes: 3 * streamWindowInit * CellSize}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newTestNet(t, netOpts{relay: tc.opts})
+			c := n.build(t, 0, 1, 2)
+			var open []net.Conn
+			for i := 0; i < tc.allow; i++ {
+				open = append(open, openStream(t, c, "127.0.0.1", echo))
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if s, err := c.OpenStream(ctx, "127.0.0.1", echo); err == nil {
+				_ = s.Close()
+				t.Fatalf("stream %d opened beyond the cap", tc.allow+1)
+			}
+			_ = open[0].Close()
+			// Room again once a stream closes (the exit learns of it
+			// asynchronously).
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				s, err := c.OpenStream(ctx, "127.0.0.1", echo)
+				if err == nil {
+					roundTrip(t, s, []byte("after the cap"))
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no stream after one closed: %v", err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// silentServer accepts connections on 127.0.0.1 and never reads from them.
+func silentServer(t testing.TB) uint16 {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	var mu sync.Mutex
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		<-done
+		mu.Lock()
+		for _, c := range held {
+			_ = c.Close()
+		}
+		mu.Unlock()
+	})
+	return uint16(l.Addr().(*net.TCPAddr).Port)
+}
