@@ -187,6 +187,7 @@ func DefaultRelayOptions() RelayOptions {
 		PendingTimeout:             5 * time.Second,
 		HandshakeTimeout:           10 * time.Second,
 		ExtendTimeout:              15 * time.Second,
+		ExtendFailureDelay:         time.Second,
 		ConnectTimeout:             15 * time.Second,
 		OnionKeyLifetime:           28 * 24 * time.Hour,
 		OnionKeyGrace:              7 * 24 * time.Hour,

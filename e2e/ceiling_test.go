@@ -83,7 +83,10 @@ func TestOneGroupManyConnections(t *testing.T) {
 	if raceEnabled || testing.Short() {
 		n, exitCap = 600, 128
 	}
-	net0 := newNetwork(t, proxy.PoolOptions{})
+	// The pool's own cap matches the exit's: SOCKS replies success before
+	// the exit answers (optimistic data), so a stream the exit refuses for
+	// a full circuit cannot be moved to another circuit any more.
+	net0 := newNetwork(t, proxy.PoolOptions{MaxStreamsPerCircuit: exitCap})
 	if exitCap > 0 {
 		l := net0.relays[2].Limits()
 		l.MaxStreamsPerCircuit = exitCap

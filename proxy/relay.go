@@ -85,7 +85,10 @@ func relay(a, b net.Conn) {
 }
 
 func pipe(dst, src net.Conn) {
-	if _, err := copyAdaptive(dst, src); err != nil {
+	if n, err := copyAdaptive(dst, src); err != nil {
+		if n == 0 {
+			resetClient(dst) // e.g. a refused connect after an early SOCKS success
+		}
 		_ = dst.Close()
 		_ = src.Close()
 		return

@@ -40,7 +40,7 @@ func FuzzPeerCert(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	srv, err := NewServer(dir, ServerOptions{})
+	srv, err := NewServer(dir, ServerOptions{OpenEnrollment: true})
 	if err != nil {
 		f.Fatal(err)
 	}
