@@ -65,6 +65,11 @@ type ClientConfig struct {
 	// ControlListen is where the control API listens: host:port on
 	// loopback, or "unix:" and a socket path; "" (the default) disables it.
 	ControlListen string `toml:"control_listen"`
+	// SOCKSEarlySuccess makes the SOCKS proxy reply success before the
+	// exit has connected (optimistic data): a round trip sooner, but a
+	// refused connect resets the connection instead of its reply code, and
+	// a stream on a dead circuit is not moved to another. Default off.
+	SOCKSEarlySuccess bool `toml:"socks_early_success"`
 	// Hops is the number of relays in a circuit, 1..8.
 	Hops int `toml:"hops"`
 	// CircuitDirtiness is how long a circuit takes new streams after its

@@ -39,6 +39,7 @@ func TestDefaults(t *testing.T) {
 		{"client.http_listen", "127.0.0.1:8118"},
 		{"client.status_listen", "127.0.0.1:7080"},
 		{"client.control_listen", ""},
+		{"client.socks_early_success", false},
 		{"client.hops", 3},
 		{"client.circuit_dirtiness", Duration(10 * time.Minute)},
 		{"client.prebuilt_circuits", 2},

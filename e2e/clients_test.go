@@ -186,9 +186,9 @@ func socksConnect(t *testing.T, addr, host string, port int) byte {
 // that the real exit reports through real circuits.
 func TestReplyCodesThroughCircuits(t *testing.T) {
 	n := newNetwork(t, proxy.PoolOptions{})
-	// The precise codes need the SOCKS port to wait for the exit's answer;
-	// by default it replies success at once (optimistic data).
-	srv := proxy.NewServer(n.pool, proxy.ServerOptions{SOCKSWaitConnected: true})
+	// The precise codes need the SOCKS port to wait for the exit's answer,
+	// which it does unless SOCKSEarlySuccess.
+	srv := proxy.NewServer(n.pool, proxy.ServerOptions{})
 	t.Cleanup(func() { _ = srv.Close() })
 	a, err := srv.ListenSOCKS("127.0.0.1:0")
 	if err != nil {

@@ -26,14 +26,20 @@ func closedPort(t *testing.T) int {
 	return p
 }
 
-// TestEarlySOCKSRefused: the SOCKS port replies success before the exit has
-// connected (optimistic data), and a refused connect then resets the
+// TestEarlySOCKSRefused: with SOCKSEarlySuccess the SOCKS port replies
+// success before the exit has connected (optimistic data), and a refused connect then resets the
 // application's connection: an error, not an empty answer.
 func TestEarlySOCKSRefused(t *testing.T) {
 	n := newNetwork(t, proxy.PoolOptions{})
 	n.waitPrebuilt(t)
+	srv := proxy.NewServer(n.pool, proxy.ServerOptions{SOCKSEarlySuccess: true})
+	t.Cleanup(func() { _ = srv.Close() })
+	a, err := srv.ListenSOCKS("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	port := closedPort(t)
-	c, err := net.DialTimeout("tcp", n.socks, 5*time.Second)
+	c, err := net.DialTimeout("tcp", a.String(), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -345,7 +345,7 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 		n.builder = discovery.NewBuilder(n.disc, n.metrics.timePath(n.buildPath), discovery.BuilderOptions{})
 		n.pool = proxy.NewPool(n.buildCircuit, poolOptions(cfg.Client))
 		n.pool6 = newIPv6Pool(n, poolOptions(cfg.Client))
-		n.front = proxy.NewServer(n.metrics.dialer(ipv6Dialer{recordingDialer{pool: n.pool, act: n.activity}, n.pool6}, n.pool), proxy.ServerOptions{})
+		n.front = proxy.NewServer(n.metrics.dialer(ipv6Dialer{recordingDialer{pool: n.pool, act: n.activity}, n.pool6}, n.pool), proxy.ServerOptions{SOCKSEarlySuccess: cfg.Client.SOCKSEarlySuccess})
 		var err error
 		if cfg.Client.SOCKSListen != "" {
 			if n.socksAddr, err = n.front.ListenSOCKS(cfg.Client.SOCKSListen); err != nil {

@@ -13,10 +13,10 @@ import (
 // The HTTP proxy does this for every plain request (it writes the request
 // itself right after the dial, and a failed connect comes back as the
 // response's error, which it answers with the precise status). The SOCKS
-// front end does it unless ServerOptions.SOCKSWaitConnected: it then
-// replies success before the exit has connected (an early success), and a
-// connect that fails after all resets the client's connection, so the
-// application sees an error rather than a clean close.
+// front end does it with ServerOptions.SOCKSEarlySuccess: it then replies
+// success before the exit has connected (an early success), and a connect
+// that fails after all resets the client's connection, so the application
+// sees an error rather than a clean close.
 
 // earlyContext marks ctx for optimistic data when on.
 func earlyContext(ctx context.Context, on bool) context.Context {

@@ -99,13 +99,16 @@ type ServerOptions struct {
 	// IdleTimeout closes an HTTP proxy keep-alive connection that waits this
 	// long for its next request. Default 2 minutes.
 	IdleTimeout time.Duration
-	// SOCKSWaitConnected makes the SOCKS front end reply only once the exit
-	// has connected, with the precise reply code of a failure. By default
-	// it replies success at once (optimistic data, see early.go): the
+	// SOCKSEarlySuccess makes the SOCKS front end reply success as soon as
+	// the stream's BEGIN has left (optimistic data, see early.go): the
 	// application's first bytes then leave a circuit round trip sooner
-	// (bench/wan: 147 -> 83 ms at 10 ms per link), and a failed connect
-	// resets its connection instead of giving a reply code.
-	SOCKSWaitConnected bool
+	// (bench/wan: first byte 147 -> 84 ms at 10 ms per link), but a failed
+	// connect resets the connection instead of giving its reply code, and
+	// the pool can no longer move a stream whose BEGIN goes unanswered (a
+	// dead or frozen relay) to another circuit. Off by default, as Tor: the
+	// reply waits for the exit, so it is precise and a silent circuit costs
+	// a retry, not the connection (client.socks_early_success).
+	SOCKSEarlySuccess bool
 }
 
 // Defaults of ServerOptions.

@@ -195,7 +195,7 @@ func (s *socksServer) dial(ctx context.Context, key, host string, port uint16) (
 		err  error
 	}
 	ch := make(chan result, 1)
-	ctx = earlyContext(ctx, !s.opts.SOCKSWaitConnected)
+	ctx = earlyContext(ctx, s.opts.SOCKSEarlySuccess)
 	go func() {
 		conn, err := s.dialer.Dial(ctx, key, host, port)
 		ch <- result{conn, err}

@@ -57,6 +57,7 @@ func main() {
 	flag.Int64Var(&cfg.capRate, "cap-rate", 10<<20, "rate of the capped middle-exit link for the capped-link figure (0: skip it)")
 	flag.DurationVar(&cfg.capDelay, "cap-delay", 10*time.Millisecond, "one-way delay for the capped-link figure")
 	flag.BoolVar(&cfg.quick, "quick", false, "one run, short transfers, no parallel figures (smoke test)")
+	flag.BoolVar(&cfg.early, "socks-early", true, "SOCKS replies success before the exit connects (client.socks_early_success)")
 	flag.BoolVar(&cfg.quic, "quic", false, "links between client and relays over QUIC instead of TCP+yamux")
 	flag.Parse()
 	if cfg.quick {
@@ -95,6 +96,7 @@ type config struct {
 	capDelay time.Duration
 	quick    bool
 	quic     bool
+	early    bool // SOCKS early success
 }
 
 func run(ctx context.Context, cfg config, out io.Writer) error {
@@ -403,7 +405,7 @@ func newNetwork(ctx context.Context, cfg config, delay time.Duration, caps map[i
 		return n.client.Build(ctx, n.path)
 	}, proxy.PoolOptions{Prebuilt: 1, MaxCircuits: 64})
 	n.pool.Start()
-	n.srv = proxy.NewServer(n.pool, proxy.ServerOptions{})
+	n.srv = proxy.NewServer(n.pool, proxy.ServerOptions{SOCKSEarlySuccess: cfg.early})
 	a, err := n.srv.ListenSOCKS("127.0.0.1:0")
 	if err != nil {
 		return nil, err
