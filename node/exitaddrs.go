@@ -51,16 +51,11 @@ func (n *Node) ownAddrs() []netip.Addr {
 // keepExitAddrs re-applies the exit policy with the node's own addresses
 // whenever they change (an address-change event, or the periodic check):
 // an exit must not reach itself at an address it learned after start.
-func (n *Node) keepExitAddrs() {
-	sub, err := n.host.EventBus().Subscribe(new(event.EvtLocalAddressesUpdated))
-	if err != nil {
-		n.log.WithError(err).Warn("watch own addresses")
-		return
-	}
+// last is what the addresses were when sub was made.
+func (n *Node) keepExitAddrs(sub event.Subscription, last []netip.Addr) {
 	defer sub.Close()
 	t := time.NewTicker(ownAddrsCheck)
 	defer t.Stop()
-	last := n.ownAddrs()
 	for {
 		select {
 		case <-n.ctx.Done():

@@ -15,6 +15,7 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -286,7 +287,14 @@ func (n *Node) Start(ctx context.Context) error {
 			n.wg.Go(n.rotateOnionKeys)
 		}
 		if n.exit != nil {
-			n.wg.Go(n.keepExitAddrs)
+			// Subscribed before Start returns, so that no change of
+			// address between now and the loop's start is missed.
+			if sub, err := n.host.EventBus().Subscribe(new(event.EvtLocalAddressesUpdated)); err != nil {
+				n.log.WithError(err).Warn("watch own addresses")
+			} else {
+				last := n.ownAddrs()
+				n.wg.Go(func() { n.keepExitAddrs(sub, last) })
+			}
 		}
 		if err := n.writeAddrs(); err != nil {
 			n.log.WithError(err).Warn("write the node's addresses for the CLI")
