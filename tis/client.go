@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -218,33 +217,7 @@ func (c *Client) FetchRevocations(ctx context.Context) (*RevocationList, error) 
 // do sends req and returns a 200 body of at most max bytes; a refusal
 // becomes the sentinel named by its error header.
 func (c *Client) do(req *http.Request, max int64) ([]byte, error) {
-	hc := c.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: DefaultClientTimeout}
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-		code := resp.Header.Get(errorHeader)
-		for _, ec := range errorCodes {
-			if ec.code == code {
-				return nil, fmt.Errorf("TIS answered %s: %w", resp.Status, ec.err)
-			}
-		}
-		return nil, fmt.Errorf("TIS answered %s: %w", resp.Status, ErrRejected)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("answer over %d bytes: %w", max, ErrMalformed)
-	}
-	return b, nil
+	return api.Do(c.HTTP, req, max)
 }
 
 // EnrollNode enrolls the node whose data directory is dir: it loads or

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/pikcio/pikcio/internal/httpapi"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/time/rate"
 )
@@ -25,36 +26,40 @@ const (
 	PathRevocations = "/v1/revocations"
 	// PathRootKey answers a GET with FormatKey of the root key and a newline.
 	PathRootKey = "/v1/root-key"
-	// errorHeader carries a refusal's code (errorCodes) to the client.
+	// errorHeader carries a refusal's code (api) to the client.
 	errorHeader = "Pikcio-Tis-Error"
 	contentType = "application/octet-stream"
 )
 
-// errorCodes maps refusals to wire codes and HTTP statuses; the client maps
-// codes back to the sentinels.
-var errorCodes = []struct {
-	err    error
-	code   string
-	status int
-}{
-	{ErrMalformed, "malformed", http.StatusBadRequest},
-	{ErrBadProperties, "bad-properties", http.StatusUnprocessableEntity},
-	{ErrUnknownIssuer, "unknown-issuer", http.StatusBadRequest},
-	{ErrProofOfPossession, "proof-of-possession", http.StatusForbidden},
-	{ErrStaleRequest, "stale-request", http.StatusForbidden},
-	{ErrAlreadyEnrolled, "already-enrolled", http.StatusConflict},
-	{ErrBlocked, "blocked", http.StatusForbidden},
-	{ErrRateLimited, "rate-limited", http.StatusTooManyRequests},
-	{ErrClosed, "closed", http.StatusServiceUnavailable},
-	{ErrExpired, "expired", http.StatusForbidden},
-	{ErrNotYetValid, "not-yet-valid", http.StatusForbidden},
-	{ErrRevoked, "revoked", http.StatusForbidden},
-	{ErrSignature, "signature", http.StatusForbidden},
-	{ErrCodeSent, "code-sent", http.StatusAccepted},
-	{ErrBadCode, "bad-code", http.StatusForbidden},
-	{ErrCodeExpired, "code-expired", http.StatusForbidden},
-	{ErrTooManyAttempts, "too-many-attempts", http.StatusForbidden},
-	{ErrMail, "mail", http.StatusServiceUnavailable},
+// api maps refusals to wire codes and HTTP statuses for the server, and
+// codes back to the sentinels for the client.
+var api = &httpapi.Codes{
+	Name:   "TIS",
+	What:   "enrollment",
+	Header: errorHeader,
+	Codes: []httpapi.Code{
+		{Err: ErrMalformed, Code: "malformed", Status: http.StatusBadRequest},
+		{Err: ErrBadProperties, Code: "bad-properties", Status: http.StatusUnprocessableEntity},
+		{Err: ErrUnknownIssuer, Code: "unknown-issuer", Status: http.StatusBadRequest},
+		{Err: ErrProofOfPossession, Code: "proof-of-possession", Status: http.StatusForbidden},
+		{Err: ErrStaleRequest, Code: "stale-request", Status: http.StatusForbidden},
+		{Err: ErrAlreadyEnrolled, Code: "already-enrolled", Status: http.StatusConflict},
+		{Err: ErrBlocked, Code: "blocked", Status: http.StatusForbidden},
+		{Err: ErrRateLimited, Code: "rate-limited", Status: http.StatusTooManyRequests},
+		{Err: ErrClosed, Code: "closed", Status: http.StatusServiceUnavailable},
+		{Err: ErrExpired, Code: "expired", Status: http.StatusForbidden},
+		{Err: ErrNotYetValid, Code: "not-yet-valid", Status: http.StatusForbidden},
+		{Err: ErrRevoked, Code: "revoked", Status: http.StatusForbidden},
+		{Err: ErrSignature, Code: "signature", Status: http.StatusForbidden},
+		{Err: ErrCodeSent, Code: "code-sent", Status: http.StatusAccepted},
+		{Err: ErrBadCode, Code: "bad-code", Status: http.StatusForbidden},
+		{Err: ErrCodeExpired, Code: "code-expired", Status: http.StatusForbidden},
+		{Err: ErrTooManyAttempts, Code: "too-many-attempts", Status: http.StatusForbidden},
+		{Err: ErrMail, Code: "mail", Status: http.StatusServiceUnavailable},
+	},
+	Rejected:  ErrRejected,
+	Malformed: ErrMalformed,
+	Timeout:   DefaultClientTimeout,
 }
 
 // Server is a TIS: it enrolls nodes over HTTP and keeps the revocation
@@ -369,18 +374,7 @@ func (s *Server) ownerOf(ctx context.Context, serial Serial) (string, error) {
 	return owner, err
 }
 
-func (s *Server) refuse(w http.ResponseWriter, err error) {
-	for _, c := range errorCodes {
-		if errors.Is(err, c.err) {
-			s.log.WithError(err).Debug("enrollment refused")
-			w.Header().Set(errorHeader, c.code)
-			http.Error(w, c.err.Error(), c.status)
-			return
-		}
-	}
-	s.log.WithError(err).Error("enrollment failed")
-	http.Error(w, "internal error", http.StatusInternalServerError)
-}
+func (s *Server) refuse(w http.ResponseWriter, err error) { api.Refuse(w, s.log, err) }
 
 func (s *Server) handleRevocations(w http.ResponseWriter, r *http.Request) {
 	_, blob := s.RevocationList()

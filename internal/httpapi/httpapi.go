@@ -23,6 +23,9 @@ type Code struct {
 
 // Codes is one API's refusals.
 type Codes struct {
+	// Name names the server in errors and the requests in logs
+	// ("TIS", "enrollment"); "" is "server" and "request".
+	Name, What string
 	// Header carries the code.
 	Header string
 	// Codes lists the refusals; the first whose Err matches wins.
@@ -39,13 +42,13 @@ type Codes struct {
 func (c *Codes) Refuse(w http.ResponseWriter, log *logrus.Entry, err error) {
 	for _, e := range c.Codes {
 		if errors.Is(err, e.Err) {
-			log.WithError(err).Debug("request refused")
+			log.WithError(err).Debug(c.what() + " refused")
 			w.Header().Set(c.Header, e.Code)
 			http.Error(w, e.Err.Error(), e.Status)
 			return
 		}
 	}
-	log.WithError(err).Error("request failed")
+	log.WithError(err).Error(c.what() + " failed")
 	http.Error(w, "internal error", http.StatusInternalServerError)
 }
 
@@ -65,10 +68,10 @@ func (c *Codes) Do(hc *http.Client, req *http.Request, max int64) ([]byte, error
 		code := resp.Header.Get(c.Header)
 		for _, e := range c.Codes {
 			if e.Code == code {
-				return nil, fmt.Errorf("server answered %s: %w", resp.Status, e.Err)
+				return nil, fmt.Errorf("%s answered %s: %w", c.name(), resp.Status, e.Err)
 			}
 		}
-		return nil, fmt.Errorf("server answered %s: %w", resp.Status, c.Rejected)
+		return nil, fmt.Errorf("%s answered %s: %w", c.name(), resp.Status, c.Rejected)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
 	if err != nil {
@@ -78,4 +81,18 @@ func (c *Codes) Do(hc *http.Client, req *http.Request, max int64) ([]byte, error
 		return nil, fmt.Errorf("answer over %d bytes: %w", max, c.Malformed)
 	}
 	return b, nil
+}
+
+func (c *Codes) name() string {
+	if c.Name == "" {
+		return "server"
+	}
+	return c.Name
+}
+
+func (c *Codes) what() string {
+	if c.What == "" {
+		return "request"
+	}
+	return c.What
 }
