@@ -9,11 +9,9 @@ import (
 	"time"
 
 	golog "github.com/ipfs/go-log/v2"
-	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/pikcio/pikcio/internal/testutil"
 	"github.com/sirupsen/logrus"
@@ -85,19 +83,7 @@ func newHost(t testing.TB) host.Host {
 
 func newHostWithKey(t testing.TB, priv crypto.PrivKey) host.Host {
 	t.Helper()
-	h, err := libp2p.New(
-		libp2p.Identity(priv),
-		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
-		libp2p.NoTransports,
-		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.DisableRelay(),
-		libp2p.DisableMetrics(),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
+	return testutil.TCPHost(t, priv)
 }
 
 // waitFor polls cond until it holds or timeout passes (testutil.WaitFor).
