@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/sirupsen/logrus"
 	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pikcio/pikcio/circuit"
@@ -14,11 +15,17 @@ import (
 	"github.com/pikcio/pikcio/proxy"
 )
 
-// buildCircuit is the pool's BuildFunc: it waits (within ctx) until the
-// directory can make a path, then builds through discovery's Builder,
-// which retries on other paths and learns the build timeout.
+// buildCircuit is the pool's BuildFunc (see build).
 func (n *Node) buildCircuit(ctx context.Context) (proxy.Circuit, error) {
-	req := discovery.PathRequest{Hops: int(n.hops.Load())}
+	return n.build(ctx, false)
+}
+
+// build waits (within ctx) until the directory can make a path, with an
+// exit that reaches IPv6 if ipv6, then builds through discovery's Builder,
+// which retries on other paths and learns the build timeout. The first
+// circuit of the main pool (not ipv6) makes the node ready.
+func (n *Node) build(ctx context.Context, ipv6 bool) (proxy.Circuit, error) {
+	req := discovery.PathRequest{Hops: int(n.hops.Load()), IPv6: ipv6}
 	for _, e := range proxy.AvoidExits(ctx) {
 		if id, err := peer.Decode(e); err == nil {
 			req.AvoidExits = append(req.AvoidExits, id)
@@ -40,10 +47,12 @@ func (n *Node) buildCircuit(ctx context.Context) (proxy.Circuit, error) {
 		}
 		return nil, err
 	}
-	n.readyOne.Do(func() {
-		n.log.WithField("hops", len(path)).Info("first circuit ready")
-		close(n.ready)
-	})
+	if !ipv6 {
+		n.readyOne.Do(func() {
+			n.log.WithField("hops", len(path)).Info("first circuit ready")
+			close(n.ready)
+		})
+	}
 	return c, nil
 }
 

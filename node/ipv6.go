@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/netip"
 
-	"github.com/pikcio/pikcio/discovery"
 	"github.com/pikcio/pikcio/proxy"
 )
 
@@ -18,20 +17,9 @@ import (
 // shows the main pool's circuits only.
 
 // buildIPv6Circuit is the IPv6 pool's BuildFunc: a path whose exit reaches
-// IPv6.
+// IPv6 (see build).
 func (n *Node) buildIPv6Circuit(ctx context.Context) (proxy.Circuit, error) {
-	req := discovery.PathRequest{Hops: int(n.hops.Load()), IPv6: true}
-	if err := n.waitPath(ctx, req); err != nil {
-		return nil, err
-	}
-	n.mu.Lock()
-	b := n.builder
-	n.mu.Unlock()
-	c, _, err := b.Build(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
+	return n.build(ctx, true)
 }
 
 // newIPv6Pool is the pool for IPv6 literals: no prebuilt circuits.
