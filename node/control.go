@@ -280,26 +280,19 @@ func (b controlBackend) RemoveContact(q string) (control.Contact, error) {
 	if err != nil {
 		return control.Contact{}, err
 	}
-	q = strings.TrimSpace(q)
-	var found []trust.Contact
-	for _, c := range cs.List() {
-		if c.ID.String() == strings.ToLower(q) || strings.EqualFold(c.Name, q) {
-			found = append(found, c)
-		} else if norm, err := tis.NormalizeName(q); err == nil && strings.EqualFold(c.Name, norm) {
-			found = append(found, c)
-		}
-	}
-	switch len(found) {
-	case 0:
-		return control.Contact{}, fmt.Errorf("%w: no contact %q", control.ErrNotFound, q)
-	case 1:
-	default:
-		return control.Contact{}, fmt.Errorf("%w: %q names several contacts: use the Matryoshka ID", control.ErrBadRequest, q)
-	}
-	if err := cs.Remove(found[0].ID); err != nil {
+	c, err := cs.Find(q)
+	switch {
+	case errors.Is(err, trust.ErrNotFound):
+		return control.Contact{}, fmt.Errorf("%w: no contact %q", control.ErrNotFound, strings.TrimSpace(q))
+	case errors.Is(err, trust.ErrAmbiguousContact):
+		return control.Contact{}, fmt.Errorf("%w: %q names several contacts: use the Matryoshka ID", control.ErrBadRequest, strings.TrimSpace(q))
+	case err != nil:
 		return control.Contact{}, err
 	}
-	return contactOf(found[0]), nil
+	if err := cs.Remove(c.ID); err != nil {
+		return control.Contact{}, err
+	}
+	return contactOf(c), nil
 }
 
 func (b controlBackend) Trust(query string) (any, error) {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -287,6 +288,37 @@ func (c *Contacts) Remove(id tis.ID) error {
 		}
 		return slices.Delete(slices.Clone(cur), i, i+1), nil
 	})
+}
+
+// Find returns the contact that q names: its Matryoshka ID in hex, or its
+// name compared without regard to case, as given or normalized with
+// tis.NormalizeName. It fails with ErrNotFound, or ErrAmbiguousContact for
+// a name that several contacts have.
+func (c *Contacts) Find(q string) (Contact, error) {
+	q = strings.TrimSpace(q)
+	if id, err := tis.ParseID(strings.ToLower(q)); err == nil {
+		if ct, ok := c.Get(id); ok {
+			return ct, nil
+		}
+		return Contact{}, fmt.Errorf("%q: %w", q, ErrNotFound)
+	}
+	norm, err := tis.NormalizeName(q)
+	if err != nil {
+		norm = q
+	}
+	var found []Contact
+	for _, ct := range c.List() {
+		if strings.EqualFold(ct.Name, norm) || strings.EqualFold(ct.Name, q) {
+			found = append(found, ct)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return Contact{}, fmt.Errorf("%q: %w", q, ErrNotFound)
+	case 1:
+		return found[0], nil
+	}
+	return Contact{}, fmt.Errorf("%q: %w", q, ErrAmbiguousContact)
 }
 
 // Get returns the contact id.

@@ -125,7 +125,7 @@ func TestContactsNoNetworkMethod(t *testing.T) {
 	for i := range typ.NumMethod() {
 		names = append(names, typ.Method(i).Name)
 	}
-	if want := []string{"Add", "AddWithNode", "ByNode", "Get", "List", "Path", "Reload", "ReloadIfChanged", "Remove"}; !slices.Equal(names, want) {
+	if want := []string{"Add", "AddWithNode", "ByNode", "Find", "Get", "List", "Path", "Reload", "ReloadIfChanged", "Remove"}; !slices.Equal(names, want) {
 		t.Fatalf("Contacts methods %v, want exactly %v (names never leave the device)", names, want)
 	}
 }
@@ -299,5 +299,42 @@ func TestContactsTwoProcesses(t *testing.T) {
 	// store had in memory.
 	if err := nodeSide.Remove(ids[0].cert.ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Remove of a removed contact: %v", err)
+	}
+}
+
+// TestContactsFind: a contact is found by its hex ID or its name, in any
+// case and spacing; an unknown query and a shared name are errors.
+func TestContactsFind(t *testing.T) {
+	tt := newTestTIS(t)
+	alice, bob, carol := tt.enroll(t, "alice"), tt.enroll(t, "bob"), tt.enroll(t, "carol")
+	c, err := OpenContacts(t.TempDir()+"/node", tt.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for _, a := range []struct {
+		name string
+		cert *tis.Certificate
+	}{{"Alice  from work", alice.cert}, {"Sam", bob.cert}, {"sam", carol.cert}} {
+		if err := c.Add(a.name, a.cert, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		q    string
+		want tis.ID
+		err  error
+	}{
+		{"alice from work", alice.cert.ID, nil},
+		{" ALICE   FROM WORK ", alice.cert.ID, nil},
+		{strings.ToUpper(bob.cert.ID.String()), bob.cert.ID, nil},
+		{"Sam", tis.ID{}, ErrAmbiguousContact},
+		{"dave", tis.ID{}, ErrNotFound},
+		{strings.Repeat("0", len(alice.cert.ID.String())), tis.ID{}, ErrNotFound},
+	} {
+		ct, err := c.Find(tc.q)
+		if !errors.Is(err, tc.err) || (tc.err == nil && ct.ID != tc.want) {
+			t.Errorf("Find(%q) = %v, %v; want %v, %v", tc.q, ct.ID, err, tc.want, tc.err)
+		}
 	}
 }

@@ -24,4 +24,6 @@ var (
 	ErrLifetime = errors.New("record lifetime too long")
 	// ErrNotFound reports a contact that is not in the store.
 	ErrNotFound = errors.New("contact not found")
+	// ErrAmbiguousContact reports a name that several contacts have.
+	ErrAmbiguousContact = errors.New("several contacts have this name; give the Matryoshka ID")
 )

@@ -33,7 +33,7 @@ var (
 	// errNoContact: a NAME|ID argument names no contact.
 	errNoContact = errors.New("no such contact")
 	// errAmbiguous: a name matches several contacts.
-	errAmbiguous = errors.New("several contacts have this name; give the Matryoshka ID")
+	errAmbiguous = trust.ErrAmbiguousContact
 )
 
 // dataFlags are the --config and --data flags of the commands that work
@@ -171,30 +171,17 @@ func shortID(id tis.ID) string { return id.String()[:16] }
 // (a contact or not), or the name of a contact, compared without regard
 // to case. name is the contact's name, "" for an ID that is no contact.
 func resolveContact(c *trust.Contacts, q string) (id tis.ID, name string, err error) {
-	q = strings.TrimSpace(q)
-	if id, err := tis.ParseID(strings.ToLower(q)); err == nil {
-		if ct, ok := c.Get(id); ok {
-			return id, ct.Name, nil
+	ct, err := c.Find(q)
+	switch {
+	case err == nil:
+		return ct.ID, ct.Name, nil
+	case errors.Is(err, trust.ErrNotFound):
+		if id, perr := tis.ParseID(strings.ToLower(strings.TrimSpace(q))); perr == nil {
+			return id, "", nil // an ID that is no contact
 		}
-		return id, "", nil
+		return id, "", fmt.Errorf("%q: %w", strings.TrimSpace(q), errNoContact)
 	}
-	norm, err := tis.NormalizeName(q)
-	if err != nil {
-		norm = q
-	}
-	var found []trust.Contact
-	for _, ct := range c.List() {
-		if strings.EqualFold(ct.Name, norm) || strings.EqualFold(ct.Name, q) {
-			found = append(found, ct)
-		}
-	}
-	switch len(found) {
-	case 0:
-		return id, "", fmt.Errorf("%q: %w", q, errNoContact)
-	case 1:
-		return found[0].ID, found[0].Name, nil
-	}
-	return id, "", fmt.Errorf("%q: %w", q, errAmbiguous)
+	return id, "", err
 }
 
 // who names a contact in messages: "Name (0123456789abcdef)", or the ID.
