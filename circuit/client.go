@@ -489,6 +489,16 @@ func (ci *Circuit) RTT() time.Duration { return ci.rtt }
 // keeps circuits through different exits.
 func (ci *Circuit) ExitID() string { return ci.path[len(ci.path)-1].ID.String() }
 
+// RelayIDs names the circuit's hops after the first (middles, then the
+// exit), for a pool whose spare circuits share no relay beyond the guard.
+func (ci *Circuit) RelayIDs() []string {
+	out := make([]string, 0, len(ci.path)-1)
+	for _, h := range ci.path[1:] {
+		out = append(out, h.ID.String())
+	}
+	return out
+}
+
 // CircuitStats are a circuit's counters.
 type CircuitStats struct {
 	BytesUp, BytesDown uint64 // stream payload

@@ -98,6 +98,7 @@ func (b *Builder[C]) Build(ctx context.Context, req PathRequest) (C, []*Descript
 		timedOut := errors.Is(bctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
 		cancel()
 		if err == nil {
+			b.log.WithFields(logrus.Fields{"attempt": attempt, "took": took}).Debug("circuit built")
 			b.est.Success(took)
 			b.src.ReportSuccess(path)
 			return c, path, nil

@@ -542,11 +542,11 @@ func (d *Discovery) Refresh(ctx context.Context) (RefreshStats, error) {
 }
 
 // fetch gets id's descriptor from the DHT and verifies it.
-func (d *Discovery) fetch(ctx context.Context, id peer.ID) (*Descriptor, error) {
+func (d *Discovery) fetch(ctx context.Context, id peer.ID, opts ...routing.Option) (*Descriptor, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.o.fetchTimeout)
 	defer cancel()
 	key := DescriptorKey(id)
-	b, err := d.dht.GetValue(ctx, key)
+	b, err := d.dht.GetValue(ctx, key, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("get descriptor of %s: %w", id, err)
 	}

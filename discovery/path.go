@@ -82,6 +82,24 @@ type PathRequest struct {
 	// path (a client's pool keeps its spare circuits through different
 	// exits, and retries a stream an exit left unanswered elsewhere).
 	AvoidExits []peer.ID
+	// Avoid are relays to pass over as middle or exit while another can
+	// take that role (the relays of the pool's other spare circuits, so
+	// that one relay's death does not take every spare with it).
+	Avoid []peer.ID
+}
+
+// avoidSet returns ids and more as a set, or nil if there are none.
+func avoidSet(ids []peer.ID, more ...[]peer.ID) map[peer.ID]bool {
+	var m map[peer.ID]bool
+	for _, l := range append([][]peer.ID{ids}, more...) {
+		for _, id := range l {
+			if m == nil {
+				m = make(map[peer.ID]bool)
+			}
+			m[id] = true
+		}
+	}
+	return m
 }
 
 // Selector picks paths from a set of verified descriptors. See the package
@@ -205,8 +223,16 @@ func (s *Selector) Select(relays []*Descriptor, req PathRequest, guards []peer.I
 	}
 	path := make([]*Descriptor, 0, hops)
 	path = append(path, guard)
+	avoidMiddles := avoidSet(req.Avoid)
 	for range hops - 2 {
-		m, err := sl.pick(cands, RoleMiddle, 0, append(path, exit), nil)
+		var m *Descriptor
+		var err error
+		if avoidMiddles != nil {
+			m, err = sl.pick(cands, RoleMiddle, 0, append(path, exit), avoidMiddles)
+		}
+		if err == nil && m == nil {
+			m, err = sl.pick(cands, RoleMiddle, 0, append(path, exit), nil)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -218,13 +244,12 @@ func (s *Selector) Select(relays []*Descriptor, req PathRequest, guards []peer.I
 	return append(path, exit), nil
 }
 
-// pickExit picks an exit for req, not one of req.AvoidExits unless no
-// other fits.
+// pickExit picks an exit for req: not one of req.AvoidExits or req.Avoid
+// if another fits, else not one of req.AvoidExits if another fits, else any.
 func (sl *selection) pickExit(cands []*Descriptor, req PathRequest, path []*Descriptor) (*Descriptor, error) {
-	if len(req.AvoidExits) > 0 {
-		avoid := make(map[peer.ID]bool, len(req.AvoidExits))
-		for _, id := range req.AvoidExits {
-			avoid[id] = true
+	for _, avoid := range []map[peer.ID]bool{avoidSet(req.AvoidExits, req.Avoid), avoidSet(req.AvoidExits)} {
+		if avoid == nil {
+			continue
 		}
 		if exit, err := sl.pick(cands, RoleExit, req.Port, path, avoid); err != nil || exit != nil {
 			return exit, err

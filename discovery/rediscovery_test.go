@@ -175,3 +175,29 @@ func TestSelectAvoidExits(t *testing.T) {
 		}
 	}
 }
+
+// TestSelectAvoidMiddles: relays a request avoids are passed over as
+// middles while another fits, and used when none does.
+func TestSelectAvoidMiddles(t *testing.T) {
+	relays := fabricateNet(t, time.Now(), 24)
+	sel := &Selector{AllowSameSubnet: true}
+	var avoid []peer.ID
+	for _, d := range relays {
+		avoid = append(avoid, d.PeerID)
+	}
+	// Everything but the last relay avoided: the middle is the last relay
+	// whenever it can be one (it is not the path's guard or exit).
+	keep := relays[len(relays)-1]
+	for range 20 {
+		path, err := sel.Select(relays, PathRequest{Hops: 3, Port: 443, Avoid: avoid[:len(avoid)-1]}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := path[1]; m.PeerID != keep.PeerID && path[0].PeerID != keep.PeerID && path[2].PeerID != keep.PeerID && keep.Flags.Has(FlagRelay) {
+			t.Fatalf("middle %s avoided, want %s", m.PeerID, keep.PeerID)
+		}
+	}
+	if _, err := sel.Select(relays, PathRequest{Hops: 3, Port: 443, Avoid: avoid}, nil); err != nil {
+		t.Fatalf("every relay avoided: %v", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 	ma "github.com/multiformats/go-multiaddr"
@@ -17,6 +18,9 @@ import (
 const (
 	unknownRelayFor  = time.Minute
 	maxUnknownRelays = 4096
+	// resolveQuorum is how many DHT answers a relay waits for when it
+	// resolves a next hop it has no descriptor of; the newest wins.
+	resolveQuorum = 2
 )
 
 // ErrUnknownRelay reports a peer with no valid descriptor in the DHT.
@@ -38,7 +42,9 @@ func (d *Discovery) RelayAddrs(ctx context.Context, id peer.ID) ([]ma.Multiaddr,
 	if neg && now.Before(entry.until) {
 		return nil, fmt.Errorf("relay addresses of %s: %w", id, ErrUnknownRelay)
 	}
-	desc, err := d.fetch(ctx, id)
+	// The first resolveQuorum answers, not the whole lookup: kad-dht's
+	// default waits for every peer near the key, a dead one included.
+	desc, err := d.fetch(ctx, id, dht.Quorum(resolveQuorum))
 	if errors.Is(err, routing.ErrNotFound) {
 		d.rememberUnknown(id, now)
 		err = fmt.Errorf("%w: %w", ErrUnknownRelay, err)

@@ -71,7 +71,7 @@ func startProcNet(t *testing.T, n, exits int) *procNet {
 	pn.socks, pn.status = freePort(t), freePort(t)
 	pn.client = start(t, "client", "client", "--data", filepath.Join(pn.base, "client"),
 		"--bootstrap", pn.bootAddr, "--allow-same-subnet",
-		"--socks", pn.socks, "--http", "", "--status", pn.status)
+		"--socks", pn.socks, "--http", "", "--status", pn.status, "--log-level", clientLogLevel())
 	pn.client.waitLine(t, "circuit ready", 90*time.Second)
 	return pn
 }
@@ -234,3 +234,12 @@ func procCounts(pid int) (fds, threads int) {
 }
 
 func decodeJSON(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
+
+// clientLogLevel is the client's log level in these tests: info, or what
+// PIKCIO_TEST_CLIENT_LOG says (debug, to see a failing run's decisions).
+func clientLogLevel() string {
+	if l := os.Getenv("PIKCIO_TEST_CLIENT_LOG"); l != "" {
+		return l
+	}
+	return "info"
+}

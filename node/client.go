@@ -31,6 +31,11 @@ func (n *Node) build(ctx context.Context, ipv6 bool) (proxy.Circuit, error) {
 			req.AvoidExits = append(req.AvoidExits, id)
 		}
 	}
+	for _, r := range proxy.AvoidRelays(ctx) {
+		if id, err := peer.Decode(r); err == nil {
+			req.Avoid = append(req.Avoid, id)
+		}
+	}
 	if err := n.waitPath(ctx, req); err != nil {
 		return nil, err
 	}
@@ -151,9 +156,10 @@ func (n *Node) pokeKeeper() {
 	}
 }
 
-// keepDirectory refreshes the relay directory: every keeperMin (doubling
-// up to keeperBusyMax) while no path can be made, then less and less
-// often, up to keeperMax. The pool starts building its prebuilt circuits
+// keepDirectory refreshes the relay directory: on a client every
+// keeperMin (doubling up to keeperBusyMax) while no path can be made, then
+// less and less often, up to keeperMax; on a relay-only node from
+// keeperMin up to keeperMax. The pool starts building its prebuilt circuits
 // once a path can first be made, so that its backoff does not grow while
 // the network is still being found.
 func (n *Node) keepDirectory() {
@@ -172,7 +178,10 @@ func (n *Node) keepDirectory() {
 			log.WithError(err).Debug("relay refresh incomplete")
 		}
 		req := discovery.PathRequest{Hops: int(n.hops.Load())}
-		if perr := n.pathPossible(req); perr != nil {
+		if !n.client {
+			// A relay only resolves next hops: no path to wait for.
+			interval = min(2*interval, keeperMax)
+		} else if perr := n.pathPossible(req); perr != nil {
 			if possible {
 				// The directory shrank below a path: look again at once,
 				// then back off as at the start.

@@ -9,6 +9,10 @@ import (
 	"github.com/pikcio/pikcio/internal/liblog"
 )
 
+// logTime is the logs' timestamp: RFC 3339 in milliseconds, since failover
+// and build timing live below the second.
+const logTime = "2006-01-02T15:04:05.000Z07:00"
+
 // SetupLogging applies the [log] section to the process's logrus logger,
 // which every pikcio package logs through: the level, and the format
 // (text, coloured on a terminal, or one JSON object per line). The logs
@@ -23,9 +27,9 @@ func SetupLogging(lc config.LogConfig) error {
 	var f logrus.Formatter
 	switch lc.Format {
 	case "json":
-		f = &logrus.JSONFormatter{}
+		f = &logrus.JSONFormatter{TimestampFormat: logTime}
 	case "text", "":
-		f = &logrus.TextFormatter{FullTimestamp: true}
+		f = &logrus.TextFormatter{FullTimestamp: true, TimestampFormat: logTime}
 	default:
 		return fmt.Errorf("log.format: %q: want text or json", lc.Format)
 	}

@@ -157,6 +157,27 @@ func TestPoolSparesDifferentExits(t *testing.T) {
 	}
 }
 
+// TestPoolSparesShareNoRelay: the spares share no middle either (nor a
+// relay that is one's middle and another's exit), so that the death of a
+// middle, as of an exit, leaves spares that did not go through it.
+func TestPoolSparesShareNoRelay(t *testing.T) {
+	checkLeaks(t)
+	e := newPoolEnv(t, proxy.PoolOptions{Prebuilt: 3}, false)
+	e.b.SetExits("exit-a", "exit-b", "exit-c")
+	e.b.SetMiddles("mid-a", "mid-a", "mid-a", "exit-a", "mid-b", "mid-c")
+	e.p.Start()
+	waitFor(t, "3 prebuilt circuits", func() bool { return e.p.Stats().Clean == 3 })
+	seen := map[string]int{}
+	for _, c := range e.b.Circuits() {
+		for _, r := range c.RelayIDs() {
+			seen[r]++
+			if seen[r] > 1 {
+				t.Fatalf("relay %s in two spares: %v", r, seen)
+			}
+		}
+	}
+}
+
 // TestPoolCircuitFullNotDestinationError: ErrCircuitFull beyond the retries
 // reaches the caller as such, never as a destination failure.
 func TestPoolCircuitFullNotDestinationError(t *testing.T) {

@@ -56,6 +56,7 @@ type poolCircuit struct {
 	c        Circuit
 	id       uint64
 	exit     string        // the exit relay's ID, if the circuit tells it
+	relays   []string      // the IDs of its hops after the first, if it tells them
 	rtt      time.Duration // the circuit's round-trip time, if it tells it
 	built    time.Time
 	bound    bool // claimed by an isolation group
@@ -261,7 +262,7 @@ func (p *Pool) Snapshot() []CircuitInfo {
 // Errors wrap the endreason sentinels, context errors, ErrClosed or
 // ErrTooManyCircuits.
 func (p *Pool) Dial(ctx context.Context, isolationKey, host string, port uint16) (net.Conn, error) {
-	var avoid string // exit of a circuit whose BEGIN went unanswered
+	var avoid avoidance // the relays of a circuit whose BEGIN went unanswered
 	retried, full := false, 0
 	for {
 		pc, err := p.claim(ctx, isolationKey, avoid)
@@ -286,7 +287,7 @@ func (p *Pool) Dial(ctx context.Context, isolationKey, host string, port uint16)
 			p.unlock()
 			continue
 		case errors.Is(err, errBeginTimeout) && !retried && !p.closed:
-			retried, avoid = true, pc.exit
+			retried, avoid = true, avoidance{exits: []string{pc.exit}, relays: pc.relays}
 			p.retireLocked(pc)
 			p.stats.BeginTimeouts++
 			p.stats.Retries++
@@ -374,8 +375,8 @@ func (p *Pool) open(ctx context.Context, pc *poolCircuit, host string, port uint
 
 // claim returns a circuit for key with one stream reserved on it: the key's
 // circuit if it is still usable, else a clean prebuilt one, else a new build.
-// Circuits through the exit avoid are passed over while others exist.
-func (p *Pool) claim(ctx context.Context, key, avoid string) (*poolCircuit, error) {
+// Circuits through the exit avoid names are passed over while others exist.
+func (p *Pool) claim(ctx context.Context, key string, avoid avoidance) (*poolCircuit, error) {
 	for died := 0; ; {
 		p.mu.Lock()
 		if p.closed {
@@ -390,16 +391,16 @@ func (p *Pool) claim(ctx context.Context, key, avoid string) (*poolCircuit, erro
 			}
 			switch {
 			case pc.bound && pc.key == key:
-				if better(pc, best, avoid, func(a, b *poolCircuit) bool { return a.firstUse.After(b.firstUse) }) {
+				if better(pc, best, avoid.exit(), func(a, b *poolCircuit) bool { return a.firstUse.After(b.firstUse) }) {
 					best = pc
 				}
 			case !pc.bound:
-				if better(pc, clean, avoid, func(a, b *poolCircuit) bool { return a.built.Before(b.built) }) {
+				if better(pc, clean, avoid.exit(), func(a, b *poolCircuit) bool { return a.built.Before(b.built) }) {
 					clean = pc
 				}
 			}
 		}
-		if clean != nil && (best == nil || avoid != "" && best.exit == avoid && clean.exit != avoid) {
+		if ae := avoid.exit(); clean != nil && (best == nil || ae != "" && best.exit == ae && clean.exit != ae) {
 			p.bindLocked(clean, key, now)
 			best = clean
 			p.poke()
@@ -422,7 +423,7 @@ func (p *Pool) claim(ctx context.Context, key, avoid string) (*poolCircuit, erro
 			pb = &pendingBuild{done: make(chan struct{})}
 			p.pending[key] = pb
 			p.wg.Add(1)
-			go p.buildFor(key, pb, p.avoidLocked(avoid))
+			go p.buildFor(key, pb, avoid)
 		}
 		p.unlock()
 		select {
@@ -565,6 +566,9 @@ func (p *Pool) addLocked(c Circuit) *poolCircuit {
 		pc.exit = e.ExitID()
 		p.exitsKnown = p.exitsKnown || pc.exit != ""
 	}
+	if r, ok := c.(interface{ RelayIDs() []string }); ok {
+		pc.relays = r.RelayIDs()
+	}
 	if r, ok := c.(interface{ RTT() time.Duration }); ok {
 		pc.rtt = r.RTT()
 	}
@@ -595,14 +599,17 @@ func (p *Pool) watch(pc *poolCircuit) {
 	}
 }
 
-func (p *Pool) buildCircuit(avoid []string) (Circuit, error) {
+func (p *Pool) buildCircuit(avoid avoidance) (Circuit, error) {
 	p.mu.Lock()
 	timeout := p.opts.BuildTimeout
 	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(p.ctx, timeout)
 	defer cancel()
-	if len(avoid) > 0 {
-		ctx = WithAvoidExits(ctx, avoid)
+	if len(avoid.exits) > 0 {
+		ctx = WithAvoidExits(ctx, avoid.exits)
+	}
+	if len(avoid.relays) > 0 {
+		ctx = WithAvoidRelays(ctx, avoid.relays)
 	}
 	c, err := p.build(ctx)
 	if err != nil {
@@ -613,7 +620,7 @@ func (p *Pool) buildCircuit(avoid []string) (Circuit, error) {
 
 // buildFor builds a circuit for the isolation group key; Dials for key wait
 // on pb.
-func (p *Pool) buildFor(key string, pb *pendingBuild, avoid []string) {
+func (p *Pool) buildFor(key string, pb *pendingBuild, avoid avoidance) {
 	defer p.wg.Done()
 	c, err := p.buildCircuit(avoid)
 	p.mu.Lock()
@@ -702,12 +709,12 @@ func (p *Pool) maintainLocked() time.Duration {
 		}
 		p.prebuilding++
 		p.wg.Add(1)
-		go p.prebuild(p.cleanExitsLocked())
+		go p.prebuild(p.spareAvoidanceLocked())
 	}
 	return next
 }
 
-func (p *Pool) prebuild(avoid []string) {
+func (p *Pool) prebuild(avoid avoidance) {
 	defer p.wg.Done()
 	c, err := p.buildCircuit(avoid)
 	p.mu.Lock()
@@ -733,26 +740,40 @@ func (p *Pool) prebuild(avoid []string) {
 	p.poke()
 }
 
-// cleanExitsLocked returns the exits of the clean circuits, for a prebuild
-// to avoid: the spares a pool keeps go through different exits, so that
-// when one exit dies the next stream has somewhere else to go.
-func (p *Pool) cleanExitsLocked() []string {
-	var out []string
-	for pc := range p.circs {
-		if !pc.bound && !pc.retired && pc.exit != "" && !slices.Contains(out, pc.exit) {
-			out = append(out, pc.exit)
-		}
-	}
-	return out
+// avoidance is what a build should pass over while other relays can serve:
+// exits, and relays in any role after the first hop.
+type avoidance struct {
+	exits, relays []string
 }
 
-// avoidLocked returns the exits a build for a group should avoid: avoid
-// (whose BEGIN went unanswered), if set.
-func (p *Pool) avoidLocked(avoid string) []string {
-	if avoid == "" {
-		return nil
+// exit is the exit avoided first, or "".
+func (a avoidance) exit() string {
+	if len(a.exits) == 0 {
+		return ""
 	}
-	return []string{avoid}
+	return a.exits[0]
+}
+
+// spareAvoidanceLocked returns what a prebuild should avoid: the exits of
+// the clean circuits, and every relay beyond their guard. The spares a
+// pool keeps then share no exit and no middle, so that when one relay
+// dies the next stream still finds a spare that did not go through it.
+func (p *Pool) spareAvoidanceLocked() avoidance {
+	var a avoidance
+	for pc := range p.circs {
+		if pc.bound || pc.retired {
+			continue
+		}
+		if pc.exit != "" && !slices.Contains(a.exits, pc.exit) {
+			a.exits = append(a.exits, pc.exit)
+		}
+		for _, r := range pc.relays {
+			if !slices.Contains(a.relays, r) {
+				a.relays = append(a.relays, r)
+			}
+		}
+	}
+	return a
 }
 
 type avoidExitsKey struct{}
@@ -768,6 +789,23 @@ func WithAvoidExits(ctx context.Context, exits []string) context.Context {
 // AvoidExits returns the exits WithAvoidExits put in ctx.
 func AvoidExits(ctx context.Context) []string {
 	v, _ := ctx.Value(avoidExitsKey{}).([]string)
+	return v
+}
+
+type avoidRelaysKey struct{}
+
+// WithAvoidRelays returns ctx telling a BuildFunc which relays (by the IDs
+// their circuits' RelayIDs methods give) the pool would rather the new
+// circuit did not use beyond its first hop, as middle or exit: the other
+// spares' relays, or those of a circuit that left a stream unanswered.
+// Like WithAvoidExits it asks; a BuildFunc with no other relay may use them.
+func WithAvoidRelays(ctx context.Context, relays []string) context.Context {
+	return context.WithValue(ctx, avoidRelaysKey{}, slices.Clone(relays))
+}
+
+// AvoidRelays returns the relays WithAvoidRelays put in ctx.
+func AvoidRelays(ctx context.Context) []string {
+	v, _ := ctx.Value(avoidRelaysKey{}).([]string)
 	return v
 }
 

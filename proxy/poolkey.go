@@ -40,7 +40,7 @@ func (p *Pool) ResolvePTR(ctx context.Context, isolationKey string, ip netip.Add
 // withCircuit runs f on a circuit of the group, counted as a stream while
 // f runs, within the pool's connect timeout.
 func (p *Pool) withCircuit(ctx context.Context, key string, f func(context.Context, resolvingCircuit) error) error {
-	pc, err := p.claim(ctx, key, "")
+	pc, err := p.claim(ctx, key, avoidance{})
 	if err != nil {
 		return err
 	}

@@ -43,6 +43,7 @@ type Builder struct {
 	builds    int
 	hook      func(ctx context.Context) error
 	exits     []string      // exit names circuits are built through, in turn
+	middles   []string      // middle names, in turn
 	rtt       time.Duration // what circuits' RTT reports
 	streamCap int           // streams a circuit's exit takes; 0: no cap
 }
@@ -80,20 +81,29 @@ func (b *Builder) Build(ctx context.Context) (proxy.Circuit, error) {
 		streams: make(map[*stream]struct{}),
 		rtt:     b.rtt,
 	}
-	if len(b.exits) > 0 {
-		// In turn, but passing over the exits the pool asks to avoid
-		// while another is left, as a path selector would.
-		c.exit = b.exits[(b.builds-1)%len(b.exits)]
-		avoid := proxy.AvoidExits(ctx)
-		for i := range b.exits {
-			if e := b.exits[(b.builds-1+i)%len(b.exits)]; !slices.Contains(avoid, e) {
-				c.exit = e
-				break
-			}
-		}
+	// Exits and middles in turn, passing over those the pool asks to
+	// avoid while another is left, as a path selector would.
+	relays := proxy.AvoidRelays(ctx)
+	c.exit = inTurn(b.exits, b.builds, append(proxy.AvoidExits(ctx), relays...))
+	if m := inTurn(b.middles, b.builds, relays); m != "" {
+		c.relays = []string{m, c.exit}
 	}
 	b.circuits = append(b.circuits, c)
 	return c, nil
+}
+
+// inTurn returns the name of build n (from 1) among names, in turn, the
+// next one not in avoid if there is one; "" without names.
+func inTurn(names []string, n int, avoid []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	for i := range names {
+		if name := names[(n-1+i)%len(names)]; !slices.Contains(avoid, name) {
+			return name
+		}
+	}
+	return names[(n-1)%len(names)]
 }
 
 // SetBuildHook makes every later Build call hook first; a non-nil error fails
@@ -109,6 +119,15 @@ func (b *Builder) SetBuildHook(hook func(ctx context.Context) error) {
 func (b *Builder) SetExits(names ...string) {
 	b.mu.Lock()
 	b.exits = names
+	b.mu.Unlock()
+}
+
+// SetMiddles gives circuits a middle relay (their RelayIDs are the middle
+// and the exit), in turn, passing over those the build's context asks to
+// avoid (proxy.AvoidRelays).
+func (b *Builder) SetMiddles(names ...string) {
+	b.mu.Lock()
+	b.middles = names
 	b.mu.Unlock()
 }
 
@@ -176,6 +195,7 @@ type Circuit struct {
 	streams   map[*stream]struct{}
 	opened    []string
 	exit      string
+	relays    []string
 	rtt       time.Duration
 	stalled   bool
 	pending   int // opens under way, counted against the stream cap
@@ -183,6 +203,10 @@ type Circuit struct {
 
 // ExitID names the circuit's exit (see Builder.SetExits).
 func (c *Circuit) ExitID() string { return c.exit }
+
+// RelayIDs names the circuit's middle and exit, if Builder.SetMiddles
+// gave it a middle.
+func (c *Circuit) RelayIDs() []string { return c.relays }
 
 // RTT is the round-trip time the circuit reports (Builder.SetRTT).
 func (c *Circuit) RTT() time.Duration { return c.rtt }
