@@ -495,19 +495,21 @@ func (s *Stream) credit() error {
 	return nil
 }
 
-// growWindow doubles the receive window when the reader has emptied the
-// queue after reading half a window since the last growth: the reader
-// keeps up, so the window, not the reader, limits the stream. A reader that
-// falls behind leaves cells queued and the window where it is. Growth is
-// reserved from the circuit's and the relay's budgets, and stops at
-// circuitGrowth so that new streams still find their initial window.
+// growWindow quadruples the receive window (streamGrowth) when the reader
+// has emptied the queue after reading half a window since the last growth:
+// the reader keeps up, so the window, not the reader, limits the stream. A
+// reader that falls behind leaves cells queued and the window where it is.
+// Growth is reserved from the circuit's and the relay's budgets, and takes
+// what fits below circuitGrowth (the circuit's windows together), so that
+// a lone stream reaches the largest window and new streams still find
+// their initial one in circuitBuffer.
 // Called with s.mu.
 func (s *Stream) growWindow() {
 	if len(s.rq) > 0 || s.grown < s.rwin/2 || s.rwin >= streamWindowMax || s.released {
 		return
 	}
-	add := min(s.rwin, streamWindowMax-s.rwin)
-	if s.e.buf.inUse()+add > circuitGrowth || !takeBoth(s.e.buf, s.e.relayBuf, add) {
+	add := min(s.rwin*(streamGrowth-1), streamWindowMax-s.rwin, circuitGrowth-s.e.buf.inUse())
+	if add <= 0 || !takeBoth(s.e.buf, s.e.relayBuf, add) {
 		return
 	}
 	s.rwin += add
