@@ -750,6 +750,21 @@ func (s *Stream) SetDeadline(t time.Time) error {
 func (s *Stream) SetReadDeadline(t time.Time) error  { s.readDL.set(t); return nil }
 func (s *Stream) SetWriteDeadline(t time.Time) error { s.writeDL.set(t); return nil }
 
+// Connected waits for the exit's answer to the stream's BEGIN, for a
+// stream opened with optimistic data (earlydata): nil once the exit has
+// connected, the exit's error (wrapping the endreason sentinels) if it
+// refused, the circuit's if the circuit failed first, and context.Cause of
+// ctx if ctx ends first (the stream stays open: closing it is the
+// caller's choice).
+func (s *Stream) Connected(ctx context.Context) error {
+	select {
+	case <-s.connected:
+		return s.connectErr
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
 // waitConnected waits for the exit's answer to BEGIN.
 func (s *Stream) waitConnected(ctx context.Context) error {
 	select {

@@ -61,6 +61,9 @@ func TestEarlySOCKSRefused(t *testing.T) {
 	if !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("read after a refused connect: %v, want a connection reset", err)
 	}
+	if st := n.pool.Stats(); st.Replays != 0 || st.Retries != 0 {
+		t.Fatalf("a destination's refusal was retried: %+v", st)
+	}
 }
 
 // TestHTTPPlainRefused: a plain HTTP request goes with optimistic data, and
