@@ -93,23 +93,7 @@ func TestOptimisticReplay(t *testing.T) {
 			}
 			port, _ := testutil.EchoServer(t)
 
-			c, err := net.DialTimeout("tcp", a.String(), 5*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = c.Close() })
-			_ = c.SetDeadline(time.Now().Add(60 * time.Second))
-			req := []byte{5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, byte(port >> 8), byte(port)}
-			if _, err := c.Write(req); err != nil {
-				t.Fatal(err)
-			}
-			var rep [12]byte
-			if _, err := io.ReadFull(c, rep[:]); err != nil {
-				t.Fatal(err)
-			}
-			if rep[3] != 0 {
-				t.Fatalf("reply code 0x%02x, want an early success", rep[3])
-			}
+			c := earlySOCKS(t, a.String(), int(port))
 			// Written before any exit answered: what is kept goes
 			// again, the rest waits.
 			data := testutil.RandomBytes(t, tc.size)
