@@ -117,14 +117,38 @@
 // SENDME as its reader consumes, keeping queued plus granted cells within
 // the stream's window. When a reader empties the queue after reading
 // half a window since the last growth, it keeps up and the window limits
-// it, so the window doubles, up to 8192 cells (32 MiB). A reader that
-// falls behind leaves cells queued and its window where it is, so one slow
-// reader stalls only its own stream, with what waits for it bounded by its
-// window. Windows are reserved from budgets: a circuit's streams together
-// hold at most circuitBuffer (32 MiB), of which grown windows take at
-// most three quarters so that new streams find their first window; an exit
-// relay's streams together at most RelayOptions.MaxBufferedBytes. A BEGIN
-// that finds no room is refused with END, a client's OpenStream fails.
+// it, so the window quadruples (streamGrowth), up to 8192 cells (32 MiB,
+// streamWindowMax = cwndMax: a stream never needs more than its circuit
+// may have in flight). A reader that falls behind leaves cells queued and
+// its window where it is, so one slow reader stalls only its own stream,
+// with what waits for it bounded by its window. Windows are reserved from
+// budgets: a circuit's streams together hold at most circuitBuffer (40
+// MiB): growth takes what fits below circuitGrowth (32 MiB, so a lone
+// stream reaches the largest window), and the rest is the first windows
+// of 64 new streams; an exit relay's streams together at most
+// RelayOptions.MaxBufferedBytes. A BEGIN that finds no room is refused
+// with END, a client's OpenStream fails.
+//
+// Why these values (issue 16, bench/wan at 50 ms per link, a 306 ms
+// circuit round trip): 50 MiB/s over 306 ms is 15 MiB (3900 cells) in
+// flight, plus what waits for the reader. Growth used to double and be
+// refused outright when the doubled window passed three quarters of a
+// 32 MiB circuit budget, so a lone stream stopped at 4096 cells (16 MiB):
+// about 4000 cells in flight at most, and 28 MiB/s measured (24 under
+// load) for a 6 s download. The largest window is now reachable, and
+// quadrupling reaches it in four round trips (1.3 s at 50 ms per link)
+// rather than eight, which matters because every new stream starts at 32
+// cells. Quadrupling costs no memory a reader does not use: the bound is
+// the largest window and the budgets, not the rate of growth. The
+// congestion window was not what capped it: it reached cwndMax in slow
+// start, and Vegas saw at most a few hundred cells queued (under gamma,
+// cwnd/8), so its parameters stay; nor the links (a yamux window that
+// capped a link would hold cells at the relay before it, a standing queue
+// Vegas would have seen), nor the delay line or TCP buffers (the delay is
+// in the line's user-space queue, the sockets around it are on loopback
+// with no delay). What a circuit can make a client hold went
+// from 32 to 40 MiB, and only while its reader, having kept up, stops.
+//
 // This is what the receiving edge enforces: a DATA cell beyond its
 // stream's grant closes the circuit, so a circuit can make an edge hold at
 // most its budget, however many streams it opens (issue 14, item 4), and
@@ -153,11 +177,21 @@
 // saves a circuit round trip on every new connection. The HTTP proxy uses
 // it for every plain request; the SOCKS port replies success at once only
 // with client.socks_early_success (proxy.ServerOptions.SOCKSEarlySuccess;
-// see proxy/early.go). It is off by default: an early success loses the
-// precise reply code, and the pool can no longer move a stream whose BEGIN
-// a dead or frozen relay leaves unanswered to another circuit (issue 15's
-// failover), which matters more to a browser than the round trip saved
+// see proxy/early.go), since an early success loses the precise reply code
 // (bench/wan at 10 ms per link: first byte 148 -> 84.5 ms with it on).
+//
+// Such a stream is not lost to a circuit that fails before the exit
+// answered: the proxy pool keeps what was written before the answer (up
+// to 64 KiB; a write beyond waits for it), and when the BEGIN goes
+// unanswered within the pool's begin bound, the circuit dies, or the exit
+// finds the circuit full, it opens the stream again by the rules its Dial
+// uses for streams that wait for CONNECTED (another exit for an
+// unanswered BEGIN, a fresh circuit for a dead one) and sends the kept
+// bytes and FIN there (Stream.Connected; proxy/early.go replayConn), as
+// Tor replays a stream's optimistic data. A destination's refusal is not
+// retried. The first exit may have passed the bytes on before it went
+// silent, so a request can reach its destination twice, as with Tor; an
+// exit sees them anyway.
 //
 // # Build round trips
 //

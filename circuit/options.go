@@ -34,15 +34,18 @@ const (
 	vegasDelta  = 256  // cut the window by the queue when it exceeds this
 
 	// Stream level: receive windows the reader's speed tunes.
-	streamWindowInit = 32   // 128 KiB: what a new stream may send unasked
-	streamIncrement  = 32   // cells one stream SENDME credits
-	streamWindowMax  = 8192 // 32 MiB
+	streamWindowInit = 32      // 128 KiB: what a new stream may send unasked
+	streamIncrement  = 32      // cells one stream SENDME credits
+	streamWindowMax  = cwndMax // 32 MiB: no more than the circuit lets fly
+	streamGrowth     = 4       // a keeping-up reader's window quadruples
+	// circuitGrowth caps the windows of one circuit's streams together as
+	// far as growth goes: the most the circuit has in flight, so a lone
+	// stream can reach the largest window.
+	circuitGrowth = cwndMax
 	// circuitBuffer caps the receive windows of one circuit's streams
-	// together: what one circuit can make an edge hold in memory.
-	circuitBuffer = 8192 // 32 MiB
-	// circuitGrowth is how much of it grown windows may take; the rest is
-	// kept for the initial windows of new streams.
-	circuitGrowth = circuitBuffer * 3 / 4
+	// together (what one circuit can make an edge hold in memory): the
+	// grown windows and the initial windows of 64 new streams.
+	circuitBuffer = circuitGrowth + 64*streamWindowInit // 40 MiB
 )
 
 // ExitDialer opens the real connection for a stream at an exit relay.

@@ -495,19 +495,21 @@ func (s *Stream) credit() error {
 	return nil
 }
 
-// growWindow doubles the receive window when the reader has emptied the
-// queue after reading half a window since the last growth: the reader
-// keeps up, so the window, not the reader, limits the stream. A reader that
-// falls behind leaves cells queued and the window where it is. Growth is
-// reserved from the circuit's and the relay's budgets, and stops at
-// circuitGrowth so that new streams still find their initial window.
+// growWindow quadruples the receive window (streamGrowth) when the reader
+// has emptied the queue after reading half a window since the last growth:
+// the reader keeps up, so the window, not the reader, limits the stream. A
+// reader that falls behind leaves cells queued and the window where it is.
+// Growth is reserved from the circuit's and the relay's budgets, and takes
+// what fits below circuitGrowth (the circuit's windows together), so that
+// a lone stream reaches the largest window and new streams still find
+// their initial one in circuitBuffer.
 // Called with s.mu.
 func (s *Stream) growWindow() {
 	if len(s.rq) > 0 || s.grown < s.rwin/2 || s.rwin >= streamWindowMax || s.released {
 		return
 	}
-	add := min(s.rwin, streamWindowMax-s.rwin)
-	if s.e.buf.inUse()+add > circuitGrowth || !takeBoth(s.e.buf, s.e.relayBuf, add) {
+	add := min(s.rwin*(streamGrowth-1), streamWindowMax-s.rwin, circuitGrowth-s.e.buf.inUse())
+	if add <= 0 || !takeBoth(s.e.buf, s.e.relayBuf, add) {
 		return
 	}
 	s.rwin += add
@@ -747,6 +749,21 @@ func (s *Stream) SetDeadline(t time.Time) error {
 
 func (s *Stream) SetReadDeadline(t time.Time) error  { s.readDL.set(t); return nil }
 func (s *Stream) SetWriteDeadline(t time.Time) error { s.writeDL.set(t); return nil }
+
+// Connected waits for the exit's answer to the stream's BEGIN, for a
+// stream opened with optimistic data (earlydata): nil once the exit has
+// connected, the exit's error (wrapping the endreason sentinels) if it
+// refused, the circuit's if the circuit failed first, and context.Cause of
+// ctx if ctx ends first (the stream stays open: closing it is the
+// caller's choice).
+func (s *Stream) Connected(ctx context.Context) error {
+	select {
+	case <-s.connected:
+		return s.connectErr
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
 
 // waitConnected waits for the exit's answer to BEGIN.
 func (s *Stream) waitConnected(ctx context.Context) error {

@@ -26,6 +26,30 @@ func closedPort(t *testing.T) int {
 	return p
 }
 
+// earlySOCKS connects through the SOCKS port at addr to 127.0.0.1:port
+// and checks that the reply is an early success.
+func earlySOCKS(t *testing.T, addr string, port int) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+	req := []byte{5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, byte(port >> 8), byte(port)}
+	if _, err := c.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	var rep [12]byte
+	if _, err := io.ReadFull(c, rep[:]); err != nil {
+		t.Fatal(err)
+	}
+	if rep[3] != 0 {
+		t.Fatalf("reply code 0x%02x, want an early success", rep[3])
+	}
+	return c
+}
+
 // TestEarlySOCKSRefused: with SOCKSEarlySuccess the SOCKS port replies
 // success before the exit has connected (optimistic data), and a refused connect then resets the
 // application's connection: an error, not an empty answer.
@@ -38,28 +62,14 @@ func TestEarlySOCKSRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := closedPort(t)
-	c, err := net.DialTimeout("tcp", a.String(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	req := []byte{5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, byte(port >> 8), byte(port)}
-	if _, err := c.Write(req); err != nil {
-		t.Fatal(err)
-	}
-	var rep [12]byte
-	if _, err := io.ReadFull(c, rep[:]); err != nil {
-		t.Fatal(err)
-	}
-	if rep[3] != 0 {
-		t.Fatalf("reply code 0x%02x, want an early success", rep[3])
-	}
+	c := earlySOCKS(t, a.String(), closedPort(t))
 	_, _ = c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
 	_, err = c.Read(make([]byte, 1))
 	if !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("read after a refused connect: %v, want a connection reset", err)
+	}
+	if st := n.pool.Stats(); st.Replays != 0 || st.Retries != 0 {
+		t.Fatalf("a destination's refusal was retried: %+v", st)
 	}
 }
 

@@ -28,7 +28,11 @@
 // circuit takes no more streams. An isolation group has no ceiling: a
 // circuit carries at most MaxStreamsPerCircuit streams, and when an exit
 // refuses a stream because its circuit is full (CIRCUIT_FULL), the stream
-// goes to another circuit of the same group, a new one if need be.
+// goes to another circuit of the same group, a new one if need be. A
+// stream opened with optimistic data (early.go), handed to the application
+// before the exit answered, follows the same rules when its answer fails:
+// the pool opens it again and sends the bytes written so far (up to 64
+// KiB) there.
 //
 // No name is ever resolved on the client: host names travel to the exit relay,
 // which resolves them (socks5h semantics for SOCKS, the request's host for

@@ -103,11 +103,11 @@ type ServerOptions struct {
 	// the stream's BEGIN has left (optimistic data, see early.go): the
 	// application's first bytes then leave a circuit round trip sooner
 	// (bench/wan: first byte 147 -> 84 ms at 10 ms per link), but a failed
-	// connect resets the connection instead of giving its reply code, and
-	// the pool can no longer move a stream whose BEGIN goes unanswered (a
-	// dead or frozen relay) to another circuit. Off by default, as Tor: the
-	// reply waits for the exit, so it is precise and a silent circuit costs
-	// a retry, not the connection (client.socks_early_success).
+	// connect resets the connection instead of giving its reply code. A
+	// stream whose BEGIN goes unanswered (a dead or frozen relay) still
+	// moves to another circuit, its first bytes sent again (replayConn).
+	// Off by default, as Tor: the reply waits for the exit, so it is
+	// precise (client.socks_early_success).
 	SOCKSEarlySuccess bool
 }
 

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pikcio/pikcio/internal/earlydata"
 	"github.com/pikcio/pikcio/internal/endreason"
 	"github.com/sirupsen/logrus"
 )
@@ -101,6 +102,10 @@ type PoolStats struct {
 	// circuit had all the streams it allows; each went to another
 	// circuit of the same isolation group.
 	FullRetries uint64
+	// Replays counts optimistic streams whose BEGIN failed for a circuit
+	// reason after their first bytes had left, and whose BEGIN and bytes
+	// went again on another circuit (see replayConn).
+	Replays uint64
 }
 
 // CircuitInfo describes one live circuit for a status page. It names the
@@ -262,52 +267,82 @@ func (p *Pool) Snapshot() []CircuitInfo {
 // Errors wrap the endreason sentinels, context errors, ErrClosed or
 // ErrTooManyCircuits.
 func (p *Pool) Dial(ctx context.Context, isolationKey, host string, port uint16) (net.Conn, error) {
-	var avoid avoidance // the relays of a circuit whose BEGIN went unanswered
-	retried, full := false, 0
+	d := &dial{p: p, key: isolationKey, host: host, port: port}
+	conn, err := d.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if earlydata.Wanted(ctx) {
+		return newReplayConn(d, conn), nil
+	}
+	return conn, nil
+}
+
+// dial is one Dial: what it opens and the retries it has used. A stream
+// opened with optimistic data keeps it, so that a BEGIN that fails after
+// the stream was handed out is retried by the same rules (replayConn).
+type dial struct {
+	p          *Pool
+	key, host  string
+	port       uint16
+	avoid      avoidance // the relays of a circuit whose BEGIN went unanswered
+	retried    bool      // the one retry after a circuit failure is spent
+	fullMisses int       // circuits that were full
+}
+
+// open opens the stream on a circuit of the dial's group, retrying as
+// Dial says.
+func (d *dial) open(ctx context.Context) (*poolStream, error) {
 	for {
-		pc, err := p.claim(ctx, isolationKey, avoid)
+		pc, err := d.p.claim(ctx, d.key, d.avoid)
 		if err != nil {
 			return nil, err
 		}
-		conn, err := p.open(ctx, pc, host, port, !retried)
+		conn, err := d.p.open(ctx, pc, d.host, d.port, !d.retried)
 		if err == nil {
 			return conn, nil
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || !d.retry(pc, err) {
 			return nil, err
 		}
-		p.mu.Lock()
-		switch {
-		case errors.Is(err, endreason.ErrCircuitFull) && full < maxFullRetries && !p.closed:
-			full++
-			if !pc.removed {
-				pc.full = true
-			}
-			p.stats.FullRetries++
-			p.unlock()
-			continue
-		case errors.Is(err, errBeginTimeout) && !retried && !p.closed:
-			retried, avoid = true, avoidance{exits: []string{pc.exit}, relays: pc.relays}
-			p.retireLocked(pc)
-			p.stats.BeginTimeouts++
-			p.stats.Retries++
-			p.unlock()
-			p.log.WithError(err).Debug("stream open unanswered; retrying through another exit")
-			continue
-		case circuitFailure(err) && !retried && !p.closed:
-			retried = true
-			p.retireLocked(pc)
-			p.stats.Retries++
-			p.unlock()
-			p.log.WithError(err).Debug("stream open failed on a broken circuit; retrying on a fresh one")
-			continue
-		}
-		if errors.Is(err, errBeginTimeout) || circuitFailure(err) {
-			p.retireLocked(pc)
-		}
-		p.unlock()
-		return nil, err
 	}
+}
+
+// retry reports whether a stream open that failed with err on pc is tried
+// again, and keeps the books: a full circuit is marked so, an unanswered
+// or broken one retired, the stats counted. The stream on pc must have
+// been released.
+func (d *dial) retry(pc *poolCircuit, err error) bool {
+	p := d.p
+	p.mu.Lock()
+	defer p.unlock()
+	switch {
+	case p.closed:
+	case errors.Is(err, endreason.ErrCircuitFull) && d.fullMisses < maxFullRetries:
+		d.fullMisses++
+		if !pc.removed {
+			pc.full = true
+		}
+		p.stats.FullRetries++
+		return true
+	case errors.Is(err, errBeginTimeout) && !d.retried:
+		d.retried, d.avoid = true, avoidance{exits: []string{pc.exit}, relays: pc.relays}
+		p.retireLocked(pc)
+		p.stats.BeginTimeouts++
+		p.stats.Retries++
+		p.log.WithError(err).Debug("stream open unanswered; retrying through another exit")
+		return true
+	case circuitFailure(err) && !d.retried:
+		d.retried = true
+		p.retireLocked(pc)
+		p.stats.Retries++
+		p.log.WithError(err).Debug("stream open failed on a broken circuit; retrying on a fresh one")
+		return true
+	}
+	if errors.Is(err, errBeginTimeout) || circuitFailure(err) {
+		p.retireLocked(pc)
+	}
+	return false
 }
 
 // errBeginTimeout: a BEGIN got no answer within the circuit's begin bound.
@@ -346,31 +381,65 @@ func circuitFailure(err error) bool {
 	return true
 }
 
-func (p *Pool) open(ctx context.Context, pc *poolCircuit, host string, port uint16, bounded bool) (net.Conn, error) {
-	p.mu.Lock()
-	timeout := p.opts.ConnectTimeout
-	p.mu.Unlock()
-	octx, cancel := context.WithTimeout(ctx, timeout)
+func (p *Pool) open(ctx context.Context, pc *poolCircuit, host string, port uint16, bounded bool) (*poolStream, error) {
+	octx, bctx, cancel := p.openContexts(ctx, pc, time.Now(), bounded)
 	defer cancel()
-	bctx := octx
-	if bt := beginTimeout(pc.rtt, timeout); bounded && bt < timeout {
-		var bcancel context.CancelFunc
-		bctx, bcancel = context.WithTimeoutCause(octx, bt, errBeginTimeout)
-		defer bcancel()
-	}
 	conn, err := pc.c.OpenStream(bctx, host, port)
 	if err != nil {
 		p.release(pc)
-		switch {
-		case ctx.Err() == nil && octx.Err() == nil && context.Cause(bctx) == errBeginTimeout:
-			err = fmt.Errorf("%w after %v: %w", errBeginTimeout, beginTimeout(pc.rtt, timeout), err)
-		case ctx.Err() == nil && octx.Err() != nil && !errors.Is(err, context.DeadlineExceeded):
-			// The circuit reported the expired deadline its own way.
-			err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
-		}
-		return nil, fmt.Errorf("open stream to %s: %w", net.JoinHostPort(host, strconv.Itoa(int(port))), err)
+		return nil, p.openErr(ctx, octx, bctx, pc, host, port, err)
 	}
-	return &poolStream{Conn: conn, p: p, pc: pc}, nil
+	return &poolStream{Conn: conn, p: p, pc: pc, host: host, port: port, began: time.Now()}, nil
+}
+
+// openContexts bounds a stream open that began at start: octx by
+// ConnectTimeout, bctx (the first attempt's, when bounded) by the begin
+// bound learned from the circuit's round trip, with errBeginTimeout as its
+// cause.
+func (p *Pool) openContexts(ctx context.Context, pc *poolCircuit, start time.Time, bounded bool) (octx, bctx context.Context, cancel context.CancelFunc) {
+	p.mu.Lock()
+	timeout := p.opts.ConnectTimeout
+	p.mu.Unlock()
+	octx, ocancel := context.WithDeadline(ctx, start.Add(timeout))
+	bctx, bcancel := octx, context.CancelFunc(func() {})
+	if bt := beginTimeout(pc.rtt, timeout); bounded && bt < timeout {
+		bctx, bcancel = context.WithDeadlineCause(octx, start.Add(bt), errBeginTimeout)
+	}
+	return octx, bctx, func() { bcancel(); ocancel() }
+}
+
+// openErr says why a stream open failed: errBeginTimeout when the begin
+// bound expired, context.DeadlineExceeded when ConnectTimeout did.
+func (p *Pool) openErr(ctx, octx, bctx context.Context, pc *poolCircuit, host string, port uint16, err error) error {
+	switch {
+	case ctx.Err() == nil && octx.Err() == nil && context.Cause(bctx) == errBeginTimeout:
+		p.mu.Lock()
+		bt := beginTimeout(pc.rtt, p.opts.ConnectTimeout)
+		p.mu.Unlock()
+		err = fmt.Errorf("%w after %v: %w", errBeginTimeout, bt, err)
+	case ctx.Err() == nil && octx.Err() != nil && !errors.Is(err, context.DeadlineExceeded):
+		// The circuit reported the expired deadline its own way.
+		err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+	}
+	return fmt.Errorf("open stream to %s: %w", net.JoinHostPort(host, strconv.Itoa(int(port))), err)
+}
+
+// connected waits for the exit's answer to an optimistic stream's BEGIN,
+// within the same bounds as open, counted from when the BEGIN left. A
+// stream that cannot tell is taken as connected.
+func (p *Pool) connected(ctx context.Context, s *poolStream, bounded bool) error {
+	c, ok := s.Conn.(interface {
+		Connected(ctx context.Context) error
+	})
+	if !ok {
+		return nil
+	}
+	octx, bctx, cancel := p.openContexts(ctx, s.pc, s.began, bounded)
+	defer cancel()
+	if err := c.Connected(bctx); err != nil {
+		return p.openErr(ctx, octx, bctx, s.pc, s.host, s.port, err)
+	}
+	return nil
 }
 
 // claim returns a circuit for key with one stream reserved on it: the key's
@@ -812,9 +881,12 @@ func AvoidRelays(ctx context.Context) []string {
 // poolStream is a stream on a pool circuit; closing it releases the circuit.
 type poolStream struct {
 	net.Conn
-	p    *Pool
-	pc   *poolCircuit
-	once sync.Once
+	p     *Pool
+	pc    *poolCircuit
+	host  string
+	port  uint16
+	began time.Time // when OpenStream returned
+	once  sync.Once
 }
 
 func (s *poolStream) Close() error {
