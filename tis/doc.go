@@ -66,8 +66,11 @@
 //
 // Abuse limits: per client address (an IPv6 /64; behind TrustedProxies the
 // X-Forwarded-For address), per mail domain for code mails, and globally
-// (ServerOptions, documented defaults in options.go). Each server counts
-// for itself.
+// (ServerOptions, documented defaults in options.go). Servers sharing a
+// PostgreSQL store share the limits too: a token bucket per key in the
+// limits table, taken from by one atomic statement, so N servers allow
+// the limit once, not N times. With SQLite (one process) the buckets live
+// in memory.
 //
 // # What the TIS keeps, what it knows, what it never learns
 //

@@ -72,7 +72,18 @@ func (s *Server) enroll(ctx context.Context, q *EnrollRequest) (*Enrollment, err
 		s.setRevList(out.revList, out.revBlob)
 	}
 	if out.mail != nil {
-		if err := s.mailer.SendCode(ctx, *out.mail); err != nil {
+		// The mail domain's limit counts the mails sent, after the
+		// transaction: a transaction that runs again takes no second
+		// token, and on PostgreSQL the domain's bucket is not held locked
+		// during the enrollment.
+		ok, err := s.domainLim.allow(ctx, mailDomain(p.email), now)
+		if err == nil && !ok {
+			err = fmt.Errorf("mail domain: %w", ErrRateLimited)
+		}
+		if err == nil {
+			err = s.mailer.SendCode(ctx, *out.mail)
+		}
+		if err != nil {
 			// Let the person ask again at once.
 			_ = s.store.Update(ctx, func(tx Tx) error { return tx.DeleteCode(owner) })
 			return nil, err
@@ -134,10 +145,6 @@ func (s *Server) enrollTx(tx Tx, out *enrollment, q *EnrollRequest, p properties
 		out.refusal = ErrCodeSent
 		if c != nil && c.Used == "" && now.Before(c.Sent.Add(s.opts.CodeResend)) {
 			return nil // one sent a moment ago
-		}
-		if !s.domainLim.allow(mailDomain(p.email), now) {
-			out.refusal = fmt.Errorf("mail domain: %w", ErrRateLimited)
-			return nil
 		}
 		fresh, err := newCode()
 		if err != nil {
@@ -269,13 +276,19 @@ func hexHash(h [32]byte) string { return hex.EncodeToString(h[:]) }
 func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	addr := clientAddr(r, s.opts.TrustedProxies)
 	now := s.opts.Now()
-	if !s.addrLim.allow(addr, now) {
-		s.refuse(w, fmt.Errorf("client address: %w", ErrRateLimited))
-		return
-	}
-	if !s.lim.Allow() {
-		s.refuse(w, ErrRateLimited)
-		return
+	for _, l := range []struct {
+		lim  limiter
+		key  string
+		what string
+	}{{s.addrLim, addr, "client address"}, {s.lim, "", "all clients"}} {
+		ok, err := l.lim.allow(r.Context(), l.key, now)
+		if err == nil && !ok {
+			err = fmt.Errorf("%s: %w", l.what, ErrRateLimited)
+		}
+		if err != nil {
+			s.refuse(w, err)
+			return
+		}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBody))
 	if err != nil {

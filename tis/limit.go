@@ -1,15 +1,37 @@
 package tis
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
 )
+
+// limiter is a token bucket per key (a client address, a mail domain, ""
+// for the global limit). Two kinds: keyedLimiter in the memory of one
+// server (SQLite, one process), and sharedLimiter in a PostgreSQL store,
+// which every server of that store takes from, so that N servers do not
+// allow N times the limit.
+type limiter interface {
+	// allow takes a token of key at now; false when there is none.
+	allow(ctx context.Context, key string, now time.Time) (bool, error)
+}
+
+// newLimiter returns the limiter of r a second and burst for the servers
+// of store: shared in the database when the store is shared (PostgreSQL),
+// else in memory. name tells the limits apart in the database.
+func newLimiter(store Store, name string, r float64, burst, maxKeys int) limiter {
+	if st, ok := store.(*sqlStore); ok && st.postgres {
+		return &sharedLimiter{st: st, prefix: name + ":", rate: r, burst: burst, maxKeys: maxKeys}
+	}
+	return newKeyedLimiter(r, burst, maxKeys)
+}
 
 // keyedLimiter is a token bucket per key (a client address, a mail
 // domain), forgetting keys idle for long enough to be full again. It holds
@@ -36,8 +58,12 @@ func newKeyedLimiter(r float64, burst, maxKeys int) *keyedLimiter {
 		overflow: rate.NewLimiter(rate.Limit(r), burst)}
 }
 
-// allow takes a token of key at now.
-func (k *keyedLimiter) allow(key string, now time.Time) bool {
+func (k *keyedLimiter) allow(_ context.Context, key string, now time.Time) (bool, error) {
+	return k.take(key, now), nil
+}
+
+// take takes a token of key at now.
+func (k *keyedLimiter) take(key string, now time.Time) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	// A bucket idle for burst/rate is full: forget it.
@@ -60,6 +86,69 @@ func (k *keyedLimiter) allow(key string, now time.Time) bool {
 	}
 	b.last = now
 	return b.lim.AllowN(now, 1)
+}
+
+// sharedLimiter keeps its buckets in the limits table of a PostgreSQL
+// store: one row per key, taken from by one atomic statement (so two
+// servers cannot both take the last token). Rows of buckets full again
+// are deleted every limitSweepEvery; while the table holds maxKeys rows
+// of this limiter, keys without a row share one overflow bucket, so a
+// flood of addresses can neither grow the table nor escape the limit.
+type sharedLimiter struct {
+	st      *sqlStore
+	prefix  string
+	rate    float64
+	burst   int
+	maxKeys int
+
+	mu       sync.Mutex // held by the one sweeping
+	swept    time.Time
+	overflow atomic.Bool
+}
+
+// limitSweepEvery is how often a server deletes the full buckets of a
+// shared limiter and counts the others.
+const limitSweepEvery = time.Minute
+
+func (l *sharedLimiter) allow(ctx context.Context, key string, now time.Time) (bool, error) {
+	overflow, err := l.sweep(ctx, now)
+	if err != nil {
+		return false, err
+	}
+	// A bucket idle for burst/rate is full: its row may go.
+	idle := time.Duration(float64(l.burst) / l.rate * float64(time.Second))
+	k := l.prefix + key
+	if !overflow {
+		return l.st.takeToken(ctx, k, l.rate, l.burst, now, idle, true)
+	}
+	ok, err := l.st.takeToken(ctx, k, l.rate, l.burst, now, idle, false)
+	if err != nil || ok {
+		return ok, err
+	}
+	if exists, err := l.st.limitExists(ctx, k); err != nil || exists {
+		return false, err
+	}
+	return l.st.takeToken(ctx, l.prefix+" overflow", l.rate, l.burst, now, idle, true)
+}
+
+// sweep deletes the full buckets and counts the others once every
+// limitSweepEvery (one caller does; the others go on), and says whether
+// the table is at maxKeys.
+func (l *sharedLimiter) sweep(ctx context.Context, now time.Time) (bool, error) {
+	if !l.mu.TryLock() {
+		return l.overflow.Load(), nil
+	}
+	defer l.mu.Unlock()
+	if now.Sub(l.swept) < limitSweepEvery && !now.Before(l.swept) {
+		return l.overflow.Load(), nil
+	}
+	n, err := l.st.sweepLimits(ctx, l.prefix, now)
+	if err != nil {
+		return false, err
+	}
+	l.swept = now
+	l.overflow.Store(n >= l.maxKeys)
+	return n >= l.maxKeys, nil
 }
 
 // clientAddr is the address a request came from: the peer's address, or,

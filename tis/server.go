@@ -73,10 +73,10 @@ type Server struct {
 	mux    *http.ServeMux
 	store  Store
 	mailer Mailer
-	lim    *rate.Limiter
-	// addrLim and domainLim bound enrollment requests per client address
-	// and code mails per mail domain.
-	addrLim, domainLim *keyedLimiter
+	// lim bounds enrollment requests (all clients together), addrLim per
+	// client address and domainLim the code mails per mail domain: shared
+	// by the servers of a PostgreSQL store.
+	lim, addrLim, domainLim limiter
 	// scoreLim bounds relay score requests, all clients together.
 	scoreLim *rate.Limiter
 
@@ -140,9 +140,9 @@ func NewServer(dir string, opts ServerOptions) (*Server, error) {
 		log:       logrus.WithField("component", "tis"),
 		store:     store,
 		mailer:    opts.Mailer,
-		lim:       rate.NewLimiter(rate.Limit(opts.EnrollRate), opts.EnrollBurst),
-		addrLim:   newKeyedLimiter(opts.AddrRate, opts.AddrBurst, maxLimiterKeys),
-		domainLim: newKeyedLimiter(opts.DomainRate, opts.DomainBurst, maxLimiterKeys),
+		lim:       newLimiter(store, "enroll", opts.EnrollRate, opts.EnrollBurst, 1),
+		addrLim:   newLimiter(store, "addr", opts.AddrRate, opts.AddrBurst, maxLimiterKeys),
+		domainLim: newLimiter(store, "domain", opts.DomainRate, opts.DomainBurst, maxLimiterKeys),
 		scoreLim:  rate.NewLimiter(rate.Limit(opts.RelayScoreRate), opts.RelayScoreBurst),
 	}
 	if err := s.migrateJSON(ctx); err != nil {

@@ -49,6 +49,13 @@ var schema = []string{
 		expires BIGINT NOT NULL,
 		attempts INTEGER NOT NULL,
 		used TEXT NOT NULL DEFAULT '')`,
+	// The shared rate limits (PostgreSQL only; SQLite's live in memory):
+	// a token bucket per key, times in Unix microseconds.
+	`CREATE TABLE IF NOT EXISTS limits (
+		k TEXT PRIMARY KEY,
+		tokens DOUBLE PRECISION NOT NULL,
+		at BIGINT NOT NULL,
+		full_at BIGINT NOT NULL)`,
 	`CREATE TABLE IF NOT EXISTS meta (
 		k TEXT PRIMARY KEY,
 		v TEXT NOT NULL)`,
@@ -420,4 +427,57 @@ func (t *sqlTx) PutMeta(key, value string) error {
 		return fmt.Errorf("write %s: %w", key, err)
 	}
 	return nil
+}
+
+// takeToken takes a token from the bucket of key (rate a second, at most
+// burst) at now in one statement, and says whether there was one. The
+// bucket's row is created full unless create is false (then a missing row
+// is no token). idle is how long the bucket takes to fill up: its row
+// may be deleted that long after its last take. Only for PostgreSQL.
+func (s *sqlStore) takeToken(ctx context.Context, key string, rate float64, burst int, now time.Time, idle time.Duration, create bool) (bool, error) {
+	const refill = `LEAST($3::float8, l.tokens + GREATEST(0, $4::bigint - l.at) * $2::float8 / 1e6)`
+	const set = ` tokens = ` + refill + ` - 1, at = GREATEST(l.at, $4::bigint), full_at = GREATEST(l.at, $4::bigint) + $5::bigint`
+	q := `INSERT INTO limits AS l (k, tokens, at, full_at) VALUES ($1, $3::float8 - 1, $4::bigint, $4::bigint + $5::bigint)
+		ON CONFLICT (k) DO UPDATE SET` + set + ` WHERE ` + refill + ` >= 1 RETURNING 1`
+	if !create {
+		q = `UPDATE limits AS l SET` + set + ` WHERE k = $1 AND ` + refill + ` >= 1 RETURNING 1`
+	}
+	var one int
+	err := s.db.QueryRowContext(ctx, q, key, rate, float64(burst), now.UnixMicro(), idle.Microseconds()).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("rate limit: %w", err)
+	}
+	return true, nil
+}
+
+// limitExists says whether the bucket of key has a row.
+func (s *sqlStore) limitExists(ctx context.Context, key string) (bool, error) {
+	var one int
+	err := s.db.QueryRowContext(ctx, `SELECT 1 FROM limits WHERE k = $1`, key).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("rate limit: %w", err)
+	}
+	return true, nil
+}
+
+// sweepLimits deletes the buckets under prefix that are full again at now
+// and returns how many remain.
+func (s *sqlStore) sweepLimits(ctx context.Context, prefix string, now time.Time) (int, error) {
+	// The keys from prefix up to (not including) prefix with its last
+	// byte incremented: an index range in any collation.
+	end := prefix[:len(prefix)-1] + string(rune(prefix[len(prefix)-1]+1))
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM limits WHERE k >= $1 AND k < $2 AND full_at < $3`, prefix, end, now.UnixMicro()); err != nil {
+		return 0, fmt.Errorf("sweep rate limits: %w", err)
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM limits WHERE k >= $1 AND k < $2`, prefix, end).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count rate limits: %w", err)
+	}
+	return n, nil
 }
