@@ -76,10 +76,7 @@ func (s *Server) enroll(ctx context.Context, q *EnrollRequest) (*Enrollment, err
 		// transaction: a transaction that runs again takes no second
 		// token, and on PostgreSQL the domain's bucket is not held locked
 		// during the enrollment.
-		ok, err := s.domainLim.allow(ctx, mailDomain(p.email), now)
-		if err == nil && !ok {
-			err = fmt.Errorf("mail domain: %w", ErrRateLimited)
-		}
+		err := allowAll(ctx, now, limitKey{s.domainLim, mailDomain(p.email), "mail domain"})
 		if err == nil {
 			err = s.mailer.SendCode(ctx, *out.mail)
 		}
@@ -97,18 +94,19 @@ func (s *Server) enroll(ctx context.Context, q *EnrollRequest) (*Enrollment, err
 }
 
 func (s *Server) enrollTx(tx Tx, out *enrollment, q *EnrollRequest, p properties, owner, binding string, keyHashes []string, code string, now time.Time) error {
-	pe, err := tx.Person(owner)
+	pe, keyOwners, c, err := tx.Enrollee(owner, keyHashes)
 	if err != nil {
 		return err
 	}
 	keysFree := true
-	for _, k := range keyHashes {
-		o, err := tx.KeyOwner(k)
-		if err != nil {
-			return err
-		}
+	// newKeys are the keys not recorded yet, which issueTx records.
+	var newKeys []string
+	for i, o := range keyOwners {
 		if o != "" && o != owner {
 			keysFree = false
+		}
+		if o == "" {
+			newKeys = append(newKeys, keyHashes[i])
 		}
 	}
 	if !keysFree {
@@ -127,18 +125,14 @@ func (s *Server) enrollTx(tx Tx, out *enrollment, q *EnrollRequest, p properties
 			out.refusal = fmt.Errorf("certificates issued %d times: %w", pe.Issues, ErrRateLimited)
 			return nil
 		}
-		return s.issueTx(tx, out, pe, q, p, owner, binding, keyHashes, now)
+		return s.issueTx(tx, out, pe, q, p, owner, binding, newKeys, now)
 	}
 	if s.mailer == nil { // OpenEnrollment: no codes
 		if pe != nil {
 			out.refusal = fmt.Errorf("e-mail enrolled with other properties or keys: %w", ErrAlreadyEnrolled)
 			return nil
 		}
-		return s.issueTx(tx, out, nil, q, p, owner, binding, keyHashes, now)
-	}
-	c, err := tx.Code(owner)
-	if err != nil {
-		return err
+		return s.issueTx(tx, out, nil, q, p, owner, binding, newKeys, now)
 	}
 	if code == "" {
 		// The same answer whether or not owner is enrolled.
@@ -214,11 +208,12 @@ func (s *Server) enrollTx(tx Tx, out *enrollment, q *EnrollRequest, p properties
 			}
 		}
 	}
-	return s.issueTx(tx, out, pe, q, p, owner, binding, keyHashes, now)
+	return s.issueTx(tx, out, pe, q, p, owner, binding, newKeys, now)
 }
 
-// issueTx signs the two certificates and records them.
-func (s *Server) issueTx(tx Tx, out *enrollment, pe *person, q *EnrollRequest, p properties, owner, binding string, keyHashes []string, now time.Time) error {
+// issueTx signs the two certificates and records them, and newKeys (the
+// hashes of the request's keys not recorded yet) as owner's.
+func (s *Server) issueTx(tx Tx, out *enrollment, pe *person, q *EnrollRequest, p properties, owner, binding string, newKeys []string, now time.Time) error {
 	secret := s.root.secret
 	issued := now.UTC().Truncate(TimeGranularity)
 	expires := issued.Add(s.opts.CertLifetime.Truncate(time.Second))
@@ -239,21 +234,13 @@ func (s *Server) issueTx(tx Tx, out *enrollment, pe *person, q *EnrollRequest, p
 		if err := cert.sign(s.root.key); err != nil {
 			return err
 		}
-		if err := tx.PutCert(cert.Serial.String(), owner, expires); err != nil {
-			return err
-		}
 		*c.dest = cert
 	}
-	for _, k := range keyHashes {
-		o, err := tx.KeyOwner(k)
-		if err != nil {
-			return err
-		}
-		if o == "" {
-			if err := tx.PutKey(k, owner); err != nil {
-				return err
-			}
-		}
+	if err := tx.PutCerts(owner, expires, enr.NodeCert.Serial.String(), enr.MatryoshkaCert.Serial.String()); err != nil {
+		return err
+	}
+	if err := tx.PutKeys(owner, newKeys...); err != nil {
+		return err
 	}
 	blob, err := enr.Encode()
 	if err != nil {
@@ -276,19 +263,9 @@ func hexHash(h [32]byte) string { return hex.EncodeToString(h[:]) }
 func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	addr := clientAddr(r, s.opts.TrustedProxies)
 	now := s.opts.Now()
-	for _, l := range []struct {
-		lim  limiter
-		key  string
-		what string
-	}{{s.addrLim, addr, "client address"}, {s.lim, "", "all clients"}} {
-		ok, err := l.lim.allow(r.Context(), l.key, now)
-		if err == nil && !ok {
-			err = fmt.Errorf("%s: %w", l.what, ErrRateLimited)
-		}
-		if err != nil {
-			s.refuse(w, err)
-			return
-		}
+	if err := allowAll(r.Context(), now, limitKey{s.addrLim, addr, "client address"}, limitKey{s.lim, "", "all clients"}); err != nil {
+		s.refuse(w, err)
+		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBody))
 	if err != nil {

@@ -2,6 +2,7 @@ package tis
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -106,29 +107,81 @@ type sharedLimiter struct {
 	overflow atomic.Bool
 }
 
+// limitKey is a key of a limiter, and what the limit is for messages.
+type limitKey struct {
+	lim       limiter
+	key, what string
+}
+
+// allowAll takes a token of each limit in order and refuses at the first
+// that has none (ErrRateLimited), taking none from the limits after it:
+// so one address's flood does not use up the global limit. When all are
+// shared, in one statement.
+func allowAll(ctx context.Context, now time.Time, ks ...limitKey) error {
+	takes := make([]tokenTake, 0, len(ks))
+	var st *sqlStore
+	for _, k := range ks {
+		sl, ok := k.lim.(*sharedLimiter)
+		if !ok || (st != nil && sl.st != st) {
+			takes = nil
+			break
+		}
+		t, err := sl.take(ctx, k.key, now)
+		if err != nil {
+			return err
+		}
+		st, takes = sl.st, append(takes, t)
+	}
+	if takes != nil {
+		n, err := st.takeTokens(ctx, now, takes)
+		if err != nil {
+			return err
+		}
+		if n < len(ks) {
+			return fmt.Errorf("%s: %w", ks[n].what, ErrRateLimited)
+		}
+		return nil
+	}
+	for _, k := range ks {
+		ok, err := k.lim.allow(ctx, k.key, now)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%s: %w", k.what, ErrRateLimited)
+		}
+	}
+	return nil
+}
+
 // limitSweepEvery is how often a server deletes the full buckets of a
 // shared limiter and counts the others.
 const limitSweepEvery = time.Minute
 
 func (l *sharedLimiter) allow(ctx context.Context, key string, now time.Time) (bool, error) {
-	overflow, err := l.sweep(ctx, now)
+	t, err := l.take(ctx, key, now)
 	if err != nil {
 		return false, err
 	}
+	n, err := l.st.takeTokens(ctx, now, []tokenTake{t})
+	return n == 1, err
+}
+
+// take is the token to take for key: from its bucket, or from the
+// overflow bucket when the table is full and key has no bucket.
+func (l *sharedLimiter) take(ctx context.Context, key string, now time.Time) (tokenTake, error) {
 	// A bucket idle for burst/rate is full: its row may go.
-	idle := time.Duration(float64(l.burst) / l.rate * float64(time.Second))
-	k := l.prefix + key
-	if !overflow {
-		return l.st.takeToken(ctx, k, l.rate, l.burst, now, idle, true)
+	t := tokenTake{key: l.prefix + key, rate: l.rate, burst: l.burst,
+		idle: time.Duration(float64(l.burst) / l.rate * float64(time.Second))}
+	overflow, err := l.sweep(ctx, now)
+	if err != nil || !overflow {
+		return t, err
 	}
-	ok, err := l.st.takeToken(ctx, k, l.rate, l.burst, now, idle, false)
-	if err != nil || ok {
-		return ok, err
+	exists, err := l.st.limitExists(ctx, t.key)
+	if err == nil && !exists {
+		t.key = l.prefix + " overflow"
 	}
-	if exists, err := l.st.limitExists(ctx, k); err != nil || exists {
-		return false, err
-	}
-	return l.st.takeToken(ctx, l.prefix+" overflow", l.rate, l.burst, now, idle, true)
+	return t, err
 }
 
 // sweep deletes the full buckets and counts the others once every

@@ -119,3 +119,35 @@ func TestSharedLimiterOverflow(t *testing.T) {
 		t.Fatalf("%d rows after the sweep, want 1 (f)", n)
 	}
 }
+
+// TestSharedLimitsInOrder: a request refused by its address's limit takes
+// nothing from the global limit after it (one statement takes both), so
+// one address's flood does not lock everyone else out.
+func TestSharedLimitsInOrder(t *testing.T) {
+	st, err := openPostgres(context.Background(), startPostgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	addr := &sharedLimiter{st: st, prefix: "addr:", rate: 1e-6, burst: 1, maxKeys: 100}
+	global := &sharedLimiter{st: st, prefix: "enroll:", rate: 1e-6, burst: 2, maxKeys: 1}
+	now := time.Unix(1_800_000_000, 0)
+	for i, tc := range []struct {
+		addr, refused string
+	}{
+		{"x", ""},
+		{"x", "client address"},
+		{"x", "client address"},
+		{"x", "client address"},
+		{"y", ""},
+		{"z", "all clients"},
+	} {
+		err := allowAll(context.Background(), now, limitKey{addr, tc.addr, "client address"}, limitKey{global, "", "all clients"})
+		switch {
+		case tc.refused == "" && err != nil:
+			t.Fatalf("request %d from %s: %v", i, tc.addr, err)
+		case tc.refused != "" && (!errors.Is(err, ErrRateLimited) || !strings.Contains(err.Error(), tc.refused)):
+			t.Fatalf("request %d from %s: %v, want refused by %s", i, tc.addr, err, tc.refused)
+		}
+	}
+}

@@ -114,7 +114,7 @@ func (s *Server) migrateJSON(ctx context.Context) error {
 			p := &person{Owner: owner, Binding: e.Binding, Issues: len(e.Serials) / 2}
 			var rev []string
 			for _, h := range e.Serials {
-				if err := tx.PutCert(h, owner, expires); err != nil {
+				if err := tx.PutCerts(owner, expires, h); err != nil {
 					return err
 				}
 				if revoked[h] {
@@ -131,7 +131,7 @@ func (s *Server) migrateJSON(ctx context.Context) error {
 			people++
 		}
 		for k, owner := range st.Keys {
-			if err := tx.PutKey(k, owner); err != nil {
+			if err := tx.PutKeys(owner, k); err != nil {
 				return err
 			}
 		}

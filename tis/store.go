@@ -37,10 +37,14 @@ type Tx interface {
 	PutPerson(p *person) error
 	// KeyOwner returns the e-mail hash a public key hash is enrolled by, or "".
 	KeyOwner(key string) (string, error)
-	// PutKey records that key belongs to owner.
-	PutKey(key, owner string) error
-	// PutCert records an issued serial (hex) of owner, expiring at expires.
-	PutCert(serial, owner string, expires time.Time) error
+	// PutKeys records that keys belong to owner.
+	PutKeys(owner string, keys ...string) error
+	// PutCerts records issued serials (hex) of owner, expiring at expires.
+	PutCerts(owner string, expires time.Time, serials ...string) error
+	// Enrollee reads at once what an enrollment request needs: the person
+	// of owner and their pending code, locked as Person and Code lock them
+	// (nil when missing), and the owner of each of keys ("" if none).
+	Enrollee(owner string, keys []string) (*person, []string, *pendingCode, error)
 	// CertOwner returns the owner of a serial and whether it is revoked;
 	// "" if it was never issued.
 	CertOwner(serial string) (owner string, revoked bool, err error)

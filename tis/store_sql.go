@@ -271,20 +271,98 @@ func (t *sqlTx) KeyOwner(key string) (string, error) {
 	return owner, nil
 }
 
-func (t *sqlTx) PutKey(key, owner string) error {
+// values returns n rows of m placeholders each for a multi-row INSERT.
+func values(n, m int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", m), ", ") + ")"
+	return strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+}
+
+func (t *sqlTx) PutKeys(owner string, keys ...string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 2*len(keys))
+	for _, k := range keys {
+		args = append(args, k, owner)
+	}
 	// A key taken by another person meanwhile is a conflict (unique key):
 	// the transaction runs again and sees it.
-	if _, err := t.exec(`INSERT INTO keys (key, owner) VALUES (?, ?)`, key, owner); err != nil {
+	if _, err := t.exec(`INSERT INTO keys (key, owner) VALUES `+values(len(keys), 2), args...); err != nil {
 		return fmt.Errorf("write key: %w", err)
 	}
 	return nil
 }
 
-func (t *sqlTx) PutCert(serial, owner string, expires time.Time) error {
-	if _, err := t.exec(`INSERT INTO certs (serial, owner, expires) VALUES (?, ?, ?)`, serial, owner, expires.Unix()); err != nil {
+func (t *sqlTx) PutCerts(owner string, expires time.Time, serials ...string) error {
+	if len(serials) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 3*len(serials))
+	for _, s := range serials {
+		args = append(args, s, owner, expires.Unix())
+	}
+	if _, err := t.exec(`INSERT INTO certs (serial, owner, expires) VALUES `+values(len(serials), 3), args...); err != nil {
 		return fmt.Errorf("write serial: %w", err)
 	}
 	return nil
+}
+
+// enrolleeQuery reads a person, their code (both locked) and the owners of
+// two keys in one PostgreSQL statement: one round trip instead of four.
+// FOR UPDATE returns the newest version of a row it waited for, as the
+// separate statements do; the keys are not locked (a key inserted
+// meanwhile is a unique-key conflict, and the transaction runs again).
+const enrolleeQuery = `WITH p AS (SELECT binding, blocked, issues, enrollment FROM persons WHERE owner = $1 FOR UPDATE),
+	c AS (SELECT hash, sent, expires, attempts, used FROM codes WHERE owner = $1 FOR UPDATE)
+	SELECT p.binding, p.blocked, p.issues, p.enrollment, c.hash, c.sent, c.expires, c.attempts, c.used,
+		(SELECT owner FROM keys WHERE key = $2), (SELECT owner FROM keys WHERE key = $3)
+	FROM (SELECT 1) AS one LEFT JOIN p ON true LEFT JOIN c ON true`
+
+func (t *sqlTx) Enrollee(owner string, keys []string) (*person, []string, *pendingCode, error) {
+	if !t.postgres || len(keys) != 2 {
+		return t.enrolleeEach(owner, keys)
+	}
+	var (
+		binding, hash, used sql.NullString
+		blocked, issues     sql.NullInt64
+		sent, exp, attempts sql.NullInt64
+		enr                 []byte
+		k1, k2              sql.NullString
+	)
+	err := t.tx.QueryRowContext(t.ctx, enrolleeQuery, owner, keys[0], keys[1]).
+		Scan(&binding, &blocked, &issues, &enr, &hash, &sent, &exp, &attempts, &used, &k1, &k2)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read enrollee: %w", err)
+	}
+	var p *person
+	if binding.Valid {
+		p = &person{Owner: owner, Binding: binding.String, Blocked: blocked.Int64 != 0, Issues: int(issues.Int64), Enrollment: enr}
+	}
+	var c *pendingCode
+	if hash.Valid {
+		c = &pendingCode{Owner: owner, Hash: hash.String, Sent: time.Unix(sent.Int64, 0), Expires: time.Unix(exp.Int64, 0),
+			Attempts: int(attempts.Int64), Used: used.String}
+	}
+	return p, []string{k1.String, k2.String}, c, nil
+}
+
+// enrolleeEach is Enrollee one statement at a time (SQLite, in-process).
+func (t *sqlTx) enrolleeEach(owner string, keys []string) (*person, []string, *pendingCode, error) {
+	p, err := t.Person(owner)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	owners := make([]string, len(keys))
+	for i, k := range keys {
+		if owners[i], err = t.KeyOwner(k); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	c, err := t.Code(owner)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return p, owners, c, nil
 }
 
 func (t *sqlTx) CertOwner(serial string) (string, bool, error) {
@@ -429,28 +507,56 @@ func (t *sqlTx) PutMeta(key, value string) error {
 	return nil
 }
 
-// takeToken takes a token from the bucket of key (rate a second, at most
-// burst) at now in one statement, and says whether there was one. The
-// bucket's row is created full unless create is false (then a missing row
-// is no token). idle is how long the bucket takes to fill up: its row
-// may be deleted that long after its last take. Only for PostgreSQL.
-func (s *sqlStore) takeToken(ctx context.Context, key string, rate float64, burst int, now time.Time, idle time.Duration, create bool) (bool, error) {
-	const refill = `LEAST($3::float8, l.tokens + GREATEST(0, $4::bigint - l.at) * $2::float8 / 1e6)`
-	const set = ` tokens = ` + refill + ` - 1, at = GREATEST(l.at, $4::bigint), full_at = GREATEST(l.at, $4::bigint) + $5::bigint`
-	q := `INSERT INTO limits AS l (k, tokens, at, full_at) VALUES ($1, $3::float8 - 1, $4::bigint, $4::bigint + $5::bigint)
-		ON CONFLICT (k) DO UPDATE SET` + set + ` WHERE ` + refill + ` >= 1 RETURNING 1`
-	if !create {
-		q = `UPDATE limits AS l SET` + set + ` WHERE k = $1 AND ` + refill + ` >= 1 RETURNING 1`
+// tokenTake is a token to take from the bucket of key (rate a second, at
+// most burst); idle is how long the bucket takes to fill up, after which
+// its row may be deleted.
+type tokenTake struct {
+	key   string
+	rate  float64
+	burst int
+	idle  time.Duration
+}
+
+// takeTokens takes a token from each bucket in order at now, in one
+// statement (one round trip, atomic: two servers cannot both take the
+// last token), stopping at the first that has none: the later ones are
+// not taken from. It returns how many were taken. A missing bucket is
+// created full. Only for PostgreSQL.
+func (s *sqlStore) takeTokens(ctx context.Context, now time.Time, takes []tokenTake) (int, error) {
+	var b strings.Builder
+	args := []any{now.UnixMicro()}
+	b.WriteString("WITH ")
+	for i, t := range takes {
+		n := len(args)
+		args = append(args, t.key, t.rate, float64(t.burst), t.idle.Microseconds())
+		k, r, burst, idle := n+1, n+2, n+3, n+4
+		refill := fmt.Sprintf(`LEAST($%d::float8, l.tokens + GREATEST(0, $1::bigint - l.at) * $%d::float8 / 1e6)`, burst, r)
+		// Each take only if the one before it took.
+		cond := ""
+		if i > 0 {
+			cond = fmt.Sprintf(" WHERE EXISTS (SELECT 1 FROM t%d)", i-1)
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, `t%d AS (INSERT INTO limits AS l (k, tokens, at, full_at)
+			SELECT $%d, $%d::float8 - 1, $1::bigint, $1::bigint + $%d::bigint%s
+			ON CONFLICT (k) DO UPDATE SET tokens = %s - 1, at = GREATEST(l.at, $1::bigint),
+				full_at = GREATEST(l.at, $1::bigint) + $%d::bigint
+			WHERE %s >= 1 RETURNING 1)`, i, k, burst, idle, cond, refill, idle, refill)
 	}
-	var one int
-	err := s.db.QueryRowContext(ctx, q, key, rate, float64(burst), now.UnixMicro(), idle.Microseconds()).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
+	b.WriteString(" SELECT ")
+	for i := range takes {
+		if i > 0 {
+			b.WriteString(" + ")
+		}
+		fmt.Fprintf(&b, "(SELECT count(*) FROM t%d)", i)
 	}
-	if err != nil {
-		return false, fmt.Errorf("rate limit: %w", err)
+	var n int
+	if err := s.db.QueryRowContext(ctx, b.String(), args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("rate limit: %w", err)
 	}
-	return true, nil
+	return n, nil
 }
 
 // limitExists says whether the bucket of key has a row.
