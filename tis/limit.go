@@ -2,6 +2,7 @@ package tis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -95,16 +96,44 @@ func (k *keyedLimiter) take(key string, now time.Time) bool {
 // are deleted every limitSweepEvery; while the table holds maxKeys rows
 // of this limiter, keys without a row share one overflow bucket, so a
 // flood of addresses can neither grow the table nor escape the limit.
+//
+// A limiter with lease above 1 (the global one: one row every request
+// would update, which serializes the servers on its lock) takes up to
+// lease tokens at once and spends them within leaseTime: the limit still
+// holds (every token spent was taken from the shared bucket), and other
+// servers see at most lease tokens per server fewer than there are.
 type sharedLimiter struct {
 	st      *sqlStore
 	prefix  string
 	rate    float64
 	burst   int
 	maxKeys int
+	lease   int
 
 	mu       sync.Mutex // held by the one sweeping
 	swept    time.Time
 	overflow atomic.Bool
+
+	stockMu sync.Mutex
+	stock   int // leased tokens left
+	stockAt time.Time
+}
+
+// globalLease and leaseTime bound the tokens a server leases from the
+// global limit: at most a 25th of the burst, 16, for a second.
+const (
+	globalLease = 16
+	leaseTime   = time.Second
+)
+
+// newGlobalLimiter is newLimiter for the limit of the one key "": on
+// PostgreSQL each server leases tokens.
+func newGlobalLimiter(store Store, name string, r float64, burst int) limiter {
+	l := newLimiter(store, name, r, burst, maxLimiterKeys)
+	if sl, ok := l.(*sharedLimiter); ok {
+		sl.lease = min(globalLease, max(1, burst/25))
+	}
+	return l
 }
 
 // limitKey is a key of a limiter, and what the limit is for messages.
@@ -116,40 +145,72 @@ type limitKey struct {
 // allowAll takes a token of each limit in order and refuses at the first
 // that has none (ErrRateLimited), taking none from the limits after it:
 // so one address's flood does not use up the global limit. When all are
-// shared, in one statement.
+// shared, in one statement at most.
 func allowAll(ctx context.Context, now time.Time, ks ...limitKey) error {
-	takes := make([]tokenTake, 0, len(ks))
 	var st *sqlStore
+	shared := true
 	for _, k := range ks {
 		sl, ok := k.lim.(*sharedLimiter)
 		if !ok || (st != nil && sl.st != st) {
-			takes = nil
+			shared = false
 			break
 		}
-		t, err := sl.take(ctx, k.key, now)
-		if err != nil {
-			return err
-		}
-		st, takes = sl.st, append(takes, t)
+		st = sl.st
 	}
-	if takes != nil {
-		n, err := st.takeTokens(ctx, now, takes)
-		if err != nil {
-			return err
-		}
-		if n < len(ks) {
-			return fmt.Errorf("%s: %w", ks[n].what, ErrRateLimited)
+	if !shared {
+		for _, k := range ks {
+			ok, err := k.lim.allow(ctx, k.key, now)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("%s: %w", k.what, ErrRateLimited)
+			}
 		}
 		return nil
 	}
-	for _, k := range ks {
-		ok, err := k.lim.allow(ctx, k.key, now)
-		if err != nil {
-			return err
+	// A leased token where there is one, else a take in the statement.
+	local := make([]bool, len(ks))
+	var takes []tokenTake
+	var err error
+	for i, k := range ks {
+		sl := k.lim.(*sharedLimiter)
+		if local[i] = sl.spendLeased(now); local[i] {
+			continue
 		}
-		if !ok {
-			return fmt.Errorf("%s: %w", k.what, ErrRateLimited)
+		t, terr := sl.take(ctx, k.key, now)
+		if terr != nil {
+			err = terr
+			break
 		}
+		takes = append(takes, t)
+	}
+	var taken []int
+	if err == nil && len(takes) > 0 {
+		taken, err = st.takeTokens(ctx, now, takes)
+	}
+	refused := -1
+	for i, j := 0, 0; i < len(ks); i++ {
+		sl := ks[i].lim.(*sharedLimiter)
+		switch {
+		case local[i] && (err != nil || refused >= 0):
+			sl.returnLeased() // not spent: a limit before it refused
+		case local[i]:
+		case err != nil || refused >= 0:
+		case taken[j] == 0:
+			refused = i
+		default:
+			sl.addLeased(taken[j]-1, now)
+		}
+		if !local[i] {
+			j++
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if refused >= 0 {
+		return fmt.Errorf("%s: %w", ks[refused].what, ErrRateLimited)
 	}
 	return nil
 }
@@ -159,19 +220,48 @@ func allowAll(ctx context.Context, now time.Time, ks ...limitKey) error {
 const limitSweepEvery = time.Minute
 
 func (l *sharedLimiter) allow(ctx context.Context, key string, now time.Time) (bool, error) {
-	t, err := l.take(ctx, key, now)
-	if err != nil {
-		return false, err
+	err := allowAll(ctx, now, limitKey{l, key, l.prefix})
+	if errors.Is(err, ErrRateLimited) {
+		return false, nil
 	}
-	n, err := l.st.takeTokens(ctx, now, []tokenTake{t})
-	return n == 1, err
+	return err == nil, err
 }
 
-// take is the token to take for key: from its bucket, or from the
-// overflow bucket when the table is full and key has no bucket.
+// spendLeased spends a leased token if one is left from the last
+// leaseTime.
+func (l *sharedLimiter) spendLeased(now time.Time) bool {
+	l.stockMu.Lock()
+	defer l.stockMu.Unlock()
+	if l.stock > 0 && now.Sub(l.stockAt) < leaseTime && !now.Before(l.stockAt) {
+		l.stock--
+		return true
+	}
+	l.stock = 0
+	return false
+}
+
+func (l *sharedLimiter) returnLeased() {
+	l.stockMu.Lock()
+	l.stock++
+	l.stockMu.Unlock()
+}
+
+// addLeased keeps n more leased tokens, taken at now.
+func (l *sharedLimiter) addLeased(n int, now time.Time) {
+	if n <= 0 {
+		return
+	}
+	l.stockMu.Lock()
+	defer l.stockMu.Unlock()
+	l.stock, l.stockAt = n, now
+}
+
+// take is the take for key: lease tokens (1 if not leasing) from its
+// bucket, or from the overflow bucket when the table is full and key has
+// no bucket.
 func (l *sharedLimiter) take(ctx context.Context, key string, now time.Time) (tokenTake, error) {
 	// A bucket idle for burst/rate is full: its row may go.
-	t := tokenTake{key: l.prefix + key, rate: l.rate, burst: l.burst,
+	t := tokenTake{key: l.prefix + key, n: max(1, l.lease), rate: l.rate, burst: l.burst,
 		idle: time.Duration(float64(l.burst) / l.rate * float64(time.Second))}
 	overflow, err := l.sweep(ctx, now)
 	if err != nil || !overflow {

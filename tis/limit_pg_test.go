@@ -151,3 +151,48 @@ func TestSharedLimitsInOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedLimiterLease: two servers leasing tokens of the global limit
+// spend the burst once between them, not more; a request refused by its
+// address's limit gives its leased token back.
+func TestSharedLimiterLease(t *testing.T) {
+	st, err := openPostgres(context.Background(), startPostgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	now := time.Unix(1_800_000_000, 0)
+	const burst = 10
+	servers := []*sharedLimiter{
+		{st: st, prefix: "g:", rate: 1e-6, burst: burst, maxKeys: 10, lease: 4},
+		{st: st, prefix: "g:", rate: 1e-6, burst: burst, maxKeys: 10, lease: 4},
+	}
+	addr := &sharedLimiter{st: st, prefix: "a:", rate: 1e-6, burst: 1, maxKeys: 100}
+	// Server 0 leases 4 and spends one; "x" is then refused by its address
+	// limit, which must not spend a leased token.
+	if err := allowAll(ctx, now, limitKey{addr, "x", "address"}, limitKey{servers[0], "", "global"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := allowAll(ctx, now, limitKey{addr, "x", "address"}, limitKey{servers[0], "", "global"}); !errors.Is(err, ErrRateLimited) {
+		t.Fatalf("second from x: %v", err)
+	}
+	passed := 1
+	for i := range 40 {
+		ok, err := servers[i%2].allow(ctx, "", now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			passed++
+		}
+	}
+	if passed != burst {
+		t.Fatalf("%d passed the global limit of burst %d on two leasing servers", passed, burst)
+	}
+	// Leases end: a token leased long ago is not spent.
+	servers[0].addLeased(3, now)
+	if servers[0].spendLeased(now.Add(leaseTime)) {
+		t.Fatal("spent a token leased a lease time ago")
+	}
+}

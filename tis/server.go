@@ -140,7 +140,7 @@ func NewServer(dir string, opts ServerOptions) (*Server, error) {
 		log:       logrus.WithField("component", "tis"),
 		store:     store,
 		mailer:    opts.Mailer,
-		lim:       newLimiter(store, "enroll", opts.EnrollRate, opts.EnrollBurst, 1),
+		lim:       newGlobalLimiter(store, "enroll", opts.EnrollRate, opts.EnrollBurst),
 		addrLim:   newLimiter(store, "addr", opts.AddrRate, opts.AddrBurst, maxLimiterKeys),
 		domainLim: newLimiter(store, "domain", opts.DomainRate, opts.DomainBurst, maxLimiterKeys),
 		scoreLim:  rate.NewLimiter(rate.Limit(opts.RelayScoreRate), opts.RelayScoreBurst),

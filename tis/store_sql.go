@@ -50,10 +50,12 @@ var schema = []string{
 		attempts INTEGER NOT NULL,
 		used TEXT NOT NULL DEFAULT '')`,
 	// The shared rate limits (PostgreSQL only; SQLite's live in memory):
-	// a token bucket per key, times in Unix microseconds.
+	// a token bucket per key (taken: by the last take), times in Unix
+	// microseconds.
 	`CREATE TABLE IF NOT EXISTS limits (
 		k TEXT PRIMARY KEY,
 		tokens DOUBLE PRECISION NOT NULL,
+		taken DOUBLE PRECISION NOT NULL,
 		at BIGINT NOT NULL,
 		full_at BIGINT NOT NULL)`,
 	`CREATE TABLE IF NOT EXISTS meta (
@@ -507,56 +509,65 @@ func (t *sqlTx) PutMeta(key, value string) error {
 	return nil
 }
 
-// tokenTake is a token to take from the bucket of key (rate a second, at
-// most burst); idle is how long the bucket takes to fill up, after which
-// its row may be deleted.
+// tokenTake is up to n tokens to take from the bucket of key (rate a
+// second, at most burst); idle is how long the bucket takes to fill up,
+// after which its row may be deleted.
 type tokenTake struct {
 	key   string
+	n     int
 	rate  float64
 	burst int
 	idle  time.Duration
 }
 
-// takeTokens takes a token from each bucket in order at now, in one
+// takeTokens takes tokens from each bucket in order at now, in one
 // statement (one round trip, atomic: two servers cannot both take the
 // last token), stopping at the first that has none: the later ones are
-// not taken from. It returns how many were taken. A missing bucket is
+// not taken from. It returns how many tokens it took of each (up to its
+// n; 0 from the first refused and those after). A missing bucket is
 // created full. Only for PostgreSQL.
-func (s *sqlStore) takeTokens(ctx context.Context, now time.Time, takes []tokenTake) (int, error) {
+func (s *sqlStore) takeTokens(ctx context.Context, now time.Time, takes []tokenTake) ([]int, error) {
 	var b strings.Builder
 	args := []any{now.UnixMicro()}
 	b.WriteString("WITH ")
 	for i, t := range takes {
 		n := len(args)
-		args = append(args, t.key, t.rate, float64(t.burst), t.idle.Microseconds())
-		k, r, burst, idle := n+1, n+2, n+3, n+4
+		args = append(args, t.key, float64(t.n), t.rate, float64(t.burst), t.idle.Microseconds())
+		k, want, r, burst, idle := n+1, n+2, n+3, n+4, n+5
 		refill := fmt.Sprintf(`LEAST($%d::float8, l.tokens + GREATEST(0, $1::bigint - l.at) * $%d::float8 / 1e6)`, burst, r)
+		got := fmt.Sprintf(`LEAST($%d::float8, floor(%s))`, want, refill)
 		// Each take only if the one before it took.
 		cond := ""
 		if i > 0 {
 			cond = fmt.Sprintf(" WHERE EXISTS (SELECT 1 FROM t%d)", i-1)
-		}
-		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, `t%d AS (INSERT INTO limits AS l (k, tokens, at, full_at)
-			SELECT $%d, $%d::float8 - 1, $1::bigint, $1::bigint + $%d::bigint%s
-			ON CONFLICT (k) DO UPDATE SET tokens = %s - 1, at = GREATEST(l.at, $1::bigint),
+		fmt.Fprintf(&b, `t%d AS (INSERT INTO limits AS l (k, tokens, taken, at, full_at)
+			SELECT $%d, $%d::float8 - LEAST($%d::float8, $%d::float8), LEAST($%d::float8, $%d::float8), $1::bigint, $1::bigint + $%d::bigint%s
+			ON CONFLICT (k) DO UPDATE SET tokens = %s - %s, taken = %s, at = GREATEST(l.at, $1::bigint),
 				full_at = GREATEST(l.at, $1::bigint) + $%d::bigint
-			WHERE %s >= 1 RETURNING 1)`, i, k, burst, idle, cond, refill, idle, refill)
+			WHERE %s >= 1 RETURNING taken)`, i, k, burst, want, burst, want, burst, idle, cond, refill, got, got, idle, refill)
 	}
 	b.WriteString(" SELECT ")
 	for i := range takes {
 		if i > 0 {
-			b.WriteString(" + ")
+			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "(SELECT count(*) FROM t%d)", i)
+		fmt.Fprintf(&b, "(SELECT taken FROM t%d)", i)
 	}
-	var n int
-	if err := s.db.QueryRowContext(ctx, b.String(), args...).Scan(&n); err != nil {
-		return 0, fmt.Errorf("rate limit: %w", err)
+	got := make([]sql.NullFloat64, len(takes))
+	dest := make([]any, len(takes))
+	for i := range got {
+		dest[i] = &got[i]
 	}
-	return n, nil
+	if err := s.db.QueryRowContext(ctx, b.String(), args...).Scan(dest...); err != nil {
+		return nil, fmt.Errorf("rate limit: %w", err)
+	}
+	taken := make([]int, len(takes))
+	for i, g := range got {
+		taken[i] = int(g.Float64)
+	}
+	return taken, nil
 }
 
 // limitExists says whether the bucket of key has a row.

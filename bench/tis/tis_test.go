@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,6 +42,8 @@ type cluster struct {
 	urls  []string
 	procs []*os.Process
 	codes *codeLog
+	// pgPid is the PostgreSQL server's process (0 if not found).
+	pgPid int
 	// filled is how many made-up people prefill added so far.
 	filled int
 }
@@ -86,6 +89,9 @@ func startCluster(tb testing.TB) *cluster {
 	}
 	tb.Cleanup(func() { db.Close() })
 	c.db = db
+	if u, err := neturl.Parse(url); err == nil {
+		c.pgPid = postmaster(u.Port())
+	}
 	return c
 }
 
@@ -245,8 +251,9 @@ type result struct {
 	enrollments int
 	elapsed     time.Duration
 	median, p99 time.Duration
-	// serverCPU is the CPU time of both tis serve processes.
-	serverCPU time.Duration
+	// serverCPU is the CPU time of both tis serve processes, dbCPU of
+	// PostgreSQL.
+	serverCPU, dbCPU time.Duration
 }
 
 var seq atomic.Int64
@@ -280,7 +287,7 @@ func (c *cluster) enroll(tb testing.TB, m, workers int) result {
 	var failed atomic.Int64
 	next := make(chan int)
 	var wg sync.WaitGroup
-	cpu0 := c.serverCPU()
+	cpu0, db0 := c.serverCPU(), c.dbCPU()
 	start := time.Now()
 	for range workers {
 		wg.Add(1)
@@ -309,7 +316,7 @@ func (c *cluster) enroll(tb testing.TB, m, workers int) result {
 	}
 	close(next)
 	wg.Wait()
-	r := result{enrollments: m, elapsed: time.Since(start), serverCPU: c.serverCPU() - cpu0}
+	r := result{enrollments: m, elapsed: time.Since(start), serverCPU: c.serverCPU() - cpu0, dbCPU: c.dbCPU() - db0}
 	slices.Sort(lat)
 	r.median, r.p99 = lat[m/2], lat[m*99/100]
 	if f := failed.Load(); f > 0 {
@@ -322,21 +329,68 @@ func (c *cluster) enroll(tb testing.TB, m, workers int) result {
 func (c *cluster) serverCPU() time.Duration {
 	var total time.Duration
 	for _, p := range c.procs {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid))
+		_, cpu, _ := procStat(p.Pid)
+		total += cpu
+	}
+	return total
+}
+
+// dbCPU is the CPU time of the PostgreSQL server (pid c.pgPid) and its
+// processes (the backends of the servers' connections live on).
+func (c *cluster) dbCPU() time.Duration {
+	if c.pgPid == 0 {
+		return 0
+	}
+	_, total, _ := procStat(c.pgPid)
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		// Fields after the command name in parentheses: utime and stime
-		// are the 14th and 15th of the line, in clock ticks (100 Hz).
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-		if len(f) < 13 {
-			continue
+		if ppid, cpu, err := procStat(pid); err == nil && ppid == c.pgPid {
+			total += cpu
 		}
-		u, _ := strconv.ParseInt(f[11], 10, 64)
-		s, _ := strconv.ParseInt(f[12], 10, 64)
-		total += time.Duration(u+s) * 10 * time.Millisecond
 	}
 	return total
+}
+
+// procStat reads a process's parent and CPU time (user and system).
+func procStat(pid int) (ppid int, cpu time.Duration, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	// The fields after the command name in parentheses: state, ppid, ...;
+	// utime and stime are the 12th and 13th, in clock ticks (100 Hz).
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return ppid, time.Duration(u+s) * 10 * time.Millisecond, nil
+}
+
+// postmaster finds the PostgreSQL server listening on port.
+func postmaster(port string) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmd), "\x00")
+		if len(args) > 0 && strings.HasSuffix(args[0], "/postgres") && slices.Contains(args, "-p") && slices.Contains(args, port) {
+			return pid
+		}
+	}
+	return 0
 }
 
 // envInts reads a comma-separated list of counts, or def.
@@ -360,7 +414,7 @@ func envInts(tb testing.TB, name string, def []int) []int {
 // PIKCIO_BENCH_N (10k, 100k, 1M people enrolled before, pre-filled in
 // bulk) into two tis serve processes on one PostgreSQL, 16 at once, and
 // reports enrollments per second, the median and 99th percentile time of
-// one, and the servers' CPU time per enrollment.
+// one, and the CPU time per enrollment of the servers and of PostgreSQL.
 func BenchmarkTwoProcesses(b *testing.B) {
 	sizes := envInts(b, "PIKCIO_BENCH_N", []int{10_000, 100_000, 1_000_000})
 	m := envInts(b, "PIKCIO_BENCH_M", []int{2000})[0]
@@ -376,8 +430,37 @@ func BenchmarkTwoProcesses(b *testing.B) {
 			b.ReportMetric(float64(r.median.Microseconds())/1000, "ms-median")
 			b.ReportMetric(float64(r.p99.Microseconds())/1000, "ms-p99")
 			b.ReportMetric(float64(r.serverCPU.Microseconds())/1000/float64(r.enrollments), "server-cpu-ms/enrollment")
+			b.ReportMetric(float64(r.dbCPU.Microseconds())/1000/float64(r.enrollments), "db-cpu-ms/enrollment")
 			b.ReportMetric(0, "ns/op")
 		})
+	}
+	if os.Getenv("PIKCIO_BENCH_PGSTATS") != "" {
+		c.printStatements(b)
+	}
+}
+
+// printStatements logs the statements PostgreSQL spent most time on
+// (pg_stat_statements, loaded with PIKCIO_PGTEST_OPTS="-c
+// shared_preload_libraries=pg_stat_statements").
+func (c *cluster) printStatements(tb testing.TB) {
+	if _, err := c.db.Exec(`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
+		tb.Logf("pg_stat_statements: %v", err)
+		return
+	}
+	rows, err := c.db.Query(`SELECT calls, total_exec_time, total_plan_time, left(regexp_replace(query, '\s+', ' ', 'g'), 110)
+		FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15`)
+	if err != nil {
+		tb.Logf("pg_stat_statements: %v", err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var calls int64
+		var exec, plan float64
+		var q string
+		if err := rows.Scan(&calls, &exec, &plan, &q); err == nil {
+			tb.Logf("%8d calls %8.1f ms exec %6.1f ms plan  %s", calls, exec, plan, q)
+		}
 	}
 }
 
