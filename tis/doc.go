@@ -117,6 +117,18 @@
 // Validate/Select methods of a libp2p record validator so the same blob can
 // travel through the DHT under RevocationKey.
 //
+// At a million people the revoked serials outgrow one blob (a lost device
+// revokes two; revoked serials stay listed until they expire): a list of
+// more than MaxRevoked serials (512 KiB) is signed in pages of MaxRevoked,
+// each naming the sequence, its number and the page count; HTTP serves
+// page i at PathRevocations?page=i and the DHT under RevocationPageKey.
+// Clients fetch every page (FetchRevocations, Agent) and join them with
+// AssembleRevocationList, which refuses pages of two lists, out of order,
+// overlapping, or more than MaxRevocationPages (2M serials, 32 MiB): a
+// client's memory stays bounded whatever a TIS or DHT server sends. A list
+// of one page encodes as before (version 1). The cost of one revocation
+// is still a re-signing of the whole list (one page per 32k serials).
+//
 // # A node's agent
 //
 // Agent is an enrolled node's part in the TIS (LoadAgent reads its

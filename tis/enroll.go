@@ -14,11 +14,11 @@ import (
 
 // enrollment is what one enrollment transaction decided.
 type enrollment struct {
-	enr     *Enrollment
-	refusal error
-	mail    *CodeMail
-	revList *RevocationList
-	revBlob []byte
+	enr      *Enrollment
+	refusal  error
+	mail     *CodeMail
+	revList  *RevocationList
+	revPages [][]byte
 }
 
 // enroll checks a request and, in one transaction, issues its
@@ -69,7 +69,7 @@ func (s *Server) enroll(ctx context.Context, q *EnrollRequest) (*Enrollment, err
 		return nil, err
 	}
 	if out.revList != nil {
-		s.setRevList(out.revList, out.revBlob)
+		s.setRevList(out.revList, out.revPages)
 	}
 	if out.mail != nil {
 		// The mail domain's limit counts the mails sent, after the
@@ -196,14 +196,14 @@ func (s *Server) enrollTx(tx Tx, out *enrollment, q *EnrollRequest, p properties
 			return err
 		}
 		if len(old) > 0 {
-			seq, _, err := tx.RevocationList()
+			seq, err := tx.RevocationSeq()
 			if err != nil {
 				return err
 			}
 			if _, err := tx.Revoke(old); err != nil {
 				return err
 			}
-			if out.revList, out.revBlob, err = s.resignTx(tx, seq); err != nil {
+			if out.revList, out.revPages, err = s.resignTx(tx, seq); err != nil {
 				return err
 			}
 		}

@@ -100,7 +100,7 @@ func (s *Server) migrateJSON(ctx context.Context) error {
 		if done != "" {
 			return fmt.Errorf("%s changed since it was migrated: %w", StateFile, ErrMigrated)
 		}
-		if seq, _, err := tx.RevocationList(); err != nil || seq != 0 {
+		if seq, err := tx.RevocationSeq(); err != nil || seq != 0 {
 			return errors.Join(err, fmt.Errorf("the database holds a TIS already; %s not migrated: %w", StateFile, ErrMigrated))
 		}
 		revoked := map[string]bool{}
@@ -136,7 +136,7 @@ func (s *Server) migrateJSON(ctx context.Context) error {
 			}
 		}
 		// Keep the sequence: nodes refuse a list older than theirs.
-		if err := tx.PutRevocationList(l.Sequence, st.RevocationList); err != nil {
+		if err := tx.PutRevocationList(l.Sequence, [][]byte{st.RevocationList}); err != nil {
 			return err
 		}
 		return tx.PutMeta(metaMigrated, sum)

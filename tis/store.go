@@ -54,12 +54,15 @@ type Tx interface {
 	Revoke(serials []string) (int, error)
 	// Revoked returns the revoked serials not expired at now, ascending.
 	Revoked(now time.Time) ([]string, error)
-	// RevocationList returns the current signed list and its sequence
-	// (0, nil before the first).
-	RevocationList() (seq uint64, blob []byte, err error)
-	// PutRevocationList stores a newly signed list; seq must be above the
-	// current sequence.
-	PutRevocationList(seq uint64, blob []byte) error
+	// RevocationSeq returns the sequence of the current signed list (0
+	// before the first), locking the list.
+	RevocationSeq() (uint64, error)
+	// RevocationPages returns the encoded pages of the current list, in
+	// order (nil before the first).
+	RevocationPages() ([][]byte, error)
+	// PutRevocationList stores the pages of a newly signed list; seq must
+	// be above the current sequence.
+	PutRevocationList(seq uint64, pages [][]byte) error
 	// Code returns the pending code of owner, or nil.
 	Code(owner string) (*pendingCode, error)
 	// PutCode inserts or replaces owner's pending code.

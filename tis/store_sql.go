@@ -429,29 +429,64 @@ func (t *sqlTx) Revoked(now time.Time) ([]string, error) {
 	return out, nil
 }
 
-func (t *sqlTx) RevocationList() (uint64, []byte, error) {
+// The pages of the revocation list are the rows of revlist, page i at id
+// i+1; row 1 is the one locked and compared.
+
+func (t *sqlTx) RevocationSeq() (uint64, error) {
 	var seq int64
-	var blob []byte
-	err := t.row(`SELECT seq, blob FROM revlist WHERE id = 1`+t.forUpdate()).Scan(&seq, &blob)
+	err := t.row(`SELECT seq FROM revlist WHERE id = 1` + t.forUpdate()).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil, nil
+		return 0, nil
 	}
 	if err != nil {
-		return 0, nil, fmt.Errorf("read revocation list: %w", err)
+		return 0, fmt.Errorf("read revocation list: %w", err)
 	}
-	return uint64(seq), blob, nil
+	return uint64(seq), nil
 }
 
-func (t *sqlTx) PutRevocationList(seq uint64, blob []byte) error {
-	r, err := t.exec(`UPDATE revlist SET seq = ?, blob = ? WHERE id = 1 AND seq < ?`, int64(seq), blob, int64(seq))
+func (t *sqlTx) RevocationPages() ([][]byte, error) {
+	rows, err := t.tx.QueryContext(t.ctx, `SELECT blob FROM revlist ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("read revocation list: %w", err)
+	}
+	defer rows.Close()
+	var pages [][]byte
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, fmt.Errorf("read revocation list: %w", err)
+		}
+		pages = append(pages, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read revocation list: %w", err)
+	}
+	return pages, nil
+}
+
+func (t *sqlTx) PutRevocationList(seq uint64, pages [][]byte) error {
+	if len(pages) == 0 {
+		return fmt.Errorf("revocation list %d of no page: %w", seq, ErrMalformed)
+	}
+	r, err := t.exec(`UPDATE revlist SET seq = ?, blob = ? WHERE id = 1 AND seq < ?`, int64(seq), pages[0], int64(seq))
 	if err != nil {
 		return fmt.Errorf("write revocation list: %w", err)
 	}
-	if n, err := r.RowsAffected(); err != nil || n == 1 {
-		return err
+	if n, err := r.RowsAffected(); err != nil {
+		return fmt.Errorf("write revocation list: %w", err)
+	} else if n == 0 {
+		// No list yet (a list of this sequence or later makes the insert fail).
+		if _, err := t.exec(`INSERT INTO revlist (id, seq, blob) VALUES (1, ?, ?)`, int64(seq), pages[0]); err != nil {
+			return fmt.Errorf("write revocation list %d: %w", seq, err)
+		}
 	}
-	// No list yet (a list of this sequence or later makes the insert fail).
-	if _, err := t.exec(`INSERT INTO revlist (id, seq, blob) VALUES (1, ?, ?)`, int64(seq), blob); err != nil {
+	for i, b := range pages[1:] {
+		if _, err := t.exec(`INSERT INTO revlist (id, seq, blob) VALUES (?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, blob = excluded.blob`, i+2, int64(seq), b); err != nil {
+			return fmt.Errorf("write revocation list %d page %d: %w", seq, i+1, err)
+		}
+	}
+	if _, err := t.exec(`DELETE FROM revlist WHERE id > ?`, len(pages)); err != nil {
 		return fmt.Errorf("write revocation list %d: %w", seq, err)
 	}
 	return nil
