@@ -125,14 +125,14 @@ func (s *Server) enrollTx(tx Tx, out *enrollment, q *EnrollRequest, p properties
 			out.refusal = fmt.Errorf("certificates issued %d times: %w", pe.Issues, ErrRateLimited)
 			return nil
 		}
-		return s.issueTx(tx, out, pe, q, p, owner, binding, newKeys, now)
+		return s.issueTx(tx, out, pe, nil, q, p, owner, binding, newKeys, now)
 	}
 	if s.mailer == nil { // OpenEnrollment: no codes
 		if pe != nil {
 			out.refusal = fmt.Errorf("e-mail enrolled with other properties or keys: %w", ErrAlreadyEnrolled)
 			return nil
 		}
-		return s.issueTx(tx, out, nil, q, p, owner, binding, newKeys, now)
+		return s.issueTx(tx, out, nil, nil, q, p, owner, binding, newKeys, now)
 	}
 	if code == "" {
 		// The same answer whether or not owner is enrolled.
@@ -185,10 +185,7 @@ func (s *Server) enrollTx(tx Tx, out *enrollment, q *EnrollRequest, p properties
 		out.refusal = fmt.Errorf("certificates issued %d times: %w", pe.Issues, ErrRateLimited)
 		return nil
 	}
-	c.Used = binding
-	if err := tx.PutCode(c); err != nil {
-		return err
-	}
+	c.Used = binding // written with the enrollment (issueTx)
 	if pe != nil && pe.Binding != binding {
 		// A new device: revoke the old certificates with it.
 		old, err := tx.LiveSerials(owner)
@@ -208,12 +205,13 @@ func (s *Server) enrollTx(tx Tx, out *enrollment, q *EnrollRequest, p properties
 			}
 		}
 	}
-	return s.issueTx(tx, out, pe, q, p, owner, binding, newKeys, now)
+	return s.issueTx(tx, out, pe, c, q, p, owner, binding, newKeys, now)
 }
 
-// issueTx signs the two certificates and records them, and newKeys (the
-// hashes of the request's keys not recorded yet) as owner's.
-func (s *Server) issueTx(tx Tx, out *enrollment, pe *person, q *EnrollRequest, p properties, owner, binding string, newKeys []string, now time.Time) error {
+// issueTx signs the two certificates and records them, newKeys (the
+// hashes of the request's keys not recorded yet) as owner's, and the code
+// that enrolled them (nil without one), in one write.
+func (s *Server) issueTx(tx Tx, out *enrollment, pe *person, code *pendingCode, q *EnrollRequest, p properties, owner, binding string, newKeys []string, now time.Time) error {
 	secret := s.root.secret
 	issued := now.UTC().Truncate(TimeGranularity)
 	expires := issued.Add(s.opts.CertLifetime.Truncate(time.Second))
@@ -236,12 +234,6 @@ func (s *Server) issueTx(tx Tx, out *enrollment, pe *person, q *EnrollRequest, p
 		}
 		*c.dest = cert
 	}
-	if err := tx.PutCerts(owner, expires, enr.NodeCert.Serial.String(), enr.MatryoshkaCert.Serial.String()); err != nil {
-		return err
-	}
-	if err := tx.PutKeys(owner, newKeys...); err != nil {
-		return err
-	}
 	blob, err := enr.Encode()
 	if err != nil {
 		return err
@@ -251,7 +243,8 @@ func (s *Server) issueTx(tx Tx, out *enrollment, pe *person, q *EnrollRequest, p
 	}
 	pe.Binding, pe.Enrollment = binding, blob
 	pe.Issues++
-	if err := tx.PutPerson(pe); err != nil {
+	serials := []string{enr.NodeCert.Serial.String(), enr.MatryoshkaCert.Serial.String()}
+	if err := tx.Issue(pe, code, expires, serials, newKeys); err != nil {
 		return err
 	}
 	out.enr = enr

@@ -41,6 +41,10 @@ type Tx interface {
 	PutKeys(owner string, keys ...string) error
 	// PutCerts records issued serials (hex) of owner, expiring at expires.
 	PutCerts(owner string, expires time.Time, serials ...string) error
+	// Issue writes an enrollment at once: the person p, owner of the new
+	// serials (expiring at expires) and keys, and code unless nil (PutPerson,
+	// PutCerts, PutKeys, PutCode).
+	Issue(p *person, code *pendingCode, expires time.Time, serials, keys []string) error
 	// Enrollee reads at once what an enrollment request needs: the person
 	// of owner and their pending code, locked as Person and Code lock them
 	// (nil when missing), and the owner of each of keys ("" if none).

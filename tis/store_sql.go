@@ -251,10 +251,7 @@ func (t *sqlTx) Person(owner string) (*person, error) {
 }
 
 func (t *sqlTx) PutPerson(p *person) error {
-	_, err := t.exec(`INSERT INTO persons (owner, binding, blocked, issues, enrollment) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (owner) DO UPDATE SET binding = excluded.binding, blocked = excluded.blocked,
-		issues = excluded.issues, enrollment = excluded.enrollment`,
-		p.Owner, p.Binding, b2i(p.Blocked), p.Issues, p.Enrollment)
+	_, err := t.exec(putPersonSQL, personArgs(p)...)
 	if err != nil {
 		return fmt.Errorf("write person: %w", err)
 	}
@@ -305,6 +302,71 @@ func (t *sqlTx) PutCerts(owner string, expires time.Time, serials ...string) err
 	}
 	if _, err := t.exec(`INSERT INTO certs (serial, owner, expires) VALUES `+values(len(serials), 3), args...); err != nil {
 		return fmt.Errorf("write serial: %w", err)
+	}
+	return nil
+}
+
+// The writes of PutPerson, PutCerts, PutKeys and PutCode, for one
+// statement of several parts.
+const (
+	putPersonSQL = `INSERT INTO persons (owner, binding, blocked, issues, enrollment) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (owner) DO UPDATE SET binding = excluded.binding, blocked = excluded.blocked,
+		issues = excluded.issues, enrollment = excluded.enrollment`
+	putCodeSQL = `INSERT INTO codes (owner, hash, sent, expires, attempts, used) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (owner) DO UPDATE SET hash = excluded.hash, sent = excluded.sent, expires = excluded.expires,
+		attempts = excluded.attempts, used = excluded.used`
+)
+
+func personArgs(p *person) []any {
+	return []any{p.Owner, p.Binding, b2i(p.Blocked), p.Issues, p.Enrollment}
+}
+
+func codeArgs(c *pendingCode) []any {
+	return []any{c.Owner, c.Hash, c.Sent.Unix(), c.Expires.Unix(), c.Attempts, c.Used}
+}
+
+// Issue is one statement on PostgreSQL (data-modifying WITH parts): one
+// round trip instead of four. A key or serial taken meanwhile fails the
+// whole statement (unique key) and the transaction runs again.
+func (t *sqlTx) Issue(p *person, code *pendingCode, expires time.Time, serials, keys []string) error {
+	if !t.postgres {
+		if err := t.PutCerts(p.Owner, expires, serials...); err != nil {
+			return err
+		}
+		if err := t.PutKeys(p.Owner, keys...); err != nil {
+			return err
+		}
+		if code != nil {
+			if err := t.PutCode(code); err != nil {
+				return err
+			}
+		}
+		return t.PutPerson(p)
+	}
+	var parts []string
+	var args []any
+	if len(serials) > 0 {
+		parts = append(parts, `s AS (INSERT INTO certs (serial, owner, expires) VALUES `+values(len(serials), 3)+`)`)
+		for _, s := range serials {
+			args = append(args, s, p.Owner, expires.Unix())
+		}
+	}
+	if len(keys) > 0 {
+		parts = append(parts, `k AS (INSERT INTO keys (key, owner) VALUES `+values(len(keys), 2)+`)`)
+		for _, k := range keys {
+			args = append(args, k, p.Owner)
+		}
+	}
+	if code != nil {
+		parts = append(parts, `c AS (`+putCodeSQL+`)`)
+		args = append(args, codeArgs(code)...)
+	}
+	q := putPersonSQL
+	if len(parts) > 0 {
+		q = "WITH " + strings.Join(parts, ", ") + " " + q
+	}
+	if _, err := t.exec(q, append(args, personArgs(p)...)...); err != nil {
+		return fmt.Errorf("write enrollment: %w", err)
 	}
 	return nil
 }
@@ -508,10 +570,7 @@ func (t *sqlTx) Code(owner string) (*pendingCode, error) {
 }
 
 func (t *sqlTx) PutCode(c *pendingCode) error {
-	_, err := t.exec(`INSERT INTO codes (owner, hash, sent, expires, attempts, used) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (owner) DO UPDATE SET hash = excluded.hash, sent = excluded.sent, expires = excluded.expires,
-		attempts = excluded.attempts, used = excluded.used`,
-		c.Owner, c.Hash, c.Sent.Unix(), c.Expires.Unix(), c.Attempts, c.Used)
+	_, err := t.exec(putCodeSQL, codeArgs(c)...)
 	if err != nil {
 		return fmt.Errorf("write code: %w", err)
 	}

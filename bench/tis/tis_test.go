@@ -252,8 +252,8 @@ type result struct {
 	elapsed     time.Duration
 	median, p99 time.Duration
 	// serverCPU is the CPU time of both tis serve processes, dbCPU of
-	// PostgreSQL.
-	serverCPU, dbCPU time.Duration
+	// PostgreSQL, clientCPU of this process (the clients).
+	serverCPU, dbCPU, clientCPU time.Duration
 }
 
 var seq atomic.Int64
@@ -287,7 +287,7 @@ func (c *cluster) enroll(tb testing.TB, m, workers int) result {
 	var failed atomic.Int64
 	next := make(chan int)
 	var wg sync.WaitGroup
-	cpu0, db0 := c.serverCPU(), c.dbCPU()
+	cpu0, db0, self0 := c.serverCPU(), c.dbCPU(), selfCPU()
 	start := time.Now()
 	for range workers {
 		wg.Add(1)
@@ -316,7 +316,7 @@ func (c *cluster) enroll(tb testing.TB, m, workers int) result {
 	}
 	close(next)
 	wg.Wait()
-	r := result{enrollments: m, elapsed: time.Since(start), serverCPU: c.serverCPU() - cpu0, dbCPU: c.dbCPU() - db0}
+	r := result{enrollments: m, elapsed: time.Since(start), serverCPU: c.serverCPU() - cpu0, dbCPU: c.dbCPU() - db0, clientCPU: selfCPU() - self0}
 	slices.Sort(lat)
 	r.median, r.p99 = lat[m/2], lat[m*99/100]
 	if f := failed.Load(); f > 0 {
@@ -333,6 +333,15 @@ func (c *cluster) serverCPU() time.Duration {
 		total += cpu
 	}
 	return total
+}
+
+// selfCPU is the CPU time of this process.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // dbCPU is the CPU time of the PostgreSQL server (pid c.pgPid) and its
@@ -414,7 +423,8 @@ func envInts(tb testing.TB, name string, def []int) []int {
 // PIKCIO_BENCH_N (10k, 100k, 1M people enrolled before, pre-filled in
 // bulk) into two tis serve processes on one PostgreSQL, 16 at once, and
 // reports enrollments per second, the median and 99th percentile time of
-// one, and the CPU time per enrollment of the servers and of PostgreSQL.
+// one, and the CPU time per enrollment of the servers, of PostgreSQL and
+// of the clients (this process), which share the machine's cores.
 func BenchmarkTwoProcesses(b *testing.B) {
 	sizes := envInts(b, "PIKCIO_BENCH_N", []int{10_000, 100_000, 1_000_000})
 	m := envInts(b, "PIKCIO_BENCH_M", []int{2000})[0]
@@ -431,6 +441,7 @@ func BenchmarkTwoProcesses(b *testing.B) {
 			b.ReportMetric(float64(r.p99.Microseconds())/1000, "ms-p99")
 			b.ReportMetric(float64(r.serverCPU.Microseconds())/1000/float64(r.enrollments), "server-cpu-ms/enrollment")
 			b.ReportMetric(float64(r.dbCPU.Microseconds())/1000/float64(r.enrollments), "db-cpu-ms/enrollment")
+			b.ReportMetric(float64(r.clientCPU.Microseconds())/1000/float64(r.enrollments), "client-cpu-ms/enrollment")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
