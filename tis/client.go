@@ -245,15 +245,7 @@ func (c *Client) fetchRevocationPage(ctx context.Context, i int) (*RevocationLis
 	if i > 0 {
 		path += "?page=" + strconv.Itoa(i)
 	}
-	u, err := c.url(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, nil, fmt.Errorf("fetch revocations: %w", err)
-	}
-	b, err := c.do(req, int64(MaxRevocationListSize))
+	b, err := c.get(ctx, path, int64(MaxRevocationListSize))
 	if err != nil {
 		return nil, nil, fmt.Errorf("fetch revocations page %d: %w", i, err)
 	}
@@ -265,6 +257,19 @@ func (c *Client) fetchRevocationPage(ctx context.Context, i int) (*RevocationLis
 		return nil, nil, fmt.Errorf("fetch revocations: page %d answered for %d: %w", l.Page, i, ErrMalformed)
 	}
 	return l, b, nil
+}
+
+// get GETs path and returns a 200 body of at most max bytes.
+func (c *Client) get(ctx context.Context, path string, max int64) ([]byte, error) {
+	u, err := c.url(path)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	return c.do(req, max)
 }
 
 // do sends req and returns a 200 body of at most max bytes; a refusal

@@ -2,12 +2,10 @@ package tis
 
 import (
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -191,9 +189,7 @@ func TestServerRevocationPages(t *testing.T) {
 	}
 	// Pages past the end and bad page numbers.
 	for _, q := range []string{"?page=2", "?page=-1", "?page=x", "?page=99999999999999999999"} {
-		c := tt.client()
-		req, _ := newGet(ctx, tt.url+PathRevocations+q)
-		if _, err := c.do(req, int64(MaxRevocationListSize)); err == nil {
+		if _, err := tt.client().get(ctx, PathRevocations+q, int64(MaxRevocationListSize)); err == nil {
 			t.Fatalf("%s answered", q)
 		}
 	}
@@ -248,8 +244,4 @@ func FuzzAssembleRevocationPages(f *testing.F) {
 		}
 		_, _ = AssembleRevocationList([][]byte{a, b}, root.Public().(ed25519.PublicKey))
 	})
-}
-
-func newGet(ctx context.Context, url string) (*http.Request, error) {
-	return http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 }
