@@ -132,7 +132,13 @@ func TestRevocationPages(t *testing.T) {
 // pages; a client fetches all of them, and a serial of the last page is
 // revoked for it. The DHT validator takes each page under its key only.
 func TestServerRevocationPages(t *testing.T) {
-	tt := newTestTIS(t, ServerOptions{})
+	for name, db := range backends(t) {
+		t.Run(name, func(t *testing.T) { testServerRevocationPages(t, db(t)) })
+	}
+}
+
+func testServerRevocationPages(t *testing.T, db string) {
+	tt := newTestTIS(t, ServerOptions{DB: db})
 	ctx := testCtx(t)
 	n := newTestNode(t)
 	e, err := tt.client().Enroll(ctx, n.key, n.mkey, "Erin", "erin@example.org")
