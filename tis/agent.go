@@ -347,14 +347,20 @@ func (a *Agent) fetchRevocations(ctx context.Context, onUpdate func()) error {
 	return nil
 }
 
+// putRevocations publishes each page of l under its RevocationPageKey.
 func (a *Agent) putRevocations(ctx context.Context, store RecordStore, l *RevocationList) error {
-	data, err := l.Encode()
+	pages, err := l.EncodePages()
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, RecordTimeout)
 	defer cancel()
-	return store.PutRecord(ctx, RevocationKey(a.opts.Root), data)
+	for i, data := range pages {
+		if err := store.PutRecord(ctx, RevocationPageKey(a.opts.Root, i), data); err != nil {
+			return fmt.Errorf("revocation list page %d: %w", i, err)
+		}
+	}
+	return nil
 }
 
 // getRevocations offers the DHT's list to the cache, which keeps it only
@@ -366,7 +372,19 @@ func (a *Agent) getRevocations(ctx context.Context, store RecordStore, onUpdate 
 	if err != nil {
 		return err
 	}
-	newer, err := a.revs.Update(data)
+	first, err := DecodeRevocationList(data)
+	if err != nil {
+		return fmt.Errorf("revocation list from the DHT: %w", err)
+	}
+	pages := [][]byte{data}
+	for i := 1; i < first.PageCount(); i++ {
+		b, err := store.GetRecord(ctx, RevocationPageKey(a.opts.Root, i))
+		if err != nil {
+			return fmt.Errorf("revocation list page %d: %w", i, err)
+		}
+		pages = append(pages, b)
+	}
+	newer, err := a.revs.Update(pages...)
 	if err != nil {
 		return fmt.Errorf("revocation list from the DHT: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -193,25 +194,82 @@ func (c *Client) EnrollCode(ctx context.Context, nodeKey crypto.PrivKey, matryos
 	return e, nil
 }
 
-// FetchRevocations gets the TIS's revocation list and verifies it.
+// fetchRevocationTries bounds how often FetchRevocations starts again
+// when the list changed between its pages.
+const fetchRevocationTries = 3
+
+// FetchRevocations gets the TIS's revocation list, all its pages (at most
+// MaxRevocationPages of at most MaxRevocationListSize bytes), and
+// verifies it.
 func (c *Client) FetchRevocations(ctx context.Context) (*RevocationList, error) {
-	u, err := c.url(PathRevocations)
+	var err error
+	for range fetchRevocationTries {
+		var l *RevocationList
+		if l, err = c.fetchRevocations(ctx); err == nil || !errors.Is(err, errListChanged) {
+			return l, err
+		}
+	}
+	return nil, err
+}
+
+// errListChanged reports pages of two lists: the TIS signed a new one
+// while the client fetched the pages.
+var errListChanged = errors.New("revocation list changed while fetched")
+
+func (c *Client) fetchRevocations(ctx context.Context) (*RevocationList, error) {
+	first, b, err := c.fetchRevocationPage(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	pages := [][]byte{b}
+	for i := 1; i < first.PageCount(); i++ {
+		p, b, err := c.fetchRevocationPage(ctx, i)
+		if err != nil {
+			return nil, err
+		}
+		if p.Sequence != first.Sequence || p.Pages != first.Pages {
+			return nil, fmt.Errorf("fetch revocations: page %d of list %d, page 0 of %d: %w", i, p.Sequence, first.Sequence, errListChanged)
+		}
+		pages = append(pages, b)
+	}
+	l, err := AssembleRevocationList(pages, c.Root)
+	if err != nil {
+		return nil, fmt.Errorf("fetch revocations: %w", err)
+	}
+	return l, nil
+}
+
+// fetchRevocationPage gets page i and verifies it.
+func (c *Client) fetchRevocationPage(ctx context.Context, i int) (*RevocationList, []byte, error) {
+	path := PathRevocations
+	if i > 0 {
+		path += "?page=" + strconv.Itoa(i)
+	}
+	b, err := c.get(ctx, path, int64(MaxRevocationListSize))
+	if err != nil {
+		return nil, nil, fmt.Errorf("fetch revocations page %d: %w", i, err)
+	}
+	l, err := ParseRevocationList(b, c.Root)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fetch revocations page %d: %w", i, err)
+	}
+	if int(l.Page) != i {
+		return nil, nil, fmt.Errorf("fetch revocations: page %d answered for %d: %w", l.Page, i, ErrMalformed)
+	}
+	return l, b, nil
+}
+
+// get GETs path and returns a 200 body of at most max bytes.
+func (c *Client) get(ctx context.Context, path string, max int64) ([]byte, error) {
+	u, err := c.url(path)
 	if err != nil {
 		return nil, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, fmt.Errorf("fetch revocations: %w", err)
+		return nil, err
 	}
-	b, err := c.do(req, int64(MaxRevocationListSize))
-	if err != nil {
-		return nil, fmt.Errorf("fetch revocations: %w", err)
-	}
-	l, err := ParseRevocationList(b, c.Root)
-	if err != nil {
-		return nil, fmt.Errorf("fetch revocations: %w", err)
-	}
-	return l, nil
+	return c.do(req, max)
 }
 
 // do sends req and returns a 200 body of at most max bytes; a refusal

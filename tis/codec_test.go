@@ -200,6 +200,13 @@ func FuzzDecodeCertificate(f *testing.F) {
 func FuzzDecodeRevocationList(f *testing.F) {
 	f.Add(mustEncode(f, seedRevocations(f).Encode))
 	f.Add([]byte{1})
+	// A page of a list of several (version 2).
+	paged := seedRevocations(f)
+	paged.Page, paged.Pages = 1, 2
+	if err := paged.sign(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(mustEncode(f, paged.Encode))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzStable(t, data, DecodeRevocationList, (*RevocationList).Encode)
 	})

@@ -66,8 +66,11 @@
 //
 // Abuse limits: per client address (an IPv6 /64; behind TrustedProxies the
 // X-Forwarded-For address), per mail domain for code mails, and globally
-// (ServerOptions, documented defaults in options.go). Each server counts
-// for itself.
+// (ServerOptions, documented defaults in options.go). Servers sharing a
+// PostgreSQL store share the limits too: a token bucket per key in the
+// limits table, taken from by one atomic statement, so N servers allow
+// the limit once, not N times. With SQLite (one process) the buckets live
+// in memory.
 //
 // # What the TIS keeps, what it knows, what it never learns
 //
@@ -113,6 +116,18 @@
 // highest sequence (RevocationCache); RevocationValidator has the
 // Validate/Select methods of a libp2p record validator so the same blob can
 // travel through the DHT under RevocationKey.
+//
+// At a million people the revoked serials outgrow one blob (a lost device
+// revokes two; revoked serials stay listed until they expire): a list of
+// more than MaxRevoked serials (512 KiB) is signed in pages of MaxRevoked,
+// each naming the sequence, its number and the page count; HTTP serves
+// page i at PathRevocations?page=i and the DHT under RevocationPageKey.
+// Clients fetch every page (FetchRevocations, Agent) and join them with
+// AssembleRevocationList, which refuses pages of two lists, out of order,
+// overlapping, or more than MaxRevocationPages (2M serials, 32 MiB): a
+// client's memory stays bounded whatever a TIS or DHT server sends. A list
+// of one page encodes as before (version 1). The cost of one revocation
+// is still a re-signing of the whole list (one page per 32k serials).
 //
 // # A node's agent
 //

@@ -14,11 +14,11 @@ import (
 
 // enrollment is what one enrollment transaction decided.
 type enrollment struct {
-	enr     *Enrollment
-	refusal error
-	mail    *CodeMail
-	revList *RevocationList
-	revBlob []byte
+	enr      *Enrollment
+	refusal  error
+	mail     *CodeMail
+	revList  *RevocationList
+	revPages [][]byte
 }
 
 // enroll checks a request and, in one transaction, issues its
@@ -69,10 +69,18 @@ func (s *Server) enroll(ctx context.Context, q *EnrollRequest) (*Enrollment, err
 		return nil, err
 	}
 	if out.revList != nil {
-		s.setRevList(out.revList, out.revBlob)
+		s.setRevList(out.revList, out.revPages)
 	}
 	if out.mail != nil {
-		if err := s.mailer.SendCode(ctx, *out.mail); err != nil {
+		// The mail domain's limit counts the mails sent, after the
+		// transaction: a transaction that runs again takes no second
+		// token, and on PostgreSQL the domain's bucket is not held locked
+		// during the enrollment.
+		err := allowAll(ctx, now, limitKey{s.domainLim, mailDomain(p.email), "mail domain"})
+		if err == nil {
+			err = s.mailer.SendCode(ctx, *out.mail)
+		}
+		if err != nil {
 			// Let the person ask again at once.
 			_ = s.store.Update(ctx, func(tx Tx) error { return tx.DeleteCode(owner) })
 			return nil, err
@@ -86,18 +94,19 @@ func (s *Server) enroll(ctx context.Context, q *EnrollRequest) (*Enrollment, err
 }
 
 func (s *Server) enrollTx(tx Tx, out *enrollment, q *EnrollRequest, p properties, owner, binding string, keyHashes []string, code string, now time.Time) error {
-	pe, err := tx.Person(owner)
+	pe, keyOwners, c, err := tx.Enrollee(owner, keyHashes)
 	if err != nil {
 		return err
 	}
 	keysFree := true
-	for _, k := range keyHashes {
-		o, err := tx.KeyOwner(k)
-		if err != nil {
-			return err
-		}
+	// newKeys are the keys not recorded yet, which issueTx records.
+	var newKeys []string
+	for i, o := range keyOwners {
 		if o != "" && o != owner {
 			keysFree = false
+		}
+		if o == "" {
+			newKeys = append(newKeys, keyHashes[i])
 		}
 	}
 	if !keysFree {
@@ -116,28 +125,20 @@ func (s *Server) enrollTx(tx Tx, out *enrollment, q *EnrollRequest, p properties
 			out.refusal = fmt.Errorf("certificates issued %d times: %w", pe.Issues, ErrRateLimited)
 			return nil
 		}
-		return s.issueTx(tx, out, pe, q, p, owner, binding, keyHashes, now)
+		return s.issueTx(tx, out, pe, nil, q, p, owner, binding, newKeys, now)
 	}
 	if s.mailer == nil { // OpenEnrollment: no codes
 		if pe != nil {
 			out.refusal = fmt.Errorf("e-mail enrolled with other properties or keys: %w", ErrAlreadyEnrolled)
 			return nil
 		}
-		return s.issueTx(tx, out, nil, q, p, owner, binding, keyHashes, now)
-	}
-	c, err := tx.Code(owner)
-	if err != nil {
-		return err
+		return s.issueTx(tx, out, nil, nil, q, p, owner, binding, newKeys, now)
 	}
 	if code == "" {
 		// The same answer whether or not owner is enrolled.
 		out.refusal = ErrCodeSent
 		if c != nil && c.Used == "" && now.Before(c.Sent.Add(s.opts.CodeResend)) {
 			return nil // one sent a moment ago
-		}
-		if !s.domainLim.allow(mailDomain(p.email), now) {
-			out.refusal = fmt.Errorf("mail domain: %w", ErrRateLimited)
-			return nil
 		}
 		fresh, err := newCode()
 		if err != nil {
@@ -184,10 +185,7 @@ func (s *Server) enrollTx(tx Tx, out *enrollment, q *EnrollRequest, p properties
 		out.refusal = fmt.Errorf("certificates issued %d times: %w", pe.Issues, ErrRateLimited)
 		return nil
 	}
-	c.Used = binding
-	if err := tx.PutCode(c); err != nil {
-		return err
-	}
+	c.Used = binding // written with the enrollment (issueTx)
 	if pe != nil && pe.Binding != binding {
 		// A new device: revoke the old certificates with it.
 		old, err := tx.LiveSerials(owner)
@@ -195,23 +193,25 @@ func (s *Server) enrollTx(tx Tx, out *enrollment, q *EnrollRequest, p properties
 			return err
 		}
 		if len(old) > 0 {
-			seq, _, err := tx.RevocationList()
+			seq, err := tx.RevocationSeq()
 			if err != nil {
 				return err
 			}
 			if _, err := tx.Revoke(old); err != nil {
 				return err
 			}
-			if out.revList, out.revBlob, err = s.resignTx(tx, seq); err != nil {
+			if out.revList, out.revPages, err = s.resignTx(tx, seq); err != nil {
 				return err
 			}
 		}
 	}
-	return s.issueTx(tx, out, pe, q, p, owner, binding, keyHashes, now)
+	return s.issueTx(tx, out, pe, c, q, p, owner, binding, newKeys, now)
 }
 
-// issueTx signs the two certificates and records them.
-func (s *Server) issueTx(tx Tx, out *enrollment, pe *person, q *EnrollRequest, p properties, owner, binding string, keyHashes []string, now time.Time) error {
+// issueTx signs the two certificates and records them, newKeys (the
+// hashes of the request's keys not recorded yet) as owner's, and the code
+// that enrolled them (nil without one), in one write.
+func (s *Server) issueTx(tx Tx, out *enrollment, pe *person, code *pendingCode, q *EnrollRequest, p properties, owner, binding string, newKeys []string, now time.Time) error {
 	secret := s.root.secret
 	issued := now.UTC().Truncate(TimeGranularity)
 	expires := issued.Add(s.opts.CertLifetime.Truncate(time.Second))
@@ -232,21 +232,7 @@ func (s *Server) issueTx(tx Tx, out *enrollment, pe *person, q *EnrollRequest, p
 		if err := cert.sign(s.root.key); err != nil {
 			return err
 		}
-		if err := tx.PutCert(cert.Serial.String(), owner, expires); err != nil {
-			return err
-		}
 		*c.dest = cert
-	}
-	for _, k := range keyHashes {
-		o, err := tx.KeyOwner(k)
-		if err != nil {
-			return err
-		}
-		if o == "" {
-			if err := tx.PutKey(k, owner); err != nil {
-				return err
-			}
-		}
 	}
 	blob, err := enr.Encode()
 	if err != nil {
@@ -257,7 +243,8 @@ func (s *Server) issueTx(tx Tx, out *enrollment, pe *person, q *EnrollRequest, p
 	}
 	pe.Binding, pe.Enrollment = binding, blob
 	pe.Issues++
-	if err := tx.PutPerson(pe); err != nil {
+	serials := []string{enr.NodeCert.Serial.String(), enr.MatryoshkaCert.Serial.String()}
+	if err := tx.Issue(pe, code, expires, serials, newKeys); err != nil {
 		return err
 	}
 	out.enr = enr
@@ -269,12 +256,8 @@ func hexHash(h [32]byte) string { return hex.EncodeToString(h[:]) }
 func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	addr := clientAddr(r, s.opts.TrustedProxies)
 	now := s.opts.Now()
-	if !s.addrLim.allow(addr, now) {
-		s.refuse(w, fmt.Errorf("client address: %w", ErrRateLimited))
-		return
-	}
-	if !s.lim.Allow() {
-		s.refuse(w, ErrRateLimited)
+	if err := allowAll(r.Context(), now, limitKey{s.addrLim, addr, "client address"}, limitKey{s.lim, "", "all clients"}); err != nil {
+		s.refuse(w, err)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBody))

@@ -56,19 +56,19 @@ func TestKeyedLimiterForgetsAndCaps(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	l := newKeyedLimiter(1, 2, 3)
 	for i, want := range []bool{true, true, false} {
-		if got := l.allow("a", now); got != want {
+		if got := l.take("a", now); got != want {
 			t.Fatalf("take %d: %v", i, got)
 		}
 	}
 	// Full again after burst/rate: forgotten.
-	if !l.allow("a", now.Add(3*time.Second)) || len(l.m) != 1 {
+	if !l.take("a", now.Add(3*time.Second)) || len(l.m) != 1 {
 		t.Fatalf("after idle: %d keys", len(l.m))
 	}
 	// Past maxKeys, new keys share one overflow bucket.
-	l.allow("b", now.Add(3*time.Second))
-	l.allow("c", now.Add(3*time.Second))
+	l.take("b", now.Add(3*time.Second))
+	l.take("c", now.Add(3*time.Second))
 	for i, want := range []bool{true, true, false} {
-		if got := l.allow("new-"+string(rune('a'+i)), now.Add(3*time.Second)); got != want {
+		if got := l.take("new-"+string(rune('a'+i)), now.Add(3*time.Second)); got != want {
 			t.Fatalf("overflow take %d: %v", i, got)
 		}
 	}

@@ -100,7 +100,7 @@ func (s *Server) migrateJSON(ctx context.Context) error {
 		if done != "" {
 			return fmt.Errorf("%s changed since it was migrated: %w", StateFile, ErrMigrated)
 		}
-		if seq, _, err := tx.RevocationList(); err != nil || seq != 0 {
+		if seq, err := tx.RevocationSeq(); err != nil || seq != 0 {
 			return errors.Join(err, fmt.Errorf("the database holds a TIS already; %s not migrated: %w", StateFile, ErrMigrated))
 		}
 		revoked := map[string]bool{}
@@ -114,7 +114,7 @@ func (s *Server) migrateJSON(ctx context.Context) error {
 			p := &person{Owner: owner, Binding: e.Binding, Issues: len(e.Serials) / 2}
 			var rev []string
 			for _, h := range e.Serials {
-				if err := tx.PutCert(h, owner, expires); err != nil {
+				if err := tx.PutCerts(owner, expires, h); err != nil {
 					return err
 				}
 				if revoked[h] {
@@ -131,12 +131,12 @@ func (s *Server) migrateJSON(ctx context.Context) error {
 			people++
 		}
 		for k, owner := range st.Keys {
-			if err := tx.PutKey(k, owner); err != nil {
+			if err := tx.PutKeys(owner, k); err != nil {
 				return err
 			}
 		}
 		// Keep the sequence: nodes refuse a list older than theirs.
-		if err := tx.PutRevocationList(l.Sequence, st.RevocationList); err != nil {
+		if err := tx.PutRevocationList(l.Sequence, [][]byte{st.RevocationList}); err != nil {
 			return err
 		}
 		return tx.PutMeta(metaMigrated, sum)

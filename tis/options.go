@@ -75,7 +75,8 @@ type ServerOptions struct {
 	// AddrRate and AddrBurst bound enrollment requests per client address
 	// (defaults DefaultAddrRate, DefaultAddrBurst); DomainRate and
 	// DomainBurst the code mails per mail domain (DefaultDomainRate,
-	// DefaultDomainBurst). Each server process counts for itself.
+	// DefaultDomainBurst). The servers of one PostgreSQL store share
+	// them (and EnrollRate); with SQLite they live in the process.
 	AddrRate    float64
 	AddrBurst   int
 	DomainRate  float64

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,25 +15,47 @@ import (
 )
 
 const (
-	revocationVersion = 1
-	// MaxRevoked caps the serials in one revocation list (512 KiB of
-	// serials), keeping the list a reasonable DHT record.
+	// revocationVersion encodes a list of one page; revocationVersionPaged
+	// one page of several (with its page number and the page count).
+	revocationVersion      = 1
+	revocationVersionPaged = 2
+	// MaxRevoked caps the serials in one page of a revocation list (512
+	// KiB of serials), keeping a page a reasonable DHT record and HTTP
+	// answer. A longer list is split into pages.
 	MaxRevoked = 1 << 15
-	// MaxRevocationListSize caps an encoded revocation list.
-	MaxRevocationListSize = 1 + 8 + 8 + 8 + 8 + 4 + MaxRevoked*len(Serial{}) + 2 + ed25519.SignatureSize
+	// MaxRevocationPages caps the pages of one list: at most
+	// MaxRevocationPages*MaxRevoked serials (2M; 32 MiB), what a client
+	// fetches at most. Revoked certificates leave the list when they
+	// expire (a year by default).
+	MaxRevocationPages = 64
+	// MaxRevocationListSize caps an encoded page.
+	MaxRevocationListSize = 1 + 8 + 8 + 8 + 8 + 4 + 4 + 4 + MaxRevoked*len(Serial{}) + 2 + ed25519.SignatureSize
 	// RevocationNamespace is the DHT record namespace of revocation lists.
 	RevocationNamespace = "pikcio-tis-revocations"
 )
 
 // RevocationList is the TIS-signed list of revoked serials. A list with a
 // higher Sequence replaces one with a lower.
+//
+// A list of more than MaxRevoked serials comes in Pages pages, each
+// signed on its own (with the same Sequence, times and page count, and
+// its Page number), the serials ascending across them; HTTP serves page i
+// at PathRevocations?page=i, the DHT under RevocationPageKey. A list of
+// one page encodes as before pages existed. AssembleRevocationList joins
+// the pages into one list, which keeps them (EncodePages).
 type RevocationList struct {
 	Issuer     KeyID
 	Sequence   uint64
 	IssuedAt   time.Time // whole seconds
 	NextUpdate time.Time // whole seconds; a newer list is due by then
-	Serials    []Serial  // strictly ascending
-	Signature  []byte
+	// Page is this page's number and Pages the list's page count (0 or 1:
+	// a list of one page).
+	Page, Pages uint32
+	Serials     []Serial // strictly ascending
+	Signature   []byte
+
+	// pages are the signed pages of an assembled list of several.
+	pages []*RevocationList
 }
 
 func (l *RevocationList) body() ([]byte, error) {
@@ -41,12 +65,24 @@ func (l *RevocationList) body() ([]byte, error) {
 	if !validTime(l.IssuedAt) || !validTime(l.NextUpdate) || !l.NextUpdate.After(l.IssuedAt) {
 		return nil, fmt.Errorf("revocation list times out of range or next update before issue: %w", ErrMalformed)
 	}
-	b := make([]byte, 0, 1+8+8+8+8+4+len(l.Serials)*len(Serial{})+2+ed25519.SignatureSize)
-	b = append(b, revocationVersion)
+	paged := l.Pages > 1
+	if l.Pages > MaxRevocationPages || (paged && l.Page >= l.Pages) || (!paged && l.Page != 0) {
+		return nil, fmt.Errorf("revocation list page %d of %d: %w", l.Page, l.Pages, ErrMalformed)
+	}
+	b := make([]byte, 0, 1+8+8+8+8+4+4+4+len(l.Serials)*len(Serial{})+2+ed25519.SignatureSize)
+	if paged {
+		b = append(b, revocationVersionPaged)
+	} else {
+		b = append(b, revocationVersion)
+	}
 	b = append(b, l.Issuer[:]...)
 	b = binary.BigEndian.AppendUint64(b, l.Sequence)
 	b = binary.BigEndian.AppendUint64(b, uint64(l.IssuedAt.Unix()))
 	b = binary.BigEndian.AppendUint64(b, uint64(l.NextUpdate.Unix()))
+	if paged {
+		b = binary.BigEndian.AppendUint32(b, l.Page)
+		b = binary.BigEndian.AppendUint32(b, l.Pages)
+	}
 	b = binary.BigEndian.AppendUint32(b, uint32(len(l.Serials)))
 	for i, s := range l.Serials {
 		if i > 0 && bytes.Compare(l.Serials[i-1][:], s[:]) >= 0 {
@@ -57,9 +93,13 @@ func (l *RevocationList) body() ([]byte, error) {
 	return b, nil
 }
 
-// Encode returns the canonical encoding of a signed list: the blob served
-// over HTTP and suitable as a DHT record value.
+// Encode returns the canonical encoding of a signed list (of one page):
+// the blob served over HTTP and suitable as a DHT record value. An
+// assembled list of several pages has EncodePages instead.
 func (l *RevocationList) Encode() ([]byte, error) {
+	if l.pages != nil {
+		return nil, fmt.Errorf("revocation list of %d pages: encode each: %w", len(l.pages), ErrMalformed)
+	}
 	b, err := l.body()
 	if err != nil {
 		return nil, err
@@ -84,7 +124,8 @@ func DecodeRevocationList(b []byte) (*RevocationList, error) {
 		return nil, fmt.Errorf("revocation list of %d bytes: %w", len(b), ErrMalformed)
 	}
 	r := wire.NewReader(b, ErrMalformed)
-	if v := r.U8("revocation list version"); r.Err() == nil && v != revocationVersion {
+	v := r.U8("revocation list version")
+	if r.Err() == nil && v != revocationVersion && v != revocationVersionPaged {
 		r.Fail("revocation list version %d", v)
 	}
 	l := &RevocationList{}
@@ -92,6 +133,13 @@ func DecodeRevocationList(b []byte) (*RevocationList, error) {
 	l.Sequence = r.U64("sequence")
 	l.IssuedAt = time.Unix(int64(r.U64("issue time")), 0).UTC()
 	l.NextUpdate = time.Unix(int64(r.U64("next update")), 0).UTC()
+	if v == revocationVersionPaged {
+		l.Page = r.U32("page")
+		l.Pages = r.U32("pages")
+		if r.Err() == nil && (l.Pages < 2 || l.Pages > MaxRevocationPages || l.Page >= l.Pages) {
+			r.Fail("page %d of %d", l.Page, l.Pages)
+		}
+	}
 	n := r.U32("serial count")
 	if r.Err() == nil && n > MaxRevoked {
 		r.Fail("%d serials", n)
@@ -116,11 +164,20 @@ func DecodeRevocationList(b []byte) (*RevocationList, error) {
 	return l, nil
 }
 
-// Verify checks that root signed l. Freshness is separate (Stale): an old
-// list still says which serials were revoked.
+// Verify checks that root signed l (each page of an assembled list).
+// Freshness is separate (Stale): an old list still says which serials
+// were revoked.
 func (l *RevocationList) Verify(root ed25519.PublicKey) error {
 	if l == nil {
 		return fmt.Errorf("nil revocation list: %w", ErrMalformed)
+	}
+	if l.pages != nil {
+		for _, p := range l.pages {
+			if err := p.Verify(root); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	if len(root) != ed25519.PublicKeySize {
 		return fmt.Errorf("root key of %d bytes: %w", len(root), ErrMalformed)
@@ -164,9 +221,117 @@ func ParseRevocationList(b []byte, root ed25519.PublicKey) (*RevocationList, err
 	return l, nil
 }
 
-// RevocationKey is the DHT record key of the revocation list of root.
+// PageCount is the number of pages of l (1 for a list of one).
+func (l *RevocationList) PageCount() int { return max(1, int(l.Pages)) }
+
+// EncodePages returns the encoded pages of l: one for a list of one page.
+func (l *RevocationList) EncodePages() ([][]byte, error) {
+	if l.pages == nil {
+		b, err := l.Encode()
+		if err != nil {
+			return nil, err
+		}
+		return [][]byte{b}, nil
+	}
+	out := make([][]byte, len(l.pages))
+	for i, p := range l.pages {
+		b, err := p.Encode()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
+// splitRevocations makes the pages of a list of serials (ascending): one
+// list when they fit in one page.
+func splitRevocations(l RevocationList) ([]*RevocationList, error) {
+	n := (len(l.Serials) + MaxRevoked - 1) / MaxRevoked
+	if n <= 1 {
+		l.Page, l.Pages = 0, 0
+		return []*RevocationList{&l}, nil
+	}
+	if n > MaxRevocationPages {
+		return nil, fmt.Errorf("revocation list of %d serials: over %d pages of %d", len(l.Serials), MaxRevocationPages, MaxRevoked)
+	}
+	pages := make([]*RevocationList, n)
+	for i := range pages {
+		p := l
+		p.Page, p.Pages = uint32(i), uint32(n)
+		p.Serials = l.Serials[i*MaxRevoked : min(len(l.Serials), (i+1)*MaxRevoked)]
+		pages[i] = &p
+	}
+	return pages, nil
+}
+
+// AssembleRevocationList decodes and verifies the encoded pages of one
+// list, in order, and joins them.
+func AssembleRevocationList(pages [][]byte, root ed25519.PublicKey) (*RevocationList, error) {
+	if len(pages) == 0 || len(pages) > MaxRevocationPages {
+		return nil, fmt.Errorf("revocation list of %d pages: %w", len(pages), ErrMalformed)
+	}
+	ls := make([]*RevocationList, len(pages))
+	for i, b := range pages {
+		l, err := ParseRevocationList(b, root)
+		if err != nil {
+			return nil, fmt.Errorf("revocation list page %d: %w", i, err)
+		}
+		ls[i] = l
+	}
+	return assemblePages(ls)
+}
+
+// assemblePages joins the pages of one list: the same sequence, times
+// and page count, numbered in order, the serials ascending across them.
+func assemblePages(ls []*RevocationList) (*RevocationList, error) {
+	first := ls[0]
+	if first.PageCount() != len(ls) {
+		return nil, fmt.Errorf("revocation list of %d pages, %d given: %w", first.PageCount(), len(ls), ErrMalformed)
+	}
+	if len(ls) == 1 {
+		return first, nil
+	}
+	n := 0
+	for i, l := range ls {
+		if l.Issuer != first.Issuer || l.Sequence != first.Sequence || !l.IssuedAt.Equal(first.IssuedAt) ||
+			!l.NextUpdate.Equal(first.NextUpdate) || l.Pages != first.Pages || l.Page != uint32(i) {
+			return nil, fmt.Errorf("revocation list %d page %d: not page %d of list %d: %w", l.Sequence, l.Page, i, first.Sequence, ErrMalformed)
+		}
+		if i > 0 && len(l.Serials) > 0 && n > 0 {
+			prev := ls[i-1].Serials
+			if len(prev) > 0 && bytes.Compare(prev[len(prev)-1][:], l.Serials[0][:]) >= 0 {
+				return nil, fmt.Errorf("revocation list %d: page %d does not follow page %d: %w", l.Sequence, i, i-1, ErrMalformed)
+			}
+		}
+		// Only the last page may be short: no empty page in between.
+		if i < len(ls)-1 && len(l.Serials) != MaxRevoked {
+			return nil, fmt.Errorf("revocation list %d: page %d of %d serials: %w", l.Sequence, i, len(l.Serials), ErrMalformed)
+		}
+		n += len(l.Serials)
+	}
+	all := make([]Serial, 0, n)
+	for _, l := range ls {
+		all = append(all, l.Serials...)
+	}
+	out := *first
+	out.Page, out.Serials, out.Signature, out.pages = 0, all, nil, ls
+	return &out, nil
+}
+
+// RevocationKey is the DHT record key of the revocation list of root (of
+// its first page).
 func RevocationKey(root ed25519.PublicKey) string {
 	return "/" + RevocationNamespace + "/" + RootKeyID(root).String()
+}
+
+// RevocationPageKey is the DHT record key of page i of the list of root:
+// RevocationKey for the first, RevocationKey/i after it.
+func RevocationPageKey(root ed25519.PublicKey, i int) string {
+	if i == 0 {
+		return RevocationKey(root)
+	}
+	return RevocationKey(root) + "/" + strconv.Itoa(i)
 }
 
 // RevocationValidator validates revocation list records the way a
@@ -175,13 +340,20 @@ type RevocationValidator struct {
 	Root ed25519.PublicKey
 }
 
-// Validate checks that value is a list signed by the root, under its key.
+// Validate checks that value is a list (page) signed by the root, under
+// its key (RevocationPageKey of its page).
 func (v RevocationValidator) Validate(key string, value []byte) error {
-	if key != RevocationKey(v.Root) {
+	if !strings.HasPrefix(key, RevocationKey(v.Root)) {
 		return fmt.Errorf("revocation record key %q: %w", key, ErrUnknownIssuer)
 	}
-	_, err := ParseRevocationList(value, v.Root)
-	return err
+	l, err := ParseRevocationList(value, v.Root)
+	if err != nil {
+		return err
+	}
+	if key != RevocationPageKey(v.Root, int(l.Page)) {
+		return fmt.Errorf("revocation list page %d under key %q: %w", l.Page, key, ErrMalformed)
+	}
+	return nil
 }
 
 // Select returns the index of the valid list with the highest sequence
@@ -223,10 +395,11 @@ func NewRevocationCache(root ed25519.PublicKey) *RevocationCache {
 	return &RevocationCache{root: root}
 }
 
-// Update verifies an encoded list and keeps it if its sequence number is
-// higher than the held list's. It reports whether the list replaced it.
-func (c *RevocationCache) Update(data []byte) (bool, error) {
-	l, err := ParseRevocationList(data, c.root)
+// Update verifies an encoded list (all its pages, in order) and keeps it
+// if its sequence number is higher than the held list's. It reports
+// whether the list replaced it.
+func (c *RevocationCache) Update(pages ...[]byte) (bool, error) {
+	l, err := AssembleRevocationList(pages, c.root)
 	if err != nil {
 		return false, fmt.Errorf("revocation list update: %w", err)
 	}
@@ -257,5 +430,5 @@ func (l *RevocationList) String() string {
 	if l == nil {
 		return "revocation list <nil>"
 	}
-	return fmt.Sprintf("revocation list %d (%d serials, next update %s)", l.Sequence, len(l.Serials), l.NextUpdate.Format(time.RFC3339))
+	return fmt.Sprintf("revocation list %d (%d serials in %d pages, next update %s)", l.Sequence, len(l.Serials), l.PageCount(), l.NextUpdate.Format(time.RFC3339))
 }

@@ -224,15 +224,7 @@ func (s *Server) handleSeeds(w http.ResponseWriter, r *http.Request) {
 
 // FetchSeeds gets the TIS's seed list and verifies it.
 func (c *Client) FetchSeeds(ctx context.Context) (*SeedList, []byte, error) {
-	u, err := c.url(PathSeeds)
-	if err != nil {
-		return nil, nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, nil, fmt.Errorf("fetch seeds: %w", err)
-	}
-	b, err := c.do(req, MaxSeedListSize)
+	b, err := c.get(ctx, PathSeeds, MaxSeedListSize)
 	if err != nil {
 		return nil, nil, fmt.Errorf("fetch seeds: %w", err)
 	}

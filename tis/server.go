@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -73,17 +74,17 @@ type Server struct {
 	mux    *http.ServeMux
 	store  Store
 	mailer Mailer
-	lim    *rate.Limiter
-	// addrLim and domainLim bound enrollment requests per client address
-	// and code mails per mail domain.
-	addrLim, domainLim *keyedLimiter
+	// lim bounds enrollment requests (all clients together), addrLim per
+	// client address and domainLim the code mails per mail domain: shared
+	// by the servers of a PostgreSQL store.
+	lim, addrLim, domainLim limiter
 	// scoreLim bounds relay score requests, all clients together.
 	scoreLim *rate.Limiter
 
-	mu      sync.Mutex
-	revList *RevocationList // the last list read or signed
-	revBlob []byte
-	revRead time.Time // when revList was read from the store
+	mu       sync.Mutex
+	revList  *RevocationList // the last list read or signed
+	revPages [][]byte        // its encoded pages
+	revRead  time.Time       // when revList was read from the store
 	// refreshing is set while one caller of RevocationList reads the store.
 	refreshing bool
 	closed     bool
@@ -140,9 +141,9 @@ func NewServer(dir string, opts ServerOptions) (*Server, error) {
 		log:       logrus.WithField("component", "tis"),
 		store:     store,
 		mailer:    opts.Mailer,
-		lim:       rate.NewLimiter(rate.Limit(opts.EnrollRate), opts.EnrollBurst),
-		addrLim:   newKeyedLimiter(opts.AddrRate, opts.AddrBurst, maxLimiterKeys),
-		domainLim: newKeyedLimiter(opts.DomainRate, opts.DomainBurst, maxLimiterKeys),
+		lim:       newGlobalLimiter(store, "enroll", opts.EnrollRate, opts.EnrollBurst),
+		addrLim:   newLimiter(store, "addr", opts.AddrRate, opts.AddrBurst, maxLimiterKeys),
+		domainLim: newLimiter(store, "domain", opts.DomainRate, opts.DomainBurst, maxLimiterKeys),
 		scoreLim:  rate.NewLimiter(rate.Limit(opts.RelayScoreRate), opts.RelayScoreBurst),
 	}
 	if err := s.migrateJSON(ctx); err != nil {
@@ -170,61 +171,61 @@ const maxLimiterKeys = 100_000
 // current one.
 func (s *Server) firstRevocationList(ctx context.Context) error {
 	var l *RevocationList
-	var blob []byte
+	var pages [][]byte
 	err := s.store.Update(ctx, func(tx Tx) error {
-		seq, b, err := tx.RevocationList()
+		seq, err := tx.RevocationSeq()
 		if err != nil {
 			return err
 		}
-		if b == nil {
-			l, blob, err = s.resignTx(tx, 0)
+		if seq == 0 {
+			l, pages, err = s.resignTx(tx, 0)
 			return err
 		}
-		if l, err = s.parseStoredList(seq, b); err != nil {
-			return err
-		}
-		blob = b
-		return nil
+		l, pages, err = s.readStoredList(tx, seq)
+		return err
 	})
 	if err != nil {
 		return err
 	}
-	s.setRevList(l, blob)
+	s.setRevList(l, pages)
 	return nil
 }
 
-func (s *Server) parseStoredList(seq uint64, blob []byte) (*RevocationList, error) {
-	l, err := ParseRevocationList(blob, s.root.PublicKey())
+// readStoredList reads and verifies the stored list of sequence seq.
+func (s *Server) readStoredList(tx Tx, seq uint64) (*RevocationList, [][]byte, error) {
+	pages, err := tx.RevocationPages()
 	if err != nil {
-		return nil, fmt.Errorf("stored revocation list: %w", err)
+		return nil, nil, err
+	}
+	l, err := AssembleRevocationList(pages, s.root.PublicKey())
+	if err != nil {
+		return nil, nil, fmt.Errorf("stored revocation list: %w", err)
 	}
 	if l.Sequence != seq {
-		return nil, fmt.Errorf("stored revocation list: sequence %d, row %d: %w", l.Sequence, seq, ErrMalformed)
+		return nil, nil, fmt.Errorf("stored revocation list: sequence %d, row %d: %w", l.Sequence, seq, ErrMalformed)
 	}
-	return l, nil
+	return l, pages, nil
 }
 
 // setRevList makes l current unless a later list is.
-func (s *Server) setRevList(l *RevocationList, blob []byte) {
+func (s *Server) setRevList(l *RevocationList, pages [][]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.revRead = s.opts.Now()
 	if s.revList == nil || l.Sequence >= s.revList.Sequence {
-		s.revList, s.revBlob = l, blob
+		s.revList, s.revPages = l, pages
 	}
 }
 
 // resignTx signs the next revocation list (after sequence seq, the one tx
-// holds locked) of the revoked serials in tx, and stores it. The caller
-// makes it current (setRevList) once the transaction commits.
-func (s *Server) resignTx(tx Tx, seq uint64) (*RevocationList, []byte, error) {
+// holds locked) of the revoked serials in tx, in pages of MaxRevoked, and
+// stores it. The caller makes it current (setRevList) once the
+// transaction commits.
+func (s *Server) resignTx(tx Tx, seq uint64) (*RevocationList, [][]byte, error) {
 	now := s.opts.Now().UTC().Truncate(time.Second)
 	hexes, err := tx.Revoked(now)
 	if err != nil {
 		return nil, nil, err
-	}
-	if len(hexes) > MaxRevoked {
-		return nil, nil, fmt.Errorf("revocation list of %d serials: over %d", len(hexes), MaxRevoked)
 	}
 	serials := make([]Serial, 0, len(hexes))
 	for _, h := range hexes {
@@ -234,18 +235,28 @@ func (s *Server) resignTx(tx Tx, seq uint64) (*RevocationList, []byte, error) {
 		}
 		serials = append(serials, serial)
 	}
-	l := &RevocationList{Sequence: seq + 1, IssuedAt: now, NextUpdate: now.Add(s.opts.RevocationLifetime.Truncate(time.Second)), Serials: serials}
-	if err := l.sign(s.root.key); err != nil {
-		return nil, nil, err
-	}
-	blob, err := l.Encode()
+	ls, err := splitRevocations(RevocationList{Sequence: seq + 1, IssuedAt: now,
+		NextUpdate: now.Add(s.opts.RevocationLifetime.Truncate(time.Second)), Serials: serials})
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := tx.PutRevocationList(l.Sequence, blob); err != nil {
+	pages := make([][]byte, len(ls))
+	for i, p := range ls {
+		if err := p.sign(s.root.key); err != nil {
+			return nil, nil, err
+		}
+		if pages[i], err = p.Encode(); err != nil {
+			return nil, nil, err
+		}
+	}
+	l, err := assemblePages(ls)
+	if err != nil {
 		return nil, nil, err
 	}
-	return l, blob, nil
+	if err := tx.PutRevocationList(l.Sequence, pages); err != nil {
+		return nil, nil, err
+	}
+	return l, pages, nil
 }
 
 // PublicKey returns the root public key.
@@ -264,9 +275,9 @@ func (s *Server) Revoke(serial Serial) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var l *RevocationList
-	var blob []byte
+	var pages [][]byte
 	err := s.store.Update(ctx, func(tx Tx) error {
-		l, blob = nil, nil
+		l, pages = nil, nil
 		owner, _, err := tx.CertOwner(serial.String())
 		if err != nil {
 			return err
@@ -279,7 +290,7 @@ func (s *Server) Revoke(serial Serial) error {
 		if err != nil {
 			return err
 		}
-		seq, _, err := tx.RevocationList()
+		seq, err := tx.RevocationSeq()
 		if err != nil {
 			return err
 		}
@@ -293,14 +304,14 @@ func (s *Server) Revoke(serial Serial) error {
 				return err
 			}
 		}
-		l, blob, err = s.resignTx(tx, seq)
+		l, pages, err = s.resignTx(tx, seq)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("revoke %s: %w", serial, err)
 	}
 	if l != nil {
-		s.setRevList(l, blob)
+		s.setRevList(l, pages)
 		s.log.Debugf("revoked %s; revocation list %d", serial, l.Sequence)
 	}
 	return nil
@@ -312,19 +323,25 @@ func (s *Server) isClosed() bool {
 	return s.closed
 }
 
-// RevocationList returns the current signed revocation list: the one it
-// last read or signed, re-read from the store after revocationCacheTime
-// (another server may have signed one), and signed afresh when half its
-// lifetime has passed.
+// RevocationList returns the current signed revocation list (all its
+// pages) and the encoding of its first page: the one it last read or
+// signed, re-read from the store after revocationCacheTime (another
+// server may have signed one), and signed afresh when half its lifetime
+// has passed.
 func (s *Server) RevocationList() (*RevocationList, []byte) {
+	l, pages := s.revocationPages()
+	return l, pages[0]
+}
+
+func (s *Server) revocationPages() (*RevocationList, [][]byte) {
 	now := s.opts.Now()
 	s.mu.Lock()
-	l, blob, read := s.revList, s.revBlob, s.revRead
+	l, pages, read := s.revList, s.revPages, s.revRead
 	fresh := now.Before(l.IssuedAt.Add(s.opts.RevocationLifetime / 2))
 	if s.closed || s.refreshing || (fresh && now.Sub(read) < revocationCacheTime && !now.Before(read)) {
 		// One caller reads the store; the others answer the list held.
 		s.mu.Unlock()
-		return l, blob
+		return l, pages
 	}
 	s.refreshing = true
 	s.mu.Unlock()
@@ -335,32 +352,34 @@ func (s *Server) RevocationList() (*RevocationList, []byte) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var nl *RevocationList
-	var nblob []byte
+	nl, npages := l, pages
 	err := s.store.Update(ctx, func(tx Tx) error {
-		seq, b, err := tx.RevocationList()
+		nl, npages = l, pages
+		seq, err := tx.RevocationSeq()
 		if err != nil {
 			return err
 		}
-		if nl, err = s.parseStoredList(seq, b); err != nil {
-			return err
+		// The pages are read only when another server signed a list.
+		if seq != l.Sequence {
+			if nl, npages, err = s.readStoredList(tx, seq); err != nil {
+				return err
+			}
 		}
-		nblob = b
 		if now.Before(nl.IssuedAt.Add(s.opts.RevocationLifetime / 2)) {
 			return nil
 		}
-		nl, nblob, err = s.resignTx(tx, seq)
+		nl, npages, err = s.resignTx(tx, seq)
 		return err
 	})
 	if err != nil {
 		// The old list stays valid until its NextUpdate.
 		s.log.WithError(err).Warn("refresh revocation list")
-		return l, blob
+		return l, pages
 	}
-	s.setRevList(nl, nblob)
+	s.setRevList(nl, npages)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.revList, s.revBlob
+	return s.revList, s.revPages
 }
 
 // ownerOf returns the e-mail hash a serial was issued to, "" if none.
@@ -376,10 +395,26 @@ func (s *Server) ownerOf(ctx context.Context, serial Serial) (string, error) {
 
 func (s *Server) refuse(w http.ResponseWriter, err error) { api.Refuse(w, s.log, err) }
 
+// handleRevocations answers page ?page=N (default 0) of the current list.
+// Every page names the list's sequence and page count: a client that got
+// pages of two lists asks again.
 func (s *Server) handleRevocations(w http.ResponseWriter, r *http.Request) {
-	_, blob := s.RevocationList()
+	page := 0
+	if q := r.URL.Query().Get("page"); q != "" {
+		n, err := strconv.Atoi(q)
+		if err != nil || n < 0 || n >= MaxRevocationPages {
+			s.refuse(w, fmt.Errorf("revocation list page %q: %w", q, ErrMalformed))
+			return
+		}
+		page = n
+	}
+	_, pages := s.revocationPages()
+	if page >= len(pages) {
+		http.Error(w, "no such page", http.StatusNotFound)
+		return
+	}
 	w.Header().Set("Content-Type", contentType)
-	w.Write(blob)
+	w.Write(pages[page])
 }
 
 func (s *Server) handleRootKey(w http.ResponseWriter, r *http.Request) {

@@ -37,10 +37,18 @@ type Tx interface {
 	PutPerson(p *person) error
 	// KeyOwner returns the e-mail hash a public key hash is enrolled by, or "".
 	KeyOwner(key string) (string, error)
-	// PutKey records that key belongs to owner.
-	PutKey(key, owner string) error
-	// PutCert records an issued serial (hex) of owner, expiring at expires.
-	PutCert(serial, owner string, expires time.Time) error
+	// PutKeys records that keys belong to owner.
+	PutKeys(owner string, keys ...string) error
+	// PutCerts records issued serials (hex) of owner, expiring at expires.
+	PutCerts(owner string, expires time.Time, serials ...string) error
+	// Issue writes an enrollment at once: the person p, owner of the new
+	// serials (expiring at expires) and keys, and code unless nil (PutPerson,
+	// PutCerts, PutKeys, PutCode).
+	Issue(p *person, code *pendingCode, expires time.Time, serials, keys []string) error
+	// Enrollee reads at once what an enrollment request needs: the person
+	// of owner and their pending code, locked as Person and Code lock them
+	// (nil when missing), and the owner of each of keys ("" if none).
+	Enrollee(owner string, keys []string) (*person, []string, *pendingCode, error)
 	// CertOwner returns the owner of a serial and whether it is revoked;
 	// "" if it was never issued.
 	CertOwner(serial string) (owner string, revoked bool, err error)
@@ -50,12 +58,15 @@ type Tx interface {
 	Revoke(serials []string) (int, error)
 	// Revoked returns the revoked serials not expired at now, ascending.
 	Revoked(now time.Time) ([]string, error)
-	// RevocationList returns the current signed list and its sequence
-	// (0, nil before the first).
-	RevocationList() (seq uint64, blob []byte, err error)
-	// PutRevocationList stores a newly signed list; seq must be above the
-	// current sequence.
-	PutRevocationList(seq uint64, blob []byte) error
+	// RevocationSeq returns the sequence of the current signed list (0
+	// before the first), locking the list.
+	RevocationSeq() (uint64, error)
+	// RevocationPages returns the encoded pages of the current list, in
+	// order (nil before the first).
+	RevocationPages() ([][]byte, error)
+	// PutRevocationList stores the pages of a newly signed list; seq must
+	// be above the current sequence.
+	PutRevocationList(seq uint64, pages [][]byte) error
 	// Code returns the pending code of owner, or nil.
 	Code(owner string) (*pendingCode, error)
 	// PutCode inserts or replaces owner's pending code.

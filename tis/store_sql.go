@@ -49,6 +49,15 @@ var schema = []string{
 		expires BIGINT NOT NULL,
 		attempts INTEGER NOT NULL,
 		used TEXT NOT NULL DEFAULT '')`,
+	// The shared rate limits (PostgreSQL only; SQLite's live in memory):
+	// a token bucket per key (taken: by the last take), times in Unix
+	// microseconds.
+	`CREATE TABLE IF NOT EXISTS limits (
+		k TEXT PRIMARY KEY,
+		tokens DOUBLE PRECISION NOT NULL,
+		taken DOUBLE PRECISION NOT NULL,
+		at BIGINT NOT NULL,
+		full_at BIGINT NOT NULL)`,
 	`CREATE TABLE IF NOT EXISTS meta (
 		k TEXT PRIMARY KEY,
 		v TEXT NOT NULL)`,
@@ -242,10 +251,7 @@ func (t *sqlTx) Person(owner string) (*person, error) {
 }
 
 func (t *sqlTx) PutPerson(p *person) error {
-	_, err := t.exec(`INSERT INTO persons (owner, binding, blocked, issues, enrollment) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (owner) DO UPDATE SET binding = excluded.binding, blocked = excluded.blocked,
-		issues = excluded.issues, enrollment = excluded.enrollment`,
-		p.Owner, p.Binding, b2i(p.Blocked), p.Issues, p.Enrollment)
+	_, err := t.exec(putPersonSQL, personArgs(p)...)
 	if err != nil {
 		return fmt.Errorf("write person: %w", err)
 	}
@@ -264,20 +270,163 @@ func (t *sqlTx) KeyOwner(key string) (string, error) {
 	return owner, nil
 }
 
-func (t *sqlTx) PutKey(key, owner string) error {
+// values returns n rows of m placeholders each for a multi-row INSERT.
+func values(n, m int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", m), ", ") + ")"
+	return strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+}
+
+func (t *sqlTx) PutKeys(owner string, keys ...string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 2*len(keys))
+	for _, k := range keys {
+		args = append(args, k, owner)
+	}
 	// A key taken by another person meanwhile is a conflict (unique key):
 	// the transaction runs again and sees it.
-	if _, err := t.exec(`INSERT INTO keys (key, owner) VALUES (?, ?)`, key, owner); err != nil {
+	if _, err := t.exec(`INSERT INTO keys (key, owner) VALUES `+values(len(keys), 2), args...); err != nil {
 		return fmt.Errorf("write key: %w", err)
 	}
 	return nil
 }
 
-func (t *sqlTx) PutCert(serial, owner string, expires time.Time) error {
-	if _, err := t.exec(`INSERT INTO certs (serial, owner, expires) VALUES (?, ?, ?)`, serial, owner, expires.Unix()); err != nil {
+func (t *sqlTx) PutCerts(owner string, expires time.Time, serials ...string) error {
+	if len(serials) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 3*len(serials))
+	for _, s := range serials {
+		args = append(args, s, owner, expires.Unix())
+	}
+	if _, err := t.exec(`INSERT INTO certs (serial, owner, expires) VALUES `+values(len(serials), 3), args...); err != nil {
 		return fmt.Errorf("write serial: %w", err)
 	}
 	return nil
+}
+
+// The writes of PutPerson, PutCerts, PutKeys and PutCode, for one
+// statement of several parts.
+const (
+	putPersonSQL = `INSERT INTO persons (owner, binding, blocked, issues, enrollment) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (owner) DO UPDATE SET binding = excluded.binding, blocked = excluded.blocked,
+		issues = excluded.issues, enrollment = excluded.enrollment`
+	putCodeSQL = `INSERT INTO codes (owner, hash, sent, expires, attempts, used) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (owner) DO UPDATE SET hash = excluded.hash, sent = excluded.sent, expires = excluded.expires,
+		attempts = excluded.attempts, used = excluded.used`
+)
+
+func personArgs(p *person) []any {
+	return []any{p.Owner, p.Binding, b2i(p.Blocked), p.Issues, p.Enrollment}
+}
+
+func codeArgs(c *pendingCode) []any {
+	return []any{c.Owner, c.Hash, c.Sent.Unix(), c.Expires.Unix(), c.Attempts, c.Used}
+}
+
+// Issue is one statement on PostgreSQL (data-modifying WITH parts): one
+// round trip instead of four. A key or serial taken meanwhile fails the
+// whole statement (unique key) and the transaction runs again.
+func (t *sqlTx) Issue(p *person, code *pendingCode, expires time.Time, serials, keys []string) error {
+	if !t.postgres {
+		if err := t.PutCerts(p.Owner, expires, serials...); err != nil {
+			return err
+		}
+		if err := t.PutKeys(p.Owner, keys...); err != nil {
+			return err
+		}
+		if code != nil {
+			if err := t.PutCode(code); err != nil {
+				return err
+			}
+		}
+		return t.PutPerson(p)
+	}
+	var parts []string
+	var args []any
+	if len(serials) > 0 {
+		parts = append(parts, `s AS (INSERT INTO certs (serial, owner, expires) VALUES `+values(len(serials), 3)+`)`)
+		for _, s := range serials {
+			args = append(args, s, p.Owner, expires.Unix())
+		}
+	}
+	if len(keys) > 0 {
+		parts = append(parts, `k AS (INSERT INTO keys (key, owner) VALUES `+values(len(keys), 2)+`)`)
+		for _, k := range keys {
+			args = append(args, k, p.Owner)
+		}
+	}
+	if code != nil {
+		parts = append(parts, `c AS (`+putCodeSQL+`)`)
+		args = append(args, codeArgs(code)...)
+	}
+	q := putPersonSQL
+	if len(parts) > 0 {
+		q = "WITH " + strings.Join(parts, ", ") + " " + q
+	}
+	if _, err := t.exec(q, append(args, personArgs(p)...)...); err != nil {
+		return fmt.Errorf("write enrollment: %w", err)
+	}
+	return nil
+}
+
+// enrolleeQuery reads a person, their code (both locked) and the owners of
+// two keys in one PostgreSQL statement: one round trip instead of four.
+// FOR UPDATE returns the newest version of a row it waited for, as the
+// separate statements do; the keys are not locked (a key inserted
+// meanwhile is a unique-key conflict, and the transaction runs again).
+const enrolleeQuery = `WITH p AS (SELECT binding, blocked, issues, enrollment FROM persons WHERE owner = $1 FOR UPDATE),
+	c AS (SELECT hash, sent, expires, attempts, used FROM codes WHERE owner = $1 FOR UPDATE)
+	SELECT p.binding, p.blocked, p.issues, p.enrollment, c.hash, c.sent, c.expires, c.attempts, c.used,
+		(SELECT owner FROM keys WHERE key = $2), (SELECT owner FROM keys WHERE key = $3)
+	FROM (SELECT 1) AS one LEFT JOIN p ON true LEFT JOIN c ON true`
+
+func (t *sqlTx) Enrollee(owner string, keys []string) (*person, []string, *pendingCode, error) {
+	if !t.postgres || len(keys) != 2 {
+		return t.enrolleeEach(owner, keys)
+	}
+	var (
+		binding, hash, used sql.NullString
+		blocked, issues     sql.NullInt64
+		sent, exp, attempts sql.NullInt64
+		enr                 []byte
+		k1, k2              sql.NullString
+	)
+	err := t.tx.QueryRowContext(t.ctx, enrolleeQuery, owner, keys[0], keys[1]).
+		Scan(&binding, &blocked, &issues, &enr, &hash, &sent, &exp, &attempts, &used, &k1, &k2)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read enrollee: %w", err)
+	}
+	var p *person
+	if binding.Valid {
+		p = &person{Owner: owner, Binding: binding.String, Blocked: blocked.Int64 != 0, Issues: int(issues.Int64), Enrollment: enr}
+	}
+	var c *pendingCode
+	if hash.Valid {
+		c = &pendingCode{Owner: owner, Hash: hash.String, Sent: time.Unix(sent.Int64, 0), Expires: time.Unix(exp.Int64, 0),
+			Attempts: int(attempts.Int64), Used: used.String}
+	}
+	return p, []string{k1.String, k2.String}, c, nil
+}
+
+// enrolleeEach is Enrollee one statement at a time (SQLite, in-process).
+func (t *sqlTx) enrolleeEach(owner string, keys []string) (*person, []string, *pendingCode, error) {
+	p, err := t.Person(owner)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	owners := make([]string, len(keys))
+	for i, k := range keys {
+		if owners[i], err = t.KeyOwner(k); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	c, err := t.Code(owner)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return p, owners, c, nil
 }
 
 func (t *sqlTx) CertOwner(serial string) (string, bool, error) {
@@ -342,29 +491,64 @@ func (t *sqlTx) Revoked(now time.Time) ([]string, error) {
 	return out, nil
 }
 
-func (t *sqlTx) RevocationList() (uint64, []byte, error) {
+// The pages of the revocation list are the rows of revlist, page i at id
+// i+1; row 1 is the one locked and compared.
+
+func (t *sqlTx) RevocationSeq() (uint64, error) {
 	var seq int64
-	var blob []byte
-	err := t.row(`SELECT seq, blob FROM revlist WHERE id = 1`+t.forUpdate()).Scan(&seq, &blob)
+	err := t.row(`SELECT seq FROM revlist WHERE id = 1` + t.forUpdate()).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil, nil
+		return 0, nil
 	}
 	if err != nil {
-		return 0, nil, fmt.Errorf("read revocation list: %w", err)
+		return 0, fmt.Errorf("read revocation list: %w", err)
 	}
-	return uint64(seq), blob, nil
+	return uint64(seq), nil
 }
 
-func (t *sqlTx) PutRevocationList(seq uint64, blob []byte) error {
-	r, err := t.exec(`UPDATE revlist SET seq = ?, blob = ? WHERE id = 1 AND seq < ?`, int64(seq), blob, int64(seq))
+func (t *sqlTx) RevocationPages() ([][]byte, error) {
+	rows, err := t.tx.QueryContext(t.ctx, `SELECT blob FROM revlist ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("read revocation list: %w", err)
+	}
+	defer rows.Close()
+	var pages [][]byte
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, fmt.Errorf("read revocation list: %w", err)
+		}
+		pages = append(pages, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read revocation list: %w", err)
+	}
+	return pages, nil
+}
+
+func (t *sqlTx) PutRevocationList(seq uint64, pages [][]byte) error {
+	if len(pages) == 0 {
+		return fmt.Errorf("revocation list %d of no page: %w", seq, ErrMalformed)
+	}
+	r, err := t.exec(`UPDATE revlist SET seq = ?, blob = ? WHERE id = 1 AND seq < ?`, int64(seq), pages[0], int64(seq))
 	if err != nil {
 		return fmt.Errorf("write revocation list: %w", err)
 	}
-	if n, err := r.RowsAffected(); err != nil || n == 1 {
-		return err
+	if n, err := r.RowsAffected(); err != nil {
+		return fmt.Errorf("write revocation list: %w", err)
+	} else if n == 0 {
+		// No list yet (a list of this sequence or later makes the insert fail).
+		if _, err := t.exec(`INSERT INTO revlist (id, seq, blob) VALUES (1, ?, ?)`, int64(seq), pages[0]); err != nil {
+			return fmt.Errorf("write revocation list %d: %w", seq, err)
+		}
 	}
-	// No list yet (a list of this sequence or later makes the insert fail).
-	if _, err := t.exec(`INSERT INTO revlist (id, seq, blob) VALUES (1, ?, ?)`, int64(seq), blob); err != nil {
+	for i, b := range pages[1:] {
+		if _, err := t.exec(`INSERT INTO revlist (id, seq, blob) VALUES (?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, blob = excluded.blob`, i+2, int64(seq), b); err != nil {
+			return fmt.Errorf("write revocation list %d page %d: %w", seq, i+1, err)
+		}
+	}
+	if _, err := t.exec(`DELETE FROM revlist WHERE id > ?`, len(pages)); err != nil {
 		return fmt.Errorf("write revocation list %d: %w", seq, err)
 	}
 	return nil
@@ -386,10 +570,7 @@ func (t *sqlTx) Code(owner string) (*pendingCode, error) {
 }
 
 func (t *sqlTx) PutCode(c *pendingCode) error {
-	_, err := t.exec(`INSERT INTO codes (owner, hash, sent, expires, attempts, used) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (owner) DO UPDATE SET hash = excluded.hash, sent = excluded.sent, expires = excluded.expires,
-		attempts = excluded.attempts, used = excluded.used`,
-		c.Owner, c.Hash, c.Sent.Unix(), c.Expires.Unix(), c.Attempts, c.Used)
+	_, err := t.exec(putCodeSQL, codeArgs(c)...)
 	if err != nil {
 		return fmt.Errorf("write code: %w", err)
 	}
@@ -420,4 +601,94 @@ func (t *sqlTx) PutMeta(key, value string) error {
 		return fmt.Errorf("write %s: %w", key, err)
 	}
 	return nil
+}
+
+// tokenTake is up to n tokens to take from the bucket of key (rate a
+// second, at most burst); idle is how long the bucket takes to fill up,
+// after which its row may be deleted.
+type tokenTake struct {
+	key   string
+	n     int
+	rate  float64
+	burst int
+	idle  time.Duration
+}
+
+// takeTokens takes tokens from each bucket in order at now, in one
+// statement (one round trip, atomic: two servers cannot both take the
+// last token), stopping at the first that has none: the later ones are
+// not taken from. It returns how many tokens it took of each (up to its
+// n; 0 from the first refused and those after). A missing bucket is
+// created full. Only for PostgreSQL.
+func (s *sqlStore) takeTokens(ctx context.Context, now time.Time, takes []tokenTake) ([]int, error) {
+	var b strings.Builder
+	args := []any{now.UnixMicro()}
+	b.WriteString("WITH ")
+	for i, t := range takes {
+		n := len(args)
+		args = append(args, t.key, float64(t.n), t.rate, float64(t.burst), t.idle.Microseconds())
+		k, want, r, burst, idle := n+1, n+2, n+3, n+4, n+5
+		refill := fmt.Sprintf(`LEAST($%d::float8, l.tokens + GREATEST(0, $1::bigint - l.at) * $%d::float8 / 1e6)`, burst, r)
+		got := fmt.Sprintf(`LEAST($%d::float8, floor(%s))`, want, refill)
+		// Each take only if the one before it took.
+		cond := ""
+		if i > 0 {
+			cond = fmt.Sprintf(" WHERE EXISTS (SELECT 1 FROM t%d)", i-1)
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, `t%d AS (INSERT INTO limits AS l (k, tokens, taken, at, full_at)
+			SELECT $%d, $%d::float8 - LEAST($%d::float8, $%d::float8), LEAST($%d::float8, $%d::float8), $1::bigint, $1::bigint + $%d::bigint%s
+			ON CONFLICT (k) DO UPDATE SET tokens = %s - %s, taken = %s, at = GREATEST(l.at, $1::bigint),
+				full_at = GREATEST(l.at, $1::bigint) + $%d::bigint
+			WHERE %s >= 1 RETURNING taken)`, i, k, burst, want, burst, want, burst, idle, cond, refill, got, got, idle, refill)
+	}
+	b.WriteString(" SELECT ")
+	for i := range takes {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "(SELECT taken FROM t%d)", i)
+	}
+	got := make([]sql.NullFloat64, len(takes))
+	dest := make([]any, len(takes))
+	for i := range got {
+		dest[i] = &got[i]
+	}
+	if err := s.db.QueryRowContext(ctx, b.String(), args...).Scan(dest...); err != nil {
+		return nil, fmt.Errorf("rate limit: %w", err)
+	}
+	taken := make([]int, len(takes))
+	for i, g := range got {
+		taken[i] = int(g.Float64)
+	}
+	return taken, nil
+}
+
+// limitExists says whether the bucket of key has a row.
+func (s *sqlStore) limitExists(ctx context.Context, key string) (bool, error) {
+	var one int
+	err := s.db.QueryRowContext(ctx, `SELECT 1 FROM limits WHERE k = $1`, key).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("rate limit: %w", err)
+	}
+	return true, nil
+}
+
+// sweepLimits deletes the buckets under prefix that are full again at now
+// and returns how many remain.
+func (s *sqlStore) sweepLimits(ctx context.Context, prefix string, now time.Time) (int, error) {
+	// The keys from prefix up to (not including) prefix with its last
+	// byte incremented: an index range in any collation.
+	end := prefix[:len(prefix)-1] + string(rune(prefix[len(prefix)-1]+1))
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM limits WHERE k >= $1 AND k < $2 AND full_at < $3`, prefix, end, now.UnixMicro()); err != nil {
+		return 0, fmt.Errorf("sweep rate limits: %w", err)
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM limits WHERE k >= $1 AND k < $2`, prefix, end).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count rate limits: %w", err)
+	}
+	return n, nil
 }

@@ -80,6 +80,11 @@ func Start(t testing.TB) string {
 	}
 	port := freePort(t)
 	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c max_connections=100", port, data)
+	// PIKCIO_PGTEST_OPTS adds server options, e.g. "-c
+	// shared_preload_libraries=pg_stat_statements" to profile a benchmark.
+	if extra := os.Getenv("PIKCIO_PGTEST_OPTS"); extra != "" {
+		opts += " " + extra
+	}
 	if err := pg("pg_ctl", "start", "-w", "-t", "60", "-D", data, "-l", filepath.Join(data, "log"), "-o", opts); err != nil {
 		t.Fatal(err)
 	}

@@ -82,6 +82,7 @@ func TestUsageErrors(t *testing.T) {
 		{"tis serve without a mailer", []string{"tis", "serve", "--data", dir}, "--smtp HOST:PORT"},
 		{"tis serve smtp without from", []string{"tis", "serve", "--data", dir, "--smtp", "mail.example:587"}, "--smtp-from is required"},
 		{"tis serve smtp and demo", []string{"tis", "serve", "--data", dir, "--smtp", "mail.example:587", "--demo-codes"}, "exclude each other"},
+		{"tis serve zero rate", []string{"tis", "serve", "--data", dir, "--demo-codes", "--enroll-rate", "0"}, "--enroll-rate"},
 		{"tis serve bad proxy", []string{"tis", "serve", "--data", dir, "--demo-codes", "--trusted-proxy", "nowhere"}, "--trusted-proxy"},
 		{"tis serve smtp user without password", []string{"tis", "serve", "--data", dir, "--smtp", "mail.example:587", "--smtp-from", "a@b", "--smtp-user", "u"}, "PIKCIO_SMTP_PASSWORD"},
 		{"enroll without tis", []string{"enroll", "--tis-key", "x", "--name", "a", "--email", "a@b"}, "--tis is required"},

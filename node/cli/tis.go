@@ -109,6 +109,8 @@ or $PIKCIO_TIS_SECRET holds it (base64).`)
 	smtpFrom := fs.String("smtp-from", "", "sender `address` of the code mails")
 	smtpUser := fs.String("smtp-user", "", "SMTP AUTH `user` (password in $PIKCIO_SMTP_PASSWORD)")
 	demoCodes := fs.Bool("demo-codes", false, "mail nothing: write enrollment codes to the log (trying pikcio out only)")
+	enrollRate := fs.Float64("enroll-rate", tis.DefaultEnrollRate, "enrollment requests a `second`, all clients and (on PostgreSQL) all servers together")
+	enrollBurst := fs.Int("enroll-burst", tis.DefaultEnrollBurst, "enrollment requests at once above --enroll-rate (`count`)")
 	var proxies listFlag
 	fs.Var(&proxies, "trusted-proxy", "`prefix` (CIDR) of a reverse proxy whose X-Forwarded-For gives the client address for the per-address limit; repeatable")
 	if code, done := parse(e, fs, args); done {
@@ -122,6 +124,9 @@ or $PIKCIO_TIS_SECRET holds it (base64).`)
 	}
 	if (*certFile == "") != (*keyFile == "") {
 		return usageError(e, fs, "--tls-cert and --tls-key go together")
+	}
+	if *enrollRate <= 0 || *enrollBurst <= 0 {
+		return usageError(e, fs, "--enroll-rate and --enroll-burst: want more than 0")
 	}
 	if _, _, err := net.SplitHostPort(*listen); err != nil {
 		return usageError(e, fs, "--listen %q: want host:port", *listen)
@@ -161,6 +166,8 @@ or $PIKCIO_TIS_SECRET holds it (base64).`)
 		Secret:         secret,
 		Mailer:         mailer,
 		TrustedProxies: trusted,
+		EnrollRate:     *enrollRate,
+		EnrollBurst:    *enrollBurst,
 	}
 	var attesters []ed25519.PublicKey
 	for _, a := range attesterFlags {
