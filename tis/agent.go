@@ -363,26 +363,43 @@ func (a *Agent) putRevocations(ctx context.Context, store RecordStore, l *Revoca
 	return nil
 }
 
+// RecordGetter reads records of the DHT (a RecordStore, or a discovery
+// node that only reads).
+type RecordGetter interface {
+	GetRecord(ctx context.Context, key string) ([]byte, error)
+}
+
+// GetRevocationPages reads the revocation list of root from the DHT: its
+// first page, then as many more as the first says the list has (at most
+// MaxRevocationPages), for RevocationCache.Update to verify and join.
+func GetRevocationPages(ctx context.Context, store RecordGetter, root ed25519.PublicKey) ([][]byte, error) {
+	data, err := store.GetRecord(ctx, RevocationKey(root))
+	if err != nil {
+		return nil, err
+	}
+	first, err := DecodeRevocationList(data)
+	if err != nil {
+		return nil, fmt.Errorf("revocation list from the DHT: %w", err)
+	}
+	pages := [][]byte{data}
+	for i := 1; i < first.PageCount(); i++ {
+		b, err := store.GetRecord(ctx, RevocationPageKey(root, i))
+		if err != nil {
+			return nil, fmt.Errorf("revocation list page %d: %w", i, err)
+		}
+		pages = append(pages, b)
+	}
+	return pages, nil
+}
+
 // getRevocations offers the DHT's list to the cache, which keeps it only
 // if it verifies against the pinned root and is newer.
 func (a *Agent) getRevocations(ctx context.Context, store RecordStore, onUpdate func()) error {
 	ctx, cancel := context.WithTimeout(ctx, RecordTimeout)
 	defer cancel()
-	data, err := store.GetRecord(ctx, RevocationKey(a.opts.Root))
+	pages, err := GetRevocationPages(ctx, store, a.opts.Root)
 	if err != nil {
 		return err
-	}
-	first, err := DecodeRevocationList(data)
-	if err != nil {
-		return fmt.Errorf("revocation list from the DHT: %w", err)
-	}
-	pages := [][]byte{data}
-	for i := 1; i < first.PageCount(); i++ {
-		b, err := store.GetRecord(ctx, RevocationPageKey(a.opts.Root, i))
-		if err != nil {
-			return fmt.Errorf("revocation list page %d: %w", i, err)
-		}
-		pages = append(pages, b)
 	}
 	newer, err := a.revs.Update(pages...)
 	if err != nil {

@@ -2,6 +2,7 @@ package tis
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
@@ -250,4 +251,49 @@ func FuzzAssembleRevocationPages(f *testing.F) {
 		}
 		_, _ = AssembleRevocationList([][]byte{a, b}, root.Public().(ed25519.PublicKey))
 	})
+}
+
+// pageStore is a RecordGetter over a map.
+type pageStore map[string][]byte
+
+func (s pageStore) GetRecord(_ context.Context, key string) ([]byte, error) {
+	if b, ok := s[key]; ok {
+		return b, nil
+	}
+	return nil, errors.New("not found")
+}
+
+// TestGetRevocationPages: every page of a long list is read from the DHT
+// (the crawler read only the first, and kept its old list for good once
+// the list outgrew a page); a missing page is an error, not a short list.
+func TestGetRevocationPages(t *testing.T) {
+	pub, root, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, blobs := signedPages(t, root, 7, manySerials(MaxRevoked+100))
+	if len(blobs) != 2 {
+		t.Fatalf("%d pages, want 2", len(blobs))
+	}
+	store := pageStore{}
+	for i, b := range blobs {
+		store[RevocationPageKey(pub, i)] = b
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pages, err := GetRevocationPages(ctx, store, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewRevocationCache(pub)
+	if _, err := c.Update(pages...); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(c.List().Serials); got != MaxRevoked+100 {
+		t.Fatalf("%d serials, want %d", got, MaxRevoked+100)
+	}
+	delete(store, RevocationPageKey(pub, 1))
+	if _, err := GetRevocationPages(ctx, store, pub); err == nil {
+		t.Fatal("a list with a missing page was read")
+	}
 }

@@ -79,8 +79,10 @@ func (c *Crawler) run(ctx context.Context, view *View, revs *tis.RevocationCache
 	}
 	for {
 		gctx, cancel := context.WithTimeout(ctx, tis.RecordTimeout)
-		if data, err := c.disc.GetRecord(gctx, tis.RevocationKey(view.Root())); err == nil {
-			_, _ = revs.Update(data)
+		if pages, err := tis.GetRevocationPages(gctx, c.disc, view.Root()); err == nil {
+			if _, err := revs.Update(pages...); err != nil {
+				log.WithError(err).Debug("revocation list from the DHT refused")
+			}
 		}
 		cancel()
 		if err := view.Refresh(ctx, c.disc, nil); err != nil {
