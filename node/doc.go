@@ -48,8 +48,8 @@
 // tis.EnrollNode before anything else, and later starts reuse the saved
 // enrollment and ignore the properties. New fails with tis.ErrNotEnrolled
 // otherwise. A relay publishes its node certificate in its descriptor
-// (tis.DescriptorExtension). Every enrolled node serves its certificate on
-// tis.CertProtocol to the peers it is connected to. With tis.require (the
+// (tis.DescriptorExtension), and serves it on tis.CertProtocol to the peers
+// it is connected to. With tis.require (the
 // default):
 //
 //   - the client's discovery keeps only relays whose certificate verifies
@@ -74,6 +74,16 @@
 //     (token.Wallet); out of tokens, a build fails with
 //     token.ErrNoTokens, which is not held against the guard. The status
 //     page shows the wallet (identity.tokens).
+//   - a client builds its circuits from a second libp2p host with a fresh
+//     Ed25519 identity made at every start (newCircuitHost), which
+//     listens nowhere and serves nothing; identity.key stays the node's
+//     DHT, trust and relay identity. A guard so sees a peer ID that
+//     nothing else carries and that a restart changes; within one run,
+//     that the circuits share a connection, as a Tor guard does. (Per
+//     start rather than per guard connection: one host keeps the pool's
+//     circuits and their links simple, and a guard already sees the
+//     address.) A client-only node serves tis.CertProtocol to nobody;
+//     a relay serves it, its certificate being in its descriptor anyway.
 //
 // The certificate protocol, the admission cache and the revocation loop
 // are tis.Agent's; the trust loops (the own bundle and the seed list into
