@@ -183,6 +183,29 @@ func TestClientShowsNoCertificate(t *testing.T) {
 	if cert, err := ask(net.client); err == nil || len(cert) != 0 {
 		t.Fatalf("the client answered with %d bytes (%v), want no answer", len(cert), err)
 	}
+	// Nor does the host it builds circuits from, asked by a guard on the
+	// connection the circuits use.
+	var view map[peer.ID]bool
+	waitFor(t, 30*time.Second, "the guards to see the client's circuits", func() bool {
+		view = guardView(net.relays)
+		return len(view) > 0
+	})
+	for id := range view {
+		for _, r := range net.relays {
+			if len(r.host.Network().ConnsToPeer(id)) == 0 {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			st, err := r.host.NewStream(network.WithNoDial(ctx, "test"), id, tis.CertProtocol)
+			cancel()
+			if err == nil {
+				_ = st.SetDeadline(time.Now().Add(10 * time.Second))
+				cert, _ := io.ReadAll(st)
+				_ = st.Close()
+				t.Fatalf("the client's circuit host opened the certificate protocol (%d bytes)", len(cert))
+			}
+		}
+	}
 }
 
 // guardView is every peer ID that holds a circuit (an inbound circuit
