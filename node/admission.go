@@ -37,8 +37,14 @@ type admission struct {
 // enrollment a guard for self.
 func newAdmission(a *tis.Agent, dir string, priv crypto.PrivKey, self peer.ID, client, relay, require bool) (*admission, error) {
 	ad := &admission{agent: a}
-	if a != nil && a.URL() == "" && client {
-		logrus.WithField("component", "node").Warn("no tis.url: this client gets no admission tokens, and guards that require enrollment refuse its circuits")
+	if a != nil && a.URL() == "" {
+		log := logrus.WithField("component", "node")
+		if client {
+			log.Warn("no tis.url: this client gets no admission tokens, and guards that require enrollment refuse its circuits")
+		}
+		if relay && require {
+			log.Warn("no tis.url: this relay cannot fetch the token keys and refuses every client as a guard")
+		}
 	}
 	if a == nil || a.URL() == "" {
 		return ad, nil
