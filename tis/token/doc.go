@@ -36,10 +36,11 @@
 // 2-core machine at load average 13 to 20): 3.2 ms of TIS CPU per token,
 // 3.95 ms for client and TIS together, 50 µs at the guard. A 3-hop
 // build on loopback with a token from a filled wallet against one
-// without (BenchmarkBuildWithToken, 200 builds, five runs each) differed
-// by less than the noise: 2.5 against 3.7 ms in one series, 4.6 against
-// 2.7 ms in another; what a token adds for certain is the guard's 50 µs
-// and the wallet's Take (its file is saved in the background). A wallet
+// without (BenchmarkBuildWithToken, 300 builds, five runs each, load
+// average 3.5 to 5) took a median 3.14 against 2.43 ms: 0.7 ms more, of
+// which the guard's check is 50 µs and most of the rest the wallet's
+// file, rewritten and synced in the background after each Take (under
+// load averages of 13 to 20 the difference was lost in the noise). A wallet
 // that is empty asks for firstBatch (4) tokens on the build's path, about
 // 16 ms of TIS work, then refills to Target in the background.
 //
