@@ -84,19 +84,29 @@ const (
 	// DestroyNotAdmitted: the relay does not carry circuits from this
 	// previous hop (RelayOptions.AdmitPeer refused it, e.g. not enrolled).
 	DestroyNotAdmitted DestroyReason = 9
+	// DestroyTokenMissing, DestroyTokenSpent and DestroyTokenInvalid:
+	// the first hop wants an admission token (RelayOptions.AdmitCircuit)
+	// and the CREATE carried none, one already spent, or one it does not
+	// accept (forged, for another guard, expired, of another TIS).
+	DestroyTokenMissing DestroyReason = 10
+	DestroyTokenSpent   DestroyReason = 11
+	DestroyTokenInvalid DestroyReason = 12
 )
 
 var destroyNames = map[DestroyReason]string{
-	DestroyNone:        "none",
-	DestroyProtocol:    "protocol violation",
-	DestroyInternal:    "internal error",
-	DestroyRequested:   "closed by client",
-	DestroyResource:    "resource limit",
-	DestroyHandshake:   "handshake failed",
-	DestroyConnect:     "could not extend to next hop",
-	DestroyFinished:    "relay shutting down",
-	DestroyIntegrity:   "cell failed integrity check",
-	DestroyNotAdmitted: "previous hop not admitted (not enrolled)",
+	DestroyNone:         "none",
+	DestroyProtocol:     "protocol violation",
+	DestroyInternal:     "internal error",
+	DestroyRequested:    "closed by client",
+	DestroyResource:     "resource limit",
+	DestroyHandshake:    "handshake failed",
+	DestroyConnect:      "could not extend to next hop",
+	DestroyFinished:     "relay shutting down",
+	DestroyIntegrity:    "cell failed integrity check",
+	DestroyNotAdmitted:  "previous hop not admitted (not enrolled)",
+	DestroyTokenMissing: "no admission token",
+	DestroyTokenSpent:   "admission token already spent",
+	DestroyTokenInvalid: "admission token refused (forged, expired, for another guard or another TIS)",
 }
 
 func (r DestroyReason) String() string {

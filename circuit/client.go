@@ -171,9 +171,17 @@ func (ci *Circuit) build(ctx context.Context) error {
 	if err != nil {
 		return &BuildError{Hop: 0, Peer: h0.ID, Err: err}
 	}
+	var token []byte
+	if ci.client.opts.Token != nil {
+		if token, err = ci.client.opts.Token(ctx, h0.ID); err != nil {
+			return &BuildError{Hop: 0, Peer: h0.ID, Err: fmt.Errorf("admission token: %w", err)}
+		}
+	}
 	cell := getCell()
 	defer putCell(cell)
-	putHandshake(*cell, cmdCreate, hs.msg)
+	if err := putCreate(*cell, hs.msg, token); err != nil {
+		return &BuildError{Hop: 0, Peer: h0.ID, Err: err}
+	}
 	sent := time.Now()
 	if _, err := ci.link.Write(*cell); err != nil {
 		return &BuildError{Hop: 0, Peer: h0.ID, Err: fmt.Errorf("send create: %w", err)}

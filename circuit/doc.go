@@ -300,8 +300,9 @@
 // the links and controls some of the relays, but not the first and last
 // hop of the same circuit at the same time.
 //
-//   - The first hop learns the client's libp2p identity and address and the
-//     next hop; it never sees a destination or stream data (they are under
+//   - The first hop learns the client's address, the libp2p identity of
+//     the host it builds from (pikcio's node uses a fresh one at each
+//     start, never its DHT identity) and the next hop; it never sees a destination or stream data (they are under
 //     the other hops' layers).
 //   - A middle hop learns only its neighbours. It cannot read, alter (the
 //     next hop's layer garbles the cell, the MAC catches it at the edge),
@@ -325,10 +326,12 @@
 //     capped per previous hop and in total and dropped after
 //     PendingTimeout; so one flooding peer spends only its own share.
 //   - Who may open a circuit: RelayOptions.AdmitPeer sees only the previous
-//     hop's peer ID, before the handshake. pikcio's node uses it so that a
-//     relay serving as a guard admits only enrolled nodes (package tis);
-//     a middle or exit relay sees an enrolled relay as its previous hop,
-//     never the client.
+//     hop's peer ID, before the handshake; RelayOptions.AdmitCircuit also
+//     the admission token the first hop's CREATE carries (admission.go).
+//     pikcio's node uses the latter so that a guard admits a client only
+//     with an unlinkable token of the TIS (package tis/token), and a relay
+//     without a token only as an enrolled relay; a middle or exit relay
+//     sees an enrolled relay as its previous hop, never the client.
 //   - An EXTEND cannot make a relay a proxy: the relay extends only to a
 //     relay it holds a verified descriptor for (RelayOptions.ResolveHop),
 //     dials only that descriptor's addresses, and only IP addresses with

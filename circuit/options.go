@@ -135,6 +135,15 @@ type RelayOptions struct {
 	// bounded by HandshakeTimeout and canceled by Close, and learns nothing
 	// but the previous hop's peer ID. nil admits every peer (default).
 	AdmitPeer func(ctx context.Context, prev peer.ID) error
+	// AdmitCircuit, when set, decides whether a new circuit may open
+	// once its CREATE has arrived, from the previous hop's peer ID and the
+	// admission token the CREATE carries (nil: none; see admission.go). It
+	// runs after AdmitPeer and the handshake budget, before the handshake,
+	// with a context bounded by HandshakeTimeout and canceled by Close. An
+	// error wrapping ErrTokenMissing, ErrTokenSpent or ErrTokenInvalid
+	// refuses with the matching DESTROY reason, any other with
+	// DestroyNotAdmitted. nil admits every circuit (default).
+	AdmitCircuit func(ctx context.Context, prev peer.ID, token []byte) error
 }
 
 // Limits are the settings of a running relay that can change without a
@@ -282,6 +291,10 @@ type ClientOptions struct {
 	// likely gone. It is called once per circuit, from the circuit's
 	// reader, and must not block.
 	LinkLost func(first peer.ID)
+	// Token, when set, gives the admission token to put in the CREATE
+	// for the first hop guard (see admission.go); an error fails the
+	// build at hop 0 with it, before anything is sent. nil sends none.
+	Token func(ctx context.Context, guard peer.ID) ([]byte, error)
 }
 
 // DefaultClientOptions returns the defaults.

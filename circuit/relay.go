@@ -350,8 +350,13 @@ func (r *Relay) accept(s network.Stream, prev peer.ID) (*relayCirc, DestroyReaso
 		return nil, DestroyResource
 	}
 	_ = s.SetDeadline(time.Now().Add(r.opts.HandshakeTimeout))
+	hs, token, err := getCreate(*cell)
+	if err == nil && r.opts.AdmitCircuit != nil {
+		if reason := r.admitCircuit(prev, token); reason != DestroyNone {
+			return nil, reason
+		}
+	}
 	now := time.Now()
-	hs, err := getHandshake(*cell)
 	var reply []byte
 	var keys hopKeys
 	if err == nil {

@@ -132,13 +132,17 @@ type TrustConfig struct {
 	// recomputes scores (and publishes its own records again).
 	Refresh Duration `toml:"refresh"`
 	// MinGuardScore and MinExitScore (0..100) exclude relays from the
-	// guard and exit positions unless the TIS states a score band for
-	// their operator whose top reaches the minimum. 0 admits relays
-	// without a statement.
+	// guard and exit positions whose operator's score band (stated by the
+	// TIS) tops out below the minimum, and, once the TIS states a band for
+	// any relay, relays without a statement. Default trust.DefaultMinScore
+	// (1): only unscored relays are excluded, and only where bands exist.
+	// 0 admits relays without a statement.
 	MinGuardScore int `toml:"min_guard_score"`
 	MinExitScore  int `toml:"min_exit_score"`
 	// PreferContactGuards makes relays run by the user's contacts far
-	// more likely to be chosen as entry guards.
+	// more likely to be chosen as entry guards. Off by default: a guard
+	// run by a contact knows the user's address and, by name, who the
+	// user is (README, Trust).
 	PreferContactGuards bool `toml:"prefer_contact_guards"`
 	// Attesters are public keys (base64, like tis.root_key) of attesters
 	// whose attestations count besides the TIS's own.
@@ -194,9 +198,9 @@ func Default() *Config {
 		},
 		Trust: TrustConfig{
 			Refresh:             Duration(trust.DefaultRefresh),
-			MinGuardScore:       0,
-			MinExitScore:        0,
-			PreferContactGuards: true,
+			MinGuardScore:       trust.DefaultMinScore,
+			MinExitScore:        trust.DefaultMinScore,
+			PreferContactGuards: false, // opt-in: see README, Trust
 			Attesters:           []string{},
 		},
 	}

@@ -59,9 +59,9 @@ func TestDefaults(t *testing.T) {
 		{"tis.require", true},
 		{"tis.revocation_refresh", Duration(10 * time.Minute)},
 		{"trust.refresh", Duration(10 * time.Minute)},
-		{"trust.min_guard_score", 0},
-		{"trust.min_exit_score", 0},
-		{"trust.prefer_contact_guards", true},
+		{"trust.min_guard_score", 1},
+		{"trust.min_exit_score", 1},
+		{"trust.prefer_contact_guards", false},
 		{"trust.attesters", []string{}},
 	}
 	var covered []string

@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/multiformats/go-multihash"
 	"github.com/sirupsen/logrus"
 )
@@ -117,7 +118,14 @@ func New(h host.Host, opts ...Option) (*Discovery, error) {
 	if o.addrs == nil {
 		o.addrs = h.Addrs
 	}
-	sel := &Selector{Self: h.ID(), Weigher: o.weigher, AllowSameSubnet: o.allowSameSubnet, Now: o.now}
+	sel := &Selector{Self: h.ID(), Weigher: o.weigher, AllowSameSubnet: o.allowSameSubnet, Now: o.now, Observed: func(id peer.ID) []ma.Multiaddr {
+		conns := h.Network().ConnsToPeer(id)
+		out := make([]ma.Multiaddr, 0, len(conns))
+		for _, c := range conns {
+			out = append(out, c.RemoteMultiaddr())
+		}
+		return out
+	}}
 	var guardPath string
 	if o.dataDir != "" {
 		if err := os.MkdirAll(o.dataDir, 0o700); err != nil {

@@ -112,6 +112,11 @@ type Selector struct {
 	// AllowSameSubnet lifts the rule that no two relays of a path share
 	// an IPv4 /16 or an IPv6 /32 (for loopback test networks).
 	AllowSameSubnet bool
+	// Observed, when set, returns the addresses this node reaches relay
+	// id at now (its open connections'): they count for the subnet rule
+	// besides those the descriptor declares, so a relay cannot hide its
+	// subnet by declaring other addresses.
+	Observed func(id peer.ID) []ma.Multiaddr
 	// Rand is the source of randomness; nil means crypto/rand.
 	Rand io.Reader
 	// Now gives the current time; nil means time.Now.
@@ -126,8 +131,10 @@ func (s *Selector) now() time.Time {
 }
 
 // usable reports whether d may be chosen at all at now.
+// A relay must declare an IP address: one with only names (/dns) would
+// have no subnet for the rule, and relays never dial names.
 func (s *Selector) usable(d *Descriptor, now time.Time) bool {
-	return d != nil && d.PeerID != s.Self && now.Before(d.Expires) && now.Before(d.OnionKey.Expires)
+	return d != nil && d.PeerID != s.Self && now.Before(d.Expires) && now.Before(d.OnionKey.Expires) && len(subnetsOf(d.Addrs)) > 0
 }
 
 // eligible reports whether d may take role.
@@ -340,6 +347,9 @@ func (sl *selection) subnets(d *Descriptor) []netip.Prefix {
 	n, ok := sl.nets[d]
 	if !ok {
 		n = subnets(d)
+		if sl.s.Observed != nil {
+			n = append(n, subnetsOf(sl.s.Observed(d.PeerID))...)
+		}
 		sl.nets[d] = n
 	}
 	return n
@@ -360,9 +370,12 @@ func (sl *selection) compatible(d *Descriptor, path []*Descriptor) bool {
 }
 
 // subnets returns the IPv4 /16 and IPv6 /32 prefixes of d's addresses.
-func subnets(d *Descriptor) []netip.Prefix {
+func subnets(d *Descriptor) []netip.Prefix { return subnetsOf(d.Addrs) }
+
+// subnetsOf returns the IPv4 /16 and IPv6 /32 prefixes of addrs' IPs.
+func subnetsOf(addrs []ma.Multiaddr) []netip.Prefix {
 	var out []netip.Prefix
-	for _, a := range d.Addrs {
+	for _, a := range addrs {
 		if ip, ok := addrIP(a); ok {
 			bits := 32
 			if ip.Is4() {

@@ -154,6 +154,57 @@ func TestSelectSubnets(t *testing.T) {
 	}
 }
 
+// TestSelectObservedSubnet: two relays that declare addresses in
+// different /16s but are reached at the same /16 never share a path.
+func TestSelectObservedSubnet(t *testing.T) {
+	now := time.Now()
+	guard := fabricate(t, now, FlagRelay|FlagGuard, nil, "/ip4/203.0.1.1/tcp/1")
+	liar := fabricate(t, now, FlagRelay, nil, "/ip4/198.18.0.1/tcp/1") // declares another /16
+	honest := fabricate(t, now, FlagRelay, nil, "/ip4/192.0.2.1/tcp/1")
+	exit := fabricate(t, now, FlagRelay|FlagExit, []PortRange{{443, 443}}, "/ip4/100.64.0.1/tcp/1")
+	observed := map[peer.ID][]ma.Multiaddr{liar.PeerID: {mustAddr(t, "/ip4/203.0.77.7/tcp/1")}} // reached in the guard's /16
+	s := &Selector{Observed: func(id peer.ID) []ma.Multiaddr { return observed[id] }}
+	for range 50 {
+		path, err := s.Select([]*Descriptor{guard, liar, honest, exit}, PathRequest{Port: 443}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if path[1] == liar {
+			t.Fatalf("a relay reached in the guard's /16 was chosen with it: %v", ids(path))
+		}
+	}
+	if _, err := s.Select([]*Descriptor{guard, liar, exit}, PathRequest{Port: 443}, nil); !errors.Is(err, ErrNoMiddle) {
+		t.Fatalf("only the liar as middle: %v, want ErrNoMiddle", err)
+	}
+}
+
+// TestSelectNeverDNSOnly: a relay whose descriptor lists only /dns
+// addresses is never chosen, in any role.
+func TestSelectNeverDNSOnly(t *testing.T) {
+	now := time.Now()
+	guard := fabricate(t, now, FlagRelay|FlagGuard, nil, "/ip4/203.0.1.1/tcp/1")
+	middle := fabricate(t, now, FlagRelay, nil, "/ip4/192.0.2.1/tcp/1")
+	exit := fabricate(t, now, FlagRelay|FlagExit, []PortRange{{443, 443}}, "/ip4/100.64.0.1/tcp/1")
+	dnsGuard := fabricate(t, now, FlagRelay|FlagGuard, nil, "/dns4/relay.example/tcp/1")
+	dnsMiddle := fabricate(t, now, FlagRelay, nil, "/dns4/middle.example/tcp/1")
+	dnsExit := fabricate(t, now, FlagRelay|FlagExit, []PortRange{{443, 443}}, "/dns6/exit.example/tcp/1")
+	s := &Selector{}
+	for range 100 {
+		path, err := s.Select([]*Descriptor{guard, middle, exit, dnsGuard, dnsMiddle, dnsExit}, PathRequest{Port: 443}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range path {
+			if d == dnsGuard || d == dnsMiddle || d == dnsExit {
+				t.Fatalf("a relay with only /dns addresses was chosen: %v", d.Addrs)
+			}
+		}
+	}
+	if _, err := s.Select([]*Descriptor{dnsGuard, dnsMiddle, dnsExit}, PathRequest{Port: 443}, nil); err == nil {
+		t.Fatal("a path of /dns-only relays was selected")
+	}
+}
+
 func TestSelectNeverExpiredOrSelf(t *testing.T) {
 	now := time.Now()
 	relays := fabricateNet(t, now, 12)

@@ -13,6 +13,7 @@ import (
 	"github.com/pikcio/pikcio/discovery"
 	"github.com/pikcio/pikcio/internal/sleep"
 	"github.com/pikcio/pikcio/proxy"
+	"github.com/pikcio/pikcio/tis/token"
 )
 
 // buildCircuit is the pool's BuildFunc (see build).
@@ -64,14 +65,13 @@ func (n *Node) build(ctx context.Context, ipv6 bool) (proxy.Circuit, error) {
 // buildPath builds a circuit through the descriptors' relays. A
 // circuit.BuildError becomes a HopError so that discovery blames that hop.
 func (n *Node) buildPath(ctx context.Context, path []*discovery.Descriptor) (*circuit.Circuit, error) {
-	hops := make([]circuit.Hop, len(path))
-	for i, d := range path {
-		hops[i] = circuit.Hop{ID: d.PeerID, Addrs: d.Addrs, OnionKey: d.OnionKey.Key}
-	}
 	n.mu.Lock()
 	cc := n.cc
 	n.mu.Unlock()
-	c, err := cc.Build(ctx, hops)
+	c, err := cc.Build(ctx, circuitHops(path))
+	if errors.Is(err, token.ErrNoTokens) {
+		return nil, err // the wallet's fault, not the guard's
+	}
 	if be, ok := errors.AsType[*circuit.BuildError](err); ok {
 		return nil, &discovery.HopError{Hop: be.Hop, Err: err}
 	}
@@ -79,6 +79,15 @@ func (n *Node) buildPath(ctx context.Context, path []*discovery.Descriptor) (*ci
 		return nil, err
 	}
 	return c, nil
+}
+
+// circuitHops returns the hops of a path of descriptors.
+func circuitHops(path []*discovery.Descriptor) []circuit.Hop {
+	hops := make([]circuit.Hop, len(path))
+	for i, d := range path {
+		hops[i] = circuit.Hop{ID: d.PeerID, Addrs: d.Addrs, OnionKey: d.OnionKey.Key}
+	}
+	return hops
 }
 
 // warnShortCircuits warns of a client configured with fewer than
@@ -97,6 +106,7 @@ func (n *Node) clientOptions() circuit.ClientOptions {
 	o := circuit.DefaultClientOptions()
 	o.OnFailure = n.circuitFailed
 	o.LinkLost = n.disc.ReportUnreachable
+	o.Token = n.admit.take
 	return o
 }
 

@@ -48,20 +48,42 @@
 // tis.EnrollNode before anything else, and later starts reuse the saved
 // enrollment and ignore the properties. New fails with tis.ErrNotEnrolled
 // otherwise. A relay publishes its node certificate in its descriptor
-// (tis.DescriptorExtension). Every enrolled node serves its certificate on
-// tis.CertProtocol to the peers it is connected to. With tis.require (the
+// (tis.DescriptorExtension), and serves it on tis.CertProtocol to the peers
+// it is connected to. With tis.require (the
 // default):
 //
 //   - the client's discovery keeps only relays whose certificate verifies
 //     for their peer ID against the root, now, and the revocation list
 //     (discovery.VerifyRelay): a relay without one, or with an expired,
 //     revoked, self-signed or foreign one, is never chosen;
-//   - the relay admits a new circuit only if its previous hop presents a
-//     valid certificate (circuit.RelayOptions.AdmitPeer): it asks that
-//     peer on tis.CertProtocol once and caches the answer per peer (a refusal
-//     for 30 s). A guard so sees the client's certificate; a middle or an
-//     exit only the certificate of the relay before it, never the
-//     client's. A refused circuit gets DESTROY(circuit.DestroyNotAdmitted).
+//   - the relay admits a new circuit from a client only with an
+//     anonymous admission token (package tis/token) in its CREATE, made
+//     for this relay and signed by the TIS's token key of the period
+//     (circuit.RelayOptions.AdmitCircuit, node/admission.go): the guard
+//     learns that an enrolled user built the circuit, not which one. A
+//     missing, spent or refused token gets DESTROY(
+//     circuit.DestroyTokenMissing, DestroyTokenSpent, DestroyTokenInvalid).
+//     A previous hop without a token is admitted only as a relay
+//     extending a circuit: it must present its node certificate on
+//     tis.CertProtocol (cached per peer, a refusal for 30 s), so a middle
+//     or an exit sees the certificate of the relay before it, never the
+//     client's. The relay fetches the token keys from tis.url every hour
+//     (token.Guard); a relay without tis.url refuses every token.
+//   - a client with tis.url keeps a wallet of tokens (WalletFile in the
+//     data directory, 0600), per guard, refilled from the TIS in batches
+//     (token.Wallet); out of tokens, a build fails with
+//     token.ErrNoTokens, which is not held against the guard. The status
+//     page shows the wallet (identity.tokens).
+//   - a client builds its circuits from a second libp2p host with a fresh
+//     Ed25519 identity made at every start (newCircuitHost), which
+//     listens nowhere and serves nothing; identity.key stays the node's
+//     DHT, trust and relay identity. A guard so sees a peer ID that
+//     nothing else carries and that a restart changes; within one run,
+//     that the circuits share a connection, as a Tor guard does. (Per
+//     start rather than per guard connection: one host keeps the pool's
+//     circuits and their links simple, and a guard already sees the
+//     address.) A client-only node serves tis.CertProtocol to nobody;
+//     a relay serves it, its certificate being in its descriptor anyway.
 //
 // The certificate protocol, the admission cache and the revocation loop
 // are tis.Agent's; the trust loops (the own bundle and the seed list into

@@ -46,6 +46,7 @@ type Node struct {
 	dataDir  string
 	unlock   func()
 	host     host.Host
+	chost    host.Host // a client's circuits: a fresh identity (admission.go)
 	disc     *discovery.Discovery
 	client   bool
 	exit     *exitnode.Exit // nil unless the node is an exit
@@ -54,6 +55,7 @@ type Node struct {
 	trust    *trust.Agent      // nil without tis.root_key
 	invites  *exchange.Service // nil without tis.root_key
 	require  bool              // tis.require: relays and previous hops must be enrolled
+	admit    *admission        // tokens: the client's wallet, the relay's guard
 	activity *web.Activity
 	metrics  *nodeMetrics
 	control  *nodeControl // nil unless client.control_listen is set
@@ -157,6 +159,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.require = n.tis != nil && cfg.TIS.Require
+	if n.admit, err = newAdmission(n.tis, dir, priv, id, n.client, n.isRelay, n.require); err != nil {
+		return nil, err
+	}
 	announce, err := announceOptions(cfg.Node.Announce)
 	if err != nil {
 		return nil, err
@@ -164,8 +169,17 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 	if n.host, err = newHost(priv, cfg.Node.Listen, relayOptions(cfg.Relay), append(n.metrics.hostOptions(), announce...)...); err != nil {
 		return nil, err
 	}
+	if n.client {
+		if n.chost, err = newCircuitHost(cfg.Node.Listen, relayOptions(cfg.Relay)); err != nil {
+			return nil, err
+		}
+	}
 	if n.tis != nil {
-		n.tis.Serve(n.host)
+		if n.isRelay {
+			// A relay's certificate is public (its descriptor carries
+			// it); a client-only node shows its own to nobody.
+			n.tis.Serve(n.host)
+		}
 		if n.invites, err = n.newExchange(); err != nil {
 			return nil, fmt.Errorf("contact exchange: %w", err)
 		}
@@ -191,6 +205,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 // circuit protocol (one stream per circuit per link), for a relay's caps
 // and for a client's circuits through its guard alike.
 func newHost(priv crypto.PrivKey, listen []string, ro circuit.RelayOptions, extra ...libp2p.Option) (host.Host, error) {
+	return startHost(priv, listen, listen, ro, extra...)
+}
+
+// startHost starts a libp2p host listening on listen, whose gater allows
+// private addresses as the node's listen addresses (nodeListen) say.
+func startHost(priv crypto.PrivKey, listen, nodeListen []string, ro circuit.RelayOptions, extra ...libp2p.Option) (host.Host, error) {
 	rm, err := circuit.ResourceManager(ro)
 	if err != nil {
 		return nil, err
@@ -199,7 +219,7 @@ func newHost(priv crypto.PrivKey, listen []string, ro circuit.RelayOptions, extr
 		libp2p.Identity(priv),
 		libp2p.DisableRelay(),
 		libp2p.ResourceManager(rm), // closed by the host
-		libp2p.ConnectionGater(circuit.NewGater(circuit.AllowPrivateFor(listen))),
+		libp2p.ConnectionGater(circuit.NewGater(circuit.AllowPrivateFor(nodeListen))),
 	}
 	opts = append(opts, extra...)
 	opts = append(opts, circuit.LinkOptions()...)
@@ -329,7 +349,7 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 			ro.Exit = n.exit
 		}
 		if n.require {
-			ro.AdmitPeer = n.tis.AdmitPeer
+			ro.AdmitCircuit = n.admit.admit
 		}
 		ro.ResolveHop = n.disc.RelayAddrs // extend only to verified relays
 		ro.AllowPrivateAddrs = circuit.AllowPrivateFor(cfg.Node.Listen)
@@ -349,7 +369,7 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 	}
 	if n.client {
 		warnShortCircuits(n.log, cfg.Client.Hops)
-		n.cc = circuit.NewClient(n.host, n.clientOptions())
+		n.cc = circuit.NewClient(n.chost, n.clientOptions())
 		n.builder = discovery.NewBuilder(n.disc, n.metrics.timePath(n.buildPath), discovery.BuilderOptions{})
 		n.pool = proxy.NewPool(n.buildCircuit, poolOptions(cfg.Client))
 		n.pool6 = newIPv6Pool(n, poolOptions(cfg.Client))
@@ -528,6 +548,7 @@ func (n *Node) release() error {
 	if cc != nil {
 		errs = append(errs, cc.Close())
 	}
+	errs = append(errs, n.admit.close())
 	if n.disc != nil {
 		errs = append(errs, n.disc.Close())
 	}
@@ -539,6 +560,9 @@ func (n *Node) release() error {
 	}
 	if relay != nil {
 		errs = append(errs, relay.Close())
+	}
+	if n.chost != nil {
+		errs = append(errs, n.chost.Close())
 	}
 	if n.host != nil {
 		errs = append(errs, n.host.Close())

@@ -98,6 +98,7 @@ func (n *Node) StatusWith(destinations bool) Status {
 			NodeCertExpires:       en.NodeCert.Expires,
 			MatryoshkaCertExpires: en.MatryoshkaCert.Expires,
 			Contacts:              len(n.trust.Contacts().List()),
+			Tokens:                n.admit.webState(),
 		}
 		if s := n.trust.View().Scores(); s != nil {
 			score := s.Score(en.MatryoshkaCert.ID)

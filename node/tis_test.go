@@ -15,6 +15,7 @@ import (
 	"github.com/pikcio/pikcio/discovery"
 	"github.com/pikcio/pikcio/tis"
 	"github.com/pikcio/pikcio/tis/tistest"
+	"github.com/pikcio/pikcio/tis/token"
 )
 
 // testTIS is a TIS on 127.0.0.1 that the test closes at its end.
@@ -26,8 +27,23 @@ type testTIS struct {
 
 func newTestTIS(t testing.TB) *testTIS {
 	t.Helper()
+	return newTestTISWith(t, token.IssuerOptions{})
+}
+
+// newTestTISWith is newTestTIS with a token issuer of opts.
+func newTestTISWith(t testing.TB, opts token.IssuerOptions) *testTIS {
+	t.Helper()
 	s := tistest.Start(t, nil)
+	mountTokens(t, s, opts)
 	return &testTIS{srv: s.Server, url: s.URL, root: s.Root}
+}
+
+// mountTokens mounts a token issuer on s, as every TIS has.
+func mountTokens(t testing.TB, s *tistest.TIS, opts token.IssuerOptions) {
+	t.Helper()
+	if _, err := token.Mount(s.Server, s.Dir, opts); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // enroll enrolls the node of cfg and points cfg at the TIS.
@@ -185,10 +201,7 @@ func TestGuardRequiresEnrollment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hops := make([]circuit.Hop, len(path))
-	for i, d := range path {
-		hops[i] = circuit.Hop{ID: d.PeerID, Addrs: d.Addrs, OnionKey: d.OnionKey.Key}
-	}
+	hops := circuitHops(path)
 	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay(), libp2p.DisableMetrics())
 	if err != nil {
 		t.Fatal(err)
@@ -205,8 +218,8 @@ func TestGuardRequiresEnrollment(t *testing.T) {
 	}
 	var de *circuit.DestroyedError
 	var be *circuit.BuildError
-	if !errors.As(err, &de) || de.Reason != circuit.DestroyNotAdmitted || !errors.As(err, &be) || be.Hop != 0 {
-		t.Fatalf("build: %v, want DESTROY(%v) at hop 0", err, circuit.DestroyNotAdmitted)
+	if !errors.As(err, &de) || de.Reason != circuit.DestroyTokenMissing || !errors.As(err, &be) || be.Hop != 0 {
+		t.Fatalf("build: %v, want DESTROY(%v) at hop 0", err, circuit.DestroyTokenMissing)
 	}
 }
 

@@ -89,7 +89,16 @@ func TestRevocationThroughDHT(t *testing.T) {
 		t.Fatal(err)
 	}
 	net, ens := newTISNetClient(t, s, 4, func(cfg *config.Config) { cfg.TIS.URL = "" })
-	net.waitReady(t)
+	// Without tis.url the client gets no admission tokens, so it builds
+	// no circuit; its directory is what this test watches.
+	waitFor(t, 60*time.Second, "the client joined", func() bool {
+		select {
+		case <-net.client.Joined():
+			return true
+		default:
+			return false
+		}
+	})
 	if net.client.tis.URL() != "" {
 		t.Fatal("the client has a TIS URL")
 	}

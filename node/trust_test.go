@@ -18,6 +18,7 @@ import (
 	"github.com/pikcio/pikcio/discovery"
 	"github.com/pikcio/pikcio/tis"
 	"github.com/pikcio/pikcio/tis/tistest"
+	"github.com/pikcio/pikcio/tis/token"
 	"github.com/pikcio/pikcio/trust"
 	"github.com/pikcio/pikcio/trust/exchange"
 )
@@ -37,6 +38,7 @@ func newTrustTIS(t testing.TB) *trustTIS {
 		view = trust.NewView(trust.ViewOptions{Root: root})
 		return tis.ServerOptions{RelayScorer: trust.TISScorer{View: view}}
 	})
+	mountTokens(t, s, token.IssuerOptions{})
 	return &trustTIS{testTIS: &testTIS{srv: s.Server, url: s.URL, root: s.Root}, dir: s.Dir, view: view}
 }
 
@@ -91,7 +93,8 @@ func newTrustNet(t testing.TB) (*trustTIS, *testNet, []*tis.Enrollment) {
 			// The seed vouches, while running, as `pikcio trust vouch` would.
 			vouchFrom(t, net.relays[0].DataDir(), map[tis.ID]int{ens[1].MatryoshkaCert.ID: 30, ens[2].MatryoshkaCert.ID: 100})
 		},
-		client:     fast,
+		// Contacts as guards is an opt-in; the test shows it working.
+		client:     func(c *config.Config) { fast(c); c.Trust.PreferContactGuards = true },
 		clientOpts: Options{Discovery: refresh},
 	})
 	t.Cleanup(net.close)

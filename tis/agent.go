@@ -20,12 +20,12 @@ import (
 	"github.com/pikcio/pikcio/internal/sleep"
 )
 
-// CertProtocol is the libp2p protocol on which an enrolled node hands its
-// encoded node certificate to a peer it is connected to: a relay asks the
-// previous hop of a new circuit for it (once per peer, then cached), so
-// that a guard carries circuits only from enrolled nodes. Only the
-// previous hop is ever asked, so a middle or an exit relay learns the
-// certificate of the relay before it, never the client's.
+// CertProtocol is the libp2p protocol on which an enrolled relay hands its
+// encoded node certificate to a peer it is connected to: a relay asks a
+// previous hop that presents no admission token for it (once per peer,
+// then cached), so that a relay extending a circuit proves it is
+// enrolled. Clients present tokens instead (package tis/token), and
+// pikcio's node serves CertProtocol only on relays.
 const CertProtocol protocol.ID = "/pikcio/tis-cert/1"
 
 // Errors of a node's agent.

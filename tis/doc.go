@@ -133,8 +133,10 @@
 //
 // Agent is an enrolled node's part in the TIS (LoadAgent reads its
 // enrollment; EnrollFirst enrolls at a first start). It serves the node's
-// certificate on CertProtocol (Serve), checks a relay's certificate from
-// its descriptor (VerifyRelay) and a previous hop's by asking it on the
+// certificate on CertProtocol (Serve; pikcio's node calls it on relays
+// only, a client shows its certificate to nobody), checks a relay's certificate from
+// its descriptor (VerifyRelay) and, for a previous hop that presents no
+// admission token (a relay extending a circuit), the hop's by asking it on the
 // connection it has, never dialing (AdmitPeer; answers cached per peer, a
 // refusal for 30 s, at most MaxPeerCerts), and keeps the revocation list
 // (KeepRevocations): fetched from the TIS when the agent has its URL and

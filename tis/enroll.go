@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"slices"
 	"time"
@@ -213,8 +214,8 @@ func (s *Server) enrollTx(tx Tx, out *enrollment, q *EnrollRequest, p properties
 // that enrolled them (nil without one), in one write.
 func (s *Server) issueTx(tx Tx, out *enrollment, pe *person, code *pendingCode, q *EnrollRequest, p properties, owner, binding string, newKeys []string, now time.Time) error {
 	secret := s.root.secret
-	issued := now.UTC().Truncate(TimeGranularity)
-	expires := issued.Add(s.opts.CertLifetime.Truncate(time.Second))
+	base := now.UTC().Truncate(TimeGranularity)
+	lifetime := s.opts.CertLifetime.Truncate(time.Second)
 	enr := &Enrollment{Bootstraps: slices.Clone(s.opts.Bootstraps)}
 	for _, c := range []struct {
 		typ  CertType
@@ -225,6 +226,12 @@ func (s *Server) issueTx(tx Tx, out *enrollment, pe *person, code *pendingCode, 
 		{TypeNode, p.nodeID(secret), q.NodeKey, &enr.NodeCert},
 		{TypeMatryoshka, p.matryoshkaID(secret), q.MatryoshkaKey, &enr.MatryoshkaCert},
 	} {
+		// Each certificate's times move on their own, so that the two of
+		// one enrollment cannot be matched by them (certTimes).
+		issued, expires, err := certTimes(base, lifetime)
+		if err != nil {
+			return err
+		}
 		cert := &Certificate{Type: c.typ, ID: c.id, SubjectKey: bytes.Clone(c.key), IssuedAt: issued, Expires: expires}
 		if _, err := rand.Read(cert.Serial[:]); err != nil {
 			return fmt.Errorf("serial: %w", err)
@@ -244,6 +251,12 @@ func (s *Server) issueTx(tx Tx, out *enrollment, pe *person, code *pendingCode, 
 	pe.Binding, pe.Enrollment = binding, blob
 	pe.Issues++
 	serials := []string{enr.NodeCert.Serial.String(), enr.MatryoshkaCert.Serial.String()}
+	// The two certificates expire apart (certTimes); their serials are kept
+	// until the later expiry, so that a re-enrollment still revokes both.
+	expires := enr.NodeCert.Expires
+	if enr.MatryoshkaCert.Expires.After(expires) {
+		expires = enr.MatryoshkaCert.Expires
+	}
 	if err := tx.Issue(pe, code, expires, serials, newKeys); err != nil {
 		return err
 	}
@@ -283,4 +296,34 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("enrollment issued")
 	w.Header().Set("Content-Type", contentType)
 	w.Write(b)
+}
+
+// certTimes returns the issue and expiry times of one new certificate:
+// base (now, rounded down to TimeGranularity) moved back by a random
+// whole number of TimeGranularity steps within CertTimeSpread, and base +
+// lifetime moved back by another, drawn apart. Two certificates of one
+// enrollment so share neither time, and a holder of one cannot find the
+// other among those of the same hour. The spread is at most a quarter
+// of lifetime (none for lifetimes under four steps).
+func certTimes(base time.Time, lifetime time.Duration) (issued, expires time.Time, err error) {
+	steps := int64(min(CertTimeSpread, lifetime/4) / TimeGranularity)
+	back := func() (time.Duration, error) {
+		if steps <= 0 {
+			return 0, nil
+		}
+		n, err := rand.Int(rand.Reader, big.NewInt(steps))
+		if err != nil {
+			return 0, fmt.Errorf("certificate time: %w", err)
+		}
+		return time.Duration(n.Int64()) * TimeGranularity, nil
+	}
+	b1, err := back()
+	if err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	b2, err := back()
+	if err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	return base.Add(-b1), base.Add(lifetime - b2), nil
 }

@@ -40,8 +40,9 @@ func TestEnrollEndToEnd(t *testing.T) {
 	if err := VerifyMatryoshkaCert(e.MatryoshkaCert, tt.root, n.mkey.Public().(ed25519.PublicKey), now, nil); err != nil {
 		t.Fatalf("VerifyMatryoshkaCert: %v", err)
 	}
-	if got := e.NodeCert.Expires.Sub(e.NodeCert.IssuedAt); got != 48*time.Hour {
-		t.Errorf("lifetime %s, want 48h", got)
+	// certTimes moves each end back by up to a quarter of the lifetime.
+	if got := e.NodeCert.Expires.Sub(e.NodeCert.IssuedAt); got <= 36*time.Hour || got > 60*time.Hour {
+		t.Errorf("lifetime %s, want 48h ± 12h", got)
 	}
 	if e.NodeCert.IssuedAt.After(now) || !e.NodeCert.IssuedAt.Equal(e.NodeCert.IssuedAt.Truncate(TimeGranularity)) {
 		t.Errorf("issue time %s not rounded down to %s", e.NodeCert.IssuedAt, TimeGranularity)
@@ -513,4 +514,38 @@ func (f forwardedFor) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set("X-Forwarded-For", "203.0.113.9, "+f.addr)
 	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestCertTimesDecoupled: the node and Matryoshka certificates of one
+// enrollment carry times drawn apart, each within CertTimeSpread before
+// the hour of issue (and before the hour plus the lifetime), on whole
+// TimeGranularity steps.
+func TestCertTimesDecoupled(t *testing.T) {
+	tt := newTestTIS(t, ServerOptions{})
+	same := 0
+	const people = 4
+	for i := range people {
+		n := newTestNode(t)
+		before := time.Now().UTC().Truncate(TimeGranularity)
+		e, err := tt.client().Enroll(testCtx(t), n.key, n.mkey, fmt.Sprintf("Person %d", i), fmt.Sprintf("p%d@example.org", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		after := time.Now().UTC().Truncate(TimeGranularity)
+		for _, c := range []*Certificate{e.NodeCert, e.MatryoshkaCert} {
+			if c.IssuedAt.After(after) || c.IssuedAt.Before(before.Add(-CertTimeSpread)) ||
+				c.Expires.After(after.Add(DefaultCertLifetime)) || c.Expires.Before(before.Add(DefaultCertLifetime-CertTimeSpread)) ||
+				!c.IssuedAt.Equal(c.IssuedAt.Truncate(TimeGranularity)) || !c.Expires.Equal(c.Expires.Truncate(TimeGranularity)) {
+				t.Fatalf("certificate %v: issued %s, expires %s, outside the spread around %s", c.Type, c.IssuedAt, c.Expires, before)
+			}
+		}
+		if e.NodeCert.IssuedAt.Equal(e.MatryoshkaCert.IssuedAt) {
+			same++
+		}
+	}
+	// Equal by chance with probability 1/168 each: all four equal is the
+	// old behaviour.
+	if same == people {
+		t.Fatalf("all %d enrollments' two certificates share their issue time", people)
+	}
 }

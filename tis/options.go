@@ -20,6 +20,11 @@ const (
 	// the node and Matryoshka certificates of one enrollment do not share a
 	// to-the-second timestamp (see doc.go).
 	TimeGranularity = time.Hour
+	// CertTimeSpread is how far back, at most, a new certificate's issue
+	// time and, apart, its expiry are moved, in TimeGranularity steps
+	// drawn for each certificate, so that the node and Matryoshka
+	// certificates of one enrollment carry unrelated times.
+	CertTimeSpread = 7 * 24 * time.Hour
 	// MaxRequestBody caps an enrollment request body.
 	MaxRequestBody = 4 << 10
 	// DefaultEnrollRate and DefaultEnrollBurst bound enrollment requests

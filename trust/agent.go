@@ -31,13 +31,21 @@ const (
 	// ContactGuardBoost multiplies the guard weight of a contact's relay
 	// when Settings.PreferContactGuards is set.
 	ContactGuardBoost = 20
+	// DefaultMinScore is the default of trust.min_guard_score and
+	// trust.min_exit_score: once the TIS states a band for any relay
+	// (Agent.Weight), a relay without a statement is not chosen as a guard
+	// or an exit. Relays are cheap to multiply (one made-up e-mail each);
+	// a statement ties one to a person whose trust the TIS vouches for.
+	// A higher minimum also refuses low bands; 0 admits unscored relays.
+	DefaultMinScore = 1
 )
 
 // Settings are the agent's settings that can change while it runs (the
 // [trust] section).
 type Settings struct {
 	// MinGuardScore and MinExitScore exclude guards and exits whose
-	// operator's band lies wholly below them (0: no minimum).
+	// operator's band lies wholly below them, and, once any relay carries
+	// a statement, those without one (0: no minimum; DefaultMinScore).
 	MinGuardScore, MinExitScore int
 	// PreferContactGuards makes a contact's relay ContactGuardBoost times
 	// more likely as a guard.
@@ -79,8 +87,12 @@ type Agent struct {
 	log      *logrus.Entry
 
 	minGuard, minExit atomic.Int64
-	preferContacts    atomic.Bool
-	refresh           atomic.Int64 // time.Duration
+	// banded is set by Weight once a relay carries a band statement: from
+	// then on the TIS states bands, and unscored relays are not guards or
+	// exits under a minimum.
+	banded         atomic.Bool
+	preferContacts atomic.Bool
+	refresh        atomic.Int64 // time.Duration
 
 	mu        sync.Mutex
 	published time.Time // IssuedAt of the last bundle published
@@ -386,6 +398,9 @@ func (a *Agent) checkBand(r Relay, now time.Time) relayBand {
 // ContactGuardBoost times more likely as a guard.
 func (a *Agent) Weight(r Relay, role Role) float64 {
 	lo, hi, _, ok := a.Band(r)
+	if ok {
+		a.banded.Store(true)
+	}
 	var minScore int64
 	switch role {
 	case RoleGuard:
@@ -393,7 +408,11 @@ func (a *Agent) Weight(r Relay, role Role) float64 {
 	case RoleExit:
 		minScore = a.minExit.Load()
 	}
-	if minScore > 0 && (!ok || int64(hi) < minScore) {
+	switch {
+	case minScore <= 0:
+	case !ok && a.banded.Load():
+		return 0 // unscored where the TIS states bands
+	case ok && int64(hi) < minScore:
 		return 0
 	}
 	w := 1.0

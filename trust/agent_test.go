@@ -246,3 +246,40 @@ func TestAgentRelayScore(t *testing.T) {
 		t.Fatalf("own band %d-%d %v, want %d-%d", lo, hi, ok, wlo, whi)
 	}
 }
+
+// TestUnscoredExcludedOnceBanded: under the default minimum, a relay
+// without a statement may be a guard or an exit while no relay carries
+// one (a TIS that states no bands), and not once one does; it stays a
+// middle, and a minimum of 0 admits it everywhere.
+func TestUnscoredExcludedOnceBanded(t *testing.T) {
+	s, _ := agentTIS(t)
+	def := trust.Settings{MinGuardScore: trust.DefaultMinScore, MinExitScore: trust.DefaultMinScore, Refresh: time.Hour}
+	_, client := newAgent(t, s, "client", def, nil)
+	relay := s.EnrollNode(t, "relay", tis.AgentOptions{})
+	plain := s.EnrollNode(t, "plain", tis.AgentOptions{})
+	stated := trust.Relay{ID: relay.ID, Cert: relay.Agent.Certificate(), Statement: statement(t, s, relay.Agent.Enrollment().NodeCert.ID, 10, time.Now().Add(time.Hour))}
+	unscored := trust.Relay{ID: plain.ID, Cert: plain.Agent.Certificate()}
+	roles := []trust.Role{trust.RoleGuard, trust.RoleExit}
+	for _, role := range roles {
+		if w := client.Weight(unscored, role); w != 1 {
+			t.Fatalf("role %d before any band: weight %v, want 1", role, w)
+		}
+	}
+	if w := client.Weight(stated, trust.RoleGuard); w <= 1 {
+		t.Fatalf("stated relay (band 0-19) as guard: weight %v, want over 1", w)
+	}
+	for _, role := range roles {
+		if w := client.Weight(unscored, role); w != 0 {
+			t.Fatalf("role %d once bands are stated: weight %v, want 0", role, w)
+		}
+	}
+	if w := client.Weight(unscored, trust.RoleMiddle); w != 1 {
+		t.Fatalf("unscored middle: weight %v, want 1", w)
+	}
+	client.Apply(trust.Settings{Refresh: time.Hour})
+	for _, role := range roles {
+		if w := client.Weight(unscored, role); w != 1 {
+			t.Fatalf("role %d with a minimum of 0: weight %v, want 1", role, w)
+		}
+	}
+}

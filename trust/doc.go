@@ -171,8 +171,9 @@
 //
 // Path selection (the node's Weigher): a relay weighs 1 + the middle of
 // its band (1 without a statement); trust.min_guard_score and
-// trust.min_exit_score exclude guards and exits whose band's top is below
-// them (and relays without a statement, when set); with
+// trust.min_exit_score (default DefaultMinScore, 1) exclude guards and
+// exits whose band's top is below them and, once any relay the node
+// weighed carried a statement, relays without one; with
 // trust.prefer_contact_guards a contact's relay is 20 times more likely
 // as a guard.
 //

@@ -91,6 +91,12 @@
 //	  matryoshka_cert_expires time    zero when not enrolled
 //	  score                  int|null the user's own TCI, 0..100; null until computed
 //	  contacts               int      contacts in the local store
+//	  tokens                 object   the client's admission tokens; absent without a wallet
+//	    held                 int      unspent tokens, for all guards
+//	    guards               int      guards they are for
+//	    remaining            int      more the TIS allows this period, -1 if not known yet
+//	    refilling            bool     a refill is under way
+//	    last_error           string   of the last refill (absent when it worked)
 //	network                  object   what the node knows of the network
 //	  relays_known           int      usable relay descriptors in the directory
 //	  exits_known            int      of which exits

@@ -81,6 +81,7 @@ func clientStatus(n int) Status {
 			MatryoshkaCertExpires: testNow.Add(300 * 24 * time.Hour),
 			Score:                 &score,
 			Contacts:              4,
+			Tokens:                &Tokens{Held: 40, Guards: 2, Remaining: 448, LastError: "refill: TIS unreachable"},
 		},
 		Network: Network{RelaysKnown: 42, ExitsKnown: 7, Guards: 2, DHTPeers: 17, TrustIdentities: 120},
 		Client: &ClientStatus{

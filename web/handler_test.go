@@ -237,6 +237,7 @@ func TestPageWithoutScript(t *testing.T) {
 		shortID(st.Identity.NodeID), shortID(st.Identity.MatryoshkaID),
 		"2026-12-22 12:00 UTC (in 30 d 0 h)", // node certificate
 		"enrolled", ">73<",
+		"40 for 2 guards, 448 more this period", "refill: TIS unreachable", // admission tokens
 		`<span id="relays-known">42</span>`, `<span id="exits-known">7</span>`,
 		"17 peers in the routing table",
 		"<code>127.0.0.1:1080</code>", `<a href="/proxy.pac">`,

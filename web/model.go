@@ -45,6 +45,19 @@ type Identity struct {
 	Score *int `json:"score"`
 	// Contacts is the number of contacts in the local store.
 	Contacts int `json:"contacts"`
+	// Tokens is the client's wallet of admission tokens, nil on a node
+	// without one (no client role, or no tis.url).
+	Tokens *Tokens `json:"tokens,omitempty"`
+}
+
+// Tokens is the state of a client's wallet of admission tokens: what it
+// presents to guards instead of its certificate.
+type Tokens struct {
+	Held      int    `json:"held"`      // unspent tokens, for all guards
+	Guards    int    `json:"guards"`    // guards they are for
+	Remaining int    `json:"remaining"` // more the TIS allows this period, -1 if not known yet
+	Refilling bool   `json:"refilling"` // a refill is under way
+	LastError string `json:"last_error,omitempty"`
 }
 
 // Network is what the node knows of the network.

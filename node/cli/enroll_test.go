@@ -13,6 +13,7 @@ import (
 
 	"github.com/pikcio/pikcio/internal/testutil"
 	"github.com/pikcio/pikcio/tis"
+	"github.com/pikcio/pikcio/tis/token"
 )
 
 // syncBuffer is an io.Writer read while a command writes to it.
@@ -90,6 +91,9 @@ func TestEnrollFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
+	if _, err := token.Mount(srv, tisDir, token.IssuerOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	addr, err := srv.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

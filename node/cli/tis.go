@@ -23,6 +23,7 @@ import (
 	"github.com/pikcio/pikcio/internal/privfile"
 	"github.com/pikcio/pikcio/node"
 	"github.com/pikcio/pikcio/tis"
+	"github.com/pikcio/pikcio/tis/token"
 	"github.com/pikcio/pikcio/trust"
 )
 
@@ -187,6 +188,11 @@ or $PIKCIO_TIS_SECRET holds it (base64).`)
 	}
 	srv, err = tis.NewServer(*dir, opts)
 	if err != nil {
+		fmt.Fprintf(e.stderr, "%s: %v\n", fs.Name(), err)
+		return exitError
+	}
+	if _, err := token.Mount(srv, *dir, token.IssuerOptions{}); err != nil {
+		_ = srv.Close()
 		fmt.Fprintf(e.stderr, "%s: %v\n", fs.Name(), err)
 		return exitError
 	}

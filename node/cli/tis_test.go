@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/pikcio/pikcio/tis"
+	"github.com/pikcio/pikcio/tis/token"
 )
 
 // TestTISInitAndEnroll: tis init prints the root key, and enroll with it
@@ -40,6 +41,9 @@ func TestTISInitAndEnroll(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
+	if _, err := token.Mount(srv, tisDir, token.IssuerOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	addr, err := srv.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"github.com/pikcio/pikcio/config"
 	"github.com/pikcio/pikcio/node"
 	"github.com/pikcio/pikcio/tis"
+	"github.com/pikcio/pikcio/tis/token"
 	"github.com/pikcio/pikcio/trust"
 )
 
@@ -208,6 +209,9 @@ func (n *Network) startTIS(dir string, base *config.Config) error {
 		return fmt.Errorf("TIS: %w", err)
 	}
 	n.TIS = srv
+	if _, err := token.Mount(srv, dir, token.IssuerOptions{}); err != nil {
+		return fmt.Errorf("TIS: %w", err)
+	}
 	addr, err := srv.Listen("127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("TIS: %w", err)

@@ -30,6 +30,13 @@ const (
 	DefaultWalletTarget = 64
 	// DefaultRetryDelay is how long a wallet waits after a failed refill.
 	DefaultRetryDelay = time.Minute
+	// DefaultKeyRefresh is how often a Guard fetches the token keys. Keys
+	// are published a period ahead, so an hour keeps a guard current
+	// through any period change.
+	DefaultKeyRefresh = time.Hour
+	// DefaultMinKeyFetch is the least time between two key fetches a
+	// Guard makes for tokens of keys it does not hold.
+	DefaultMinKeyFetch = 30 * time.Second
 )
 
 // Wire caps.

@@ -49,7 +49,9 @@ type Wallet struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	refillMu sync.Mutex // one refill at a time
+	refillMu sync.Mutex    // one refill at a time
+	save     chan struct{} // a Take left the file behind (buffered: one)
+	fileMu   sync.Mutex    // one write of the file at a time
 
 	mu        sync.Mutex
 	tokens    map[peer.ID][]walletToken // per guard, oldest first
@@ -96,7 +98,29 @@ func OpenWallet(path string, src Source, opts WalletOptions) (*Wallet, error) {
 		}
 	}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
+	w.save = make(chan struct{}, 1)
+	w.wg.Add(1)
+	go w.saver()
 	return w, nil
+}
+
+// saver writes the file after Takes until Close, and once more then.
+func (w *Wallet) saver() {
+	defer w.wg.Done()
+	for {
+		select {
+		case <-w.save:
+		case <-w.ctx.Done():
+			select {
+			case <-w.save:
+			default:
+				return
+			}
+		}
+		if err := w.flush(); err != nil {
+			w.log.WithError(err).Warn("save wallet")
+		}
+	}
 }
 
 func readWalletFile(path string) ([]byte, error) {
@@ -187,23 +211,31 @@ func (w *Wallet) countLocked() int {
 	return n
 }
 
-func (w *Wallet) saveLocked() error {
+// flush writes the tokens held to the file. The synced write runs
+// outside mu, so that Take never waits for the disk; fileMu keeps the
+// writes in the order of their snapshots.
+func (w *Wallet) flush() error {
+	w.fileMu.Lock()
+	defer w.fileMu.Unlock()
+	w.mu.Lock()
 	all := make([]walletToken, 0, w.countLocked())
 	for _, ts := range w.tokens {
 		all = append(all, ts...)
 	}
+	w.mu.Unlock()
 	return privfile.Replace(w.path, encodeWallet(all))
 }
 
 // Forget drops the tokens for guard, e.g. when the client stops using it.
 func (w *Wallet) Forget(guard peer.ID) error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if _, ok := w.tokens[guard]; !ok {
+		w.mu.Unlock()
 		return nil
 	}
 	delete(w.tokens, guard)
-	return w.saveLocked()
+	w.mu.Unlock()
+	return w.flush()
 }
 
 // Take returns an encoded token to present to guard. Without one for
@@ -220,8 +252,9 @@ func (w *Wallet) Take(ctx context.Context, guard peer.ID) ([]byte, error) {
 			return nil, fmt.Errorf("%w: last refill: %w", ErrNoTokens, last)
 		}
 		// A refill under way when this one began may have filled the
-		// wallet even if this one failed.
-		err := w.Refill(ctx, guard)
+		// wallet even if this one failed. Only a few tokens are asked for
+		// on the build's path; the background refill below gets the rest.
+		err := w.refillUpTo(ctx, guard, min(firstBatch, w.opts.Target))
 		w.mu.Lock()
 		w.dropExpiredLocked(w.opts.Now())
 		if len(w.tokens[guard]) == 0 {
@@ -241,10 +274,13 @@ func (w *Wallet) Take(ctx context.Context, guard peer.ID) ([]byte, error) {
 	} else {
 		w.tokens[guard] = ts
 	}
-	if err := w.saveLocked(); err != nil {
-		// The token is handed out anyway: should the file keep it, a
-		// guard refuses it as spent later, which costs one circuit.
-		w.log.WithError(err).Warn("save wallet")
+	// Saved in the background, off the circuit build's path (a synced
+	// write costs milliseconds): should the node stop before that, the
+	// file keeps the token and a guard refuses it as spent later, which
+	// costs one build.
+	select {
+	case w.save <- struct{}{}:
+	default: // a save is already due
 	}
 	if len(ts) < w.opts.Low {
 		w.startRefillLocked(guard)
@@ -277,9 +313,19 @@ func (w *Wallet) startRefillLocked(guard peer.ID) {
 // Target of them or the TIS allows no more this period. A failure is kept
 // for State and delays the next background refill by RetryDelay.
 func (w *Wallet) Refill(ctx context.Context, guard peer.ID) error {
+	return w.refillUpTo(ctx, guard, w.opts.Target)
+}
+
+// firstBatch is how many tokens a Take that finds none asks for before
+// it returns: the TIS signs each in milliseconds, and a circuit build
+// waits for them.
+const firstBatch = 4
+
+// refillUpTo is Refill up to target tokens.
+func (w *Wallet) refillUpTo(ctx context.Context, guard peer.ID, target int) error {
 	w.refillMu.Lock()
 	defer w.refillMu.Unlock()
-	err := w.refill(ctx, guard)
+	err := w.refill(ctx, guard, target)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err != nil && ctx.Err() != nil {
@@ -294,11 +340,11 @@ func (w *Wallet) Refill(ctx context.Context, guard peer.ID) error {
 	return err
 }
 
-func (w *Wallet) refill(ctx context.Context, guard peer.ID) error {
+func (w *Wallet) refill(ctx context.Context, guard peer.ID, target int) error {
 	for {
 		w.mu.Lock()
 		w.dropExpiredLocked(w.opts.Now())
-		need := w.opts.Target - len(w.tokens[guard])
+		need := target - len(w.tokens[guard])
 		room := MaxWalletTokens - w.countLocked()
 		w.mu.Unlock()
 		if need <= 0 {
@@ -321,9 +367,8 @@ func (w *Wallet) refill(ctx context.Context, guard peer.ID) error {
 			w.tokens[guard] = append(w.tokens[guard], walletToken{guard: guard, expires: batch.Key.End, enc: enc})
 		}
 		w.remaining = batch.Remaining
-		err = w.saveLocked()
 		w.mu.Unlock()
-		if err != nil {
+		if err := w.flush(); err != nil {
 			return fmt.Errorf("save wallet: %w", err)
 		}
 		if batch.Remaining == 0 {

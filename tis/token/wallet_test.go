@@ -28,7 +28,7 @@ func TestWallet(t *testing.T) {
 	f := newFixture(t, IssuerOptions{TokensPerPeriod: limit})
 	alice := f.tis.Enroll(t, "alice")
 	path := filepath.Join(t.TempDir(), "tokens")
-	opts := WalletOptions{Low: 3, Target: 5, Now: f.clock.Now}
+	opts := WalletOptions{Low: 2, Target: 5, Now: f.clock.Now}
 	w, err := OpenWallet(path, f.client(alice), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +36,8 @@ func TestWallet(t *testing.T) {
 	t.Cleanup(func() { w.Close() })
 	guard := f.redeemer(t, RedeemerOptions{})
 
-	// An empty wallet refills before the first token.
+	// An empty wallet gets a first batch (firstBatch) before the first
+	// token.
 	tok, err := w.Take(ctx(t), testGuard)
 	if err != nil {
 		t.Fatalf("first Take: %v", err)
@@ -47,7 +48,7 @@ func TestWallet(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("wallet file: %v, mode %v", err, fi.Mode())
 	}
-	if st := w.State(); st.Tokens != 4 || st.Remaining != limit-5 || st.LastError != nil {
+	if st := w.State(); st.Tokens != firstBatch-1 || st.Remaining != limit-firstBatch || st.LastError != nil {
 		t.Fatalf("after one Take: %+v", st)
 	}
 
@@ -221,5 +222,40 @@ func TestWalletCloseStopsRefill(t *testing.T) {
 	}
 	if st := w.State(); st.Refilling || st.LastError != nil || st.Tokens != 1 {
 		t.Fatalf("after Close: %+v", st)
+	}
+}
+
+// TestWalletTakeSavedByClose: a token handed out is gone from the file
+// once the wallet is closed, though Take saves in the background.
+func TestWalletTakeSavedByClose(t *testing.T) {
+	f := newFixture(t, IssuerOptions{})
+	path := filepath.Join(t.TempDir(), "tokens")
+	opts := WalletOptions{Low: 1, Target: 4, Now: f.clock.Now}
+	w, err := OpenWallet(path, f.client(f.tis.Enroll(t, "alice")), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken := map[string]bool{}
+	for range 3 {
+		tok, err := w.Take(ctx(t), testGuard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		taken[string(tok)] = true
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := OpenWallet(path, f.client(f.tis.Enroll(t, "bob")), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = again.Close() })
+	if st := again.State(); st.Tokens != 1 {
+		t.Fatalf("reopened wallet holds %d tokens, want the 1 not taken", st.Tokens)
+	}
+	tok, err := again.Take(ctx(t), testGuard)
+	if err != nil || taken[string(tok)] {
+		t.Fatalf("Take after reopening: %v, a token handed out before: %v", err, taken[string(tok)])
 	}
 }

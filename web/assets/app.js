@@ -57,6 +57,13 @@
   }
   function state(ok, yes, no) { return h("span", {class: ok ? "ok" : "wait"}, ok ? yes : no); }
 
+  function tokens(t) {
+    return [t.held + " for " + t.guards + " guards, " +
+      (t.remaining < 0 ? "allowance not known yet" : t.remaining + " more this period") +
+      (t.refilling ? ", refilling" : ""),
+      t.last_error ? [" ", h("span", {class: "wait"}, t.last_error)] : null];
+  }
+
   function nodeSection(s, now) {
     var id = s.identity, rows = [
       ["Peer ID", idChip(s.peer_id)],
@@ -70,7 +77,8 @@
       ["Node certificate", expiry(id.node_cert_expires, now)],
       ["Matryoshka certificate", expiry(id.matryoshka_cert_expires, now)],
       ["Your TCI", id.score === null || id.score === undefined ? "not computed yet" : String(id.score)],
-      ["Contacts", String(id.contacts)]);
+      ["Contacts", String(id.contacts)],
+      id.tokens && ["Admission tokens", tokens(id.tokens)]);
     return h("section", {id: "node"}, h("h2", null, "This node"), dl(rows));
   }
 
