@@ -14,7 +14,8 @@
 //
 // Adjacent hops talk over a libp2p connection (TCP or QUIC, with libp2p's
 // own TLS or Noise security and yamux). Each circuit uses one libp2p stream
-// per link, under the protocol ID /pikcio/circuit/1, so a circuit needs no
+// per link, under the protocol ID /pikcio/circuit/2 (ProtocolID; /1 had the
+// relay crypto before issue 14's second round, see Relay crypto), so a circuit needs no
 // identifier on the wire and one busy circuit cannot block another on the
 // same link (yamux has a window per stream).
 //
@@ -38,8 +39,11 @@
 //
 // A relay body, once every layer is off, is
 //
-//	recognized u16 (zero) | MAC [16] | command u8 | stream u16 | length u16 |
-//	data [length] | zero padding to 4095 bytes
+//	command u8 | stream u16 | length u16 | data [length] | zero padding |
+//	tag [16]
+//
+// 4095 bytes in all, where the tag is the authenticator of the hop the
+// cell is for (see Relay crypto)
 //
 // with the relay commands BEGIN (u16 port, u8 length, host), CONNECTED,
 // DATA, FIN (half-close: no more data from the sender), END (one reason
@@ -54,7 +58,7 @@
 // Why 4096 bytes: cells are fixed-size so that their sizes tell an
 // observer nothing, and padding costs bandwidth on small messages; but
 // every cell also costs a fixed amount of work at every hop (framing,
-// locks, a MAC). BenchmarkBulk3Hops (64 MiB down through 3 hops, all in one
+// locks, an authenticator). BenchmarkBulk3Hops (64 MiB down through 3 hops, all in one
 // process on loopback, batching in place) was run three times for each
 // size, interleaved, on the 2-core development machine when it was quiet:
 // 2048-byte cells gave a median of 191 MB/s, 4096-byte cells 221 MB/s and
@@ -224,23 +228,25 @@
 //
 // # Relay crypto
 //
-// Each hop shares with the client, per direction, a wide-block layer (the
-// UIV shape of Counter Galois Onion, Tor proposal 359: an LRW2 tweakable
-// AES-256 block cipher over the body's first 16 bytes, tweaked by a GHASH of
-// the rest and of a chain value, and AES-256-CTR over the rest with that
-// block as IV; see wideLayer) and a GMAC key (AES-256-GCM over no
-// plaintext, nonce = the cell's sequence number for that hop and
-// direction, so a nonce never repeats under a key). To send to hop i the
-// client computes the MAC with hop i's key over the body (MAC field zero),
-// then wraps it in the forward layers of hops i, i-1, ..., 1. Each hop
-// removes its layer from every forward cell and checks whether the cell is
-// for it: recognized is zero and the MAC verifies at its next sequence
-// number. If not, the cell goes on; at the last hop an unrecognized cell
-// is an integrity failure and closes the circuit. Backward, the
-// originating hop adds its MAC and layer, every hop on the way adds its
-// layer, and the client removes layers one by one until one recognizes the
-// cell. The MAC covers the order of cells (sequence numbers), and the
-// layers make the same cell look different on every link.
+// Each hop shares with the client, per direction, a wide-block layer: the
+// UIV shape of Counter Galois Onion (Tor proposal 359), an LRW2 tweakable
+// AES-256 block cipher over the body's last 16 bytes (the tag T), tweaked
+// by a universal hash of the rest C and of a chain value J, and AES-256 in
+// counter mode over C with the tag's plaintext T' as IV; see wideLayer.
+// The hash is GHASH (GCM's, under the keystream key) plus AES of J under
+// a key of its own; the counter mode is GCM's. A cell is recognized by its
+// tag alone, CGO's way: whoever originates a cell for hop i (the client,
+// or hop i backward) puts auth(seq) = AES-256(Ka, seq) in the tag, the
+// next of a sequence only it and hop i can compute, and wraps the body in
+// hop i's layer; the client then wraps it in the forward layers of hops
+// i-1, ..., 1. Each hop removes its layer from every forward cell and
+// checks whether the cell is for it: the tag is its next authenticator.
+// If not, the cell goes on; at the last hop an unrecognized cell is an
+// integrity failure and closes the circuit. Backward, every hop on the way
+// adds its layer, and the client removes layers one by one until one
+// recognizes the cell. A body changed anywhere opens to a random tag (one
+// chance in 2^128 of a match); the sequence covers the order of cells, and
+// the layers make the same cell look different on every link.
 //
 // The layers are not malleable: a change to any bit of a cell makes the
 // next hop's removal of its layer yield a random-looking body, and because
@@ -254,11 +260,34 @@
 // after they were built against their guard (path bias, package
 // discovery). Primitives: crypto/aes, crypto/cipher (CTR, GCM) only.
 //
-// Cost (BenchmarkRelayCrypto, BenchmarkEdgeCrypto, medians of three on the
-// 2-core development machine): a middle hop's work per cell went from
-// 614 ns with counter-mode layers to 1355 ns, an edge's from 1212 ns to
-// 1929 ns; BenchmarkBulk3Hops from 214 to 209 MB/s, within noise, as link
-// framing and scheduling dominate.
+// Why this shape (protocol /2; /1, the first wide-block layers, had the
+// tag first, separate CTR and hash keys, and a GMAC over every body): the
+// per-cell cost had doubled with the wide blocks (a middle hop's 614 ns
+// with counter-mode layers to 1355 ns, an edge's 1212 to 1929 ns) and
+// bulk through SOCKS had fallen below its 220 MiB/s bar. Three passes over
+// 4 KiB went: adding a layer is now one AES-GCM Seal, whose assembly runs
+// CTR and GHASH in one interleaved pass (the tag at the body's end is
+// where Seal puts its tag, so it works in place); the separate MAC is
+// gone, both at the sender (a GMAC pass) and at the receiver (another),
+// since the wide block already authenticates the tag; and no buffer
+// escapes per cell but cipher.NewCTR's. Removing a layer still takes two
+// passes, as it must (the IV comes from a hash of the data): GHASH, as
+// GCM additional data, whose value differs from GHASH of the same bytes as
+// ciphertext by a constant per key (only the length block differs, and
+// GHASH is linear in it), measured once when the layer is made; then CTR.
+// The nonce of the GCM keystream is 96 bits of T', which is random: two
+// cells of a layer share a keystream with probability q^2/2^97, where a
+// circuit carries far fewer than 2^32 cells. Security is unchanged in
+// kind: a tweakable wide-block cipher from AES, a GCM-style hash and
+// counter mode under one key (H = AES(K, 0) is never a keystream block),
+// 128-bit authentication, fresh keys per circuit from ntor-v3.
+//
+// Cost (BenchmarkRelayCrypto: a middle hop's forward cell, open and
+// check; BenchmarkEdgeCrypto: an edge sending, seal; medians of five,
+// protocol /1 and /2 interleaved, load average 3.5-4 on the 2-core
+// development machine): middle 2005 -> 1968 ns (opening is unchanged in
+// work), edge 3110 -> 1210 ns; a middle hop's backward cell (wrap,
+// BenchmarkRelayCryptoBackward) costs 1280 ns.
 //
 // # Threat model
 //
@@ -270,7 +299,7 @@
 //     next hop; it never sees a destination or stream data (they are under
 //     the other hops' layers).
 //   - A middle hop learns only its neighbours. It cannot read, alter (the
-//     next hop's layer garbles the cell, the MAC catches it at the edge),
+//     next hop's layer garbles the cell, the tag catches it at the edge),
 //     tag (nothing of a change survives the next honest hop) or replay
 //     cells (sequence numbers, chained layers), and it cannot tell how far
 //     it is from either end.
@@ -280,7 +309,7 @@
 //     Timing and volume are not hidden: there is no padding traffic beyond
 //     DROP cells yet, so an observer at both ends can correlate flows, as
 //     with Tor.
-//   - Relays defend themselves: a malformed or unexpected cell, a bad MAC,
+//   - Relays defend themselves: a malformed or unexpected cell, a bad tag,
 //     a window overrun, over-crediting, or an EXTEND back to the previous
 //     hop closes that circuit only (with DESTROY and a reason), never the
 //     relay; circuits per previous hop, streams per circuit, handshakes

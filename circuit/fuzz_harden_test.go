@@ -27,7 +27,7 @@ func FuzzWideLayer(f *testing.F) {
 		for i := 0; i < 3; i++ {
 			orig := append([]byte(nil), body...)
 			relay.fwd.open(body)
-			relay.fwdMAC.recognize(body)
+			relay.fwd.recognize(body)
 			_, _ = decodeRelay(body)
 			client.fwd.wrap(body)
 			if !bytes.Equal(body, orig) {

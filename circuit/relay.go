@@ -56,9 +56,10 @@ type Relay struct {
 	// curious relay could learn. It may change the cell to test tampering.
 	tap func(forward bool, cell []byte)
 	// peek, when set by a test, sees every forward relay body once this
-	// relay's layer is off, before it checks whether the body is for it:
-	// what a colluding relay could read or undo.
-	peek func(body []byte)
+	// relay's layer is off, before it checks whether the body is for it,
+	// and the authenticator it expects: what a colluding relay could read
+	// or undo.
+	peek func(body, want []byte)
 }
 
 // NewRelay starts serving the circuit protocol on h, signing its onion keys
@@ -424,8 +425,7 @@ func (rc *relayCirc) sendRelay(cmd byte, stream uint16, data []byte) error {
 	}
 	for c := 0; c < n; c++ {
 		body := buf[c*CellSize+1 : (c+1)*CellSize]
-		rc.l.bwdMAC.seal(body)
-		rc.l.bwd.wrap(body)
+		rc.l.bwd.seal(body)
 	}
 	if _, err := rc.prev.Write(buf[:n*CellSize]); err != nil {
 		return fmt.Errorf("write cell: %w: %w", ErrCircuitClosed, err)
@@ -505,9 +505,9 @@ func (rc *relayCirc) forward(c []byte) (pass bool, _ DestroyReason, _ error) {
 	body := c[1:]
 	rc.l.fwd.open(body)
 	if rc.r.peek != nil {
-		rc.r.peek(body)
+		rc.r.peek(body, rc.l.fwd.want[:])
 	}
-	if !rc.l.fwdMAC.recognize(body) {
+	if !rc.l.fwd.recognize(body) {
 		if rc.next == nil {
 			return false, DestroyIntegrity, ErrIntegrity
 		}
