@@ -156,10 +156,14 @@ func readCell(r io.Reader) (*[]byte, error) {
 	return b, nil
 }
 
-// batchCells is how many cells one link read or write carries at most: a
-// link write is one yamux frame, one TLS record and one syscall, so cells
-// that are ready together travel together.
-const batchCells = 16
+// batchCells is how many cells one link read or write carries at most:
+// every link write costs a yamux frame and a hand-off to its send loop,
+// and every 16 KiB TLS record of it a system call, so cells that are ready
+// together travel together. 15 because a yamux frame is at most 64 KiB
+// with its 12-byte header: 16 cells (64 KiB) would take a second frame,
+// and a fifth TLS record and system call, for their last 12 bytes, where 15
+// go in one frame of four records.
+const batchCells = 15
 
 var batchPool = sync.Pool{New: func() any { b := make([]byte, batchCells*CellSize); return &b }}
 

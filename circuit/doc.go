@@ -52,8 +52,13 @@
 // CREATED reply) and DROP (padding). Stream 0 is the circuit itself.
 //
 // Cells that are ready together travel together: a link read takes every
-// whole cell that has arrived (up to 16) and a link write sends a batch,
-// because each write is a yamux frame, a TLS record and a system call.
+// whole cell that has arrived (up to 15) and a link write sends a batch,
+// because each write is a yamux frame and a hand-off to its send loop, and
+// each 16 KiB TLS record of it a system call. 15 cells are the most that
+// fit one 64 KiB yamux frame with its header (16 took a second frame and
+// a fifth record for 12 bytes). An exit reads its destination in pieces
+// of a whole batch while data keeps coming, so each read leaves as one
+// write.
 //
 // Why 4096 bytes: cells are fixed-size so that their sizes tell an
 // observer nothing, and padding costs bandwidth on small messages; but

@@ -853,7 +853,11 @@ func (rc *relayCirc) closeLink(s network.Stream, mu *sync.Mutex, reason DestroyR
 // halfCloser is a conn that can close its write side.
 type halfCloser interface{ CloseWrite() error }
 
-var splicePool = sync.Pool{New: func() any { b := make([]byte, 4*MaxCellData); return &b }}
+// splicePool holds the buffers of busy splices: a read from an exit
+// connection fills a whole batch of cells, which leaves as one link write
+// (one yamux frame of four TLS records; with a quarter of that, each write
+// of four cells took two records, the second for the frame's last bytes).
+var splicePool = sync.Pool{New: func() any { b := make([]byte, batchCells*MaxCellData); return &b }}
 
 // spliceIdle is the buffer a splice holds while it waits for data; it takes
 // a pooled large buffer only while data keeps coming, so an idle stream at
