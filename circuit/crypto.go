@@ -266,8 +266,10 @@ type wideLayer struct {
 }
 
 // gcmNonceLen is the nonce size of the layers' AES-GCM: the first 12 bytes
-// of T' (two cells' nonces collide with probability 2^-96: a layer may
-// carry far more cells than any circuit does).
+// of T', which is random, so q cells of a layer share a keystream with
+// probability about q^2/2^97 (2^-33 at 2^32 cells, 16 TiB, far more than
+// any circuit carries). The mask block (counter 1) is never a keystream
+// block (counters from 2).
 const gcmNonceLen = 12
 
 // tagLen is the size of the tag T at the end of every relay body.
