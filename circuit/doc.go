@@ -287,19 +287,22 @@
 // counter mode under one key (H = AES(K, 0) is never a keystream block),
 // 128-bit authentication, fresh keys per circuit from ntor-v3.
 //
-// Cost (BenchmarkRelayCrypto: a middle hop's forward cell, open and
-// check; BenchmarkEdgeCrypto: an edge sending, seal; medians of five,
-// protocol /1 and /2 interleaved, load average 3.5-4 on the 2-core
-// development machine): middle 2005 -> 1968 ns (opening is unchanged in
-// work), edge 3110 -> 1210 ns; a middle hop's backward cell (wrap,
-// BenchmarkRelayCryptoBackward) costs 1280 ns. The machine was too busy
-// for wall-clock throughput to mean much (load 10-25), so BenchmarkBulk3Hops
-// was also measured as CPU time (user and system, the whole process: client,
-// three relays, source) per 64 MiB, medians of three, interleaved: 0.707 s
-// with /1, 0.637 s with /2's crypto, 0.522 s with batches of 15 cells as
-// well (see Wire format). BenchmarkSOCKSDownload64MiB (5x, count 5, run
-// before-after-after-before at load 10-16): median 39.8 MB/s with /1,
-// 60.3 MB/s now.
+// Cost, protocol /1 against /2 with batches of 15, interleaved on the
+// 2-core development machine, which other work kept busy throughout
+// (load averages given). Per cell, medians of five (load 4.6):
+// BenchmarkRelayCrypto, a middle hop's forward cell (open and check),
+// 1815 -> 2023 ns, the same work within noise (fastest runs 1714 and
+// 1633); BenchmarkEdgeCrypto, an edge sending (seal), 2349 -> 1256 ns;
+// a middle hop's backward cell (BenchmarkRelayCryptoBackward) is now
+// 1248 ns, and a hop's two edges together (BenchmarkEdgeCryptoRoundTrip)
+// 3092 ns. BenchmarkBulk3Hops, medians of three (load 2): 182 -> 244
+// MB/s; measured as CPU time instead (user and system of the whole
+// process, all hops in one) per 64 MiB, medians of three at load 15-25:
+// 0.707 s with /1, 0.637 s with /2's crypto alone, 0.522 s with batches of
+// 15 cells as well. BenchmarkSOCKSDownload64MiB (-benchtime 5x -count 5,
+// run before-after-after-before, medians of ten): at load 2, 196.7 ->
+// 221.6 MB/s (211 MiB/s; the second set of five alone, 242 MB/s); at load
+// 2-5, 93.3 -> 138.1 MB/s; at load 10-16, 39.8 -> 60.3 MB/s.
 //
 // # Threat model
 //
