@@ -302,7 +302,7 @@
 // 15 cells as well. BenchmarkSOCKSDownload64MiB (-benchtime 5x -count 5,
 // run before-after-after-before, medians of ten): at load 2, 196.7 ->
 // 221.6 MB/s (211 MiB/s; the second set of five alone, 242 MB/s); at load
-// 2-5, 93.3 -> 138.1 MB/s; at load 10-16, 39.8 -> 60.3 MB/s.
+// 2-5, 91.4 -> 138.1 MB/s; at load 10-16, 39.8 -> 60.3 MB/s.
 //
 // # Threat model
 //
