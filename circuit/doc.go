@@ -300,9 +300,10 @@
 // process, all hops in one) per 64 MiB, medians of three at load 15-25:
 // 0.707 s with /1, 0.637 s with /2's crypto alone, 0.522 s with batches of
 // 15 cells as well. BenchmarkSOCKSDownload64MiB (-benchtime 5x -count 5,
-// run before-after-after-before, medians of ten): at load 2, 196.7 ->
-// 221.6 MB/s (211 MiB/s; the second set of five alone, 242 MB/s); at load
-// 2-5, 91.4 -> 138.1 MB/s; at load 10-16, 39.8 -> 60.3 MB/s.
+// run before-after-after-before, medians of ten): at load 1.7-2.3, 191.8
+// -> 232.2 MB/s (183 -> 221 MiB/s); at load 2, 196.7 -> 221.6 MB/s; at
+// load 2-5, 91.4 -> 138.1 MB/s; at load 10-16, 39.8 -> 60.3 MB/s.
+// BenchmarkBulk3Hops at load 2 again: 177 -> 229 MB/s.
 //
 // # Threat model
 //
