@@ -97,39 +97,55 @@ func BenchmarkBuild3Hops(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/build")
 }
 
-// BenchmarkRelayCrypto is the per-cell work of a middle relay: remove a
-// layer and check whether the cell is recognized.
+// BenchmarkRelayCrypto is the per-cell work of a middle relay on a forward
+// cell: remove a layer and check whether the cell is recognized.
 func BenchmarkRelayCrypto(b *testing.B) {
-	var k hopKeys
-	l, err := newLayer(k)
-	if err != nil {
-		b.Fatal(err)
-	}
-	body := make([]byte, bodyLen)
-	body[0] = 1
-	b.SetBytes(CellSize)
-	b.ReportAllocs()
-	for i := 0; i < b.N; i++ {
+	benchCells(b, func(l, _ *layer, body []byte) {
 		l.fwd.open(body)
-		body[0] = 1
-		l.fwdMAC.recognize(body)
-	}
+		l.fwd.recognize(body)
+	})
 }
 
-// BenchmarkEdgeCrypto is an edge's per-cell work: MAC and one layer.
+// BenchmarkRelayCryptoBackward is a middle relay's per-cell work on a
+// backward cell: add a layer.
+func BenchmarkRelayCryptoBackward(b *testing.B) {
+	benchCells(b, func(l, _ *layer, body []byte) { l.bwd.wrap(body) })
+}
+
+// BenchmarkEdgeCrypto is an edge's per-cell work to send: authenticate and
+// add its layer.
 func BenchmarkEdgeCrypto(b *testing.B) {
+	benchCells(b, func(l, _ *layer, body []byte) { l.bwd.seal(body) })
+}
+
+// BenchmarkEdgeCryptoRoundTrip is both edges' per-cell work for one hop:
+// one end seals, the other opens and recognizes.
+func BenchmarkEdgeCryptoRoundTrip(b *testing.B) {
+	benchCells(b, func(snd, rcv *layer, body []byte) {
+		snd.bwd.seal(body)
+		rcv.bwd.open(body)
+		if !rcv.bwd.recognize(body) {
+			b.Fatal("not recognized")
+		}
+	})
+}
+
+// benchCells runs step on one body per iteration, with the two ends of a
+// hop's layer, and reports ns/cell.
+func benchCells(b *testing.B, step func(a, z *layer, body []byte)) {
 	var k hopKeys
-	l, err := newLayer(k)
+	a, err := newLayer(k)
 	if err != nil {
 		b.Fatal(err)
 	}
+	z, _ := newLayer(k)
 	body := make([]byte, bodyLen)
 	b.SetBytes(CellSize)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		l.bwdMAC.seal(body)
-		l.bwd.wrap(body)
+		step(a, z, body)
 	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/cell")
 }
 
 func heapNow() uint64 {

@@ -38,17 +38,17 @@ const (
 	dropRate  = 8 // per second
 )
 
-// Layout of a relay body once every layer is removed.
+// Layout of a relay body once every layer is removed: the relay header and
+// data first, the tag (the hop's authenticator, crypto.go) in its last 16
+// bytes.
 const (
 	bodyLen      = CellSize - 1
-	offRecog     = 0  // 2 bytes, zero when the cell is for the hop that just decrypted it
-	offMAC       = 2  // 16 bytes of HMAC-SHA256, see crypto.go
-	offCmd       = 18 // relay command
-	offStream    = 19 // 2 bytes, stream ID (0 = the circuit itself)
-	offLen       = 21 // 2 bytes, length of the data
-	relayHdrLen  = 23
-	MaxCellData  = bodyLen - relayHdrLen // bytes of stream data one cell carries
-	macLen       = 16
+	offCmd       = 0 // relay command
+	offStream    = 1 // 2 bytes, stream ID (0 = the circuit itself)
+	offLen       = 3 // 2 bytes, length of the data
+	relayHdrLen  = 5
+	offTag       = bodyLen - tagLen
+	MaxCellData  = offTag - relayHdrLen // bytes of stream data one cell carries
 	maxHandshake = 512
 )
 
@@ -166,10 +166,14 @@ func readCell(r io.Reader) (*[]byte, error) {
 	return b, nil
 }
 
-// batchCells is how many cells one link read or write carries at most: a
-// link write is one yamux frame, one TLS record and one syscall, so cells
-// that are ready together travel together.
-const batchCells = 16
+// batchCells is how many cells one link read or write carries at most:
+// every link write costs a yamux frame and a hand-off to its send loop,
+// and every 16 KiB TLS record of it a system call, so cells that are ready
+// together travel together. 15 because a yamux frame is at most 64 KiB
+// with its 12-byte header: 16 cells (64 KiB) would take a second frame,
+// and a fifth TLS record and system call, for their last 12 bytes, where 15
+// go in one frame of four records.
+const batchCells = 15
 
 var batchPool = sync.Pool{New: func() any { b := make([]byte, batchCells*CellSize); return &b }}
 
@@ -231,20 +235,20 @@ type relayMsg struct {
 }
 
 // encodeRelay writes the plaintext relay header and data into body (which is
-// bodyLen long) and zeroes the padding. The MAC is filled in by the caller.
+// bodyLen long) and zeroes the padding. The tag is filled in by the
+// caller's layer (wideLayer.seal).
 func encodeRelay(body []byte, cmd byte, stream uint16, data []byte) {
 	if len(data) > MaxCellData {
 		panic("circuit: relay data too long")
 	}
-	body[offRecog], body[offRecog+1] = 0, 0
 	body[offCmd] = cmd
 	binary.BigEndian.PutUint16(body[offStream:], stream)
 	binary.BigEndian.PutUint16(body[offLen:], uint16(len(data)))
 	n := copy(body[relayHdrLen:], data)
-	clear(body[relayHdrLen+n:])
+	clear(body[relayHdrLen+n : offTag])
 }
 
-// decodeRelay parses a relay body whose MAC has been checked.
+// decodeRelay parses a relay body whose layer recognized it.
 func decodeRelay(body []byte) (relayMsg, error) {
 	if len(body) != bodyLen {
 		return relayMsg{}, fmt.Errorf("relay body of %d bytes: %w", len(body), ErrMalformed)

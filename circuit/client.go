@@ -326,8 +326,8 @@ func (ci *Circuit) sendCells(i int, link, cmd byte, stream uint16, data []byte) 
 			ci.early++
 		}
 		body := buf[c*CellSize+1 : (c+1)*CellSize]
-		l.fwdMAC.seal(body)
-		for j := i; j >= 0; j-- {
+		l.fwd.seal(body)
+		for j := i - 1; j >= 0; j-- {
 			ci.layers[j].fwd.wrap(body)
 		}
 	}
@@ -356,7 +356,7 @@ func (ci *Circuit) open(cell []byte) (int, relayMsg, error) {
 	defer ci.rmu.Unlock()
 	for i, l := range ci.layers {
 		l.bwd.open(body)
-		if l.bwdMAC.recognize(body) {
+		if l.bwd.recognize(body) {
 			m, err := decodeRelay(body)
 			return i, m, err
 		}

@@ -20,14 +20,14 @@ import (
 // The handshake is modelled on Tor's ntor-v3 (proposal 332) without its
 // encrypted extension messages; see doc.go.
 const (
-	protoID        = "pikcio-ntor3-x25519-sha256-uivlrw-aes256-1"
+	protoID        = "pikcio-ntor3-x25519-sha256-uivgcm-aes256-2"
 	hsTypeNtor     = 1
 	createLen      = 2 + 32 + 32 + 8 // type, B, X, timestamp
 	createdLen     = 32 + 32         // Y, AUTH
 	keyMaterialLen = 2 * dirKeyLen
 	// dirKeyLen is one direction's key material: the tweakable block
-	// cipher's key, the keystream key, the tweak hash key, the MAC key and
-	// the initial chain value.
+	// cipher's key, the keystream and hash key, the chain's tweak key, the
+	// authenticator key and the initial chain value.
 	dirKeyLen = 4*32 + 16
 )
 
@@ -53,15 +53,15 @@ type hopKeys struct {
 
 // dirKeys are one direction's keys of a hop.
 type dirKeys struct {
-	tbc, ctr, hash, mac [32]byte
-	chain               [16]byte
+	tbc, enc, tweak, auth [32]byte
+	chain                 [16]byte
 }
 
 func (d *dirKeys) load(b []byte) {
 	copy(d.tbc[:], b[0:32])
-	copy(d.ctr[:], b[32:64])
-	copy(d.hash[:], b[64:96])
-	copy(d.mac[:], b[96:128])
+	copy(d.enc[:], b[32:64])
+	copy(d.tweak[:], b[64:96])
+	copy(d.auth[:], b[96:128])
 	copy(d.chain[:], b[128:144])
 }
 
@@ -209,99 +209,180 @@ func serverHandshake(id peer.ID, msg []byte, lookup func([]byte) *ecdhKey, repla
 }
 
 // layer is one hop's share of the relay crypto, from the point of view of
-// either end: a wide-block layer and a MAC per direction. Each side
-// processes a direction's cells in the same order, so no counters travel on
-// the wire. The MAC is GMAC (AES-GCM over no plaintext) with the cell's
-// sequence number as nonce, so a nonce never repeats under a key.
+// either end: a wide-block layer per direction, each of which also
+// authenticates the cells it originates and recognizes those meant for it.
+// Each side processes a direction's cells in the same order, so no counters
+// travel on the wire.
 type layer struct {
-	fwd, bwd       *wideLayer
-	fwdMAC, bwdMAC *macState
+	fwd, bwd *wideLayer
 }
 
 // wideLayer is one direction of a hop's encryption layer: a tweakable
 // wide-block cipher over the whole relay body, in the UIV shape of Counter
-// Galois Onion (Tor proposal 359). The body is split into a 16-byte tag T
-// and the rest C. Removing the layer (open) is
+// Galois Onion (Tor proposal 359). The body is split into the rest C (the
+// first bodyLen-16 bytes) and a 16-byte tag T at its end. Adding the layer
+// (wrap) to a body C' | T' is
 //
-//	h  = GHASH'(J | C)                 (J: the chain value)
-//	T' = AES-1(T ^ h) ^ h              (LRW2: a block cipher tweaked by C)
-//	C' = C ^ AES-CTR(IV = T')
-//	J  = T'
+//	C, g = AES-GCM-Seal(K, nonce = T'[:12], C')   (CTR under K, then GHASH of C)
+//	h    = g ^ AES(K, T'[:12] | 1) ^ AES(Kj, J)   (J: the chain value)
+//	T    = AES(Kt, T' ^ h) ^ h                    (LRW2: a block cipher tweaked by C and J)
+//	J    = T'
 //
-// and adding it (wrap) is the inverse. GHASH' is AES-GCM's tag over J | C
-// as additional data under a fixed nonce: GHASH masked by a constant, which
-// is as good a universal hash for the tweak. Any change to T or C makes T'
-// unpredictable and so garbles all of C' as well; and because J follows T',
-// every later cell through the layer is garbled too. So a hop that alters a
-// cell leaves the hops after it nothing to recognize: no pattern survives to
-// a colluding exit, and the hop the cell is for finds it unrecognized and
-// destroys the circuit.
+// and removing it (open) is the inverse: h from C and J, T' =
+// AES-1(Kt, T ^ h) ^ h, C' = C ^ AES-CTR(K, T'[:12] | 2). h is GHASH_H(C)
+// (H = AES(K, 0), as in GCM) plus a PRF of J: a universal hash of the whole
+// tweak. Any change to T or C makes T' unpredictable and so garbles all of
+// C' as well; and because J follows T', every later cell through the layer
+// is garbled too. So a hop that alters a cell leaves the hops after it
+// nothing to recognize: no pattern survives to a colluding exit, and the
+// hop the cell is for finds it unrecognized and destroys the circuit.
+//
+// The hop a cell is for recognizes it by its T' alone: the cell's
+// originator puts auth(seq) = AES(Ka, seq) there, the next value of a
+// sequence only the client and that hop can compute, and a body that was
+// changed anywhere opens to a random T' instead (a 2^-128 chance of a
+// match). So no separate MAC pass over the body is needed.
+//
+// Wrapping costs one fused AES-GCM pass; opening a GHASH pass (as GCM
+// additional data, which hashes the same blocks with other lengths: fix
+// corrects for them) and a CTR pass.
 type wideLayer struct {
-	tbc   cipher.Block
-	ctr   cipher.Block
-	hash  cipher.AEAD
+	tbc  cipher.Block // Kt
+	enc  cipher.Block // K: the keystream and GCM's hash key
+	gcm  cipher.AEAD  // AES-GCM under K
+	tw   cipher.Block // Kj: the chain value's share of the tweak
+	auth cipher.Block // Ka: the authenticators
+
+	// fix turns GCM's tag over C as additional data under the zero nonce
+	// into GHASH_H(C) as ciphertext (see newWideLayer).
+	fix   [aes.BlockSize]byte
 	chain [aes.BlockSize]byte
-	h     [aes.BlockSize]byte
-	t     [aes.BlockSize]byte
+	seq   uint64              // cells originated or recognized so far
+	want  [aes.BlockSize]byte // auth(seq)
+
+	// Scratch blocks: the cipher interfaces would make locals escape.
+	// The layer's owner serializes its calls.
+	tp, h, j, iv [aes.BlockSize]byte
 }
+
+// gcmNonceLen is the nonce size of the layers' AES-GCM: the first 12 bytes
+// of T', which is random, so q cells of a layer share a keystream with
+// probability about q^2/2^97 (2^-33 at 2^32 cells, 16 TiB, far more than
+// any circuit carries). The mask block (counter 1) is never a keystream
+// block (counters from 2).
+const gcmNonceLen = 12
+
+// tagLen is the size of the tag T at the end of every relay body.
+const tagLen = aes.BlockSize
+
+var zeroNonce [gcmNonceLen]byte
 
 func newWideLayer(k *dirKeys) (*wideLayer, error) {
-	tbc, err := aes.NewCipher(k.tbc[:])
-	if err != nil {
-		return nil, fmt.Errorf("aes: %w", err)
+	w := &wideLayer{chain: k.chain}
+	var err error
+	for _, c := range []struct {
+		b   *cipher.Block
+		key []byte
+	}{{&w.tbc, k.tbc[:]}, {&w.enc, k.enc[:]}, {&w.tw, k.tweak[:]}, {&w.auth, k.auth[:]}} {
+		if *c.b, err = aes.NewCipher(c.key); err != nil {
+			return nil, fmt.Errorf("aes: %w", err)
+		}
 	}
-	ctr, err := aes.NewCipher(k.ctr[:])
-	if err != nil {
-		return nil, fmt.Errorf("aes: %w", err)
-	}
-	hb, err := aes.NewCipher(k.hash[:])
-	if err != nil {
-		return nil, fmt.Errorf("aes: %w", err)
-	}
-	hash, err := cipher.NewGCM(hb)
-	if err != nil {
+	if w.gcm, err = cipher.NewGCM(w.enc); err != nil {
 		return nil, fmt.Errorf("gcm: %w", err)
 	}
-	return &wideLayer{tbc: tbc, ctr: ctr, hash: hash, chain: k.chain}, nil
+	// GHASH of the same blocks as additional data (lengths A = n, C = 0)
+	// and as ciphertext (A = 0, C = n) differs by a constant, since only
+	// the final length block differs and GHASH is linear in it:
+	// (L_aad ^ L_ct)·H. It is measured on a zero body: tag t1 with the
+	// zeros as additional data, tag t2 over a plaintext chosen so that
+	// the ciphertext is the zeros; both carry the zero nonce's mask m.
+	n := bodyLen - tagLen
+	zeros := make([]byte, n)
+	var m, t1 [aes.BlockSize]byte
+	w.gcm.Seal(m[:0], zeroNonce[:], nil, nil)
+	w.gcm.Seal(t1[:0], zeroNonce[:], nil, zeros)
+	ks := w.gcm.Seal(nil, zeroNonce[:], zeros, nil)[:n]
+	t2 := w.gcm.Seal(nil, zeroNonce[:], ks, nil)[n:]
+	// open's tag is GHASH_aad(C) ^ m, and GHASH_ct(C) = GHASH_aad(C) ^
+	// t1 ^ t2, so fix = m ^ t1 ^ t2.
+	for i := range w.fix {
+		w.fix[i] = m[i] ^ t1[i] ^ t2[i]
+	}
+	w.setWant()
+	return w, nil
 }
 
-var zeroNonce [12]byte
-
-// tweak puts GHASH'(J | body[16:]) in w.h. body's tag is saved in w.t and
-// restored.
-func (w *wideLayer) tweak(body []byte) {
-	copy(w.t[:], body[:aes.BlockSize])
-	copy(body[:aes.BlockSize], w.chain[:])
-	w.hash.Seal(w.h[:0], zeroNonce[:], nil, body)
-	copy(body[:aes.BlockSize], w.t[:])
+// setWant computes auth(seq).
+func (w *wideLayer) setWant() {
+	clear(w.want[:8])
+	binary.BigEndian.PutUint64(w.want[8:], w.seq)
+	w.auth.Encrypt(w.want[:], w.want[:])
 }
 
 func xor16(dst, a, b []byte) {
 	subtle.XORBytes(dst[:aes.BlockSize], a[:aes.BlockSize], b[:aes.BlockSize])
 }
 
-// open removes the layer from a body in place.
+// open removes the layer from a body (bodyLen bytes) in place.
 func (w *wideLayer) open(body []byte) {
-	tag := body[:aes.BlockSize]
-	w.tweak(body)
-	xor16(tag, tag, w.h[:])
+	n := len(body) - tagLen
+	c, tag := body[:n], body[n:]
+	h, j := w.h[:], w.j[:]
+	w.gcm.Seal(h[:0], zeroNonce[:], nil, c) // GHASH_aad(C) ^ m
+	w.tw.Encrypt(j, w.chain[:])             // AES(Kj, J)
+	xor16(h, h, w.fix[:])
+	xor16(h, h, j)
+	xor16(tag, tag, h)
 	w.tbc.Decrypt(tag, tag)
-	xor16(tag, tag, w.h[:])
-	cipher.NewCTR(w.ctr, tag).XORKeyStream(body[aes.BlockSize:], body[aes.BlockSize:])
+	xor16(tag, tag, h) // T'
+	copy(w.iv[:], tag[:gcmNonceLen])
+	w.iv[aes.BlockSize-1] = 2 // GCM's first keystream block
+	cipher.NewCTR(w.enc, w.iv[:]).XORKeyStream(c, c)
 	copy(w.chain[:], tag)
 }
 
-// wrap adds the layer to a body in place: the inverse of open.
+// wrap adds the layer to a body (bodyLen bytes) in place: the inverse of
+// open.
 func (w *wideLayer) wrap(body []byte) {
-	tag := body[:aes.BlockSize]
-	var tp [aes.BlockSize]byte // T'
-	copy(tp[:], tag)
-	cipher.NewCTR(w.ctr, tp[:]).XORKeyStream(body[aes.BlockSize:], body[aes.BlockSize:])
-	w.tweak(body)
-	xor16(tag, tp[:], w.h[:])
+	n := len(body) - tagLen
+	tp, h, j := w.tp[:], w.h[:], w.j[:]
+	copy(tp, body[n:])
+	// Seal writes C over C' and GHASH_ct(C) ^ AES(K, nonce | 1) over T'.
+	w.gcm.Seal(body[:0], tp[:gcmNonceLen], body[:n], nil)
+	tag := body[n:]
+	copy(h, tp[:gcmNonceLen])
+	clear(h[gcmNonceLen:])
+	h[aes.BlockSize-1] = 1
+	w.enc.Encrypt(h, h)
+	xor16(h, h, tag)
+	w.tw.Encrypt(j, w.chain[:]) // AES(Kj, J)
+	xor16(h, h, j)
+	xor16(tag, tp, h)
 	w.tbc.Encrypt(tag, tag)
-	xor16(tag, tag, w.h[:])
-	w.chain = tp
+	xor16(tag, tag, h)
+	w.chain = w.tp
+}
+
+// seal originates a body from this layer's hop or client: it puts the
+// next authenticator in the tag and wraps the body in this layer.
+func (w *wideLayer) seal(body []byte) {
+	copy(body[len(body)-tagLen:], w.want[:])
+	w.seq++
+	w.setWant()
+	w.wrap(body)
+}
+
+// recognize reports whether an opened body is meant for this layer's end
+// and intact: its tag is the next authenticator. It advances the sequence
+// when it is.
+func (w *wideLayer) recognize(body []byte) bool {
+	if subtle.ConstantTimeCompare(body[len(body)-tagLen:], w.want[:]) != 1 {
+		return false
+	}
+	w.seq++
+	w.setWant()
+	return true
 }
 
 func newLayer(k hopKeys) (*layer, error) {
@@ -313,66 +394,5 @@ func newLayer(k hopKeys) (*layer, error) {
 	if err != nil {
 		return nil, err
 	}
-	gmac := func(key []byte) (*macState, error) {
-		blk, err := aes.NewCipher(key)
-		if err != nil {
-			return nil, fmt.Errorf("aes: %w", err)
-		}
-		a, err := cipher.NewGCM(blk)
-		if err != nil {
-			return nil, fmt.Errorf("gcm: %w", err)
-		}
-		return &macState{aead: a}, nil
-	}
-	fm, err := gmac(k.f.mac[:])
-	if err != nil {
-		return nil, err
-	}
-	bm, err := gmac(k.b.mac[:])
-	if err != nil {
-		return nil, err
-	}
-	return &layer{fwd: fwd, bwd: bwd, fwdMAC: fm, bwdMAC: bm}, nil
-}
-
-// macState is one direction's MAC key, sequence number and scratch space.
-// Its owner serializes the calls.
-type macState struct {
-	aead  cipher.AEAD
-	seq   uint64
-	nonce [12]byte
-	sum   [macLen]byte
-	got   [macLen]byte
-}
-
-// compute puts GMAC(nonce = seq, body with the MAC field zeroed) in m.sum.
-// It leaves the MAC field zeroed.
-func (m *macState) compute(body []byte) {
-	binary.BigEndian.PutUint64(m.nonce[4:], m.seq)
-	clear(body[offMAC : offMAC+macLen])
-	m.aead.Seal(m.sum[:0], m.nonce[:], nil, body)
-}
-
-// seal fills in the MAC of a plaintext body and advances the sequence.
-func (m *macState) seal(body []byte) {
-	m.compute(body)
-	copy(body[offMAC:offMAC+macLen], m.sum[:])
-	m.seq++
-}
-
-// recognize reports whether a decrypted body is meant for this layer and is
-// intact; it advances the sequence number when it is. A body that is not
-// recognized is left as it was.
-func (m *macState) recognize(body []byte) bool {
-	if body[offRecog] != 0 || body[offRecog+1] != 0 {
-		return false
-	}
-	copy(m.got[:], body[offMAC:offMAC+macLen])
-	m.compute(body)
-	copy(body[offMAC:offMAC+macLen], m.got[:])
-	if subtle.ConstantTimeCompare(m.sum[:], m.got[:]) != 1 {
-		return false
-	}
-	m.seq++
-	return true
+	return &layer{fwd: fwd, bwd: bwd}, nil
 }

@@ -14,7 +14,8 @@
 //
 // Adjacent hops talk over a libp2p connection (TCP or QUIC, with libp2p's
 // own TLS or Noise security and yamux). Each circuit uses one libp2p stream
-// per link, under the protocol ID /pikcio/circuit/1, so a circuit needs no
+// per link, under the protocol ID /pikcio/circuit/2 (ProtocolID; /1 had the
+// relay crypto before issue 14's second round, see Relay crypto), so a circuit needs no
 // identifier on the wire and one busy circuit cannot block another on the
 // same link (yamux has a window per stream).
 //
@@ -38,8 +39,11 @@
 //
 // A relay body, once every layer is off, is
 //
-//	recognized u16 (zero) | MAC [16] | command u8 | stream u16 | length u16 |
-//	data [length] | zero padding to 4095 bytes
+//	command u8 | stream u16 | length u16 | data [length] | zero padding |
+//	tag [16]
+//
+// 4095 bytes in all, where the tag is the authenticator of the hop the
+// cell is for (see Relay crypto)
 //
 // with the relay commands BEGIN (u16 port, u8 length, host), CONNECTED,
 // DATA, FIN (half-close: no more data from the sender), END (one reason
@@ -48,13 +52,18 @@
 // CREATED reply) and DROP (padding). Stream 0 is the circuit itself.
 //
 // Cells that are ready together travel together: a link read takes every
-// whole cell that has arrived (up to 16) and a link write sends a batch,
-// because each write is a yamux frame, a TLS record and a system call.
+// whole cell that has arrived (up to 15) and a link write sends a batch,
+// because each write is a yamux frame and a hand-off to its send loop, and
+// each 16 KiB TLS record of it a system call. 15 cells are the most that
+// fit one 64 KiB yamux frame with its header (16 took a second frame and
+// a fifth record for 12 bytes). An exit reads its destination in pieces
+// of a whole batch while data keeps coming, so each read leaves as one
+// write.
 //
 // Why 4096 bytes: cells are fixed-size so that their sizes tell an
 // observer nothing, and padding costs bandwidth on small messages; but
 // every cell also costs a fixed amount of work at every hop (framing,
-// locks, a MAC). BenchmarkBulk3Hops (64 MiB down through 3 hops, all in one
+// locks, an authenticator). BenchmarkBulk3Hops (64 MiB down through 3 hops, all in one
 // process on loopback, batching in place) was run three times for each
 // size, interleaved, on the 2-core development machine when it was quiet:
 // 2048-byte cells gave a median of 191 MB/s, 4096-byte cells 221 MB/s and
@@ -258,23 +267,25 @@
 //
 // # Relay crypto
 //
-// Each hop shares with the client, per direction, a wide-block layer (the
-// UIV shape of Counter Galois Onion, Tor proposal 359: an LRW2 tweakable
-// AES-256 block cipher over the body's first 16 bytes, tweaked by a GHASH of
-// the rest and of a chain value, and AES-256-CTR over the rest with that
-// block as IV; see wideLayer) and a GMAC key (AES-256-GCM over no
-// plaintext, nonce = the cell's sequence number for that hop and
-// direction, so a nonce never repeats under a key). To send to hop i the
-// client computes the MAC with hop i's key over the body (MAC field zero),
-// then wraps it in the forward layers of hops i, i-1, ..., 1. Each hop
-// removes its layer from every forward cell and checks whether the cell is
-// for it: recognized is zero and the MAC verifies at its next sequence
-// number. If not, the cell goes on; at the last hop an unrecognized cell
-// is an integrity failure and closes the circuit. Backward, the
-// originating hop adds its MAC and layer, every hop on the way adds its
-// layer, and the client removes layers one by one until one recognizes the
-// cell. The MAC covers the order of cells (sequence numbers), and the
-// layers make the same cell look different on every link.
+// Each hop shares with the client, per direction, a wide-block layer: the
+// UIV shape of Counter Galois Onion (Tor proposal 359), an LRW2 tweakable
+// AES-256 block cipher over the body's last 16 bytes (the tag T), tweaked
+// by a universal hash of the rest C and of a chain value J, and AES-256 in
+// counter mode over C with the tag's plaintext T' as IV; see wideLayer.
+// The hash is GHASH (GCM's, under the keystream key) plus AES of J under
+// a key of its own; the counter mode is GCM's. A cell is recognized by its
+// tag alone, CGO's way: whoever originates a cell for hop i (the client,
+// or hop i backward) puts auth(seq) = AES-256(Ka, seq) in the tag, the
+// next of a sequence only it and hop i can compute, and wraps the body in
+// hop i's layer; the client then wraps it in the forward layers of hops
+// i-1, ..., 1. Each hop removes its layer from every forward cell and
+// checks whether the cell is for it: the tag is its next authenticator.
+// If not, the cell goes on; at the last hop an unrecognized cell is an
+// integrity failure and closes the circuit. Backward, every hop on the way
+// adds its layer, and the client removes layers one by one until one
+// recognizes the cell. A body changed anywhere opens to a random tag (one
+// chance in 2^128 of a match); the sequence covers the order of cells, and
+// the layers make the same cell look different on every link.
 //
 // The layers are not malleable: a change to any bit of a cell makes the
 // next hop's removal of its layer yield a random-looking body, and because
@@ -288,11 +299,45 @@
 // after they were built against their guard (path bias, package
 // discovery). Primitives: crypto/aes, crypto/cipher (CTR, GCM) only.
 //
-// Cost (BenchmarkRelayCrypto, BenchmarkEdgeCrypto, medians of three on the
-// 2-core development machine): a middle hop's work per cell went from
-// 614 ns with counter-mode layers to 1355 ns, an edge's from 1212 ns to
-// 1929 ns; BenchmarkBulk3Hops from 214 to 209 MB/s, within noise, as link
-// framing and scheduling dominate.
+// Why this shape (protocol /2; /1, the first wide-block layers, had the
+// tag first, separate CTR and hash keys, and a GMAC over every body): the
+// per-cell cost had doubled with the wide blocks (a middle hop's 614 ns
+// with counter-mode layers to 1355 ns, an edge's 1212 to 1929 ns) and
+// bulk through SOCKS had fallen below its 220 MiB/s bar. Three passes over
+// 4 KiB went: adding a layer is now one AES-GCM Seal, whose assembly runs
+// CTR and GHASH in one interleaved pass (the tag at the body's end is
+// where Seal puts its tag, so it works in place); the separate MAC is
+// gone, both at the sender (a GMAC pass) and at the receiver (another),
+// since the wide block already authenticates the tag; and no buffer
+// escapes per cell but cipher.NewCTR's. Removing a layer still takes two
+// passes, as it must (the IV comes from a hash of the data): GHASH, as
+// GCM additional data, whose value differs from GHASH of the same bytes as
+// ciphertext by a constant per key (only the length block differs, and
+// GHASH is linear in it), measured once when the layer is made; then CTR.
+// The nonce of the GCM keystream is 96 bits of T', which is random: two
+// cells of a layer share a keystream with probability q^2/2^97, where a
+// circuit carries far fewer than 2^32 cells. Security is unchanged in
+// kind: a tweakable wide-block cipher from AES, a GCM-style hash and
+// counter mode under one key (H = AES(K, 0) is never a keystream block),
+// 128-bit authentication, fresh keys per circuit from ntor-v3.
+//
+// Cost, protocol /1 against /2 with batches of 15, interleaved on the
+// 2-core development machine, which other work kept busy throughout
+// (load averages given). Per cell, medians of five (load 4.6):
+// BenchmarkRelayCrypto, a middle hop's forward cell (open and check),
+// 1815 -> 2023 ns, the same work within noise (fastest runs 1714 and
+// 1633); BenchmarkEdgeCrypto, an edge sending (seal), 2349 -> 1256 ns;
+// a middle hop's backward cell (BenchmarkRelayCryptoBackward) is now
+// 1248 ns, and a hop's two edges together (BenchmarkEdgeCryptoRoundTrip)
+// 3092 ns. BenchmarkBulk3Hops, medians of three (load 2): 182 -> 244
+// MB/s; measured as CPU time instead (user and system of the whole
+// process, all hops in one) per 64 MiB, medians of three at load 15-25:
+// 0.707 s with /1, 0.637 s with /2's crypto alone, 0.522 s with batches of
+// 15 cells as well. BenchmarkSOCKSDownload64MiB (-benchtime 5x -count 5,
+// run before-after-after-before, medians of ten): at load 1.7-2.3, 191.8
+// -> 232.2 MB/s (183 -> 221 MiB/s); at load 2, 196.7 -> 221.6 MB/s; at
+// load 2-5, 91.4 -> 138.1 MB/s; at load 10-16, 39.8 -> 60.3 MB/s.
+// BenchmarkBulk3Hops at load 2 again: 177 -> 229 MB/s.
 //
 // # Threat model
 //
@@ -305,7 +350,7 @@
 //     start, never its DHT identity) and the next hop; it never sees a destination or stream data (they are under
 //     the other hops' layers).
 //   - A middle hop learns only its neighbours. It cannot read, alter (the
-//     next hop's layer garbles the cell, the MAC catches it at the edge),
+//     next hop's layer garbles the cell, the tag catches it at the edge),
 //     tag (nothing of a change survives the next honest hop) or replay
 //     cells (sequence numbers, chained layers), and it cannot tell how far
 //     it is from either end.
@@ -315,7 +360,7 @@
 //     Timing and volume are not hidden: there is no padding traffic beyond
 //     DROP cells yet, so an observer at both ends can correlate flows, as
 //     with Tor.
-//   - Relays defend themselves: a malformed or unexpected cell, a bad MAC,
+//   - Relays defend themselves: a malformed or unexpected cell, a bad tag,
 //     a window overrun, over-crediting, or an EXTEND back to the previous
 //     hop closes that circuit only (with DESTROY and a reason), never the
 //     relay; circuits per previous hop, streams per circuit, handshakes

@@ -8,8 +8,9 @@ import (
 )
 
 // FuzzWideLayer: whatever body arrives from the network, removing a layer
-// never panics, and wrapping what was opened gives the body back (both
-// ends stay in step through the chain) until a body changes.
+// and checking its tag never panics, and wrapping what was opened gives
+// the body back (both ends stay in step through the chain) until a body
+// changes.
 func FuzzWideLayer(f *testing.F) {
 	f.Add(make([]byte, bodyLen), []byte{1})
 	f.Add(relayBody(relayData, 1, []byte("hello")), []byte{0, 7, 200})
@@ -17,8 +18,7 @@ func FuzzWideLayer(f *testing.F) {
 		body := make([]byte, bodyLen)
 		copy(body, seed)
 		var k hopKeys
-		copy(k.f.tbc[:], keys)
-		copy(k.f.chain[:], keys)
+		k.f.load(append(keys, make([]byte, dirKeyLen)...)[:dirKeyLen])
 		relay, err := newLayer(k)
 		if err != nil {
 			t.Fatal(err)
@@ -27,7 +27,7 @@ func FuzzWideLayer(f *testing.F) {
 		for i := 0; i < 3; i++ {
 			orig := append([]byte(nil), body...)
 			relay.fwd.open(body)
-			relay.fwdMAC.recognize(body)
+			relay.fwd.recognize(body)
 			_, _ = decodeRelay(body)
 			client.fwd.wrap(body)
 			if !bytes.Equal(body, orig) {

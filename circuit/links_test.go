@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	lpyamux "github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -268,5 +269,77 @@ func TestLinksPreferTCP(t *testing.T) {
 	})
 	if ranked[0].Delay != 0 || ranked[1].Delay != tcpFirstDelay {
 		t.Fatalf("ranking %v", ranked)
+	}
+}
+
+// countingConn counts the writes to a conn: each is a system call (and
+// under TLS, one per 16 KiB record).
+type countingConn struct {
+	net.Conn
+	writes atomic.Int32
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// TestBatchIsOneFrame: a full batch of cells leaves a link as one yamux
+// frame, one write to the connection below. With 16 cells the frame's
+// 12-byte header pushed the last 12 bytes into a second frame: a second
+// send-loop hand-off, a fifth TLS record and system call per batch.
+func TestBatchIsOneFrame(t *testing.T) {
+	const size = batchCells * CellSize
+	cfg := *lpyamux.DefaultTransport
+	yamuxWindows(&cfg)
+	a, b := net.Pipe()
+	counted := &countingConn{Conn: a}
+	client, err := cfg.NewConn(counted, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	server, err := cfg.NewConn(b, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = server.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := client.OpenStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.SetDeadline(time.Now().Add(10 * time.Second))
+	opened, got := make(chan error, 1), make(chan error, 1)
+	go func() {
+		r, err := server.AcceptStream()
+		if err == nil {
+			_ = r.SetDeadline(time.Now().Add(10 * time.Second))
+			_, err = io.ReadFull(r, make([]byte, 1))
+		}
+		opened <- err
+		if err == nil {
+			_, err = io.ReadFull(r, make([]byte, size))
+		}
+		got <- err
+	}()
+	if _, err := s.Write([]byte{1}); err != nil { // opens the stream
+		t.Fatal(err)
+	}
+	// The pipe is synchronous: once the byte is read, its frame's write
+	// is done and counted.
+	if err := <-opened; err != nil {
+		t.Fatal(err)
+	}
+	before := counted.writes.Load()
+	if _, err := s.Write(make([]byte, size)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	if n := counted.writes.Load() - before; n != 1 {
+		t.Errorf("a batch of %d cells took %d writes, want 1", batchCells, n)
 	}
 }

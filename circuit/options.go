@@ -12,7 +12,7 @@ import (
 
 // ProtocolID is the libp2p protocol of circuit links: one libp2p stream per
 // circuit per link.
-const ProtocolID protocol.ID = "/pikcio/circuit/1"
+const ProtocolID protocol.ID = "/pikcio/circuit/2"
 
 // Hop counts a client accepts.
 const (

@@ -56,9 +56,10 @@ type Relay struct {
 	// curious relay could learn. It may change the cell to test tampering.
 	tap func(forward bool, cell []byte)
 	// peek, when set by a test, sees every forward relay body once this
-	// relay's layer is off, before it checks whether the body is for it:
-	// what a colluding relay could read or undo.
-	peek func(body []byte)
+	// relay's layer is off, before it checks whether the body is for it,
+	// and the authenticator it expects: what a colluding relay could read
+	// or undo.
+	peek func(body, want []byte)
 }
 
 // NewRelay starts serving the circuit protocol on h, signing its onion keys
@@ -429,8 +430,7 @@ func (rc *relayCirc) sendRelay(cmd byte, stream uint16, data []byte) error {
 	}
 	for c := 0; c < n; c++ {
 		body := buf[c*CellSize+1 : (c+1)*CellSize]
-		rc.l.bwdMAC.seal(body)
-		rc.l.bwd.wrap(body)
+		rc.l.bwd.seal(body)
 	}
 	if _, err := rc.prev.Write(buf[:n*CellSize]); err != nil {
 		return fmt.Errorf("write cell: %w: %w", ErrCircuitClosed, err)
@@ -510,9 +510,9 @@ func (rc *relayCirc) forward(c []byte) (pass bool, _ DestroyReason, _ error) {
 	body := c[1:]
 	rc.l.fwd.open(body)
 	if rc.r.peek != nil {
-		rc.r.peek(body)
+		rc.r.peek(body, rc.l.fwd.want[:])
 	}
-	if !rc.l.fwdMAC.recognize(body) {
+	if !rc.l.fwd.recognize(body) {
 		if rc.next == nil {
 			return false, DestroyIntegrity, ErrIntegrity
 		}
@@ -858,7 +858,11 @@ func (rc *relayCirc) closeLink(s network.Stream, mu *sync.Mutex, reason DestroyR
 // halfCloser is a conn that can close its write side.
 type halfCloser interface{ CloseWrite() error }
 
-var splicePool = sync.Pool{New: func() any { b := make([]byte, 4*MaxCellData); return &b }}
+// splicePool holds the buffers of busy splices: a read from an exit
+// connection fills a whole batch of cells, which leaves as one link write
+// (one yamux frame of four TLS records; with a quarter of that, each write
+// of four cells took two records, the second for the frame's last bytes).
+var splicePool = sync.Pool{New: func() any { b := make([]byte, batchCells*MaxCellData); return &b }}
 
 // spliceIdle is the buffer a splice holds while it waits for data; it takes
 // a pooled large buffer only while data keeps coming, so an idle stream at

@@ -11,7 +11,7 @@ import (
 // circuit protocol. libp2p's defaults allow a few dozen streams of one
 // protocol per peer, but every circuit through a link is a stream: a busy
 // guard carries thousands of circuits to one middle relay. The limits for
-// /pikcio/circuit/1 and for peers are raised to the relay caps in o (with
+// the circuit protocol (ProtocolID) and for peers are raised to the relay caps in o (with
 // defaults for zero fields); everything else keeps libp2p's scaled defaults.
 func ResourceManager(o RelayOptions) (network.ResourceManager, error) {
 	o = o.withDefaults()

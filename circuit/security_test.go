@@ -236,16 +236,14 @@ func TestMalformedCellClosesCircuitOnly(t *testing.T) {
 			c[0] = cmdRelay
 			encodeRelay(c[1:], relayData, 1, nil)
 			c[1+offCmd] = 200
-			l.fwdMAC.seal(c[1:])
-			l.fwd.wrap(c[1:])
+			l.fwd.seal(c[1:])
 			return c
 		}, DestroyProtocol},
 		{"bad begin", func(l *layer) []byte {
 			c := make([]byte, CellSize)
 			c[0] = cmdRelay
 			encodeRelay(c[1:], relayBegin, 1, []byte{0, 80, 9, 'x'})
-			l.fwdMAC.seal(c[1:])
-			l.fwd.wrap(c[1:])
+			l.fwd.seal(c[1:])
 			return c
 		}, DestroyProtocol},
 	}
