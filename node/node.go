@@ -55,7 +55,7 @@ type Node struct {
 	invites  *exchange.Service // nil without tis.root_key
 	require  bool              // tis.require: relays and previous hops must be enrolled
 	activity *web.Activity
-	metrics  *nodeMetrics
+	metrics  *web.Metrics
 	control  *nodeControl // nil unless client.control_listen is set
 	pool6    *proxy.Pool  // streams to IPv6 literals (ipv6.go)
 	ipv6     bool         // relay.ipv6_exit on an exit
@@ -118,7 +118,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 		ready:    make(chan struct{}),
 		poke:     make(chan struct{}, 1),
 		activity: web.NewActivity(),
-		metrics:  newNodeMetrics(),
+		metrics:  newMetrics(),
 		ipv6:     cfg.Relay.Enabled && cfg.Relay.Exit && cfg.Relay.IPv6Exit,
 	}
 	n.hops.Store(int64(cfg.Client.Hops))
@@ -161,7 +161,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n.host, err = newHost(priv, cfg.Node.Listen, relayOptions(cfg.Relay), append(n.metrics.hostOptions(), announce...)...); err != nil {
+	if n.host, err = newHost(priv, cfg.Node.Listen, relayOptions(cfg.Relay), append(announce, libp2p.PrometheusRegisterer(n.metrics.Registry))...); err != nil {
 		return nil, err
 	}
 	if n.tis != nil {
@@ -350,10 +350,11 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 	if n.client {
 		warnShortCircuits(n.log, cfg.Client.Hops)
 		n.cc = circuit.NewClient(n.host, n.clientOptions())
-		n.builder = discovery.NewBuilder(n.disc, n.metrics.timePath(n.buildPath), discovery.BuilderOptions{})
+		n.builder = discovery.NewBuilder(n.disc, timeBuilds(n.metrics, n.buildPath), discovery.BuilderOptions{})
 		n.pool = proxy.NewPool(n.buildCircuit, poolOptions(cfg.Client))
 		n.pool6 = newIPv6Pool(n, poolOptions(cfg.Client))
-		n.front = proxy.NewServer(n.metrics.dialer(ipv6Dialer{recordingDialer{pool: n.pool, act: n.activity}, n.pool6}, n.pool), proxy.ServerOptions{SOCKSEarlySuccess: cfg.Client.SOCKSEarlySuccess})
+		d := proxy.TimeFirstByte(ipv6Dialer{proxy.RecordFailures(n.pool, n.activity.Record), n.pool6}, n.metrics.ObserveFirstByte)
+		n.front = proxy.NewServer(proxy.WithResolver(d, n.pool), proxy.ServerOptions{SOCKSEarlySuccess: cfg.Client.SOCKSEarlySuccess})
 		var err error
 		if cfg.Client.SOCKSListen != "" {
 			if n.socksAddr, err = n.front.ListenSOCKS(cfg.Client.SOCKSListen); err != nil {
@@ -369,7 +370,7 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 	if cfg.Client.StatusListen != "" {
 		h := web.NewHandler(statusSource{n}, web.Options{
 			Extra:   map[string]http.Handler{web.TrustPath: web.TrustHandler(n.TrustReport)},
-			Metrics: n.metrics.reg,
+			Metrics: n.metrics.Registry,
 		})
 		s, err := startStatusServer(ctx, cfg.Client.StatusListen, h)
 		if err != nil {
