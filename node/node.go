@@ -64,8 +64,7 @@ type Node struct {
 	joined   chan struct{}
 	ready    chan struct{} // closed when the first circuit is built
 	readyOne sync.Once
-	dirReady sync.Once // the directory could first make a path
-	poke     chan struct{}
+	keeper   *discovery.Keeper // a client's directory
 
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
@@ -116,7 +115,6 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 		isRelay:  cfg.Relay.Enabled,
 		joined:   make(chan struct{}),
 		ready:    make(chan struct{}),
-		poke:     make(chan struct{}, 1),
 		activity: web.NewActivity(),
 		metrics:  newMetrics(),
 		ipv6:     cfg.Relay.Enabled && cfg.Relay.Exit && cfg.Relay.IPv6Exit,
@@ -183,6 +181,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 	if n.disc, err = discovery.New(n.host, n.discoveryOptions(cfg)...); err != nil {
 		return nil, fmt.Errorf("discovery: %w", err)
 	}
+	sel := discovery.Selector{Self: n.host.ID(), AllowSameSubnet: opts.AllowSameSubnet}
+	n.keeper = discovery.NewKeeper(n.disc, sel, func() int { return int(n.hops.Load()) }, n.startPool, n.log)
 	ok = true
 	return n, nil
 }
@@ -388,7 +388,7 @@ func (n *Node) run() {
 	}
 	close(n.joined)
 	if n.client {
-		n.keepDirectory()
+		n.keeper.Run(n.ctx)
 	}
 }
 
