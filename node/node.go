@@ -159,7 +159,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n.host, err = newHost(priv, cfg.Node.Listen, relayOptions(cfg.Relay), append(announce, libp2p.PrometheusRegisterer(n.metrics.Registry))...); err != nil {
+	if n.host, err = newHost(priv, cfg.Node.Listen, cfg.Relay.RelayOptions(), append(announce, libp2p.PrometheusRegisterer(n.metrics.Registry))...); err != nil {
 		return nil, err
 	}
 	if n.tis != nil {
@@ -324,7 +324,7 @@ func (n *Node) Start(ctx context.Context) error {
 // startRoles creates the role objects; n.mu is held.
 func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 	if n.isRelay {
-		ro := relayOptions(cfg.Relay)
+		ro := cfg.Relay.RelayOptions()
 		if n.exit != nil {
 			ro.Exit = n.exit
 		}
@@ -351,8 +351,8 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 		warnShortCircuits(n.log, cfg.Client.Hops)
 		n.cc = circuit.NewClient(n.host, n.clientOptions())
 		n.builder = discovery.NewBuilder(n.disc, timeBuilds(n.metrics, n.buildPath), discovery.BuilderOptions{})
-		n.pool = proxy.NewPool(n.buildCircuit, poolOptions(cfg.Client))
-		n.pool6 = newIPv6Pool(n, poolOptions(cfg.Client))
+		n.pool = proxy.NewPool(n.buildCircuit, cfg.Client.PoolOptions())
+		n.pool6 = newIPv6Pool(n, cfg.Client.PoolOptions())
 		d := proxy.TimeFirstByte(ipv6Dialer{proxy.RecordFailures(n.pool, n.activity.Record), n.pool6}, n.metrics.ObserveFirstByte)
 		n.front = proxy.NewServer(proxy.WithResolver(d, n.pool), proxy.ServerOptions{SOCKSEarlySuccess: cfg.Client.SOCKSEarlySuccess})
 		var err error
@@ -629,45 +629,4 @@ func (n *Node) Config() *config.Config {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.cfg.Clone()
-}
-
-// relayOptions maps the [relay] section to the circuit relay's options.
-func relayOptions(rc config.RelayConfig) circuit.RelayOptions {
-	o := circuit.DefaultRelayOptions()
-	l := relayLimits(rc)
-	o.MaxCircuitsPerPeer = l.MaxCircuitsPerPeer
-	o.MaxStreamsPerCircuit = l.MaxStreamsPerCircuit
-	o.HandshakesPerSecond = l.HandshakesPerSecond
-	o.HandshakeBurst = l.HandshakeBurst
-	o.BandwidthRate = l.BandwidthRate
-	o.BandwidthBurst = l.BandwidthBurst
-	return o
-}
-
-// relayLimits maps the [relay] section to the relay's live limits. The
-// handshake burst is two seconds' worth, as in circuit's defaults.
-func relayLimits(rc config.RelayConfig) circuit.Limits {
-	return circuit.Limits{
-		MaxCircuitsPerPeer:   rc.MaxCircuitsPerPeer,
-		MaxCircuits:          circuit.DefaultRelayOptions().MaxCircuits,
-		MaxStreamsPerCircuit: rc.MaxStreamsPerCircuit,
-		HandshakesPerSecond:  float64(rc.HandshakesPerSecond),
-		HandshakeBurst:       2 * rc.HandshakesPerSecond,
-		BandwidthRate:        rc.BandwidthRate,
-		BandwidthBurst:       rc.BandwidthBurst,
-	}
-}
-
-// poolOptions maps the [client] section to the circuit pool's options.
-func poolOptions(cc config.ClientConfig) proxy.PoolOptions {
-	prebuilt := cc.PrebuiltCircuits
-	if prebuilt == 0 {
-		prebuilt = -1 // the pool reads 0 as its default
-	}
-	return proxy.PoolOptions{
-		Prebuilt:       prebuilt,
-		Dirtiness:      cc.CircuitDirtiness.D(),
-		ConnectTimeout: cc.ConnectTimeout.D(),
-		BuildTimeout:   cc.BuildTimeout.D(),
-	}
 }

@@ -72,20 +72,20 @@ func (n *Node) Apply(prev, next *config.Config) error {
 		n.log.Info("exit policy changed; it applies to new connections")
 	}
 	if relay != nil {
-		relay.SetLimits(relayLimits(next.Relay))
+		relay.SetLimits(next.Relay.Limits())
 	}
 	if next.Client.Hops != prev.Client.Hops && n.client {
 		warnShortCircuits(n.log, next.Client.Hops)
 	}
 	n.hops.Store(int64(next.Client.Hops))
 	if n.trust != nil {
-		n.trust.Apply(trustSettings(next.Trust))
+		n.trust.Apply(next.Trust.Settings())
 	}
 	if pool != nil {
-		pool.SetOptions(poolOptions(next.Client))
+		pool.SetOptions(next.Client.PoolOptions())
 	}
 	if pool6 != nil {
-		o := poolOptions(next.Client)
+		o := next.Client.PoolOptions()
 		o.Prebuilt = -1
 		pool6.SetOptions(o)
 	}

@@ -46,21 +46,11 @@ func loadTIS(ctx context.Context, cfg *config.Config, dir string, priv crypto.Pr
 		}
 		attesters = append(attesters, k)
 	}
-	tr, err := trust.NewAgent(ta, dir, priv, attesters, trustSettings(cfg.Trust), view)
+	tr, err := trust.NewAgent(ta, dir, priv, attesters, cfg.Trust.Settings(), view)
 	if err != nil {
 		return nil, nil, err
 	}
 	return ta, tr, nil
-}
-
-// trustSettings maps the [trust] settings that can change while running.
-func trustSettings(tc config.TrustConfig) trust.Settings {
-	return trust.Settings{
-		MinGuardScore:       tc.MinGuardScore,
-		MinExitScore:        tc.MinExitScore,
-		PreferContactGuards: tc.PreferContactGuards,
-		Refresh:             tc.Refresh.D(),
-	}
 }
 
 // newExchange serves contact exchanges for the enrolled node on n.host.

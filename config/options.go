@@ -1,0 +1,63 @@
+package config
+
+import (
+	"github.com/pikcio/pikcio/circuit"
+	"github.com/pikcio/pikcio/proxy"
+	"github.com/pikcio/pikcio/trust"
+)
+
+// The sections as the owning packages' options: what node passes at start
+// and on a reload.
+
+// RelayOptions are the circuit relay's options with the section's caps
+// (circuit's defaults for the rest).
+func (rc RelayConfig) RelayOptions() circuit.RelayOptions {
+	o := circuit.DefaultRelayOptions()
+	l := rc.Limits()
+	o.MaxCircuitsPerPeer = l.MaxCircuitsPerPeer
+	o.MaxStreamsPerCircuit = l.MaxStreamsPerCircuit
+	o.HandshakesPerSecond = l.HandshakesPerSecond
+	o.HandshakeBurst = l.HandshakeBurst
+	o.BandwidthRate = l.BandwidthRate
+	o.BandwidthBurst = l.BandwidthBurst
+	return o
+}
+
+// Limits are the relay's live limits (circuit.Relay.SetLimits). The
+// handshake burst is two seconds' worth, as in circuit's defaults.
+func (rc RelayConfig) Limits() circuit.Limits {
+	return circuit.Limits{
+		MaxCircuitsPerPeer:   rc.MaxCircuitsPerPeer,
+		MaxCircuits:          circuit.DefaultRelayOptions().MaxCircuits,
+		MaxStreamsPerCircuit: rc.MaxStreamsPerCircuit,
+		HandshakesPerSecond:  float64(rc.HandshakesPerSecond),
+		HandshakeBurst:       2 * rc.HandshakesPerSecond,
+		BandwidthRate:        rc.BandwidthRate,
+		BandwidthBurst:       rc.BandwidthBurst,
+	}
+}
+
+// PoolOptions are the circuit pool's options; prebuilt_circuits = 0 means
+// none (the pool reads 0 as its default).
+func (cc ClientConfig) PoolOptions() proxy.PoolOptions {
+	prebuilt := cc.PrebuiltCircuits
+	if prebuilt == 0 {
+		prebuilt = -1
+	}
+	return proxy.PoolOptions{
+		Prebuilt:       prebuilt,
+		Dirtiness:      cc.CircuitDirtiness.D(),
+		ConnectTimeout: cc.ConnectTimeout.D(),
+		BuildTimeout:   cc.BuildTimeout.D(),
+	}
+}
+
+// Settings are the [trust] settings that can change while running.
+func (tc TrustConfig) Settings() trust.Settings {
+	return trust.Settings{
+		MinGuardScore:       tc.MinGuardScore,
+		MinExitScore:        tc.MinExitScore,
+		PreferContactGuards: tc.PreferContactGuards,
+		Refresh:             tc.Refresh.D(),
+	}
+}

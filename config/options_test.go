@@ -1,0 +1,66 @@
+package config
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pikcio/pikcio/circuit"
+	"github.com/pikcio/pikcio/proxy"
+)
+
+// TestDefaultOptions: the default configuration maps back to the owning
+// packages' defaults (one source for each default).
+func TestDefaultOptions(t *testing.T) {
+	c := Default()
+	if got, want := c.Relay.RelayOptions(), circuit.DefaultRelayOptions(); got.Limits() != want.Limits() {
+		t.Errorf("relay limits %+v, want circuit's %+v", got.Limits(), want.Limits())
+	}
+	if got, want := c.Relay.Limits(), circuit.DefaultRelayOptions().Limits(); got != want {
+		t.Errorf("live limits %+v, want %+v", got, want)
+	}
+	po := c.Client.PoolOptions()
+	if po.Prebuilt != proxy.DefaultPrebuilt || po.Dirtiness != proxy.DefaultDirtiness ||
+		po.ConnectTimeout != proxy.DefaultConnectTimeout || po.BuildTimeout != proxy.DefaultBuildTimeout {
+		t.Errorf("pool options %+v, want proxy's defaults", po)
+	}
+}
+
+func TestSectionOptions(t *testing.T) {
+	tests := []struct {
+		name  string
+		edit  func(*Config)
+		check func(*testing.T, *Config)
+	}{
+		{"no prebuilt circuits", func(c *Config) { c.Client.PrebuiltCircuits = 0 }, func(t *testing.T, c *Config) {
+			if p := c.Client.PoolOptions().Prebuilt; p != -1 {
+				t.Errorf("Prebuilt %d, want -1 (none)", p)
+			}
+		}},
+		{"relay caps", func(c *Config) {
+			c.Relay.MaxCircuitsPerPeer, c.Relay.HandshakesPerSecond, c.Relay.BandwidthRate = 7, 10, 1 << 20
+		}, func(t *testing.T, c *Config) {
+			l := c.Relay.RelayOptions().Limits()
+			if l.MaxCircuitsPerPeer != 7 || l.HandshakesPerSecond != 10 || l.HandshakeBurst != 20 || l.BandwidthRate != 1<<20 {
+				t.Errorf("limits %+v", l)
+			}
+			if l.MaxCircuits != circuit.DefaultRelayOptions().MaxCircuits {
+				t.Errorf("MaxCircuits %d, want circuit's default", l.MaxCircuits)
+			}
+		}},
+		{"trust", func(c *Config) {
+			c.Trust.MinGuardScore, c.Trust.PreferContactGuards, c.Trust.Refresh = 50, false, Duration(time.Minute)
+		}, func(t *testing.T, c *Config) {
+			s := c.Trust.Settings()
+			if s.MinGuardScore != 50 || s.PreferContactGuards || s.Refresh != time.Minute {
+				t.Errorf("settings %+v", s)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.edit(c)
+			tt.check(t, c)
+		})
+	}
+}
