@@ -37,7 +37,7 @@ func TestSectionOptions(t *testing.T) {
 			}
 		}},
 		{"relay caps", func(c *Config) {
-			c.Relay.MaxCircuitsPerPeer, c.Relay.HandshakesPerSecond, c.Relay.BandwidthRate = 7, 10, 1 << 20
+			c.Relay.MaxCircuitsPerPeer, c.Relay.HandshakesPerSecond, c.Relay.BandwidthRate = 7, 10, 1<<20
 		}, func(t *testing.T, c *Config) {
 			l := c.Relay.RelayOptions().Limits()
 			if l.MaxCircuitsPerPeer != 7 || l.HandshakesPerSecond != 10 || l.HandshakeBurst != 20 || l.BandwidthRate != 1<<20 {
