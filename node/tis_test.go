@@ -61,28 +61,9 @@ func newTISNet(t *testing.T, s *testTIS, n int) (*testNet, []*tis.Enrollment) {
 }
 
 // newTISNetClient is newTISNet with the client's configuration changed by
-// edit before it starts.
-func newTISNetClient(t *testing.T, s *testTIS, n int, edit func(*config.Config)) (*testNet, []*tis.Enrollment) {
-	t.Helper()
-	return newEnrolledNet(t, s, n, enrolledOpts{client: edit})
-}
-
-// enrolledOpts are the hooks of newEnrolledNet; nil ones do nothing.
-type enrolledOpts struct {
-	// relay changes relay i's configuration and options once it is
-	// enrolled (as en), before it starts.
-	relay func(i int, en *tis.Enrollment, cfg *config.Config, opts *Options)
-	// relaysUp runs once every relay started, before the client.
-	relaysUp func(net *testNet, ens []*tis.Enrollment)
-	// client changes the client's configuration, and clientOpts are its
-	// options (AllowSameSubnet is set).
-	client     func(*config.Config)
-	clientOpts Options
-}
-
-// newEnrolledNet starts n relays enrolled with s (the last two exits,
+// edit before it starts: n relays enrolled with s (the last two exits,
 // accepting 127.0.0.1), joining through relay 0, then an enrolled client.
-func newEnrolledNet(t testing.TB, s *testTIS, n int, o enrolledOpts) (*testNet, []*tis.Enrollment) {
+func newTISNetClient(t *testing.T, s *testTIS, n int, edit func(*config.Config)) (*testNet, []*tis.Enrollment) {
 	t.Helper()
 	net := &testNet{}
 	var boot []string
@@ -90,11 +71,7 @@ func newEnrolledNet(t testing.TB, s *testTIS, n int, o enrolledOpts) (*testNet, 
 	for i := range n {
 		cfg := relayConfig(t, i >= n-2, []string{"accept 127.0.0.1:*"}, boot)
 		ens = append(ens, s.enroll(t, cfg, fmt.Sprintf("relay-%d", i)))
-		var opts Options
-		if o.relay != nil {
-			o.relay(i, ens[i], cfg, &opts)
-		}
-		nd := startNode(t, cfg, opts)
+		nd := startNode(t, cfg, Options{})
 		net.relays = append(net.relays, nd)
 		if i == 0 {
 			for _, a := range nd.Addrs() {
@@ -102,18 +79,11 @@ func newEnrolledNet(t testing.TB, s *testTIS, n int, o enrolledOpts) (*testNet, 
 			}
 		}
 	}
-	if o.relaysUp != nil {
-		o.relaysUp(net, ens)
-	}
 	cfg := testConfig(t)
 	cfg.Node.Bootstrap = boot
 	s.enroll(t, cfg, "demo-client")
-	if o.client != nil {
-		o.client(cfg)
-	}
-	opts := o.clientOpts
-	opts.AllowSameSubnet = true
-	net.client = startNode(t, cfg, opts)
+	edit(cfg)
+	net.client = startNode(t, cfg, Options{AllowSameSubnet: true})
 	return net, ens
 }
 
