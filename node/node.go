@@ -283,8 +283,8 @@ func (n *Node) Start(ctx context.Context) error {
 		// Under n.mu, so that a Close waits for them.
 		n.wg.Go(n.run)
 		n.wg.Go(n.sampleLoop)
-		if n.isRelay {
-			n.wg.Go(n.rotateOnionKeys)
+		if r := n.relay; r != nil {
+			n.wg.Go(func() { r.KeepOnionKey(n.ctx, circuit.OnionKeyCheck, n.disc.Republish) })
 		}
 		if n.exit != nil {
 			// Subscribed before Start returns, so that no change of
@@ -410,30 +410,6 @@ func (n *Node) join() bool {
 		n.log.Info("joined the network")
 	}
 	return true
-}
-
-// rotateOnionKeys rotates the relay's onion key once less than half of its
-// lifetime is left, and republishes the descriptor with the new key.
-func (n *Node) rotateOnionKeys() {
-	half := circuit.DefaultRelayOptions().OnionKeyLifetime / 2
-	t := time.NewTicker(onionKeyCheck)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-		}
-		if time.Until(n.relay.OnionKey().Expires) > half {
-			continue
-		}
-		if err := n.relay.RotateOnionKey(); err != nil {
-			n.log.WithError(err).Error("rotate onion key")
-			continue
-		}
-		n.log.Info("onion key rotated")
-		n.disc.Republish()
-	}
 }
 
 // relayInfo is what the relay publishes about itself.

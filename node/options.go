@@ -72,11 +72,6 @@ type Enrollee struct {
 
 // Timings of the node's own loops.
 const (
-	// onionKeyCheck is how often a relay looks at its onion key's age; it
-	// rotates the key once less than half of circuit's OnionKeyLifetime is
-	// left, and republishes its descriptor.
-	onionKeyCheck = time.Hour
-
 	// statusReadHeaderTimeout and statusIdleTimeout bound the status
 	// server's connections.
 	statusReadHeaderTimeout = 5 * time.Second
