@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -159,7 +158,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n.host, err = newHost(priv, cfg.Node.Listen, cfg.Relay.RelayOptions(), append(announce, libp2p.PrometheusRegisterer(n.metrics.Registry))...); err != nil {
+	if n.host, err = circuit.NewHost(priv, cfg.Node.Listen, cfg.Relay.RelayOptions(), append(announce, libp2p.PrometheusRegisterer(n.metrics.Registry))...); err != nil {
 		return nil, err
 	}
 	if n.tis != nil {
@@ -185,34 +184,6 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 	n.keeper = discovery.NewKeeper(n.disc, sel, func() int { return int(n.hops.Load()) }, n.startPool, n.log)
 	ok = true
 	return n, nil
-}
-
-// newHost starts the libp2p host. Its resource manager's limits fit the
-// circuit protocol (one stream per circuit per link), for a relay's caps
-// and for a client's circuits through its guard alike.
-func newHost(priv crypto.PrivKey, listen []string, ro circuit.RelayOptions, extra ...libp2p.Option) (host.Host, error) {
-	rm, err := circuit.ResourceManager(ro)
-	if err != nil {
-		return nil, err
-	}
-	opts := []libp2p.Option{
-		libp2p.Identity(priv),
-		libp2p.DisableRelay(),
-		libp2p.ResourceManager(rm), // closed by the host
-		libp2p.ConnectionGater(circuit.NewGater(circuit.AllowPrivateFor(listen))),
-	}
-	opts = append(opts, extra...)
-	opts = append(opts, circuit.LinkOptions()...)
-	if len(listen) == 0 {
-		opts = append(opts, libp2p.NoListenAddrs)
-	} else {
-		opts = append(opts, libp2p.ListenAddrStrings(listen...))
-	}
-	h, err := libp2p.New(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("start libp2p host: %w", err)
-	}
-	return h, nil
 }
 
 // bootstraps are the peers to join through: node.bootstrap, or else the
