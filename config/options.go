@@ -1,8 +1,12 @@
 package config
 
 import (
+	"crypto/ed25519"
+	"fmt"
+
 	"github.com/pikcio/pikcio/circuit"
 	"github.com/pikcio/pikcio/proxy"
+	"github.com/pikcio/pikcio/tis"
 	"github.com/pikcio/pikcio/trust"
 )
 
@@ -60,4 +64,29 @@ func (tc TrustConfig) Settings() trust.Settings {
 		PreferContactGuards: tc.PreferContactGuards,
 		Refresh:             tc.Refresh.D(),
 	}
+}
+
+// Root is tis.root_key, nil when unset.
+func (ts TISConfig) Root() (ed25519.PublicKey, error) {
+	if ts.RootKey == "" {
+		return nil, nil
+	}
+	k, err := tis.ParseKey(ts.RootKey)
+	if err != nil {
+		return nil, fmt.Errorf("tis.root_key: %w", err)
+	}
+	return k, nil
+}
+
+// AttesterKeys are trust.attesters.
+func (tc TrustConfig) AttesterKeys() ([]ed25519.PublicKey, error) {
+	keys := []ed25519.PublicKey{}
+	for _, a := range tc.Attesters {
+		k, err := tis.ParseKey(a)
+		if err != nil {
+			return nil, fmt.Errorf("trust.attesters: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
 }

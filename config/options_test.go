@@ -64,3 +64,36 @@ func TestSectionOptions(t *testing.T) {
 		})
 	}
 }
+
+func TestKeys(t *testing.T) {
+	const key = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+	tests := []struct {
+		name      string
+		root      string
+		attesters []string
+		roots     bool
+		wantErr   bool
+	}{
+		{"none", "", nil, false, false},
+		{"both", key, []string{key, " " + key + " "}, true, false},
+		{"bad root", "AAAA", nil, false, true},
+		{"bad attester", key, []string{"nope"}, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			c.TIS.RootKey, c.Trust.Attesters = tt.root, tt.attesters
+			root, rerr := c.TIS.Root()
+			keys, aerr := c.Trust.AttesterKeys()
+			if (root != nil) != tt.roots || (rerr != nil || aerr != nil) != tt.wantErr {
+				t.Fatalf("Root = %x, %v; AttesterKeys = %d, %v", root, rerr, len(keys), aerr)
+			}
+			if aerr == nil && len(keys) != len(tt.attesters) {
+				t.Fatalf("%d attester keys, want %d", len(keys), len(tt.attesters))
+			}
+			if verr := c.Validate(); (verr != nil) != tt.wantErr {
+				t.Fatalf("Validate: %v, want an error: %v", verr, tt.wantErr)
+			}
+		})
+	}
+}
