@@ -16,15 +16,7 @@ import (
 // RelayOptions are the circuit relay's options with the section's caps
 // (circuit's defaults for the rest).
 func (rc RelayConfig) RelayOptions() circuit.RelayOptions {
-	o := circuit.DefaultRelayOptions()
-	l := rc.Limits()
-	o.MaxCircuitsPerPeer = l.MaxCircuitsPerPeer
-	o.MaxStreamsPerCircuit = l.MaxStreamsPerCircuit
-	o.HandshakesPerSecond = l.HandshakesPerSecond
-	o.HandshakeBurst = l.HandshakeBurst
-	o.BandwidthRate = l.BandwidthRate
-	o.BandwidthBurst = l.BandwidthBurst
-	return o
+	return circuit.DefaultRelayOptions().WithLimits(rc.Limits())
 }
 
 // Limits are the relay's live limits (circuit.Relay.SetLimits). The
