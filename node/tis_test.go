@@ -87,6 +87,24 @@ func newTISNetClient(t *testing.T, s *testTIS, n int, edit func(*config.Config))
 	return net, ens
 }
 
+// revokeDropped waits until the client knows relay i, revokes its
+// certificate (en) at the TIS, and waits until the client drops it.
+func revokeDropped(t *testing.T, s *testTIS, net *testNet, i int, en *tis.Enrollment, what string) {
+	t.Helper()
+	id := net.relays[i].ID()
+	waitFor(t, 30*time.Second, fmt.Sprintf("relay %d known", i), func() bool {
+		_, ok := net.client.disc.Descriptor(id)
+		return ok
+	})
+	if err := s.srv.Revoke(en.NodeCert.Serial); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, what, func() bool {
+		_, ok := net.client.disc.Descriptor(id)
+		return !ok
+	})
+}
+
 // TestTISNetwork: enrolled relays and an enrolled client build circuits
 // with certificates required everywhere; relays publish their
 // certificates; a revoked relay leaves the client's directory and paths
@@ -108,17 +126,7 @@ func TestTISNetwork(t *testing.T) {
 
 	// Revoke exit relay 3.
 	revoked := net.relays[3].ID()
-	waitFor(t, 30*time.Second, "relay 3 known", func() bool {
-		_, ok := net.client.disc.Descriptor(revoked)
-		return ok
-	})
-	if err := s.srv.Revoke(ens[3].NodeCert.Serial); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 30*time.Second, "revoked relay dropped", func() bool {
-		_, ok := net.client.disc.Descriptor(revoked)
-		return !ok
-	})
+	revokeDropped(t, s, net, 3, ens[3], "revoked relay dropped")
 	for range 100 {
 		path, err := net.client.disc.SelectPath(discovery.PathRequest{Hops: 3, Port: 443})
 		if err != nil {
