@@ -2,7 +2,6 @@ package control_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"strings"
 	"testing"
@@ -11,7 +10,6 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/pikcio/pikcio/control"
-	"github.com/pikcio/pikcio/tis"
 	"github.com/pikcio/pikcio/tis/tistest"
 	"github.com/pikcio/pikcio/trust"
 	"github.com/pikcio/pikcio/trust/exchange"
@@ -22,9 +20,7 @@ import (
 // without a network.
 func newBook(t *testing.T) (control.ContactBook, *tistest.TIS) {
 	t.Helper()
-	s := tistest.Start(t, func(ed25519.PublicKey) tis.ServerOptions {
-		return tis.ServerOptions{EnrollRate: 1000, EnrollBurst: 1000}
-	})
+	s := tistest.Start(t, nil)
 	dir := t.TempDir()
 	cs, err := trust.OpenContacts(dir, s.Root)
 	if err != nil {
