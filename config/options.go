@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/ed25519"
 	"fmt"
+	"slices"
 
 	"github.com/pikcio/pikcio/circuit"
 	"github.com/pikcio/pikcio/proxy"
@@ -81,4 +82,38 @@ func (tc TrustConfig) AttesterKeys() ([]ed25519.PublicKey, error) {
 		keys = append(keys, k)
 	}
 	return keys, nil
+}
+
+// liveKeys are the settings a running node applies (node.Apply, for
+// config.Watcher); every other key takes effect at the next start.
+var liveKeys = []string{
+	"log.level",
+	"log.format",
+	"client.hops",
+	"client.circuit_dirtiness",
+	"client.prebuilt_circuits",
+	"client.connect_timeout",
+	"client.build_timeout",
+	"relay.exit_policy",
+	"relay.max_circuits_per_peer",
+	"relay.max_streams_per_circuit",
+	"relay.handshakes_per_second",
+	"relay.bandwidth_rate",
+	"relay.bandwidth_burst",
+	"trust.refresh",
+	"trust.min_guard_score",
+	"trust.min_exit_score",
+	"trust.prefer_contact_guards",
+}
+
+// RestartKeys are the keys that differ between prev and next (Diff) and
+// that a running node applies only at its next start.
+func RestartKeys(prev, next *Config) []string {
+	var restart []string
+	for _, k := range Diff(prev, next) {
+		if !slices.Contains(liveKeys, k) {
+			restart = append(restart, k)
+		}
+	}
+	return restart
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -93,6 +94,29 @@ func TestKeys(t *testing.T) {
 			}
 			if verr := c.Validate(); (verr != nil) != tt.wantErr {
 				t.Fatalf("Validate: %v, want an error: %v", verr, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestRestartKeys(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want []string
+	}{
+		{"nothing", func(*Config) {}, nil},
+		{"live only", func(c *Config) { c.Client.Hops, c.Log.Level, c.Trust.MinExitScore = 4, "debug", 10 }, nil},
+		{"listen", func(c *Config) { c.Client.SOCKSListen = "127.0.0.1:1" }, []string{"client.socks_listen"}},
+		{"mixed", func(c *Config) { c.Client.Hops, c.Relay.Exit = 4, true }, []string{"relay.exit"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			prev := Default()
+			next := prev.Clone()
+			tt.edit(next)
+			if got := RestartKeys(prev, next); fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Fatalf("RestartKeys = %v, want %v", got, tt.want)
 			}
 		})
 	}

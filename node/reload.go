@@ -9,28 +9,6 @@ import (
 	"github.com/pikcio/pikcio/exitnode"
 )
 
-// liveKeys are the settings Apply changes in a running node. Every other
-// key takes effect at the next start.
-var liveKeys = []string{
-	"log.level",
-	"log.format",
-	"client.hops",
-	"client.circuit_dirtiness",
-	"client.prebuilt_circuits",
-	"client.connect_timeout",
-	"client.build_timeout",
-	"relay.exit_policy",
-	"relay.max_circuits_per_peer",
-	"relay.max_streams_per_circuit",
-	"relay.handshakes_per_second",
-	"relay.bandwidth_rate",
-	"relay.bandwidth_burst",
-	"trust.refresh",
-	"trust.min_guard_score",
-	"trust.min_exit_score",
-	"trust.prefer_contact_guards",
-}
-
 // Apply makes a new configuration take effect; it is a config.ApplyFunc
 // for config.Watcher. Everything applies to new work only: open circuits
 // and streams are kept.
@@ -89,12 +67,7 @@ func (n *Node) Apply(prev, next *config.Config) error {
 		o.Prebuilt = -1
 		pool6.SetOptions(o)
 	}
-	var restart []string
-	for _, k := range config.Diff(prev, next) {
-		if !slices.Contains(liveKeys, k) {
-			restart = append(restart, k)
-		}
-	}
+	restart := config.RestartKeys(prev, next)
 	if len(restart) > 0 {
 		n.log.Warnf("changed settings that take effect only after a restart: %s", strings.Join(restart, ", "))
 	}
