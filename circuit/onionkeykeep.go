@@ -3,6 +3,8 @@ package circuit
 import (
 	"context"
 	"time"
+
+	"github.com/pikcio/pikcio/internal/sleep"
 )
 
 // OnionKeyCheck is how often a relay's KeepOnionKey looks at its onion
@@ -16,22 +18,15 @@ const OnionKeyCheck = time.Hour
 // logged and tried again at the next look.
 func (r *Relay) KeepOnionKey(ctx context.Context, interval time.Duration, rotated func()) {
 	half := r.opts.OnionKeyLifetime / 2
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	sleep.Every(ctx, interval, nil, func() {
 		if time.Until(r.OnionKey().Expires) > half {
-			continue
+			return
 		}
 		if err := r.RotateOnionKey(); err != nil {
 			r.log.WithError(err).Error("rotate onion key")
-			continue
+			return
 		}
 		r.log.Info("onion key rotated")
 		rotated()
-	}
+	})
 }

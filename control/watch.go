@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/pikcio/pikcio/internal/sleep"
 	"github.com/pikcio/pikcio/proxy"
 )
 
@@ -33,9 +34,7 @@ func (s *Server) Watch(ctx context.Context, pool Pool, guards func() []string, e
 	}
 	var last []string
 	first := true
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
+	look := func() {
 		if pool != nil {
 			for st := pool.Stats(); failures < st.BuildFailures; failures++ {
 				s.Publish(Event{Type: EventCircuitFailed, Message: "circuit build failed"})
@@ -46,10 +45,7 @@ func (s *Server) Watch(ctx context.Context, pool Pool, guards func() []string, e
 			s.Publish(Event{Type: EventGuardsChanged, Guards: ids})
 		}
 		last, first = ids, false
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
 	}
+	look()
+	sleep.Every(ctx, every, nil, look)
 }

@@ -8,6 +8,8 @@ import (
 
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/pikcio/pikcio/internal/sleep"
 )
 
 // An exit refuses its own addresses as destinations (NewPolicy's own), and
@@ -48,21 +50,9 @@ func OwnIPs(addrs []ma.Multiaddr) []netip.Addr {
 // every interval, until ctx ends. An apply that fails is tried again at
 // the next look.
 func KeepOwnAddrs(ctx context.Context, changed <-chan any, interval time.Duration, last []netip.Addr, own func() []netip.Addr, apply func([]netip.Addr) error) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-changed:
-		case <-t.C:
-		}
-		cur := own()
-		if slices.Equal(cur, last) {
-			continue
-		}
-		if apply(cur) == nil {
+	sleep.Every(ctx, interval, changed, func() {
+		if cur := own(); !slices.Equal(cur, last) && apply(cur) == nil {
 			last = cur
 		}
-	}
+	})
 }

@@ -2,13 +2,13 @@ package node
 
 import (
 	"time"
+
+	"github.com/pikcio/pikcio/internal/sleep"
 )
 
 // sampleLoop samples throughput every second until the node closes.
 func (n *Node) sampleLoop() {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
+	sample := func() {
 		n.mu.Lock()
 		cc, relay := n.cc, n.relay
 		n.mu.Unlock()
@@ -24,10 +24,7 @@ func (n *Node) sampleLoop() {
 		case relay != nil:
 			n.activity.SampleRelay(now, relay.Stats().Bytes)
 		}
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-		}
 	}
+	sample()
+	sleep.Every(n.ctx, time.Second, nil, sample)
 }
