@@ -3,11 +3,15 @@ package node
 import (
 	"github.com/pikcio/pikcio/discovery"
 	"github.com/pikcio/pikcio/proxy"
+	"github.com/pikcio/pikcio/tis"
 	"github.com/pikcio/pikcio/trust"
 )
 
 // What the external tests (package node_test, which build their networks
 // with node/localnet) read of a node's insides.
+
+// TISAgent is the node's TIS agent (nil without [tis]).
+func (n *Node) TISAgent() *tis.Agent { return n.tis }
 
 // TrustAgent is the node's trust agent (nil without [tis]).
 func (n *Node) TrustAgent() *trust.Agent { return n.trust }

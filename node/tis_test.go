@@ -8,11 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
-
-	"github.com/pikcio/pikcio/circuit"
 	"github.com/pikcio/pikcio/config"
-	"github.com/pikcio/pikcio/discovery"
 	"github.com/pikcio/pikcio/tis"
 	"github.com/pikcio/pikcio/tis/tistest"
 )
@@ -53,15 +49,8 @@ func (s *testTIS) use(cfg *config.Config) {
 	cfg.TIS.RevocationRefresh = config.Duration(300 * time.Millisecond)
 }
 
-// newTISNet starts n enrolled relays (the last two exits) and an enrolled
-// client, all requiring certificates.
-func newTISNet(t *testing.T, s *testTIS, n int) (*testNet, []*tis.Enrollment) {
-	t.Helper()
-	return newTISNetClient(t, s, n, func(*config.Config) {})
-}
-
-// newTISNetClient is newTISNet with the client's configuration changed by
-// edit before it starts: n relays enrolled with s (the last two exits,
+// newTISNetClient starts, with the client's configuration changed by
+// edit before it starts, n relays enrolled with s (the last two exits,
 // accepting 127.0.0.1), joining through relay 0, then an enrolled client.
 func newTISNetClient(t *testing.T, s *testTIS, n int, edit func(*config.Config)) (*testNet, []*tis.Enrollment) {
 	t.Helper()
@@ -87,105 +76,21 @@ func newTISNetClient(t *testing.T, s *testTIS, n int, edit func(*config.Config))
 	return net, ens
 }
 
-// revokeDropped waits until the client knows relay i, revokes its
-// certificate (en) at the TIS, and waits until the client drops it.
-func revokeDropped(t *testing.T, s *testTIS, net *testNet, i int, en *tis.Enrollment, what string) {
+// RevokeDropped waits until client knows relay, revokes its certificate
+// (en) at srv, and waits until client drops it (what names the wait).
+func RevokeDropped(t *testing.T, srv *tis.Server, client, relay *Node, en *tis.Enrollment, what string) {
 	t.Helper()
-	id := net.relays[i].ID()
-	waitFor(t, 30*time.Second, fmt.Sprintf("relay %d known", i), func() bool {
-		_, ok := net.client.disc.Descriptor(id)
+	waitFor(t, 30*time.Second, "the relay known", func() bool {
+		_, ok := client.disc.Descriptor(relay.ID())
 		return ok
 	})
-	if err := s.srv.Revoke(en.NodeCert.Serial); err != nil {
+	if err := srv.Revoke(en.NodeCert.Serial); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 30*time.Second, what, func() bool {
-		_, ok := net.client.disc.Descriptor(id)
+		_, ok := client.disc.Descriptor(relay.ID())
 		return !ok
 	})
-}
-
-// TestTISNetwork: enrolled relays and an enrolled client build circuits
-// with certificates required everywhere; relays publish their
-// certificates; a revoked relay leaves the client's directory and paths
-// after the next revocation fetch.
-func TestTISNetwork(t *testing.T) {
-	s := newTestTIS(t)
-	net, ens := newTISNet(t, s, 4)
-	net.waitReady(t)
-
-	for _, d := range net.client.disc.Relays() {
-		data, ok := d.Extension(tis.DescriptorExtension)
-		if !ok {
-			t.Fatalf("relay %s publishes no certificate", d.PeerID)
-		}
-		if _, err := tis.VerifyNodeCertBytes(data, s.root, d.PeerID, time.Now(), nil); err != nil {
-			t.Fatalf("relay %s certificate: %v", d.PeerID, err)
-		}
-	}
-
-	// Revoke exit relay 3.
-	revoked := net.relays[3].ID()
-	revokeDropped(t, s, net, 3, ens[3], "revoked relay dropped")
-	for range 100 {
-		path, err := net.client.disc.SelectPath(discovery.PathRequest{Hops: 3, Port: 443})
-		if err != nil {
-			t.Fatalf("select: %v", err)
-		}
-		for _, h := range path {
-			if h.PeerID == revoked {
-				t.Fatal("revoked relay chosen")
-			}
-		}
-	}
-	// The revoked relay is refused as a previous hop too: a relay's
-	// admission check uses the same list.
-	if err := net.relays[0].tis.AdmitPeer(context.Background(), revoked); err == nil {
-		waitFor(t, 10*time.Second, "relay 0 has the new list", func() bool {
-			return net.relays[0].tis.AdmitPeer(context.Background(), revoked) != nil
-		})
-	}
-
-	// Every node's revocation loop stops with it.
-	net.close()
-	_ = s.srv.Close()
-	checkNoLeak(t)
-}
-
-// TestGuardRequiresEnrollment: a guard that requires enrollment destroys
-// a circuit from a peer without a certificate; an enrolled client builds.
-func TestGuardRequiresEnrollment(t *testing.T) {
-	s := newTestTIS(t)
-	net, _ := newTISNet(t, s, 3)
-	net.waitReady(t) // the enrolled client built a circuit
-
-	path, err := net.client.disc.SelectPath(discovery.PathRequest{Hops: 3, Port: 443})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hops := make([]circuit.Hop, len(path))
-	for i, d := range path {
-		hops[i] = circuit.Hop{ID: d.PeerID, Addrs: d.Addrs, OnionKey: d.OnionKey.Key}
-	}
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay(), libp2p.DisableMetrics())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	cc := circuit.NewClient(h, circuit.DefaultClientOptions())
-	t.Cleanup(func() { cc.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := cc.Build(ctx, hops)
-	if err == nil {
-		c.Close()
-		t.Fatal("a peer without a certificate built a circuit")
-	}
-	var de *circuit.DestroyedError
-	var be *circuit.BuildError
-	if !errors.As(err, &de) || de.Reason != circuit.DestroyNotAdmitted || !errors.As(err, &be) || be.Hop != 0 {
-		t.Fatalf("build: %v, want DESTROY(%v) at hop 0", err, circuit.DestroyNotAdmitted)
-	}
 }
 
 // TestNotEnrolled: a node with tis.root_key but no enrollment does not

@@ -95,7 +95,7 @@ func TestRevocationThroughDHT(t *testing.T) {
 	}
 
 	revoked := net.relays[3].ID()
-	revokeDropped(t, s, net, 3, ens[3], "revoked relay dropped by a client without tis.url")
+	RevokeDropped(t, s.srv, net.client, net.relays[3], ens[3], "revoked relay dropped by a client without tis.url")
 	newest := net.client.tis.Revocations()
 	if newest == nil || newest.Sequence <= old.Sequence || !newest.Revoked(ens[3].NodeCert.Serial) {
 		t.Fatalf("client list %v, want one newer than %v revoking relay 3", newest, old)
