@@ -54,25 +54,13 @@ func (s *testTIS) use(cfg *config.Config) {
 // accepting 127.0.0.1), joining through relay 0, then an enrolled client.
 func newTISNetClient(t *testing.T, s *testTIS, n int, edit func(*config.Config)) (*testNet, []*tis.Enrollment) {
 	t.Helper()
-	net := &testNet{}
-	var boot []string
 	var ens []*tis.Enrollment
-	for i := range n {
-		cfg := relayConfig(t, i >= n-2, []string{"accept 127.0.0.1:*"}, boot)
-		ens = append(ens, s.enroll(t, cfg, fmt.Sprintf("relay-%d", i)))
-		nd := startNode(t, cfg, Options{})
-		net.relays = append(net.relays, nd)
-		if i == 0 {
-			for _, a := range nd.Addrs() {
-				boot = append(boot, a.String())
-			}
-		}
-	}
-	cfg := testConfig(t)
-	cfg.Node.Bootstrap = boot
-	s.enroll(t, cfg, "demo-client")
-	edit(cfg)
-	net.client = startNode(t, cfg, Options{AllowSameSubnet: true})
+	net := newTestNet(t, netOpts{relays: n, exits: 2, policy: []string{"accept 127.0.0.1:*"},
+		relay: func(i int, cfg *config.Config) { ens = append(ens, s.enroll(t, cfg, fmt.Sprintf("relay-%d", i))) },
+		client: func(cfg *config.Config) {
+			s.enroll(t, cfg, "demo-client")
+			edit(cfg)
+		}})
 	return net, ens
 }
 
