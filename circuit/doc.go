@@ -389,4 +389,12 @@
 //     dial, whoever asked for it.
 //   - Left open: end-to-end timing correlation, and a relay destroying the
 //     circuits it carries (which path bias makes visible).
+//
+// # Host and onion keys
+//
+// NewHost starts the libp2p host a node runs the protocol on (resource
+// manager sized by ResourceManager, Gater, LinkOptions). A relay's
+// KeepOnionKey rotates its onion key once less than half of
+// OnionKeyLifetime is left and tells its owner, which republishes the
+// descriptor.
 package circuit

@@ -301,3 +301,9 @@ type ClientOptions struct {
 func DefaultClientOptions() ClientOptions {
 	return ClientOptions{HandshakeTimeout: 15 * time.Second}
 }
+
+// WithLimits is o with the limits l.
+func (o RelayOptions) WithLimits(l Limits) RelayOptions {
+	o.setLimits(l)
+	return o
+}

@@ -46,4 +46,10 @@
 // Clone, Diff, type checking and the example-file tests walk the struct
 // tags by reflection, so they need no change. Leaf fields may be string,
 // bool, int, int64, [Duration] or []string.
+//
+// The sections map back to the owners' options (options.go):
+// RelayConfig.RelayOptions and Limits (circuit), ClientConfig.PoolOptions
+// (proxy), TrustConfig.Settings (trust), and the keys TISConfig.Root and
+// TrustConfig.AttesterKeys (parsed with tis.ParseKey, as Validate checks
+// them).
 package config

@@ -1,8 +1,6 @@
 package config
 
 import (
-	"crypto/ed25519"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/pikcio/pikcio/circuit"
 	"github.com/pikcio/pikcio/exitnode"
+	"github.com/pikcio/pikcio/tis"
 )
 
 // Validate checks every value of c. It returns nil, one *Error, or several
@@ -113,7 +112,7 @@ func (c *Config) validate() []*Error {
 
 	ts := &c.TIS
 	if ts.RootKey != "" {
-		if b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(ts.RootKey)); err != nil || len(b) != ed25519.PublicKeySize {
+		if _, err := tis.ParseKey(ts.RootKey); err != nil {
 			v.add("tis.root_key", 0, nil, "%q: want the root key printed by \"pikcio tis init\" (base64 of 32 bytes)", ts.RootKey)
 		}
 	}
@@ -135,7 +134,7 @@ func (c *Config) validate() []*Error {
 		}
 	}
 	for i, a := range tr.Attesters {
-		if b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(a)); err != nil || len(b) != ed25519.PublicKeySize {
+		if _, err := tis.ParseKey(a); err != nil {
 			v.add("trust.attesters", i+1, nil, "%q: want a public key (base64 of 32 bytes)", a)
 		}
 	}

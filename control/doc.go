@@ -68,4 +68,11 @@
 // Basic credentials (a browser tab's first-party domain, as Tor Browser
 // uses); no credentials name the listener's group without any. The SOCKS
 // and HTTP listeners never share a group.
+//
+// # Serving a node
+//
+// A node is the Backend. ContactBook answers the contact requests from
+// its contact store (the node embeds it, with the contact exchange as its
+// Exchange), and Server.Watch turns its pool's circuits and build failures
+// and its guards into events (Pool is what it reads of *proxy.Pool).
 package control

@@ -150,4 +150,13 @@
 // of the caller's deadline between its remaining attempts, so a stalled
 // attempt ends on its own deadline (reported, learned from, retried), not
 // on the caller's.
+//
+// # Keeping a client's directory
+//
+// A Keeper refreshes a client's directory besides the refresh loop:
+// every KeeperMin, doubling up to KeeperBusyMax, while no path can be
+// made, then doubling up to KeeperMax; it tells its owner once when a path
+// can first be made (the node starts its pool then). A build that finds no
+// path waits on WaitPath (ErrNoPath when its context ends first) and pokes
+// the keeper, which refreshes at most every KeeperMin.
 package discovery

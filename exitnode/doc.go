@@ -94,4 +94,12 @@
 // and net.Error, never error text. A DialError's text never contains the
 // destination, so it may be logged; the exit logs destinations only at debug
 // level.
+//
+// # Own addresses
+//
+// The default policy also refuses the exit's own addresses, which change
+// while it runs (a NAT's public address that peers observe, a new
+// interface): OwnIPs turns the host's multiaddrs into that list, and
+// KeepOwnAddrs applies a new list whenever it changes (on the host's
+// address-change events, and every OwnAddrsCheck).
 package exitnode

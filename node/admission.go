@@ -147,7 +147,7 @@ func newCircuitHost(listen []string, ro circuit.RelayOptions) (host.Host, error)
 	if err != nil {
 		return nil, fmt.Errorf("circuit identity: %w", err)
 	}
-	h, err := startHost(priv, nil, listen, ro, libp2p.DisableMetrics())
+	h, err := circuit.NewDialHost(priv, listen, ro, libp2p.DisableMetrics())
 	if err != nil {
 		return nil, fmt.Errorf("circuit host: %w", err)
 	}

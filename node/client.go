@@ -3,15 +3,12 @@ package node
 import (
 	"context"
 	"errors"
-	"fmt"
-	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pikcio/pikcio/circuit"
 	"github.com/pikcio/pikcio/discovery"
-	"github.com/pikcio/pikcio/internal/sleep"
 	"github.com/pikcio/pikcio/proxy"
 	"github.com/pikcio/pikcio/tis/token"
 )
@@ -37,7 +34,7 @@ func (n *Node) build(ctx context.Context, ipv6 bool) (proxy.Circuit, error) {
 			req.Avoid = append(req.Avoid, id)
 		}
 	}
-	if err := n.waitPath(ctx, req); err != nil {
+	if err := n.keeper.WaitPath(ctx, req); err != nil {
 		return nil, err
 	}
 	n.mu.Lock()
@@ -48,8 +45,8 @@ func (n *Node) build(ctx context.Context, ipv6 bool) (proxy.Circuit, error) {
 		if ctx.Err() == nil {
 			n.activity.Record("build", "circuit build failed: "+err.Error(), "")
 		}
-		if isSelectError(err) {
-			n.pokeKeeper()
+		if discovery.IsSelectError(err) {
+			n.keeper.Poke()
 		}
 		return nil, err
 	}
@@ -127,105 +124,11 @@ func (n *Node) circuitFailed(hops []circuit.Hop, err error) {
 	n.disc.ReportCircuitFailure(path)
 }
 
-func isSelectError(err error) bool {
-	return errors.Is(err, discovery.ErrNoExit) || errors.Is(err, discovery.ErrNoGuard) ||
-		errors.Is(err, discovery.ErrNoMiddle)
-}
-
-// pathPossible reports whether the directory holds relays for a path of
-// req, without touching the entry guards (a fresh Selector without
-// guards).
-func (n *Node) pathPossible(req discovery.PathRequest) error {
-	sel := discovery.Selector{Self: n.host.ID(), AllowSameSubnet: n.opts.AllowSameSubnet}
-	_, err := sel.Select(n.disc.Relays(), req, nil)
-	return err
-}
-
-// waitPath waits until a path of req can be chosen, asking the keeper to
-// refresh the directory meanwhile.
-func (n *Node) waitPath(ctx context.Context, req discovery.PathRequest) error {
-	err := n.pathPossible(req)
-	if err == nil {
-		return nil
-	}
-	n.pokeKeeper()
-	for {
-		if !sleep.For(ctx, waitPathPoll) {
-			return fmt.Errorf("%w: %w", ErrNoPath, err)
-		}
-		if err = n.pathPossible(req); err == nil {
-			return nil
-		}
-	}
-}
-
-func (n *Node) pokeKeeper() {
-	select {
-	case n.poke <- struct{}{}:
-	default:
-	}
-}
-
-// keepDirectory refreshes the relay directory: on a client every
-// keeperMin (doubling up to keeperBusyMax) while no path can be made, then
-// less and less often, up to keeperMax; on a relay-only node from
-// keeperMin up to keeperMax. The pool starts building its prebuilt circuits
-// once a path can first be made, so that its backoff does not grow while
-// the network is still being found.
-func (n *Node) keepDirectory() {
-	interval := keeperMin
-	possible := false
-	for {
-		last := time.Now()
-		ctx, cancel := context.WithTimeout(n.ctx, refreshTimeout)
-		st, err := n.disc.Refresh(ctx)
-		cancel()
-		if n.ctx.Err() != nil {
-			return
-		}
-		log := n.log.WithField("relays", st.Relays)
-		if err != nil {
-			log.WithError(err).Debug("relay refresh incomplete")
-		}
-		req := discovery.PathRequest{Hops: int(n.hops.Load())}
-		if !n.client {
-			// A relay only resolves next hops: no path to wait for.
-			interval = min(2*interval, keeperMax)
-		} else if perr := n.pathPossible(req); perr != nil {
-			if possible {
-				// The directory shrank below a path: look again at once,
-				// then back off as at the start.
-				possible, interval = false, keeperMin/2
-			}
-			if interval >= keeperBusyMax {
-				log.WithError(perr).Warn("not enough relays known for a circuit yet")
-			} else {
-				log.WithError(perr).Debug("not enough relays known for a circuit yet")
-			}
-			interval = min(2*interval, keeperBusyMax)
-		} else {
-			possible = true
-			n.dirReady.Do(func() {
-				log.Info("relays found")
-				n.mu.Lock()
-				p := n.pool
-				n.mu.Unlock()
-				p.Start()
-			})
-			interval = min(2*interval, keeperMax)
-		}
-		t := time.NewTimer(interval)
-		select {
-		case <-n.ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		case <-n.poke:
-			t.Stop()
-			// A burst of failing builds refreshes at most every keeperMin.
-			if !sleep.For(n.ctx, time.Until(last.Add(keeperMin))) {
-				return
-			}
-		}
-	}
+// startPool starts the pool's prebuilt circuits once the directory can
+// first make a path (the keeper's possible).
+func (n *Node) startPool() {
+	n.mu.Lock()
+	p := n.pool
+	n.mu.Unlock()
+	p.Start()
 }

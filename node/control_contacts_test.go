@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pikcio/pikcio/config"
 	"github.com/pikcio/pikcio/control/client"
+	"github.com/pikcio/pikcio/node/localnet"
 	"github.com/pikcio/pikcio/trust"
 	"github.com/pikcio/pikcio/trust/exchange"
 	"github.com/pikcio/pikcio/web"
@@ -18,11 +18,9 @@ import (
 // nodes exchange certificates), lists the new contact, removes it, and
 // answers a trust query.
 func TestControlContacts(t *testing.T) {
-	s := newTestTIS(t)
-	n, _ := newTISNetClient(t, s, 3, func(c *config.Config) { c.Client.ControlListen = "127.0.0.1:0" })
-	t.Cleanup(n.close)
-	n.waitReady(t)
-	c, err := client.ForDataDir(n.client.ControlAddr(), n.client.DataDir())
+	n := localnet.StartTest(t, 3, func(o *localnet.Options) { o.Base.Client.ControlListen = "127.0.0.1:0" })
+	n.WaitReady(t)
+	c, err := client.ForDataDir(n.Client.ControlAddr(), n.Client.DataDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +44,7 @@ func TestControlContacts(t *testing.T) {
 	}
 
 	// relay-0 invites the client; the client accepts through the API.
-	r := n.relays[0]
+	r := n.Relays[0]
 	rinv, err := exchange.CreateInvite(r.DataDir(), r.Addrs(), "client", time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)

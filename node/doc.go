@@ -14,7 +14,8 @@
 //     bootstrap through it).
 //   - Exit: a relay with an exitnode.Exit and its policy: the operator's
 //     rules (relay.exit_policy) before the default policy, which rejects
-//     private ranges and the node's own addresses.
+//     private ranges and the node's own addresses (exitnode.KeepOwnAddrs
+//     re-applies it when they change).
 //
 // A node may be a client and a relay at once. New prepares the node
 // (data directory, identity, host); Start runs it; Close stops everything
@@ -33,10 +34,10 @@
 //
 // A node without bootstrap peers is where others join: it waits for them.
 // A node with bootstrap peers joins through them in the background and
-// retries (discovery.Join: 1 s, doubling to 30 s) until one answers. A client refreshes its
-// relay directory every second or so (backing off) until it can make a
-// path, then starts building circuits; the first built circuit closes
-// Ready.
+// retries (discovery.Join: 1 s, doubling to 30 s) until one answers. A
+// client's directory is kept by a discovery.Keeper: refreshed every second
+// or so (backing off) until it can make a path, when the pool starts
+// building circuits; the first built circuit closes Ready.
 //
 // # Trusted Identification System
 //
@@ -91,23 +92,14 @@
 // weights of path selection) are trust.Agent's. Both work on the DHT
 // through tis.RecordStore.
 //
-// Revocation lists travel through the TIS and the DHT. The node registers
-// tis.RevocationValidator for tis.RevocationNamespace in its DHT
-// (discovery.Validator), so every DHT server stores, under
-// tis.RevocationKey(root), only lists signed by the pinned root and keeps
-// the one with the highest sequence: a forged, tampered or older list put
-// by a hostile node is refused and never replaces a newer one. At start
-// and every tis.revocation_refresh (30 s after a failure) a node with
-// tis.url fetches the list from the TIS and PUTs it into the DHT when it
-// is newer than the one it last put (again every hour, against record
-// expiry); then every node, with or without tis.url, GETs the list from
-// the DHT and offers it to its cache. So a node that cannot reach the TIS
-// (or has no tis.url, only the root key) learns a revocation within about
-// two refreshes. A newer list makes the client recheck its directory at
-// once, so a revoked relay leaves its paths, and the relay's admission
-// check uses it from then on. Without node.bootstrap the node joins through the bootstraps the TIS
-// handed out at enrollment. The name and e-mail given at enrollment are
-// never stored by the node.
+// Revocation lists travel through the TIS and the DHT (tis.Agent's
+// KeepRevocations; the node registers tis.RevocationValidator for
+// tis.RevocationNamespace in its DHT, see package tis). A newer list makes
+// the client recheck its directory at once (discovery's Recheck), so a
+// revoked relay leaves its paths, and the relay's admission check uses it
+// from then on. Without node.bootstrap the node joins through the
+// bootstraps the TIS handed out at enrollment. The name and e-mail given at
+// enrollment are never stored by the node.
 //
 // # Reload
 //
@@ -123,14 +115,17 @@
 // known). With client.status_listen set, the node serves it as a small
 // HTML page at / and as JSON at /api/status, to requests whose Host header
 // is localhost or a loopback address only (against DNS rebinding), with
-// Prometheus metrics at /metrics from the node's registry (metrics.go:
-// build-time and time-to-first-byte histograms, go-libp2p's collectors).
+// Prometheus metrics at /metrics from the node's registry (web.Metrics:
+// build-time and time-to-first-byte histograms, which proxy.TimeFirstByte
+// feeds, and go-libp2p's collectors). Failed dials reach the page's error
+// memory through proxy.RecordFailures.
 //
 // # Control API, announced addresses, IPv6
 //
 // With client.control_listen set, the node serves the control API (package
-// control) for a browser front end, with a cookie rotated at each start
-// (control.go). node.announce replaces the addresses the host advertises
+// control) for a browser front end, with a cookie rotated at each start:
+// control's ContactBook answers the contact requests and its Watch turns
+// the pool's and the guards' changes into events (control.go adapts). node.announce replaces the addresses the host advertises
 // (announce.go). An exit with relay.ipv6_exit says it reaches IPv6, and a
 // client sends streams to IPv6 literals through a second pool of circuits
 // ending at such exits (ipv6.go).

@@ -81,7 +81,9 @@ type netOpts struct {
 	exits  int
 	policy []string
 	// exit starts exit relay i from cfg; nil: startNode.
-	exit   func(t testing.TB, i int, cfg *config.Config) *Node
+	exit func(t testing.TB, i int, cfg *config.Config) *Node
+	// relay, if not nil, changes relay i's configuration before it starts.
+	relay  func(i int, cfg *config.Config)
 	client func(c *config.Config)
 }
 
@@ -92,6 +94,9 @@ func newTestNet(t testing.TB, o netOpts) *testNet {
 	for i := range o.relays {
 		exit := i >= o.relays-o.exits
 		cfg := relayConfig(t, exit, o.policy, boot)
+		if o.relay != nil {
+			o.relay(i, cfg)
+		}
 		var nd *Node
 		if exit && o.exit != nil {
 			nd = o.exit(t, i, cfg)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -57,7 +56,7 @@ type Node struct {
 	require  bool              // tis.require: relays and previous hops must be enrolled
 	admit    *admission        // tokens: the client's wallet, the relay's guard
 	activity *web.Activity
-	metrics  *nodeMetrics
+	metrics  *web.Metrics
 	control  *nodeControl // nil unless client.control_listen is set
 	pool6    *proxy.Pool  // streams to IPv6 literals (ipv6.go)
 	ipv6     bool         // relay.ipv6_exit on an exit
@@ -66,8 +65,7 @@ type Node struct {
 	joined   chan struct{}
 	ready    chan struct{} // closed when the first circuit is built
 	readyOne sync.Once
-	dirReady sync.Once // the directory could first make a path
-	poke     chan struct{}
+	keeper   *discovery.Keeper // a client's directory
 
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
@@ -118,9 +116,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 		isRelay:  cfg.Relay.Enabled,
 		joined:   make(chan struct{}),
 		ready:    make(chan struct{}),
-		poke:     make(chan struct{}, 1),
 		activity: web.NewActivity(),
-		metrics:  newNodeMetrics(),
+		metrics:  newMetrics(),
 		ipv6:     cfg.Relay.Enabled && cfg.Relay.Exit && cfg.Relay.IPv6Exit,
 	}
 	n.hops.Store(int64(cfg.Client.Hops))
@@ -166,11 +163,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n.host, err = newHost(priv, cfg.Node.Listen, relayOptions(cfg.Relay), append(n.metrics.hostOptions(), announce...)...); err != nil {
+	if n.host, err = circuit.NewHost(priv, cfg.Node.Listen, cfg.Relay.RelayOptions(), append(announce, libp2p.PrometheusRegisterer(n.metrics.Registry))...); err != nil {
 		return nil, err
 	}
 	if n.client {
-		if n.chost, err = newCircuitHost(cfg.Node.Listen, relayOptions(cfg.Relay)); err != nil {
+		if n.chost, err = newCircuitHost(cfg.Node.Listen, cfg.Relay.RelayOptions()); err != nil {
 			return nil, err
 		}
 	}
@@ -197,42 +194,14 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 	if n.disc, err = discovery.New(n.host, n.discoveryOptions(cfg)...); err != nil {
 		return nil, fmt.Errorf("discovery: %w", err)
 	}
+	sel := discovery.Selector{Self: n.host.ID(), AllowSameSubnet: opts.AllowSameSubnet}
+	var possible func() // a relay-only node keeps its directory for EXTENDs, with no pool to start
+	if n.client {
+		possible = n.startPool
+	}
+	n.keeper = discovery.NewKeeper(n.disc, sel, func() int { return int(n.hops.Load()) }, possible, n.log)
 	ok = true
 	return n, nil
-}
-
-// newHost starts the libp2p host. Its resource manager's limits fit the
-// circuit protocol (one stream per circuit per link), for a relay's caps
-// and for a client's circuits through its guard alike.
-func newHost(priv crypto.PrivKey, listen []string, ro circuit.RelayOptions, extra ...libp2p.Option) (host.Host, error) {
-	return startHost(priv, listen, listen, ro, extra...)
-}
-
-// startHost starts a libp2p host listening on listen, whose gater allows
-// private addresses as the node's listen addresses (nodeListen) say.
-func startHost(priv crypto.PrivKey, listen, nodeListen []string, ro circuit.RelayOptions, extra ...libp2p.Option) (host.Host, error) {
-	rm, err := circuit.ResourceManager(ro)
-	if err != nil {
-		return nil, err
-	}
-	opts := []libp2p.Option{
-		libp2p.Identity(priv),
-		libp2p.DisableRelay(),
-		libp2p.ResourceManager(rm), // closed by the host
-		libp2p.ConnectionGater(circuit.NewGater(circuit.AllowPrivateFor(nodeListen))),
-	}
-	opts = append(opts, extra...)
-	opts = append(opts, circuit.LinkOptions()...)
-	if len(listen) == 0 {
-		opts = append(opts, libp2p.NoListenAddrs)
-	} else {
-		opts = append(opts, libp2p.ListenAddrStrings(listen...))
-	}
-	h, err := libp2p.New(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("start libp2p host: %w", err)
-	}
-	return h, nil
 }
 
 // bootstraps are the peers to join through: node.bootstrap, or else the
@@ -303,8 +272,8 @@ func (n *Node) Start(ctx context.Context) error {
 		// Under n.mu, so that a Close waits for them.
 		n.wg.Go(n.run)
 		n.wg.Go(n.sampleLoop)
-		if n.isRelay {
-			n.wg.Go(n.rotateOnionKeys)
+		if r := n.relay; r != nil {
+			n.wg.Go(func() { r.KeepOnionKey(n.ctx, circuit.OnionKeyCheck, n.disc.Republish) })
 		}
 		if n.exit != nil {
 			// Subscribed before Start returns, so that no change of
@@ -344,7 +313,7 @@ func (n *Node) Start(ctx context.Context) error {
 // startRoles creates the role objects; n.mu is held.
 func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 	if n.isRelay {
-		ro := relayOptions(cfg.Relay)
+		ro := cfg.Relay.RelayOptions()
 		if n.exit != nil {
 			ro.Exit = n.exit
 		}
@@ -370,10 +339,11 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 	if n.client {
 		warnShortCircuits(n.log, cfg.Client.Hops)
 		n.cc = circuit.NewClient(n.chost, n.clientOptions())
-		n.builder = discovery.NewBuilder(n.disc, n.metrics.timePath(n.buildPath), discovery.BuilderOptions{})
-		n.pool = proxy.NewPool(n.buildCircuit, poolOptions(cfg.Client))
-		n.pool6 = newIPv6Pool(n, poolOptions(cfg.Client))
-		n.front = proxy.NewServer(n.metrics.dialer(ipv6Dialer{recordingDialer{pool: n.pool, act: n.activity}, n.pool6}, n.pool), proxy.ServerOptions{SOCKSEarlySuccess: cfg.Client.SOCKSEarlySuccess})
+		n.builder = discovery.NewBuilder(n.disc, timeBuilds(n.metrics, n.buildPath), discovery.BuilderOptions{})
+		n.pool = proxy.NewPool(n.buildCircuit, cfg.Client.PoolOptions())
+		n.pool6 = newIPv6Pool(n, cfg.Client.PoolOptions())
+		d := proxy.TimeFirstByte(ipv6Dialer{proxy.RecordFailures(n.pool, n.activity.Record), n.pool6}, n.metrics.ObserveFirstByte)
+		n.front = proxy.NewServer(proxy.WithResolver(d, n.pool), proxy.ServerOptions{SOCKSEarlySuccess: cfg.Client.SOCKSEarlySuccess})
 		var err error
 		if cfg.Client.SOCKSListen != "" {
 			if n.socksAddr, err = n.front.ListenSOCKS(cfg.Client.SOCKSListen); err != nil {
@@ -389,7 +359,7 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 	if cfg.Client.StatusListen != "" {
 		h := web.NewHandler(statusSource{n}, web.Options{
 			Extra:   map[string]http.Handler{web.TrustPath: web.TrustHandler(n.TrustReport)},
-			Metrics: n.metrics.reg,
+			Metrics: n.metrics.Registry,
 		})
 		s, err := startStatusServer(ctx, cfg.Client.StatusListen, h)
 		if err != nil {
@@ -411,7 +381,7 @@ func (n *Node) run() {
 	}
 	close(n.joined)
 	if n.client || n.isRelay {
-		n.keepDirectory()
+		n.keeper.Run(n.ctx)
 	}
 }
 
@@ -433,30 +403,6 @@ func (n *Node) join() bool {
 		n.log.Info("joined the network")
 	}
 	return true
-}
-
-// rotateOnionKeys rotates the relay's onion key once less than half of its
-// lifetime is left, and republishes the descriptor with the new key.
-func (n *Node) rotateOnionKeys() {
-	half := circuit.DefaultRelayOptions().OnionKeyLifetime / 2
-	t := time.NewTicker(onionKeyCheck)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-		}
-		if time.Until(n.relay.OnionKey().Expires) > half {
-			continue
-		}
-		if err := n.relay.RotateOnionKey(); err != nil {
-			n.log.WithError(err).Error("rotate onion key")
-			continue
-		}
-		n.log.Info("onion key rotated")
-		n.disc.Republish()
-	}
 }
 
 // relayInfo is what the relay publishes about itself.
@@ -656,45 +602,4 @@ func (n *Node) Config() *config.Config {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.cfg.Clone()
-}
-
-// relayOptions maps the [relay] section to the circuit relay's options.
-func relayOptions(rc config.RelayConfig) circuit.RelayOptions {
-	o := circuit.DefaultRelayOptions()
-	l := relayLimits(rc)
-	o.MaxCircuitsPerPeer = l.MaxCircuitsPerPeer
-	o.MaxStreamsPerCircuit = l.MaxStreamsPerCircuit
-	o.HandshakesPerSecond = l.HandshakesPerSecond
-	o.HandshakeBurst = l.HandshakeBurst
-	o.BandwidthRate = l.BandwidthRate
-	o.BandwidthBurst = l.BandwidthBurst
-	return o
-}
-
-// relayLimits maps the [relay] section to the relay's live limits. The
-// handshake burst is two seconds' worth, as in circuit's defaults.
-func relayLimits(rc config.RelayConfig) circuit.Limits {
-	return circuit.Limits{
-		MaxCircuitsPerPeer:   rc.MaxCircuitsPerPeer,
-		MaxCircuits:          circuit.DefaultRelayOptions().MaxCircuits,
-		MaxStreamsPerCircuit: rc.MaxStreamsPerCircuit,
-		HandshakesPerSecond:  float64(rc.HandshakesPerSecond),
-		HandshakeBurst:       2 * rc.HandshakesPerSecond,
-		BandwidthRate:        rc.BandwidthRate,
-		BandwidthBurst:       rc.BandwidthBurst,
-	}
-}
-
-// poolOptions maps the [client] section to the circuit pool's options.
-func poolOptions(cc config.ClientConfig) proxy.PoolOptions {
-	prebuilt := cc.PrebuiltCircuits
-	if prebuilt == 0 {
-		prebuilt = -1 // the pool reads 0 as its default
-	}
-	return proxy.PoolOptions{
-		Prebuilt:       prebuilt,
-		Dirtiness:      cc.CircuitDirtiness.D(),
-		ConnectTimeout: cc.ConnectTimeout.D(),
-		BuildTimeout:   cc.BuildTimeout.D(),
-	}
 }

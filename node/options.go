@@ -27,7 +27,7 @@ var (
 	ErrClosed  = errors.New("node closed")
 	ErrStarted = errors.New("node already started")
 	// ErrNoPath: no circuit path can be chosen from the relays known (yet).
-	ErrNoPath = errors.New("no circuit path: not enough relays known")
+	ErrNoPath = discovery.ErrNoPath
 )
 
 // Options are a node's settings that are not in the configuration file:
@@ -72,24 +72,6 @@ type Enrollee struct {
 
 // Timings of the node's own loops.
 const (
-	// A client refreshes its relay directory quickly while it cannot make
-	// a path (keeperMin, doubling up to keeperBusyMax), then less and less
-	// often up to keeperMax once it can; discovery's own refresh loop
-	// (discovery.DefaultRefreshInterval) runs besides.
-	keeperMin      = time.Second
-	keeperBusyMax  = 15 * time.Second
-	keeperMax      = 5 * time.Minute
-	refreshTimeout = 30 * time.Second
-
-	// waitPathPoll is how often a circuit build that waits for the
-	// directory looks again.
-	waitPathPoll = 200 * time.Millisecond
-
-	// onionKeyCheck is how often a relay looks at its onion key's age; it
-	// rotates the key once less than half of circuit's OnionKeyLifetime is
-	// left, and republishes its descriptor.
-	onionKeyCheck = time.Hour
-
 	// statusReadHeaderTimeout and statusIdleTimeout bound the status
 	// server's connections.
 	statusReadHeaderTimeout = 5 * time.Second

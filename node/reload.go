@@ -9,28 +9,6 @@ import (
 	"github.com/pikcio/pikcio/exitnode"
 )
 
-// liveKeys are the settings Apply changes in a running node. Every other
-// key takes effect at the next start.
-var liveKeys = []string{
-	"log.level",
-	"log.format",
-	"client.hops",
-	"client.circuit_dirtiness",
-	"client.prebuilt_circuits",
-	"client.connect_timeout",
-	"client.build_timeout",
-	"relay.exit_policy",
-	"relay.max_circuits_per_peer",
-	"relay.max_streams_per_circuit",
-	"relay.handshakes_per_second",
-	"relay.bandwidth_rate",
-	"relay.bandwidth_burst",
-	"trust.refresh",
-	"trust.min_guard_score",
-	"trust.min_exit_score",
-	"trust.prefer_contact_guards",
-}
-
 // Apply makes a new configuration take effect; it is a config.ApplyFunc
 // for config.Watcher. Everything applies to new work only: open circuits
 // and streams are kept.
@@ -72,29 +50,24 @@ func (n *Node) Apply(prev, next *config.Config) error {
 		n.log.Info("exit policy changed; it applies to new connections")
 	}
 	if relay != nil {
-		relay.SetLimits(relayLimits(next.Relay))
+		relay.SetLimits(next.Relay.Limits())
 	}
 	if next.Client.Hops != prev.Client.Hops && n.client {
 		warnShortCircuits(n.log, next.Client.Hops)
 	}
 	n.hops.Store(int64(next.Client.Hops))
 	if n.trust != nil {
-		n.trust.Apply(trustSettings(next.Trust))
+		n.trust.Apply(next.Trust.Settings())
 	}
 	if pool != nil {
-		pool.SetOptions(poolOptions(next.Client))
+		pool.SetOptions(next.Client.PoolOptions())
 	}
 	if pool6 != nil {
-		o := poolOptions(next.Client)
+		o := next.Client.PoolOptions()
 		o.Prebuilt = -1
 		pool6.SetOptions(o)
 	}
-	var restart []string
-	for _, k := range config.Diff(prev, next) {
-		if !slices.Contains(liveKeys, k) {
-			restart = append(restart, k)
-		}
-	}
+	restart := config.RestartKeys(prev, next)
 	if len(restart) > 0 {
 		n.log.Warnf("changed settings that take effect only after a restart: %s", strings.Join(restart, ", "))
 	}

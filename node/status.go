@@ -9,6 +9,7 @@ import (
 
 	"github.com/pikcio/pikcio/circuit"
 	"github.com/pikcio/pikcio/proxy"
+	"github.com/pikcio/pikcio/trust"
 	"github.com/pikcio/pikcio/web"
 )
 
@@ -89,22 +90,9 @@ func (n *Node) StatusWith(destinations bool) Status {
 		}
 	}
 	st.Network.DHTPeers = n.disc.DHTPeers()
-	if n.tis != nil {
-		en := n.tis.Enrollment()
-		st.Identity = &web.Identity{
-			Enrolled:              true,
-			NodeID:                en.NodeCert.ID.String(),
-			MatryoshkaID:          en.MatryoshkaCert.ID.String(),
-			NodeCertExpires:       en.NodeCert.Expires,
-			MatryoshkaCertExpires: en.MatryoshkaCert.Expires,
-			Contacts:              len(n.trust.Contacts().List()),
-			Tokens:                n.admit.webState(),
-		}
-		if s := n.trust.View().Scores(); s != nil {
-			score := s.Score(en.MatryoshkaCert.ID)
-			st.Identity.Score = &score
-			st.Network.TrustIdentities = s.Len()
-		}
+	if n.trust != nil {
+		st.Identity, st.Network.TrustIdentities = n.trust.IdentityStatus()
+		st.Identity.Tokens = n.admit.webState()
 	}
 	if n.client {
 		st.Network.Guards = len(n.disc.Guards())
@@ -190,14 +178,12 @@ func (n *Node) clientStatus(now time.Time, cc *circuit.Client, pool *proxy.Pool)
 		for i, h := range path {
 			hs := web.HopStatus{ID: ShortID(h.ID), PeerID: h.ID.String(), Role: hopRole(i, len(path))}
 			if n.trust != nil {
-				if d, ok := n.disc.Descriptor(h.ID); ok {
-					if lo, hi, _, ok := n.trust.Band(relayOf(d)); ok {
-						hs.TCI = &web.Band{Min: lo, Max: hi}
-					}
+				var r trust.Relay
+				d, known := n.disc.Descriptor(h.ID)
+				if known {
+					r = relayOf(d)
 				}
-				if c, ok := n.trust.Contacts().ByNode(h.ID); ok {
-					hs.Contact = c.Name
-				}
+				hs.TCI, hs.Contact = n.trust.HopStatus(h.ID, r, known)
 			}
 			s.Hops[i] = hs
 		}

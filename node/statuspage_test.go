@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pikcio/pikcio/internal/chromium"
+	"github.com/pikcio/pikcio/internal/testutil"
 )
 
 // pacedServer serves /slow: about 10 MiB, paced over about 30 s, so that a
@@ -82,10 +83,9 @@ func TestStatusPageChromium(t *testing.T) {
 		}
 		t.Fatal("CI needs chromium: .ci/run installs it")
 	}
-	s, net, _ := newTrustNet(t)
-	_ = s
-	waitFor(t, 60*time.Second, "every hop of a circuit with a TCI band", func() bool {
-		for _, c := range net.client.Status().Client.Circuits {
+	net := newTrustNet(t)
+	testutil.WaitFor(t, 60*time.Second, "every hop of a circuit with a TCI band", func() bool {
+		for _, c := range net.Client.Status().Client.Circuits {
 			all := len(c.Hops) == 3
 			for _, h := range c.Hops {
 				all = all && h.TCI != nil
@@ -105,15 +105,15 @@ func TestStatusPageChromium(t *testing.T) {
 	var got int64
 	wg.Go(func() {
 		req, _ := http.NewRequestWithContext(dctx, "GET", "http://"+addr+"/slow", nil)
-		resp, err := socksClient(net.client.SOCKSAddr().String()).Do(req)
+		resp, err := socksClient(t, net.Client.SOCKSAddr().String()).Do(req)
 		if err != nil {
 			return
 		}
 		defer resp.Body.Close()
 		got, _ = io.Copy(io.Discard, resp.Body)
 	})
-	waitFor(t, 30*time.Second, "a stream open on a circuit", func() bool {
-		for _, c := range net.client.Status().Client.Circuits {
+	testutil.WaitFor(t, 30*time.Second, "a stream open on a circuit", func() bool {
+		for _, c := range net.Client.Status().Client.Circuits {
 			if c.Streams > 0 && c.BytesDown > 0 {
 				return true
 			}
@@ -121,7 +121,7 @@ func TestStatusPageChromium(t *testing.T) {
 		return false
 	})
 
-	page := "http://" + net.client.StatusAddr().String() + "/"
+	page := "http://" + net.Client.StatusAddr().String() + "/"
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	dom, err := chromium.DumpDOM(ctx, page, chromium.Options{JS: true})
@@ -159,12 +159,13 @@ func TestStatusPageChromium(t *testing.T) {
 // live 3-hop circuits on a real network: GET /api/status and GET / over
 // HTTP, with the size of each answer.
 func BenchmarkStatusPage200(b *testing.B) {
-	_, net, _ := newTrustNet(b)
-	n := net.client
-	opts := n.pool.Options()
+	net := newTrustNet(b)
+	n := net.Client
+	pool := n.Pool()
+	opts := pool.Options()
 	opts.Prebuilt, opts.MaxCircuits = 200, 256
-	n.pool.SetOptions(opts)
-	waitFor(b, 120*time.Second, "200 circuits", func() bool { return n.pool.Stats().Circuits >= 200 })
+	pool.SetOptions(opts)
+	testutil.WaitFor(b, 120*time.Second, "200 circuits", func() bool { return pool.Stats().Circuits >= 200 })
 	base := "http://" + n.StatusAddr().String()
 	for name, path := range map[string]string{"api": "/api/status", "page": "/"} {
 		b.Run(name, func(b *testing.B) {

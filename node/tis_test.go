@@ -8,11 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
-
-	"github.com/pikcio/pikcio/circuit"
 	"github.com/pikcio/pikcio/config"
-	"github.com/pikcio/pikcio/discovery"
 	"github.com/pikcio/pikcio/tis"
 	"github.com/pikcio/pikcio/tis/tistest"
 	"github.com/pikcio/pikcio/tis/token"
@@ -69,158 +65,42 @@ func (s *testTIS) use(cfg *config.Config) {
 	cfg.TIS.RevocationRefresh = config.Duration(300 * time.Millisecond)
 }
 
-// newTISNet starts n enrolled relays (the last two exits) and an enrolled
-// client, all requiring certificates.
+// newTISNet is newTISNetClient with the client's configuration unchanged.
 func newTISNet(t *testing.T, s *testTIS, n int) (*testNet, []*tis.Enrollment) {
 	t.Helper()
 	return newTISNetClient(t, s, n, func(*config.Config) {})
 }
 
-// newTISNetClient is newTISNet with the client's configuration changed by
-// edit before it starts.
+// newTISNetClient starts, with the client's configuration changed by
+// edit before it starts, n relays enrolled with s (the last two exits,
+// accepting 127.0.0.1), joining through relay 0, then an enrolled client.
 func newTISNetClient(t *testing.T, s *testTIS, n int, edit func(*config.Config)) (*testNet, []*tis.Enrollment) {
 	t.Helper()
-	return newEnrolledNet(t, s, n, enrolledOpts{client: edit})
-}
-
-// enrolledOpts are the hooks of newEnrolledNet; nil ones do nothing.
-type enrolledOpts struct {
-	// relay changes relay i's configuration and options once it is
-	// enrolled (as en), before it starts.
-	relay func(i int, en *tis.Enrollment, cfg *config.Config, opts *Options)
-	// relaysUp runs once every relay started, before the client.
-	relaysUp func(net *testNet, ens []*tis.Enrollment)
-	// client changes the client's configuration, and clientOpts are its
-	// options (AllowSameSubnet is set).
-	client     func(*config.Config)
-	clientOpts Options
-}
-
-// newEnrolledNet starts n relays enrolled with s (the last two exits,
-// accepting 127.0.0.1), joining through relay 0, then an enrolled client.
-func newEnrolledNet(t testing.TB, s *testTIS, n int, o enrolledOpts) (*testNet, []*tis.Enrollment) {
-	t.Helper()
-	net := &testNet{}
-	var boot []string
 	var ens []*tis.Enrollment
-	for i := range n {
-		cfg := relayConfig(t, i >= n-2, []string{"accept 127.0.0.1:*"}, boot)
-		ens = append(ens, s.enroll(t, cfg, fmt.Sprintf("relay-%d", i)))
-		var opts Options
-		if o.relay != nil {
-			o.relay(i, ens[i], cfg, &opts)
-		}
-		nd := startNode(t, cfg, opts)
-		net.relays = append(net.relays, nd)
-		if i == 0 {
-			for _, a := range nd.Addrs() {
-				boot = append(boot, a.String())
-			}
-		}
-	}
-	if o.relaysUp != nil {
-		o.relaysUp(net, ens)
-	}
-	cfg := testConfig(t)
-	cfg.Node.Bootstrap = boot
-	s.enroll(t, cfg, "demo-client")
-	if o.client != nil {
-		o.client(cfg)
-	}
-	opts := o.clientOpts
-	opts.AllowSameSubnet = true
-	net.client = startNode(t, cfg, opts)
+	net := newTestNet(t, netOpts{relays: n, exits: 2, policy: []string{"accept 127.0.0.1:*"},
+		relay: func(i int, cfg *config.Config) { ens = append(ens, s.enroll(t, cfg, fmt.Sprintf("relay-%d", i))) },
+		client: func(cfg *config.Config) {
+			s.enroll(t, cfg, "demo-client")
+			edit(cfg)
+		}})
 	return net, ens
 }
 
-// TestTISNetwork: enrolled relays and an enrolled client build circuits
-// with certificates required everywhere; relays publish their
-// certificates; a revoked relay leaves the client's directory and paths
-// after the next revocation fetch.
-func TestTISNetwork(t *testing.T) {
-	s := newTestTIS(t)
-	net, ens := newTISNet(t, s, 4)
-	net.waitReady(t)
-
-	for _, d := range net.client.disc.Relays() {
-		data, ok := d.Extension(tis.DescriptorExtension)
-		if !ok {
-			t.Fatalf("relay %s publishes no certificate", d.PeerID)
-		}
-		if _, err := tis.VerifyNodeCertBytes(data, s.root, d.PeerID, time.Now(), nil); err != nil {
-			t.Fatalf("relay %s certificate: %v", d.PeerID, err)
-		}
-	}
-
-	// Revoke exit relay 3.
-	revoked := net.relays[3].ID()
-	waitFor(t, 30*time.Second, "relay 3 known", func() bool {
-		_, ok := net.client.disc.Descriptor(revoked)
+// RevokeDropped waits until client knows relay, revokes its certificate
+// (en) at srv, and waits until client drops it (what names the wait).
+func RevokeDropped(t *testing.T, srv *tis.Server, client, relay *Node, en *tis.Enrollment, what string) {
+	t.Helper()
+	waitFor(t, 30*time.Second, "the relay known", func() bool {
+		_, ok := client.disc.Descriptor(relay.ID())
 		return ok
 	})
-	if err := s.srv.Revoke(ens[3].NodeCert.Serial); err != nil {
+	if err := srv.Revoke(en.NodeCert.Serial); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "revoked relay dropped", func() bool {
-		_, ok := net.client.disc.Descriptor(revoked)
+	waitFor(t, 30*time.Second, what, func() bool {
+		_, ok := client.disc.Descriptor(relay.ID())
 		return !ok
 	})
-	for range 100 {
-		path, err := net.client.disc.SelectPath(discovery.PathRequest{Hops: 3, Port: 443})
-		if err != nil {
-			t.Fatalf("select: %v", err)
-		}
-		for _, h := range path {
-			if h.PeerID == revoked {
-				t.Fatal("revoked relay chosen")
-			}
-		}
-	}
-	// The revoked relay is refused as a previous hop too: a relay's
-	// admission check uses the same list.
-	if err := net.relays[0].tis.AdmitPeer(context.Background(), revoked); err == nil {
-		waitFor(t, 10*time.Second, "relay 0 has the new list", func() bool {
-			return net.relays[0].tis.AdmitPeer(context.Background(), revoked) != nil
-		})
-	}
-
-	// Every node's revocation loop stops with it.
-	net.close()
-	_ = s.srv.Close()
-	checkNoLeak(t)
-}
-
-// TestGuardRequiresEnrollment: a guard that requires enrollment destroys
-// a circuit from a peer without a certificate; an enrolled client builds.
-func TestGuardRequiresEnrollment(t *testing.T) {
-	s := newTestTIS(t)
-	net, _ := newTISNet(t, s, 3)
-	net.waitReady(t) // the enrolled client built a circuit
-
-	path, err := net.client.disc.SelectPath(discovery.PathRequest{Hops: 3, Port: 443})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hops := circuitHops(path)
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay(), libp2p.DisableMetrics())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	cc := circuit.NewClient(h, circuit.DefaultClientOptions())
-	t.Cleanup(func() { cc.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := cc.Build(ctx, hops)
-	if err == nil {
-		c.Close()
-		t.Fatal("a peer without a certificate built a circuit")
-	}
-	var de *circuit.DestroyedError
-	var be *circuit.BuildError
-	if !errors.As(err, &de) || de.Reason != circuit.DestroyTokenMissing || !errors.As(err, &be) || be.Hop != 0 {
-		t.Fatalf("build: %v, want DESTROY(%v) at hop 0", err, circuit.DestroyTokenMissing)
-	}
 }
 
 // TestNotEnrolled: a node with tis.root_key but no enrollment does not

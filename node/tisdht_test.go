@@ -104,17 +104,7 @@ func TestRevocationThroughDHT(t *testing.T) {
 	}
 
 	revoked := net.relays[3].ID()
-	waitFor(t, 30*time.Second, "relay 3 known", func() bool {
-		_, ok := net.client.disc.Descriptor(revoked)
-		return ok
-	})
-	if err := s.srv.Revoke(ens[3].NodeCert.Serial); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 30*time.Second, "revoked relay dropped by a client without tis.url", func() bool {
-		_, ok := net.client.disc.Descriptor(revoked)
-		return !ok
-	})
+	RevokeDropped(t, s.srv, net.client, net.relays[3], ens[3], "revoked relay dropped by a client without tis.url")
 	newest := net.client.tis.Revocations()
 	if newest == nil || newest.Sequence <= old.Sequence || !newest.Revoked(ens[3].NodeCert.Serial) {
 		t.Fatalf("client list %v, want one newer than %v revoking relay 3", newest, old)

@@ -2,8 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/ed25519"
-	"fmt"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -21,12 +19,9 @@ import (
 // without an enrollment enrolls first if who is set (ctx bounds it).
 func loadTIS(ctx context.Context, cfg *config.Config, dir string, priv crypto.PrivKey, id peer.ID, who *Enrollee, view *trust.View) (*tis.Agent, *trust.Agent, error) {
 	tc := cfg.TIS
-	if tc.RootKey == "" {
-		return nil, nil, nil
-	}
-	root, err := tis.ParseKey(tc.RootKey)
-	if err != nil {
-		return nil, nil, fmt.Errorf("tis.root_key: %w", err)
+	root, err := tc.Root()
+	if root == nil || err != nil {
+		return nil, nil, err
 	}
 	o := tis.AgentOptions{Root: root, URL: tc.URL, RevocationRefresh: tc.RevocationRefresh.D()}
 	if who != nil {
@@ -38,29 +33,15 @@ func loadTIS(ctx context.Context, cfg *config.Config, dir string, priv crypto.Pr
 	if err != nil {
 		return nil, nil, err
 	}
-	attesters := []ed25519.PublicKey{}
-	for _, a := range cfg.Trust.Attesters {
-		k, err := tis.ParseKey(a)
-		if err != nil {
-			return nil, nil, fmt.Errorf("trust.attesters: %w", err)
-		}
-		attesters = append(attesters, k)
+	attesters, err := cfg.Trust.AttesterKeys()
+	if err != nil {
+		return nil, nil, err
 	}
-	tr, err := trust.NewAgent(ta, dir, priv, attesters, trustSettings(cfg.Trust), view)
+	tr, err := trust.NewAgent(ta, dir, priv, attesters, cfg.Trust.Settings(), view)
 	if err != nil {
 		return nil, nil, err
 	}
 	return ta, tr, nil
-}
-
-// trustSettings maps the [trust] settings that can change while running.
-func trustSettings(tc config.TrustConfig) trust.Settings {
-	return trust.Settings{
-		MinGuardScore:       tc.MinGuardScore,
-		MinExitScore:        tc.MinExitScore,
-		PreferContactGuards: tc.PreferContactGuards,
-		Refresh:             tc.Refresh.D(),
-	}
 }
 
 // newExchange serves contact exchanges for the enrolled node on n.host.

@@ -1,10 +1,11 @@
-package node
+package node_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"fmt"
 	"math"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,33 +14,56 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
+	xproxy "golang.org/x/net/proxy"
 
-	"github.com/pikcio/pikcio/config"
 	"github.com/pikcio/pikcio/discovery"
+	"github.com/pikcio/pikcio/internal/testutil"
+	"github.com/pikcio/pikcio/node"
+	"github.com/pikcio/pikcio/node/localnet"
 	"github.com/pikcio/pikcio/tis"
-	"github.com/pikcio/pikcio/tis/tistest"
-	"github.com/pikcio/pikcio/tis/token"
 	"github.com/pikcio/pikcio/trust"
 	"github.com/pikcio/pikcio/trust/exchange"
 )
 
-// trustTIS is a TIS whose relay score statements come from view, which
-// the seed relay of the test network keeps fresh.
-type trustTIS struct {
-	*testTIS
-	dir  string
-	view *trust.View
+// newTrustNet starts the trust test network (localnet): 4 enrolled relays
+// (2 and 3 exits) whose operator 0 is the TIS's seed and vouches for
+// operators 1 (weight 30) and 2 (100), and an enrolled client, with
+// trust.refresh and discovery's intervals short; it waits for a circuit.
+func newTrustNet(t testing.TB) *localnet.Network {
+	t.Helper()
+	refresh := []discovery.Option{discovery.RefreshInterval(time.Second), discovery.RepublishInterval(2 * time.Second)}
+	net := localnet.StartTest(t, 4, func(o *localnet.Options) {
+		o.Exits, o.Seeds = 2, 1
+		o.Vouches = []localnet.Vouch{{From: 0, To: 1, Weight: 30}, {From: 0, To: 2, Weight: 100}}
+		o.TrustRefresh = time.Second
+		o.NodeOptions = func(_ int, opts *node.Options) { opts.Discovery = refresh }
+	})
+	net.WaitReady(t)
+	return net
 }
 
-func newTrustTIS(t testing.TB) *trustTIS {
+// socksClient is an HTTP client whose connections go through the SOCKS5
+// proxy at addr, one connection per request.
+func socksClient(t testing.TB, addr string) *http.Client {
 	t.Helper()
-	var view *trust.View
-	s := tistest.Start(t, func(root ed25519.PublicKey) tis.ServerOptions {
-		view = trust.NewView(trust.ViewOptions{Root: root})
-		return tis.ServerOptions{RelayScorer: trust.TISScorer{View: view}}
-	})
-	mountTokens(t, s, token.IssuerOptions{})
-	return &trustTIS{testTIS: &testTIS{srv: s.Server, url: s.URL, root: s.Root}, dir: s.Dir, view: view}
+	d, err := xproxy.SOCKS5("tcp", addr, nil, &net.Dialer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext:       d.(xproxy.ContextDialer).DialContext,
+	}}
+}
+
+// enrollmentOf is the enrollment of the node whose data directory is dir.
+func enrollmentOf(t testing.TB, dir string) *tis.Enrollment {
+	t.Helper()
+	en, _, err := tis.LoadEnrollment(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return en
 }
 
 // vouchFrom writes, in the data directory of the voucher, a vouch for
@@ -70,38 +94,6 @@ func vouchFrom(t testing.TB, dir string, vouchees map[tis.ID]int) {
 	}
 }
 
-// newTrustNet starts the trust test network: 4 enrolled relays (2 and 3
-// exits) whose operator 0 is the TIS's seed and vouches for operators 1
-// (weight 30) and 2 (100), and an enrolled client; it waits for a circuit.
-func newTrustNet(t testing.TB) (*trustTIS, *testNet, []*tis.Enrollment) {
-	t.Helper()
-	s := newTrustTIS(t)
-	fast := func(c *config.Config) { c.Trust.Refresh = config.Duration(time.Second) }
-	refresh := []discovery.Option{discovery.RefreshInterval(time.Second), discovery.RepublishInterval(2 * time.Second)}
-	net, ens := newEnrolledNet(t, s.testTIS, 4, enrolledOpts{
-		relay: func(i int, en *tis.Enrollment, cfg *config.Config, opts *Options) {
-			fast(cfg)
-			opts.Discovery = refresh
-			if i == 0 {
-				if err := tis.WriteSeeds(s.dir, []tis.ID{en.MatryoshkaCert.ID}); err != nil {
-					t.Fatal(err)
-				}
-				opts.TrustView = s.view
-			}
-		},
-		relaysUp: func(net *testNet, ens []*tis.Enrollment) {
-			// The seed vouches, while running, as `pikcio trust vouch` would.
-			vouchFrom(t, net.relays[0].DataDir(), map[tis.ID]int{ens[1].MatryoshkaCert.ID: 30, ens[2].MatryoshkaCert.ID: 100})
-		},
-		// Contacts as guards is an opt-in; the test shows it working.
-		client:     func(c *config.Config) { fast(c); c.Trust.PreferContactGuards = true },
-		clientOpts: Options{Discovery: refresh},
-	})
-	t.Cleanup(net.close)
-	net.waitReady(t)
-	return s, net, ens
-}
-
 // TestTrustNetwork runs the trust system on a real network: the TIS names
 // relay 0's operator as the seed, relay 0 vouches for the operators of
 // relays 1 and 2, every node crawls the records from the DHT and computes
@@ -110,31 +102,31 @@ func newTrustNet(t testing.TB) (*trustTIS, *testNet, []*tis.Enrollment) {
 // score excludes the untrusted exit, a withdrawal lowers a score, and a
 // contact exchange makes relay 1 a preferred guard.
 func TestTrustNetwork(t *testing.T) {
-	s, net, ens := newTrustNet(t)
-
-	mid := func(i int) tis.ID { return ens[i].MatryoshkaCert.ID }
+	net := newTrustNet(t)
+	root := net.TIS.PublicKey()
+	mid := func(i int) tis.ID { return enrollmentOf(t, net.Relays[i].DataDir()).MatryoshkaCert.ID }
 	want := []int{100, 17, 58, 0} // see trust's doc: 100*30/130*0.75, 100*100/130*0.75
-	scores := func(n *Node) []int {
+	scores := func(n *node.Node) []int {
 		out := make([]int, 4)
 		for i := range out {
-			out[i], _ = n.trust.View().Score(mid(i))
+			out[i], _ = n.TrustAgent().View().Score(mid(i))
 		}
 		return out
 	}
 	// The same records give the same scores on three nodes.
-	for _, n := range []*Node{net.client, net.relays[1], net.relays[3]} {
-		waitFor(t, 30*time.Second, "scores computed", func() bool { return fmt.Sprint(scores(n)) == fmt.Sprint(want) })
+	for _, n := range []*node.Node{net.Client, net.Relays[1], net.Relays[3]} {
+		testutil.WaitFor(t, 30*time.Second, "scores computed", func() bool { return fmt.Sprint(scores(n)) == fmt.Sprint(want) })
 	}
 
 	// Relays carry the TIS's statements; the client verifies them.
 	wantBands := [][2]int{{80, 100}, {0, 19}, {40, 59}, {0, 19}}
-	waitFor(t, 60*time.Second, "relay statements in the client's directory", func() bool {
-		for i, r := range net.relays {
-			d, ok := net.client.disc.Descriptor(r.ID())
+	testutil.WaitFor(t, 60*time.Second, "relay statements in the client's directory", func() bool {
+		for i, r := range net.Relays {
+			d, ok := net.Client.Directory().Descriptor(r.ID())
 			if !ok {
 				return false
 			}
-			lo, hi, _, ok := net.client.trust.Band(relayOf(d))
+			lo, hi, _, ok := net.Client.TrustAgent().Band(node.RelayOf(d))
 			if !ok || lo != wantBands[i][0] || hi != wantBands[i][1] {
 				return false
 			}
@@ -144,8 +136,8 @@ func TestTrustNetwork(t *testing.T) {
 
 	// 1,000 selections follow the weights: exits 2 and 3 weigh 1+49.5 and
 	// 1+9.5.
-	relays := net.client.disc.Relays()
-	sel := &discovery.Selector{Self: net.client.ID(), Weigher: trustWeigher{net.client.trust}, AllowSameSubnet: true}
+	relays := net.Client.Directory().Relays()
+	sel := &discovery.Selector{Self: net.Client.ID(), Weigher: node.TrustWeigher(net.Client.TrustAgent()), AllowSameSubnet: true}
 	const draws = 1000
 	count := map[peer.ID]int{}
 	for range draws {
@@ -157,7 +149,7 @@ func TestTrustNetwork(t *testing.T) {
 	}
 	w2, w3 := 50.5, 10.5
 	e2, e3 := draws*w2/(w2+w3), draws*w3/(w2+w3)
-	o2, o3 := float64(count[net.relays[2].ID()]), float64(count[net.relays[3].ID()])
+	o2, o3 := float64(count[net.Relays[2].ID()]), float64(count[net.Relays[3].ID()])
 	chi := (o2-e2)*(o2-e2)/e2 + (o3-e3)*(o3-e3)/e3
 	t.Logf("exits over %d paths: trusted %v (expected %.0f), untrusted %v (expected %.0f); chi-square %.2f", draws, o2, e2, o3, e3, chi)
 	if chi > 10.83 || math.IsNaN(chi) { // 1 degree of freedom, p = 0.001
@@ -165,9 +157,9 @@ func TestTrustNetwork(t *testing.T) {
 	}
 
 	// A minimum exit score excludes the untrusted exit.
-	next := net.client.Config()
+	next := net.Client.Config()
 	next.Trust.MinExitScore = 40
-	if err := net.client.Apply(net.client.Config(), next); err != nil {
+	if err := net.Client.Apply(net.Client.Config(), next); err != nil {
 		t.Fatal(err)
 	}
 	for range 200 {
@@ -175,30 +167,30 @@ func TestTrustNetwork(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p[len(p)-1].PeerID == net.relays[3].ID() {
+		if p[len(p)-1].PeerID == net.Relays[3].ID() {
 			t.Fatal("exit below trust.min_exit_score chosen")
 		}
 	}
 
 	// Relay 0 withdraws its vouch for relay 2's operator.
-	vouchFrom(t, net.relays[0].DataDir(), map[tis.ID]int{mid(2): 0})
-	waitFor(t, 30*time.Second, "score lowered by the withdrawal", func() bool {
-		s, _ := net.client.trust.View().Score(mid(2))
+	vouchFrom(t, net.Relays[0].DataDir(), map[tis.ID]int{mid(2): 0})
+	testutil.WaitFor(t, 30*time.Second, "score lowered by the withdrawal", func() bool {
+		s, _ := net.Client.TrustAgent().View().Score(mid(2))
 		return s == 0
 	})
 
 	// A contact exchange: the client invites, relay 1's operator accepts
 	// (as `pikcio contacts accept` does, from a short-lived host).
-	inv, err := exchange.CreateInvite(net.client.DataDir(), net.client.Addrs(), "Relay One", time.Hour, time.Now())
+	inv, err := exchange.CreateInvite(net.Client.DataDir(), net.Client.Addrs(), "Relay One", time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	r1dir := net.relays[1].DataDir()
+	r1dir := net.Relays[1].DataDir()
 	en1, mkey1, err := tis.LoadEnrollment(r1dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodeKey1, err := LoadOrCreateIdentity(r1dir)
+	nodeKey1, err := node.LoadOrCreateIdentity(r1dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,35 +199,35 @@ func TestTrustNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
-	c1, err := trust.OpenContacts(r1dir, s.root)
+	c1, err := trust.OpenContacts(r1dir, root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	self := exchange.Self{MatryoshkaCert: en1.MatryoshkaCert, NodeCert: en1.NodeCert, MatryoshkaKey: mkey1, NodeKey: nodeKey1}
-	if _, err := exchange.Accept(ctx, h, inv, self, s.root, c1, "The User"); err != nil {
+	if _, err := exchange.Accept(ctx, h, inv, self, root, c1, "The User"); err != nil {
 		t.Fatal(err)
 	}
-	got, ok := net.client.trust.Contacts().ByNode(net.relays[1].ID())
+	got, ok := net.Client.TrustAgent().Contacts().ByNode(net.Relays[1].ID())
 	if !ok || got.Name != "Relay One" || got.ID != mid(1) {
 		t.Fatalf("client's contact for relay 1: %+v, %v", got, ok)
 	}
 	// The contact's relay weighs trust.ContactGuardBoost times its band's weight
 	// as a guard (its band may have moved with the withdrawal above).
-	d1, _ := net.client.disc.Descriptor(net.relays[1].ID())
+	d1, _ := net.Client.Directory().Descriptor(net.Relays[1].ID())
 	plain := 1.0
-	if lo, hi, _, ok := net.client.trust.Band(relayOf(d1)); ok {
+	if lo, hi, _, ok := net.Client.TrustAgent().Band(node.RelayOf(d1)); ok {
 		plain += float64(lo+hi) / 2
 	}
-	w := trustWeigher{net.client.trust}
+	w := node.TrustWeigher(net.Client.TrustAgent())
 	if g1, m1 := w.Weight(d1, discovery.RoleGuard), w.Weight(d1, discovery.RoleMiddle); g1 != trust.ContactGuardBoost*plain || m1 != plain {
 		t.Fatalf("contact's relay weighs %v as a guard and %v as a middle; want %v and %v", g1, m1, trust.ContactGuardBoost*plain, plain)
 	}
 	// The names stay on their devices.
 	for _, c := range []struct {
 		dir, own, other string
-	}{{net.client.DataDir(), "Relay One", "The User"}, {r1dir, "The User", "Relay One"}} {
+	}{{net.Client.DataDir(), "Relay One", "The User"}, {r1dir, "The User", "Relay One"}} {
 		b, err := os.ReadFile(filepath.Join(c.dir, trust.ContactsFile))
 		if err != nil {
 			t.Fatal(err)

@@ -37,4 +37,14 @@
 // No name is ever resolved on the client: host names travel to the exit relay,
 // which resolves them (socks5h semantics for SOCKS, the request's host for
 // HTTP).
+//
+// # Observing streams
+//
+// RecordFailures and TimeFirstByte wrap a Dialer for the status page and
+// the metrics: the first is told of each failed dial (and of a stream
+// whose optimistic connect fails on its first read) with FailureKind's
+// kind and a message that never names the destination, the second of
+// each stream's time to its first byte. The wrappers are no Resolver:
+// WithResolver adds one. IsolationKeyFor is the isolation key a proxy
+// client's credentials give, for the control API.
 package proxy

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"encoding/base64"
+	"fmt"
 	"net/netip"
 )
 
@@ -41,4 +43,23 @@ func SOCKSIsolationKey(auth bool, user, password string) string {
 // port with this Proxy-Authorization header value ("" for none).
 func HTTPIsolationKey(proxyAuthorization string) string {
 	return isolationKey(listenerHTTP, proxyAuthKey(proxyAuthorization))
+}
+
+// IsolationKeyFor is the pool's isolation key of a proxy client that uses
+// proxy ("socks" or "http") with this username and password, as the
+// listener computes it (the HTTP credentials as Basic
+// Proxy-Authorization); no username and no password is the listener's
+// group without credentials.
+func IsolationKeyFor(proxy, user, password string) (string, error) {
+	auth := user != "" || password != ""
+	switch proxy {
+	case listenerSOCKS:
+		return SOCKSIsolationKey(auth, user, password), nil
+	case listenerHTTP:
+		if !auth {
+			return HTTPIsolationKey(""), nil
+		}
+		return HTTPIsolationKey("Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))), nil
+	}
+	return "", fmt.Errorf("proxy %q: want %q or %q", proxy, listenerSOCKS, listenerHTTP)
 }

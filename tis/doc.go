@@ -145,6 +145,18 @@
 // tistest.Records an in-memory one for tests); a list it answers counts
 // only if it verifies against the pinned root and is newer.
 //
+// A node registers RevocationValidator for RevocationNamespace in its DHT,
+// so every DHT server stores, under RevocationKey(root), only lists signed
+// by the pinned root and keeps the one with the highest sequence: a
+// forged, tampered or older list put by a hostile node is refused and
+// never replaces a newer one. At start and every tis.revocation_refresh
+// (30 s after a failure) an agent with the TIS's URL fetches the list and
+// PUTs it into the DHT when it is newer than the one it last put (again
+// every hour, against record expiry); then every agent, with or without
+// the URL, GETs the list from the DHT and offers it to its cache. So a
+// node that cannot reach the TIS (or has only the root key) learns a
+// revocation within about two refreshes.
+//
 // # Encodings
 //
 // Certificates, revocation lists, enrollment requests and answers have

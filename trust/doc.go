@@ -197,4 +197,7 @@
 // a 16-byte random secret, expiry and up to MaxInviteAddrs multiaddrs of
 // the inviter's node. It holds no name and no Matryoshka ID, but its
 // addresses name the inviter's node: give it only to the person invited.
+//
+// The status page's identity section and a circuit hop's band and contact
+// name come from Agent.IdentityStatus and Agent.HopStatus (status.go).
 package trust

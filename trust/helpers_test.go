@@ -20,9 +20,7 @@ type testTIS struct {
 
 func newTestTIS(t testing.TB) *testTIS {
 	t.Helper()
-	s := tistest.Start(t, func(ed25519.PublicKey) tis.ServerOptions {
-		return tis.ServerOptions{EnrollRate: 1000, EnrollBurst: 1000}
-	})
+	s := tistest.Start(t, nil)
 	return &testTIS{root: s.Root, rootPriv: s.RootKey, url: s.URL, s: s}
 }
 

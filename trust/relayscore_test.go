@@ -21,7 +21,7 @@ func TestTISRelayScore(t *testing.T) {
 	var view *View
 	s := tistest.Start(t, func(root ed25519.PublicKey) tis.ServerOptions {
 		view = NewView(ViewOptions{Root: root})
-		return tis.ServerOptions{EnrollRate: 1000, EnrollBurst: 1000, RelayScorer: TISScorer{View: view}}
+		return tis.ServerOptions{RelayScorer: TISScorer{View: view}}
 	})
 	root, priv := s.Root, s.RootKey
 	c := tis.NewClient(s.URL, root)

@@ -213,4 +213,10 @@
 // "SOCKS" (SOCKS4) fallback: Chromium resolves names locally for SOCKS4,
 // so a fallback would send DNS queries to the local resolver whenever the
 // SOCKS5 port is down.
+//
+// # Metrics registry
+//
+// Metrics is a node's Prometheus registry with the circuit build-time and
+// time-to-first-byte histograms (ObserveBuild, ObserveFirstByte); the node
+// adds go-libp2p's collectors and passes it as Options.Metrics.
 package web

@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -13,6 +14,53 @@ import (
 // node registers on the same registry its histograms (circuit build time,
 // time to first byte) and go-libp2p's collectors (resource manager, swarm).
 // No label carries a destination or a peer ID.
+
+// Metrics is a node's Prometheus registry, served at the status page's
+// /metrics (Options.Metrics): the status collector, the histograms below,
+// and what the node registers besides (go-libp2p's collectors: swarm,
+// identify, resource manager; go-libp2p keeps its metrics in package
+// variables, so nodes in one process, the demo and tests, report the sum
+// of their hosts).
+type Metrics struct {
+	Registry *prometheus.Registry
+	build    prometheus.Histogram
+	ttfb     prometheus.Histogram
+}
+
+// Buckets in seconds: circuit builds on loopback take milliseconds, over the
+// Internet up to the build timeout (60 s); the first byte of a response
+// comes after the exit's connect and the server's think time.
+var (
+	buildBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+	ttfbBuckets  = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+)
+
+// NewMetrics is a registry with the circuit build-time and time-to-first-
+// byte histograms registered.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		build: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pikcio_circuit_build_seconds",
+			Help:    "Time to build one circuit (one path attempt that succeeded).",
+			Buckets: buildBuckets,
+		}),
+		ttfb: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pikcio_stream_first_byte_seconds",
+			Help:    "Time from a proxy's stream open to the first byte from the destination.",
+			Buckets: ttfbBuckets,
+		}),
+	}
+	m.Registry.MustRegister(m.build, m.ttfb)
+	return m
+}
+
+// ObserveBuild records the time of one circuit build that succeeded.
+func (m *Metrics) ObserveBuild(d time.Duration) { m.build.Observe(d.Seconds()) }
+
+// ObserveFirstByte records a stream's time from its open to its first
+// byte from the destination.
+func (m *Metrics) ObserveFirstByte(d time.Duration) { m.ttfb.Observe(d.Seconds()) }
 
 // metricsHandler serves the registry reg (a new one when nil) with the
 // status collector of src registered on it.

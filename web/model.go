@@ -99,6 +99,20 @@ type PoolStatus struct {
 	BytesDown uint64 `json:"bytes_down"`
 }
 
+// Circuit is the client's circuit with the pool's number id, nil if the
+// snapshot has none.
+func (s Status) Circuit(id uint64) *CircuitStatus {
+	if s.Client == nil {
+		return nil
+	}
+	for i := range s.Client.Circuits {
+		if s.Client.Circuits[i].ID == id {
+			return &s.Client.Circuits[i]
+		}
+	}
+	return nil
+}
+
 // CircuitStatus is one open circuit of the client.
 type CircuitStatus struct {
 	ID            uint64      `json:"id"`   // the pool's number for it

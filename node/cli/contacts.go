@@ -83,18 +83,6 @@ func (d *dataFlags) dir(e *env, fs *flagSet) (cfg *config.Config, dir string, co
 	return cfg, dir, 0, false
 }
 
-// rootKey is tis.root_key, or nil when it is not set.
-func rootKey(cfg *config.Config) (ed25519.PublicKey, error) {
-	if cfg.TIS.RootKey == "" {
-		return nil, nil
-	}
-	k, err := tis.ParseKey(cfg.TIS.RootKey)
-	if err != nil {
-		return nil, fmt.Errorf("tis.root_key: %w", err)
-	}
-	return k, nil
-}
-
 // fail reports err and returns exitError.
 func fail(e *env, fs *flagSet, err error) int {
 	fmt.Fprintf(e.stderr, "%s: %v\n", fs.Name(), err)
@@ -328,7 +316,7 @@ configuration; your node need not be running.`)
 	if done {
 		return code
 	}
-	root, err := rootKey(cfg)
+	root, err := cfg.TIS.Root()
 	if err != nil {
 		return configError(e, fs.Name(), err)
 	}
@@ -451,7 +439,7 @@ unknown) and the date they were added.`)
 	if done {
 		return code
 	}
-	root, err := rootKey(cfg)
+	root, err := cfg.TIS.Root()
 	if err != nil {
 		return configError(e, fs.Name(), err)
 	}
@@ -492,7 +480,7 @@ vouch for them, if any, stays until "pikcio trust withdraw".`)
 	if done {
 		return code
 	}
-	root, err := rootKey(cfg)
+	root, err := cfg.TIS.Root()
 	if err != nil {
 		return configError(e, fs.Name(), err)
 	}

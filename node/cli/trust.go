@@ -62,7 +62,7 @@ func loadTarget(e *env, fs *flagSet, d *dataFlags, q string) (*ownTarget, int, b
 	if done {
 		return nil, code, true
 	}
-	root, err := rootKey(cfg)
+	root, err := cfg.TIS.Root()
 	if err != nil {
 		return nil, configError(e, fs.Name(), err), true
 	}
@@ -179,7 +179,7 @@ tis.root_key set, it is checked against the TIS root and trust.attesters.`)
 	if done {
 		return code
 	}
-	root, err := rootKey(cfg)
+	root, err := cfg.TIS.Root()
 	if err != nil {
 		return configError(e, fs.Name(), err)
 	}
@@ -188,14 +188,11 @@ tis.root_key set, it is checked against the TIS root and trust.attesters.`)
 		return fail(e, fs, err)
 	}
 	if root != nil {
-		keys := []ed25519.PublicKey{root}
-		for _, s := range cfg.Trust.Attesters {
-			k, err := tis.ParseKey(s)
-			if err != nil {
-				return configError(e, fs.Name(), fmt.Errorf("trust.attesters: %w", err))
-			}
-			keys = append(keys, k)
+		keys, err := cfg.Trust.AttesterKeys()
+		if err != nil {
+			return configError(e, fs.Name(), err)
 		}
+		keys = append([]ed25519.PublicKey{root}, keys...)
 		switch err := a.Verify(keys, time.Now()); {
 		case errors.Is(err, trust.ErrUnknownAttester):
 			fmt.Fprintln(e.stderr, "Note: neither your TIS nor an attester of trust.attesters signed it: only nodes that list its key count it.")

@@ -140,6 +140,7 @@ func (n *Network) start(ctx context.Context, o Options, base *config.Config) err
 		cfg := base.Clone()
 		cfg.Client.Enabled = false
 		cfg.Client.SOCKSListen, cfg.Client.HTTPListen, cfg.Client.StatusListen = "", "", ""
+		cfg.Client.ControlListen = ""
 		cfg.Relay.Enabled = true
 		cfg.Relay.Exit = i >= o.Relays-o.Exits
 		cfg.Node.DataDir = filepath.Join(o.Dir, fmt.Sprintf("relay-%d", i))
@@ -350,4 +351,15 @@ func StartTest(t testing.TB, relays int, edit func(*Options)) *Network {
 	}
 	t.Cleanup(func() { _ = n.Close() })
 	return n
+}
+
+// WaitReady waits, for at most 90 s, until the client built its first
+// circuit, and fails the test otherwise.
+func (n *Network) WaitReady(t testing.TB) {
+	t.Helper()
+	select {
+	case <-n.Client.Ready():
+	case <-time.After(90 * time.Second):
+		t.Fatalf("no circuit after 90 s; status: %+v", n.Client.Status())
+	}
 }

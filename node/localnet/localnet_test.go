@@ -32,11 +32,7 @@ func TestStartTest(t *testing.T) {
 	if len(n.Relays) != 3 || n.Exits != 2 || n.Client == nil {
 		t.Fatalf("%d relays, %d exits, client %v", len(n.Relays), n.Exits, n.Client)
 	}
-	select {
-	case <-n.Client.Ready():
-	case <-time.After(90 * time.Second):
-		t.Fatal("no circuit after 90 s")
-	}
+	n.WaitReady(t)
 	proxyURL := &url.URL{Scheme: "http", Host: n.Client.HTTPAddr().String()}
 	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}, Timeout: 60 * time.Second}
 	resp, err := hc.Get(fileURL)

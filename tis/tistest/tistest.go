@@ -30,7 +30,8 @@ type TIS struct {
 
 // Start initializes a TIS in a temporary directory and serves it on
 // 127.0.0.1 until the test ends. opts, if not nil, gives the server's
-// options from the new root key (a relay scorer may need it).
+// options from the new root key (a relay scorer may need it); unset
+// enrollment and per-address rates are lifted.
 func Start(t testing.TB, opts func(root ed25519.PublicKey) tis.ServerOptions) *TIS {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "tis")
@@ -50,9 +51,12 @@ func Start(t testing.TB, opts func(root ed25519.PublicKey) tis.ServerOptions) *T
 	// one to read a mail: enrollment needs no code unless a test gives a
 	// Mailer.
 	o.OpenEnrollment = o.Mailer == nil
-	// Every test client comes from 127.0.0.1.
+	// Every test client comes from 127.0.0.1, and tests enroll many.
 	if o.AddrRate == 0 {
 		o.AddrRate, o.AddrBurst = 1e6, 1e6
+	}
+	if o.EnrollRate == 0 {
+		o.EnrollRate, o.EnrollBurst = 1e6, 1e6
 	}
 	srv, err := tis.NewServer(dir, o)
 	if err != nil {

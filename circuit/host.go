@@ -1,0 +1,51 @@
+package circuit
+
+import (
+	"fmt"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+)
+
+// NewHost starts a libp2p host with identity priv listening on listen
+// (none when empty), fit for the circuit protocol: no libp2p relaying, a
+// resource manager whose limits fit ro's caps (one stream per circuit per
+// link, for a relay's caps and for a client's circuits through its guard
+// alike), the gater of AllowPrivateFor(listen) and LinkOptions; extra
+// options come after these.
+func NewHost(priv crypto.PrivKey, listen []string, ro RelayOptions, extra ...libp2p.Option) (host.Host, error) {
+	return newHost(priv, listen, listen, ro, extra...)
+}
+
+// NewDialHost is NewHost for a host that listens nowhere and only dials
+// (a client's circuit identity), whose gater allows private addresses as
+// the node's listen addresses nodeListen say.
+func NewDialHost(priv crypto.PrivKey, nodeListen []string, ro RelayOptions, extra ...libp2p.Option) (host.Host, error) {
+	return newHost(priv, nil, nodeListen, ro, extra...)
+}
+
+func newHost(priv crypto.PrivKey, listen, nodeListen []string, ro RelayOptions, extra ...libp2p.Option) (host.Host, error) {
+	rm, err := ResourceManager(ro)
+	if err != nil {
+		return nil, err
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(priv),
+		libp2p.DisableRelay(),
+		libp2p.ResourceManager(rm), // closed by the host
+		libp2p.ConnectionGater(NewGater(AllowPrivateFor(nodeListen))),
+	}
+	opts = append(opts, extra...)
+	opts = append(opts, LinkOptions()...)
+	if len(listen) == 0 {
+		opts = append(opts, libp2p.NoListenAddrs)
+	} else {
+		opts = append(opts, libp2p.ListenAddrStrings(listen...))
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("start libp2p host: %w", err)
+	}
+	return h, nil
+}

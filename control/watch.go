@@ -1,0 +1,51 @@
+package control
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/pikcio/pikcio/internal/sleep"
+	"github.com/pikcio/pikcio/proxy"
+)
+
+// Pool is what Watch reads of the client's circuit pool (*proxy.Pool).
+type Pool interface {
+	SetObserver(func(proxy.PoolEvent))
+	Stats() proxy.PoolStats
+}
+
+// Watch publishes events until ctx ends: circuit_built and circuit_closed
+// as pool reports them, and circuit_failed and guards_changed by comparing
+// pool's build failure counter and guards (the guards' short IDs) with
+// what it saw every interval. pool is nil on a node without a client.
+func (s *Server) Watch(ctx context.Context, pool Pool, guards func() []string, every time.Duration) {
+	var failures uint64
+	if pool != nil {
+		pool.SetObserver(func(e proxy.PoolEvent) {
+			if e.Built {
+				s.Publish(Event{Type: EventCircuitBuilt, Circuit: e.ID})
+			} else {
+				s.Publish(Event{Type: EventCircuitClosed, Circuit: e.ID, Group: e.Group})
+			}
+		})
+		defer pool.SetObserver(nil)
+		failures = pool.Stats().BuildFailures
+	}
+	var last []string
+	first := true
+	look := func() {
+		if pool != nil {
+			for st := pool.Stats(); failures < st.BuildFailures; failures++ {
+				s.Publish(Event{Type: EventCircuitFailed, Message: "circuit build failed"})
+			}
+		}
+		ids := guards()
+		if !first && !slices.Equal(ids, last) {
+			s.Publish(Event{Type: EventGuardsChanged, Guards: ids})
+		}
+		last, first = ids, false
+	}
+	look()
+	sleep.Every(ctx, every, nil, look)
+}

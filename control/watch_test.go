@@ -1,0 +1,154 @@
+package control_test
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pikcio/pikcio/control"
+	"github.com/pikcio/pikcio/control/client"
+	"github.com/pikcio/pikcio/proxy"
+)
+
+// fakePool is a control.Pool whose events and counters the test drives.
+type fakePool struct {
+	mu       sync.Mutex
+	observer func(proxy.PoolEvent)
+	failures uint64
+	guards   []string
+}
+
+var _ control.Pool = (*fakePool)(nil)
+
+func (p *fakePool) SetObserver(f func(proxy.PoolEvent)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.observer = f
+}
+
+func (p *fakePool) Stats() proxy.PoolStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return proxy.PoolStats{BuildFailures: p.failures}
+}
+
+func (p *fakePool) emit(e proxy.PoolEvent) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.observer != nil {
+		p.observer(e)
+	}
+}
+
+func (p *fakePool) observed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.observer != nil
+}
+
+func (p *fakePool) Guards() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.guards)
+}
+
+// TestWatch: the pool's events become circuit_built and circuit_closed, a
+// rising failure counter one circuit_failed per failure, and a change of
+// guards guards_changed (not the first guards seen); Watch ends with its
+// context and takes its observer back.
+func TestWatch(t *testing.T) {
+	dir := t.TempDir()
+	s, err := control.Listen("127.0.0.1:0", filepath.Join(dir, control.CookieFile), &statusBackend{}, noKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	c, err := client.ForDataDir(s.Addr().String(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	events, err := c.Events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	p := &fakePool{failures: 3, guards: []string{"aaaa"}}
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Watch(wctx, p, p.Guards, 5*time.Millisecond)
+	}()
+	for !p.observed() {
+		select {
+		case <-ctx.Done():
+			t.Fatal("Watch set no observer")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	next := func() control.Event {
+		t.Helper()
+		select {
+		case e := <-events:
+			return e
+		case <-ctx.Done():
+			t.Fatal("no event")
+		}
+		return control.Event{}
+	}
+
+	p.emit(proxy.PoolEvent{Built: true, ID: 7})
+	if e := next(); e.Type != control.EventCircuitBuilt || e.Circuit != 7 {
+		t.Fatalf("event %+v, want circuit_built 7", e)
+	}
+	p.emit(proxy.PoolEvent{ID: 7, Group: 2})
+	if e := next(); e.Type != control.EventCircuitClosed || e.Circuit != 7 || e.Group != 2 {
+		t.Fatalf("event %+v, want circuit_closed 7 of group 2", e)
+	}
+	p.mu.Lock()
+	p.failures += 2
+	p.mu.Unlock()
+	for range 2 {
+		if e := next(); e.Type != control.EventCircuitFailed || e.Message == "" {
+			t.Fatalf("event %+v, want circuit_failed", e)
+		}
+	}
+	p.mu.Lock()
+	p.guards = []string{"aaaa", "bbbb"}
+	p.mu.Unlock()
+	if e := next(); e.Type != control.EventGuardsChanged || !slices.Equal(e.Guards, []string{"aaaa", "bbbb"}) {
+		t.Fatalf("event %+v, want guards_changed", e)
+	}
+
+	stop()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatal("Watch did not end with its context")
+	}
+	if p.observed() {
+		t.Fatal("Watch left its observer on the pool")
+	}
+}
+
+// TestWatchWithoutPool: a node without a client has only guards to watch.
+func TestWatchWithoutPool(t *testing.T) {
+	s, err := control.Listen("127.0.0.1:0", filepath.Join(t.TempDir(), control.CookieFile), &statusBackend{}, noKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	calls := 0
+	s.Watch(ctx, nil, func() []string { calls++; return nil }, 5*time.Millisecond)
+	if calls == 0 {
+		t.Fatal("Watch never read the guards")
+	}
+}

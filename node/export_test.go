@@ -1,0 +1,33 @@
+package node
+
+import (
+	"github.com/pikcio/pikcio/discovery"
+	"github.com/pikcio/pikcio/proxy"
+	"github.com/pikcio/pikcio/tis"
+	"github.com/pikcio/pikcio/trust"
+)
+
+// What the external tests (package node_test, which build their networks
+// with node/localnet) read of a node's insides.
+
+// TISAgent is the node's TIS agent (nil without [tis]).
+func (n *Node) TISAgent() *tis.Agent { return n.tis }
+
+// TrustAgent is the node's trust agent (nil without [tis]).
+func (n *Node) TrustAgent() *trust.Agent { return n.trust }
+
+// Directory is the node's discovery.
+func (n *Node) Directory() *discovery.Discovery { return n.disc }
+
+// Pool is the client's circuit pool.
+func (n *Node) Pool() *proxy.Pool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.pool
+}
+
+// RelayOf is what the agents read of a descriptor.
+var RelayOf = relayOf
+
+// TrustWeigher is the node's discovery.Weigher over a.
+func TrustWeigher(a *trust.Agent) discovery.Weigher { return trustWeigher{a} }
