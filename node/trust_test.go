@@ -179,6 +179,14 @@ func TestTrustNetwork(t *testing.T) {
 		return s == 0
 	})
 
+	// Contacts as guards is an opt-in (trust.prefer_contact_guards); the
+	// rest of the test shows it working.
+	next = net.Client.Config()
+	next.Trust.PreferContactGuards = true
+	if err := net.Client.Apply(net.Client.Config(), next); err != nil {
+		t.Fatal(err)
+	}
+
 	// A contact exchange: the client invites, relay 1's operator accepts
 	// (as `pikcio contacts accept` does, from a short-lived host).
 	inv, err := exchange.CreateInvite(net.Client.DataDir(), net.Client.Addrs(), "Relay One", time.Hour, time.Now())
