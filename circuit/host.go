@@ -15,17 +15,17 @@ import (
 // alike), the gater of AllowPrivateFor(listen) and LinkOptions; extra
 // options come after these.
 func NewHost(priv crypto.PrivKey, listen []string, ro RelayOptions, extra ...libp2p.Option) (host.Host, error) {
-	return newHost(priv, listen, listen, ro, extra...)
+	return startHost(priv, listen, listen, ro, extra...)
 }
 
 // NewDialHost is NewHost for a host that listens nowhere and only dials
 // (a client's circuit identity), whose gater allows private addresses as
 // the node's listen addresses nodeListen say.
 func NewDialHost(priv crypto.PrivKey, nodeListen []string, ro RelayOptions, extra ...libp2p.Option) (host.Host, error) {
-	return newHost(priv, nil, nodeListen, ro, extra...)
+	return startHost(priv, nil, nodeListen, ro, extra...)
 }
 
-func newHost(priv crypto.PrivKey, listen, nodeListen []string, ro RelayOptions, extra ...libp2p.Option) (host.Host, error) {
+func startHost(priv crypto.PrivKey, listen, nodeListen []string, ro RelayOptions, extra ...libp2p.Option) (host.Host, error) {
 	rm, err := ResourceManager(ro)
 	if err != nil {
 		return nil, err

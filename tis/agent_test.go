@@ -76,9 +76,10 @@ func TestKeepRevocations(t *testing.T) {
 		l := reader.Revocations()
 		return l != nil && l.Revoked(relay.Enrollment().NodeCert.Serial)
 	})
-	if fetched.Load() <= before || read.Load() <= readBefore {
-		t.Fatalf("updates reported: fetcher %d -> %d, reader %d -> %d", before, fetched.Load(), readBefore, read.Load())
-	}
+	// The update is reported right after the list is swapped in.
+	testutil.WaitFor(t, 5*time.Second, "both updates reported", func() bool {
+		return fetched.Load() > before && read.Load() > readBefore
+	})
 	if err := reader.VerifyRelay(relayID, relay.Certificate()); !errors.Is(err, tis.ErrRevoked) {
 		t.Fatalf("revoked relay: %v, want ErrRevoked", err)
 	}
