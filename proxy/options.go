@@ -109,6 +109,9 @@ type ServerOptions struct {
 	// reply waits for the exit, so it is precise and a silent circuit costs
 	// a retry, not the connection (client.socks_early_success).
 	SOCKSEarlySuccess bool
+	// Services reaches the Matryoshka services under .pikcio (pikcio.go);
+	// nil: such names are refused. They never go to an exit.
+	Services ServiceDialer
 }
 
 // Defaults of ServerOptions.

@@ -175,8 +175,11 @@ func (d *Dialer) descriptor(ctx context.Context, addr Address, fresh bool) (*Des
 			desc, err = d2, nil
 		}
 	}
-	if err != nil {
+	if errors.Is(err, ErrNotAuthorized) {
 		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("no descriptor: %w: %w", ErrUnreachable, err)
 	}
 	d.mu.Lock()
 	d.descs[addr] = desc
@@ -257,4 +260,15 @@ func (d *Dialer) shuffle(p []IntroPoint) {
 		}
 		p[i], p[j.Int64()] = p[j.Int64()], p[i]
 	}
+}
+
+// DialService reaches a service by its .pikcio name (proxy's
+// ServiceDialer): ADDRESS.pikcio, or CONTACTNAME.pikcio through lookup,
+// the local contacts file (Resolve). The name never leaves the machine.
+func (d *Dialer) DialService(ctx context.Context, host string, port uint16, lookup func(name string) (Address, bool)) (net.Conn, error) {
+	addr, err := Resolve(host, lookup)
+	if err != nil {
+		return nil, err
+	}
+	return d.Dial(ctx, addr, port)
 }
