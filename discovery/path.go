@@ -82,6 +82,10 @@ type PathRequest struct {
 	// path (a client's pool keeps its spare circuits through different
 	// exits, and retries a stream an exit left unanswered elsewhere).
 	AvoidExits []peer.ID
+	// Internal asks for a circuit that ends inside the network (a
+	// Matryoshka service's intro point or rendezvous relay): its last hop
+	// is drawn as a middle, needing no exit flag or port.
+	Internal bool
 }
 
 // Selector picks paths from a set of verified descriptors. See the package
@@ -221,16 +225,20 @@ func (s *Selector) Select(relays []*Descriptor, req PathRequest, guards []peer.I
 // pickExit picks an exit for req, not one of req.AvoidExits unless no
 // other fits.
 func (sl *selection) pickExit(cands []*Descriptor, req PathRequest, path []*Descriptor) (*Descriptor, error) {
+	role := RoleExit
+	if req.Internal {
+		role = RoleMiddle
+	}
 	if len(req.AvoidExits) > 0 {
 		avoid := make(map[peer.ID]bool, len(req.AvoidExits))
 		for _, id := range req.AvoidExits {
 			avoid[id] = true
 		}
-		if exit, err := sl.pick(cands, RoleExit, req.Port, path, avoid); err != nil || exit != nil {
+		if exit, err := sl.pick(cands, role, req.Port, path, avoid); err != nil || exit != nil {
 			return exit, err
 		}
 	}
-	return sl.pick(cands, RoleExit, req.Port, path, nil)
+	return sl.pick(cands, role, req.Port, path, nil)
 }
 
 // pick draws one relay for role among cands that is compatible with path

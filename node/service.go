@@ -1,0 +1,235 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/pikcio/pikcio/circuit"
+	"github.com/pikcio/pikcio/discovery"
+	"github.com/pikcio/pikcio/internal/privfile"
+	"github.com/pikcio/pikcio/service"
+)
+
+// Wiring of Matryoshka services (issue 17): the logic is in package
+// service; this file gives it circuits through the node's directory and
+// the DHT, and gives the proxy its .pikcio dialer.
+
+// ServiceConfig is a service the node publishes: streams to NAME's
+// address go to Target, a TCP address on loopback. (Contacts-only
+// services wait for contacts to carry service keys: see service/doc.go.)
+type ServiceConfig struct {
+	Name   string
+	Target string
+}
+
+// ServicesDir in the data directory holds each service's key, NAME.key
+// (mode 0600): the address stays the same across restarts.
+const ServicesDir = "services"
+
+// serviceBuilder builds service circuits from the node's directory.
+type serviceBuilder struct{ n *Node }
+
+var (
+	_ service.Builder     = serviceBuilder{}
+	_ service.Circuit     = (*circuit.Circuit)(nil)
+	_ service.RecordStore = (*discovery.Discovery)(nil)
+)
+
+// maxPathTries bounds the paths drawn for one service circuit.
+const maxPathTries = 8
+
+// BuildTo builds a circuit through a guard and a middle of the directory's
+// choosing to relay, which the directory must hold a verified descriptor
+// for.
+func (b serviceBuilder) BuildTo(ctx context.Context, relay peer.ID) (service.Circuit, error) {
+	last, ok := b.n.disc.Descriptor(relay)
+	if !ok {
+		return nil, fmt.Errorf("relay %s: %w", relay.ShortString(), circuit.ErrNotRelay)
+	}
+	return b.build(ctx, last, nil)
+}
+
+// BuildAny builds a circuit to a relay of the directory's choosing.
+func (b serviceBuilder) BuildAny(ctx context.Context, avoid []peer.ID) (service.Circuit, service.RendezvousPoint, error) {
+	c, last, err := b.buildAny(ctx, avoid)
+	if err != nil {
+		return nil, service.RendezvousPoint{}, err
+	}
+	return c, service.RendezvousPoint{Relay: last.PeerID, OnionKey: last.OnionKey.Key}, nil
+}
+
+// buildAny prefers a last hop outside avoid (a client's rendezvous relay
+// apart from the intro points, a service's intro points apart), and
+// takes one of them when the directory has no other.
+func (b serviceBuilder) buildAny(ctx context.Context, avoid []peer.ID) (service.Circuit, *discovery.Descriptor, error) {
+	var path []*discovery.Descriptor
+	for range maxPathTries {
+		var err error
+		path, err = b.n.disc.SelectPath(discovery.PathRequest{Hops: circuit.DefaultHops, AvoidExits: avoid, Internal: true})
+		if err != nil {
+			return nil, nil, fmt.Errorf("select path: %w", err)
+		}
+		if !slices.Contains(avoid, path[len(path)-1].PeerID) {
+			break
+		}
+	}
+	last := path[len(path)-1]
+	c, err := b.build(ctx, last, path[:len(path)-1])
+	return c, last, err
+}
+
+// build builds a circuit ending at last through head (nil: the first hops
+// of a fresh path that do not include last).
+func (b serviceBuilder) build(ctx context.Context, last *discovery.Descriptor, head []*discovery.Descriptor) (service.Circuit, error) {
+	for try := 0; head == nil && try < maxPathTries; try++ {
+		path, err := b.n.disc.SelectPath(discovery.PathRequest{Hops: circuit.DefaultHops, Internal: true})
+		if err != nil {
+			return nil, fmt.Errorf("select path: %w", err)
+		}
+		if h := path[:len(path)-1]; !slices.ContainsFunc(h, func(d *discovery.Descriptor) bool { return d.PeerID == last.PeerID }) {
+			head = h
+		}
+	}
+	if head == nil {
+		return nil, fmt.Errorf("no path avoiding relay %s: %w", last.PeerID.ShortString(), discovery.ErrNoMiddle)
+	}
+	c, err := b.n.buildPath(ctx, append(slices.Clone(head), last))
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// nodeServices are the node's published services and its dialer of
+// others'.
+type nodeServices struct {
+	n      *Node
+	dialer *service.Dialer
+
+	mu    sync.Mutex
+	hosts map[string]*service.Host // by name
+}
+
+func newNodeServices(n *Node, cfgs []ServiceConfig) (*nodeServices, error) {
+	s := &nodeServices{
+		n:      n,
+		dialer: service.NewDialer(service.DialerOptions{Builder: serviceBuilder{n}, Store: n.disc}),
+		hosts:  make(map[string]*service.Host),
+	}
+	for _, c := range cfgs {
+		if err := s.add(c); err != nil {
+			_ = s.close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// identity loads or creates the key of service name.
+func (s *nodeServices) identity(name string) (*service.Identity, error) {
+	if s.n.dataDir == "" {
+		return service.NewIdentity(rand.Reader)
+	}
+	dir := filepath.Join(s.n.dataDir, ServicesDir)
+	if _, err := privfile.EnsureDir(dir); err != nil {
+		return nil, fmt.Errorf("service keys: %w", err)
+	}
+	path := filepath.Join(dir, name+".key")
+	seed, err := privfile.Read(path, 64)
+	if errors.Is(err, os.ErrNotExist) {
+		id, err := service.NewIdentity(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		if err := privfile.Create(path, id.Seed()); err != nil {
+			return nil, fmt.Errorf("service %s key: %w", name, err)
+		}
+		return id, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("service %s key: %w", name, err)
+	}
+	return service.IdentityFromSeed(seed)
+}
+
+func (s *nodeServices) add(c ServiceConfig) error {
+	id, err := s.identity(c.Name)
+	if err != nil {
+		return err
+	}
+	o := service.HostOptions{Builder: serviceBuilder{s.n}, Store: s.n.disc, Target: c.Target, Log: s.n.log.WithField("service", c.Name)}
+	h, err := service.NewHost(id, o)
+	if err != nil {
+		return fmt.Errorf("service %s: %w", c.Name, err)
+	}
+	s.mu.Lock()
+	s.hosts[c.Name] = h
+	s.mu.Unlock()
+	s.n.log.WithField("service", c.Name).Infof("publishing service at %s", id.Address().Host())
+	return nil
+}
+
+// DialService is the proxy's dialer of .pikcio names: full addresses
+// (contact names need the invite exchange to carry service addresses).
+func (s *nodeServices) DialService(ctx context.Context, host string, port uint16) (net.Conn, error) {
+	return s.dialer.DialService(ctx, host, port, nil)
+}
+
+// ServiceStatus is one published service on the status page and the
+// control API: never its clients.
+type ServiceStatus struct {
+	Name string
+	service.HostStatus
+}
+
+func (s *nodeServices) status() []ServiceStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]ServiceStatus, 0, len(s.hosts))
+	for name, h := range s.hosts {
+		out = append(out, ServiceStatus{Name: name, HostStatus: h.Status()})
+	}
+	slices.SortFunc(out, func(a, b ServiceStatus) int { return cmpString(a.Name, b.Name) })
+	return out
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (s *nodeServices) close() error {
+	s.mu.Lock()
+	hosts := s.hosts
+	s.hosts = map[string]*service.Host{}
+	s.mu.Unlock()
+	for _, h := range hosts {
+		_ = h.Close()
+	}
+	return s.dialer.Close()
+}
+
+// Services returns the node's published services.
+func (n *Node) Services() []ServiceStatus {
+	n.mu.Lock()
+	s := n.svc
+	n.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	return s.status()
+}

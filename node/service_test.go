@@ -1,0 +1,95 @@
+package node_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	xproxy "golang.org/x/net/proxy"
+
+	"github.com/pikcio/pikcio/internal/chromium"
+	"github.com/pikcio/pikcio/internal/testutil"
+	"github.com/pikcio/pikcio/node"
+	"github.com/pikcio/pikcio/node/localnet"
+)
+
+const servicePage = `<!doctype html><html><head><title>svc</title></head><body><p id="m">matryoshka service page 7f3a</p></body></html>`
+
+// TestServiceThroughSOCKS: a node publishes its loopback web server as a
+// service; through the SOCKS port, a Go client and a headless Chromium
+// load the page by its full .pikcio address, bytes checked. No exit is
+// involved: the exit policy refuses everything.
+func TestServiceThroughSOCKS(t *testing.T) {
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = io.WriteString(w, servicePage)
+	})}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	n := localnet.StartTest(t, 4, func(o *localnet.Options) {
+		o.Base.Relay.ExitPolicy = []string{"reject *:*"}
+		o.NodeOptions = func(i int, no *node.Options) {
+			if i < 0 {
+				no.Services = []node.ServiceConfig{{Name: "web", Target: l.Addr().String()}}
+			}
+		}
+	})
+	c := n.Client
+	testutil.WaitFor(t, 2*time.Minute, "service published", func() bool {
+		s := c.Services()
+		return len(s) == 1 && !s[0].Published.IsZero() && len(s[0].IntroPoints) == 3
+	})
+	host := c.Services()[0].Address.Host()
+	socks := c.SOCKSAddr().String()
+
+	d, err := xproxy.SOCKS5("tcp", socks, nil, xproxy.Direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{DialContext: d.(xproxy.ContextDialer).DialContext, DisableKeepAlives: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	start := time.Now()
+	resp, err := (&http.Client{Transport: tr, Timeout: 90 * time.Second}).Get("http://" + host + "/")
+	if err != nil {
+		t.Fatalf("GET through SOCKS: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != servicePage {
+		t.Fatalf("page through SOCKS: %q", body)
+	}
+	t.Logf("first page through SOCKS after %v", time.Since(start))
+
+	for _, bad := range []string{"nobody.pikcio", strings.Repeat("a", 56) + ".pikcio"} {
+		if _, err := d.(xproxy.ContextDialer).DialContext(context.Background(), "tcp", bad+":80"); err == nil {
+			t.Errorf("%s: connected", bad)
+		}
+	}
+
+	if _, err := chromium.Find(); errors.Is(err, chromium.ErrNotFound) {
+		if os.Getenv("CI") == "" {
+			t.Skip("no chromium installed")
+		}
+		t.Fatal("CI needs chromium")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	dom, err := chromium.DumpDOM(ctx, "http://"+host+"/", chromium.Options{ProxyServer: "socks5://" + socks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(dom, `<p id="m">matryoshka service page 7f3a</p>`) {
+		t.Fatalf("Chromium's DOM lacks the page: %.300s", dom)
+	}
+}
