@@ -178,10 +178,22 @@ func (s *nodeServices) add(c ServiceConfig) error {
 	return nil
 }
 
-// DialService is the proxy's dialer of .pikcio names: full addresses
-// (contact names need the invite exchange to carry service addresses).
+// DialService is the proxy's dialer of .pikcio names: full addresses, and
+// the names of the node's own services (NAME.pikcio; the name never
+// leaves the machine). Contact names need the invite exchange to carry
+// service addresses first.
 func (s *nodeServices) DialService(ctx context.Context, host string, port uint16) (net.Conn, error) {
-	return s.dialer.DialService(ctx, host, port, nil)
+	return s.dialer.DialService(ctx, host, port, s.lookup)
+}
+
+// lookup maps the name of one of the node's own services to its address.
+func (s *nodeServices) lookup(name string) (service.Address, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h, ok := s.hosts[name]; ok {
+		return h.Address(), true
+	}
+	return service.Address{}, false
 }
 
 // ServiceStatus is one published service on the status page and the

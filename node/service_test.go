@@ -14,7 +14,6 @@ import (
 	xproxy "golang.org/x/net/proxy"
 
 	"github.com/pikcio/pikcio/internal/chromium"
-	"github.com/pikcio/pikcio/internal/testutil"
 	"github.com/pikcio/pikcio/node"
 	"github.com/pikcio/pikcio/node/localnet"
 )
@@ -39,18 +38,28 @@ func TestServiceThroughSOCKS(t *testing.T) {
 
 	n := localnet.StartTest(t, 4, func(o *localnet.Options) {
 		o.Base.Relay.ExitPolicy = []string{"reject *:*"}
+		o.DemoService = true
 		o.NodeOptions = func(i int, no *node.Options) {
 			if i < 0 {
-				no.Services = []node.ServiceConfig{{Name: "web", Target: l.Addr().String()}}
+				no.Services = append(no.Services, node.ServiceConfig{Name: "web", Target: l.Addr().String()})
 			}
 		}
 	})
 	c := n.Client
-	testutil.WaitFor(t, 2*time.Minute, "service published", func() bool {
+	published := func() bool {
 		s := c.Services()
-		return len(s) == 1 && !s[0].Published.IsZero() && len(s[0].IntroPoints) == 3
-	})
-	host := c.Services()[0].Address.Host()
+		return len(s) == 2 && !s[0].Published.IsZero() && len(s[0].IntroPoints) == 3 && !s[1].Published.IsZero()
+	}
+	for deadline := time.Now().Add(2 * time.Minute); !published(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("services not published: %+v", c.Services())
+		}
+	}
+	svcs := c.Services() // by name: demo, web
+	if svcs[0].Name != localnet.DemoServiceName || svcs[1].Name != "web" {
+		t.Fatalf("services %q and %q", svcs[0].Name, svcs[1].Name)
+	}
+	host := svcs[1].Address.Host()
 	socks := c.SOCKSAddr().String()
 
 	d, err := xproxy.SOCKS5("tcp", socks, nil, xproxy.Direct)
@@ -70,6 +79,17 @@ func TestServiceThroughSOCKS(t *testing.T) {
 		t.Fatalf("page through SOCKS: %q", body)
 	}
 	t.Logf("first page through SOCKS after %v", time.Since(start))
+
+	// The demo's own page, by the name of the node's own service.
+	resp, err = (&http.Client{Transport: tr, Timeout: 90 * time.Second}).Get("http://demo.pikcio/")
+	if err != nil {
+		t.Fatalf("GET demo.pikcio: %v", err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "You reached demo.pikcio") || !strings.Contains(string(body), "rendezvous relay") {
+		t.Fatalf("demo.pikcio: %.200q", body)
+	}
 
 	for _, bad := range []string{"nobody.pikcio", strings.Repeat("a", 56) + ".pikcio"} {
 		if _, err := d.(xproxy.ContextDialer).DialContext(context.Background(), "tcp", bad+":80"); err == nil {

@@ -69,6 +69,9 @@ type Options struct {
 	// NodeOptions, if not nil, adds to each node's options; i is the
 	// relay's index, or -1 for the client.
 	NodeOptions func(i int, o *node.Options)
+	// DemoService publishes, on the client, a page that explains what each
+	// hop could see, as DemoServiceName (demo.pikcio). pikcio demo sets it.
+	DemoService bool
 }
 
 // Network is a running local network.
@@ -86,6 +89,7 @@ type Network struct {
 	Client *node.Node
 
 	closeOnce sync.Once
+	stopDemo  func() // the demo service's web server, if any
 }
 
 // Start builds and starts a network: the TIS, the relays (the first one
@@ -179,6 +183,14 @@ func (n *Network) start(ctx context.Context, o Options, base *config.Config) err
 		return err
 	}
 	opts := node.Options{AllowSameSubnet: true}
+	if o.DemoService {
+		addr, stop, err := startDemoService()
+		if err != nil {
+			return err
+		}
+		n.stopDemo = stop
+		opts.Services = append(opts.Services, node.ServiceConfig{Name: DemoServiceName, Target: addr})
+	}
 	if o.NodeOptions != nil {
 		o.NodeOptions(-1, &opts)
 	}
@@ -317,6 +329,9 @@ func (n *Network) Close() error {
 		wg.Wait()
 		if n.TIS != nil {
 			errs = append(errs, n.TIS.Close())
+		}
+		if n.stopDemo != nil {
+			n.stopDemo()
 		}
 	})
 	return errors.Join(errs...)
