@@ -17,6 +17,7 @@ import (
 	"github.com/pikcio/pikcio/discovery"
 	"github.com/pikcio/pikcio/internal/privfile"
 	"github.com/pikcio/pikcio/service"
+	"github.com/pikcio/pikcio/web"
 )
 
 // Wiring of Matryoshka services (issue 17): the logic is in package
@@ -244,4 +245,20 @@ func (n *Node) Services() []ServiceStatus {
 		return nil
 	}
 	return s.status()
+}
+
+// serviceStatus is the status page's and the API's view of the services.
+func (n *Node) serviceStatus() []web.ServiceStatus {
+	var out []web.ServiceStatus
+	for _, s := range n.Services() {
+		ws := web.ServiceStatus{Name: s.Name, Address: s.Address.Host(), IntroPoints: []string{}, Joined: s.Joined, Published: s.Published}
+		for _, ip := range s.IntroPoints {
+			ws.IntroPoints = append(ws.IntroPoints, ip.String())
+		}
+		if s.PublishErr != nil {
+			ws.PublishErr = s.PublishErr.Error()
+		}
+		out = append(out, ws)
+	}
+	return out
 }

@@ -91,6 +91,20 @@ func TestServiceThroughSOCKS(t *testing.T) {
 		t.Fatalf("demo.pikcio: %.200q", body)
 	}
 
+	// The status page and its API list the services and intro points.
+	page := "http://" + c.StatusAddr().String()
+	for _, path := range []string{"/api/status", "/"} {
+		resp, err := http.Get(page + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), svcs[1].Address.String()) || (path != "/" && !strings.Contains(string(b), svcs[1].IntroPoints[0].String())) {
+			t.Errorf("%s does not show the service and its intro points", path)
+		}
+	}
+
 	for _, bad := range []string{"nobody.pikcio", strings.Repeat("a", 56) + ".pikcio"} {
 		if _, err := d.(xproxy.ContextDialer).DialContext(context.Background(), "tcp", bad+":80"); err == nil {
 			t.Errorf("%s: connected", bad)
