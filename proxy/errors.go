@@ -99,7 +99,7 @@ func httpFailure(err error) (int, string) {
 	case failTimeout:
 		return http.StatusGatewayTimeout, "504 Gateway Timeout: connecting to the destination timed out.\n"
 	case failUnknownName:
-		return http.StatusBadGateway, "502 Bad Gateway: unknown .pikcio name: neither a service address nor one of your contacts.\n"
+		return http.StatusBadGateway, "502 Bad Gateway: unknown .pikcio name: neither a service address nor the name of a service this node knows.\n"
 	case failNotAuthorized:
 		return http.StatusForbidden, "403 Forbidden: this .pikcio service is for its owner's contacts only.\n"
 	case failService:

@@ -44,15 +44,7 @@ type Dialer struct {
 
 // NewDialer makes a Dialer.
 func NewDialer(o DialerOptions) *Dialer {
-	if o.PeriodLength <= 0 {
-		o.PeriodLength = DefaultPeriodLength
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Rand == nil {
-		o.Rand = rand.Reader
-	}
+	runtimeDefaults(&o.PeriodLength, &o.Now, &o.Rand)
 	return &Dialer{o: o, descs: make(map[Address]*Descriptor), circs: make(map[Address]Circuit)}
 }
 

@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"crypto/ecdh"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -50,15 +49,7 @@ func (o HostOptions) withDefaults() HostOptions {
 	if o.Retry <= 0 {
 		o.Retry = DefaultRetry
 	}
-	if o.PeriodLength <= 0 {
-		o.PeriodLength = DefaultPeriodLength
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Rand == nil {
-		o.Rand = rand.Reader
-	}
+	runtimeDefaults(&o.PeriodLength, &o.Now, &o.Rand)
 	if o.Log == nil {
 		o.Log = logrus.WithField("component", "service")
 	}

@@ -2,6 +2,8 @@ package service
 
 import (
 	"context"
+	"crypto/rand"
+	"io"
 	"net"
 	"time"
 
@@ -63,3 +65,17 @@ const (
 	// introduction was accepted.
 	DefaultJoinTimeout = 20 * time.Second
 )
+
+// runtimeDefaults fills in the period length, clock and randomness that
+// Host and Dialer share.
+func runtimeDefaults(period *time.Duration, now *func() time.Time, r *io.Reader) {
+	if *period <= 0 {
+		*period = DefaultPeriodLength
+	}
+	if *now == nil {
+		*now = time.Now
+	}
+	if *r == nil {
+		*r = rand.Reader
+	}
+}
