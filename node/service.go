@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/ecdh"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -17,6 +19,7 @@ import (
 	"github.com/pikcio/pikcio/discovery"
 	"github.com/pikcio/pikcio/internal/privfile"
 	"github.com/pikcio/pikcio/service"
+	"github.com/pikcio/pikcio/trust"
 	"github.com/pikcio/pikcio/web"
 )
 
@@ -25,11 +28,15 @@ import (
 // the DHT, and gives the proxy its .pikcio dialer.
 
 // ServiceConfig is a service the node publishes: streams to NAME's
-// address go to Target, a TCP address on loopback. (Contacts-only
-// services wait for contacts to carry service keys: see service/doc.go.)
+// address go to Target, a TCP address on loopback. With ContactsOnly,
+// only the node's contacts can read its descriptor (their client keys,
+// learnt in the invite exchange). The first service is the one the node
+// tells its contacts of in the invite exchange: they reach it as
+// CONTACTNAME.pikcio.
 type ServiceConfig struct {
-	Name   string
-	Target string
+	Name         string
+	Target       string
+	ContactsOnly bool
 }
 
 // ServicesDir in the data directory holds each service's key, NAME.key
@@ -115,16 +122,24 @@ func (b serviceBuilder) build(ctx context.Context, last *discovery.Descriptor, h
 type nodeServices struct {
 	n      *Node
 	dialer *service.Dialer
+	// client reads contacts-only descriptors; its public half goes to
+	// contacts in the service card. first is the service of the card.
+	client *ecdh.PrivateKey
+	first  string
 
 	mu    sync.Mutex
 	hosts map[string]*service.Host // by name
 }
 
 func newNodeServices(n *Node, cfgs []ServiceConfig) (*nodeServices, error) {
-	s := &nodeServices{
-		n:      n,
-		dialer: service.NewDialer(service.DialerOptions{Builder: serviceBuilder{n}, Store: n.disc}),
-		hosts:  make(map[string]*service.Host),
+	s := &nodeServices{n: n, hosts: make(map[string]*service.Host)}
+	var err error
+	if s.client, err = s.clientKey(); err != nil {
+		return nil, err
+	}
+	s.dialer = service.NewDialer(service.DialerOptions{Builder: serviceBuilder{n}, Store: n.disc, ClientKey: s.client})
+	if len(cfgs) > 0 {
+		s.first = cfgs[0].Name
 	}
 	for _, c := range cfgs {
 		if err := s.add(c); err != nil {
@@ -135,31 +150,68 @@ func newNodeServices(n *Node, cfgs []ServiceConfig) (*nodeServices, error) {
 	return s, nil
 }
 
-// identity loads or creates the key of service name.
-func (s *nodeServices) identity(name string) (*service.Identity, error) {
+// ClientKeyFile in ServicesDir is the node's X25519 key for its
+// contacts' contacts-only services.
+const ClientKeyFile = "client.key"
+
+// keyFile returns the 32 secret bytes in ServicesDir/file, made with
+// fresh the first time (always fresh without a data directory).
+func (s *nodeServices) keyFile(file string, fresh func() ([]byte, error)) ([]byte, error) {
 	if s.n.dataDir == "" {
-		return service.NewIdentity(rand.Reader)
+		return fresh()
 	}
 	dir := filepath.Join(s.n.dataDir, ServicesDir)
 	if _, err := privfile.EnsureDir(dir); err != nil {
 		return nil, fmt.Errorf("service keys: %w", err)
 	}
-	path := filepath.Join(dir, name+".key")
-	seed, err := privfile.Read(path, 64)
+	path := filepath.Join(dir, file)
+	b, err := privfile.Read(path, 64)
 	if errors.Is(err, os.ErrNotExist) {
+		if b, err = fresh(); err != nil {
+			return nil, err
+		}
+		if err := privfile.Create(path, b); err != nil {
+			return nil, fmt.Errorf("service key %s: %w", file, err)
+		}
+		return b, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("service key %s: %w", file, err)
+	}
+	return b, nil
+}
+
+// identity loads or creates the key of service name.
+func (s *nodeServices) identity(name string) (*service.Identity, error) {
+	seed, err := s.keyFile(name+".key", func() ([]byte, error) {
 		id, err := service.NewIdentity(rand.Reader)
 		if err != nil {
 			return nil, err
 		}
-		if err := privfile.Create(path, id.Seed()); err != nil {
-			return nil, fmt.Errorf("service %s key: %w", name, err)
-		}
-		return id, nil
-	}
+		return id.Seed(), nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("service %s key: %w", name, err)
+		return nil, err
 	}
 	return service.IdentityFromSeed(seed)
+}
+
+func (s *nodeServices) clientKey() (*ecdh.PrivateKey, error) {
+	b, err := s.keyFile(ClientKeyFile, func() ([]byte, error) {
+		k, err := ecdh.X25519().GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		return k.Bytes(), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	k, err := ecdh.X25519().NewPrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("service client key: %w", err)
+	}
+	return k, nil
 }
 
 func (s *nodeServices) add(c ServiceConfig) error {
@@ -168,6 +220,9 @@ func (s *nodeServices) add(c ServiceConfig) error {
 		return err
 	}
 	o := service.HostOptions{Builder: serviceBuilder{s.n}, Store: s.n.disc, Target: c.Target, Log: s.n.log.WithField("service", c.Name)}
+	if c.ContactsOnly {
+		o.Contacts = s.contactKeys
+	}
 	h, err := service.NewHost(id, o)
 	if err != nil {
 		return fmt.Errorf("service %s: %w", c.Name, err)
@@ -179,22 +234,72 @@ func (s *nodeServices) add(c ServiceConfig) error {
 	return nil
 }
 
-// DialService is the proxy's dialer of .pikcio names: full addresses, and
-// the names of the node's own services (NAME.pikcio; the name never
-// leaves the machine). Contact names need the invite exchange to carry
-// service addresses first.
+// DialService is the proxy's dialer of .pikcio names: full addresses,
+// the names of the node's own services, and the contacts' names (lookup).
 func (s *nodeServices) DialService(ctx context.Context, host string, port uint16) (net.Conn, error) {
 	return s.dialer.DialService(ctx, host, port, s.lookup)
 }
 
-// lookup maps the name of one of the node's own services to its address.
+// lookup maps NAME of NAME.pikcio to an address, on this machine only:
+// one of the node's own services, else a contact whose name, lower-cased
+// with its spaces as hyphens, is NAME and who told its service card.
 func (s *nodeServices) lookup(name string) (service.Address, bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if h, ok := s.hosts[name]; ok {
+	h, ok := s.hosts[name]
+	s.mu.Unlock()
+	if ok {
 		return h.Address(), true
 	}
+	for _, c := range s.contacts() {
+		if c.Service != nil && c.Service.Address != ([32]byte{}) && ContactLabel(c.Name) == name {
+			return service.Address(c.Service.Address), true
+		}
+	}
 	return service.Address{}, false
+}
+
+// ContactLabel is how a contact's name is written under .pikcio.
+func ContactLabel(name string) string {
+	return strings.ReplaceAll(strings.ToLower(name), " ", "-")
+}
+
+func (s *nodeServices) contacts() []trust.Contact {
+	if s.n.trust == nil {
+		return nil
+	}
+	cs := s.n.trust.Contacts()
+	if err := cs.ReloadIfChanged(); err != nil {
+		s.n.log.WithError(err).Debug("service: reload contacts")
+	}
+	return cs.List()
+}
+
+// contactKeys are the client keys of the contacts that told one: who may
+// read a contacts-only descriptor.
+func (s *nodeServices) contactKeys() []*ecdh.PublicKey {
+	var out []*ecdh.PublicKey
+	for _, c := range s.contacts() {
+		if c.Service == nil {
+			continue
+		}
+		if k, err := ecdh.X25519().NewPublicKey(c.Service.ClientKey[:]); err == nil {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// card is what the node tells a new contact of its services.
+func (s *nodeServices) card() *trust.ServiceCard {
+	s.mu.Lock()
+	h := s.hosts[s.first]
+	s.mu.Unlock()
+	c := &trust.ServiceCard{}
+	if h != nil {
+		c.Address = [32]byte(h.Address())
+	}
+	copy(c.ClientKey[:], s.client.PublicKey().Bytes())
+	return c
 }
 
 // ServiceStatus is one published service on the status page and the
@@ -234,6 +339,18 @@ func (s *nodeServices) close() error {
 		_ = h.Close()
 	}
 	return s.dialer.Close()
+}
+
+// serviceCard is the exchange's card of the node (nil before the client
+// role runs).
+func (n *Node) serviceCard() *trust.ServiceCard {
+	n.mu.Lock()
+	s := n.svc
+	n.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	return s.card()
 }
 
 // Services returns the node's published services.

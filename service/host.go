@@ -162,9 +162,15 @@ func (h *Host) run() {
 	defer h.wg.Done()
 	var next time.Time // when to publish again even if nothing changed
 	dirty := true
+	var lastContacts string
 	for {
 		changed, full := h.fill()
 		dirty = dirty || changed
+		if c := h.contactsDigest(); c != lastContacts {
+			// A contact added or dropped: the descriptor's client list
+			// changes at once, not at the next republication.
+			lastContacts, dirty = c, true
+		}
 		wait := h.o.Republish
 		if h.n() > 0 && (dirty || !h.o.Now().Before(next)) {
 			if err := h.publish(); err != nil {
@@ -175,7 +181,7 @@ func (h *Host) run() {
 				next = h.o.Now().Add(h.o.Republish)
 			}
 		}
-		if !full {
+		if !full || h.o.Contacts != nil {
 			wait = min(wait, h.o.Retry)
 		}
 		t := time.NewTimer(wait)
@@ -188,6 +194,21 @@ func (h *Host) run() {
 		}
 		t.Stop()
 	}
+}
+
+// contactsDigest stands for the contacts' keys of a contacts-only
+// service ("" otherwise), to notice when they change.
+func (h *Host) contactsDigest() string {
+	if h.o.Contacts == nil {
+		return ""
+	}
+	keys := h.o.Contacts()
+	out := make([]byte, 0, 1+32*len(keys))
+	out = append(out, 'c')
+	for _, k := range keys {
+		out = append(out, k.Bytes()...)
+	}
+	return string(out)
 }
 
 func (h *Host) n() int {
