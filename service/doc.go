@@ -167,11 +167,15 @@
 // # Wiring
 //
 // Done: the circuit commands below (circuit/join.go), the runtime, the
-// proxy's .pikcio routing (proxy/pikcio.go), node.Options.Services, the
-// status page, demo.pikcio. Left: contacts learning each other's service
-// address and client key in the invite exchange (so CONTACTNAME.pikcio
-// and contacts-only services work in a node), [[services]] in the
-// configuration file and the service CLI.
+// proxy's .pikcio routing (proxy/pikcio.go), node.Options.Services
+// (node/service.go), the status page, demo.pikcio, and the service cards
+// of the invite exchange (trust.ServiceCard: the node's first service's
+// address and its X25519 client key, inside both signed transcripts), so
+// that CONTACTNAME.pikcio and contacts-only services work between nodes.
+// A contacts-only Host republishes within DefaultRetry when its contacts'
+// keys change. Left: [[services]] in the configuration file with hot
+// reload, the `pikcio service` CLI, and a card in the offline CLI accept
+// (`pikcio contacts accept` without a running node presents none).
 //
 // circuit gains only what joining needs, as relay commands on stream 0.
 // What the relays keep is here already (IntroTable, RendezvousTable, with
