@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/pikcio/pikcio/internal/testutil"
@@ -21,18 +22,19 @@ import (
 // relay 2 is the intro point, relay 4 the rendezvous relay.
 type joinNet struct {
 	*testNet
-	svc    *Client
-	id     *service.Identity
-	srv    *service.Server
-	keys   *service.IntroKeys
-	period service.Period
+	svc     *Client
+	svcHost host.Host
+	id      *service.Identity
+	srv     *service.Server
+	keys    *service.IntroKeys
+	period  service.Period
 }
 
 func newJoinNet(t *testing.T) *joinNet {
 	t.Helper()
 	n := &joinNet{testNet: newTestNet(t, netOpts{relays: 5, exit: func(int) ExitDialer { return nil }})}
 	sh := newHost(t)
-	n.svc = NewClient(sh, ClientOptions{})
+	n.svc, n.svcHost = NewClient(sh, ClientOptions{}), sh
 	t.Cleanup(func() { _ = n.svc.Close(); _ = sh.Close() })
 	var err error
 	if n.id, err = service.NewIdentity(rand.Reader); err != nil {
@@ -140,10 +142,14 @@ func (n *joinNet) connect(t *testing.T, ctx context.Context) (*Circuit, error) {
 
 // TestJoinEndToEnd: a client reaches a service's loopback server through
 // an intro point and a rendezvous relay; the rendezvous relay, which
-// carries every byte, sees none of them in the clear.
+// carries every byte, sees none of them in the clear, nor the service's
+// key, nor either party's peer ID.
 func TestJoinEndToEnd(t *testing.T) {
 	n := newJoinNet(t)
 	data := randBytes(t, 256<<10)
+	addr := n.id.Address()
+	// What would name a party: the service's key, both hosts' peer IDs.
+	secrets := [][]byte{data[:32], data[len(data)-32:], addr[:], []byte(n.chost.ID()), []byte(n.svcHost.ID())}
 	var mu sync.Mutex
 	var seen int
 	leaked := false
@@ -151,8 +157,10 @@ func TestJoinEndToEnd(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		seen++
-		if bytes.Contains(cell, data[:32]) || bytes.Contains(cell, data[len(data)-32:]) {
-			leaked = true
+		for _, s := range secrets {
+			if bytes.Contains(cell, s) {
+				leaked = true
+			}
 		}
 	}
 	port, _ := echoServer(t)
@@ -183,7 +191,7 @@ func TestJoinEndToEnd(t *testing.T) {
 	roundTrip(t, st, data)
 	mu.Lock()
 	if leaked || seen < len(data)/MaxCellData {
-		t.Errorf("rendezvous relay: %d cells seen, plaintext leaked %v", seen, leaked)
+		t.Errorf("rendezvous relay: %d cells seen, a party's data, key or peer ID in them: %v", seen, leaked)
 	}
 	mu.Unlock()
 	if got := n.relays[2].JoinStats().IntroCircuits; got != 1 {
