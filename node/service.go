@@ -379,3 +379,39 @@ func (n *Node) serviceStatus() []web.ServiceStatus {
 	}
 	return out
 }
+
+// LocalService is a service key kept in a data directory.
+type LocalService struct {
+	Name    string
+	Address service.Address
+}
+
+// ListServices lists the service keys in dataDir's ServicesDir, by name
+// (for `pikcio service list`; the node need not run).
+func ListServices(dataDir string) ([]LocalService, error) {
+	dir := filepath.Join(dataDir, ServicesDir)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list services: %w", err)
+	}
+	var out []LocalService
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".key")
+		if !ok || e.Name() == ClientKeyFile {
+			continue
+		}
+		seed, err := privfile.Read(filepath.Join(dir, e.Name()), 64)
+		if err != nil {
+			return nil, fmt.Errorf("service %s: %w", name, err)
+		}
+		id, err := service.IdentityFromSeed(seed)
+		if err != nil {
+			return nil, fmt.Errorf("service %s: %w", name, err)
+		}
+		out = append(out, LocalService{Name: name, Address: id.Address()})
+	}
+	return out, nil
+}
