@@ -95,19 +95,27 @@ func (b serviceBuilder) buildAny(ctx context.Context, avoid []peer.ID) (service.
 	return c, last, err
 }
 
-// build builds a circuit ending at last through head (nil: the first hops
-// of a fresh path that do not include last).
+// build builds a circuit ending at last through head (nil: two hops of a
+// fresh path that are not last). When last is this node's entry guard,
+// which a path always begins with, the head is the path's next two hops:
+// reaching one's own guard as an intro point or rendezvous relay would
+// otherwise be impossible on a small network.
 func (b serviceBuilder) build(ctx context.Context, last *discovery.Descriptor, head []*discovery.Descriptor) (service.Circuit, error) {
-	for try := 0; head == nil && try < maxPathTries; try++ {
-		path, err := b.n.disc.SelectPath(discovery.PathRequest{Hops: circuit.DefaultHops, Internal: true})
+	if head == nil {
+		path, err := b.n.disc.SelectPath(discovery.PathRequest{Hops: circuit.DefaultHops + 1, Internal: true})
+		if err != nil { // a network of three relays: last may be one of them
+			path, err = b.n.disc.SelectPath(discovery.PathRequest{Hops: circuit.DefaultHops, Internal: true})
+		}
 		if err != nil {
 			return nil, fmt.Errorf("select path: %w", err)
 		}
-		if h := path[:len(path)-1]; !slices.ContainsFunc(h, func(d *discovery.Descriptor) bool { return d.PeerID == last.PeerID }) {
-			head = h
+		for _, d := range path {
+			if d.PeerID != last.PeerID && len(head) < circuit.DefaultHops-1 {
+				head = append(head, d)
+			}
 		}
 	}
-	if head == nil {
+	if len(head) < circuit.DefaultHops-1 {
 		return nil, fmt.Errorf("no path avoiding relay %s: %w", last.PeerID.ShortString(), discovery.ErrNoMiddle)
 	}
 	c, err := b.n.buildPath(ctx, append(slices.Clone(head), last))

@@ -222,7 +222,7 @@ func TestServiceContacts(t *testing.T) {
 	// Alice republishes with Bob's client key within seconds.
 	var code int
 	var body string
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(time.Second) {
 		if code, body = get(t, bob.HTTPAddr().String(), "http://alice.pikcio/"); code == http.StatusOK || time.Now().After(deadline) {
 			break
 		}
