@@ -3,6 +3,7 @@ package trust
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -106,7 +107,7 @@ type contactJSON struct {
 	Node     string    `json:"node,omitempty"`
 	NodeCert []byte    `json:"node_cert,omitempty"`
 	AddedAt  time.Time `json:"added_at"`
-	Service  []byte    `json:"service,omitempty"` // ServiceCard.Encode
+	Service  string    `json:"service,omitempty"` // hex of ServiceCard.Encode
 }
 
 type contactsJSON struct {
@@ -209,7 +210,11 @@ func parseContact(j contactJSON) (Contact, error) {
 		return Contact{}, fmt.Errorf("certificate mismatch: %w", ErrMalformed)
 	}
 	ct := Contact{ID: cert.ID, Name: j.Name, Cert: cert, AddedAt: j.AddedAt}
-	if ct.Service, err = DecodeServiceCard(j.Service); err != nil {
+	card, err := hex.DecodeString(j.Service)
+	if err != nil {
+		return Contact{}, fmt.Errorf("service card: %w", ErrMalformed)
+	}
+	if ct.Service, err = DecodeServiceCard(card); err != nil {
 		return Contact{}, err
 	}
 	if j.Node != "" {
@@ -411,7 +416,7 @@ func (c *Contacts) save(contacts []Contact) error {
 			j.Node = ct.Node.String()
 		}
 		if ct.Service != nil {
-			j.Service = ct.Service.Encode()
+			j.Service = hex.EncodeToString(ct.Service.Encode())
 		}
 		if ct.NodeCert != nil {
 			if j.NodeCert, err = ct.NodeCert.Encode(); err != nil {
