@@ -54,17 +54,17 @@ const (
 
 // Relay commands (resolve.go adds RESOLVE and RESOLVED, 10 and 11).
 const (
-	relayBegin     byte = 1 // client -> exit: open a stream to host:port
-	relayData      byte = 2 // stream bytes, either way
-	relayEnd       byte = 3 // the stream is closed, with a reason
-	relayConnected byte = 4 // exit -> client: BEGIN succeeded
-	relaySendme    byte = 5 // flow control credit (stream 0: circuit level)
-	relayExtend    byte = 6 // client -> hop: extend the circuit to a next hop
-	relayExtended  byte = 7 // hop -> client: the next hop answered
-	relayFin       byte = 8 // half-close: the sender sends no more data on the stream
-	relayDrop      byte = 9 // padding, ignored by the receiver
-	relayMaxCmd         = relayResolved
-	relayExtendLim      = 16 // max addresses in an EXTEND
+	relayBegin     byte = 1                // client -> exit: open a stream to host:port
+	relayData      byte = 2                // stream bytes, either way
+	relayEnd       byte = 3                // the stream is closed, with a reason
+	relayConnected byte = 4                // exit -> client: BEGIN succeeded
+	relaySendme    byte = 5                // flow control credit (stream 0: circuit level)
+	relayExtend    byte = 6                // client -> hop: extend the circuit to a next hop
+	relayExtended  byte = 7                // hop -> client: the next hop answered
+	relayFin       byte = 8                // half-close: the sender sends no more data on the stream
+	relayDrop      byte = 9                // padding, ignored by the receiver
+	relayMaxCmd         = relayRendezvous2 // join.go adds 12 to 20
+	relayExtendLim      = 16               // max addresses in an EXTEND
 )
 
 // DestroyReason says why a circuit was torn down. It is one byte on the wire.
@@ -267,7 +267,8 @@ func decodeRelay(body []byte) (relayMsg, error) {
 		if m.stream == 0 {
 			return relayMsg{}, fmt.Errorf("relay command %d on stream 0: %w", m.cmd, ErrMalformed)
 		}
-	case relayExtend, relayExtended:
+	case relayExtend, relayExtended, relayEstablishIntro, relayIntroEstablished, relayIntroduce1, relayIntroduce2,
+		relayIntroduceAck, relayEstablishRendezvous, relayRendezvousEstablished, relayRendezvous1, relayRendezvous2:
 		if m.stream != 0 {
 			return relayMsg{}, fmt.Errorf("relay command %d on a stream: %w", m.cmd, ErrMalformed)
 		}

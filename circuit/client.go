@@ -210,6 +210,7 @@ func (ci *Circuit) build(ctx context.Context) error {
 		return &BuildError{Hop: 0, Peer: h0.ID, Err: err}
 	}
 	ci.layers = append(ci.layers, l)
+	ci.binding = circuitBinding(keys)
 	ci.rtt = time.Since(sent)
 
 	// Further hops: EXTEND through the last hop so far.
@@ -268,6 +269,7 @@ func (ci *Circuit) extend(i int) error {
 			return err
 		}
 		ci.layers = append(ci.layers, l)
+		ci.binding = circuitBinding(keys)
 		return nil
 	}
 }
@@ -281,6 +283,8 @@ type Circuit struct {
 	edge    *edge
 	created time.Time
 	rtt     time.Duration // of the build's last handshake; set before Build returns
+	binding [32]byte      // of the last real hop; set before Build returns
+	join    joinState     // intro, rendezvous and the virtual hop (join.go)
 
 	wmu   sync.Mutex // serializes encryption and writes towards the first hop
 	early int        // RELAY_EARLY cells sent, under wmu
@@ -313,6 +317,9 @@ func (ci *Circuit) sendCells(i int, link, cmd byte, stream uint16, data []byte) 
 		return ci.Err()
 	default:
 	}
+	if i == lastLayer {
+		i = len(ci.layers) - 1
+	}
 	l := ci.layers[i]
 	for c := 0; c < n; c++ {
 		// As Tor's clients do, the first cells not for the first hop
@@ -339,8 +346,11 @@ func (ci *Circuit) sendCells(i int, link, cmd byte, stream uint16, data []byte) 
 
 // sendRelay sends to the last hop; it makes Circuit the edge's sender.
 func (ci *Circuit) sendRelay(cmd byte, stream uint16, data []byte) error {
-	return ci.sendTo(len(ci.layers)-1, cmd, stream, data)
+	return ci.sendTo(lastLayer, cmd, stream, data)
 }
+
+// lastLayer, as a hop index, is the circuit's last hop, virtual or not.
+const lastLayer = -1
 
 // open removes layers from a backward cell until one recognizes it.
 func (ci *Circuit) open(cell []byte) (int, relayMsg, error) {
@@ -404,8 +414,14 @@ func (ci *Circuit) dispatch(cell []byte) (DestroyReason, error) {
 	if m.cmd == relayDrop {
 		return DestroyNone, nil
 	}
-	if from != len(ci.layers)-1 {
+	if isJoinCmd(m.cmd) {
+		return ci.onJoin(from, m)
+	}
+	if from != ci.lastHop() {
 		return DestroyProtocol, fmt.Errorf("relay command %d from hop %d: %w", m.cmd, from+1, ErrMalformed)
+	}
+	if m.cmd == relayBegin {
+		return ci.onBegin(m)
 	}
 	if err := ci.edge.handle(m); err != nil {
 		return DestroyProtocol, err

@@ -75,6 +75,29 @@
 // suit links where per-cell work is cheap next to bandwidth; here they
 // would cost most of the speed.
 //
+// # Joined circuits
+//
+// For Matryoshka services (package service, issue 17) circuits can be
+// joined (join.go). Relay commands on stream 0, each answered by the last
+// hop with the formats and tables of package service: ESTABLISH_INTRO
+// (12) / INTRO_ESTABLISHED (13), INTRODUCE1 (14) forwarded unchanged as
+// INTRODUCE2 (15) on the service's circuit and answered with
+// INTRODUCE_ACK (16, one status byte), ESTABLISH_RENDEZVOUS (17) /
+// RENDEZVOUS_ESTABLISHED (18), and RENDEZVOUS1 (19), after which the
+// rendezvous relay sends the client RENDEZVOUS2 (20) and splices the two
+// circuits: a cell from one that no layer of the relay recognizes is sent
+// on, under the other circuit's backward layer, where it would otherwise
+// close the circuit. The relay is the last hop of both and handles only
+// DROP for itself from then on. ESTABLISH_INTRO is signed over a circuit
+// binding, HMAC(forward MAC key of the last hop, "pikcio-svc circuit
+// binding") (Circuit.Binding), so an intro point cannot replay it on
+// another circuit. Each end then appends a virtual hop whose layer is made
+// from the end-to-end hs-ntor keys (the client's forward direction is the
+// service's backward one); the client opens streams to it with BEGIN, and
+// the service answers them by dialling its local target, never an exit.
+// Closing either joined circuit closes the other; the relay's tables
+// forget a circuit when it closes.
+//
 // # Flow control
 //
 // Two levels, both counted in DATA cells and credited with SENDME (issue

@@ -46,6 +46,7 @@ type Relay struct {
 	peerHS   map[peer.ID]*rate.Limiter  // handshakes per previous hop
 	closed   bool
 	wg       sync.WaitGroup
+	join     joinTables // intro point and rendezvous relay (join.go)
 
 	total     atomic.Uint64 // circuits accepted in total
 	forwarded atomic.Uint64 // bytes of cells relayed or handled
@@ -377,7 +378,7 @@ func (r *Relay) accept(s network.Stream, prev peer.ID) (*relayCirc, DestroyReaso
 	}
 	_ = s.SetDeadline(time.Time{})
 
-	rc := &relayCirc{r: r, prev: s, prevPeer: prev, l: l, done: make(chan struct{})}
+	rc := &relayCirc{r: r, prev: s, prevPeer: prev, l: l, binding: circuitBinding(keys), done: make(chan struct{})}
 	rc.ctx, rc.cancel = context.WithCancel(context.Background())
 	return rc, DestroyNone
 }
@@ -388,6 +389,8 @@ type relayCirc struct {
 	prev     network.Stream
 	prevPeer peer.ID
 	l        *layer
+	binding  [32]byte                  // for ESTABLISH_INTRO (join.go)
+	peer     atomic.Pointer[relayCirc] // the circuit this one is joined to
 
 	pmu sync.Mutex // writes towards the client and the backward crypto
 	nmu sync.Mutex // writes towards the next hop
@@ -472,6 +475,15 @@ func (rc *relayCirc) forwardLoop() {
 			}
 		}
 		if w > 0 {
+			if p := rc.peer.Load(); rc.next == nil && p != nil {
+				err := p.carry(buf[:w])
+				putBatch(bp)
+				if err != nil {
+					rc.close(DestroyConnect, fmt.Errorf("carry to joined circuit: %w", err))
+					return
+				}
+				continue
+			}
 			if rc.next == nil {
 				putBatch(bp)
 				rc.close(DestroyIntegrity, ErrIntegrity)
@@ -513,7 +525,7 @@ func (rc *relayCirc) forward(c []byte) (pass bool, _ DestroyReason, _ error) {
 		rc.r.peek(body, rc.l.fwd.want[:])
 	}
 	if !rc.l.fwd.recognize(body) {
-		if rc.next == nil {
+		if rc.next == nil && rc.peer.Load() == nil {
 			return false, DestroyIntegrity, ErrIntegrity
 		}
 		return true, DestroyNone, nil
@@ -531,6 +543,9 @@ func (rc *relayCirc) forward(c []byte) (pass bool, _ DestroyReason, _ error) {
 
 // local handles a relay message meant for this hop.
 func (rc *relayCirc) local(m relayMsg) (DestroyReason, error) {
+	if rc.peer.Load() != nil && m.cmd != relayDrop {
+		return DestroyProtocol, fmt.Errorf("relay command %d at the relay of a joined circuit: %w", m.cmd, ErrMalformed)
+	}
 	switch m.cmd {
 	case relayDrop:
 		rc.r.drops.Add(1)
@@ -561,6 +576,9 @@ func (rc *relayCirc) local(m relayMsg) (DestroyReason, error) {
 		}
 		return DestroyNone, nil
 	default:
+		if isJoinCmd(m.cmd) {
+			return rc.join(m)
+		}
 		return DestroyProtocol, fmt.Errorf("relay command %d at a relay: %w", m.cmd, ErrMalformed)
 	}
 }
@@ -782,32 +800,7 @@ func (rc *relayCirc) serveExit(s *Stream, b beginMsg) {
 		return
 	}
 	capSendBuffer(conn, r.opts.ExitSendBuffer)
-	// A destination that does not read must not hold this goroutine (and
-	// the relay's Close) once the stream or the circuit is gone: the
-	// connection closes with the circuit, and gets exitDrainTimeout to take
-	// what is queued for it after an END.
-	stop := context.AfterFunc(rc.ctx, func() { _ = conn.Close() })
-	defer stop()
-	s.setOnEnd(func() { _ = conn.SetWriteDeadline(time.Now().Add(exitDrainTimeout)) })
-	select {
-	case <-s.closed: // the client gave up while we connected
-		_ = conn.Close()
-		return
-	default:
-	}
-	// Data that came with the BEGIN (optimistic data) leaves for the
-	// destination while CONNECTED travels back.
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		splice(conn, s)
-	}()
-	if err := rc.sendRelay(relayConnected, s.id, nil); err != nil {
-		_ = conn.Close()
-		_ = s.closeWith(endreason.ReasonMisc)
-		return
-	}
-	splice(s, conn)
+	bridge(rc.ctx, &r.wg, rc, s, conn)
 }
 
 func (rc *relayCirc) close(reason DestroyReason, err error) {
@@ -837,6 +830,7 @@ func (rc *relayCirc) close(reason DestroyReason, err error) {
 		r.mu.Unlock()
 		r.log.WithError(err).Debug("circuit closed")
 	})
+	rc.leave(reason, err)
 }
 
 // closeLink ends one of the circuit's links, with a DESTROY when there is a

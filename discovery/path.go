@@ -86,6 +86,10 @@ type PathRequest struct {
 	// take that role (the relays of the pool's other spare circuits, so
 	// that one relay's death does not take every spare with it).
 	Avoid []peer.ID
+	// Internal asks for a circuit that ends inside the network (a
+	// Matryoshka service's intro point or rendezvous relay): its last hop
+	// is drawn as a middle, needing no exit flag or port.
+	Internal bool
 }
 
 // avoidSet returns ids and more as a set, or nil if there are none.
@@ -254,15 +258,19 @@ func (s *Selector) Select(relays []*Descriptor, req PathRequest, guards []peer.I
 // pickExit picks an exit for req: not one of req.AvoidExits or req.Avoid
 // if another fits, else not one of req.AvoidExits if another fits, else any.
 func (sl *selection) pickExit(cands []*Descriptor, req PathRequest, path []*Descriptor) (*Descriptor, error) {
+	role := RoleExit
+	if req.Internal {
+		role = RoleMiddle
+	}
 	for _, avoid := range []map[peer.ID]bool{avoidSet(req.AvoidExits, req.Avoid), avoidSet(req.AvoidExits)} {
 		if avoid == nil {
 			continue
 		}
-		if exit, err := sl.pick(cands, RoleExit, req.Port, path, avoid); err != nil || exit != nil {
+		if exit, err := sl.pick(cands, role, req.Port, path, avoid); err != nil || exit != nil {
 			return exit, err
 		}
 	}
-	return sl.pick(cands, RoleExit, req.Port, path, nil)
+	return sl.pick(cands, role, req.Port, path, nil)
 }
 
 // pick draws one relay for role among cands that is compatible with path

@@ -338,3 +338,30 @@ func TestSelectGuardOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestSelectInternal: a path that ends inside the network (a service's
+// intro point or rendezvous relay) needs no exit.
+func TestSelectInternal(t *testing.T) {
+	now := time.Now()
+	var relays []*Descriptor
+	for i := range 6 {
+		relays = append(relays, fabricate(t, now, FlagRelay|FlagGuard, nil, fmt.Sprintf("/ip4/10.%d.0.1/tcp/4001", i)))
+	}
+	s := &Selector{Now: func() time.Time { return now }}
+	for _, c := range []struct {
+		req  PathRequest
+		fail bool
+	}{
+		{PathRequest{}, true},
+		{PathRequest{Internal: true}, false},
+		{PathRequest{Internal: true, AvoidExits: []peer.ID{relays[0].PeerID}}, false},
+	} {
+		path, err := s.Select(relays, c.req, nil)
+		if c.fail != (err != nil) {
+			t.Fatalf("%+v: path %d hops, err %v", c.req, len(path), err)
+		}
+		if err == nil && len(path) != DefaultHops {
+			t.Fatalf("%+v: %d hops", c.req, len(path))
+		}
+	}
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/pikcio/pikcio/exitnode"
 	"github.com/pikcio/pikcio/internal/privfile"
 	"github.com/pikcio/pikcio/proxy"
+	"github.com/pikcio/pikcio/service"
 	"github.com/pikcio/pikcio/tis"
 	"github.com/pikcio/pikcio/trust"
 	"github.com/pikcio/pikcio/trust/exchange"
@@ -80,6 +81,7 @@ type Node struct {
 	builder   *discovery.Builder[*circuit.Circuit]
 	pool      *proxy.Pool
 	front     *proxy.Server
+	svc       *nodeServices // Matryoshka services (service.go)
 	status    *statusServer
 	socksAddr net.Addr
 	httpAddr  net.Addr
@@ -228,6 +230,7 @@ func (n *Node) discoveryOptions(cfg *config.Config) []discovery.Option {
 	if n.isRelay {
 		opts = append(opts, discovery.Publish(n.relayInfo))
 	}
+	opts = append(opts, discovery.Validator(service.Namespace, service.Validator{}))
 	if n.tis != nil {
 		opts = append(opts, discovery.Validator(tis.RevocationNamespace, tis.RevocationValidator{Root: n.tis.Root()}))
 		opts = append(opts, discovery.Validator(trust.Namespace, n.trust.Validator()), discovery.WithWeigher(trustWeigher{n.trust}))
@@ -342,9 +345,13 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 		n.builder = discovery.NewBuilder(n.disc, timeBuilds(n.metrics, n.buildPath), discovery.BuilderOptions{})
 		n.pool = proxy.NewPool(n.buildCircuit, cfg.Client.PoolOptions())
 		n.pool6 = newIPv6Pool(n, cfg.Client.PoolOptions())
+		svc, err := newNodeServices(n, n.opts.Services)
+		if err != nil {
+			return err
+		}
+		n.svc = svc
 		d := proxy.TimeFirstByte(ipv6Dialer{proxy.RecordFailures(n.pool, n.activity.Record), n.pool6}, n.metrics.ObserveFirstByte)
-		n.front = proxy.NewServer(proxy.WithResolver(d, n.pool), proxy.ServerOptions{SOCKSEarlySuccess: cfg.Client.SOCKSEarlySuccess})
-		var err error
+		n.front = proxy.NewServer(proxy.WithResolver(d, n.pool), proxy.ServerOptions{SOCKSEarlySuccess: cfg.Client.SOCKSEarlySuccess, Services: svc})
 		if cfg.Client.SOCKSListen != "" {
 			if n.socksAddr, err = n.front.ListenSOCKS(cfg.Client.SOCKSListen); err != nil {
 				return fmt.Errorf("SOCKS5 proxy: %w", err)
@@ -475,7 +482,7 @@ func (n *Node) release() error {
 	n.cancel()
 	n.mu.Lock()
 	front, pool, cc, status, relay, ctl := n.front, n.pool, n.cc, n.status, n.relay, n.control
-	pool6 := n.pool6
+	pool6, svc := n.pool6, n.svc
 	n.mu.Unlock()
 	var errs []error
 	errs = append(errs, ctl.close())
@@ -484,6 +491,9 @@ func (n *Node) release() error {
 	}
 	if front != nil {
 		errs = append(errs, front.Close())
+	}
+	if svc != nil {
+		errs = append(errs, svc.close())
 	}
 	if pool != nil {
 		errs = append(errs, pool.Close())

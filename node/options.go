@@ -58,6 +58,8 @@ type Options struct {
 	// for RESOLVE. Default nil: the system's resolver
 	// (net.DefaultResolver).
 	ExitResolver exitnode.Resolver
+	// Services are published by a client node (service.go). Default none.
+	Services []ServiceConfig
 }
 
 // Enrollee is the person a node enrolls for (tis.NormalizeName and

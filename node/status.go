@@ -124,6 +124,7 @@ func (n *Node) StatusWith(destinations bool) Status {
 			}
 		}
 	}
+	st.Services = n.serviceStatus()
 	return st
 }
 

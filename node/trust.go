@@ -52,7 +52,7 @@ func (n *Node) newExchange() (*exchange.Service, error) {
 // exchangeSelf is the node's own identity for contact exchanges.
 func (n *Node) exchangeSelf() exchange.Self {
 	en := n.tis.Enrollment()
-	return exchange.Self{MatryoshkaCert: en.MatryoshkaCert, NodeCert: en.NodeCert, MatryoshkaKey: n.tis.MatryoshkaKey()}
+	return exchange.Self{MatryoshkaCert: en.MatryoshkaCert, NodeCert: en.NodeCert, MatryoshkaKey: n.tis.MatryoshkaKey(), Service: n.serviceCard}
 }
 
 // relayOf is what the agents read of a descriptor.

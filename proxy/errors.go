@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/pikcio/pikcio/internal/endreason"
+	"github.com/pikcio/pikcio/service"
 )
 
 // Errors of the pool and the front ends.
@@ -27,10 +28,19 @@ const (
 	failUnreachable
 	failRefused
 	failTimeout
+	failUnknownName   // a .pikcio name that is no address and no contact
+	failNotAuthorized // a contacts-only service that does not list us
+	failService       // a .pikcio service that could not be reached
 )
 
 func classify(err error) failure {
 	switch {
+	case errors.Is(err, service.ErrUnknownName), errors.Is(err, errNoServices):
+		return failUnknownName
+	case errors.Is(err, service.ErrNotAuthorized):
+		return failNotAuthorized
+	case errors.Is(err, service.ErrUnreachable):
+		return failService
 	case errors.Is(err, endreason.ErrPolicy):
 		return failPolicy
 	case errors.Is(err, endreason.ErrUnreachable), errors.Is(err, endreason.ErrResolve),
@@ -68,6 +78,10 @@ func socksReply(err error) byte {
 		return socksConnRefused
 	case failTimeout:
 		return socksTTLExpired
+	case failUnknownName, failService:
+		return socksHostUnreachable
+	case failNotAuthorized:
+		return socksNotAllowed
 	}
 	return socksGeneralFailure
 }
@@ -84,6 +98,12 @@ func httpFailure(err error) (int, string) {
 		return http.StatusBadGateway, "502 Bad Gateway: the destination refused the connection.\n"
 	case failTimeout:
 		return http.StatusGatewayTimeout, "504 Gateway Timeout: connecting to the destination timed out.\n"
+	case failUnknownName:
+		return http.StatusBadGateway, "502 Bad Gateway: unknown .pikcio name: neither a service address nor the name of a service this node knows.\n"
+	case failNotAuthorized:
+		return http.StatusForbidden, "403 Forbidden: this .pikcio service is for its owner's contacts only.\n"
+	case failService:
+		return http.StatusBadGateway, "502 Bad Gateway: the .pikcio service could not be reached (offline, or its introduction points failed).\n"
 	}
 	return http.StatusBadGateway, "502 Bad Gateway: could not connect through the circuit.\n"
 }

@@ -109,6 +109,9 @@ type ServerOptions struct {
 	// Off by default, as Tor: the reply waits for the exit, so it is
 	// precise (client.socks_early_success).
 	SOCKSEarlySuccess bool
+	// Services reaches the Matryoshka services under .pikcio (pikcio.go);
+	// nil: such names are refused. They never go to an exit.
+	Services ServiceDialer
 }
 
 // Defaults of ServerOptions.

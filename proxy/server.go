@@ -28,6 +28,7 @@ type Server struct {
 // NewServer returns a server whose front ends dial through d.
 func NewServer(d Dialer, opts ServerOptions) *Server {
 	opts = opts.withDefaults()
+	d = routePikcio(d, opts.Services)
 	ctx, cancel := context.WithCancel(context.Background())
 	tr := newTracker()
 	h := newHTTPProxy(ctx, d, opts, tr)

@@ -142,7 +142,40 @@
 //   - The service: the client's rendezvous relay and cookie, nothing that
 //     identifies the client. A service must not log either.
 //
-// # Wiring (a later session)
+// # Runtime
+//
+// Host (host.go) runs one published service: it keeps DefaultIntroPoints
+// intro circuits, each built by a Builder to a relay of its choosing and
+// registered with ESTABLISH_INTRO; it publishes the descriptor for the
+// current period and, within DefaultPublishAhead of the turnover, the next
+// one (again every DefaultRepublish, and at once when an intro point is
+// lost and replaced). A revision is never reused within a period, though
+// Identity.Revision counts seconds: a replacement uploaded within the
+// second of the last descriptor must still replace it
+// (TestHostReplacesIntroPoint found that). Each INTRODUCE2 is checked by
+// Server.Accept and answered with a circuit to the client's rendezvous
+// relay, whose streams are dialled to the service's loopback target.
+// Dialer (dial.go) is the client: it fetches and caches descriptors
+// (refetching once when every intro point of a cached one fails), builds
+// a rendezvous circuit per attempt, introduces itself through the intro
+// points in random order, and keeps the joined circuit of each service
+// for later streams. Both own small interfaces for what they need
+// (runtime.go): Circuit, which *circuit.Circuit is, and Builder, which
+// the node implements over its directory (node/service.go, with
+// discovery's PathRequest.Internal: the last hop needs no exit flag).
+//
+// # Wiring
+//
+// Done: the circuit commands below (circuit/join.go), the runtime, the
+// proxy's .pikcio routing (proxy/pikcio.go), node.Options.Services
+// (node/service.go), the status page, demo.pikcio, and the service cards
+// of the invite exchange (trust.ServiceCard: the node's first service's
+// address and its X25519 client key, inside both signed transcripts), so
+// that CONTACTNAME.pikcio and contacts-only services work between nodes.
+// A contacts-only Host republishes within DefaultRetry when its contacts'
+// keys change. Left: [[services]] in the configuration file with hot
+// reload, the `pikcio service` CLI, and a card in the offline CLI accept
+// (`pikcio contacts accept` without a running node presents none).
 //
 // circuit gains only what joining needs, as relay commands on stream 0.
 // What the relays keep is here already (IntroTable, RendezvousTable, with

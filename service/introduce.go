@@ -69,6 +69,12 @@ type Keys struct {
 	Kf, Kb, Df, Db [32]byte
 }
 
+// Seed is the key material as one string, from which package circuit
+// makes the virtual hop's layer. The caller should clear it after use.
+func (k Keys) Seed() []byte {
+	return append(append(append(append(make([]byte, 0, keyMaterialLen), k.Kf[:]...), k.Kb[:]...), k.Df[:]...), k.Db[:]...)
+}
+
 func deriveKeys(seed []byte) (Keys, error) {
 	var k Keys
 	out, err := hkdf.Expand(sha256.New, seed, tExpand, keyMaterialLen)

@@ -3,6 +3,7 @@ package trust
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,6 +46,41 @@ type Contact struct {
 	Node     peer.ID
 	NodeCert *tis.Certificate
 	AddedAt  time.Time
+	// Service is what the contact told of its Matryoshka service in the
+	// invite exchange; nil if nothing.
+	Service *ServiceCard
+}
+
+// ServiceCard is what two contacts tell each other of their Matryoshka
+// services in the invite exchange (issue 17): the address of the
+// service CONTACTNAME.pikcio reaches (the Ed25519 key of package
+// service's Address) and the X25519 key the contact's node reads
+// contacts-only descriptors with.
+type ServiceCard struct {
+	Address   [32]byte
+	ClientKey [32]byte
+}
+
+// ServiceCardLen is the size of an encoded ServiceCard.
+const ServiceCardLen = 64
+
+// Encode is Address | ClientKey.
+func (c *ServiceCard) Encode() []byte {
+	return append(append(make([]byte, 0, ServiceCardLen), c.Address[:]...), c.ClientKey[:]...)
+}
+
+// DecodeServiceCard reads an encoded card; empty is nil.
+func DecodeServiceCard(b []byte) (*ServiceCard, error) {
+	switch len(b) {
+	case 0:
+		return nil, nil
+	case ServiceCardLen:
+		c := &ServiceCard{}
+		copy(c.Address[:], b[:32])
+		copy(c.ClientKey[:], b[32:])
+		return c, nil
+	}
+	return nil, fmt.Errorf("service card of %d bytes: %w", len(b), ErrMalformed)
 }
 
 // Contacts is the local contacts store, safe for concurrent use, and for
@@ -71,6 +107,7 @@ type contactJSON struct {
 	Node     string    `json:"node,omitempty"`
 	NodeCert []byte    `json:"node_cert,omitempty"`
 	AddedAt  time.Time `json:"added_at"`
+	Service  string    `json:"service,omitempty"` // hex of ServiceCard.Encode
 }
 
 type contactsJSON struct {
@@ -173,6 +210,13 @@ func parseContact(j contactJSON) (Contact, error) {
 		return Contact{}, fmt.Errorf("certificate mismatch: %w", ErrMalformed)
 	}
 	ct := Contact{ID: cert.ID, Name: j.Name, Cert: cert, AddedAt: j.AddedAt}
+	card, err := hex.DecodeString(j.Service)
+	if err != nil {
+		return Contact{}, fmt.Errorf("service card: %w", ErrMalformed)
+	}
+	if ct.Service, err = DecodeServiceCard(card); err != nil {
+		return Contact{}, err
+	}
 	if j.Node != "" {
 		if ct.Node, err = peer.Decode(j.Node); err != nil {
 			return Contact{}, fmt.Errorf("node %q: %w", j.Node, ErrMalformed)
@@ -243,6 +287,12 @@ func (c *Contacts) Add(name string, cert *tis.Certificate, now time.Time) error 
 // AddWithNode is Add that also records the contact's node certificate,
 // which must verify against the root key at now (nil keeps what is known).
 func (c *Contacts) AddWithNode(name string, cert, nodeCert *tis.Certificate, now time.Time) error {
+	return c.AddExchanged(name, cert, nodeCert, nil, now)
+}
+
+// AddExchanged is AddWithNode that also records the contact's service
+// card (nil keeps what is known), as the invite exchange does.
+func (c *Contacts) AddExchanged(name string, cert, nodeCert *tis.Certificate, card *ServiceCard, now time.Time) error {
 	name, err := tis.NormalizeName(name)
 	if err != nil {
 		return fmt.Errorf("contact name: %w", err)
@@ -265,11 +315,14 @@ func (c *Contacts) AddWithNode(name string, cert, nodeCert *tis.Certificate, now
 	return c.update(func(cur []Contact) ([]Contact, error) {
 		next := slices.Clone(cur)
 		i, found := slices.BinarySearchFunc(next, cert.ID, func(a Contact, id tis.ID) int { return bytes.Compare(a.ID[:], id[:]) })
-		ct := Contact{ID: cert.ID, Name: name, Cert: cert, Node: node, NodeCert: nodeCert, AddedAt: now.UTC().Truncate(time.Second)}
+		ct := Contact{ID: cert.ID, Name: name, Cert: cert, Node: node, NodeCert: nodeCert, AddedAt: now.UTC().Truncate(time.Second), Service: card}
 		if found {
 			ct.AddedAt = next[i].AddedAt
 			if nodeCert == nil {
 				ct.Node, ct.NodeCert = next[i].Node, next[i].NodeCert
+			}
+			if card == nil {
+				ct.Service = next[i].Service
 			}
 			next[i] = ct
 		} else {
@@ -361,6 +414,9 @@ func (c *Contacts) save(contacts []Contact) error {
 		j := contactJSON{ID: ct.ID.String(), Name: ct.Name, Cert: enc, AddedAt: ct.AddedAt}
 		if ct.Node != "" {
 			j.Node = ct.Node.String()
+		}
+		if ct.Service != nil {
+			j.Service = hex.EncodeToString(ct.Service.Encode())
 		}
 		if ct.NodeCert != nil {
 			if j.NodeCert, err = ct.NodeCert.Encode(); err != nil {

@@ -1,6 +1,7 @@
 package trust
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -125,7 +126,7 @@ func TestContactsNoNetworkMethod(t *testing.T) {
 	for i := range typ.NumMethod() {
 		names = append(names, typ.Method(i).Name)
 	}
-	if want := []string{"Add", "AddWithNode", "ByNode", "Find", "Get", "List", "Path", "Reload", "ReloadIfChanged", "Remove"}; !slices.Equal(names, want) {
+	if want := []string{"Add", "AddExchanged", "AddWithNode", "ByNode", "Find", "Get", "List", "Path", "Reload", "ReloadIfChanged", "Remove"}; !slices.Equal(names, want) {
 		t.Fatalf("Contacts methods %v, want exactly %v (names never leave the device)", names, want)
 	}
 }
@@ -337,4 +338,26 @@ func TestContactsFind(t *testing.T) {
 			t.Errorf("Find(%q) = %v, %v; want %v, %v", tc.q, ct.ID, err, tc.want, tc.err)
 		}
 	}
+}
+
+func FuzzDecodeServiceCard(f *testing.F) {
+	card := &ServiceCard{Address: [32]byte{1}, ClientKey: [32]byte{2}}
+	for _, s := range [][]byte{nil, card.Encode(), make([]byte, 63), make([]byte, 65)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := DecodeServiceCard(b)
+		switch {
+		case err != nil:
+			if len(b) == 0 || len(b) == ServiceCardLen {
+				t.Fatalf("%d bytes refused: %v", len(b), err)
+			}
+		case c == nil:
+			if len(b) != 0 {
+				t.Fatalf("%d bytes gave no card", len(b))
+			}
+		case !bytes.Equal(c.Encode(), b):
+			t.Fatal("card does not encode back to its bytes")
+		}
+	})
 }

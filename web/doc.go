@@ -142,6 +142,13 @@
 //	  circuits_total         uint     circuits relayed since start
 //	  bytes                  uint     cell bytes handled since start
 //	  tci                    object|null the TCI band the TIS states for this relay's owner
+//	services                 []object Matryoshka services the node publishes (absent when none); never their clients
+//	  name                   string   the local name (NAME.pikcio on this node)
+//	  address                string   ADDRESS.pikcio
+//	  intro_points           []string peer IDs of its introduction points
+//	  joined                 int      rendezvous circuits open now
+//	  published              time     last descriptor upload; zero before the first
+//	  publish_error          string   why the last upload failed (absent when it did not)
 //	throughput               []object one sample per second, oldest first, at most ThroughputWindow (5 min)
 //	  t                      int      Unix seconds
 //	  up                     uint     bytes sent in that second (a relay: cell bytes forwarded)

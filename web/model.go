@@ -22,6 +22,9 @@ type Status struct {
 	// Client and Relay are there for a node with that role.
 	Client *ClientStatus `json:"client,omitempty"`
 	Relay  *RelayStatus  `json:"relay,omitempty"`
+	// Services are the Matryoshka services the node publishes: their
+	// addresses and intro points, never their clients.
+	Services []ServiceStatus `json:"services,omitempty"`
 	// Throughput is one sample per second, oldest first, for the last
 	// ThroughputWindow at most. A client counts circuit payload, a relay
 	// the cell bytes it forwards.
@@ -147,6 +150,16 @@ type HopStatus struct {
 type Band struct {
 	Min int `json:"min"`
 	Max int `json:"max"`
+}
+
+// ServiceStatus is one published Matryoshka service.
+type ServiceStatus struct {
+	Name        string    `json:"name"`
+	Address     string    `json:"address"`      // ADDRESS.pikcio
+	IntroPoints []string  `json:"intro_points"` // relay peer IDs
+	Joined      int       `json:"joined"`       // rendezvous circuits open now
+	Published   time.Time `json:"published"`    // last descriptor upload; zero: none yet
+	PublishErr  string    `json:"publish_error,omitempty"`
 }
 
 // RelayStatus is the relay role's state: what it carries, never for whom.

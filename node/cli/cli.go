@@ -49,6 +49,7 @@ func commands() []command {
 		{"enroll", "enroll this node with a TIS", runEnroll},
 		{"contacts", "exchange contacts with friends (invite, accept, list, remove)", runContacts},
 		{"trust", "vouch for contacts, add attestations, show trust scores", runTrust},
+		{"service", "list the Matryoshka services this node publishes", runService},
 		{"version", "print the version", runVersion},
 	}
 }

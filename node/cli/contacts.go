@@ -453,13 +453,17 @@ unknown) and the date they were added.`)
 		return exitOK
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tMATRYOSHKA ID\tNODE\tADDED")
+	fmt.Fprintln(tw, "NAME\tMATRYOSHKA ID\tNODE\tADDED\tSERVICE")
 	for _, c := range list {
 		nodeID := "-"
 		if c.Node != "" {
 			nodeID = c.Node.String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Name, c.ID, nodeID, c.AddedAt.Local().Format(time.DateOnly))
+		svc := "-"
+		if c.Service != nil && c.Service.Address != ([32]byte{}) {
+			svc = node.ContactLabel(c.Name) + ".pikcio"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Name, c.ID, nodeID, c.AddedAt.Local().Format(time.DateOnly), svc)
 	}
 	if err := tw.Flush(); err != nil {
 		return fail(e, fs, err)

@@ -73,7 +73,7 @@ removed on exit, so every run is a new network.`)
 	}
 
 	ctx, stop := signalContext(e, 5*time.Minute) // Ctrl-C interrupts the start
-	ln, err := localnet.Start(ctx, localnet.Options{Dir: dir, Relays: *relays, Base: base})
+	ln, err := localnet.Start(ctx, localnet.Options{Dir: dir, Relays: *relays, Base: base, DemoService: true})
 	stop()
 	if err != nil {
 		fmt.Fprintf(e.stderr, "pikcio demo: %v\n", err)
@@ -140,6 +140,8 @@ func (d *demo) banner(temporary bool) {
 		fmt.Fprintf(w, "status page: http://%s/\n", a)
 	}
 	fmt.Fprintf(w, "  Try: curl --socks5-hostname %s https://example.com/\n", socks)
+	fmt.Fprintf(w, "  Without internet access: curl --socks5-hostname %s http://%s.pikcio/\n", socks, localnet.DemoServiceName)
+	fmt.Fprintln(w, "  (a Matryoshka service the client publishes: a page on what each hop could see; no exit involved)")
 	if temporary {
 		fmt.Fprintf(w, "data directory: %s (removed on exit)\n", d.dir)
 	} else {

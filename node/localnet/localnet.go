@@ -68,8 +68,14 @@ type Options struct {
 	Seeds   int
 	Vouches []Vouch
 	// NodeOptions, if not nil, adds to each node's options; i is the
-	// relay's index, or -1 for the client.
+	// relay's index, or -1 for the client (-2, -3... for ExtraClients).
 	NodeOptions func(i int, o *node.Options)
+	// ExtraClients are more enrolled clients, "demo-client-2" and on, in
+	// Network.Extra (tests of two users; NodeOptions sees them as -2, -3...).
+	ExtraClients int
+	// DemoService publishes, on the client, a page that explains what each
+	// hop could see, as DemoServiceName (demo.pikcio). pikcio demo sets it.
+	DemoService bool
 }
 
 // Network is a running local network.
@@ -85,8 +91,10 @@ type Network struct {
 	Relays []*node.Node
 	Exits  int
 	Client *node.Node
+	Extra  []*node.Node // Options.ExtraClients
 
 	closeOnce sync.Once
+	stopDemo  func() // the demo service's web server, if any
 }
 
 // Start builds and starts a network: the TIS, the relays (the first one
@@ -181,6 +189,14 @@ func (n *Network) start(ctx context.Context, o Options, base *config.Config) err
 		return err
 	}
 	opts := node.Options{AllowSameSubnet: true}
+	if o.DemoService {
+		addr, stop, err := startDemoService()
+		if err != nil {
+			return err
+		}
+		n.stopDemo = stop
+		opts.Services = append(opts.Services, node.ServiceConfig{Name: DemoServiceName, Target: addr})
+	}
 	if o.NodeOptions != nil {
 		o.NodeOptions(-1, &opts)
 	}
@@ -189,6 +205,24 @@ func (n *Network) start(ctx context.Context, o Options, base *config.Config) err
 		return fmt.Errorf("client: %w", err)
 	}
 	n.Client = nd
+	for i := range o.ExtraClients {
+		cfg := base.Clone()
+		cfg.Client.Enabled = true
+		cfg.Node.Bootstrap = boot
+		cfg.Node.DataDir = filepath.Join(o.Dir, fmt.Sprintf("client-%d", i+2))
+		if err := n.enroll(ctx, cfg, fmt.Sprintf("%s-%d", ClientName, i+2)); err != nil {
+			return err
+		}
+		opts := node.Options{AllowSameSubnet: true}
+		if o.NodeOptions != nil {
+			o.NodeOptions(-2-i, &opts)
+		}
+		nd, err := startNode(ctx, cfg, opts)
+		if err != nil {
+			return fmt.Errorf("client %d: %w", i+2, err)
+		}
+		n.Extra = append(n.Extra, nd)
+	}
 	return nil
 }
 
@@ -306,6 +340,9 @@ func startNode(ctx context.Context, cfg *config.Config, opts node.Options) (*nod
 func (n *Network) Close() error {
 	var errs []error
 	n.closeOnce.Do(func() {
+		for _, c := range n.Extra {
+			errs = append(errs, c.Close())
+		}
 		if n.Client != nil {
 			errs = append(errs, n.Client.Close())
 		}
@@ -322,6 +359,9 @@ func (n *Network) Close() error {
 		wg.Wait()
 		if n.TIS != nil {
 			errs = append(errs, n.TIS.Close())
+		}
+		if n.stopDemo != nil {
+			n.stopDemo()
 		}
 	})
 	return errors.Join(errs...)

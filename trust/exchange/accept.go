@@ -73,7 +73,7 @@ func Accept(ctx context.Context, h host.Host, inv *trust.Invite, self Self, root
 
 	key := macKey(inv.Secret[:])
 	accepter, inviter := st.Conn().LocalPeer(), st.Conn().RemotePeer()
-	hl := &hello{Tag: inviteTag(inv.Secret[:]), part: part{MCert: self.MatryoshkaCert, NCert: self.NodeCert}}
+	hl := &hello{Tag: inviteTag(inv.Secret[:]), part: part{MCert: self.MatryoshkaCert, NCert: self.NodeCert, Service: self.serviceCard()}}
 	tr, err := helloTranscript(accepter, inviter, hl.Tag, &hl.part)
 	if err != nil {
 		return trust.Contact{}, err
@@ -122,7 +122,11 @@ func Accept(ctx context.Context, h host.Host, inv *trust.Invite, self Self, root
 	if err := rep.verify(rtr, root, now, nil); err != nil {
 		return trust.Contact{}, fmt.Errorf("inviter: %w", err)
 	}
-	if err := contacts.AddWithNode(name, rep.MCert, rep.NCert, now); err != nil {
+	card, err := trust.DecodeServiceCard(rep.Service)
+	if err != nil {
+		return trust.Contact{}, err
+	}
+	if err := contacts.AddExchanged(name, rep.MCert, rep.NCert, card, now); err != nil {
 		return trust.Contact{}, err
 	}
 	ct, ok := contacts.Get(rep.MCert.ID)

@@ -484,3 +484,50 @@ func TestExchangeRevoked(t *testing.T) {
 		t.Fatalf("revoked accepter: %v, want ErrCertificate", err)
 	}
 }
+
+// TestExchangeServiceCards: each side tells the other its Matryoshka
+// service card, which both contacts files keep (issue 17); a side without
+// one leaves the other's contact without.
+func TestExchangeServiceCards(t *testing.T) {
+	tt := newTestTIS(t)
+	aliceCard := &trust.ServiceCard{Address: [32]byte{1, 2, 3}, ClientKey: [32]byte{4, 5, 6}}
+	bobCard := &trust.ServiceCard{Address: [32]byte{7, 8, 9}, ClientKey: [32]byte{10, 11}}
+	au := tt.enroll(t, "alice")
+	au.self.Service = func() *trust.ServiceCard { return aliceCard }
+	alice := tt.newNode(t, au, Options{})
+	bu := tt.enroll(t, "bob")
+	bu.self.Service = func() *trust.ServiceCard { return bobCard }
+	bob := tt.newAccepter(t, bu)
+	ct, err := bob.accept(t, alice.invite(t, "bob"), tt.root, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct.Service == nil || *ct.Service != *aliceCard {
+		t.Fatalf("Bob's contact Alice has card %+v", ct.Service)
+	}
+	// Kept across a reopen of the file.
+	reopened, err := trust.OpenContacts(bob.dir, tt.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := reopened.Get(ct.ID); !ok || c.Service == nil || *c.Service != *aliceCard {
+		t.Fatalf("reopened contact %+v", c)
+	}
+	if err := alice.contacts.ReloadIfChanged(); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := alice.contacts.Get(bob.self.MatryoshkaCert.ID); !ok || got.Service == nil || *got.Service != *bobCard {
+		t.Fatalf("Alice's contact Bob has card %+v", got.Service)
+	}
+
+	carol := tt.newAccepter(t, tt.enroll(t, "carol")) // no service
+	if _, err := carol.accept(t, alice.invite(t, "carol"), tt.root, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.contacts.ReloadIfChanged(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := alice.contacts.Get(carol.self.MatryoshkaCert.ID); got.Service != nil {
+		t.Fatalf("Carol presented no card; Alice keeps %+v", got.Service)
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pikcio/pikcio/internal/wire"
 	"github.com/pikcio/pikcio/tis"
+	"github.com/pikcio/pikcio/trust"
 )
 
 // Wire format. Each message is one frame: a uint16 length and the body.
@@ -22,15 +23,17 @@ import (
 //	hello (accepter -> inviter): version u8, tag [32], part
 //	reply (inviter -> accepter): code u8, then part if code is codeOK
 //	part: mcert bytes16, ncert bytes16 (may be empty), nodesig bytes16
-//	      (64 bytes iff ncert), mac [32], sig bytes16 (64 bytes)
+//	      (64 bytes iff ncert), service bytes16 (empty or a 64-byte
+//	      trust.ServiceCard: the sender's Matryoshka service address and
+//	      client key, issue 17), mac [32], sig bytes16 (64 bytes)
 //
 // bytes16 is a uint16 length and the bytes. See helloTranscript and
 // replyTranscript for what the MACs and signatures cover.
 const (
-	version = 1
+	version = 2 // 2: the service card
 	macSize = sha256.Size
 	// maxPartSize, MaxHelloSize and MaxReplySize cap the messages.
-	maxPartSize  = 2 + tis.MaxCertificateSize + 2 + tis.MaxCertificateSize + 2 + ed25519.SignatureSize + macSize + 2 + ed25519.SignatureSize
+	maxPartSize  = 2 + tis.MaxCertificateSize + 2 + tis.MaxCertificateSize + 2 + ed25519.SignatureSize + 2 + trust.ServiceCardLen + macSize + 2 + ed25519.SignatureSize
 	MaxHelloSize = 1 + 32 + maxPartSize
 	MaxReplySize = 1 + maxPartSize
 )
@@ -49,6 +52,7 @@ type part struct {
 	MCert   *tis.Certificate
 	NCert   *tis.Certificate // nil if none
 	NodeSig []byte           // by the key of NCert, iff NCert
+	Service []byte           // empty, or trust.ServiceCard.Encode
 	MAC     [macSize]byte    // HMAC-SHA256 under the invite's MAC key
 	Sig     []byte           // by the key of MCert
 }
@@ -93,6 +97,7 @@ func (p *part) append(b []byte) ([]byte, error) {
 	b = wire.AppendBytes16(b, mcert)
 	b = wire.AppendBytes16(b, ncert)
 	b = wire.AppendBytes16(b, p.NodeSig)
+	b = wire.AppendBytes16(b, p.Service)
 	b = append(b, p.MAC[:]...)
 	return wire.AppendBytes16(b, p.Sig), nil
 }
@@ -101,6 +106,7 @@ func (p *part) read(r *wire.Reader) {
 	mcert := r.Bytes16("Matryoshka certificate", tis.MaxCertificateSize)
 	ncert := r.Bytes16("node certificate", tis.MaxCertificateSize)
 	p.NodeSig = r.Bytes16("node signature", ed25519.SignatureSize)
+	p.Service = r.Bytes16("service card", trust.ServiceCardLen)
 	copy(p.MAC[:], r.Take(macSize, "mac"))
 	p.Sig = r.Bytes16("signature", ed25519.SignatureSize)
 	if r.Err() != nil {
@@ -122,6 +128,9 @@ func (p *part) read(r *wire.Reader) {
 	}
 	if len(p.Sig) != ed25519.SignatureSize {
 		r.Fail("signature of %d bytes", len(p.Sig))
+	}
+	if _, err := trust.DecodeServiceCard(p.Service); err != nil {
+		r.Fail("service card of %d bytes", len(p.Service))
 	}
 }
 
@@ -193,7 +202,8 @@ func helloTranscript(accepter, inviter peer.ID, tag [32]byte, p *part) ([]byte, 
 	b = wire.AppendBytes16(b, []byte(inviter))
 	b = append(b, tag[:]...)
 	b = wire.AppendBytes16(b, mcert)
-	return wire.AppendBytes16(b, ncert), nil
+	b = wire.AppendBytes16(b, ncert)
+	return wire.AppendBytes16(b, p.Service), nil
 }
 
 // replyTranscript is what the inviter's MAC and signatures cover: both
@@ -208,7 +218,8 @@ func replyTranscript(accepter, inviter peer.ID, helloMsg []byte, p *part) ([]byt
 	b = wire.AppendBytes16(b, []byte(inviter))
 	b = wire.AppendBytes16(b, helloMsg)
 	b = wire.AppendBytes16(b, mcert)
-	return wire.AppendBytes16(b, ncert), nil
+	b = wire.AppendBytes16(b, ncert)
+	return wire.AppendBytes16(b, p.Service), nil
 }
 
 func mac(key, transcript []byte) [macSize]byte {

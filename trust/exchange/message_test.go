@@ -80,7 +80,13 @@ func TestCodec(t *testing.T) {
 		{"hello with node", true, withNode, true},
 		{"hello without node", true, noNode, true},
 		{"empty hello", true, nil, false},
-		{"hello version 2", true, mutate(withNode, func(b []byte) []byte { b[0] = 2; return b }), false},
+		{"hello of another version", true, mutate(withNode, func(b []byte) []byte { b[0] = version + 1; return b }), false},
+		{"hello with a service card", true, mutate(noNode, func(b []byte) []byte {
+			return slices.Concat(b[:nodeSigAt+2], []byte{0, 64}, bytes.Repeat([]byte{7}, 64), b[nodeSigAt+4:])
+		}), true},
+		{"service card of 10 bytes", true, mutate(noNode, func(b []byte) []byte {
+			return slices.Concat(b[:nodeSigAt+2], []byte{0, 10}, make([]byte, 10), b[nodeSigAt+4:])
+		}), false},
 		{"hello truncated", true, withNode[:len(withNode)-1], false},
 		{"hello with trailing byte", true, append(slices.Clone(withNode), 0), false},
 		{"hello over the cap", true, make([]byte, MaxHelloSize+1), false},

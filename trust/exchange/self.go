@@ -8,6 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 
 	"github.com/pikcio/pikcio/tis"
+	"github.com/pikcio/pikcio/trust"
 )
 
 // Self is the identity one side presents in an exchange (see
@@ -20,6 +21,20 @@ type Self struct {
 	// show that the node is the presenter's. If nil, the host's key is
 	// used, which must then be the key of NodeCert.
 	NodeKey crypto.PrivKey
+	// Service, if set, gives the card of the presenter's Matryoshka
+	// service to tell the other side (nil: none), read at each exchange.
+	Service func() *trust.ServiceCard
+}
+
+// serviceCard is the encoded card to present, empty for none.
+func (s Self) serviceCard() []byte {
+	if s.Service == nil {
+		return nil
+	}
+	if c := s.Service(); c != nil {
+		return c.Encode()
+	}
+	return nil
 }
 
 // nodeKey checks s and returns the key that signs for NodeCert (nil

@@ -159,7 +159,7 @@ func (s *Service) serve(st network.Stream) (*reply, error) {
 	if h.MCert.ID == s.self.MatryoshkaCert.ID {
 		return nil, ErrOwnInvite
 	}
-	rep := &reply{Code: codeOK, part: part{MCert: s.self.MatryoshkaCert, NCert: s.self.NodeCert}}
+	rep := &reply{Code: codeOK, part: part{MCert: s.self.MatryoshkaCert, NCert: s.self.NodeCert, Service: s.self.serviceCard()}}
 	rtr, err := replyTranscript(accepter, inviter, msg, &rep.part)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
@@ -168,7 +168,11 @@ func (s *Service) serve(st network.Stream) (*reply, error) {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	err = s.pending.consume(h.Tag, now, func(inv pendingInvite) error {
-		if err := s.contacts.AddWithNode(inv.Name, h.MCert, h.NCert, now); err != nil {
+		card, err := trust.DecodeServiceCard(h.Service)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrMalformed, err)
+		}
+		if err := s.contacts.AddExchanged(inv.Name, h.MCert, h.NCert, card, now); err != nil {
 			return fmt.Errorf("%w: add contact: %w", ErrRefused, err)
 		}
 		return nil
