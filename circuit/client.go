@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -218,6 +219,12 @@ func (ci *Circuit) build(ctx context.Context) error {
 		sent := time.Now()
 		err := ci.extend(i)
 		ci.rtt = time.Since(sent)
+		if le, ok := errors.AsType[*linkError](err); ok && !le.timeout() && ctx.Err() == nil {
+			// The link to the first hop broke (closed or reset, not a
+			// silent extension that ran into the build's deadline): that
+			// is the first hop's failure, not hop i's.
+			return &BuildError{Hop: 0, Peer: ci.path[0].ID, Err: err}
+		}
 		if err != nil {
 			return &BuildError{Hop: i, Peer: ci.path[i].ID, Err: err}
 		}
@@ -239,12 +246,12 @@ func (ci *Circuit) extend(i int) error {
 		return err
 	}
 	if err := ci.sendCells(i-1, cmdRelayEarly, relayExtend, 0, msg); err != nil {
-		return fmt.Errorf("send extend: %w", err)
+		return &linkError{fmt.Errorf("send extend: %w", err)}
 	}
 	for {
 		cell, err := readCell(ci.link)
 		if err != nil {
-			return fmt.Errorf("read extended: %w", err)
+			return &linkError{fmt.Errorf("read extended: %w", err)}
 		}
 		from, m, err := ci.open(*cell)
 		if err != nil {
@@ -272,6 +279,18 @@ func (ci *Circuit) extend(i int) error {
 		ci.binding = circuitBinding(keys)
 		return nil
 	}
+}
+
+// linkError is a failure of the link to the first hop during an EXTEND.
+type linkError struct{ err error }
+
+func (e *linkError) Error() string { return e.err.Error() }
+func (e *linkError) Unwrap() error { return e.err }
+
+// timeout reports whether the link only hit the build's deadline: then
+// the extension went unanswered, which is the extended hop's failure.
+func (e *linkError) timeout() bool {
+	return errors.Is(e.err, os.ErrDeadlineExceeded) || errors.Is(e.err, context.DeadlineExceeded)
 }
 
 // Circuit is a built circuit, seen from the client.

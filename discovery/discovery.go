@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -631,7 +632,29 @@ func (d *Discovery) SelectPath(req PathRequest) ([]*Descriptor, error) {
 			guards = []peer.ID{}
 		}
 	}
-	return d.sel.Select(relays, req, guards)
+	path, err := d.sel.Select(relays, req, guards)
+	if errors.Is(err, ErrNoGuard) && len(guards) > 0 {
+		// Every guard is marked down. As Tor does when all its primary
+		// guards seem unreachable, try them again rather than fail every
+		// build until a mark ends: one failure marks a relay down, and in
+		// churn all of a client's few guards can have failed once (a
+		// restarted relay dialed at its old address) while most are up.
+		if down := d.downGuards(guards, now); len(down) > 0 {
+			path, err = d.sel.Select(append(slices.Clone(relays), down...), req, guards)
+		}
+	}
+	return path, err
+}
+
+// downGuards returns the valid descriptors of the guards marked down.
+func (d *Discovery) downGuards(guards []peer.ID, now time.Time) []*Descriptor {
+	var out []*Descriptor
+	for _, id := range guards {
+		if desc, ok := d.dir.get(id); ok && d.dir.isDown(id, now) && now.Before(desc.Expires) && now.Before(desc.OnionKey.Expires) {
+			out = append(out, desc)
+		}
+	}
+	return out
 }
 
 // ReportSuccess tells that a circuit was built through path.

@@ -201,3 +201,32 @@ func TestSelectAvoidMiddles(t *testing.T) {
 		t.Fatalf("every relay avoided: %v", err)
 	}
 }
+
+// TestAllGuardsDownTriedAgain: when every guard is marked down (each
+// failed once, as in churn), paths still go through a guard, the guards
+// are tried again, rather than every build failing with ErrNoGuard until a
+// mark ends.
+func TestAllGuardsDownTriedAgain(t *testing.T) {
+	d := offlineDiscovery(t, fabricateNet(t, time.Now(), 24))
+	if _, err := d.SelectPath(PathRequest{Port: 443}); err != nil {
+		t.Fatal(err)
+	}
+	guards := d.Guards()
+	if len(guards) == 0 {
+		t.Fatal("no guards")
+	}
+	for _, g := range guards {
+		desc, ok := d.Descriptor(g.ID)
+		if !ok {
+			t.Fatalf("guard %s not in the directory", g.ID)
+		}
+		d.ReportFailure([]*Descriptor{desc, desc}, &HopError{Hop: 0, Err: errors.New("connection refused")})
+	}
+	path, err := d.SelectPath(PathRequest{Port: 443})
+	if err != nil {
+		t.Fatalf("every guard down once: %v", err)
+	}
+	if !slices.ContainsFunc(guards, func(g GuardInfo) bool { return g.ID == path[0].PeerID }) {
+		t.Fatalf("first hop %s is not one of the guards", path[0].PeerID)
+	}
+}
