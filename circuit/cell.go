@@ -91,6 +91,11 @@ const (
 	DestroyTokenMissing DestroyReason = 10
 	DestroyTokenSpent   DestroyReason = 11
 	DestroyTokenInvalid DestroyReason = 12
+	// DestroyLinkLost: the relay's link to the next hop of a built
+	// circuit broke (that relay died or hung): unlike DestroyConnect, the
+	// next hop was reached before, so a client extending beyond it blames
+	// the next hop, not the one it was extending to.
+	DestroyLinkLost DestroyReason = 13
 )
 
 var destroyNames = map[DestroyReason]string{
@@ -107,6 +112,7 @@ var destroyNames = map[DestroyReason]string{
 	DestroyTokenMissing: "no admission token",
 	DestroyTokenSpent:   "admission token already spent",
 	DestroyTokenInvalid: "admission token refused (forged, expired, for another guard or another TIS)",
+	DestroyLinkLost:     "link to the next hop lost",
 }
 
 func (r DestroyReason) String() string {

@@ -225,6 +225,12 @@ func (ci *Circuit) build(ctx context.Context) error {
 			// is the first hop's failure, not hop i's.
 			return &BuildError{Hop: 0, Peer: ci.path[0].ID, Err: err}
 		}
+		if de, ok := errors.AsType[*DestroyedError](err); ok && de.Reason == DestroyLinkLost && i >= 2 {
+			// A relay before hop i lost its link to the next, a hop
+			// already built: hop i-1 died while the EXTEND through it
+			// waited.
+			return &BuildError{Hop: i - 1, Peer: ci.path[i-1].ID, Err: err}
+		}
 		if err != nil {
 			return &BuildError{Hop: i, Peer: ci.path[i].ID, Err: err}
 		}

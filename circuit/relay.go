@@ -497,7 +497,7 @@ func (rc *relayCirc) forwardLoop() {
 			}
 			if err != nil {
 				putBatch(bp)
-				rc.close(DestroyConnect, fmt.Errorf("write to next hop: %w", err))
+				rc.close(DestroyLinkLost, fmt.Errorf("write to next hop: %w", err))
 				return
 			}
 		}
@@ -714,7 +714,7 @@ func (rc *relayCirc) backwardLoop(next network.Stream) {
 	for {
 		bp, n, err := readBatch(next)
 		if err != nil {
-			rc.close(DestroyConnect, fmt.Errorf("read from next hop: %w", err))
+			rc.close(DestroyLinkLost, fmt.Errorf("read from next hop: %w", err))
 			return
 		}
 		buf := *bp

@@ -101,6 +101,7 @@ type Discovery struct {
 	closed        bool
 	lastPublished time.Time
 	negative      map[peer.ID]negativeEntry // peers without a descriptor
+	unknown       map[peer.ID]negativeEntry // next hops without one (resolve.go)
 	watching      map[peer.ID]bool          // down relays watchDown looks after
 }
 
@@ -171,6 +172,7 @@ func New(h host.Host, opts ...Option) (*Discovery, error) {
 		cancel:     cancel,
 		publishNow: make(chan struct{}, 1),
 		negative:   map[peer.ID]negativeEntry{},
+		unknown:    map[peer.ID]negativeEntry{},
 		watching:   map[peer.ID]bool{},
 	}, nil
 }
@@ -701,6 +703,7 @@ func (d *Discovery) ReportFailure(path []*Descriptor, err error) {
 			// an attacker can cause): avoid it briefly, never count it
 			// against a guard.
 			d.dir.markDown(id, now.Add(d.o.suspectTime))
+			d.log.WithField("peer", id).WithError(err).Debug("relay busy: avoided a while")
 			return
 		}
 		wasDown := d.dir.markFailed(id, now, min(firstDownTime, d.o.downTime), d.o.downTime)
@@ -720,6 +723,7 @@ func (d *Discovery) ReportFailure(path []*Descriptor, err error) {
 	for _, h := range path[first:] {
 		d.dir.markDown(h.PeerID, now.Add(d.o.suspectTime))
 	}
+	d.log.WithError(err).WithField("relays", len(path)-first).Debug("build failed with no hop named: relays after the guard suspect")
 }
 
 // ReportUnreachable tells that the link to relay id broke under open
@@ -730,6 +734,7 @@ func (d *Discovery) ReportFailure(path []*Descriptor, err error) {
 func (d *Discovery) ReportUnreachable(id peer.ID) {
 	now := d.o.now()
 	wasDown := d.dir.markFailed(id, now, min(firstDownTime, d.o.downTime), d.o.downTime)
+	d.log.WithField("peer", id).Debug("relay marked down: link lost")
 	d.watchDown(id)
 	if !wasDown {
 		if _, err := d.guards.markFailure(id, now); err != nil {

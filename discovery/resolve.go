@@ -12,10 +12,11 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 )
 
-// A peer without a descriptor is not looked up again for unknownRelayFor,
-// so EXTENDs naming made-up peers cost the DHT one lookup each per minute,
-// in a cache of at most maxUnknownRelays.
+// A peer without a descriptor is not looked up again for unknownRelayMin,
+// doubling up to unknownRelayFor, so EXTENDs naming made-up peers cost the
+// DHT one lookup each per minute, in a cache of at most maxUnknownRelays.
 const (
+	unknownRelayMin  = 2 * time.Second
 	unknownRelayFor  = time.Minute
 	maxUnknownRelays = 4096
 	// resolveQuorum is how many DHT answers a relay waits for when it
@@ -37,7 +38,7 @@ func (d *Discovery) RelayAddrs(ctx context.Context, id peer.ID) ([]ma.Multiaddr,
 	}
 	now := d.o.now()
 	d.mu.Lock()
-	entry, neg := d.negative[id]
+	entry, neg := d.unknown[id]
 	d.mu.Unlock()
 	if neg && now.Before(entry.until) {
 		return nil, fmt.Errorf("relay addresses of %s: %w", id, ErrUnknownRelay)
@@ -47,6 +48,12 @@ func (d *Discovery) RelayAddrs(ctx context.Context, id peer.ID) ([]ma.Multiaddr,
 	desc, err := d.fetch(ctx, id, dht.Quorum(resolveQuorum))
 	if errors.Is(err, routing.ErrNotFound) {
 		d.rememberUnknown(id, now)
+	} else if err == nil {
+		d.mu.Lock()
+		delete(d.unknown, id)
+		d.mu.Unlock()
+	}
+	if errors.Is(err, routing.ErrNotFound) {
 		err = fmt.Errorf("%w: %w", ErrUnknownRelay, err)
 	}
 	if err != nil {
@@ -59,24 +66,28 @@ func (d *Discovery) RelayAddrs(ctx context.Context, id peer.ID) ([]ma.Multiaddr,
 	return desc.Addrs, nil
 }
 
-// rememberUnknown adds id to the negative cache for unknownRelayFor,
-// pruning expired entries when the cache is full and giving up when it
-// stays full.
+// rememberUnknown keeps id out of lookups a while: unknownRelayMin the
+// first time, doubling while it stays unknown up to unknownRelayFor. A
+// relay that publishes late (a client extends to it as soon as it has its
+// descriptor) is found again in seconds; a made-up peer costs a lookup a
+// minute. The cache is pruned of ended entries when full, and gives up
+// when it stays full. It is apart from Refresh's negative cache, so that a
+// peer a refresh found without a descriptor (before it published) does
+// not refuse EXTENDs to it for as long.
 func (d *Discovery) rememberUnknown(id peer.ID, now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if len(d.negative) >= maxUnknownRelays {
-		for k, e := range d.negative {
-			if !now.Before(e.until) {
-				delete(d.negative, k)
+	if len(d.unknown) >= maxUnknownRelays {
+		for k, e := range d.unknown {
+			if !now.Before(e.until.Add(e.wait)) {
+				delete(d.unknown, k)
 			}
 		}
-		if len(d.negative) >= maxUnknownRelays {
+		if len(d.unknown) >= maxUnknownRelays {
 			return
 		}
 	}
-	if e := d.negative[id]; e.until.Before(now.Add(unknownRelayFor)) {
-		e.until = now.Add(unknownRelayFor)
-		d.negative[id] = e
-	}
+	e := d.unknown[id]
+	wait := min(max(e.wait, unknownRelayMin), unknownRelayFor)
+	d.unknown[id] = negativeEntry{until: now.Add(wait), wait: 2 * wait}
 }
