@@ -17,13 +17,13 @@ import (
 	"github.com/pikcio/pikcio/tis"
 )
 
-// startTISNet is a localnet of n relays (the last two exits) without
+// startTISNet is a localnet of n relays (the last exits of them exits) without
 // vouches (relays weigh the same: no exit is the favoured guard) whose
 // nodes fetch revocations every 300 ms, with a circuit built.
-func startTISNet(t *testing.T, n int) *localnet.Network {
+func startTISNet(t *testing.T, n, exits int) *localnet.Network {
 	t.Helper()
 	net := localnet.StartTest(t, n, func(o *localnet.Options) {
-		o.Exits = 2
+		o.Exits = exits
 		o.Vouches = []localnet.Vouch{}
 		o.Base.TIS.RevocationRefresh = config.Duration(300 * time.Millisecond)
 	})
@@ -36,7 +36,9 @@ func startTISNet(t *testing.T, n int) *localnet.Network {
 // certificates; a revoked relay leaves the client's directory and paths
 // after the next revocation fetch.
 func TestTISNetwork(t *testing.T) {
-	net := startTISNet(t, 4)
+	// Three exits: once one is revoked, two are left, and at least one
+	// of them is not the client's guard.
+	net := startTISNet(t, 5, 3)
 	root := net.TIS.PublicKey()
 
 	for _, d := range net.Client.Directory().Relays() {
@@ -49,13 +51,7 @@ func TestTISNetwork(t *testing.T) {
 		}
 	}
 
-	// Revoke one of the two exits (relays 2 and 3): the client's first
-	// guard if it is one, so that the exit left is not the guard and a
-	// path is left.
-	victim := 3
-	if g := net.Client.Directory().Guards(); len(g) > 0 && g[0].ID == net.Relays[2].ID() {
-		victim = 2
-	}
+	victim := 4 // an exit (relays 2, 3 and 4 are)
 	revoked := net.Relays[victim].ID()
 	node.RevokeDropped(t, net.TIS, net.Client, net.Relays[victim], enrollmentOf(t, net.Relays[victim].DataDir()), "revoked relay dropped")
 	for range 100 {
@@ -87,7 +83,7 @@ func TestTISNetwork(t *testing.T) {
 // TestGuardRequiresEnrollment: a guard that requires enrollment destroys
 // a circuit from a peer without a certificate; an enrolled client builds.
 func TestGuardRequiresEnrollment(t *testing.T) {
-	net := startTISNet(t, 3) // the enrolled client built a circuit
+	net := startTISNet(t, 3, 2) // the enrolled client built a circuit
 
 	path, err := net.Client.Directory().SelectPath(discovery.PathRequest{Hops: 3, Port: 443})
 	if err != nil {
