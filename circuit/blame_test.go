@@ -68,3 +68,36 @@ func TestMiddleLossBlamesMiddle(t *testing.T) {
 		t.Fatalf("build error names hop %d, want 1, the middle that died", hop)
 	}
 }
+
+// TestRelayCloseDuringExtend: a relay closing while one of its EXTENDs
+// waits for the next hop's CREATED returns at once, not at ExtendTimeout
+// (15 s): a node's shutdown waited that long, past the CLI's 4 s.
+func TestRelayCloseDuringExtend(t *testing.T) {
+	n := newTestNet(t, netOpts{relays: 2})
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	n.hosts[1].SetStreamHandler(ProtocolID, func(s network.Stream) {
+		<-hold
+		_ = s.Reset()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if c, err := n.client.Build(ctx, n.path(0, 1)); err == nil {
+			c.Close()
+		}
+	}()
+	time.Sleep(500 * time.Millisecond)
+	start := time.Now()
+	closed := make(chan struct{})
+	go func() { _ = n.relays[0].Close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Logf("relay closed in %v", time.Since(start))
+	case <-time.After(5 * time.Second):
+		t.Fatal("relay Close still waiting 5 s into a pending EXTEND")
+	}
+	<-done
+}

@@ -613,6 +613,10 @@ func (rc *relayCirc) extend(ext extendMsg) (DestroyReason, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = ns.SetDeadline(dl)
 	}
+	// The circuit closing (the relay shutting down, the previous hop
+	// gone) ends the wait for CREATED at once, not at ExtendTimeout.
+	stop := context.AfterFunc(ctx, func() { reset(ns) })
+	defer stop()
 	cell := getCell()
 	defer putCell(cell)
 	putHandshake(*cell, cmdCreate, ext.handshake)

@@ -381,8 +381,11 @@ func TestPoolMaxCircuits(t *testing.T) {
 
 func TestPoolBuildFailure(t *testing.T) {
 	checkLeaks(t)
-	e := newPoolEnv(t, proxy.PoolOptions{Prebuilt: 1}, true)
+	// The hook is set before the pool starts: a prebuild that ran first
+	// would succeed and leave nothing to fail.
+	e := newPoolEnv(t, proxy.PoolOptions{Prebuilt: 1}, false)
 	e.b.SetBuildHook(func(context.Context) error { return proxytest.ErrBuild })
+	e.p.Start()
 	waitFor(t, "a failed prebuild", func() bool { return e.p.Stats().BuildFailures >= 1 })
 	_, err := e.p.Dial(context.Background(), "a", proxytest.ExitOnlyName, e.port)
 	if !errors.Is(err, proxytest.ErrBuild) {
