@@ -80,7 +80,7 @@ func TestProcessNetwork(t *testing.T) {
 	}
 
 	for _, p := range append([]*proc{client, boot}, relays...) {
-		if code, took := p.stop(t, syscall.SIGTERM, 5*time.Second); code != 0 {
+		if code, took := p.stop(t, syscall.SIGTERM, 12*time.Second); code != 0 {
 			t.Fatalf("%s exited %d after SIGTERM (%v)", p.name, code, took)
 		}
 	}
@@ -148,7 +148,7 @@ func TestDemo(t *testing.T) {
 	checkBody(t, "SOCKS5 after new identity", curl(t, "--socks5-hostname", socks, url), body)
 	waitStatus(t, status, &pool, 30*time.Second, func() bool { return pool.Client.Pool.Builds > before })
 
-	code, took := demo.stop(t, syscall.SIGINT, 5*time.Second)
+	code, took := demo.stop(t, syscall.SIGINT, 12*time.Second)
 	if code != 0 {
 		t.Fatalf("demo exited %d after SIGINT", code)
 	}
@@ -221,7 +221,7 @@ func TestSIGHUP(t *testing.T) {
 	if got := policy(); !slices.Equal(got, []string{"reject *:25"}) {
 		t.Fatalf("exit policy after a broken file %q", got)
 	}
-	if code, _ := relay.stop(t, syscall.SIGINT, 5*time.Second); code != 0 {
+	if code, _ := relay.stop(t, syscall.SIGINT, 12*time.Second); code != 0 {
 		t.Fatalf("relay exited %d", code)
 	}
 }

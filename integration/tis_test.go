@@ -104,7 +104,7 @@ func TestTISEnrollment(t *testing.T) {
 	enroll("relay-0", bootDir)
 	boot := start(t, "relay-0", "relay", "--config", conf, "--data", bootDir)
 	bootAddr := boot.waitLine(t, "relay address: ", startTimeout)
-	if code, took := serve.stop(t, syscall.SIGINT, 5*time.Second); code != 0 {
+	if code, took := serve.stop(t, syscall.SIGINT, 12*time.Second); code != 0 {
 		t.Fatalf("tis serve exited %d after SIGINT (%v)", code, took)
 	}
 	serve = start(t, "tis serve 2", "tis", "serve", "--data", tisDir, "--listen", tisAddr, "--bootstrap", bootAddr, "--demo-codes")
@@ -145,7 +145,7 @@ func TestTISEnrollment(t *testing.T) {
 	checkBody(t, "download through an enrolled network", curl(t, "--socks5-hostname", socks, fileURL), body)
 
 	for _, p := range append(procs, serve) {
-		if code, took := p.stop(t, syscall.SIGTERM, 5*time.Second); code != 0 {
+		if code, took := p.stop(t, syscall.SIGTERM, 12*time.Second); code != 0 {
 			t.Fatalf("%s exited %d after SIGTERM (%v)", p.name, code, took)
 		}
 	}

@@ -64,7 +64,7 @@ func TestTwoTISProcessesOnePostgres(t *testing.T) {
 	runOnce(t, "renew", args(1-winner, dirs[winner])...)
 
 	for _, p := range servers {
-		if code, took := p.stop(t, syscall.SIGTERM, 5*time.Second); code != 0 {
+		if code, took := p.stop(t, syscall.SIGTERM, 12*time.Second); code != 0 {
 			t.Fatalf("%s exited %d after SIGTERM (%v)", p.name, code, took)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -21,7 +22,7 @@ import (
 
 // shutdownTimeout bounds a node's Close after a signal; a second SIGINT
 // or SIGTERM stops at once.
-const shutdownTimeout = 4 * time.Second
+const shutdownTimeout = 10 * time.Second
 
 // policyFlag collects exit policy rules: comma- or newline-separated, the
 // flag repeatable. Each rule is checked as it is set.
@@ -326,6 +327,10 @@ func shutdown(e *env, closeFn func() error) int {
 			return exitOK
 		case <-t.C:
 			fmt.Fprintln(e.stderr, "pikcio: shutdown timed out")
+			if logrus.IsLevelEnabled(logrus.DebugLevel) {
+				// What the shutdown still waits for.
+				_ = pprof.Lookup("goroutine").WriteTo(e.stderr, 1)
+			}
 			return exitError
 		case s := <-e.signals:
 			if s != syscall.SIGHUP && s != syscall.SIGUSR1 {
