@@ -72,6 +72,13 @@ type negativeEntry struct {
 	wait  time.Duration
 }
 
+// next is the entry after one more miss at now: skipped for its wait,
+// at least lo and at most hi, and twice as long after the next miss.
+func (e negativeEntry) next(now time.Time, lo, hi time.Duration) negativeEntry {
+	wait := min(max(e.wait, lo), hi)
+	return negativeEntry{until: now.Add(wait), wait: 2 * wait}
+}
+
 // Discovery is a node's part in relay discovery: its DHT, its verified
 // relay directory, its entry guards and, on a relay, the publication of
 // its descriptor.
@@ -508,9 +515,7 @@ func (d *Discovery) Refresh(ctx context.Context) (RefreshStats, error) {
 			switch {
 			case errors.Is(err, routing.ErrNotFound):
 				d.mu.Lock()
-				neg := d.negative[id]
-				wait := min(max(neg.wait, negativeMin), 2*d.o.refreshInterval)
-				d.negative[id] = negativeEntry{until: d.o.now().Add(wait), wait: 2 * wait}
+				d.negative[id] = d.negative[id].next(d.o.now(), negativeMin, 2*d.o.refreshInterval)
 				d.mu.Unlock()
 			case err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded):
 				st.Invalid++
@@ -652,7 +657,7 @@ func (d *Discovery) SelectPath(req PathRequest) ([]*Descriptor, error) {
 func (d *Discovery) downGuards(guards []peer.ID, now time.Time) []*Descriptor {
 	var out []*Descriptor
 	for _, id := range guards {
-		if desc, ok := d.dir.get(id); ok && d.dir.isDown(id, now) && now.Before(desc.Expires) && now.Before(desc.OnionKey.Expires) {
+		if desc, ok := d.Descriptor(id); ok && d.dir.isDown(id, now) {
 			out = append(out, desc)
 		}
 	}

@@ -236,14 +236,7 @@ func (s *Selector) Select(relays []*Descriptor, req PathRequest, guards []peer.I
 	path = append(path, guard)
 	avoidMiddles := avoidSet(req.Avoid)
 	for range hops - 2 {
-		var m *Descriptor
-		var err error
-		if avoidMiddles != nil {
-			m, err = sl.pick(cands, RoleMiddle, 0, append(path, exit), avoidMiddles)
-		}
-		if err == nil && m == nil {
-			m, err = sl.pick(cands, RoleMiddle, 0, append(path, exit), nil)
-		}
+		m, err := sl.pickAvoiding(cands, RoleMiddle, 0, append(path, exit), avoidMiddles)
 		if err != nil {
 			return nil, err
 		}
@@ -262,15 +255,21 @@ func (sl *selection) pickExit(cands []*Descriptor, req PathRequest, path []*Desc
 	if req.Internal {
 		role = RoleMiddle
 	}
-	for _, avoid := range []map[peer.ID]bool{avoidSet(req.AvoidExits, req.Avoid), avoidSet(req.AvoidExits)} {
-		if avoid == nil {
+	return sl.pickAvoiding(cands, role, req.Port, path, avoidSet(req.AvoidExits, req.Avoid), avoidSet(req.AvoidExits))
+}
+
+// pickAvoiding picks like pick, excluding the first of avoid (nil sets
+// skipped) that leaves a candidate, and excluding none when none does.
+func (sl *selection) pickAvoiding(cands []*Descriptor, role Role, port uint16, path []*Descriptor, avoid ...map[peer.ID]bool) (*Descriptor, error) {
+	for _, a := range avoid {
+		if a == nil {
 			continue
 		}
-		if exit, err := sl.pick(cands, role, req.Port, path, avoid); err != nil || exit != nil {
-			return exit, err
+		if d, err := sl.pick(cands, role, port, path, a); err != nil || d != nil {
+			return d, err
 		}
 	}
-	return sl.pick(cands, role, req.Port, path, nil)
+	return sl.pick(cands, role, port, path, nil)
 }
 
 // pick draws one relay for role among cands that is compatible with path

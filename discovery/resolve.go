@@ -46,15 +46,14 @@ func (d *Discovery) RelayAddrs(ctx context.Context, id peer.ID) ([]ma.Multiaddr,
 	// The first resolveQuorum answers, not the whole lookup: kad-dht's
 	// default waits for every peer near the key, a dead one included.
 	desc, err := d.fetch(ctx, id, dht.Quorum(resolveQuorum))
-	if errors.Is(err, routing.ErrNotFound) {
+	switch {
+	case errors.Is(err, routing.ErrNotFound):
 		d.rememberUnknown(id, now)
-	} else if err == nil {
+		err = fmt.Errorf("%w: %w", ErrUnknownRelay, err)
+	case err == nil:
 		d.mu.Lock()
 		delete(d.unknown, id)
 		d.mu.Unlock()
-	}
-	if errors.Is(err, routing.ErrNotFound) {
-		err = fmt.Errorf("%w: %w", ErrUnknownRelay, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("relay addresses: %w", err)
@@ -87,7 +86,5 @@ func (d *Discovery) rememberUnknown(id peer.ID, now time.Time) {
 			return
 		}
 	}
-	e := d.unknown[id]
-	wait := min(max(e.wait, unknownRelayMin), unknownRelayFor)
-	d.unknown[id] = negativeEntry{until: now.Add(wait), wait: 2 * wait}
+	d.unknown[id] = d.unknown[id].next(now, unknownRelayMin, unknownRelayFor)
 }

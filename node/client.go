@@ -23,17 +23,8 @@ func (n *Node) buildCircuit(ctx context.Context) (proxy.Circuit, error) {
 // which retries on other paths and learns the build timeout. The first
 // circuit of the main pool (not ipv6) makes the node ready.
 func (n *Node) build(ctx context.Context, ipv6 bool) (proxy.Circuit, error) {
-	req := discovery.PathRequest{Hops: int(n.hops.Load()), IPv6: ipv6}
-	for _, e := range proxy.AvoidExits(ctx) {
-		if id, err := peer.Decode(e); err == nil {
-			req.AvoidExits = append(req.AvoidExits, id)
-		}
-	}
-	for _, r := range proxy.AvoidRelays(ctx) {
-		if id, err := peer.Decode(r); err == nil {
-			req.Avoid = append(req.Avoid, id)
-		}
-	}
+	req := discovery.PathRequest{Hops: int(n.hops.Load()), IPv6: ipv6,
+		AvoidExits: peerIDs(proxy.AvoidExits(ctx)), Avoid: peerIDs(proxy.AvoidRelays(ctx))}
 	if err := n.keeper.WaitPath(ctx, req); err != nil {
 		return nil, err
 	}
@@ -57,6 +48,18 @@ func (n *Node) build(ctx context.Context, ipv6 bool) (proxy.Circuit, error) {
 		})
 	}
 	return c, nil
+}
+
+// peerIDs decodes the pool's relay names (peer IDs, as circuits'
+// ExitID and RelayIDs give them), skipping any that is not one.
+func peerIDs(names []string) []peer.ID {
+	var out []peer.ID
+	for _, s := range names {
+		if id, err := peer.Decode(s); err == nil {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // buildPath builds a circuit through the descriptors' relays. A
