@@ -153,6 +153,7 @@ func New(h host.Host, opts ...Option) (*Discovery, error) {
 	dopts := []dht.Option{
 		dht.ProtocolPrefix(ProtocolPrefix),
 		dht.Mode(mode),
+		dht.WithCustomMessageSender(newDHTSender),
 		dht.Validator(record.NamespacedValidator{}),
 		dht.NamespacedValidator(Namespace, validator{now: o.now, maxSkew: o.maxSkew}),
 		dht.BootstrapPeers(o.bootstrap...),
