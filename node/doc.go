@@ -23,12 +23,12 @@
 //
 // # Data directory
 //
-// node.data_dir (default $XDG_DATA_HOME/pikcio) is created with mode 0700.
-// It holds the libp2p identity, an Ed25519 key created on first run in
-// IdentityFile with mode 0600 and reused afterwards (a key file that
-// others can read is refused), the client's entry guards
-// (discovery.GuardsFile), and LockFile, locked while the node runs so that
-// two processes never share an identity.
+// node.data_dir (default $XDG_DATA_HOME/pikcio) is kept by
+// internal/datadir: created with mode 0700, locked while the node runs so
+// that two processes never share an identity (ErrDataDirInUse), holding
+// the libp2p identity key (created on first run with mode 0600, a key file
+// that others can read refused) and the client's entry guards
+// (discovery.GuardsFile).
 //
 // # Joining
 //

@@ -2,6 +2,7 @@ package node
 
 import (
 	"github.com/pikcio/pikcio/discovery"
+	"github.com/pikcio/pikcio/internal/datadir"
 	"github.com/pikcio/pikcio/proxy"
 	"github.com/pikcio/pikcio/tis"
 	"github.com/pikcio/pikcio/trust"
@@ -31,3 +32,7 @@ var RelayOf = relayOf
 
 // TrustWeigher is the node's discovery.Weigher over a.
 func TrustWeigher(a *trust.Agent) discovery.Weigher { return trustWeigher{a} }
+
+// LoadOrCreateIdentity is the data directory's key (datadir), for the
+// tests that enroll a node before it starts.
+var LoadOrCreateIdentity = datadir.LoadOrCreateIdentity

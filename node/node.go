@@ -25,6 +25,7 @@ import (
 	"github.com/pikcio/pikcio/control"
 	"github.com/pikcio/pikcio/discovery"
 	"github.com/pikcio/pikcio/exitnode"
+	"github.com/pikcio/pikcio/internal/datadir"
 	"github.com/pikcio/pikcio/internal/privfile"
 	"github.com/pikcio/pikcio/proxy"
 	"github.com/pikcio/pikcio/service"
@@ -135,7 +136,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	warn, err := prepareDataDir(dir)
+	warn, err := datadir.Prepare(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -143,10 +144,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 		n.log.Warn(warn)
 	}
 	n.dataDir = dir
-	if n.unlock, err = lockDataDir(dir); err != nil {
+	if n.unlock, err = datadir.Lock(dir); err != nil {
 		return nil, err
 	}
-	priv, created, err := loadOrCreateIdentity(dir)
+	priv, created, err := datadir.Identity(dir)
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/pikcio/pikcio/config"
+	"github.com/pikcio/pikcio/internal/datadir"
 	"github.com/pikcio/pikcio/node"
 	"github.com/pikcio/pikcio/tis"
 	"github.com/pikcio/pikcio/trust"
@@ -327,7 +328,7 @@ configuration; your node need not be running.`)
 	if err != nil {
 		return fail(e, fs, err)
 	}
-	nodeKey, err := node.LoadOrCreateIdentity(dir)
+	nodeKey, err := datadir.LoadOrCreateIdentity(dir)
 	if err != nil {
 		return fail(e, fs, err)
 	}

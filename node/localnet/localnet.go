@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/pikcio/pikcio/config"
+	"github.com/pikcio/pikcio/internal/datadir"
 	"github.com/pikcio/pikcio/node"
 	"github.com/pikcio/pikcio/tis"
 	"github.com/pikcio/pikcio/tis/token"
@@ -262,7 +263,7 @@ func (n *Network) startTIS(dir string, base *config.Config) error {
 // with the same directory did and its certificate is good for an hour
 // more.
 func (n *Network) enroll(ctx context.Context, cfg *config.Config, name string) error {
-	priv, err := node.LoadOrCreateIdentity(cfg.Node.DataDir)
+	priv, err := datadir.LoadOrCreateIdentity(cfg.Node.DataDir)
 	if err != nil {
 		return err
 	}
