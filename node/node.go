@@ -83,7 +83,7 @@ type Node struct {
 	pool      *proxy.Pool
 	front     *proxy.Server
 	svc       *nodeServices // Matryoshka services (service.go)
-	status    *statusServer
+	status    *web.Server
 	socksAddr net.Addr
 	httpAddr  net.Addr
 
@@ -369,7 +369,7 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 			Extra:   map[string]http.Handler{web.TrustPath: web.TrustHandler(n.TrustReport)},
 			Metrics: n.metrics.Registry,
 		})
-		s, err := startStatusServer(ctx, cfg.Client.StatusListen, h)
+		s, err := web.Listen(ctx, cfg.Client.StatusListen, h)
 		if err != nil {
 			return fmt.Errorf("status page: %w", err)
 		}

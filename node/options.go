@@ -2,7 +2,6 @@ package node
 
 import (
 	"errors"
-	"time"
 
 	"github.com/pikcio/pikcio/discovery"
 	"github.com/pikcio/pikcio/exitnode"
@@ -64,11 +63,3 @@ type Enrollee struct {
 	// first start asks the TIS to mail one and stops (tis.ErrCodeSent).
 	Code string
 }
-
-// Timings of the node's own loops.
-const (
-	// statusReadHeaderTimeout and statusIdleTimeout bound the status
-	// server's connections.
-	statusReadHeaderTimeout = 5 * time.Second
-	statusIdleTimeout       = time.Minute
-)
