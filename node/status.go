@@ -8,6 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/pikcio/pikcio/circuit"
+	"github.com/pikcio/pikcio/internal/version"
 	"github.com/pikcio/pikcio/proxy"
 	"github.com/pikcio/pikcio/trust"
 	"github.com/pikcio/pikcio/web"
@@ -54,7 +55,7 @@ func (n *Node) StatusWith(destinations bool) Status {
 
 	now := time.Now()
 	st := Status{
-		Version:    Version(),
+		Version:    version.String(),
 		Generated:  now.UTC(),
 		PeerID:     n.host.ID().String(),
 		Started:    started,
