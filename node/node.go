@@ -351,7 +351,7 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 			return err
 		}
 		n.svc = svc
-		d := proxy.TimeFirstByte(ipv6Dialer{proxy.RecordFailures(n.pool, n.activity.Record), n.pool6}, n.metrics.ObserveFirstByte)
+		d := proxy.TimeFirstByte(proxy.SplitIPv6(proxy.RecordFailures(n.pool, n.activity.Record), n.pool6), n.metrics.ObserveFirstByte)
 		n.front = proxy.NewServer(proxy.WithResolver(d, n.pool), proxy.ServerOptions{SOCKSEarlySuccess: cfg.Client.SOCKSEarlySuccess, Services: svc})
 		if cfg.Client.SOCKSListen != "" {
 			if n.socksAddr, err = n.front.ListenSOCKS(cfg.Client.SOCKSListen); err != nil {
