@@ -45,7 +45,9 @@ type Backend interface {
 	Invite(name string, lifetime time.Duration) (Invite, error)
 	Accept(ctx context.Context, code, name string) (Contact, error)
 	RemoveContact(nameOrID string) (Contact, error)
-	Trust(query string) (any, error)
+	// Trust answers a trust query; web.ErrUnknownID answers 404 and
+	// web.ErrNoTrust (no [tis]) 409.
+	Trust(query string) (*web.TrustReport, error)
 	Enrollment() Enrollment
 }
 
@@ -233,9 +235,9 @@ func answer(w http.ResponseWriter, v any, err error) {
 		writeJSON(w, http.StatusOK, v)
 	case errors.Is(err, ErrBadRequest):
 		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, ErrNotFound), errors.Is(err, web.ErrUnknownID):
 		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, ErrUnavailable):
+	case errors.Is(err, ErrUnavailable), errors.Is(err, web.ErrNoTrust):
 		writeError(w, http.StatusConflict, err.Error())
 	default:
 		writeError(w, http.StatusInternalServerError, err.Error())

@@ -3,6 +3,7 @@ package control_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -34,7 +35,15 @@ func (b *statusBackend) Accept(context.Context, string, string) (control.Contact
 func (b *statusBackend) RemoveContact(string) (control.Contact, error) {
 	return control.Contact{}, control.ErrUnavailable
 }
-func (b *statusBackend) Trust(string) (any, error)      { return nil, control.ErrUnavailable }
+func (b *statusBackend) Trust(q string) (*web.TrustReport, error) {
+	switch q {
+	case "none":
+		return nil, web.ErrNoTrust
+	case "unknown":
+		return nil, fmt.Errorf("query %q: %w", q, web.ErrUnknownID)
+	}
+	return &web.TrustReport{Query: q}, nil
+}
 func (b *statusBackend) Enrollment() control.Enrollment { return control.Enrollment{} }
 
 func noKey(control.Isolation) (string, error) { return "", errors.New("no pool") }
@@ -147,5 +156,46 @@ func TestEventsEndAtClose(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("the stream did not end at Close")
+	}
+}
+
+// TestTrustAnswers: the trust query's errors choose the answer's status
+// (an unknown ID 404, no [tis] 409), and a report comes back as JSON.
+func TestTrustAnswers(t *testing.T) {
+	dir := t.TempDir()
+	s, err := control.Listen("127.0.0.1:0", filepath.Join(dir, control.CookieFile), &statusBackend{}, noKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	c, err := client.ForDataDir(s.Addr().String(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, tc := range []struct {
+		query  string
+		status int // 0: answered
+	}{
+		{"someone", 0},
+		{"unknown", http.StatusNotFound},
+		{"none", http.StatusConflict},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var rep web.TrustReport
+			err := c.Trust(ctx, tc.query, &rep)
+			if tc.status == 0 {
+				if err != nil || rep.Query != tc.query {
+					t.Fatalf("report %+v, %v", rep, err)
+				}
+				return
+			}
+			ae, ok := errors.AsType[*client.APIError](err)
+			if !ok || ae.Status != tc.status {
+				t.Fatalf("error %v, want status %d", err, tc.status)
+			}
+		})
 	}
 }

@@ -15,6 +15,15 @@ type Pool interface {
 	Stats() proxy.PoolStats
 }
 
+// StartWatch runs Watch until Close, which waits for it. Call it once,
+// before Close.
+func (s *Server) StartWatch(pool Pool, guards func() []string, every time.Duration) {
+	if s.ctx.Err() != nil {
+		return
+	}
+	s.wg.Go(func() { s.Watch(s.ctx, pool, guards, every) })
+}
+
 // Watch publishes events until ctx ends: circuit_built and circuit_closed
 // as pool reports them, and circuit_failed and guards_changed by comparing
 // pool's build failure counter and guards (the guards' short IDs) with

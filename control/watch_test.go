@@ -152,3 +152,31 @@ func TestWatchWithoutPool(t *testing.T) {
 		t.Fatal("Watch never read the guards")
 	}
 }
+
+// TestStartWatchEndsAtClose: the watcher StartWatch runs observes the pool
+// until Close, which waits for it (the pool's observer is unset after).
+func TestStartWatchEndsAtClose(t *testing.T) {
+	s, err := control.Listen("127.0.0.1:0", filepath.Join(t.TempDir(), control.CookieFile), &statusBackend{}, noKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &fakePool{}
+	s.StartWatch(p, p.Guards, 5*time.Millisecond)
+	deadline := time.Now().Add(10 * time.Second)
+	for !p.observed() {
+		if time.Now().After(deadline) {
+			t.Fatal("the watcher never set the pool's observer")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if p.observed() {
+		t.Fatal("Close returned with the watcher still observing the pool")
+	}
+	s.StartWatch(p, p.Guards, 5*time.Millisecond) // after Close: nothing runs
+	if p.observed() {
+		t.Fatal("StartWatch after Close observes the pool")
+	}
+}

@@ -59,9 +59,9 @@ type Node struct {
 	admit    *admission        // tokens: the client's wallet, the relay's guard
 	activity *web.Activity
 	metrics  *web.Metrics
-	control  *nodeControl // nil unless client.control_listen is set
-	pool6    *proxy.Pool  // streams to IPv6 literals (ipv6.go)
-	ipv6     bool         // relay.ipv6_exit on an exit
+	control  *control.Server // nil unless client.control_listen is set
+	pool6    *proxy.Pool     // streams to IPv6 literals (ipv6.go)
+	ipv6     bool            // relay.ipv6_exit on an exit
 
 	hops     atomic.Int64
 	joined   chan struct{}
@@ -486,7 +486,9 @@ func (n *Node) release() error {
 	pool6, svc := n.pool6, n.svc
 	n.mu.Unlock()
 	var errs []error
-	errs = append(errs, ctl.close())
+	if ctl != nil {
+		errs = append(errs, ctl.Close())
+	}
 	if status != nil {
 		errs = append(errs, status.Close())
 	}
