@@ -69,7 +69,8 @@ func TestCircuitFailureReachesPathBias(t *testing.T) {
 	n := newTestNet(t, netOpts{relays: 4, exits: 2, policy: []string{"accept 127.0.0.1:*"}})
 	n.waitReady(t)
 	c := n.client
-	if c.clientOptions().OnFailure == nil {
+	onFailure := c.clientOptions().OnFailure
+	if onFailure == nil {
 		t.Fatal("the circuit client is not told to report failures")
 	}
 	circs := c.cc.Circuits()
@@ -86,11 +87,11 @@ func TestCircuitFailureReachesPathBias(t *testing.T) {
 		t.Fatal("the circuit's first hop is not a guard")
 		return 0
 	}
-	c.circuitFailed(path, &circuit.DestroyedError{Reason: circuit.DestroyResource})
+	onFailure(path, &circuit.DestroyedError{Reason: circuit.DestroyResource})
 	if got := failures(); got != 0 {
 		t.Fatalf("a resource refusal counted: %d", got)
 	}
-	c.circuitFailed(path, &circuit.DestroyedError{Reason: circuit.DestroyIntegrity})
+	onFailure(path, &circuit.DestroyedError{Reason: circuit.DestroyIntegrity})
 	if got := failures(); got != 1 {
 		t.Fatalf("%d path-bias failures after an integrity failure, want 1", got)
 	}

@@ -36,3 +36,6 @@ func TrustWeigher(a *trust.Agent) discovery.Weigher { return trustWeigher{a} }
 // LoadOrCreateIdentity is the data directory's key (datadir), for the
 // tests that enroll a node before it starts.
 var LoadOrCreateIdentity = datadir.LoadOrCreateIdentity
+
+// circuitHops are a path's hops (discovery.Hops).
+var circuitHops = discovery.Hops
