@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,7 +24,6 @@ import (
 	"github.com/pikcio/pikcio/discovery"
 	"github.com/pikcio/pikcio/exitnode"
 	"github.com/pikcio/pikcio/internal/datadir"
-	"github.com/pikcio/pikcio/internal/privfile"
 	"github.com/pikcio/pikcio/proxy"
 	"github.com/pikcio/pikcio/service"
 	"github.com/pikcio/pikcio/tis"
@@ -289,7 +286,7 @@ func (n *Node) Start(ctx context.Context) error {
 				n.wg.Go(func() { n.keepExitAddrs(sub, last) })
 			}
 		}
-		if err := n.writeAddrs(); err != nil {
+		if err := datadir.WriteAddrs(n.dataDir, n.Addrs()); err != nil {
 			n.log.WithError(err).Warn("write the node's addresses for the CLI")
 		}
 		if n.tis != nil {
@@ -515,7 +512,7 @@ func (n *Node) release() error {
 		errs = append(errs, n.invites.Close())
 	}
 	if n.dataDir != "" && n.state == stateClosed {
-		_ = os.Remove(filepath.Join(n.dataDir, AddrsFile))
+		datadir.RemoveAddrs(n.dataDir)
 	}
 	if relay != nil {
 		errs = append(errs, relay.Close())
@@ -530,19 +527,6 @@ func (n *Node) release() error {
 		n.unlock()
 	}
 	return errors.Join(errs...)
-}
-
-// AddrsFile in the data directory lists, while the node runs, its
-// addresses with /p2p/ (one per line): `pikcio contacts invite` puts them
-// into the invite code.
-const AddrsFile = "node.addrs"
-
-func (n *Node) writeAddrs() error {
-	var b strings.Builder
-	for _, a := range n.Addrs() {
-		b.WriteString(a.String() + "\n")
-	}
-	return privfile.Replace(filepath.Join(n.dataDir, AddrsFile), []byte(b.String()))
 }
 
 // ID is the node's peer ID.

@@ -7,8 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -257,34 +255,9 @@ give it only to the person you invite.`)
 	return exitOK
 }
 
-// readAddrs reads the running node's addresses from node.AddrsFile.
+// readAddrs reads the running node's addresses (datadir.ReadAddrs).
 func readAddrs(dir string) ([]ma.Multiaddr, error) {
-	b, err := os.ReadFile(filepath.Join(dir, node.AddrsFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("the node of %s is not running: start it first (pikcio client or pikcio relay)", dir)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read the node's addresses: %w", err)
-	}
-	var addrs []ma.Multiaddr
-	for _, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" {
-			continue
-		}
-		a, err := ma.NewMultiaddr(line)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, node.AddrsFile), err)
-		}
-		addrs = append(addrs, a)
-		if len(addrs) == trust.MaxInviteAddrs {
-			break
-		}
-	}
-	if len(addrs) == 0 {
-		return nil, fmt.Errorf("the node of %s lists no addresses: is it running?", dir)
-	}
-	return addrs, nil
+	return datadir.ReadAddrs(dir, trust.MaxInviteAddrs)
 }
 
 func runContactsAccept(e *env, args []string) int {
