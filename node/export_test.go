@@ -1,6 +1,7 @@
 package node
 
 import (
+	"github.com/pikcio/pikcio/circuit"
 	"github.com/pikcio/pikcio/discovery"
 	"github.com/pikcio/pikcio/internal/datadir"
 	"github.com/pikcio/pikcio/proxy"
@@ -39,3 +40,10 @@ var LoadOrCreateIdentity = datadir.LoadOrCreateIdentity
 
 // circuitHops are a path's hops (discovery.Hops).
 var circuitHops = discovery.Hops
+
+// RelayLimits are the relay's limits in force.
+func (n *Node) RelayLimits() circuit.Limits {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.relay.Limits()
+}
