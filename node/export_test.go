@@ -47,3 +47,13 @@ func (n *Node) RelayLimits() circuit.Limits {
 	defer n.mu.Unlock()
 	return n.relay.Limits()
 }
+
+// CircuitFailureHook is the circuit client's OnFailure.
+func (n *Node) CircuitFailureHook() func([]circuit.Hop, error) { return n.clientOptions().OnFailure }
+
+// ClientCircuits are the circuit client's open circuits.
+func (n *Node) ClientCircuits() []*circuit.Circuit {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cc.Circuits()
+}

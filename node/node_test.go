@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/pikcio/pikcio/config"
+	"github.com/pikcio/pikcio/internal/testutil"
 )
 
 // TestNoRole: a configuration with neither role is refused.
@@ -49,9 +50,8 @@ func TestClientWithoutRelays(t *testing.T) {
 	cl := startNode(t, c, Options{AllowSameSubnet: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	_, err := socksDial(ctx, cl.SOCKSAddr().String(), "127.0.0.1:9")
-	var se *socksError
-	if !errors.As(err, &se) {
+	_, err := testutil.SOCKSDial(ctx, cl.SOCKSAddr().String(), "127.0.0.1:9")
+	if _, ok := errors.AsType[*testutil.SOCKSError](err); !ok {
 		t.Fatalf("dial without relays: %v, want a SOCKS error reply", err)
 	}
 	if ne, ok := err.(net.Error); ok && ne.Timeout() {
