@@ -48,6 +48,24 @@ func (b *statusBackend) Enrollment() control.Enrollment { return control.Enrollm
 
 func noKey(control.Isolation) (string, error) { return "", errors.New("no pool") }
 
+// serveTest serves a statusBackend on 127.0.0.1 with a client of it,
+// both closed at the test's end.
+func serveTest(t *testing.T) (*control.Server, *client.Client) {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := control.Listen("127.0.0.1:0", filepath.Join(dir, control.CookieFile), &statusBackend{}, noKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	c, err := client.ForDataDir(s.Addr().String(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return s, c
+}
+
 // The cookie file is mode 0600 and rotates at each start: a client with
 // the previous cookie is refused. Both a loopback port and a Unix socket
 // serve; a non-loopback TCP address is refused.
@@ -126,16 +144,7 @@ func TestCookieRotationAndListeners(t *testing.T) {
 
 // An event stream ends when the server closes, and Close waits for it.
 func TestEventsEndAtClose(t *testing.T) {
-	dir := t.TempDir()
-	s, err := control.Listen("127.0.0.1:0", filepath.Join(dir, control.CookieFile), &statusBackend{}, noKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.ForDataDir(s.Addr().String(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	s, c := serveTest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	events, err := c.Events(ctx)
@@ -162,17 +171,7 @@ func TestEventsEndAtClose(t *testing.T) {
 // TestTrustAnswers: the trust query's errors choose the answer's status
 // (an unknown ID 404, no [tis] 409), and a report comes back as JSON.
 func TestTrustAnswers(t *testing.T) {
-	dir := t.TempDir()
-	s, err := control.Listen("127.0.0.1:0", filepath.Join(dir, control.CookieFile), &statusBackend{}, noKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	c, err := client.ForDataDir(s.Addr().String(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	_, c := serveTest(t)
 	for _, tc := range []struct {
 		query  string
 		status int // 0: answered
@@ -192,8 +191,7 @@ func TestTrustAnswers(t *testing.T) {
 				}
 				return
 			}
-			ae, ok := errors.AsType[*client.APIError](err)
-			if !ok || ae.Status != tc.status {
+			if !client.IsStatus(err, tc.status) {
 				t.Fatalf("error %v, want status %d", err, tc.status)
 			}
 		})

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/pikcio/pikcio/control"
-	"github.com/pikcio/pikcio/control/client"
 	"github.com/pikcio/pikcio/proxy"
 )
 
@@ -60,17 +59,7 @@ func (p *fakePool) Guards() []string {
 // guards guards_changed (not the first guards seen); Watch ends with its
 // context and takes its observer back.
 func TestWatch(t *testing.T) {
-	dir := t.TempDir()
-	s, err := control.Listen("127.0.0.1:0", filepath.Join(dir, control.CookieFile), &statusBackend{}, noKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	c, err := client.ForDataDir(s.Addr().String(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	s, c := serveTest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	events, err := c.Events(ctx)

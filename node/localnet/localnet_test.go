@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
-	"net/url"
+	neturl "net/url"
 	"os"
 	"slices"
 	"testing"
@@ -24,6 +24,23 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// fetchThrough fetches url through the client's HTTP proxy and checks
+// that the answer is body.
+func fetchThrough(t *testing.T, n *localnet.Network, url string, body []byte) {
+	t.Helper()
+	proxyURL := &neturl.URL{Scheme: "http", Host: n.Client.HTTPAddr().String()}
+	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}, Timeout: 60 * time.Second}
+	resp, err := hc.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("fetched %d bytes (%v), want %d", len(got), err, len(body))
+	}
+}
+
 // TestStartTest: the network's client builds a circuit through enrolled
 // relays and fetches a file from a loopback server through its HTTP
 // proxy; the relays of the seeds' vouchees get trust bands; Close stops
@@ -35,17 +52,7 @@ func TestStartTest(t *testing.T) {
 		t.Fatalf("%d relays, %d exits, client %v", len(n.Relays), n.Exits, n.Client)
 	}
 	n.WaitReady(t)
-	proxyURL := &url.URL{Scheme: "http", Host: n.Client.HTTPAddr().String()}
-	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}, Timeout: 60 * time.Second}
-	resp, err := hc.Get(fileURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || !bytes.Equal(got, body) {
-		t.Fatalf("fetched %d bytes (%v), want %d", len(got), err, len(body))
-	}
+	fetchThrough(t, n, fileURL, body)
 	// Relay 2 is vouched for by both seeds: the TIS states a band for it.
 	testutil.WaitFor(t, 60*time.Second, "a trust band for relay 2", func() bool {
 		rep, err := n.Client.TrustReport(n.Relays[2].ID().String())
@@ -100,15 +107,5 @@ func TestStartWithoutTIS(t *testing.T) {
 	if st := n.Client.Status(); st.Identity != nil {
 		t.Fatalf("client shows an enrollment without a TIS: %+v", st.Identity)
 	}
-	proxyURL := &url.URL{Scheme: "http", Host: n.Client.HTTPAddr().String()}
-	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}, Timeout: 60 * time.Second}
-	resp, err := hc.Get(fileURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || !bytes.Equal(got, body) {
-		t.Fatalf("fetched %d bytes (%v), want %d", len(got), err, len(body))
-	}
+	fetchThrough(t, n, fileURL, body)
 }
