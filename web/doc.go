@@ -19,8 +19,9 @@
 //	GET  /proxy.pac        a proxy auto-config file for the client's SOCKS port
 //	GET  /api/trust/ID     a TrustReport as JSON (TrustPath, TrustHandler; 404 for an unknown ID)
 //
-// Besides the handler, web holds the models the node fills: Status, the
-// TrustReport, and Activity, the in-memory throughput and error history
+// Besides the handler, web holds the models the node fills: Status (its
+// circuits built by Circuits from what the node reads of its pool,
+// PoolCircuit), the TrustReport, and Activity, the in-memory throughput and error history
 // behind the page's graph and error list.
 //
 // # Live updates

@@ -1,6 +1,7 @@
 // Package testutil holds the helpers the tests of several packages share:
-// loopback servers and libp2p hosts that a test's end closes, polling for a
-// condition, and goroutine-leak checks. Everything listens on 127.0.0.1
+// loopback servers and libp2p hosts that a test's end closes, a SOCKS5
+// client (SOCKSDial, SOCKSClient), polling for a condition, and
+// goroutine-leak checks. Everything listens on 127.0.0.1
 // only.
 package testutil
 
