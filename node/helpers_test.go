@@ -8,16 +8,12 @@ import (
 	"testing"
 	"time"
 
-	golog "github.com/ipfs/go-log/v2"
-	"github.com/sirupsen/logrus"
-
 	"github.com/pikcio/pikcio/config"
 	"github.com/pikcio/pikcio/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
-	golog.SetAllLoggers(golog.LevelFatal)
-	logrus.SetLevel(logrus.WarnLevel)
+	testutil.QuietLogs()
 	os.Exit(m.Run())
 }
 

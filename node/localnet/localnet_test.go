@@ -10,17 +10,13 @@ import (
 	"testing"
 	"time"
 
-	golog "github.com/ipfs/go-log/v2"
-	"github.com/sirupsen/logrus"
-
 	"github.com/pikcio/pikcio/config"
 	"github.com/pikcio/pikcio/internal/testutil"
 	"github.com/pikcio/pikcio/node/localnet"
 )
 
 func TestMain(m *testing.M) {
-	golog.SetAllLoggers(golog.LevelFatal)
-	logrus.SetLevel(logrus.WarnLevel)
+	testutil.QuietLogs()
 	os.Exit(m.Run())
 }
 
