@@ -25,12 +25,9 @@
 //
 // # Data directory
 //
-// node.data_dir (default $XDG_DATA_HOME/pikcio) is kept by
-// internal/datadir: created with mode 0700, locked while the node runs so
-// that two processes never share an identity (ErrDataDirInUse), holding
-// the libp2p identity key (created on first run with mode 0600, a key file
-// that others can read refused) and the client's entry guards
-// (discovery.GuardsFile).
+// node.data_dir (default $XDG_DATA_HOME/pikcio) is internal/datadir's
+// (mode 0700, locked while the node runs: ErrDataDirInUse; the identity
+// key), and holds the client's entry guards (discovery.GuardsFile).
 //
 // # Joining
 //
@@ -112,16 +109,12 @@
 //
 // # Status
 //
-// Status is a snapshot of the node (circuits with the short IDs and roles
-// of their hops, their age, bytes and streams, as web.Circuits builds them;
-// relay counters; relays known). With client.status_listen set, the node
-// serves it (web.Listen) as a small HTML page at / and as JSON at
-// /api/status, to requests whose Host header
-// is localhost or a loopback address only (against DNS rebinding), with
-// Prometheus metrics at /metrics from the node's registry (web.Metrics:
-// build-time and time-to-first-byte histograms, which proxy.TimeFirstByte
-// feeds, and go-libp2p's collectors). Failed dials reach the page's error
-// memory through proxy.RecordFailures.
+// Status is a snapshot of the node (web.Status; its circuits are built by
+// web.Circuits). With client.status_listen set, the node serves it with
+// web.Listen: the page, /api/status and /metrics from the node's registry
+// (web.Metrics, fed by proxy.TimeFirstByte and timeBuilds, with
+// go-libp2p's collectors), behind web's Host and header checks. Failed
+// dials reach the page's error memory through proxy.RecordFailures.
 //
 // # Control API, announced addresses, IPv6
 //
