@@ -19,12 +19,8 @@ import (
 // everything else is unavailable (the node's tests cover the rest).
 type statusBackend struct{ identities int }
 
-func (b *statusBackend) Status() web.Status { return web.Status{Version: "test"} }
-func (b *statusBackend) NewIdentity() bool  { b.identities++; return true }
-func (b *statusBackend) CircuitFor(string) (*web.CircuitStatus, error) {
-	return nil, control.ErrUnavailable
-}
-func (b *statusBackend) NewCircuitFor(string) (int, error)    { return 0, control.ErrUnavailable }
+func (b *statusBackend) Status() web.Status                   { return web.Status{Version: "test"} }
+func (b *statusBackend) NewIdentity() bool                    { b.identities++; return true }
 func (b *statusBackend) Contacts() ([]control.Contact, error) { return nil, control.ErrUnavailable }
 func (b *statusBackend) Invite(string, time.Duration) (control.Invite, error) {
 	return control.Invite{}, control.ErrUnavailable

@@ -43,7 +43,7 @@ func (n *Node) startControl(listen string) error {
 	if n.pool != nil {
 		pool = n.pool
 	}
-	srv.StartWatch(pool, n.guardIDs, controlWatch)
+	srv.ServePool(pool, n.guardIDs, controlWatch)
 	n.control = srv
 	return nil
 }
@@ -92,35 +92,6 @@ var _ control.Backend = controlBackend{}
 func (b controlBackend) Status() web.Status { return b.n.StatusWith(false) }
 
 func (b controlBackend) NewIdentity() bool { return b.n.NewIdentity() }
-
-func (b controlBackend) pool() (*proxy.Pool, error) {
-	b.n.mu.Lock()
-	defer b.n.mu.Unlock()
-	if b.n.pool == nil {
-		return nil, fmt.Errorf("%w: no client role", control.ErrUnavailable)
-	}
-	return b.n.pool, nil
-}
-
-func (b controlBackend) CircuitFor(key string) (*web.CircuitStatus, error) {
-	p, err := b.pool()
-	if err != nil {
-		return nil, err
-	}
-	ci, ok := p.CircuitFor(key)
-	if !ok {
-		return nil, nil
-	}
-	return b.n.StatusWith(false).Circuit(ci.ID), nil
-}
-
-func (b controlBackend) NewCircuitFor(key string) (int, error) {
-	p, err := b.pool()
-	if err != nil {
-		return 0, err
-	}
-	return p.NewCircuitFor(key), nil
-}
 
 func (b controlBackend) Trust(query string) (*web.TrustReport, error) {
 	return b.n.TrustReport(query)
