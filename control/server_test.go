@@ -44,12 +44,18 @@ func (b *statusBackend) Enrollment() control.Enrollment { return control.Enrollm
 
 func noKey(control.Isolation) (string, error) { return "", errors.New("no pool") }
 
-// serveTest serves a statusBackend on 127.0.0.1 with a client of it,
-// both closed at the test's end.
-func serveTest(t *testing.T) (*control.Server, *client.Client) {
+// serveTest serves b (nil: a statusBackend) with key (nil: noKey) on
+// 127.0.0.1 with a client of it, both closed at the test's end.
+func serveTest(t *testing.T, b control.Backend, key control.IsolationKeyFunc) (*control.Server, *client.Client) {
 	t.Helper()
+	if b == nil {
+		b = &statusBackend{}
+	}
+	if key == nil {
+		key = noKey
+	}
 	dir := t.TempDir()
-	s, err := control.Listen("127.0.0.1:0", filepath.Join(dir, control.CookieFile), &statusBackend{}, noKey)
+	s, err := control.Listen("127.0.0.1:0", filepath.Join(dir, control.CookieFile), b, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +146,7 @@ func TestCookieRotationAndListeners(t *testing.T) {
 
 // An event stream ends when the server closes, and Close waits for it.
 func TestEventsEndAtClose(t *testing.T) {
-	s, c := serveTest(t)
+	s, c := serveTest(t, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	events, err := c.Events(ctx)
@@ -167,7 +173,7 @@ func TestEventsEndAtClose(t *testing.T) {
 // TestTrustAnswers: the trust query's errors choose the answer's status
 // (an unknown ID 404, no [tis] 409), and a report comes back as JSON.
 func TestTrustAnswers(t *testing.T) {
-	_, c := serveTest(t)
+	_, c := serveTest(t, nil, nil)
 	for _, tc := range []struct {
 		query  string
 		status int // 0: answered

@@ -79,7 +79,7 @@ func (p *fakePool) Guards() []string {
 // guards guards_changed (not the first guards seen); Watch ends with its
 // context and takes its observer back.
 func TestWatch(t *testing.T) {
-	s, c := serveTest(t)
+	s, c := serveTest(t, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	events, err := c.Events(ctx)
@@ -204,18 +204,8 @@ func (b *circuitBackend) Status() web.Status {
 func TestServePoolCircuits(t *testing.T) {
 	for _, withPool := range []bool{true, false} {
 		t.Run(fmt.Sprint("pool ", withPool), func(t *testing.T) {
-			dir := t.TempDir()
 			byUser := func(iso control.Isolation) (string, error) { return iso.Username, nil }
-			s, err := control.Listen("127.0.0.1:0", filepath.Join(dir, control.CookieFile), &circuitBackend{}, byUser)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = s.Close() })
-			c, err := client.ForDataDir(s.Addr().String(), dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(c.Close)
+			s, c := serveTest(t, &circuitBackend{}, byUser)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			alice := control.Isolation{Proxy: "socks", Username: "alice"}
