@@ -82,6 +82,20 @@ func (d *dataFlags) dir(e *env, fs *flagSet) (cfg *config.Config, dir string, co
 	return cfg, dir, 0, false
 }
 
+// root is dir's, with the configuration's pinned TIS root key (nil when
+// tis.root_key is not set).
+func (d *dataFlags) root(e *env, fs *flagSet) (cfg *config.Config, dir string, root ed25519.PublicKey, code int, done bool) {
+	cfg, dir, code, done = d.dir(e, fs)
+	if done {
+		return nil, "", nil, code, true
+	}
+	root, err := cfg.TIS.Root()
+	if err != nil {
+		return nil, "", nil, configError(e, fs.Name(), err), true
+	}
+	return cfg, dir, root, 0, false
+}
+
 // fail reports err and returns exitError.
 func fail(e *env, fs *flagSet, err error) int {
 	fmt.Fprintf(e.stderr, "%s: %v\n", fs.Name(), err)
@@ -286,13 +300,9 @@ configuration; your node need not be running.`)
 	if inv.Expired(time.Now()) {
 		return failf(e, fs, "the invite expired at %s: ask for a new one", inv.Expires.Local().Format(time.DateTime))
 	}
-	cfg, dir, code, done := d.dir(e, fs)
+	_, dir, root, code, done := d.root(e, fs)
 	if done {
 		return code
-	}
-	root, err := cfg.TIS.Root()
-	if err != nil {
-		return configError(e, fs.Name(), err)
 	}
 	if root == nil {
 		return usageError(e, fs, "tis.root_key is not set in the configuration (--config): the exchange checks certificates against it")
@@ -409,13 +419,9 @@ unknown) and the date they were added.`)
 	if code, done := parse(e, fs, args); done {
 		return code
 	}
-	cfg, dir, code, done := d.dir(e, fs)
+	_, dir, root, code, done := d.root(e, fs)
 	if done {
 		return code
-	}
-	root, err := cfg.TIS.Root()
-	if err != nil {
-		return configError(e, fs.Name(), err)
 	}
 	contacts, err := trust.OpenContacts(dir, root)
 	if err != nil {
@@ -454,13 +460,9 @@ vouch for them, if any, stays until "pikcio trust withdraw".`)
 	if done {
 		return code
 	}
-	cfg, dir, code, done := d.dir(e, fs)
+	_, dir, root, code, done := d.root(e, fs)
 	if done {
 		return code
-	}
-	root, err := cfg.TIS.Root()
-	if err != nil {
-		return configError(e, fs.Name(), err)
 	}
 	contacts, err := trust.OpenContacts(dir, root)
 	if err != nil {
