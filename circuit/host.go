@@ -6,6 +6,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // NewHost starts a libp2p host with identity priv listening on listen
@@ -48,4 +49,16 @@ func startHost(priv crypto.PrivKey, listen, nodeListen []string, ro RelayOptions
 		return nil, fmt.Errorf("start libp2p host: %w", err)
 	}
 	return h, nil
+}
+
+// HostAddrs are every address h is known at: those it advertises (with an
+// AddrsFactory, the announced ones), its listen addresses and, where the
+// host keeps them, the ones peers observe it at (a NAT's public address).
+// An exit refuses them all as destinations.
+func HostAddrs(h host.Host) []ma.Multiaddr {
+	addrs := append(h.Addrs(), h.Network().ListenAddresses()...)
+	if all, ok := h.(interface{ AllAddrs() []ma.Multiaddr }); ok {
+		addrs = append(addrs, all.AllAddrs()...)
+	}
+	return addrs
 }

@@ -4,8 +4,10 @@ import (
 	"crypto/rand"
 	"testing"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // TestNewHost: the host has the given identity and listens where asked
@@ -40,5 +42,37 @@ func TestNewHost(t *testing.T) {
 	}
 	if _, err := NewHost(nil, []string{"not an address"}, DefaultRelayOptions()); err == nil {
 		t.Fatal("NewHost with a bad listen address: no error")
+	}
+}
+
+// TestHostAddrs: the announced addresses and the listen addresses are
+// both among a host's addresses.
+func TestHostAddrs(t *testing.T) {
+	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	announced := ma.StringCast("/ip4/203.0.113.7/tcp/4001")
+	h, err := NewHost(priv, []string{"/ip4/127.0.0.1/tcp/0"}, DefaultRelayOptions(),
+		libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr { return []ma.Multiaddr{announced} }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	has := func(want ma.Multiaddr) bool {
+		for _, a := range HostAddrs(h) {
+			if a.Equal(want) {
+				return true
+			}
+		}
+		return false
+	}
+	if !has(announced) {
+		t.Fatalf("announced address missing from %v", HostAddrs(h))
+	}
+	for _, l := range h.Network().ListenAddresses() {
+		if !has(l) {
+			t.Fatalf("listen address %s missing from %v", l, HostAddrs(h))
+		}
 	}
 }

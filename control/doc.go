@@ -74,5 +74,9 @@
 // A node is the Backend. ContactBook answers the contact requests from
 // its contact store (the node embeds it, with the contact exchange as its
 // Exchange), and Server.Watch turns its pool's circuits and build failures
-// and its guards into events (Pool is what it reads of *proxy.Pool).
+// and its guards into events (Pool is what it reads of *proxy.Pool);
+// ServePool runs it until the server's Close and answers the circuit
+// requests (the circuit of an isolation key, a new one) from the pool.
+// The node's trust reports answer as they are, web.ErrUnknownID as 404
+// and web.ErrNoTrust as 409.
 package control

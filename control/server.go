@@ -37,15 +37,13 @@ const maxBody = 16 << 10
 type Backend interface {
 	Status() web.Status
 	NewIdentity() bool
-	// CircuitFor is the live circuit that new streams of the isolation key
-	// use, if any; NewCircuitFor retires the key's circuits only.
-	CircuitFor(key string) (*web.CircuitStatus, error)
-	NewCircuitFor(key string) (int, error)
 	Contacts() ([]Contact, error)
 	Invite(name string, lifetime time.Duration) (Invite, error)
 	Accept(ctx context.Context, code, name string) (Contact, error)
 	RemoveContact(nameOrID string) (Contact, error)
-	Trust(query string) (any, error)
+	// Trust answers a trust query; web.ErrUnknownID answers 404 and
+	// web.ErrNoTrust (no [tis]) 409.
+	Trust(query string) (*web.TrustReport, error)
 	Enrollment() Enrollment
 }
 
@@ -73,6 +71,9 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
+
+	poolMu sync.Mutex
+	pool   Pool // ServePool's; nil on a node without a client
 }
 
 // Listen writes a fresh cookie to cookiePath (mode 0600, replacing the
@@ -233,9 +234,9 @@ func answer(w http.ResponseWriter, v any, err error) {
 		writeJSON(w, http.StatusOK, v)
 	case errors.Is(err, ErrBadRequest):
 		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, ErrNotFound), errors.Is(err, web.ErrUnknownID):
 		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, ErrUnavailable):
+	case errors.Is(err, ErrUnavailable), errors.Is(err, web.ErrNoTrust):
 		writeError(w, http.StatusConflict, err.Error())
 	default:
 		writeError(w, http.StatusInternalServerError, err.Error())
@@ -279,8 +280,16 @@ func (s *Server) circuit(w http.ResponseWriter, r *http.Request) {
 		answer(w, nil, err)
 		return
 	}
-	c, err := s.b.CircuitFor(key)
-	answer(w, CircuitAnswer{Circuit: c}, err)
+	p, err := s.clientPool()
+	if err != nil {
+		answer(w, nil, err)
+		return
+	}
+	var a CircuitAnswer
+	if ci, ok := p.CircuitFor(key); ok {
+		a.Circuit = s.b.Status().Circuit(ci.ID)
+	}
+	answer(w, a, nil)
 }
 
 func (s *Server) newCircuit(w http.ResponseWriter, r *http.Request) {
@@ -289,8 +298,12 @@ func (s *Server) newCircuit(w http.ResponseWriter, r *http.Request) {
 		answer(w, nil, err)
 		return
 	}
-	n, err := s.b.NewCircuitFor(key)
-	answer(w, NewCircuitAnswer{Retired: n}, err)
+	p, err := s.clientPool()
+	if err != nil {
+		answer(w, nil, err)
+		return
+	}
+	answer(w, NewCircuitAnswer{Retired: p.NewCircuitFor(key)}, nil)
 }
 
 func (s *Server) contacts(w http.ResponseWriter, _ *http.Request) {

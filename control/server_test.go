@@ -3,6 +3,7 @@ package control_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,12 +19,8 @@ import (
 // everything else is unavailable (the node's tests cover the rest).
 type statusBackend struct{ identities int }
 
-func (b *statusBackend) Status() web.Status { return web.Status{Version: "test"} }
-func (b *statusBackend) NewIdentity() bool  { b.identities++; return true }
-func (b *statusBackend) CircuitFor(string) (*web.CircuitStatus, error) {
-	return nil, control.ErrUnavailable
-}
-func (b *statusBackend) NewCircuitFor(string) (int, error)    { return 0, control.ErrUnavailable }
+func (b *statusBackend) Status() web.Status                   { return web.Status{Version: "test"} }
+func (b *statusBackend) NewIdentity() bool                    { b.identities++; return true }
 func (b *statusBackend) Contacts() ([]control.Contact, error) { return nil, control.ErrUnavailable }
 func (b *statusBackend) Invite(string, time.Duration) (control.Invite, error) {
 	return control.Invite{}, control.ErrUnavailable
@@ -34,10 +31,42 @@ func (b *statusBackend) Accept(context.Context, string, string) (control.Contact
 func (b *statusBackend) RemoveContact(string) (control.Contact, error) {
 	return control.Contact{}, control.ErrUnavailable
 }
-func (b *statusBackend) Trust(string) (any, error)      { return nil, control.ErrUnavailable }
+func (b *statusBackend) Trust(q string) (*web.TrustReport, error) {
+	switch q {
+	case "none":
+		return nil, web.ErrNoTrust
+	case "unknown":
+		return nil, fmt.Errorf("query %q: %w", q, web.ErrUnknownID)
+	}
+	return &web.TrustReport{Query: q}, nil
+}
 func (b *statusBackend) Enrollment() control.Enrollment { return control.Enrollment{} }
 
 func noKey(control.Isolation) (string, error) { return "", errors.New("no pool") }
+
+// serveTest serves b (nil: a statusBackend) with key (nil: noKey) on
+// 127.0.0.1 with a client of it, both closed at the test's end.
+func serveTest(t *testing.T, b control.Backend, key control.IsolationKeyFunc) (*control.Server, *client.Client) {
+	t.Helper()
+	if b == nil {
+		b = &statusBackend{}
+	}
+	if key == nil {
+		key = noKey
+	}
+	dir := t.TempDir()
+	s, err := control.Listen("127.0.0.1:0", filepath.Join(dir, control.CookieFile), b, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	c, err := client.ForDataDir(s.Addr().String(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return s, c
+}
 
 // The cookie file is mode 0600 and rotates at each start: a client with
 // the previous cookie is refused. Both a loopback port and a Unix socket
@@ -117,16 +146,7 @@ func TestCookieRotationAndListeners(t *testing.T) {
 
 // An event stream ends when the server closes, and Close waits for it.
 func TestEventsEndAtClose(t *testing.T) {
-	dir := t.TempDir()
-	s, err := control.Listen("127.0.0.1:0", filepath.Join(dir, control.CookieFile), &statusBackend{}, noKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.ForDataDir(s.Addr().String(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	s, c := serveTest(t, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	events, err := c.Events(ctx)
@@ -147,5 +167,35 @@ func TestEventsEndAtClose(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("the stream did not end at Close")
+	}
+}
+
+// TestTrustAnswers: the trust query's errors choose the answer's status
+// (an unknown ID 404, no [tis] 409), and a report comes back as JSON.
+func TestTrustAnswers(t *testing.T) {
+	_, c := serveTest(t, nil, nil)
+	for _, tc := range []struct {
+		query  string
+		status int // 0: answered
+	}{
+		{"someone", 0},
+		{"unknown", http.StatusNotFound},
+		{"none", http.StatusConflict},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var rep web.TrustReport
+			err := c.Trust(ctx, tc.query, &rep)
+			if tc.status == 0 {
+				if err != nil || rep.Query != tc.query {
+					t.Fatalf("report %+v, %v", rep, err)
+				}
+				return
+			}
+			if !client.IsStatus(err, tc.status) {
+				t.Fatalf("error %v, want status %d", err, tc.status)
+			}
+		})
 	}
 }

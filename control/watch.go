@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -9,10 +10,42 @@ import (
 	"github.com/pikcio/pikcio/proxy"
 )
 
-// Pool is what Watch reads of the client's circuit pool (*proxy.Pool).
+// Pool is what the server reads of the client's circuit pool
+// (*proxy.Pool): its events and counters for Watch, and the circuits of
+// an isolation key for the circuit requests.
 type Pool interface {
 	SetObserver(func(proxy.PoolEvent))
 	Stats() proxy.PoolStats
+	// CircuitFor is the live circuit that new streams of the isolation
+	// key use, if any; NewCircuitFor retires the key's circuits only and
+	// says how many.
+	CircuitFor(key string) (proxy.CircuitInfo, bool)
+	NewCircuitFor(key string) int
+}
+
+var _ Pool = (*proxy.Pool)(nil)
+
+// ServePool answers the circuit requests from pool (before, and with a
+// nil pool, they answer ErrUnavailable) and runs Watch until Close, which
+// waits for it. Call it once, before Close.
+func (s *Server) ServePool(pool Pool, guards func() []string, every time.Duration) {
+	s.poolMu.Lock()
+	s.pool = pool
+	s.poolMu.Unlock()
+	if s.ctx.Err() != nil {
+		return
+	}
+	s.wg.Go(func() { s.Watch(s.ctx, pool, guards, every) })
+}
+
+// clientPool is ServePool's pool, or ErrUnavailable.
+func (s *Server) clientPool() (Pool, error) {
+	s.poolMu.Lock()
+	defer s.poolMu.Unlock()
+	if s.pool == nil {
+		return nil, fmt.Errorf("%w: no client role", ErrUnavailable)
+	}
+	return s.pool, nil
 }
 
 // Watch publishes events until ctx ends: circuit_built and circuit_closed

@@ -3,7 +3,6 @@ package discovery
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -33,21 +32,8 @@ func echoServer(t *testing.T) uint16 {
 	return port
 }
 
-// circuitBuild adapts a circuit client to a BuildFunc: the path becomes
-// the circuit's hops, and a circuit.BuildError names the failing hop.
-func circuitBuild(c *circuit.Client) BuildFunc[*circuit.Circuit] {
-	return func(ctx context.Context, path []*Descriptor) (*circuit.Circuit, error) {
-		hops := make([]circuit.Hop, len(path))
-		for i, d := range path {
-			hops[i] = circuit.Hop{ID: d.PeerID, Addrs: d.Addrs, OnionKey: d.OnionKey.Key}
-		}
-		ci, err := c.Build(ctx, hops)
-		if be, ok := errors.AsType[*circuit.BuildError](err); ok {
-			return nil, &HopError{Hop: be.Hop, Err: err}
-		}
-		return ci, err
-	}
-}
+// circuitBuild is CircuitBuild without a notHops.
+func circuitBuild(c *circuit.Client) BuildFunc[*circuit.Circuit] { return CircuitBuild(c, nil) }
 
 // TestCircuitThroughDiscoveredRelays builds 3-hop circuits through relays
 // the client found only through the DHT, and carries data through them.

@@ -131,7 +131,11 @@
 // A Builder wraps a BuildFunc: it selects a path, builds it within a
 // timeout learned from past builds (see TimeoutEstimator), and on failure
 // reports it and tries a new path, up to DefaultMaxAttempts. A BuildFunc
-// returns a *HopError to name the failing hop: that relay is marked down
+// returns a *HopError to name the failing hop (CircuitBuild is the
+// BuildFunc over a circuit client: a circuit.BuildError becomes one, and
+// CircuitFailed is the client's OnFailure, which counts a circuit that
+// failed the way a tampering relay makes it fail against its guard, see
+// PathBias): that relay is marked down
 // for 30 s, doubled for each further failure before it works again, up to
 // DownTime (and, at hop 0, a guard failure is counted, once per mark).
 // ReportUnreachable does the same for a relay whose link broke under open

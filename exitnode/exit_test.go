@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pikcio/pikcio/internal/endreason"
+	"github.com/pikcio/pikcio/internal/testutil"
 )
 
 // resolverFunc is a Resolver for what a test cannot reach through
@@ -83,40 +84,18 @@ func testCtx(t *testing.T) context.Context {
 // then reads to EOF and answers "got:" and what it read. Cleanup stops it.
 func server(t *testing.T, addr, name string) (port uint16) {
 	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return // net.ErrClosed at cleanup
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				if _, err := io.WriteString(c, name+"\n"); err != nil {
-					return
-				}
-				data, err := io.ReadAll(c)
-				if err != nil {
-					return
-				}
-				_, _ = c.Write(append([]byte("got:"), data...))
-			}()
+	a, _ := testutil.ServeOn(t, addr, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, name+"\n"); err != nil {
+			return
 		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
+		data, err := io.ReadAll(c)
+		if err != nil {
+			return
+		}
+		_, _ = c.Write(append([]byte("got:"), data...))
 	})
-	return uint16(ln.Addr().(*net.TCPAddr).Port)
+	return uint16(a.Port)
 }
 
 // freePort returns a port of 127.0.0.1 that nothing listens on.

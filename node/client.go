@@ -62,33 +62,18 @@ func peerIDs(names []string) []peer.ID {
 	return out
 }
 
-// buildPath builds a circuit through the descriptors' relays. A
-// circuit.BuildError becomes a HopError so that discovery blames that hop.
+// buildPath builds a circuit through the descriptors' relays
+// (discovery.CircuitBuild: a hop's failure is a HopError, so that
+// discovery blames that hop; being out of tokens is the wallet's fault,
+// not the guard's).
 func (n *Node) buildPath(ctx context.Context, path []*discovery.Descriptor) (*circuit.Circuit, error) {
 	n.mu.Lock()
 	cc := n.cc
 	n.mu.Unlock()
-	c, err := cc.Build(ctx, circuitHops(path))
-	if errors.Is(err, token.ErrNoTokens) {
-		return nil, err // the wallet's fault, not the guard's
-	}
-	if be, ok := errors.AsType[*circuit.BuildError](err); ok {
-		return nil, &discovery.HopError{Hop: be.Hop, Err: err}
-	}
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
+	return discovery.CircuitBuild(cc, isNoTokens)(ctx, path)
 }
 
-// circuitHops returns the hops of a path of descriptors.
-func circuitHops(path []*discovery.Descriptor) []circuit.Hop {
-	hops := make([]circuit.Hop, len(path))
-	for i, d := range path {
-		hops[i] = circuit.Hop{ID: d.PeerID, Addrs: d.Addrs, OnionKey: d.OnionKey.Key}
-	}
-	return hops
-}
+func isNoTokens(err error) bool { return errors.Is(err, token.ErrNoTokens) }
 
 // warnShortCircuits warns of a client configured with fewer than
 // circuit.DefaultHops hops: one or two are kept for tests and the demo, but
@@ -104,27 +89,10 @@ func warnShortCircuits(log logrus.FieldLogger, hops int) {
 // discovery's path-bias count.
 func (n *Node) clientOptions() circuit.ClientOptions {
 	o := circuit.DefaultClientOptions()
-	o.OnFailure = n.circuitFailed
+	o.OnFailure = n.disc.CircuitFailed
 	o.LinkLost = n.disc.ReportUnreachable
 	o.Token = n.admit.take
 	return o
-}
-
-// circuitFailed tells discovery of a built circuit that failed in a way a
-// tampering relay causes, against its guard (path bias).
-func (n *Node) circuitFailed(hops []circuit.Hop, err error) {
-	if !circuit.PathBiasFailure(err) || n.disc == nil {
-		return
-	}
-	path := make([]*discovery.Descriptor, len(hops))
-	for i, h := range hops {
-		if d, ok := n.disc.Descriptor(h.ID); ok {
-			path[i] = d
-		} else {
-			path[i] = &discovery.Descriptor{PeerID: h.ID}
-		}
-	}
-	n.disc.ReportCircuitFailure(path)
 }
 
 // startPool starts the pool's prebuilt circuits once the directory can

@@ -2,10 +2,8 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/pikcio/pikcio/control"
@@ -22,13 +20,6 @@ import (
 // controlWatch is how often the watcher compares the pool's circuits and
 // the guards with what it saw before.
 const controlWatch = 200 * time.Millisecond
-
-// nodeControl is the running control API.
-type nodeControl struct {
-	srv  *control.Server
-	stop context.CancelFunc
-	wg   sync.WaitGroup
-}
 
 // startControl starts the control API when cfg asks for it; n.mu is held.
 func (n *Node) startControl(listen string) error {
@@ -48,14 +39,12 @@ func (n *Node) startControl(listen string) error {
 	if err != nil {
 		return fmt.Errorf("control API: %w", err)
 	}
-	ctx, cancel := context.WithCancel(n.ctx)
-	nc := &nodeControl{srv: srv, stop: cancel}
 	var pool control.Pool
 	if n.pool != nil {
 		pool = n.pool
 	}
-	nc.wg.Go(func() { srv.Watch(ctx, pool, n.guardIDs, controlWatch) })
-	n.control = nc
+	srv.ServePool(pool, n.guardIDs, controlWatch)
+	n.control = srv
 	return nil
 }
 
@@ -75,21 +64,11 @@ func (n *Node) ControlAddr() string {
 	if n.control == nil {
 		return ""
 	}
-	a := n.control.srv.Addr()
+	a := n.control.Addr()
 	if a.Network() == "unix" {
 		return "unix:" + a.String()
 	}
 	return a.String()
-}
-
-// closeControl stops the watcher and the server.
-func (nc *nodeControl) close() error {
-	if nc == nil {
-		return nil
-	}
-	nc.stop()
-	nc.wg.Wait()
-	return nc.srv.Close()
 }
 
 // publish sends an event to the control API's streams, if it runs.
@@ -98,7 +77,7 @@ func (n *Node) publish(e control.Event) {
 	nc := n.control
 	n.mu.Unlock()
 	if nc != nil {
-		nc.srv.Publish(e)
+		nc.Publish(e)
 	}
 }
 
@@ -114,46 +93,8 @@ func (b controlBackend) Status() web.Status { return b.n.StatusWith(false) }
 
 func (b controlBackend) NewIdentity() bool { return b.n.NewIdentity() }
 
-func (b controlBackend) pool() (*proxy.Pool, error) {
-	b.n.mu.Lock()
-	defer b.n.mu.Unlock()
-	if b.n.pool == nil {
-		return nil, fmt.Errorf("%w: no client role", control.ErrUnavailable)
-	}
-	return b.n.pool, nil
-}
-
-func (b controlBackend) CircuitFor(key string) (*web.CircuitStatus, error) {
-	p, err := b.pool()
-	if err != nil {
-		return nil, err
-	}
-	ci, ok := p.CircuitFor(key)
-	if !ok {
-		return nil, nil
-	}
-	return b.n.StatusWith(false).Circuit(ci.ID), nil
-}
-
-func (b controlBackend) NewCircuitFor(key string) (int, error) {
-	p, err := b.pool()
-	if err != nil {
-		return 0, err
-	}
-	return p.NewCircuitFor(key), nil
-}
-
-func (b controlBackend) Trust(query string) (any, error) {
-	rep, err := b.n.TrustReport(query)
-	switch {
-	case errors.Is(err, web.ErrNoTrust):
-		return nil, fmt.Errorf("%w: %w", control.ErrUnavailable, err)
-	case errors.Is(err, web.ErrUnknownID):
-		return nil, fmt.Errorf("%w: %w", control.ErrNotFound, err)
-	case err != nil:
-		return nil, err
-	}
-	return rep, nil
+func (b controlBackend) Trust(query string) (*web.TrustReport, error) {
+	return b.n.TrustReport(query)
 }
 
 func (b controlBackend) Enrollment() control.Enrollment {

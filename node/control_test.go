@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"github.com/pikcio/pikcio/config"
 	"github.com/pikcio/pikcio/control"
 	"github.com/pikcio/pikcio/control/client"
+	"github.com/pikcio/pikcio/node/localnet"
 	"github.com/pikcio/pikcio/web"
 )
 
@@ -27,12 +28,15 @@ import (
 // page's hops for it, a new circuit for that key only, and the event
 // stream reporting it.
 func TestControlAPI(t *testing.T) {
-	n := newTestNet(t, netOpts{relays: 4, exits: 2, policy: []string{"accept 127.0.0.1:*"},
-		client: func(c *config.Config) { c.Client.ControlListen = "127.0.0.1:0" }})
-	t.Cleanup(n.close)
-	n.waitReady(t)
-	addr := n.client.ControlAddr()
-	cookiePath := filepath.Join(n.client.DataDir(), control.CookieFile)
+	n := startNet(t, 4, 2, func(o *localnet.Options) {
+		o.Config = func(i int, c *config.Config) {
+			if i == -1 {
+				c.Client.ControlListen = "127.0.0.1:0"
+			}
+		}
+	})
+	addr := n.Client.ControlAddr()
+	cookiePath := filepath.Join(n.Client.DataDir(), control.CookieFile)
 	fi, err := os.Stat(cookiePath)
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("cookie file: %v, %v; want mode 0600", fi, err)
@@ -79,7 +83,7 @@ func TestControlAPI(t *testing.T) {
 		}
 	})
 
-	c, err := client.ForDataDir(addr, n.client.DataDir())
+	c, err := client.ForDataDir(addr, n.Client.DataDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +101,7 @@ func TestControlAPI(t *testing.T) {
 	t.Cleanup(func() { _ = srv.Close() })
 	fetch := func(user string) {
 		t.Helper()
-		d, err := xproxy.SOCKS5("tcp", n.client.SOCKSAddr().String(), &xproxy.Auth{User: user, Password: "x"}, xproxy.Direct)
+		d, err := xproxy.SOCKS5("tcp", n.Client.SOCKSAddr().String(), &xproxy.Auth{User: user, Password: "x"}, xproxy.Direct)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,7 +130,7 @@ func TestControlAPI(t *testing.T) {
 	}
 
 	// The status page shows the same hops for alice's circuit.
-	resp, err := http.Get("http://" + n.client.StatusAddr().String() + "/api/status")
+	resp, err := http.Get("http://" + n.Client.StatusAddr().String() + "/api/status")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -26,9 +26,7 @@ func TestProxyConventions(t *testing.T) {
 		}
 		t.Skip("curl is not installed")
 	}
-	n := newTestNet(t, netOpts{relays: 3, exits: 1, policy: []string{"accept 127.0.0.1:*"}})
-	t.Cleanup(n.close)
-	n.waitReady(t)
+	n := startNet(t, 3, 1, nil)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "hi") })}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -46,7 +44,7 @@ func TestProxyConventions(t *testing.T) {
 			t.Fatalf("curl %v: %v: %s", args, err, out)
 		}
 	}
-	socks, httpp := n.client.SOCKSAddr().String(), n.client.HTTPAddr().String()
+	socks, httpp := n.Client.SOCKSAddr().String(), n.Client.HTTPAddr().String()
 	run("-p", "-x", "http://"+socks, url)
 	run("-x", "http://alice:1@"+httpp, url)
 	run("-x", "http://bob:1@"+httpp, url)
@@ -55,7 +53,7 @@ func TestProxyConventions(t *testing.T) {
 	basic := func(u string) string { return "Basic " + base64.StdEncoding.EncodeToString([]byte(u)) }
 	circ := func(key string) uint64 {
 		t.Helper()
-		ci, ok := n.client.pool.CircuitFor(key)
+		ci, ok := n.Client.Pool().CircuitFor(key)
 		if !ok {
 			t.Fatalf("no circuit for key %q", key)
 		}

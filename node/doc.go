@@ -8,7 +8,9 @@
 //   - Client: discovery in client mode (it finds relays through the DHT
 //     and keeps entry guards), a circuit.Client, and the proxy package's
 //     circuit Pool behind a SOCKS5 and an HTTP proxy on the loopback.
-//     Circuits are built by discovery's Builder over paths it selects.
+//     Circuits are built by discovery's Builder over paths it selects
+//     (discovery.CircuitBuild over the circuit.Client, whose failures after
+//     build feed discovery's path bias through CircuitFailed).
 //   - Relay: a circuit.Relay, and discovery publishing the relay's signed
 //     descriptor in the DHT (the relay is a DHT server, so other nodes can
 //     bootstrap through it).
@@ -23,12 +25,9 @@
 //
 // # Data directory
 //
-// node.data_dir (default $XDG_DATA_HOME/pikcio) is created with mode 0700.
-// It holds the libp2p identity, an Ed25519 key created on first run in
-// IdentityFile with mode 0600 and reused afterwards (a key file that
-// others can read is refused), the client's entry guards
-// (discovery.GuardsFile), and LockFile, locked while the node runs so that
-// two processes never share an identity.
+// node.data_dir (default $XDG_DATA_HOME/pikcio) is internal/datadir's
+// (mode 0700, locked while the node runs: ErrDataDirInUse; the identity
+// key), and holds the client's entry guards (discovery.GuardsFile).
 //
 // # Joining
 //
@@ -110,25 +109,23 @@
 //
 // # Status
 //
-// Status is a snapshot of the node (circuits with the short IDs and roles
-// of their hops, their age, bytes and streams; relay counters; relays
-// known). With client.status_listen set, the node serves it as a small
-// HTML page at / and as JSON at /api/status, to requests whose Host header
-// is localhost or a loopback address only (against DNS rebinding), with
-// Prometheus metrics at /metrics from the node's registry (web.Metrics:
-// build-time and time-to-first-byte histograms, which proxy.TimeFirstByte
-// feeds, and go-libp2p's collectors). Failed dials reach the page's error
-// memory through proxy.RecordFailures.
+// Status is a snapshot of the node (web.Status; its circuits are built by
+// web.Circuits). With client.status_listen set, the node serves it with
+// web.Listen: the page, /api/status and /metrics from the node's registry
+// (web.Metrics, fed by proxy.TimeFirstByte and timeBuilds, with
+// go-libp2p's collectors), behind web's Host and header checks. Failed
+// dials reach the page's error memory through proxy.RecordFailures.
 //
 // # Control API, announced addresses, IPv6
 //
 // With client.control_listen set, the node serves the control API (package
 // control) for a browser front end, with a cookie rotated at each start:
-// control's ContactBook answers the contact requests and its Watch turns
-// the pool's and the guards' changes into events (control.go adapts). node.announce replaces the addresses the host advertises
-// (announce.go). An exit with relay.ipv6_exit says it reaches IPv6, and a
-// client sends streams to IPv6 literals through a second pool of circuits
-// ending at such exits (ipv6.go).
+// control's ContactBook answers the contact requests, and the server's
+// ServePool the circuit requests from the pool, whose and the guards'
+// changes it turns into events (control.go adapts). node.announce replaces the addresses the host
+// advertises (announce.go). An exit with relay.ipv6_exit says it reaches
+// IPv6, and a client sends streams to IPv6 literals (proxy.SplitIPv6)
+// through a second pool of circuits ending at such exits (ipv6.go).
 //
 // # Logging
 //

@@ -6,24 +6,19 @@ import (
 	"github.com/libp2p/go-libp2p/core/event"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/pikcio/pikcio/circuit"
 	"github.com/pikcio/pikcio/exitnode"
 )
 
 // ownAddrs are the IP addresses the node is reachable at, which its exit
-// refuses as destinations: the host's listen and interface addresses, and
-// the addresses peers observe it at (a NATed public IP) and that it
-// announces.
+// refuses as destinations (circuit.HostAddrs: announced, listen and
+// observed addresses).
 func (n *Node) ownAddrs() []netip.Addr {
 	var addrs []ma.Multiaddr
 	if extra := n.extraOwnAddrs.Load(); extra != nil {
 		addrs = append(addrs, *extra...)
 	}
-	addrs = append(addrs, n.host.Addrs()...) // announced ones with node.announce
-	addrs = append(addrs, n.host.Network().ListenAddresses()...)
-	if h, ok := n.host.(interface{ AllAddrs() []ma.Multiaddr }); ok {
-		addrs = append(addrs, h.AllAddrs()...) // with observed addresses
-	}
-	return exitnode.OwnIPs(addrs)
+	return exitnode.OwnIPs(append(addrs, circuit.HostAddrs(n.host)...))
 }
 
 // keepExitAddrs re-applies the exit policy with the node's own addresses

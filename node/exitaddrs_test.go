@@ -8,7 +8,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/event"
 	ma "github.com/multiformats/go-multiaddr"
 
-	"github.com/pikcio/pikcio/circuit"
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 )
@@ -59,39 +58,5 @@ func TestShortCircuitsWarn(t *testing.T) {
 		if warned != (hops < 3) {
 			t.Errorf("%d hops: warned %v", hops, warned)
 		}
-	}
-}
-
-// TestCircuitFailureReachesPathBias: a built circuit that fails for
-// integrity counts against its guard in discovery; one closed for lack of
-// resources does not.
-func TestCircuitFailureReachesPathBias(t *testing.T) {
-	n := newTestNet(t, netOpts{relays: 4, exits: 2, policy: []string{"accept 127.0.0.1:*"}})
-	n.waitReady(t)
-	c := n.client
-	if c.clientOptions().OnFailure == nil {
-		t.Fatal("the circuit client is not told to report failures")
-	}
-	circs := c.cc.Circuits()
-	if len(circs) == 0 {
-		t.Fatal("no circuit")
-	}
-	path := circs[0].Path()
-	failures := func() int {
-		for _, g := range c.disc.Guards() {
-			if g.ID == path[0].ID {
-				return g.CircuitFailures
-			}
-		}
-		t.Fatal("the circuit's first hop is not a guard")
-		return 0
-	}
-	c.circuitFailed(path, &circuit.DestroyedError{Reason: circuit.DestroyResource})
-	if got := failures(); got != 0 {
-		t.Fatalf("a resource refusal counted: %d", got)
-	}
-	c.circuitFailed(path, &circuit.DestroyedError{Reason: circuit.DestroyIntegrity})
-	if got := failures(); got != 1 {
-		t.Fatalf("%d path-bias failures after an integrity failure, want 1", got)
 	}
 }

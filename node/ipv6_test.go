@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	xproxy "golang.org/x/net/proxy"
 
 	"github.com/pikcio/pikcio/config"
+	"github.com/pikcio/pikcio/internal/testutil"
+	"github.com/pikcio/pikcio/node/localnet"
 )
 
 // TestIPv6Literal: with two exits, of which only one says it reaches IPv6
@@ -27,25 +29,23 @@ func TestIPv6Literal(t *testing.T) {
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(func() { _ = srv.Close() })
 
-	n := newTestNet(t, netOpts{relays: 5, exits: 2, policy: []string{"accept 127.0.0.1:*"},
-		exit: func(t testing.TB, i int, cfg *config.Config) *Node {
+	n := startNet(t, 5, 2, func(o *localnet.Options) {
+		o.Config = func(i int, cfg *config.Config) {
 			if i == 4 {
 				cfg.Relay.IPv6Exit = true
 				cfg.Relay.ExitPolicy = []string{"accept [::1]:*", "accept 127.0.0.1:*"}
 			}
-			return startNode(t, cfg, Options{})
-		}})
-	t.Cleanup(n.close)
-	n.waitReady(t)
+		}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	// The client must have the IPv6 exit's descriptor first.
-	waitFor(t, 30*time.Second, "the IPv6 exit in the directory", func() bool {
-		d, ok := n.client.disc.Descriptor(n.relays[4].ID())
+	testutil.WaitFor(t, 30*time.Second, "the IPv6 exit in the directory", func() bool {
+		d, ok := n.Client.Directory().Descriptor(n.Relays[4].ID())
 		return ok && d.ExitsIPv6()
 	})
 	for i := range 4 {
-		d, err := xproxy.SOCKS5("tcp", n.client.SOCKSAddr().String(), &xproxy.Auth{User: fmt.Sprint("u", i), Password: "x"}, xproxy.Direct)
+		d, err := xproxy.SOCKS5("tcp", n.Client.SOCKSAddr().String(), &xproxy.Auth{User: fmt.Sprint("u", i), Password: "x"}, xproxy.Direct)
 		if err != nil {
 			t.Fatal(err)
 		}

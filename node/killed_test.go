@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pikcio/pikcio/internal/testutil"
+	"github.com/pikcio/pikcio/node"
 )
 
 // sourceServer sends zeros to every connection until it closes.
@@ -28,12 +29,11 @@ func sourceServer(t testing.TB) string {
 // sending more than the client reads dies; the client's stream ends, and
 // every other node still closes promptly.
 func TestRelayDiesMidStream(t *testing.T) {
-	n := newTestNet(t, netOpts{relays: 3, exits: 1, policy: []string{"accept 127.0.0.1:*"}})
-	n.waitReady(t)
+	n := startNet(t, 3, 1, nil)
 	src := sourceServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := socksDial(ctx, n.client.SOCKSAddr().String(), src)
+	c, err := testutil.SOCKSDial(ctx, n.Client.SOCKSAddr().String(), src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,13 +42,13 @@ func TestRelayDiesMidStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The middle relay of the circuit that carries the stream.
-	var middle *Node
-	for _, ci := range n.client.Status().Client.Circuits {
+	var middle *node.Node
+	for _, ci := range n.Client.Status().Client.Circuits {
 		if ci.Streams == 0 {
 			continue
 		}
-		for _, r := range n.relays {
-			if ShortID(r.ID()) == ci.Hops[1].ID {
+		for _, r := range n.Relays {
+			if node.ShortID(r.ID()) == ci.Hops[1].ID {
 				middle = r
 			}
 		}
@@ -66,7 +66,7 @@ func TestRelayDiesMidStream(t *testing.T) {
 			t.Fatal("stream still open 15s after its middle relay died")
 		}
 	}
-	for i, r := range append([]*Node{n.client}, n.relays...) {
+	for i, r := range append([]*node.Node{n.Client}, n.Relays...) {
 		start := time.Now()
 		done := make(chan struct{})
 		go func() { _ = r.Close(); close(done) }()

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pikcio/pikcio/internal/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -20,9 +21,7 @@ import (
 // go-libp2p's collectors are there, and no label value is a peer ID or a
 // destination.
 func TestMetricsEndpoint(t *testing.T) {
-	n := newTestNet(t, netOpts{relays: 3, exits: 1, policy: []string{"accept 127.0.0.1:*"}})
-	t.Cleanup(n.close)
-	n.waitReady(t)
+	n := startNet(t, 3, 1, nil)
 
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "hello")
@@ -34,7 +33,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	dest := l.Addr().String()
-	resp, err := socksClient(n.client.SOCKSAddr().String()).Get("http://" + dest + "/")
+	resp, err := testutil.SOCKSClient(n.Client.SOCKSAddr().String()).Get("http://" + dest + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +42,7 @@ func TestMetricsEndpoint(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+n.client.StatusAddr().String()+"/metrics", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+n.Client.StatusAddr().String()+"/metrics", nil)
 	mresp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -81,8 +80,8 @@ func TestMetricsEndpoint(t *testing.T) {
 	if !libp2p["libp2p_rcmgr_"] || !libp2p["libp2p_swarm_"] {
 		t.Errorf("go-libp2p collectors: %v, want the resource manager's and the swarm's", libp2p)
 	}
-	ids := []string{n.client.ID().String()}
-	for _, r := range n.relays {
+	ids := []string{n.Client.ID().String()}
+	for _, r := range n.Relays {
 		ids = append(ids, r.ID().String())
 	}
 	for name, f := range fams {

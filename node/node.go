@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +23,7 @@ import (
 	"github.com/pikcio/pikcio/control"
 	"github.com/pikcio/pikcio/discovery"
 	"github.com/pikcio/pikcio/exitnode"
-	"github.com/pikcio/pikcio/internal/privfile"
+	"github.com/pikcio/pikcio/internal/datadir"
 	"github.com/pikcio/pikcio/proxy"
 	"github.com/pikcio/pikcio/service"
 	"github.com/pikcio/pikcio/tis"
@@ -58,9 +56,9 @@ type Node struct {
 	admit    *admission        // tokens: the client's wallet, the relay's guard
 	activity *web.Activity
 	metrics  *web.Metrics
-	control  *nodeControl // nil unless client.control_listen is set
-	pool6    *proxy.Pool  // streams to IPv6 literals (ipv6.go)
-	ipv6     bool         // relay.ipv6_exit on an exit
+	control  *control.Server // nil unless client.control_listen is set
+	pool6    *proxy.Pool     // streams to IPv6 literals (ipv6.go)
+	ipv6     bool            // relay.ipv6_exit on an exit
 
 	hops     atomic.Int64
 	joined   chan struct{}
@@ -82,7 +80,7 @@ type Node struct {
 	pool      *proxy.Pool
 	front     *proxy.Server
 	svc       *nodeServices // Matryoshka services (service.go)
-	status    *statusServer
+	status    *web.Server
 	socksAddr net.Addr
 	httpAddr  net.Addr
 
@@ -135,7 +133,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	warn, err := prepareDataDir(dir)
+	warn, err := datadir.Prepare(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -143,10 +141,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 		n.log.Warn(warn)
 	}
 	n.dataDir = dir
-	if n.unlock, err = lockDataDir(dir); err != nil {
+	if n.unlock, err = datadir.Lock(dir); err != nil {
 		return nil, err
 	}
-	priv, created, err := loadOrCreateIdentity(dir)
+	priv, created, err := datadir.Identity(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +286,7 @@ func (n *Node) Start(ctx context.Context) error {
 				n.wg.Go(func() { n.keepExitAddrs(sub, last) })
 			}
 		}
-		if err := n.writeAddrs(); err != nil {
+		if err := datadir.WriteAddrs(n.dataDir, n.Addrs()); err != nil {
 			n.log.WithError(err).Warn("write the node's addresses for the CLI")
 		}
 		if n.tis != nil {
@@ -350,7 +348,7 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 			return err
 		}
 		n.svc = svc
-		d := proxy.TimeFirstByte(ipv6Dialer{proxy.RecordFailures(n.pool, n.activity.Record), n.pool6}, n.metrics.ObserveFirstByte)
+		d := proxy.TimeFirstByte(proxy.SplitIPv6(proxy.RecordFailures(n.pool, n.activity.Record), n.pool6), n.metrics.ObserveFirstByte)
 		n.front = proxy.NewServer(proxy.WithResolver(d, n.pool), proxy.ServerOptions{SOCKSEarlySuccess: cfg.Client.SOCKSEarlySuccess, Services: svc})
 		if cfg.Client.SOCKSListen != "" {
 			if n.socksAddr, err = n.front.ListenSOCKS(cfg.Client.SOCKSListen); err != nil {
@@ -368,7 +366,7 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 			Extra:   map[string]http.Handler{web.TrustPath: web.TrustHandler(n.TrustReport)},
 			Metrics: n.metrics.Registry,
 		})
-		s, err := startStatusServer(ctx, cfg.Client.StatusListen, h)
+		s, err := web.Listen(ctx, cfg.Client.StatusListen, h)
 		if err != nil {
 			return fmt.Errorf("status page: %w", err)
 		}
@@ -485,7 +483,9 @@ func (n *Node) release() error {
 	pool6, svc := n.pool6, n.svc
 	n.mu.Unlock()
 	var errs []error
-	errs = append(errs, ctl.close())
+	if ctl != nil {
+		errs = append(errs, ctl.Close())
+	}
 	if status != nil {
 		errs = append(errs, status.Close())
 	}
@@ -512,7 +512,7 @@ func (n *Node) release() error {
 		errs = append(errs, n.invites.Close())
 	}
 	if n.dataDir != "" && n.state == stateClosed {
-		_ = os.Remove(filepath.Join(n.dataDir, AddrsFile))
+		datadir.RemoveAddrs(n.dataDir)
 	}
 	if relay != nil {
 		errs = append(errs, relay.Close())
@@ -527,19 +527,6 @@ func (n *Node) release() error {
 		n.unlock()
 	}
 	return errors.Join(errs...)
-}
-
-// AddrsFile in the data directory lists, while the node runs, its
-// addresses with /p2p/ (one per line): `pikcio contacts invite` puts them
-// into the invite code.
-const AddrsFile = "node.addrs"
-
-func (n *Node) writeAddrs() error {
-	var b strings.Builder
-	for _, a := range n.Addrs() {
-		b.WriteString(a.String() + "\n")
-	}
-	return privfile.Replace(filepath.Join(n.dataDir, AddrsFile), []byte(b.String()))
 }
 
 // ID is the node's peer ID.

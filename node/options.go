@@ -2,19 +2,11 @@ package node
 
 import (
 	"errors"
-	"time"
 
 	"github.com/pikcio/pikcio/discovery"
 	"github.com/pikcio/pikcio/exitnode"
+	"github.com/pikcio/pikcio/internal/datadir"
 	"github.com/pikcio/pikcio/trust"
-)
-
-// Files the node keeps in its data directory, besides IdentityFile and
-// discovery's guard file (discovery.GuardsFile).
-const (
-	// LockFile is locked while a node runs, so that two processes never
-	// share an identity and its state.
-	LockFile = "lock"
 )
 
 // Errors callers branch on.
@@ -22,7 +14,7 @@ var (
 	// ErrNoRole: the configuration enables neither the client nor the relay.
 	ErrNoRole = errors.New("node has nothing to do: enable the client, the relay, or both")
 	// ErrDataDirInUse: another process holds the data directory.
-	ErrDataDirInUse = errors.New("data directory in use by another pikcio process")
+	ErrDataDirInUse = datadir.ErrInUse
 	// ErrClosed: Start after Close, or Start twice.
 	ErrClosed  = errors.New("node closed")
 	ErrStarted = errors.New("node already started")
@@ -71,11 +63,3 @@ type Enrollee struct {
 	// first start asks the TIS to mail one and stops (tis.ErrCodeSent).
 	Code string
 }
-
-// Timings of the node's own loops.
-const (
-	// statusReadHeaderTimeout and statusIdleTimeout bound the status
-	// server's connections.
-	statusReadHeaderTimeout = 5 * time.Second
-	statusIdleTimeout       = time.Minute
-)

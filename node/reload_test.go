@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/pikcio/pikcio/config"
+	"github.com/pikcio/pikcio/internal/testutil"
 )
 
 // writeConfig saves cfg at path the way many editors do: a temporary file
@@ -73,44 +74,26 @@ func slowServer(t testing.TB, body []byte) (url string, release chan struct{}, s
 // download finish and refuses the next connection; a broken file keeps the
 // running policy and logs the file and line; fixing the file applies it.
 func TestReloadExitPolicy(t *testing.T) {
-	var (
-		exit    *Node
-		path    string
-		fileCfg *config.Config
-		hook    *logtest.Hook
-	)
-	startExit := func(t testing.TB, _ int, cfg *config.Config) *Node {
-		path = filepath.Join(t.TempDir(), "pikcio.toml")
-		fileCfg = cfg
-		writeConfig(t, path, cfg)
-		var logger *logrus.Logger
-		logger, hook = logtest.NewNullLogger()
-		var nd *Node
-		ready := make(chan struct{})
-		w, err := config.NewWatcher(path, nil, func(prev, next *config.Config) error {
-			<-ready
-			return nd.Apply(prev, next)
-		}, logger)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { w.Close() })
-		nd = startNode(t, w.Current(), Options{})
-		close(ready)
-		if err := w.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exit = nd
-		return nd
+	n := startNet(t, 3, 1, nil)
+	exit := n.Relays[2]
+	path := filepath.Join(t.TempDir(), "pikcio.toml")
+	fileCfg := exit.Config()
+	writeConfig(t, path, fileCfg)
+	logger, hook := logtest.NewNullLogger()
+	w, err := config.NewWatcher(path, nil, exit.Apply, logger)
+	if err != nil {
+		t.Fatal(err)
 	}
-	n := newTestNet(t, netOpts{relays: 3, exits: 1, policy: []string{"accept 127.0.0.1:*"}, exit: startExit})
-	n.waitReady(t)
+	t.Cleanup(func() { w.Close() })
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
 	body := make([]byte, 4<<20)
 	for i := range body {
 		body[i] = byte(i * 7)
 	}
 	base, release, started := slowServer(t, body)
-	hc := socksClient(n.client.SOCKSAddr().String())
+	hc := testutil.SOCKSClient(n.Client.SOCKSAddr().String())
 
 	type result struct {
 		b   []byte
@@ -143,7 +126,7 @@ func TestReloadExitPolicy(t *testing.T) {
 	next := fileCfg.Clone()
 	next.Relay.ExitPolicy = closed
 	writeConfig(t, path, next)
-	waitFor(t, 10*time.Second, "the new exit policy", policyIs(closed))
+	testutil.WaitFor(t, 10*time.Second, "the new exit policy", policyIs(closed))
 
 	close(release)
 	r := <-done
@@ -155,7 +138,7 @@ func TestReloadExitPolicy(t *testing.T) {
 	// recent errors.
 	policyRefusals := func() int {
 		k := 0
-		for _, e := range n.client.activity.Recent(false) {
+		for _, e := range n.Client.Status().Errors {
 			if e.Kind == "policy" {
 				k++
 			}
@@ -165,10 +148,10 @@ func TestReloadExitPolicy(t *testing.T) {
 	refusedByPolicy := func(t *testing.T, url string) {
 		t.Helper()
 		before := policyRefusals()
-		if _, err := get(t, hc, url); err == nil {
+		if _, err := fetch(t, hc, url); err == nil {
 			t.Fatalf("connection to %s succeeded, want a refusal by the exit policy", url)
 		}
-		waitFor(t, 10*time.Second, "the policy refusal in the recent errors", func() bool { return policyRefusals() > before })
+		testutil.WaitFor(t, 10*time.Second, "the policy refusal in the recent errors", func() bool { return policyRefusals() > before })
 	}
 	refusedByPolicy(t, base+"/after")
 
@@ -182,7 +165,7 @@ func TestReloadExitPolicy(t *testing.T) {
 		line := bytes.Count(broken[:bytes.Index(broken, []byte("'many'"))], []byte("\n")) + 1
 		writeRaw(t, path, broken)
 		want := fmt.Sprintf("pikcio.toml:%d: relay.max_streams_per_circuit", line)
-		waitFor(t, 10*time.Second, "the rejected reload in the log", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "the rejected reload in the log", func() bool {
 			for _, e := range hook.AllEntries() {
 				if e.Level == logrus.ErrorLevel && strings.Contains(e.Message, want) {
 					return true
@@ -198,8 +181,8 @@ func TestReloadExitPolicy(t *testing.T) {
 
 	t.Run("fixed file applies", func(t *testing.T) {
 		writeConfig(t, path, fileCfg)
-		waitFor(t, 10*time.Second, "the old exit policy back", policyIs(fileCfg.Relay.ExitPolicy))
-		got, err := get(t, hc, base+"/again")
+		testutil.WaitFor(t, 10*time.Second, "the old exit policy back", policyIs(fileCfg.Relay.ExitPolicy))
+		got, err := fetch(t, hc, base+"/again")
 		if err != nil || !bytes.Equal(got, body) {
 			t.Fatalf("download after the fix: %v", err)
 		}

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bytes"
@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pikcio/pikcio/node"
+	"github.com/pikcio/pikcio/node/localnet"
 	"golang.org/x/net/dns/dnsmessage"
-
-	"github.com/pikcio/pikcio/config"
 )
 
 // exitOnlyName resolves only at the exits' DNS server.
@@ -124,12 +124,14 @@ func socksResolve(t *testing.T, proxyAddr string, cmd byte, atyp byte, addr []by
 // circuit; the client's resolver is never asked.
 func TestSOCKSResolve(t *testing.T) {
 	dns := newDNSServer(t)
-	n := newTestNet(t, netOpts{relays: 3, exits: 1, policy: []string{"accept 127.0.0.1:*", "accept 127.0.0.2:*", "accept [::1]:*"},
-		exit: func(t testing.TB, _ int, cfg *config.Config) *Node {
-			return startNode(t, cfg, Options{ExitResolver: dns.resolver()})
-		}})
-	t.Cleanup(n.close)
-	n.waitReady(t)
+	n := startNet(t, 3, 1, func(o *localnet.Options) {
+		o.Base.Relay.ExitPolicy = []string{"accept 127.0.0.1:*", "accept 127.0.0.2:*", "accept [::1]:*"}
+		o.NodeOptions = func(i int, opts *node.Options) {
+			if i == 2 {
+				opts.ExitResolver = dns.resolver()
+			}
+		}
+	})
 
 	// From here on, any lookup through the process's resolver (the
 	// client's) is counted and fails.
@@ -140,7 +142,7 @@ func TestSOCKSResolve(t *testing.T) {
 		return nil, errors.New("test: the client must not resolve")
 	}}
 	t.Cleanup(func() { net.DefaultResolver = prev })
-	socks := n.client.SOCKSAddr().String()
+	socks := n.Client.SOCKSAddr().String()
 
 	rep, bound := socksResolve(t, socks, 0xf0, 3, []byte(exitOnlyName))
 	if rep != 0 {

@@ -8,6 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/pikcio/pikcio/circuit"
+	"github.com/pikcio/pikcio/internal/version"
 	"github.com/pikcio/pikcio/proxy"
 	"github.com/pikcio/pikcio/trust"
 	"github.com/pikcio/pikcio/web"
@@ -17,27 +18,8 @@ import (
 // of GET /api/status (documented in the web package).
 type Status = web.Status
 
-// ShortID is the last eight characters of a peer ID: enough to tell the
-// relays of a network apart on a status page.
-func ShortID(id peer.ID) string {
-	s := id.String()
-	if len(s) <= 8 {
-		return s
-	}
-	return s[len(s)-8:]
-}
-
-// hopRole names position i of an n-hop path.
-func hopRole(i, n int) string {
-	switch {
-	case i == n-1:
-		return "exit"
-	case i == 0:
-		return "guard"
-	default:
-		return "middle"
-	}
-}
+// ShortID is the last eight characters of a peer ID (web.ShortID).
+func ShortID(id peer.ID) string { return web.ShortID(id.String()) }
 
 // Status returns a snapshot of the node without destinations.
 func (n *Node) Status() Status { return n.StatusWith(false) }
@@ -54,7 +36,7 @@ func (n *Node) StatusWith(destinations bool) Status {
 
 	now := time.Now()
 	st := Status{
-		Version:    Version(),
+		Version:    version.String(),
 		Generated:  now.UTC(),
 		PeerID:     n.host.ID().String(),
 		Started:    started,
@@ -152,44 +134,35 @@ func (n *Node) clientStatus(now time.Time, cc *circuit.Client, pool *proxy.Pool)
 	cs.Pool.BytesUp, cs.Pool.BytesDown = n.activity.Totals()
 	infos := pool.Snapshot()
 	slices.SortFunc(infos, func(a, b proxy.CircuitInfo) int { return cmp.Compare(b.Age, a.Age) })
+	pcs := make([]web.PoolCircuit, 0, len(infos))
+	ids := map[string]peer.ID{}
 	for _, ci := range infos {
 		c, ok := ci.Circuit.(*circuit.Circuit)
 		if !ok {
 			continue
 		}
-		path := c.Path()
 		cst := c.Stats()
-		s := web.CircuitStatus{
-			ID:            ci.ID,
-			Hops:          make([]web.HopStatus, len(path)),
-			Age:           now.Sub(c.Created()).Seconds(),
-			BytesUp:       cst.BytesUp,
-			BytesDown:     cst.BytesDown,
-			Streams:       cst.Streams,
-			StreamsOpened: cst.StreamsOpened,
-			Group:         ci.Group,
-			State:         "in use",
+		pc := web.PoolCircuit{ID: ci.ID, Group: ci.Group, Retired: ci.Retired, Created: c.Created(),
+			BytesUp: cst.BytesUp, BytesDown: cst.BytesDown, Streams: cst.Streams, StreamsOpened: cst.StreamsOpened}
+		for _, h := range c.Path() {
+			s := h.ID.String()
+			ids[s] = h.ID
+			pc.Hops = append(pc.Hops, s)
 		}
-		switch {
-		case ci.Retired:
-			s.State = "retired"
-		case ci.Group == 0:
-			s.State = "clean"
-		}
-		for i, h := range path {
-			hs := web.HopStatus{ID: ShortID(h.ID), PeerID: h.ID.String(), Role: hopRole(i, len(path))}
-			if n.trust != nil {
-				var r trust.Relay
-				d, known := n.disc.Descriptor(h.ID)
-				if known {
-					r = relayOf(d)
-				}
-				hs.TCI, hs.Contact = n.trust.HopStatus(h.ID, r, known)
-			}
-			s.Hops[i] = hs
-		}
-		cs.Circuits = append(cs.Circuits, s)
+		pcs = append(pcs, pc)
 	}
+	var hop func(string) (*web.Band, string)
+	if n.trust != nil {
+		hop = func(s string) (*web.Band, string) {
+			var r trust.Relay
+			d, known := n.disc.Descriptor(ids[s])
+			if known {
+				r = relayOf(d)
+			}
+			return n.trust.HopStatus(ids[s], r, known)
+		}
+	}
+	cs.Circuits = web.Circuits(now, pcs, hop)
 	return cs
 }
 

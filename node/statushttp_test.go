@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pikcio/pikcio/config"
+	"github.com/pikcio/pikcio/internal/testutil"
+	"github.com/pikcio/pikcio/node/localnet"
 	"github.com/pikcio/pikcio/web"
 )
 
@@ -19,10 +22,8 @@ import (
 // errors without its destination unless asked, and the trust query
 // without a TIS.
 func TestStatusServer(t *testing.T) {
-	n := newTestNet(t, netOpts{relays: 3, exits: 1, policy: []string{"accept 127.0.0.1:*"}})
-	t.Cleanup(n.close)
-	n.waitReady(t)
-	base := "http://" + n.client.StatusAddr().String()
+	n := startNet(t, 3, 1, nil)
+	base := "http://" + n.Client.StatusAddr().String()
 
 	// A connection refused at the destination.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -35,7 +36,7 @@ func TestStatusServer(t *testing.T) {
 	defer cancel()
 	// The SOCKS port replies success at once (optimistic data), so the
 	// refusal shows as an error on the first read.
-	if c, err := socksDial(ctx, n.client.SOCKSAddr().String(), fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+	if c, err := testutil.SOCKSDial(ctx, n.Client.SOCKSAddr().String(), fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
 		_, _ = c.Write([]byte("hello"))
 		_, rerr := c.Read(make([]byte, 1))
 		c.Close()
@@ -99,15 +100,14 @@ func TestStatusServer(t *testing.T) {
 // TestRelayStatusPage: a relay with a status address shows its own side:
 // circuits carried and bytes, and no client part.
 func TestRelayStatusPage(t *testing.T) {
-	n := newTestNet(t, netOpts{relays: 3, exits: 1, policy: []string{"accept 127.0.0.1:*"}})
-	t.Cleanup(n.close)
-	n.waitReady(t)
-	cfg := relayConfig(t, false, nil, nil)
-	cfg.Client.StatusListen = "127.0.0.1:0"
-	for _, a := range n.relays[0].Addrs() {
-		cfg.Node.Bootstrap = append(cfg.Node.Bootstrap, a.String())
-	}
-	r := startNode(t, cfg, Options{})
+	n := startNet(t, 3, 1, func(o *localnet.Options) {
+		o.Config = func(i int, cfg *config.Config) {
+			if i == 0 {
+				cfg.Client.StatusListen = "127.0.0.1:0"
+			}
+		}
+	})
+	r := n.Relays[0]
 	resp, err := http.Get("http://" + r.StatusAddr().String() + "/api/status")
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bytes"
@@ -16,7 +16,11 @@ import (
 
 	"github.com/pikcio/pikcio/config"
 	"github.com/pikcio/pikcio/discovery"
+	"github.com/pikcio/pikcio/internal/testutil"
+	"github.com/pikcio/pikcio/node"
+	"github.com/pikcio/pikcio/node/localnet"
 	"github.com/pikcio/pikcio/tis"
+	"github.com/pikcio/pikcio/tis/tistest"
 )
 
 // anyValidator accepts every record, prefers the first, and remembers
@@ -44,7 +48,7 @@ func (v *anyValidator) values() [][]byte {
 
 // rawDHT is a pikcio DHT client without pikcio's checks, joined through
 // the relays.
-func rawDHT(t *testing.T, v record.Validator, relays []*Node) (host.Host, *dht.IpfsDHT) {
+func rawDHT(t *testing.T, v record.Validator, relays []*node.Node) (host.Host, *dht.IpfsDHT) {
 	t.Helper()
 	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay(), libp2p.DisableMetrics())
 	if err != nil {
@@ -67,7 +71,7 @@ func rawDHT(t *testing.T, v record.Validator, relays []*Node) (host.Host, *dht.I
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 30*time.Second, "raw DHT joined", func() bool { return kad.RoutingTable().Size() > 0 })
+	testutil.WaitFor(t, 30*time.Second, "raw DHT joined", func() bool { return kad.RoutingTable().Size() > 0 })
 	return h, kad
 }
 
@@ -77,10 +81,20 @@ func rawDHT(t *testing.T, v record.Validator, relays []*Node) (host.Host, *dht.I
 // forged or older list is refused by the honest nodes and never replaces
 // the newer one.
 func TestRevocationThroughDHT(t *testing.T) {
-	s := newTestTIS(t)
+	net := localnet.StartTest(t, 4, func(o *localnet.Options) {
+		o.Exits = 2
+		o.Vouches = []localnet.Vouch{}
+		o.Base.TIS.RevocationRefresh = config.Duration(300 * time.Millisecond)
+		o.Config = func(i int, cfg *config.Config) {
+			if i == -1 {
+				cfg.TIS.URL = "" // the client: only the pinned root key
+			}
+		}
+	})
+	root := net.TIS.PublicKey()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	old, err := tis.FetchRevocations(ctx, s.url, s.root)
+	old, err := tis.FetchRevocations(ctx, net.TISURL, root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,34 +102,34 @@ func TestRevocationThroughDHT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	net, ens := newTISNetClient(t, s, 4, func(cfg *config.Config) { cfg.TIS.URL = "" })
 	// Without tis.url the client gets no admission tokens, so it builds
 	// no circuit; its directory is what this test watches.
-	waitFor(t, 60*time.Second, "the client joined", func() bool {
+	testutil.WaitFor(t, 60*time.Second, "the client joined", func() bool {
 		select {
-		case <-net.client.Joined():
+		case <-net.Client.Joined():
 			return true
 		default:
 			return false
 		}
 	})
-	if net.client.tis.URL() != "" {
+	if net.Client.TISAgent().URL() != "" {
 		t.Fatal("the client has a TIS URL")
 	}
 
-	revoked := net.relays[3].ID()
-	RevokeDropped(t, s.srv, net.client, net.relays[3], ens[3], "revoked relay dropped by a client without tis.url")
-	newest := net.client.tis.Revocations()
-	if newest == nil || newest.Sequence <= old.Sequence || !newest.Revoked(ens[3].NodeCert.Serial) {
+	revoked := net.Relays[3].ID()
+	relay3 := enrollmentOf(t, net.Relays[3].DataDir())
+	node.RevokeDropped(t, net.TIS, net.Client, net.Relays[3], relay3, "revoked relay dropped by a client without tis.url")
+	newest := net.Client.TISAgent().Revocations()
+	if newest == nil || newest.Sequence <= old.Sequence || !newest.Revoked(relay3.NodeCert.Serial) {
 		t.Fatalf("client list %v, want one newer than %v revoking relay 3", newest, old)
 	}
 	for range 100 {
 		// Another relay may be marked down for a while (a build through
 		// it met the revocation): wait for a path, then check it.
 		var path []*discovery.Descriptor
-		waitFor(t, 45*time.Second, "a selectable path", func() bool {
+		testutil.WaitFor(t, 45*time.Second, "a selectable path", func() bool {
 			var err error
-			path, err = net.client.disc.SelectPath(discovery.PathRequest{Hops: 3, Port: 443})
+			path, err = net.Client.Directory().SelectPath(discovery.PathRequest{Hops: 3, Port: 443})
 			return err == nil
 		})
 		for _, h := range path {
@@ -133,8 +147,8 @@ func TestRevocationThroughDHT(t *testing.T) {
 	// newest and a list of another TIS under the revocation key.
 	tampered := bytes.Clone(newestData)
 	tampered[len(tampered)-1] ^= 1
-	other := newTestTIS(t)
-	foreign, err := tis.FetchRevocations(ctx, other.url, other.root)
+	other := tistest.Start(t, nil)
+	foreign, err := tis.FetchRevocations(ctx, other.URL, other.Root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,8 +156,8 @@ func TestRevocationThroughDHT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := tis.RevocationKey(s.root)
-	_, hostile := rawDHT(t, &anyValidator{}, net.relays)
+	key := tis.RevocationKey(root)
+	_, hostile := rawDHT(t, &anyValidator{}, net.Relays)
 	bad := [][]byte{oldData, tampered, foreignData}
 	for _, b := range bad {
 		_ = hostile.PutValue(ctx, key, b) // honest peers answer with an error
@@ -151,8 +165,8 @@ func TestRevocationThroughDHT(t *testing.T) {
 
 	// The honest nodes kept the newest list: an observer sees only it.
 	obs := &anyValidator{}
-	_, observer := rawDHT(t, obs, net.relays)
-	if _, err := observer.GetValue(ctx, key, dht.Quorum(len(net.relays))); err != nil {
+	_, observer := rawDHT(t, obs, net.Relays)
+	if _, err := observer.GetValue(ctx, key, dht.Quorum(len(net.Relays))); err != nil {
 		t.Fatalf("observer get: %v", err)
 	}
 	seen := obs.values()
@@ -166,8 +180,8 @@ func TestRevocationThroughDHT(t *testing.T) {
 		}
 	}
 	// Nodes' own GETs still return the newest, and their caches keep it.
-	for i, nd := range append(slices.Clone(net.relays), net.client) {
-		data, err := nd.disc.GetRecord(ctx, key)
+	for i, nd := range append(slices.Clone(net.Relays), net.Client) {
+		data, err := nd.Directory().GetRecord(ctx, key)
 		if err != nil {
 			t.Fatalf("node %d get: %v", i, err)
 		}
@@ -176,21 +190,21 @@ func TestRevocationThroughDHT(t *testing.T) {
 		}
 	}
 	time.Sleep(time.Second) // a few refreshes of every node
-	if l := net.client.tis.Revocations(); l.Sequence != newest.Sequence || !l.Revoked(ens[3].NodeCert.Serial) {
+	if l := net.Client.TISAgent().Revocations(); l.Sequence != newest.Sequence || !l.Revoked(relay3.NodeCert.Serial) {
 		t.Fatalf("client list replaced by %v", l)
 	}
 	// pikcio's own DHT refuses to put the invalid ones; an older genuine
 	// one put by the client itself does not win over the newest.
 	for i, b := range bad[1:] {
-		if err := net.client.disc.PutRecord(ctx, key, b); err == nil {
+		if err := net.Client.Directory().PutRecord(ctx, key, b); err == nil {
 			t.Fatalf("bad list %d put", i+1)
 		}
 	}
-	_ = net.client.disc.PutRecord(ctx, key, oldData)
-	if data, err := net.client.disc.GetRecord(ctx, key); err != nil || !bytes.Equal(data, newestData) {
+	_ = net.Client.Directory().PutRecord(ctx, key, oldData)
+	if data, err := net.Client.Directory().GetRecord(ctx, key); err != nil || !bytes.Equal(data, newestData) {
 		t.Fatalf("after putting an older list, get: %v, newest: %t", err, bytes.Equal(data, newestData))
 	}
-	if err := net.relays[0].disc.PutRecord(ctx, key, oldData); err == nil {
+	if err := net.Relays[0].Directory().PutRecord(ctx, key, oldData); err == nil {
 		t.Fatal("a relay holding the newest list put an older one")
 	}
 }

@@ -17,6 +17,7 @@ import (
 	xproxy "golang.org/x/net/proxy"
 
 	"github.com/pikcio/pikcio/discovery"
+	"github.com/pikcio/pikcio/internal/datadir"
 	"github.com/pikcio/pikcio/internal/testutil"
 	"github.com/pikcio/pikcio/node"
 	"github.com/pikcio/pikcio/node/localnet"
@@ -198,7 +199,7 @@ func TestTrustNetwork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodeKey1, err := node.LoadOrCreateIdentity(r1dir)
+	nodeKey1, err := datadir.LoadOrCreateIdentity(r1dir)
 	if err != nil {
 		t.Fatal(err)
 	}

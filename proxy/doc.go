@@ -44,7 +44,8 @@
 // the metrics: the first is told of each failed dial (and of a stream
 // whose optimistic connect fails on its first read) with FailureKind's
 // kind and a message that never names the destination, the second of
-// each stream's time to its first byte. The wrappers are no Resolver:
-// WithResolver adds one. IsolationKeyFor is the isolation key a proxy
+// each stream's time to its first byte. SplitIPv6 sends streams to IPv6
+// literals to a second Dialer (a pool of circuits whose exits reach IPv6).
+// The wrappers are no Resolver: WithResolver adds one. IsolationKeyFor is the isolation key a proxy
 // client's credentials give, for the control API.
 package proxy

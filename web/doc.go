@@ -1,6 +1,8 @@
 // Package web is the node's status page and its small HTTP API, served by
 // default on 127.0.0.1:7080. NewHandler(src, opts) returns the whole
-// thing as one http.Handler; the node implements Source and mounts it.
+// thing as one http.Handler; the node implements Source and serves it
+// with Listen (a Server with header and idle timeouts, whose Close waits
+// for it), with its trust queries (TrustPath) behind the same checks.
 //
 // Everything the page needs is embedded in the binary (assets/): an
 // html/template page, one script and one style sheet. Nothing is loaded
@@ -17,8 +19,9 @@
 //	GET  /proxy.pac        a proxy auto-config file for the client's SOCKS port
 //	GET  /api/trust/ID     a TrustReport as JSON (TrustPath, TrustHandler; 404 for an unknown ID)
 //
-// Besides the handler, web holds the models the node fills: Status, the
-// TrustReport, and Activity, the in-memory throughput and error history
+// Besides the handler, web holds the models the node fills: Status (its
+// circuits built by Circuits from what the node reads of its pool,
+// PoolCircuit), the TrustReport, and Activity, the in-memory throughput and error history
 // behind the page's graph and error list.
 //
 // # Live updates

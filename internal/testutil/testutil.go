@@ -1,6 +1,7 @@
 // Package testutil holds the helpers the tests of several packages share:
-// loopback servers and libp2p hosts that a test's end closes, polling for a
-// condition, and goroutine-leak checks. Everything listens on 127.0.0.1
+// loopback servers and libp2p hosts that a test's end closes, a SOCKS5
+// client (SOCKSDial, SOCKSClient), polling for a condition, and
+// goroutine-leak checks. Everything listens on 127.0.0.1
 // only.
 package testutil
 
@@ -40,7 +41,14 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 // and waits for the handlers. accepted counts the connections so far.
 func Serve(t testing.TB, handle func(net.Conn)) (addr *net.TCPAddr, accepted func() int) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	return ServeOn(t, "127.0.0.1:0", handle)
+}
+
+// ServeOn is Serve on listen, a loopback host:port ("[::1]:0",
+// "127.0.0.2:0").
+func ServeOn(t testing.TB, listen string, handle func(net.Conn)) (addr *net.TCPAddr, accepted func() int) {
+	t.Helper()
+	l, err := net.Listen("tcp", listen)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/pikcio/pikcio/node"
+	"github.com/pikcio/pikcio/internal/version"
 )
 
 // Exit codes.
@@ -111,7 +111,7 @@ func runVersion(e *env, args []string) int {
 	if code, done := parse(e, fs, args); done {
 		return code
 	}
-	fmt.Fprintf(e.stdout, "pikcio %s (%s, %s/%s)\n", node.Version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(e.stdout, "pikcio %s (%s, %s/%s)\n", version.String(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return exitOK
 }
 

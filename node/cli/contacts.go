@@ -7,8 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -19,6 +17,7 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/pikcio/pikcio/config"
+	"github.com/pikcio/pikcio/internal/datadir"
 	"github.com/pikcio/pikcio/node"
 	"github.com/pikcio/pikcio/tis"
 	"github.com/pikcio/pikcio/trust"
@@ -81,6 +80,20 @@ func (d *dataFlags) dir(e *env, fs *flagSet) (cfg *config.Config, dir string, co
 		return nil, "", fail(e, fs, err), true
 	}
 	return cfg, dir, 0, false
+}
+
+// root is dir's, with the configuration's pinned TIS root key (nil when
+// tis.root_key is not set).
+func (d *dataFlags) root(e *env, fs *flagSet) (cfg *config.Config, dir string, root ed25519.PublicKey, code int, done bool) {
+	cfg, dir, code, done = d.dir(e, fs)
+	if done {
+		return nil, "", nil, code, true
+	}
+	root, err := cfg.TIS.Root()
+	if err != nil {
+		return nil, "", nil, configError(e, fs.Name(), err), true
+	}
+	return cfg, dir, root, 0, false
 }
 
 // fail reports err and returns exitError.
@@ -256,34 +269,9 @@ give it only to the person you invite.`)
 	return exitOK
 }
 
-// readAddrs reads the running node's addresses from node.AddrsFile.
+// readAddrs reads the running node's addresses (datadir.ReadAddrs).
 func readAddrs(dir string) ([]ma.Multiaddr, error) {
-	b, err := os.ReadFile(filepath.Join(dir, node.AddrsFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("the node of %s is not running: start it first (pikcio client or pikcio relay)", dir)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read the node's addresses: %w", err)
-	}
-	var addrs []ma.Multiaddr
-	for _, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" {
-			continue
-		}
-		a, err := ma.NewMultiaddr(line)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, node.AddrsFile), err)
-		}
-		addrs = append(addrs, a)
-		if len(addrs) == trust.MaxInviteAddrs {
-			break
-		}
-	}
-	if len(addrs) == 0 {
-		return nil, fmt.Errorf("the node of %s lists no addresses: is it running?", dir)
-	}
-	return addrs, nil
+	return datadir.ReadAddrs(dir, trust.MaxInviteAddrs)
 }
 
 func runContactsAccept(e *env, args []string) int {
@@ -312,13 +300,9 @@ configuration; your node need not be running.`)
 	if inv.Expired(time.Now()) {
 		return failf(e, fs, "the invite expired at %s: ask for a new one", inv.Expires.Local().Format(time.DateTime))
 	}
-	cfg, dir, code, done := d.dir(e, fs)
+	_, dir, root, code, done := d.root(e, fs)
 	if done {
 		return code
-	}
-	root, err := cfg.TIS.Root()
-	if err != nil {
-		return configError(e, fs.Name(), err)
 	}
 	if root == nil {
 		return usageError(e, fs, "tis.root_key is not set in the configuration (--config): the exchange checks certificates against it")
@@ -327,7 +311,7 @@ configuration; your node need not be running.`)
 	if err != nil {
 		return fail(e, fs, err)
 	}
-	nodeKey, err := node.LoadOrCreateIdentity(dir)
+	nodeKey, err := datadir.LoadOrCreateIdentity(dir)
 	if err != nil {
 		return fail(e, fs, err)
 	}
@@ -435,13 +419,9 @@ unknown) and the date they were added.`)
 	if code, done := parse(e, fs, args); done {
 		return code
 	}
-	cfg, dir, code, done := d.dir(e, fs)
+	_, dir, root, code, done := d.root(e, fs)
 	if done {
 		return code
-	}
-	root, err := cfg.TIS.Root()
-	if err != nil {
-		return configError(e, fs.Name(), err)
 	}
 	contacts, err := trust.OpenContacts(dir, root)
 	if err != nil {
@@ -480,13 +460,9 @@ vouch for them, if any, stays until "pikcio trust withdraw".`)
 	if done {
 		return code
 	}
-	cfg, dir, code, done := d.dir(e, fs)
+	_, dir, root, code, done := d.root(e, fs)
 	if done {
 		return code
-	}
-	root, err := cfg.TIS.Root()
-	if err != nil {
-		return configError(e, fs.Name(), err)
 	}
 	contacts, err := trust.OpenContacts(dir, root)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/pikcio/pikcio/config"
+	"github.com/pikcio/pikcio/internal/datadir"
 	"github.com/pikcio/pikcio/node"
 	"github.com/pikcio/pikcio/tis"
 	"github.com/pikcio/pikcio/tis/tistest"
@@ -329,7 +330,7 @@ func TestAcceptErrors(t *testing.T) {
 func readAddrsOf(t *testing.T, lines ...string) ([]ma.Multiaddr, error) {
 	t.Helper()
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, node.AddrsFile), []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, datadir.AddrsFile), []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		return nil, err
 	}
 	return readAddrs(dir)

@@ -13,7 +13,6 @@ import (
 
 	"github.com/pikcio/pikcio/internal/testutil"
 	"github.com/pikcio/pikcio/tis"
-	"github.com/pikcio/pikcio/tis/token"
 )
 
 // syncBuffer is an io.Writer read while a command writes to it.
@@ -86,18 +85,7 @@ func TestEnrollFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := tis.NewServer(tisDir, tis.ServerOptions{OpenEnrollment: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	if _, err := token.Mount(srv, tisDir, token.IssuerOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	addr, err := srv.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr := serveTIS(t, tisDir, tis.ServerOptions{OpenEnrollment: true})
 	conf := func(name string) (cfgPath, dataDir string) {
 		dir := t.TempDir()
 		dataDir = filepath.Join(dir, "data")

@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/pikcio/pikcio/config"
+	"github.com/pikcio/pikcio/internal/datadir"
 	"github.com/pikcio/pikcio/internal/privfile"
-	"github.com/pikcio/pikcio/node"
 	"github.com/pikcio/pikcio/tis"
 	"github.com/pikcio/pikcio/tis/token"
 	"github.com/pikcio/pikcio/trust"
@@ -275,7 +275,7 @@ func enroll(e *env, name, url string, root ed25519.PublicKey, dir, who, email, c
 		fmt.Fprintf(e.stderr, "%s: %v\n", name, err)
 		return exitError
 	}
-	priv, err := node.LoadOrCreateIdentity(dataDir)
+	priv, err := datadir.LoadOrCreateIdentity(dataDir)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "%s: %v\n", name, err)
 		return exitError

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,18 +37,7 @@ func TestTISInitAndEnroll(t *testing.T) {
 	}
 
 	mail := &tis.DemoMailer{Quiet: true}
-	srv, err := tis.NewServer(tisDir, tis.ServerOptions{Mailer: mail})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	if _, err := token.Mount(srv, tisDir, token.IssuerOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	addr, err := srv.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr := serveTIS(t, tisDir, tis.ServerOptions{Mailer: mail})
 	nodeDir := filepath.Join(t.TempDir(), "node")
 	key := tis.FormatKey(root)
 	// The first run gets a code mailed; no terminal here to ask for it.
@@ -152,4 +142,23 @@ func TestSecretFileApart(t *testing.T) {
 	if code, _, errOut := run("tis", "serve", "--data", dir, "--demo-codes"); code != exitError || !strings.Contains(errOut, "secret") {
 		t.Fatalf("serve without the secret: %d %s", code, errOut)
 	}
+}
+
+// serveTIS serves the TIS initialized in dir, with its token issuer, on
+// 127.0.0.1 until the test ends.
+func serveTIS(t *testing.T, dir string, opts tis.ServerOptions) net.Addr {
+	t.Helper()
+	srv, err := tis.NewServer(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	if _, err := token.Mount(srv, dir, token.IssuerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	addr, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
 }

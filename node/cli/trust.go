@@ -58,13 +58,9 @@ type ownTarget struct {
 
 // loadTarget resolves the NAME|ID argument and loads the user's records.
 func loadTarget(e *env, fs *flagSet, d *dataFlags, q string) (*ownTarget, int, bool) {
-	cfg, dir, code, done := d.dir(e, fs)
+	_, dir, root, code, done := d.root(e, fs)
 	if done {
 		return nil, code, true
-	}
-	root, err := cfg.TIS.Root()
-	if err != nil {
-		return nil, configError(e, fs.Name(), err), true
 	}
 	en, mkey, err := enrollment(dir)
 	if err != nil {
@@ -175,13 +171,9 @@ tis.root_key set, it is checked against the TIS root and trust.attesters.`)
 	if err != nil {
 		return usageError(e, fs, "not an attestation code: %v", err)
 	}
-	cfg, dir, code, done := d.dir(e, fs)
+	cfg, dir, root, code, done := d.root(e, fs)
 	if done {
 		return code
-	}
-	root, err := cfg.TIS.Root()
-	if err != nil {
-		return configError(e, fs.Name(), err)
 	}
 	en, _, err := enrollment(dir)
 	if err != nil {

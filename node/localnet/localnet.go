@@ -3,7 +3,9 @@
 // them exits) that join through the first one, the TIS's seeds and
 // vouches so that the relays get different trust bands, and an enrolled
 // client that finds them through the DHT. `pikcio demo` runs one (Start),
-// and tests build one with StartTest, which the test's end closes.
+// and tests build one with StartTest, which the test's end closes. With
+// Options.NoTIS the network is plain relays and a client, nothing
+// enrolled: what the node's tests of routing, proxies and reload use.
 package localnet
 
 import (
@@ -18,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/pikcio/pikcio/config"
+	"github.com/pikcio/pikcio/internal/datadir"
 	"github.com/pikcio/pikcio/node"
 	"github.com/pikcio/pikcio/tis"
 	"github.com/pikcio/pikcio/tis/token"
@@ -76,6 +79,13 @@ type Options struct {
 	// DemoService publishes, on the client, a page that explains what each
 	// hop could see, as DemoServiceName (demo.pikcio). pikcio demo sets it.
 	DemoService bool
+	// NoTIS builds the network without a TIS: plain relays and clients,
+	// nothing enrolled, no trust (TrustRefresh, Seeds and Vouches are
+	// ignored). Network.TIS, Codes and View stay nil.
+	NoTIS bool
+	// Config, if not nil, changes each node's configuration before it
+	// starts (and before it enrolls); i as for NodeOptions.
+	Config func(i int, cfg *config.Config)
 }
 
 // Network is a running local network.
@@ -139,10 +149,12 @@ func Start(ctx context.Context, o Options) (*Network, error) {
 
 func (n *Network) start(ctx context.Context, o Options, base *config.Config) error {
 	tisDir := filepath.Join(o.Dir, "tis")
-	if err := n.startTIS(tisDir, base); err != nil {
-		return err
+	if !o.NoTIS {
+		if err := n.startTIS(tisDir, base); err != nil {
+			return err
+		}
+		base.Trust.Refresh = config.Duration(o.TrustRefresh)
 	}
-	base.Trust.Refresh = config.Duration(o.TrustRefresh)
 	cfgs := make([]*config.Config, o.Relays)
 	for i := range o.Relays {
 		cfg := base.Clone()
@@ -152,13 +164,15 @@ func (n *Network) start(ctx context.Context, o Options, base *config.Config) err
 		cfg.Relay.Enabled = true
 		cfg.Relay.Exit = i >= o.Relays-o.Exits
 		cfg.Node.DataDir = filepath.Join(o.Dir, fmt.Sprintf("relay-%d", i))
-		if err := n.enroll(ctx, cfg, fmt.Sprintf("relay-%d", i+1)); err != nil {
+		if err := n.prepare(ctx, o, i, cfg, fmt.Sprintf("relay-%d", i+1)); err != nil {
 			return err
 		}
 		cfgs[i] = cfg
 	}
-	if err := writeTrust(tisDir, cfgs, o.Seeds, o.Vouches); err != nil {
-		return err
+	if !o.NoTIS {
+		if err := writeTrust(tisDir, cfgs, o.Seeds, o.Vouches); err != nil {
+			return err
+		}
 	}
 	var boot []string
 	for i, cfg := range cfgs {
@@ -185,7 +199,7 @@ func (n *Network) start(ctx context.Context, o Options, base *config.Config) err
 	cfg.Client.Enabled = true
 	cfg.Node.Bootstrap = boot
 	cfg.Node.DataDir = filepath.Join(o.Dir, "client")
-	if err := n.enroll(ctx, cfg, ClientName); err != nil {
+	if err := n.prepare(ctx, o, -1, cfg, ClientName); err != nil {
 		return err
 	}
 	opts := node.Options{AllowSameSubnet: true}
@@ -210,7 +224,7 @@ func (n *Network) start(ctx context.Context, o Options, base *config.Config) err
 		cfg.Client.Enabled = true
 		cfg.Node.Bootstrap = boot
 		cfg.Node.DataDir = filepath.Join(o.Dir, fmt.Sprintf("client-%d", i+2))
-		if err := n.enroll(ctx, cfg, fmt.Sprintf("%s-%d", ClientName, i+2)); err != nil {
+		if err := n.prepare(ctx, o, -2-i, cfg, fmt.Sprintf("%s-%d", ClientName, i+2)); err != nil {
 			return err
 		}
 		opts := node.Options{AllowSameSubnet: true}
@@ -258,11 +272,23 @@ func (n *Network) startTIS(dir string, base *config.Config) error {
 	return nil
 }
 
+// prepare applies Options.Config to node i's cfg, then enrolls it as
+// name unless the network has no TIS.
+func (n *Network) prepare(ctx context.Context, o Options, i int, cfg *config.Config, name string) error {
+	if o.Config != nil {
+		o.Config(i, cfg)
+	}
+	if o.NoTIS {
+		return nil
+	}
+	return n.enroll(ctx, cfg, name)
+}
+
 // enroll enrolls the node of cfg with the TIS, unless an earlier Start
 // with the same directory did and its certificate is good for an hour
 // more.
 func (n *Network) enroll(ctx context.Context, cfg *config.Config, name string) error {
-	priv, err := node.LoadOrCreateIdentity(cfg.Node.DataDir)
+	priv, err := datadir.LoadOrCreateIdentity(cfg.Node.DataDir)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package node
+package datadir
 
 import (
 	"errors"
@@ -9,64 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 )
 
-// TestDataDir: the data directory is created 0700, the identity key 0600,
-// and a restart keeps the peer ID.
-func TestDataDir(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "a", "pikcio")
-	cfg := relayConfig(t, false, nil, nil)
-	cfg.Node.DataDir = dir
-
-	n1, err := New(t.Context(), cfg, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := n1.ID()
-	if err := n1.Close(); err != nil {
-		t.Fatal(err)
-	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode().Perm() != 0o700 {
-		t.Fatalf("data directory mode %04o, want 0700", fi.Mode().Perm())
-	}
-	key := filepath.Join(dir, IdentityFile)
-	fi, err = os.Stat(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode().Perm() != 0o600 {
-		t.Fatalf("identity key mode %04o, want 0600", fi.Mode().Perm())
-	}
-	b, err := os.ReadFile(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := crypto.UnmarshalPrivateKey(b)
-	if err != nil || k.Type() != crypto.Ed25519 {
-		t.Fatalf("identity key: %v, type %v", err, k)
-	}
-
-	n2, err := New(t.Context(), cfg, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n2.Close() })
-	if n2.ID() != id {
-		t.Fatalf("peer ID after restart %s, want %s", n2.ID(), id)
-	}
-
-	// A second node on the same directory is refused while n2 runs.
-	if n3, err := New(t.Context(), cfg, Options{}); !errors.Is(err, ErrDataDirInUse) {
-		if n3 != nil {
-			n3.Close()
-		}
-		t.Fatalf("second node on one data directory: %v, want ErrDataDirInUse", err)
-	}
-}
-
-func TestIdentityFile(t *testing.T) {
+func TestIdentity(t *testing.T) {
 	valid := func(t *testing.T, path string) {
 		k, _, err := crypto.GenerateEd25519Key(nil)
 		if err != nil {
@@ -90,7 +33,7 @@ func TestIdentityFile(t *testing.T) {
 			if err := os.Chmod(path, 0o644); err != nil {
 				t.Fatal(err)
 			}
-		}, ErrKeyPermissions, false},
+		}, ErrPermissions, false},
 		{"garbage", func(t *testing.T, path string) {
 			if err := os.WriteFile(path, []byte("not a key"), 0o600); err != nil {
 				t.Fatal(err)
@@ -122,7 +65,7 @@ func TestIdentityFile(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, IdentityFile)
 			tc.prepare(t, path)
-			k, _, err := loadOrCreateIdentity(dir)
+			k, created, err := Identity(dir)
 			switch {
 			case tc.anyErr || tc.want != nil:
 				if err == nil {
@@ -134,7 +77,14 @@ func TestIdentityFile(t *testing.T) {
 			case err != nil:
 				t.Fatal(err)
 			default:
-				k2, created, err := loadOrCreateIdentity(dir)
+				if created != (tc.name == "created") {
+					t.Fatalf("created %v", created)
+				}
+				fi, err := os.Stat(path)
+				if err != nil || fi.Mode().Perm() != 0o600 {
+					t.Fatalf("key file: %v, mode %v", err, fi.Mode())
+				}
+				k2, created, err := Identity(dir)
 				if err != nil || created || !k.Equals(k2) {
 					t.Fatalf("second load: %v, created %v, same key %v", err, created, k.Equals(k2))
 				}
@@ -143,7 +93,7 @@ func TestIdentityFile(t *testing.T) {
 	}
 }
 
-func TestPrepareDataDir(t *testing.T) {
+func TestPrepare(t *testing.T) {
 	base := t.TempDir()
 	file := filepath.Join(base, "file")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
@@ -168,9 +118,14 @@ func TestPrepareDataDir(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			warn, err := prepareDataDir(tc.dir)
+			warn, err := Prepare(tc.dir)
 			if (err != nil) != tc.wantErr || (warn != "") != tc.wantWarn {
 				t.Fatalf("err %v, warn %q", err, warn)
+			}
+			if err == nil && tc.name == "new" {
+				if fi, err := os.Stat(tc.dir); err != nil || fi.Mode().Perm() != 0o700 {
+					t.Fatalf("new directory: %v, mode %v", err, fi.Mode())
+				}
 			}
 		})
 	}

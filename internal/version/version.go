@@ -1,4 +1,6 @@
-package node
+// Package version is pikcio's version, as `pikcio version` and the
+// status page show it.
+package version
 
 import (
 	"runtime/debug"
@@ -7,19 +9,25 @@ import (
 
 // version may be set at build time:
 //
-//	go build -ldflags "-X github.com/pikcio/pikcio/node.version=v0.1.0" ./cmd/pikcio
+//	go build -ldflags "-X github.com/pikcio/pikcio/internal/version.version=v0.1.0" ./cmd/pikcio
 var version string
 
-// Version is pikcio's version: the one set at build time, else the module
+// String is pikcio's version: the one set at build time, else the module
 // version, else the VCS revision the binary was built from, else "dev".
-func Version() string { return versionOnce() }
+func String() string { return once() }
 
-var versionOnce = sync.OnceValue(func() string {
+var once = sync.OnceValue(compute)
+
+func compute() string {
 	if version != "" {
 		return version
 	}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
+	return fromBuildInfo(debug.ReadBuildInfo())
+}
+
+// fromBuildInfo is the version a binary's build information gives.
+func fromBuildInfo(bi *debug.BuildInfo, ok bool) string {
+	if !ok || bi == nil {
 		return "dev"
 	}
 	if v := bi.Main.Version; v != "" && v != "(devel)" {
@@ -43,4 +51,4 @@ var versionOnce = sync.OnceValue(func() string {
 		rev = rev[:12]
 	}
 	return "dev-" + rev + dirty
-})
+}

@@ -1,4 +1,4 @@
-package node
+package web
 
 import (
 	"context"
@@ -7,16 +7,22 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/sirupsen/logrus"
 )
 
-// The status server serves the web package's page and API (which refuse
-// any Host header but a loopback one, and cross-origin POSTs) and the
-// node's trust queries (web.TrustPath) behind the same checks.
+// Timeouts of a Server's connections.
+const (
+	ReadHeaderTimeout = 5 * time.Second
+	IdleTimeout       = time.Minute
+)
 
-// statusServer serves the status handler on one listener.
-type statusServer struct {
+// Server serves a handler (NewHandler's, or one with more routes in
+// front) on one TCP listener. It warns when the address is not a loopback
+// one: the page's Host and header checks guard against DNS rebinding, not
+// against other machines.
+type Server struct {
 	srv  *http.Server
 	l    net.Listener
 	done chan struct{}
@@ -24,7 +30,9 @@ type statusServer struct {
 	err  error
 }
 
-func startStatusServer(ctx context.Context, addr string, h http.Handler) (*statusServer, error) {
+// Listen listens on addr (ctx bounds the listen itself) and serves h
+// until Close.
+func Listen(ctx context.Context, addr string, h http.Handler) (*Server, error) {
 	var lc net.ListenConfig
 	l, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
@@ -36,11 +44,11 @@ func startStatusServer(ctx context.Context, addr string, h http.Handler) (*statu
 	} else {
 		log.WithField("addr", l.Addr().String()).Info("status page listening")
 	}
-	s := &statusServer{
+	s := &Server{
 		srv: &http.Server{
 			Handler:           h,
-			ReadHeaderTimeout: statusReadHeaderTimeout,
-			IdleTimeout:       statusIdleTimeout,
+			ReadHeaderTimeout: ReadHeaderTimeout,
+			IdleTimeout:       IdleTimeout,
 		},
 		l:    l,
 		done: make(chan struct{}),
@@ -54,10 +62,12 @@ func startStatusServer(ctx context.Context, addr string, h http.Handler) (*statu
 	return s, nil
 }
 
-func (s *statusServer) Addr() net.Addr { return s.l.Addr() }
+// Addr is the listener's address.
+func (s *Server) Addr() net.Addr { return s.l.Addr() }
 
-// Close stops the server and its connections and waits for it.
-func (s *statusServer) Close() error {
+// Close stops the server and its connections and waits for it. It is
+// idempotent; every call returns the same error.
+func (s *Server) Close() error {
 	s.once.Do(func() { s.err = s.srv.Close() })
 	<-s.done
 	return s.err
