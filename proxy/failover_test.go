@@ -190,3 +190,60 @@ func TestPoolCircuitFullNotDestinationError(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// TestPoolRetriesAcrossExits: a stream open whose BEGIN goes unanswered on
+// two circuits in a row (two exits hung) goes on to a third exit, as Tor
+// retries a stream on new circuits until its stream timeout, rather than
+// waiting out ConnectTimeout on the second.
+func TestPoolRetriesAcrossExits(t *testing.T) {
+	checkLeaks(t)
+	e := newPoolEnv(t, proxy.PoolOptions{Prebuilt: -1, ConnectTimeout: 30 * time.Second}, false)
+	e.b.SetExits("exit-a", "exit-b", "exit-c")
+	e.b.SetRTT(time.Millisecond)
+	e.b.StallExit("exit-a")
+	e.b.StallExit("exit-b")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := e.p.Dial(ctx, "g", proxytest.ExitOnlyName, e.port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	echo(t, c)
+	if st := e.p.Stats(); st.BeginTimeouts != 2 || st.Retries != 2 {
+		t.Fatalf("%d begin timeouts, %d retries; want 2 and 2", st.BeginTimeouts, st.Retries)
+	}
+	for _, cc := range e.b.Circuits() {
+		if cc.Streams() == 1 && cc.ExitID() != "exit-c" {
+			t.Fatalf("stream on %s, want exit-c", cc.ExitID())
+		}
+	}
+}
+
+// TestPoolRetriesWithinConnectTimeout: however many exits hang, a stream
+// open gives up ConnectTimeout after the Dial, not ConnectTimeout after
+// its last retry began.
+func TestPoolRetriesWithinConnectTimeout(t *testing.T) {
+	checkLeaks(t)
+	const connect = 3500 * time.Millisecond // the begin bound is 3 s + 10 ms
+	e := newPoolEnv(t, proxy.PoolOptions{Prebuilt: -1, ConnectTimeout: connect}, false)
+	e.b.SetExits("exit-a", "exit-b", "exit-c")
+	e.b.SetRTT(time.Millisecond)
+	e.b.StallHost(proxytest.ExitOnlyName)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := e.p.Dial(ctx, "g", proxytest.ExitOnlyName, e.port)
+	took := time.Since(start)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("dial: %v, want a deadline error", err)
+	}
+	// One retry fits: the second attempt waits the rest of ConnectTimeout
+	// (before, it waited a whole ConnectTimeout of its own: 6.5 s).
+	if took > connect+2*time.Second {
+		t.Fatalf("dial failed after %v, want about %v", took, connect)
+	}
+	if got := openedOn(e.b); len(got) != 2 {
+		t.Fatalf("opens %v, want one on each of two circuits", got)
+	}
+}

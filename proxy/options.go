@@ -54,6 +54,11 @@ const (
 	// the destination is most of it), then tries another exit.
 	beginMin  = 3 * time.Second
 	beginRTTs = 10
+	// maxStreamRetries bounds how often one stream open moves on to a
+	// circuit through another exit after a circuit failure or an
+	// unanswered BEGIN (all within ConnectTimeout); the last attempt
+	// waits for the rest of ConnectTimeout.
+	maxStreamRetries = 3
 
 	// cleanMaxAge: a prebuilt circuit nobody claimed is replaced after this
 	// long, so paths keep rotating (Tor's CircuitIdleTimeout is one hour).
