@@ -247,3 +247,36 @@ func TestPoolRetriesWithinConnectTimeout(t *testing.T) {
 		t.Fatalf("opens %v, want one on each of two circuits", got)
 	}
 }
+
+// TestPoolBeginBoundLearned: once opens were answered in milliseconds, a
+// hung exit is left after about beginFloor (1 s), not after 3 s: browsing
+// carries on within about a second of an exit hanging.
+func TestPoolBeginBoundLearned(t *testing.T) {
+	checkLeaks(t)
+	e := newPoolEnv(t, proxy.PoolOptions{Prebuilt: -1, ConnectTimeout: 30 * time.Second}, false)
+	e.b.SetExits("exit-a", "exit-b")
+	e.b.SetRTT(time.Millisecond)
+	for range 8 {
+		e.dial(t, "g").Close()
+	}
+	e.b.StallExit("exit-a") // the group's circuit's
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	c, err := e.p.Dial(ctx, "g", proxytest.ExitOnlyName, e.port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	took := time.Since(start)
+	echo(t, c)
+	t.Logf("hung exit left; stream open after %v", took.Round(time.Millisecond))
+	if st := e.p.Stats(); st.BeginTimeouts != 1 {
+		t.Fatalf("%d begin timeouts, want 1", st.BeginTimeouts)
+	}
+	// Before, the bound was 3 s whatever the opens before: well apart
+	// from 1 s even on a loaded machine.
+	if took >= 2500*time.Millisecond {
+		t.Fatalf("hung exit left after %v, want about 1 s", took)
+	}
+}

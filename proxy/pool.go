@@ -50,6 +50,7 @@ type Pool struct {
 	backoff       time.Duration
 	prebuildAfter time.Time
 	stats         PoolStats
+	connects      connectTimes    // how soon the last opens were answered
 	observer      func(PoolEvent) // see SetObserver
 }
 
@@ -358,15 +359,63 @@ func (d *dial) retry(pc *poolCircuit, err error) bool {
 // errBeginTimeout: a BEGIN got no answer within the circuit's begin bound.
 var errBeginTimeout = errors.New("no answer from the exit within the circuit's round-trip bound")
 
-// beginTimeout is how long the first attempt of a stream open waits for
+// beginTimeout is how long a bounded attempt of a stream open waits for
 // the exit's answer on a circuit with round trip rtt: the exit's connect
-// to the destination plus a margin of round trips, within ConnectTimeout.
+// to the destination plus a margin of round trips, within ConnectTimeout;
+// less when the opens so far were answered sooner (learned, from
+// connectTimes.bound; 0 before it knows), but never under beginFloor.
 // 0 (rtt unknown) leaves ConnectTimeout alone.
-func beginTimeout(rtt, connect time.Duration) time.Duration {
+func beginTimeout(rtt, connect, learned time.Duration) time.Duration {
 	if rtt <= 0 {
 		return connect
 	}
-	return min(connect, beginMin+beginRTTs*rtt)
+	b := beginMin + beginRTTs*rtt
+	if learned > 0 {
+		b = min(b, max(beginFloor, learned))
+	}
+	return min(connect, b)
+}
+
+// connectTimes keeps how long the last stream opens took from BEGIN to
+// the exit's answer, as Tor learns its circuit build timeout from the
+// builds it saw: a hung exit is then left after about a second where
+// destinations answer in milliseconds, and after the full bound where
+// they take seconds.
+type connectTimes struct {
+	last [connectSamples]time.Duration
+	n    int
+}
+
+func (c *connectTimes) add(d time.Duration) {
+	c.last[c.n%connectSamples] = d
+	c.n++
+}
+
+// bound is beginSlowest times the slowest open kept, or 0 with fewer
+// than minConnectSamples.
+func (c *connectTimes) bound() time.Duration {
+	if c.n < minConnectSamples {
+		return 0
+	}
+	var slowest time.Duration
+	for _, d := range c.last[:min(c.n, connectSamples)] {
+		slowest = max(slowest, d)
+	}
+	return beginSlowest * slowest
+}
+
+// beginBound is the begin bound of a circuit with round trip rtt now.
+func (p *Pool) beginBound(rtt time.Duration) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return beginTimeout(rtt, p.opts.ConnectTimeout, p.connects.bound())
+}
+
+// answered records a stream open the exit answered took since it began.
+func (p *Pool) answered(took time.Duration) {
+	p.mu.Lock()
+	p.connects.add(took)
+	p.mu.Unlock()
 }
 
 // circuitFailure reports whether a failed OpenStream says the circuit is
@@ -394,10 +443,14 @@ func circuitFailure(err error) bool {
 func (p *Pool) open(ctx context.Context, pc *poolCircuit, host string, port uint16, bounded bool, deadline time.Time) (*poolStream, error) {
 	octx, bctx, cancel := p.openContexts(ctx, pc, time.Now(), bounded, deadline)
 	defer cancel()
+	began := time.Now()
 	conn, err := pc.c.OpenStream(bctx, host, port)
 	if err != nil {
 		p.release(pc)
 		return nil, p.openErr(ctx, octx, bctx, pc, host, port, err)
+	}
+	if !earlydata.Wanted(ctx) {
+		p.answered(time.Since(began))
 	}
 	return &poolStream{Conn: conn, p: p, pc: pc, host: host, port: port, began: time.Now()}, nil
 }
@@ -416,7 +469,7 @@ func (p *Pool) openContexts(ctx context.Context, pc *poolCircuit, start time.Tim
 	}
 	octx, ocancel := context.WithDeadline(ctx, end)
 	bctx, bcancel := octx, context.CancelFunc(func() {})
-	if bt := beginTimeout(pc.rtt, timeout); bounded && start.Add(bt).Before(end) {
+	if bt := p.beginBound(pc.rtt); bounded && start.Add(bt).Before(end) {
 		bctx, bcancel = context.WithDeadlineCause(octx, start.Add(bt), errBeginTimeout)
 	}
 	return octx, bctx, func() { bcancel(); ocancel() }
@@ -427,10 +480,7 @@ func (p *Pool) openContexts(ctx context.Context, pc *poolCircuit, start time.Tim
 func (p *Pool) openErr(ctx, octx, bctx context.Context, pc *poolCircuit, host string, port uint16, err error) error {
 	switch {
 	case ctx.Err() == nil && octx.Err() == nil && context.Cause(bctx) == errBeginTimeout:
-		p.mu.Lock()
-		bt := beginTimeout(pc.rtt, p.opts.ConnectTimeout)
-		p.mu.Unlock()
-		err = fmt.Errorf("%w after %v: %w", errBeginTimeout, bt, err)
+		err = fmt.Errorf("%w after %v: %w", errBeginTimeout, p.beginBound(pc.rtt), err)
 	case ctx.Err() == nil && octx.Err() != nil && !errors.Is(err, context.DeadlineExceeded):
 		// The circuit reported the expired deadline its own way.
 		err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
@@ -453,6 +503,7 @@ func (p *Pool) connected(ctx context.Context, s *poolStream, bounded bool, deadl
 	if err := c.Connected(bctx); err != nil {
 		return p.openErr(ctx, octx, bctx, s.pc, s.host, s.port, err)
 	}
+	p.answered(time.Since(s.began))
 	return nil
 }
 
