@@ -110,16 +110,7 @@ func TestPoolBeginTimeoutOtherExit(t *testing.T) {
 		}
 	}
 	stalled.Stall()
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := e.p.Dial(ctx, "g", proxytest.ExitOnlyName, e.port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	took := time.Since(start)
-	echo(t, c)
+	took := echoDial(t, e, "g")
 	if took > 10*time.Second {
 		t.Fatalf("retry after %v", took)
 	}
@@ -202,14 +193,7 @@ func TestPoolRetriesAcrossExits(t *testing.T) {
 	e.b.SetRTT(time.Millisecond)
 	e.b.StallExit("exit-a")
 	e.b.StallExit("exit-b")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := e.p.Dial(ctx, "g", proxytest.ExitOnlyName, e.port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	echo(t, c)
+	echoDial(t, e, "g")
 	if st := e.p.Stats(); st.BeginTimeouts != 2 || st.Retries != 2 {
 		t.Fatalf("%d begin timeouts, %d retries; want 2 and 2", st.BeginTimeouts, st.Retries)
 	}
@@ -260,16 +244,7 @@ func TestPoolBeginBoundLearned(t *testing.T) {
 		e.dial(t, "g").Close()
 	}
 	e.b.StallExit("exit-a") // the group's circuit's
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	start := time.Now()
-	c, err := e.p.Dial(ctx, "g", proxytest.ExitOnlyName, e.port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	took := time.Since(start)
-	echo(t, c)
+	took := echoDial(t, e, "g")
 	t.Logf("hung exit left; stream open after %v", took.Round(time.Millisecond))
 	if st := e.p.Stats(); st.BeginTimeouts != 1 {
 		t.Fatalf("%d begin timeouts, want 1", st.BeginTimeouts)
@@ -279,4 +254,22 @@ func TestPoolBeginBoundLearned(t *testing.T) {
 	if took >= 2500*time.Millisecond {
 		t.Fatalf("hung exit left after %v, want about 1 s", took)
 	}
+}
+
+// echoDial dials ExitOnlyName for the group key within 20 s, checks the
+// stream echoes, closes it at the test's end, and returns how long the
+// dial took.
+func echoDial(t *testing.T, e *poolEnv, key string) time.Duration {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	c, err := e.p.Dial(ctx, key, proxytest.ExitOnlyName, e.port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	t.Cleanup(func() { c.Close() })
+	echo(t, c)
+	return took
 }

@@ -906,16 +906,8 @@ func (a avoidance) with(pc *poolCircuit) avoidance {
 func (p *Pool) spareAvoidanceLocked() avoidance {
 	var a avoidance
 	for pc := range p.circs {
-		if pc.bound || pc.retired {
-			continue
-		}
-		if pc.exit != "" && !slices.Contains(a.exits, pc.exit) {
-			a.exits = append(a.exits, pc.exit)
-		}
-		for _, r := range pc.relays {
-			if !slices.Contains(a.relays, r) {
-				a.relays = append(a.relays, r)
-			}
+		if !pc.bound && !pc.retired {
+			a = a.with(pc)
 		}
 	}
 	return a
