@@ -807,7 +807,12 @@ func (d *Discovery) watchDown(id peer.ID) {
 			if !d.dir.isDown(id, d.o.now()) {
 				return
 			}
-			desc, err := d.fetch(d.ctx, id)
+			// The first answers, not the whole lookup (as RelayAddrs):
+			// the relays that just died are often among the DHT peers
+			// near the key, and the default quorum waits for them, up
+			// to the fetch timeout, each round. An old descriptor from
+			// the first answers only means another round.
+			desc, err := d.fetch(d.ctx, id, dht.Quorum(resolveQuorum))
 			if err == nil && d.dir.put(desc) && !d.dir.isDown(id, d.o.now()) {
 				d.log.WithField("peer", id).Debug("relay back: newer descriptor")
 				return

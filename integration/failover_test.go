@@ -29,6 +29,17 @@ func TestFailover(t *testing.T) {
 	small, body := fileServer(t, 64<<10)
 	f := newFetcher(t, pn.socks, 10*time.Second)
 	curlPath := needCurl(t)
+	// The client has been browsing: it has seen how soon exits answer,
+	// which bounds how long a stream waits on a hung exit (the pool's
+	// learned begin bound).
+	for i := range 8 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := f.fetch(ctx, small, len(body))
+		cancel()
+		if err != nil {
+			t.Fatalf("fetch %d before the kills: %v", i, err)
+		}
+	}
 
 	for _, role := range roles {
 		t.Run(role, func(t *testing.T) {

@@ -45,3 +45,33 @@ func TestBeginBoundLearned(t *testing.T) {
 		t.Fatalf("bound %v beyond ConnectTimeout", got)
 	}
 }
+
+// TestAvoidanceRelays: a stream retried after an unanswered BEGIN passes
+// over circuits through the failed circuit's relays in any role, not only
+// through its exit: a hung exit is often another circuit's middle.
+func TestAvoidanceRelays(t *testing.T) {
+	failed := &poolCircuit{exit: "F", relays: []string{"M", "F"}}
+	a := avoidance{}.with(failed)
+	tests := []struct {
+		name string
+		pc   *poolCircuit
+		want bool
+	}{
+		{"same exit", &poolCircuit{exit: "F", relays: []string{"N", "F"}}, true},
+		{"its exit as middle", &poolCircuit{exit: "B", relays: []string{"F", "B"}}, true},
+		{"its middle as exit", &poolCircuit{exit: "M", relays: []string{"N", "M"}}, true},
+		{"other relays", &poolCircuit{exit: "B", relays: []string{"N", "B"}}, false},
+		{"exit only known", &poolCircuit{exit: "B"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := a.avoids(tt.pc); got != tt.want {
+				t.Fatalf("avoids %v, want %v", got, tt.want)
+			}
+			other := &poolCircuit{exit: "C", relays: []string{"P", "C"}}
+			if better(tt.pc, other, a, func(x, y *poolCircuit) bool { return true }) == tt.want {
+				t.Fatalf("better than a circuit through other relays: %v", !tt.want)
+			}
+		})
+	}
+}

@@ -509,7 +509,8 @@ func (p *Pool) connected(ctx context.Context, s *poolStream, bounded bool, deadl
 
 // claim returns a circuit for key with one stream reserved on it: the key's
 // circuit if it is still usable, else a clean prebuilt one, else a new build.
-// Circuits through the exit avoid names are passed over while others exist.
+// Circuits avoid avoids (by their exit or a relay after the first hop)
+// are passed over while others exist.
 func (p *Pool) claim(ctx context.Context, key string, avoid avoidance) (*poolCircuit, error) {
 	for died := 0; ; {
 		p.mu.Lock()
@@ -534,7 +535,7 @@ func (p *Pool) claim(ctx context.Context, key string, avoid avoidance) (*poolCir
 				}
 			}
 		}
-		if clean != nil && (best == nil || avoid.avoids(best.exit) && !avoid.avoids(clean.exit)) {
+		if clean != nil && (best == nil || avoid.avoids(best) && !avoid.avoids(clean)) {
 			p.bindLocked(clean, key, now)
 			best = clean
 			p.poke()
@@ -576,13 +577,13 @@ func (p *Pool) claim(ctx context.Context, key string, avoid avoidance) (*poolCir
 	}
 }
 
-// better reports whether pc is a better choice than cur: through an exit
-// avoid does not avoid if cur's is avoided, else by less.
+// better reports whether pc is a better choice than cur: not avoided if
+// cur is, else by less.
 func better(pc, cur *poolCircuit, avoid avoidance, less func(a, b *poolCircuit) bool) bool {
 	if cur == nil {
 		return true
 	}
-	if a, b := avoid.avoids(pc.exit), avoid.avoids(cur.exit); a != b {
+	if a, b := avoid.avoids(pc), avoid.avoids(cur); a != b {
 		return b
 	}
 	return less(pc, cur)
@@ -880,9 +881,19 @@ type avoidance struct {
 	exits, relays []string
 }
 
-// avoids reports whether a avoids the exit named exit.
-func (a avoidance) avoids(exit string) bool {
-	return exit != "" && slices.Contains(a.exits, exit)
+// avoids reports whether a avoids pc: its exit, or a relay of it after
+// the first hop (the middle of a circuit whose BEGIN went unanswered may
+// be what hung, as the exit may be another circuit's middle).
+func (a avoidance) avoids(pc *poolCircuit) bool {
+	if pc.exit != "" && slices.Contains(a.exits, pc.exit) {
+		return true
+	}
+	for _, r := range pc.relays {
+		if slices.Contains(a.relays, r) {
+			return true
+		}
+	}
+	return false
 }
 
 // with returns a that also avoids pc's exit and relays.
