@@ -549,6 +549,10 @@ func (ci *Circuit) RTT() time.Duration { return ci.rtt }
 // keeps circuits through different exits.
 func (ci *Circuit) ExitID() string { return ci.path[len(ci.path)-1].ID.String() }
 
+// GuardID names the circuit's first hop, for a pool that passes over
+// circuits through a relay that another circuit found hung.
+func (ci *Circuit) GuardID() string { return ci.path[0].ID.String() }
+
 // RelayIDs names the circuit's hops after the first (middles, then the
 // exit), for a pool whose spare circuits share no relay beyond the guard.
 func (ci *Circuit) RelayIDs() []string {

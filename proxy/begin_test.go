@@ -48,9 +48,10 @@ func TestBeginBoundLearned(t *testing.T) {
 
 // TestAvoidanceRelays: a stream retried after an unanswered BEGIN passes
 // over circuits through the failed circuit's relays in any role, not only
-// through its exit: a hung exit is often another circuit's middle.
+// through its exit: a hung exit is often another circuit's middle or
+// guard. The guard they share is not avoided.
 func TestAvoidanceRelays(t *testing.T) {
-	failed := &poolCircuit{exit: "F", relays: []string{"M", "F"}}
+	failed := &poolCircuit{guard: "G", exit: "F", relays: []string{"M", "F"}}
 	a := avoidance{}.with(failed)
 	tests := []struct {
 		name string
@@ -60,6 +61,8 @@ func TestAvoidanceRelays(t *testing.T) {
 		{"same exit", &poolCircuit{exit: "F", relays: []string{"N", "F"}}, true},
 		{"its exit as middle", &poolCircuit{exit: "B", relays: []string{"F", "B"}}, true},
 		{"its middle as exit", &poolCircuit{exit: "M", relays: []string{"N", "M"}}, true},
+		{"its exit as guard", &poolCircuit{guard: "F", exit: "B", relays: []string{"N", "B"}}, true},
+		{"the same guard", &poolCircuit{guard: "G", exit: "B", relays: []string{"N", "B"}}, false},
 		{"other relays", &poolCircuit{exit: "B", relays: []string{"N", "B"}}, false},
 		{"exit only known", &poolCircuit{exit: "B"}, false},
 	}

@@ -59,6 +59,7 @@ type poolCircuit struct {
 	id       uint64
 	exit     string        // the exit relay's ID, if the circuit tells it
 	relays   []string      // the IDs of its hops after the first, if it tells them
+	guard    string        // the ID of its first hop, if it tells it
 	rtt      time.Duration // the circuit's round-trip time, if it tells it
 	built    time.Time
 	bound    bool // claimed by an isolation group
@@ -704,6 +705,9 @@ func (p *Pool) addLocked(c Circuit) *poolCircuit {
 	if r, ok := c.(interface{ RelayIDs() []string }); ok {
 		pc.relays = r.RelayIDs()
 	}
+	if g, ok := c.(interface{ GuardID() string }); ok {
+		pc.guard = g.GuardID()
+	}
 	if r, ok := c.(interface{ RTT() time.Duration }); ok {
 		pc.rtt = r.RTT()
 	}
@@ -881,11 +885,16 @@ type avoidance struct {
 	exits, relays []string
 }
 
-// avoids reports whether a avoids pc: its exit, or a relay of it after
-// the first hop (the middle of a circuit whose BEGIN went unanswered may
-// be what hung, as the exit may be another circuit's middle).
+// avoids reports whether a avoids pc: its exit, or any relay of it, its
+// guard included (the middle of a circuit whose BEGIN went unanswered may
+// be what hung, and the hung exit may be another circuit's middle or
+// guard). Only the relays after a failed circuit's guard are avoided:
+// circuits share the client's guard.
 func (a avoidance) avoids(pc *poolCircuit) bool {
 	if pc.exit != "" && slices.Contains(a.exits, pc.exit) {
+		return true
+	}
+	if pc.guard != "" && slices.Contains(a.relays, pc.guard) {
 		return true
 	}
 	for _, r := range pc.relays {
