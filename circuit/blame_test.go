@@ -101,3 +101,41 @@ func TestRelayCloseDuringExtend(t *testing.T) {
 	}
 	<-done
 }
+
+// TestRefusedExtendReported: a build error says whether the client saw
+// the failing hop fail (the first hop's link or handshake) or only has
+// the word of the hop before it (an EXTEND it refused: the next hop may
+// be dead, unknown to it yet, or the relay may lie to steer clients), so
+// that discovery does not keep a relay out long on one relay's word.
+func TestRefusedExtendReported(t *testing.T) {
+	tests := []struct {
+		name         string
+		dead         int // the relay whose host is closed before the build
+		wantHop      int
+		wantReported bool
+	}{
+		{"first hop", 0, 0, false},
+		{"middle", 1, 1, true},
+		{"exit", 2, 2, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := newTestNet(t, netOpts{relays: 3})
+			_ = n.hosts[tt.dead].Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			c, err := n.client.Build(ctx, n.path(0, 1, 2))
+			if err == nil {
+				c.Close()
+				t.Fatal("build through a dead relay succeeded")
+			}
+			be, ok := errors.AsType[*BuildError](err)
+			if !ok {
+				t.Fatalf("build: %v, want a BuildError", err)
+			}
+			if be.Hop != tt.wantHop || be.Reported != tt.wantReported || be.ReportedByPreviousHop() != tt.wantReported {
+				t.Fatalf("build: %v: hop %d reported %v, want hop %d reported %v", err, be.Hop, be.Reported, tt.wantHop, tt.wantReported)
+			}
+		})
+	}
+}

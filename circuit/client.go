@@ -84,6 +84,13 @@ type BuildError struct {
 	Hop  int // 0 is the first hop
 	Peer peer.ID
 	Err  error
+	// Reported: the failure is what hop Hop-1 said or did, not what the
+	// client saw of hop Hop: hop Hop-1 refused the EXTEND to it (with a
+	// reason the client cannot check: every relay's refusal takes the
+	// same time), answered it with garbage, or never answered. A
+	// malicious relay can say that of any next hop, to steer clients
+	// away from it, so its word alone must not keep that relay out long.
+	Reported bool
 }
 
 func (e *BuildError) Error() string {
@@ -91,6 +98,10 @@ func (e *BuildError) Error() string {
 }
 
 func (e *BuildError) Unwrap() error { return e.Err }
+
+// ReportedByPreviousHop reports e.Reported, for a consumer that reads it
+// through wrapping errors.
+func (e *BuildError) ReportedByPreviousHop() bool { return e.Reported }
 
 // ErrPath reports a path the client refuses to build.
 var ErrPath = errors.New("invalid path")
@@ -228,11 +239,11 @@ func (ci *Circuit) build(ctx context.Context) error {
 		if de, ok := errors.AsType[*DestroyedError](err); ok && de.Reason == DestroyLinkLost && i >= 2 {
 			// A relay before hop i lost its link to the next, a hop
 			// already built: hop i-1 died while the EXTEND through it
-			// waited.
-			return &BuildError{Hop: i - 1, Peer: ci.path[i-1].ID, Err: err}
+			// waited (so says hop i-2).
+			return &BuildError{Hop: i - 1, Peer: ci.path[i-1].ID, Err: err, Reported: true}
 		}
 		if err != nil {
-			return &BuildError{Hop: i, Peer: ci.path[i].ID, Err: err}
+			return &BuildError{Hop: i, Peer: ci.path[i].ID, Err: err, Reported: true}
 		}
 		if err := ctx.Err(); err != nil {
 			return &BuildError{Hop: i, Peer: ci.path[i].ID, Err: err}
@@ -537,6 +548,10 @@ func (ci *Circuit) RTT() time.Duration { return ci.rtt }
 // ExitID names the circuit's last hop (its peer ID), for a pool that
 // keeps circuits through different exits.
 func (ci *Circuit) ExitID() string { return ci.path[len(ci.path)-1].ID.String() }
+
+// GuardID names the circuit's first hop, for a pool that passes over
+// circuits through a relay that another circuit found hung.
+func (ci *Circuit) GuardID() string { return ci.path[0].ID.String() }
 
 // RelayIDs names the circuit's hops after the first (middles, then the
 // exit), for a pool whose spare circuits share no relay beyond the guard.

@@ -27,6 +27,12 @@ type downMark struct {
 	against  time.Time // Published of the descriptor known when marked
 	failures int
 	forgetAt time.Time // the failure count is dropped after this
+	// refusedBy is the last relay that refused (or left unanswered) an
+	// EXTEND to this one, at refusedAt; refusals counts its refusals in
+	// a row, which double its short marks.
+	refusedBy peer.ID
+	refusedAt time.Time
+	refusals  int
 }
 
 func newDirectory() *directory {
@@ -109,6 +115,38 @@ func (dir *directory) markFailed(id peer.ID, now time.Time, first, limit time.Du
 	m.until = later(m.until, now.Add(min(d, limit)))
 	// Forget the count once it has been quiet for as long as the longest mark.
 	m.forgetAt = m.until.Add(limit)
+	dir.down[id] = m
+	return false
+}
+
+// markRefused records that relay by refused an EXTEND to id at now. When
+// another relay refused id within window, it reports true, and the caller
+// blames id in full: two relays saying so is evidence. Otherwise id is
+// kept out of paths briefly, for first doubled by every refusal by the
+// same relay in a row, up to limit, and no failure is counted: one relay's
+// word (a middle refusing every EXTEND to an exit it wants clients off)
+// keeps a relay out for seconds, and only when that relay is on the path.
+func (dir *directory) markRefused(id, by peer.ID, now time.Time, first, limit, window time.Duration) (corroborated bool) {
+	dir.mu.Lock()
+	defer dir.mu.Unlock()
+	m := dir.markLocked(id)
+	recent := m.refusedBy != "" && now.Before(m.refusedAt.Add(window))
+	if recent && m.refusedBy != by {
+		m.refusedBy, m.refusals = "", 0
+		dir.down[id] = m
+		return true
+	}
+	if !recent || m.refusedBy != by {
+		m.refusals = 0
+	}
+	m.refusedBy, m.refusedAt = by, now
+	m.refusals++
+	d := first
+	for i := 1; i < m.refusals && d < limit; i++ {
+		d *= 2
+	}
+	m.until = later(m.until, now.Add(min(d, limit)))
+	m.forgetAt = later(m.forgetAt, now.Add(window))
 	dir.down[id] = m
 	return false
 }

@@ -55,6 +55,14 @@ const (
 	// out of paths the first time; each further failure before it works
 	// again doubles it, up to the down time (DownTime option).
 	firstDownTime = 30 * time.Second
+	// refusedTime is how long a relay that one previous hop refused to
+	// extend to is kept out of paths, the first time: that hop's own
+	// first negative-cache entry for a relay it does not know yet (a
+	// restarted or new relay), so that it looks it up again meanwhile.
+	// Refusals by the same hop in a row double it, up to firstDownTime;
+	// a refusal by another hop within refusedWindow blames the relay.
+	refusedTime   = unknownRelayMin
+	refusedWindow = 2 * firstDownTime
 	// watchDownMin and watchDownMax bound the backoff with which the
 	// descriptor of a relay marked down is looked up again.
 	watchDownMin = 500 * time.Millisecond
@@ -677,6 +685,14 @@ func (d *Discovery) ReportSuccess(path []*Descriptor) {
 	}
 }
 
+// reportedFailure is an error that says whether the failure of hop i was
+// reported by hop i-1 (a refused or unanswered EXTEND) rather than seen
+// of hop i by the client (circuit.BuildError implements it).
+type reportedFailure interface {
+	error
+	ReportedByPreviousHop() bool
+}
+
 // relayBusy is an error that says whether a relay refused for lack of
 // resources (circuit.DestroyedError implements it).
 type relayBusy interface {
@@ -685,7 +701,13 @@ type relayBusy interface {
 }
 
 // ReportFailure tells that building a circuit through path failed with err.
-// A *HopError names the failing hop: that relay is marked down (30 s the
+// A *HopError names the failing hop. When only the hop before it said so
+// (an error with ReportedByPreviousHop() true: a refused or unanswered
+// EXTEND, which a relay can claim of any next hop to steer clients), the
+// relay is kept out briefly (refusedTime, doubling while the same hop
+// keeps refusing it) and its descriptor looked up again; a refusal by a
+// second hop within refusedWindow blames it in full. Blamed in full, that
+// relay is marked down (30 s the
 // first time, doubling with each failure before it works again, up to the
 // down time), its descriptor is looked up again until a newer one lifts
 // the mark (a restarted relay has new addresses or only came back), and,
@@ -704,6 +726,15 @@ func (d *Discovery) ReportFailure(path []*Descriptor, err error) {
 	var he *HopError
 	if errors.As(err, &he) && he.Hop >= 0 && he.Hop < len(path) {
 		id := path[he.Hop].PeerID
+		if rep, ok := errors.AsType[reportedFailure](err); ok && rep.ReportedByPreviousHop() && he.Hop > 0 {
+			by := path[he.Hop-1].PeerID
+			if !d.dir.markRefused(id, by, now, refusedTime, min(firstDownTime, d.o.downTime), refusedWindow) {
+				d.log.WithField("peer", id).WithField("hop", he.Hop).Debug("relay refused by the previous hop: avoided briefly")
+				d.watchDown(id)
+				return
+			}
+			d.log.WithField("peer", id).Debug("relay refused by two previous hops")
+		}
 		if busy, ok := errors.AsType[relayBusy](err); ok && busy.RelayBusy() {
 			// The relay is up and refused for lack of resources (which
 			// an attacker can cause): avoid it briefly, never count it
@@ -777,7 +808,12 @@ func (d *Discovery) watchDown(id peer.ID) {
 			if !d.dir.isDown(id, d.o.now()) {
 				return
 			}
-			desc, err := d.fetch(d.ctx, id)
+			// The first answers, not the whole lookup (as RelayAddrs):
+			// the relays that just died are often among the DHT peers
+			// near the key, and the default quorum waits for them, up
+			// to the fetch timeout, each round. An old descriptor from
+			// the first answers only means another round.
+			desc, err := d.fetch(d.ctx, id, dht.Quorum(resolveQuorum))
 			if err == nil && d.dir.put(desc) && !d.dir.isDown(id, d.o.now()) {
 				d.log.WithField("peer", id).Debug("relay back: newer descriptor")
 				return

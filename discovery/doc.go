@@ -138,6 +138,11 @@
 // PathBias): that relay is marked down
 // for 30 s, doubled for each further failure before it works again, up to
 // DownTime (and, at hop 0, a guard failure is counted, once per mark).
+// A failure only the hop before it reported (a refused or unanswered
+// EXTEND: the next hop may be dead, not yet known to that hop, or the hop
+// may lie to steer clients off it) keeps the relay out for 2 s, doubling
+// while the same hop keeps refusing it, and counts nothing; a refusal by
+// a second hop within a minute blames it as above.
 // ReportUnreachable does the same for a relay whose link broke under open
 // circuits. Other errors and timeouts mark the hops after the guard
 // suspect for the shorter suspect time. So a relay that disappears stops

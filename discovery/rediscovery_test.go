@@ -230,3 +230,56 @@ func TestAllGuardsDownTriedAgain(t *testing.T) {
 		t.Fatalf("first hop %s is not one of the guards", path[0].PeerID)
 	}
 }
+
+// refusedErr is a build error as circuit.BuildError reports an EXTEND
+// that the hop before the failing one refused or left unanswered.
+type refusedErr struct{}
+
+func (refusedErr) Error() string               { return "could not extend to next hop" }
+func (refusedErr) ReportedByPreviousHop() bool { return true }
+
+// TestRefusedExtendShortMark: a relay that one previous hop refused to
+// extend to (it did not know it yet, or lies to steer clients off it) is
+// kept out of paths for seconds, longer while the same hop keeps refusing
+// it; a refusal by a second hop, or a failure the client saw itself,
+// marks it down in full.
+func TestRefusedExtendShortMark(t *testing.T) {
+	relays := fabricateNet(t, time.Now(), 4)
+	guard, m1, m2, exit := relays[0], relays[1], relays[2], relays[3]
+	type report struct {
+		middle *Descriptor
+		err    error
+	}
+	refusedBy := func(m *Descriptor) report { return report{m, &HopError{Hop: 2, Err: refusedErr{}}} }
+	tests := []struct {
+		name    string
+		reports []report // one every refusedTime
+		down    time.Duration
+	}{
+		{"one refusal", []report{refusedBy(m1)}, refusedTime},
+		{"same hop again", []report{refusedBy(m1), refusedBy(m1)}, 2 * refusedTime},
+		{"same hop thrice", []report{refusedBy(m1), refusedBy(m1), refusedBy(m1)}, 4 * refusedTime},
+		{"two hops", []report{refusedBy(m1), refusedBy(m2)}, firstDownTime},
+		{"seen by the client", []report{{m1, &HopError{Hop: 2, Err: errors.New("handshake failed")}}}, firstDownTime},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := offlineDiscovery(t, relays)
+			start := time.Now()
+			var at time.Time
+			for i, r := range tt.reports {
+				at = start.Add(time.Duration(i) * refusedTime)
+				d.o.now = func() time.Time { return at }
+				d.ReportFailure([]*Descriptor{guard, r.middle, exit}, r.err)
+			}
+			if !d.dir.isDown(exit.PeerID, at.Add(tt.down-time.Millisecond)) || d.dir.isDown(exit.PeerID, at.Add(tt.down)) {
+				t.Fatalf("exit not down for exactly %v after the last report", tt.down)
+			}
+			for _, r := range []*Descriptor{guard, m1, m2} {
+				if d.dir.isDown(r.PeerID, at) {
+					t.Fatalf("relay %s on the path marked down", r.PeerID.ShortString())
+				}
+			}
+		})
+	}
+}

@@ -52,7 +52,7 @@ func startProcNet(t *testing.T, n, exits int) *procNet {
 	listen := []string{"--listen", "/ip4/127.0.0.1/tcp/" + p, "--listen", "/ip4/127.0.0.1/udp/" + p + "/quic-v1"}
 	for i := range n {
 		name := fmt.Sprintf("relay-%d", i)
-		args := []string{"relay", "--data", filepath.Join(pn.base, name)}
+		args := []string{"relay", "--data", filepath.Join(pn.base, name), "--log-level", relayLogLevel()}
 		if i == 0 {
 			args = append(args, listen...)
 		} else {
@@ -234,6 +234,15 @@ func procCounts(pid int) (fds, threads int) {
 }
 
 func decodeJSON(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
+
+// relayLogLevel is the relays' log level in these tests: info, or what
+// PIKCIO_TEST_RELAY_LOG says.
+func relayLogLevel() string {
+	if l := os.Getenv("PIKCIO_TEST_RELAY_LOG"); l != "" {
+		return l
+	}
+	return "info"
+}
 
 // clientLogLevel is the client's log level in these tests: info, or what
 // PIKCIO_TEST_CLIENT_LOG says (debug, to see a failing run's decisions).

@@ -16,8 +16,10 @@ import (
 // relay is restarted on its data directory before the next role, and the
 // client knows every relay again within 10 s. Last, the exit of a
 // download is frozen (SIGSTOP, a hung relay: its connections stay open):
-// the download fails within 8 s and a new fetch succeeds within 6 s (the
-// links' liveness check and the pool's BEGIN bound).
+// the links' liveness check ends the download within 5 s, and a new fetch
+// succeeds within 5 s too (mostly about 1 s: the pool's learned BEGIN
+// bound moves new streams to a circuit through another exit). The fetches
+// start at the kill, while the download is still on.
 func TestFailover(t *testing.T) {
 	roles := []string{"exit", "middle", "guard", "frozen exit"}
 	if testing.Short() {
@@ -28,6 +30,17 @@ func TestFailover(t *testing.T) {
 	small, body := fileServer(t, 64<<10)
 	f := newFetcher(t, pn.socks, 10*time.Second)
 	curlPath := needCurl(t)
+	// The client has been browsing: it has seen how soon exits answer,
+	// which bounds how long a stream waits on a hung exit (the pool's
+	// learned begin bound).
+	for i := range 8 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := f.fetch(ctx, small, len(body))
+		cancel()
+		if err != nil {
+			t.Fatalf("fetch %d before the kills: %v", i, err)
+		}
+	}
 
 	for _, role := range roles {
 		t.Run(role, func(t *testing.T) {
@@ -50,16 +63,16 @@ func TestFailover(t *testing.T) {
 
 			frozen := role == "frozen exit"
 			hopRole := role
-			// Issue 15 asks for a new fetch within 2 s of a kill and every
-			// relay usable again within 10 s of its restart; most runs
-			// meet both (the log shows the figures). A relay blamed for
-			// an EXTEND its previous hop refused (the refusal takes the
-			// same 1 s as a dead next hop, so the client cannot tell
-			// them apart) stays out for its first 30 s down mark, so the
-			// bounds here leave room for that case until it is fixed.
-			failWithin, fetchWithin := 5*time.Second, 4*time.Second
+			failWithin, fetchWithin := 5*time.Second, 2*time.Second
 			if frozen {
-				hopRole, failWithin, fetchWithin = "exit", 8*time.Second, 6*time.Second
+				// A new fetch mostly succeeds about 1 s after the
+				// freeze (the pool's learned begin bound moves it to
+				// another exit), but some retries also hang (16 runs
+				// under load: 8 ms to 2.05 s, twice 3.0 and 4.0 s)
+				// until the links' liveness check ends every circuit
+				// through the hung relay, about 4 s after the freeze.
+				// That check is the bound.
+				hopRole, fetchWithin = "exit", failWithin
 			}
 			// The circuit carrying the download, and its relay in role.
 			victim := -1
@@ -97,6 +110,28 @@ func TestFailover(t *testing.T) {
 			}
 			t.Logf("%s: %s", role, pn.relays[victim].name)
 
+			// New fetches, one after another, from the kill on, while the
+			// download fails: a browser opens new pages at once.
+			fetched := make(chan time.Duration, 1)
+			go func() {
+				defer close(fetched)
+				for time.Since(killed) < 20*time.Second && ctx.Err() == nil {
+					fctx, fcancel := context.WithTimeout(ctx, 5*time.Second)
+					err := f.fetch(fctx, small, len(body))
+					fcancel()
+					if err == nil {
+						fetched <- time.Since(killed)
+						return
+					}
+					t.Logf("fetch %v after the kill: %v", time.Since(killed).Round(time.Millisecond), err)
+				}
+			}()
+			defer func() {
+				cancel()
+				for range fetched {
+				}
+			}()
+
 			select {
 			case err := <-dlDone:
 				var ee *exec.ExitError
@@ -111,19 +146,8 @@ func TestFailover(t *testing.T) {
 				t.Fatalf("download through a killed %s still running 15 s after the kill", role)
 			}
 
-			// New fetches, one after another, from the kill on.
-			var ok time.Duration
-			for time.Since(killed) < 20*time.Second {
-				fctx, fcancel := context.WithTimeout(ctx, 5*time.Second)
-				err := f.fetch(fctx, small, len(body))
-				fcancel()
-				if err == nil {
-					ok = time.Since(killed)
-					break
-				}
-				t.Logf("fetch %v after the kill: %v", time.Since(killed).Round(time.Millisecond), err)
-			}
-			if ok == 0 {
+			ok, fetchedOK := <-fetched
+			if !fetchedOK {
 				t.Fatal("no fetch succeeded within 20 s of the kill")
 			}
 			t.Logf("first fetch succeeded %v after the kill", ok.Round(time.Millisecond))
@@ -141,8 +165,8 @@ func TestFailover(t *testing.T) {
 				if err == nil && st.Network.RelaysKnown == len(pn.relays) {
 					break
 				}
-				if time.Since(back) > 35*time.Second {
-					t.Fatalf("client knows %d of %d relays 35 s after the restart", st.Network.RelaysKnown, len(pn.relays))
+				if time.Since(back) > 10*time.Second {
+					t.Fatalf("client knows %d of %d relays 10 s after the restart", st.Network.RelaysKnown, len(pn.relays))
 				}
 				time.Sleep(100 * time.Millisecond)
 			}

@@ -22,10 +22,12 @@
 // A relay's death costs a stream at most a retry. The pool's spare circuits
 // go through different exits (the BuildFunc is asked, through
 // [AvoidExits], to pass over the exits the spares already use). A stream
-// whose circuit turns out broken is retried once on another circuit; one
-// whose BEGIN gets no answer within 3 s plus ten of the circuit's round
-// trips (its RTT method) is retried once through another exit, and its
-// circuit takes no more streams. An isolation group has no ceiling: a
+// whose circuit turns out broken, or whose BEGIN gets no answer within 3 s
+// plus ten of the circuit's round trips (its RTT method), is retried
+// through another exit, up to three times and within ConnectTimeout in
+// all, as Tor retries a stream on new circuits until its stream timeout;
+// the circuit takes no more streams. A destination's refusal (or any
+// error the exit reports of the destination) is not retried. An isolation group has no ceiling: a
 // circuit carries at most MaxStreamsPerCircuit streams, and when an exit
 // refuses a stream because its circuit is full (CIRCUIT_FULL), the stream
 // goes to another circuit of the same group, a new one if need be. A

@@ -104,7 +104,7 @@ func (r *replayConn) settle() error {
 		}
 		cur := r.cur
 		r.mu.Unlock()
-		err := r.d.p.connected(r.ctx, cur, !r.d.retried)
+		err := r.d.p.connected(r.ctx, cur, r.d.bounded(), r.d.deadline)
 		if err == nil {
 			r.finish(nil)
 			return nil

@@ -110,16 +110,7 @@ func TestPoolBeginTimeoutOtherExit(t *testing.T) {
 		}
 	}
 	stalled.Stall()
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := e.p.Dial(ctx, "g", proxytest.ExitOnlyName, e.port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	took := time.Since(start)
-	echo(t, c)
+	took := echoDial(t, e, "g")
 	if took > 10*time.Second {
 		t.Fatalf("retry after %v", took)
 	}
@@ -189,4 +180,96 @@ func TestPoolCircuitFullNotDestinationError(t *testing.T) {
 	if !errors.Is(err, endreason.ErrCircuitFull) {
 		t.Fatalf("err %v", err)
 	}
+}
+
+// TestPoolRetriesAcrossExits: a stream open whose BEGIN goes unanswered on
+// two circuits in a row (two exits hung) goes on to a third exit, as Tor
+// retries a stream on new circuits until its stream timeout, rather than
+// waiting out ConnectTimeout on the second.
+func TestPoolRetriesAcrossExits(t *testing.T) {
+	checkLeaks(t)
+	e := newPoolEnv(t, proxy.PoolOptions{Prebuilt: -1, ConnectTimeout: 30 * time.Second}, false)
+	e.b.SetExits("exit-a", "exit-b", "exit-c")
+	e.b.SetRTT(time.Millisecond)
+	e.b.StallExit("exit-a")
+	e.b.StallExit("exit-b")
+	echoDial(t, e, "g")
+	if st := e.p.Stats(); st.BeginTimeouts != 2 || st.Retries != 2 {
+		t.Fatalf("%d begin timeouts, %d retries; want 2 and 2", st.BeginTimeouts, st.Retries)
+	}
+	for _, cc := range e.b.Circuits() {
+		if cc.Streams() == 1 && cc.ExitID() != "exit-c" {
+			t.Fatalf("stream on %s, want exit-c", cc.ExitID())
+		}
+	}
+}
+
+// TestPoolRetriesWithinConnectTimeout: however many exits hang, a stream
+// open gives up ConnectTimeout after the Dial, not ConnectTimeout after
+// its last retry began.
+func TestPoolRetriesWithinConnectTimeout(t *testing.T) {
+	checkLeaks(t)
+	const connect = 3500 * time.Millisecond // the begin bound is 3 s + 10 ms
+	e := newPoolEnv(t, proxy.PoolOptions{Prebuilt: -1, ConnectTimeout: connect}, false)
+	e.b.SetExits("exit-a", "exit-b", "exit-c")
+	e.b.SetRTT(time.Millisecond)
+	e.b.StallHost(proxytest.ExitOnlyName)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := e.p.Dial(ctx, "g", proxytest.ExitOnlyName, e.port)
+	took := time.Since(start)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("dial: %v, want a deadline error", err)
+	}
+	// One retry fits: the second attempt waits the rest of ConnectTimeout
+	// (before, it waited a whole ConnectTimeout of its own: 6.5 s).
+	if took > connect+2*time.Second {
+		t.Fatalf("dial failed after %v, want about %v", took, connect)
+	}
+	if got := openedOn(e.b); len(got) != 2 {
+		t.Fatalf("opens %v, want one on each of two circuits", got)
+	}
+}
+
+// TestPoolBeginBoundLearned: once opens were answered in milliseconds, a
+// hung exit is left after about beginFloor (1 s), not after 3 s: browsing
+// carries on within about a second of an exit hanging.
+func TestPoolBeginBoundLearned(t *testing.T) {
+	checkLeaks(t)
+	e := newPoolEnv(t, proxy.PoolOptions{Prebuilt: -1, ConnectTimeout: 30 * time.Second}, false)
+	e.b.SetExits("exit-a", "exit-b")
+	e.b.SetRTT(time.Millisecond)
+	for range 8 {
+		e.dial(t, "g").Close()
+	}
+	e.b.StallExit("exit-a") // the group's circuit's
+	took := echoDial(t, e, "g")
+	t.Logf("hung exit left; stream open after %v", took.Round(time.Millisecond))
+	if st := e.p.Stats(); st.BeginTimeouts != 1 {
+		t.Fatalf("%d begin timeouts, want 1", st.BeginTimeouts)
+	}
+	// Before, the bound was 3 s whatever the opens before: well apart
+	// from 1 s even on a loaded machine.
+	if took >= 2500*time.Millisecond {
+		t.Fatalf("hung exit left after %v, want about 1 s", took)
+	}
+}
+
+// echoDial dials ExitOnlyName for the group key within 20 s, checks the
+// stream echoes, closes it at the test's end, and returns how long the
+// dial took.
+func echoDial(t *testing.T, e *poolEnv, key string) time.Duration {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	c, err := e.p.Dial(ctx, key, proxytest.ExitOnlyName, e.port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	t.Cleanup(func() { c.Close() })
+	echo(t, c)
+	return took
 }

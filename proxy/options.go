@@ -54,6 +54,18 @@ const (
 	// the destination is most of it), then tries another exit.
 	beginMin  = 3 * time.Second
 	beginRTTs = 10
+	// Learned from the last connectSamples opens (once there are
+	// minConnectSamples): the bound is beginSlowest times the slowest of
+	// them, between beginFloor and the above.
+	beginFloor        = time.Second
+	beginSlowest      = 4
+	connectSamples    = 32
+	minConnectSamples = 8
+	// maxStreamRetries bounds how often one stream open moves on to a
+	// circuit through another exit after a circuit failure or an
+	// unanswered BEGIN (all within ConnectTimeout); the last attempt
+	// waits for the rest of ConnectTimeout.
+	maxStreamRetries = 3
 
 	// cleanMaxAge: a prebuilt circuit nobody claimed is replaced after this
 	// long, so paths keep rotating (Tor's CircuitIdleTimeout is one hour).

@@ -50,6 +50,7 @@ type Pool struct {
 	backoff       time.Duration
 	prebuildAfter time.Time
 	stats         PoolStats
+	connects      connectTimes    // how soon the last opens were answered
 	observer      func(PoolEvent) // see SetObserver
 }
 
@@ -58,6 +59,7 @@ type poolCircuit struct {
 	id       uint64
 	exit     string        // the exit relay's ID, if the circuit tells it
 	relays   []string      // the IDs of its hops after the first, if it tells them
+	guard    string        // the ID of its first hop, if it tells it
 	rtt      time.Duration // the circuit's round-trip time, if it tells it
 	built    time.Time
 	bound    bool // claimed by an isolation group
@@ -93,10 +95,11 @@ type PoolStats struct {
 	Groups        int    // isolation groups with a live circuit
 	Builds        uint64 // successful builds since NewPool
 	BuildFailures uint64
-	Retries       uint64 // dials retried on a fresh circuit after a circuit failure
+	Retries       uint64 // stream opens retried through another exit (circuit failure, unanswered BEGIN)
 	// BeginTimeouts counts stream opens that got no answer within the
-	// bound learned from their circuit's round trip; each was retried on
-	// a circuit through another exit and its circuit retired as suspect.
+	// bound learned from their circuit's round trip; each circuit was
+	// retired as suspect, and the open retried through another exit
+	// while retries and time were left.
 	BeginTimeouts uint64
 	// FullRetries counts stream opens an exit refused because their
 	// circuit had all the streams it allows; each went to another
@@ -259,15 +262,22 @@ func (p *Pool) Snapshot() []CircuitInfo {
 
 // Dial opens a stream to host:port on a circuit of the isolation group
 // isolationKey. A dial that fails because its circuit failed (not because the
-// exit reported a destination error) is retried once on a fresh circuit; one
-// whose BEGIN gets no answer within the bound learned from the circuit's
-// round trip is retried once on a circuit through another exit, and its
-// circuit retired as suspect; one the exit refuses because the circuit is
-// full goes to another circuit of the same group (a new one if need be).
-// Errors wrap the endreason sentinels, context errors, ErrClosed or
-// ErrTooManyCircuits.
+// exit reported a destination error), or whose BEGIN gets no answer within
+// the bound learned from the circuit's round trip, is retried on a circuit
+// through another exit, up to maxStreamRetries times and within
+// ConnectTimeout from the Dial in all (as Tor retries a stream on new
+// circuits until its stream timeout); the failed circuit is retired. A
+// destination error the exit reported (refused, unreachable, no such
+// name, the exit's own connect timeout) is never retried: the destination
+// does not see the attempt again through another exit. One the exit
+// refuses because the circuit is full goes to another circuit of the
+// same group (a new one if need be). Errors wrap the endreason sentinels,
+// context errors, ErrClosed or ErrTooManyCircuits.
 func (p *Pool) Dial(ctx context.Context, isolationKey, host string, port uint16) (net.Conn, error) {
-	d := &dial{p: p, key: isolationKey, host: host, port: port}
+	p.mu.Lock()
+	deadline := time.Now().Add(p.opts.ConnectTimeout)
+	p.mu.Unlock()
+	d := &dial{p: p, key: isolationKey, host: host, port: port, deadline: deadline}
 	conn, err := d.open(ctx)
 	if err != nil {
 		return nil, err
@@ -285,10 +295,15 @@ type dial struct {
 	p          *Pool
 	key, host  string
 	port       uint16
-	avoid      avoidance // the relays of a circuit whose BEGIN went unanswered
-	retried    bool      // the one retry after a circuit failure is spent
+	deadline   time.Time // ConnectTimeout after the Dial: no retry after it
+	avoid      avoidance // the exits and relays of the circuits that failed it
+	retries    int       // retries after a circuit failure or an unanswered BEGIN
 	fullMisses int       // circuits that were full
 }
+
+// bounded reports whether the next attempt gives up at the begin bound
+// (another will follow) rather than waiting for ConnectTimeout.
+func (d *dial) bounded() bool { return d.retries < maxStreamRetries }
 
 // open opens the stream on a circuit of the dial's group, retrying as
 // Dial says.
@@ -298,7 +313,7 @@ func (d *dial) open(ctx context.Context) (*poolStream, error) {
 		if err != nil {
 			return nil, err
 		}
-		conn, err := d.p.open(ctx, pc, d.host, d.port, !d.retried)
+		conn, err := d.p.open(ctx, pc, d.host, d.port, d.bounded(), d.deadline)
 		if err == nil {
 			return conn, nil
 		}
@@ -325,22 +340,19 @@ func (d *dial) retry(pc *poolCircuit, err error) bool {
 		}
 		p.stats.FullRetries++
 		return true
-	case errors.Is(err, errBeginTimeout) && !d.retried:
-		d.retried, d.avoid = true, avoidance{exits: []string{pc.exit}, relays: pc.relays}
+	case errors.Is(err, errBeginTimeout) || circuitFailure(err):
 		p.retireLocked(pc)
-		p.stats.BeginTimeouts++
+		if errors.Is(err, errBeginTimeout) {
+			p.stats.BeginTimeouts++
+		}
+		if !d.bounded() || !time.Now().Before(d.deadline) {
+			return false
+		}
+		d.retries++
+		d.avoid = d.avoid.with(pc)
 		p.stats.Retries++
-		p.log.WithError(err).Debug("stream open unanswered; retrying through another exit")
+		p.log.WithError(err).WithField("retry", d.retries).Debug("stream open failed on its circuit; retrying through another exit")
 		return true
-	case circuitFailure(err) && !d.retried:
-		d.retried = true
-		p.retireLocked(pc)
-		p.stats.Retries++
-		p.log.WithError(err).Debug("stream open failed on a broken circuit; retrying on a fresh one")
-		return true
-	}
-	if errors.Is(err, errBeginTimeout) || circuitFailure(err) {
-		p.retireLocked(pc)
 	}
 	return false
 }
@@ -348,15 +360,63 @@ func (d *dial) retry(pc *poolCircuit, err error) bool {
 // errBeginTimeout: a BEGIN got no answer within the circuit's begin bound.
 var errBeginTimeout = errors.New("no answer from the exit within the circuit's round-trip bound")
 
-// beginTimeout is how long the first attempt of a stream open waits for
+// beginTimeout is how long a bounded attempt of a stream open waits for
 // the exit's answer on a circuit with round trip rtt: the exit's connect
-// to the destination plus a margin of round trips, within ConnectTimeout.
+// to the destination plus a margin of round trips, within ConnectTimeout;
+// less when the opens so far were answered sooner (learned, from
+// connectTimes.bound; 0 before it knows), but never under beginFloor.
 // 0 (rtt unknown) leaves ConnectTimeout alone.
-func beginTimeout(rtt, connect time.Duration) time.Duration {
+func beginTimeout(rtt, connect, learned time.Duration) time.Duration {
 	if rtt <= 0 {
 		return connect
 	}
-	return min(connect, beginMin+beginRTTs*rtt)
+	b := beginMin + beginRTTs*rtt
+	if learned > 0 {
+		b = min(b, max(beginFloor, learned))
+	}
+	return min(connect, b)
+}
+
+// connectTimes keeps how long the last stream opens took from BEGIN to
+// the exit's answer, as Tor learns its circuit build timeout from the
+// builds it saw: a hung exit is then left after about a second where
+// destinations answer in milliseconds, and after the full bound where
+// they take seconds.
+type connectTimes struct {
+	last [connectSamples]time.Duration
+	n    int
+}
+
+func (c *connectTimes) add(d time.Duration) {
+	c.last[c.n%connectSamples] = d
+	c.n++
+}
+
+// bound is beginSlowest times the slowest open kept, or 0 with fewer
+// than minConnectSamples.
+func (c *connectTimes) bound() time.Duration {
+	if c.n < minConnectSamples {
+		return 0
+	}
+	var slowest time.Duration
+	for _, d := range c.last[:min(c.n, connectSamples)] {
+		slowest = max(slowest, d)
+	}
+	return beginSlowest * slowest
+}
+
+// beginBound is the begin bound of a circuit with round trip rtt now.
+func (p *Pool) beginBound(rtt time.Duration) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return beginTimeout(rtt, p.opts.ConnectTimeout, p.connects.bound())
+}
+
+// answered records a stream open the exit answered took since it began.
+func (p *Pool) answered(took time.Duration) {
+	p.mu.Lock()
+	p.connects.add(took)
+	p.mu.Unlock()
 }
 
 // circuitFailure reports whether a failed OpenStream says the circuit is
@@ -381,28 +441,36 @@ func circuitFailure(err error) bool {
 	return true
 }
 
-func (p *Pool) open(ctx context.Context, pc *poolCircuit, host string, port uint16, bounded bool) (*poolStream, error) {
-	octx, bctx, cancel := p.openContexts(ctx, pc, time.Now(), bounded)
+func (p *Pool) open(ctx context.Context, pc *poolCircuit, host string, port uint16, bounded bool, deadline time.Time) (*poolStream, error) {
+	octx, bctx, cancel := p.openContexts(ctx, pc, time.Now(), bounded, deadline)
 	defer cancel()
+	began := time.Now()
 	conn, err := pc.c.OpenStream(bctx, host, port)
 	if err != nil {
 		p.release(pc)
 		return nil, p.openErr(ctx, octx, bctx, pc, host, port, err)
 	}
+	if !earlydata.Wanted(ctx) {
+		p.answered(time.Since(began))
+	}
 	return &poolStream{Conn: conn, p: p, pc: pc, host: host, port: port, began: time.Now()}, nil
 }
 
 // openContexts bounds a stream open that began at start: octx by
-// ConnectTimeout, bctx (the first attempt's, when bounded) by the begin
-// bound learned from the circuit's round trip, with errBeginTimeout as its
-// cause.
-func (p *Pool) openContexts(ctx context.Context, pc *poolCircuit, start time.Time, bounded bool) (octx, bctx context.Context, cancel context.CancelFunc) {
+// ConnectTimeout and by deadline (the Dial's, if not zero), bctx (when
+// bounded: another attempt may follow) by the begin bound learned from the
+// circuit's round trip, with errBeginTimeout as its cause.
+func (p *Pool) openContexts(ctx context.Context, pc *poolCircuit, start time.Time, bounded bool, deadline time.Time) (octx, bctx context.Context, cancel context.CancelFunc) {
 	p.mu.Lock()
 	timeout := p.opts.ConnectTimeout
 	p.mu.Unlock()
-	octx, ocancel := context.WithDeadline(ctx, start.Add(timeout))
+	end := start.Add(timeout)
+	if !deadline.IsZero() && deadline.Before(end) {
+		end = deadline
+	}
+	octx, ocancel := context.WithDeadline(ctx, end)
 	bctx, bcancel := octx, context.CancelFunc(func() {})
-	if bt := beginTimeout(pc.rtt, timeout); bounded && bt < timeout {
+	if bt := p.beginBound(pc.rtt); bounded && start.Add(bt).Before(end) {
 		bctx, bcancel = context.WithDeadlineCause(octx, start.Add(bt), errBeginTimeout)
 	}
 	return octx, bctx, func() { bcancel(); ocancel() }
@@ -413,10 +481,7 @@ func (p *Pool) openContexts(ctx context.Context, pc *poolCircuit, start time.Tim
 func (p *Pool) openErr(ctx, octx, bctx context.Context, pc *poolCircuit, host string, port uint16, err error) error {
 	switch {
 	case ctx.Err() == nil && octx.Err() == nil && context.Cause(bctx) == errBeginTimeout:
-		p.mu.Lock()
-		bt := beginTimeout(pc.rtt, p.opts.ConnectTimeout)
-		p.mu.Unlock()
-		err = fmt.Errorf("%w after %v: %w", errBeginTimeout, bt, err)
+		err = fmt.Errorf("%w after %v: %w", errBeginTimeout, p.beginBound(pc.rtt), err)
 	case ctx.Err() == nil && octx.Err() != nil && !errors.Is(err, context.DeadlineExceeded):
 		// The circuit reported the expired deadline its own way.
 		err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
@@ -427,24 +492,26 @@ func (p *Pool) openErr(ctx, octx, bctx context.Context, pc *poolCircuit, host st
 // connected waits for the exit's answer to an optimistic stream's BEGIN,
 // within the same bounds as open, counted from when the BEGIN left. A
 // stream that cannot tell is taken as connected.
-func (p *Pool) connected(ctx context.Context, s *poolStream, bounded bool) error {
+func (p *Pool) connected(ctx context.Context, s *poolStream, bounded bool, deadline time.Time) error {
 	c, ok := s.Conn.(interface {
 		Connected(ctx context.Context) error
 	})
 	if !ok {
 		return nil
 	}
-	octx, bctx, cancel := p.openContexts(ctx, s.pc, s.began, bounded)
+	octx, bctx, cancel := p.openContexts(ctx, s.pc, s.began, bounded, deadline)
 	defer cancel()
 	if err := c.Connected(bctx); err != nil {
 		return p.openErr(ctx, octx, bctx, s.pc, s.host, s.port, err)
 	}
+	p.answered(time.Since(s.began))
 	return nil
 }
 
 // claim returns a circuit for key with one stream reserved on it: the key's
 // circuit if it is still usable, else a clean prebuilt one, else a new build.
-// Circuits through the exit avoid names are passed over while others exist.
+// Circuits avoid avoids (by their exit or a relay after the first hop)
+// are passed over while others exist.
 func (p *Pool) claim(ctx context.Context, key string, avoid avoidance) (*poolCircuit, error) {
 	for died := 0; ; {
 		p.mu.Lock()
@@ -460,16 +527,16 @@ func (p *Pool) claim(ctx context.Context, key string, avoid avoidance) (*poolCir
 			}
 			switch {
 			case pc.bound && pc.key == key:
-				if better(pc, best, avoid.exit(), func(a, b *poolCircuit) bool { return a.firstUse.After(b.firstUse) }) {
+				if better(pc, best, avoid, func(a, b *poolCircuit) bool { return a.firstUse.After(b.firstUse) }) {
 					best = pc
 				}
 			case !pc.bound:
-				if better(pc, clean, avoid.exit(), func(a, b *poolCircuit) bool { return a.built.Before(b.built) }) {
+				if better(pc, clean, avoid, func(a, b *poolCircuit) bool { return a.built.Before(b.built) }) {
 					clean = pc
 				}
 			}
 		}
-		if ae := avoid.exit(); clean != nil && (best == nil || ae != "" && best.exit == ae && clean.exit != ae) {
+		if clean != nil && (best == nil || avoid.avoids(best) && !avoid.avoids(clean)) {
 			p.bindLocked(clean, key, now)
 			best = clean
 			p.poke()
@@ -511,14 +578,14 @@ func (p *Pool) claim(ctx context.Context, key string, avoid avoidance) (*poolCir
 	}
 }
 
-// better reports whether pc is a better choice than cur: through another
-// exit than avoid if cur is not, else by less.
-func better(pc, cur *poolCircuit, avoid string, less func(a, b *poolCircuit) bool) bool {
+// better reports whether pc is a better choice than cur: not avoided if
+// cur is, else by less.
+func better(pc, cur *poolCircuit, avoid avoidance, less func(a, b *poolCircuit) bool) bool {
 	if cur == nil {
 		return true
 	}
-	if avoid != "" && (pc.exit == avoid) != (cur.exit == avoid) {
-		return cur.exit == avoid
+	if a, b := avoid.avoids(pc), avoid.avoids(cur); a != b {
+		return b
 	}
 	return less(pc, cur)
 }
@@ -637,6 +704,9 @@ func (p *Pool) addLocked(c Circuit) *poolCircuit {
 	}
 	if r, ok := c.(interface{ RelayIDs() []string }); ok {
 		pc.relays = r.RelayIDs()
+	}
+	if g, ok := c.(interface{ GuardID() string }); ok {
+		pc.guard = g.GuardID()
 	}
 	if r, ok := c.(interface{ RTT() time.Duration }); ok {
 		pc.rtt = r.RTT()
@@ -815,12 +885,38 @@ type avoidance struct {
 	exits, relays []string
 }
 
-// exit is the exit avoided first, or "".
-func (a avoidance) exit() string {
-	if len(a.exits) == 0 {
-		return ""
+// avoids reports whether a avoids pc: its exit, or any relay of it, its
+// guard included (the middle of a circuit whose BEGIN went unanswered may
+// be what hung, and the hung exit may be another circuit's middle or
+// guard). Only the relays after a failed circuit's guard are avoided:
+// circuits share the client's guard.
+func (a avoidance) avoids(pc *poolCircuit) bool {
+	if pc.exit != "" && slices.Contains(a.exits, pc.exit) {
+		return true
 	}
-	return a.exits[0]
+	if pc.guard != "" && slices.Contains(a.relays, pc.guard) {
+		return true
+	}
+	for _, r := range pc.relays {
+		if slices.Contains(a.relays, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// with returns a that also avoids pc's exit and relays.
+func (a avoidance) with(pc *poolCircuit) avoidance {
+	out := avoidance{exits: slices.Clone(a.exits), relays: slices.Clone(a.relays)}
+	if pc.exit != "" && !slices.Contains(out.exits, pc.exit) {
+		out.exits = append(out.exits, pc.exit)
+	}
+	for _, r := range pc.relays {
+		if !slices.Contains(out.relays, r) {
+			out.relays = append(out.relays, r)
+		}
+	}
+	return out
 }
 
 // spareAvoidanceLocked returns what a prebuild should avoid: the exits of
@@ -830,16 +926,8 @@ func (a avoidance) exit() string {
 func (p *Pool) spareAvoidanceLocked() avoidance {
 	var a avoidance
 	for pc := range p.circs {
-		if pc.bound || pc.retired {
-			continue
-		}
-		if pc.exit != "" && !slices.Contains(a.exits, pc.exit) {
-			a.exits = append(a.exits, pc.exit)
-		}
-		for _, r := range pc.relays {
-			if !slices.Contains(a.relays, r) {
-				a.relays = append(a.relays, r)
-			}
+		if !pc.bound && !pc.retired {
+			a = a.with(pc)
 		}
 	}
 	return a

@@ -39,6 +39,7 @@ type Builder struct {
 	hosts     map[string]string // name -> IP literal
 	failHosts map[string]error  // host -> error OpenStream returns
 	stall     map[string]bool   // host -> OpenStream waits for its context
+	stallExit map[string]bool   // exit name -> its circuits' opens wait
 	circuits  []*Circuit
 	builds    int
 	hook      func(ctx context.Context) error
@@ -55,6 +56,7 @@ func NewBuilder() *Builder {
 		hosts:     map[string]string{ExitOnlyName: "127.0.0.1", "localhost": "127.0.0.1"},
 		failHosts: make(map[string]error),
 		stall:     make(map[string]bool),
+		stallExit: make(map[string]bool),
 	}
 }
 
@@ -168,6 +170,14 @@ func (b *Builder) StallHost(host string) {
 	b.mu.Unlock()
 }
 
+// StallExit makes OpenStream on every circuit through exit (see SetExits)
+// wait until its context ends, as through an exit that hung.
+func (b *Builder) StallExit(exit string) {
+	b.mu.Lock()
+	b.stallExit[exit] = true
+	b.mu.Unlock()
+}
+
 // Builds is the number of successful builds.
 func (b *Builder) Builds() int {
 	b.mu.Lock()
@@ -234,7 +244,7 @@ func (c *Circuit) OpenStream(ctx context.Context, host string, port uint16) (net
 		return nil, fmt.Errorf("open stream: %w", ErrCircuitDead)
 	}
 	c.b.mu.Lock()
-	failErr, stall := c.b.failHosts[host], c.b.stall[host] || c.stalled
+	failErr, stall := c.b.failHosts[host], c.b.stall[host] || c.stalled || c.b.stallExit[c.exit]
 	ip, known := c.b.hosts[host]
 	limit := c.b.streamCap
 	c.b.mu.Unlock()
