@@ -63,6 +63,7 @@ func TestDefaults(t *testing.T) {
 		{"trust.min_exit_score", 1},
 		{"trust.prefer_contact_guards", false},
 		{"trust.attesters", []string{}},
+		{"services", []ServiceConfig(nil)},
 	}
 	var covered []string
 	for _, tt := range tests {
@@ -101,6 +102,19 @@ func TestExampleIsDefault(t *testing.T) {
 	}
 	lines := strings.Split(string(data), "\n")
 	for _, key := range Keys() {
+		if f := schema().leaves[key]; f.elems != nil {
+			// Arrays of tables are none by default: the example shows
+			// a block commented out, every key commented.
+			for name := range f.elems {
+				if !strings.Contains(string(data), "\n# "+name+" = ") {
+					t.Errorf("example lacks a commented %s.%s", key, name)
+				}
+			}
+			if !strings.Contains(string(data), "\n# [["+key+"]]\n") {
+				t.Errorf("example lacks a commented [[%s]]", key)
+			}
+			continue
+		}
 		k := idx.byKey[key]
 		if k == nil {
 			t.Errorf("example lacks key %s", key)

@@ -76,7 +76,9 @@ type Host struct {
 	joined    map[Circuit]struct{}
 	published time.Time
 	pubErr    error
-	revisions map[uint64]uint64 // last revision uploaded, by period number
+	target    string                   // o.Target, then Update's
+	contacts  func() []*ecdh.PublicKey // o.Contacts, then Update's
+	revisions map[uint64]uint64        // last revision uploaded, by period number
 }
 
 type introSlot struct {
@@ -100,6 +102,8 @@ func NewHost(id *Identity, o HostOptions) (*Host, error) {
 		joined: make(map[Circuit]struct{}),
 
 		revisions: make(map[uint64]uint64),
+		target:    o.Target,
+		contacts:  o.Contacts,
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.wg.Add(1)
@@ -150,6 +154,38 @@ func (h *Host) Status() HostStatus {
 	return st
 }
 
+// Update changes the service's target, for the streams opened from now
+// on, and whether it is for contacts only (contacts nil: open), which
+// republishes at once. A service that becomes contacts only also replaces
+// its intro points: whoever read the open descriptor knows their keys.
+func (h *Host) Update(target string, contacts func() []*ecdh.PublicKey) {
+	h.mu.Lock()
+	closing := (h.contacts == nil) != (contacts == nil)
+	h.target, h.contacts = target, contacts
+	var circs []Circuit
+	if closing && contacts != nil {
+		for auth, s := range h.intros {
+			circs = append(circs, s.circ)
+			delete(h.intros, auth)
+			h.srv.RemoveIntroPoint(auth)
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range circs {
+		_ = c.Close() // its serveIntro ends
+	}
+	if closing {
+		h.poke()
+	}
+}
+
+// contactsFn is the current contacts source, nil for an open service.
+func (h *Host) contactsFn() func() []*ecdh.PublicKey {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.contacts
+}
+
 func (h *Host) poke() {
 	select {
 	case h.kick <- struct{}{}:
@@ -181,7 +217,7 @@ func (h *Host) run() {
 				next = h.o.Now().Add(h.o.Republish)
 			}
 		}
-		if !full || h.o.Contacts != nil {
+		if !full || h.contactsFn() != nil {
 			wait = min(wait, h.o.Retry)
 		}
 		t := time.NewTimer(wait)
@@ -199,10 +235,11 @@ func (h *Host) run() {
 // contactsDigest stands for the contacts' keys of a contacts-only
 // service ("" otherwise), to notice when they change.
 func (h *Host) contactsDigest() string {
-	if h.o.Contacts == nil {
+	fn := h.contactsFn()
+	if fn == nil {
 		return ""
 	}
-	keys := h.o.Contacts()
+	keys := fn()
 	out := make([]byte, 0, 1+32*len(keys))
 	out = append(out, 'c')
 	for _, k := range keys {
@@ -358,8 +395,11 @@ func (h *Host) rendezvous(msg []byte) error {
 }
 
 func (h *Host) dialTarget(ctx context.Context) (net.Conn, error) {
+	h.mu.Lock()
+	target := h.target
+	h.mu.Unlock()
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", h.o.Target)
+	c, err := d.DialContext(ctx, "tcp", target)
 	if err != nil {
 		return nil, fmt.Errorf("service target: %w", err)
 	}
@@ -397,12 +437,13 @@ func (h *Host) publish() error {
 	}
 	h.mu.Unlock()
 	var contacts []*ecdh.PublicKey
-	if h.o.Contacts != nil {
-		contacts = h.o.Contacts()
+	fn := h.contactsFn()
+	if fn != nil {
+		contacts = fn()
 	}
 	var errs []error
 	for _, p := range periods {
-		d := &Descriptor{Period: p, Revision: h.revision(p, now), IntroPoints: points, ContactsOnly: h.o.Contacts != nil}
+		d := &Descriptor{Period: p, Revision: h.revision(p, now), IntroPoints: points, ContactsOnly: fn != nil}
 		ctx, cancel := context.WithTimeout(h.ctx, DefaultConnectTimeout)
 		errs = append(errs, h.id.Publish(ctx, h.o.Store, h.o.Rand, d, contacts))
 		cancel()

@@ -20,6 +20,7 @@ import (
 
 	"github.com/pikcio/pikcio/config"
 	"github.com/pikcio/pikcio/node"
+	"github.com/pikcio/pikcio/service"
 	"github.com/pikcio/pikcio/tis"
 	"github.com/pikcio/pikcio/trust"
 	"github.com/pikcio/pikcio/trust/exchange"
@@ -461,7 +462,7 @@ unknown) and the date they were added.`)
 		}
 		svc := "-"
 		if c.Service != nil && c.Service.Address != ([32]byte{}) {
-			svc = node.ContactLabel(c.Name) + ".pikcio"
+			svc = service.Label(c.Name) + ".pikcio"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Name, c.ID, nodeID, c.AddedAt.Local().Format(time.DateOnly), svc)
 	}

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pikcio/pikcio/node"
 	"github.com/pikcio/pikcio/service"
 )
 
@@ -22,11 +21,11 @@ func TestServiceList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sd := filepath.Join(dir, node.ServicesDir)
+	sd := filepath.Join(dir, service.ServicesDir)
 	if err := os.MkdirAll(sd, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	for name, b := range map[string][]byte{"web.key": id.Seed(), node.ClientKeyFile: make([]byte, 32)} {
+	for name, b := range map[string][]byte{"web.key": id.Seed(), service.ClientKeyFile: make([]byte, 32)} {
 		if err := os.WriteFile(filepath.Join(sd, name), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
