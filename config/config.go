@@ -28,7 +28,7 @@ type Config struct {
 	Trust  TrustConfig  `toml:"trust"`
 	// Services are the [[services]] blocks, one per published service, in
 	// the file's order (services.go).
-	Services []ServiceConfig `toml:"services"`
+	Services []ServiceConfig `toml:"services,omitempty"`
 }
 
 // NodeConfig is the [node] section: where the node keeps its state and how

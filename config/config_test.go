@@ -133,7 +133,8 @@ func TestKeysWalkTags(t *testing.T) {
 	walk = func(typ reflect.Type, prefix string) {
 		for i := 0; i < typ.NumField(); i++ {
 			f := typ.Field(i)
-			key := prefix + f.Tag.Get("toml")
+			name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+			key := prefix + name
 			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[Duration]() {
 				walk(f.Type, key+".")
 				continue

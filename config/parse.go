@@ -365,7 +365,7 @@ func (idx *docIndex) checkTypes() []*Error {
 // Keys the blocks lack are left to the strict decoder.
 func checkBlockKey(f *field, k *keyInfo, last bool, report func(key string, line int, kind error, msg string)) {
 	if last {
-		if k.kind != unstable.ArrayTable {
+		if k.kind != unstable.ArrayTable && (k.kind != unstable.Array || len(k.elems) > 0) {
 			report(f.key, k.line, ErrType, fmt.Sprintf("want [[%s]] blocks, got %s", f.key, kindName(k.kind)))
 		}
 		return

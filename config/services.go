@@ -108,6 +108,13 @@ func AppendService(name string, data []byte, s ServiceConfig) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	idx, perr := indexDocument(bytes.TrimPrefix(data, []byte("\ufeff")))
+	if perr != nil {
+		return nil, perr
+	}
+	if k := idx.byKey[ServicesKey]; k != nil && k.kind == unstable.Array {
+		return nil, &Error{File: name, Line: k.line, Key: ServicesKey, Err: &problem{kind: ErrValue, msg: "an empty list: delete it to add [[services]] blocks"}}
+	}
 	for _, o := range cfg.Services {
 		if o.Name == s.Name {
 			return nil, fmt.Errorf("%s: service %q: %w", name, s.Name, ErrServiceExists)

@@ -14,6 +14,7 @@ func TestParseServices(t *testing.T) {
 		want []ServiceConfig
 	}{
 		{"none", "[log]\nlevel = \"info\"\n", nil},
+		{"empty list", "services = []\n", []ServiceConfig{}},
 		{"one", "[[services]]\nname = \"blog\"\ntarget = \"127.0.0.1:8080\"\n",
 			[]ServiceConfig{{Name: "blog", Target: "127.0.0.1:8080"}}},
 		{"two in order, options", "[[services]]\nname = \"b\"\ntarget = \"[::1]:80\"\ncontacts_only = true\n\n[client]\nhops = 3\n\n[[services]]\nname = \"a-1\"\ntarget = \"localhost:9\"\n",
@@ -99,6 +100,9 @@ func TestAppendRemoveService(t *testing.T) {
 	}
 	if _, err := RemoveService("f.toml", []byte("[client\n"), "blog"); !errors.Is(err, ErrSyntax) {
 		t.Fatalf("remove from a bad file: %v", err)
+	}
+	if _, err := AppendService("f.toml", []byte("services = []\n"), ServiceConfig{Name: "a", Target: "127.0.0.1:1"}); !errors.Is(err, ErrValue) {
+		t.Fatalf("append after services = []: %v", err)
 	}
 	empty, err := AppendService("f.toml", nil, ServiceConfig{Name: "a", Target: "127.0.0.1:1"})
 	if err != nil || string(empty) != "[[services]]\nname = \"a\"\ntarget = \"127.0.0.1:1\"\n" {
