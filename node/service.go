@@ -167,7 +167,11 @@ func (n *Node) serviceCard() *trust.ServiceCard {
 	if m == nil {
 		return nil
 	}
-	c := m.Card()
+	return TrustCard(m.Card())
+}
+
+// TrustCard is c as the invite exchange carries it.
+func TrustCard(c service.Card) *trust.ServiceCard {
 	return &trust.ServiceCard{Address: [32]byte(c.Address), ClientKey: c.ClientKey}
 }
 

@@ -349,7 +349,19 @@ configuration; your node need not be running.`)
 	defer h.Close()
 	ctx, cancel := signalContext(e, acceptTimeout)
 	defer cancel()
-	self := exchange.Self{MatryoshkaCert: en.MatryoshkaCert, NodeCert: en.NodeCert, MatryoshkaKey: mkey, NodeKey: nodeKey}
+	// The card the running node would present: its first service and its
+	// client key, so the inviter can reach it by name and admit it to
+	// contacts-only services.
+	first := ""
+	if len(cfg.Services) > 0 {
+		first = cfg.Services[0].Name
+	}
+	card, err := service.KeyDirOf(dir).Card(first)
+	if err != nil {
+		return fail(e, fs, err)
+	}
+	self := exchange.Self{MatryoshkaCert: en.MatryoshkaCert, NodeCert: en.NodeCert, MatryoshkaKey: mkey, NodeKey: nodeKey,
+		Service: func() *trust.ServiceCard { return node.TrustCard(card) }}
 	c, err := exchange.Accept(ctx, h, inv, self, root, contacts, norm)
 	if err != nil {
 		return failf(e, fs, "%s", acceptMessage(err))
