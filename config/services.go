@@ -50,6 +50,15 @@ func (s ServiceConfig) Runtime() service.Config {
 	return service.Config{Name: s.Name, Target: s.Target, ContactsOnly: s.ContactsOnly}
 }
 
+// RuntimeServices are c's [[services]] as package service runs them.
+func (c *Config) RuntimeServices() []service.Config {
+	out := make([]service.Config, 0, len(c.Services))
+	for _, s := range c.Services {
+		out = append(out, s.Runtime())
+	}
+	return out
+}
+
 // ErrTargetNotLoopback: a service target on another machine without
 // allow_lan.
 var ErrTargetNotLoopback = errors.New("not a loopback address (set allow_lan = true, or --allow-lan, to publish a service of another machine)")
