@@ -113,13 +113,9 @@ func (v *validator) services(c *Config) {
 // block for s added at its end; everything else stays as written. It
 // fails if data does not parse or already has a service of that name.
 func AppendService(name string, data []byte, s ServiceConfig) ([]byte, error) {
-	cfg, err := Parse(name, data, nil)
+	cfg, idx, err := parseIndexed(name, data)
 	if err != nil {
 		return nil, err
-	}
-	idx, perr := indexDocument(bytes.TrimPrefix(data, []byte("\ufeff")))
-	if perr != nil {
-		return nil, perr
 	}
 	if k := idx.byKey[ServicesKey]; k != nil && k.kind == unstable.Array {
 		return nil, &Error{File: name, Line: k.line, Key: ServicesKey, Err: &problem{kind: ErrValue, msg: "an empty list: delete it to add [[services]] blocks"}}
@@ -162,13 +158,9 @@ var (
 // blank lines right above that header, which belong to it. Everything
 // else stays as written.
 func RemoveService(name string, data []byte, svc string) ([]byte, error) {
-	cfg, err := Parse(name, data, nil)
+	cfg, idx, err := parseIndexed(name, data)
 	if err != nil {
 		return nil, err
-	}
-	idx, perr := indexDocument(bytes.TrimPrefix(data, []byte("\ufeff")))
-	if perr != nil {
-		return nil, perr
 	}
 	blocks := idx.blocks[ServicesKey]
 	at := -1
@@ -199,6 +191,19 @@ func RemoveService(name string, data []byte, svc string) ([]byte, error) {
 		return nil, err
 	}
 	return []byte(out), nil
+}
+
+// parseIndexed parses a file to edit and indexes its keys.
+func parseIndexed(name string, data []byte) (*Config, *docIndex, error) {
+	cfg, err := Parse(name, data, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	idx, perr := indexDocument(bytes.TrimPrefix(data, []byte("\ufeff")))
+	if perr != nil {
+		return nil, nil, perr
+	}
+	return cfg, idx, nil
 }
 
 func isCommentOrBlank(line string) bool {

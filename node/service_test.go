@@ -259,21 +259,6 @@ func TestServiceContacts(t *testing.T) {
 	}
 }
 
-// pageServer serves servicePage on loopback.
-func pageServer(t *testing.T) string {
-	t.Helper()
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = io.WriteString(w, servicePage)
-	})}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return l.Addr().String()
-}
-
 // saveFile replaces path's content through a rename, as editors do.
 func saveFile(t *testing.T, path string, b []byte) {
 	t.Helper()
@@ -291,7 +276,7 @@ func saveFile(t *testing.T, path string, b []byte) {
 // the service keeps running; removing the block stops it and it can no
 // longer be reached.
 func TestServiceReload(t *testing.T) {
-	target := pageServer(t)
+	target := servePage(t, servicePage)
 	n := localnet.StartTest(t, 4, func(o *localnet.Options) { o.Base.Relay.ExitPolicy = []string{"reject *:*"} })
 	c := n.Client
 	path := filepath.Join(t.TempDir(), "pikcio.toml")

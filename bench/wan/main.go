@@ -574,6 +574,12 @@ func (n *network) firstByte(user string) (time.Duration, error) {
 	if _, err := io.WriteString(c, "1024\n"); err != nil {
 		return 0, err
 	}
+	return timeAnswer(c, start)
+}
+
+// timeAnswer reads a 1 KiB answer from c and returns the time from start
+// to its first byte.
+func timeAnswer(c net.Conn, start time.Time) (time.Duration, error) {
 	_ = c.SetReadDeadline(time.Now().Add(time.Minute))
 	var b [1]byte
 	if _, err := io.ReadFull(c, b[:]); err != nil {

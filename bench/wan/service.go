@@ -193,16 +193,7 @@ func (n *serviceNetwork) firstByte(ctx context.Context, dl *service.Dialer) (tim
 		return 0, err
 	}
 	defer c.Close()
-	_ = c.SetReadDeadline(time.Now().Add(time.Minute))
-	var b [1]byte
-	if _, err := io.ReadFull(c, b[:]); err != nil {
-		return 0, err
-	}
-	t := time.Since(start)
-	if k, err := io.Copy(io.Discard, c); err != nil || k != 1023 {
-		return 0, fmt.Errorf("answer of %d bytes: %v", k+1, err)
-	}
-	return t, nil
+	return timeAnswer(c, start)
 }
 
 // bulk downloads on one stream for d and returns MiB/s.
