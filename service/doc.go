@@ -63,7 +63,9 @@
 // list is padded with random entries to a multiple of 16 and shuffled.
 // Without a listed key OpenDescriptor fails with ErrNotAuthorized. A
 // contact dropped from the list can still use intro points it read
-// before, so a service that drops a contact also replaces its intro keys.
+// before, so a service that drops a contact (or becomes contacts-only)
+// replaces its intro points and closes its joined circuits (Host.revoke;
+// TestManagerApply found that neither happened).
 //
 // Validator is the record validator of the namespace, for the DHT's
 // NamespacedValidator: a record must verify under the A' it carries, sit

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"sync"
 	"time"
@@ -156,26 +157,39 @@ func (h *Host) Status() HostStatus {
 
 // Update changes the service's target, for the streams opened from now
 // on, and whether it is for contacts only (contacts nil: open), which
-// republishes at once. A service that becomes contacts only also replaces
-// its intro points: whoever read the open descriptor knows their keys.
+// republishes at once. A service that becomes contacts only also revokes
+// (see revoke): whoever read the open descriptor could reach it.
 func (h *Host) Update(target string, contacts func() []*ecdh.PublicKey) {
 	h.mu.Lock()
-	closing := (h.contacts == nil) != (contacts == nil)
+	changed := (h.contacts == nil) != (contacts == nil)
 	h.target, h.contacts = target, contacts
+	h.mu.Unlock()
+	if changed && contacts != nil {
+		h.revoke()
+	}
+	if changed {
+		h.poke()
+	}
+}
+
+// revoke shuts out whoever could reach the service until now: it drops
+// the intro points, whose keys every reader of a descriptor knows (new
+// ones are built and published), and closes the joined circuits. For a
+// service that becomes contacts only, or drops a contact.
+func (h *Host) revoke() {
+	h.mu.Lock()
 	var circs []Circuit
-	if closing && contacts != nil {
-		for auth, s := range h.intros {
-			circs = append(circs, s.circ)
-			delete(h.intros, auth)
-			h.srv.RemoveIntroPoint(auth)
-		}
+	for auth, s := range h.intros {
+		circs = append(circs, s.circ)
+		delete(h.intros, auth)
+		h.srv.RemoveIntroPoint(auth)
+	}
+	for c := range h.joined {
+		circs = append(circs, c)
 	}
 	h.mu.Unlock()
 	for _, c := range circs {
-		_ = c.Close() // its serveIntro ends
-	}
-	if closing {
-		h.poke()
+		_ = c.Close() // serveIntro and the joined circuits' watchers end
 	}
 }
 
@@ -198,15 +212,19 @@ func (h *Host) run() {
 	defer h.wg.Done()
 	var next time.Time // when to publish again even if nothing changed
 	dirty := true
-	var lastContacts string
+	var contacts map[string]bool // the last contacts' keys; nil: open
 	for {
+		if now, dropped := h.contactsChanged(contacts); (now == nil) != (contacts == nil) || !maps.Equal(now, contacts) {
+			// A contact added or dropped: the descriptor's client list
+			// changes at once, not at the next republication, and a
+			// dropped contact is shut out.
+			if dropped {
+				h.revoke()
+			}
+			contacts, dirty = now, true
+		}
 		changed, full := h.fill()
 		dirty = dirty || changed
-		if c := h.contactsDigest(); c != lastContacts {
-			// A contact added or dropped: the descriptor's client list
-			// changes at once, not at the next republication.
-			lastContacts, dirty = c, true
-		}
 		wait := h.o.Republish
 		if h.n() > 0 && (dirty || !h.o.Now().Before(next)) {
 			if err := h.publish(); err != nil {
@@ -232,20 +250,22 @@ func (h *Host) run() {
 	}
 }
 
-// contactsDigest stands for the contacts' keys of a contacts-only
-// service ("" otherwise), to notice when they change.
-func (h *Host) contactsDigest() string {
+// contactsChanged returns the contacts' keys of a contacts-only service
+// (nil for an open one) and whether a key of prev is no longer among
+// them.
+func (h *Host) contactsChanged(prev map[string]bool) (now map[string]bool, dropped bool) {
 	fn := h.contactsFn()
 	if fn == nil {
-		return ""
+		return nil, false
 	}
-	keys := fn()
-	out := make([]byte, 0, 1+32*len(keys))
-	out = append(out, 'c')
-	for _, k := range keys {
-		out = append(out, k.Bytes()...)
+	now = make(map[string]bool)
+	for _, k := range fn() {
+		now[string(k.Bytes())] = true
 	}
-	return string(out)
+	for k := range prev {
+		dropped = dropped || !now[k]
+	}
+	return now, dropped
 }
 
 func (h *Host) n() int {

@@ -65,9 +65,10 @@ func published(m *service.Manager, name string, after time.Time) bool {
 
 // TestManagerApply: a service added by Apply is reachable by its address
 // and its name; a new target applies to the next stream; becoming
-// contacts only shuts out a client without a listed key and admits one
-// with it; a removed service is unreachable, and added again it has the
-// same address (its key is kept).
+// contacts only shuts out a client without a listed key, also one that
+// had connected before, and admits one with it; a dropped contact is shut
+// out at once; a removed service is unreachable, and added again it has
+// the same address (its key is kept).
 func TestManagerApply(t *testing.T) {
 	nw := servicetest.New(t, 6)
 	contacts := &fakeContacts{}
@@ -117,6 +118,17 @@ func TestManagerApply(t *testing.T) {
 	if _, err := readTag(ctx, stranger, addr); !errors.Is(err, service.ErrNotAuthorized) {
 		t.Fatalf("a stranger after contacts_only: %v, want ErrNotAuthorized", err)
 	}
+	// The client of before, with the open descriptor and a joined
+	// circuit, is shut out too: its circuit closed, its intro keys gone.
+	shut := func(d *service.Dialer, who string) {
+		t.Helper()
+		sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
+		defer scancel()
+		if got, err := readTag(sctx, d, addr); err == nil {
+			t.Fatalf("%s still reaches the service: %q", who, got)
+		}
+	}
+	shut(d, "the client from before contacts_only")
 	key, err := ecdh.X25519().GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -129,6 +141,20 @@ func TestManagerApply(t *testing.T) {
 	if got, err := readTag(ctx, friend, addr); err != nil || got != "B" {
 		t.Fatalf("a contact: %q %v", got, err)
 	}
+	// Dropped, the contact is shut out although it holds the descriptor
+	// and a joined circuit; listed again, it gets back in.
+	dropped := time.Now()
+	contacts.set()
+	testutil.WaitFor(t, 60*time.Second, "web republished without the contact", func() bool { return published(m, "web", dropped) })
+	shut(friend, "a dropped contact")
+	relisted := time.Now()
+	contacts.set(service.Contact{Name: "Bob Smith", ClientKey: key.PublicKey()})
+	testutil.WaitFor(t, 60*time.Second, "web republished with the contact again", func() bool { return published(m, "web", relisted) })
+	friend = service.NewDialer(service.DialerOptions{Builder: cb, Store: nw.Store, ClientKey: key})
+	t.Cleanup(func() { _ = friend.Close() })
+	if got, err := readTag(ctx, friend, addr); err != nil || got != "B" {
+		t.Fatalf("a contact listed again: %q %v", got, err)
+	}
 
 	if err := m.Apply(nil); err != nil {
 		t.Fatal(err)
@@ -139,11 +165,7 @@ func TestManagerApply(t *testing.T) {
 	if _, ok := m.Lookup("web"); ok || m.Card().Address != (service.Address{}) {
 		t.Fatal("a removed service is still looked up or in the card")
 	}
-	gone, cancelGone := context.WithTimeout(ctx, 30*time.Second)
-	defer cancelGone()
-	if got, err := readTag(gone, friend, addr); err == nil {
-		t.Fatalf("a removed service answered %q", got)
-	}
+	shut(friend, "a client of a removed service")
 
 	if err := m.Apply([]service.Config{{Name: "web", Target: a}}); err != nil {
 		t.Fatal(err)
