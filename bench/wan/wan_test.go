@@ -67,7 +67,7 @@ func TestServiceSmoke(t *testing.T) {
 	}
 	t.Log("\n" + out.String())
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[2], "5ms") || strings.Count(lines[2], " ms") != 2 {
+	if len(lines) != 3 || !strings.HasPrefix(lines[2], "5ms") || strings.Count(lines[2], " ms") != 3 {
 		t.Fatalf("output:\n%s", out.String())
 	}
 }
