@@ -301,7 +301,7 @@ func TestServiceReload(t *testing.T) {
 	}
 	testutil.WaitFor(t, 2*time.Minute, "web published", func() bool {
 		s := c.Services()
-		return len(s) == 1 && s[0].Name == "web" && !s[0].Published.IsZero()
+		return len(s) == 1 && s[0].Name == "web" && !s[0].Published.IsZero() && len(s[0].IntroPoints) == 3
 	})
 	addr := c.Services()[0].Address.Host()
 	d, err := xproxy.SOCKS5("tcp", c.SOCKSAddr().String(), nil, xproxy.Direct)

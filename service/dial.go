@@ -200,13 +200,14 @@ func (d *Dialer) introduce(ctx context.Context, addr Address, desc *Descriptor) 
 		ic := d.buildBehind(ctx, ip.Relay)
 		rc, rp, err := d.o.Builder.BuildAny(ctx, avoid)
 		if err != nil {
-			ic.stop()
-			return nil, errors.Join(append(errs, fmt.Errorf("build rendezvous circuit: %w", err))...)
+			err = fmt.Errorf("build rendezvous circuit: %w", err)
+		} else if err = d.tryIntro(ctx, rc, ic, addr, desc, ip, rp); err != nil {
+			_ = rc.Close()
 		}
-		err = d.tryIntro(ctx, rc, ic, addr, desc, ip, rp)
 		ic.stop()
 		if err != nil {
-			_ = rc.Close()
+			// A circuit that could not be built is tried again with the
+			// next intro point, as a refused introduction is.
 			errs = append(errs, err)
 			if ctx.Err() != nil {
 				break
