@@ -70,6 +70,7 @@ func published(m *service.Manager, name string, after time.Time) bool {
 // out at once; a removed service is unreachable, and added again it has
 // the same address (its key is kept).
 func TestManagerApply(t *testing.T) {
+	testutil.NoLeaks(t, "pikcio/service.")
 	nw := servicetest.New(t, 6)
 	contacts := &fakeContacts{}
 	m, err := service.NewManager(service.ManagerOptions{
