@@ -26,6 +26,9 @@ type Config struct {
 	Relay  RelayConfig  `toml:"relay"`
 	TIS    TISConfig    `toml:"tis"`
 	Trust  TrustConfig  `toml:"trust"`
+	// Services are the [[services]] blocks, one per published service, in
+	// the file's order (services.go).
+	Services []ServiceConfig `toml:"services,omitempty"`
 }
 
 // NodeConfig is the [node] section: where the node keeps its state and how
@@ -335,6 +338,9 @@ type field struct {
 	key   string // dotted, "client.hops"
 	index []int  // for reflect.Value.FieldByIndex
 	typ   reflect.Type
+	// elems are the keys of an array of tables' blocks ([[services]]),
+	// by name; nil for other leaves.
+	elems map[string]*field
 }
 
 var durationType = reflect.TypeFor[Duration]()
@@ -379,6 +385,9 @@ func walkSchema(tables map[string]bool) []field {
 				walk(sf.Type, key, idx)
 				continue
 			case sf.Type.Kind() == reflect.Slice && sf.Type.Elem().Kind() == reflect.String:
+			case sf.Type.Kind() == reflect.Slice && sf.Type.Elem().Kind() == reflect.Struct && prefix == "":
+				out = append(out, field{key: key, index: idx, typ: sf.Type, elems: elemFields(sf.Type.Elem())})
+				continue
 			case sf.Type.Kind() == reflect.String, sf.Type.Kind() == reflect.Bool,
 				sf.Type.Kind() == reflect.Int, sf.Type.Kind() == reflect.Int64:
 			default:
@@ -388,5 +397,25 @@ func walkSchema(tables map[string]bool) []field {
 		}
 	}
 	walk(reflect.TypeFor[Config](), "", nil)
+	return out
+}
+
+// elemFields are the keys of the blocks of an array of tables, whose
+// struct may have string, bool and int fields only.
+func elemFields(t reflect.Type) map[string]*field {
+	out := make(map[string]*field, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		name, _, _ := strings.Cut(sf.Tag.Get("toml"), ",")
+		switch sf.Type.Kind() {
+		case reflect.String, reflect.Bool, reflect.Int:
+		default:
+			panic(fmt.Sprintf("config: block field %s.%s of unsupported type %s", t.Name(), sf.Name, sf.Type))
+		}
+		if name == "" || name == "-" {
+			panic(fmt.Sprintf("config: field %s.%s has no toml tag", t.Name(), sf.Name))
+		}
+		out[name] = &field{key: name, index: []int{i}, typ: sf.Type}
+	}
 	return out
 }

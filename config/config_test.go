@@ -63,6 +63,7 @@ func TestDefaults(t *testing.T) {
 		{"trust.min_exit_score", 1},
 		{"trust.prefer_contact_guards", false},
 		{"trust.attesters", []string{}},
+		{"services", []ServiceConfig(nil)},
 	}
 	var covered []string
 	for _, tt := range tests {
@@ -101,6 +102,19 @@ func TestExampleIsDefault(t *testing.T) {
 	}
 	lines := strings.Split(string(data), "\n")
 	for _, key := range Keys() {
+		if f := schema().leaves[key]; f.elems != nil {
+			// Arrays of tables are none by default: the example shows
+			// a block commented out, every key commented.
+			for name := range f.elems {
+				if !strings.Contains(string(data), "\n# "+name+" = ") {
+					t.Errorf("example lacks a commented %s.%s", key, name)
+				}
+			}
+			if !strings.Contains(string(data), "\n# [["+key+"]]\n") {
+				t.Errorf("example lacks a commented [[%s]]", key)
+			}
+			continue
+		}
 		k := idx.byKey[key]
 		if k == nil {
 			t.Errorf("example lacks key %s", key)
@@ -119,7 +133,8 @@ func TestKeysWalkTags(t *testing.T) {
 	walk = func(typ reflect.Type, prefix string) {
 		for i := 0; i < typ.NumField(); i++ {
 			f := typ.Field(i)
-			key := prefix + f.Tag.Get("toml")
+			name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+			key := prefix + name
 			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[Duration]() {
 				walk(f.Type, key+".")
 				continue

@@ -47,6 +47,17 @@
 // tags by reflection, so they need no change. Leaf fields may be string,
 // bool, int, int64, [Duration] or []string.
 //
+// # Blocks
+//
+// A top-level slice of structs is an array of tables: [Config.Services]
+// is the [[services]] blocks ([ServiceConfig]), none by default, each
+// block's fields string, bool or int. Diff and RestartKeys treat the
+// list as one key, "services"; an error in a block names the line of
+// the key at fault in that block ("pikcio.toml:14: services.target:
+// ..."). The example file shows a block commented out. [AppendService]
+// and [RemoveService] edit a file's blocks for `pikcio service add` and
+// `remove`, leaving the rest of the file as written.
+//
 // The sections map back to the owners' options (options.go):
 // RelayConfig.RelayOptions and Limits (circuit), ClientConfig.PoolOptions
 // (proxy), TrustConfig.Settings (trust), and the keys TISConfig.Root and

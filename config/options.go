@@ -104,6 +104,7 @@ var liveKeys = []string{
 	"trust.min_guard_score",
 	"trust.min_exit_score",
 	"trust.prefer_contact_guards",
+	"services",
 }
 
 // RestartKeys are the keys that differ between prev and next (Diff) and

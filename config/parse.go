@@ -143,6 +143,15 @@ type docIndex struct {
 	keys  []*keyInfo          // in document order
 	byKey map[string]*keyInfo // dotted key -> last definition
 	nl    []int               // offsets of the newlines in the document
+	// blocks are the blocks of each top-level array of tables
+	// ([[services]]), in document order.
+	blocks map[string][]*blockInfo
+}
+
+// blockInfo is one [[name]] block: its header's line and its keys' lines.
+type blockInfo struct {
+	line int
+	keys map[string]int // key within the block -> line
 }
 
 // keyInfo is one key defined by the document: a [table], [[array table]],
@@ -163,7 +172,7 @@ type elemInfo struct {
 // indexDocument parses data with go-toml's unstable parser. A syntax error
 // comes back as an *Error without File.
 func indexDocument(data []byte) (*docIndex, *Error) {
-	idx := &docIndex{byKey: map[string]*keyInfo{}}
+	idx := &docIndex{byKey: map[string]*keyInfo{}, blocks: map[string][]*blockInfo{}}
 	for i, b := range data {
 		if b == '\n' {
 			idx.nl = append(idx.nl, i)
@@ -172,15 +181,28 @@ func indexDocument(data []byte) (*docIndex, *Error) {
 	var p unstable.Parser
 	p.Reset(data)
 	var table []string
+	var block *blockInfo // the [[name]] block being read
 	for p.NextExpression() {
 		e := p.Expression()
 		switch e.Kind {
 		case unstable.Table, unstable.ArrayTable:
 			it := e.Key()
 			table, _ = idx.keyParts(nil, &it)
-			idx.add(&keyInfo{parts: table, line: idx.lineOfNode(e.Child()), kind: e.Kind})
+			line := idx.lineOfNode(e.Child())
+			idx.add(&keyInfo{parts: table, line: line, kind: e.Kind})
+			block = nil
+			if e.Kind == unstable.ArrayTable && len(table) == 1 {
+				block = &blockInfo{line: line, keys: map[string]int{}}
+				idx.blocks[table[0]] = append(idx.blocks[table[0]], block)
+			}
 		case unstable.KeyValue:
+			n := len(idx.keys)
 			idx.addKeyValue(table, e)
+			for _, k := range idx.keys[n:] {
+				if block != nil && len(k.parts) > 1 {
+					block.keys[formatKey(k.parts[1:])] = k.line
+				}
+			}
 		default:
 		}
 	}
@@ -269,6 +291,13 @@ func (idx *docIndex) lineAt(off int) int {
 // line returns the line of a dotted key, or of element elem (1-based) of its
 // list, or 0 if the document does not set the key.
 func (idx *docIndex) line(key string, elem int) int {
+	table, rest, _ := strings.Cut(key, ".")
+	if bs := idx.blocks[table]; elem > 0 && elem <= len(bs) {
+		if l, ok := bs[elem-1].keys[rest]; ok {
+			return l
+		}
+		return bs[elem-1].line
+	}
 	k := idx.byKey[key]
 	if k == nil {
 		return 0
@@ -298,7 +327,7 @@ func (idx *docIndex) checkTypes() []*Error {
 	var errs []*Error
 	seen := map[string]bool{}
 	report := func(key string, line int, kind error, msg string) {
-		if seen[key] {
+		if seen[key] && s.leaves[key] != nil {
 			return
 		}
 		seen[key] = true
@@ -308,6 +337,10 @@ func (idx *docIndex) checkTypes() []*Error {
 		for j := range k.parts {
 			key := formatKey(k.parts[:j+1])
 			last := j == len(k.parts)-1
+			if f := s.leaves[key]; f != nil && f.elems != nil {
+				checkBlockKey(f, k, last, report)
+				break
+			}
 			if f := s.leaves[key]; f != nil {
 				if !last {
 					report(key, k.line, ErrType, "want "+typeName(f.typ)+", got a table")
@@ -325,6 +358,30 @@ func (idx *docIndex) checkTypes() []*Error {
 		}
 	}
 	return errs
+}
+
+// checkBlockKey checks a key of an array of tables (k.parts[0] is f):
+// its header must be [[name]], and each key in a block of the right type.
+// Keys the blocks lack are left to the strict decoder.
+func checkBlockKey(f *field, k *keyInfo, last bool, report func(key string, line int, kind error, msg string)) {
+	if last {
+		if k.kind != unstable.ArrayTable && (k.kind != unstable.Array || len(k.elems) > 0) {
+			report(f.key, k.line, ErrType, fmt.Sprintf("want [[%s]] blocks, got %s", f.key, kindName(k.kind)))
+		}
+		return
+	}
+	ef := f.elems[k.parts[1]]
+	if ef == nil {
+		return
+	}
+	key := f.key + "." + k.parts[1]
+	if len(k.parts) > 2 {
+		report(key, k.line, ErrType, "want "+typeName(ef.typ)+", got a table")
+		return
+	}
+	if err := checkLeaf(ef, k); err != nil {
+		report(key, err.line, err.kind, err.msg)
+	}
 }
 
 type leafError struct {

@@ -55,6 +55,25 @@ var errorTests = []struct {
 	{"type array of tables", "[[client]]\nhops = 3\n", 1, "client", ErrType, "array of tables"},
 	{"type dotted key", "log.level = 3\n", 1, "log.level", ErrType, "want a string, got an integer"},
 
+	// [[services]] blocks: each problem at the line of its block's key.
+	{"services unknown key", "[[services]]\nname = \"a\"\ntarget = \"127.0.0.1:80\"\nport = 3\n", 4, "services.port", ErrUnknownKey, ""},
+	{"services type", "[[services]]\nname = \"a\"\ntarget = \"127.0.0.1:80\"\ncontacts_only = \"yes\"\n", 4, "services.contacts_only", ErrType, "want a boolean"},
+	{"services type second block", "[[services]]\nname = \"a\"\ntarget = \"127.0.0.1:80\"\n[[services]]\nname = 7\n", 5, "services.name", ErrType, "want a string"},
+	{"services not blocks", "services = [\"a\"]\n", 1, "services", ErrType, "want [[services]] blocks"},
+	{"services table", "[services]\nname = \"a\"\n", 1, "services", ErrType, "want [[services]] blocks"},
+	{"services subtable", "[[services]]\nname.x = \"a\"\n", 2, "services.name", ErrType, "got a table"},
+	{"services bad name", "[log]\nlevel = \"info\"\n\n[[services]]\nname = \"My Blog\"\ntarget = \"127.0.0.1:80\"\n", 5, "services.name", ErrValue, "f.toml:5: services.name"},
+	{"services name too long", "[[services]]\nname = \"" + strings.Repeat("a", 41) + "\"\ntarget = \"127.0.0.1:80\"\n", 2, "services.name", ErrValue, "1 to 40"},
+	{"services name client", "[[services]]\nname = \"client\"\ntarget = \"127.0.0.1:80\"\n", 2, "services.name", ErrValue, ""},
+	{"services duplicate name", "[[services]]\nname = \"a\"\ntarget = \"127.0.0.1:80\"\n\n[[services]]\nname = \"a\"\ntarget = \"127.0.0.1:81\"\n", 6, "services.name", ErrValue, "already the name of service 1"},
+	{"services lan target", "[[services]]\nname = \"a\"\ntarget = \"192.168.1.10:80\"\n", 3, "services.target", ErrValue, "not a loopback address"},
+	{"services lan target ipv4 in ipv6", "[[services]]\nname = \"a\"\ntarget = \"[::ffff:10.0.0.1]:80\"\n", 3, "services.target", ErrValue, "not a loopback address"},
+	{"services unspecified target", "[[services]]\nname = \"a\"\ntarget = \"0.0.0.0:80\"\nallow_lan = true\n", 3, "services.target", ErrValue, "one machine"},
+	{"services name target", "[[services]]\nname = \"a\"\ntarget = \"intranet:80\"\n", 3, "services.target", ErrValue, "IP address or localhost"},
+	{"services port zero", "[[services]]\nname = \"a\"\ntarget = \"127.0.0.1:0\"\n", 3, "services.target", ErrValue, "1 to 65535"},
+	{"services no target", "[[services]]\nname = \"a\"\n", 1, "services.target", ErrValue, "want host:port"},
+	{"services without client", "[client]\nenabled = false\n[relay]\nenabled = true\n[[services]]\nname = \"a\"\ntarget = \"127.0.0.1:80\"\n", 5, "services", ErrValue, "client.enabled"},
+
 	// Values.
 	{"hops crlf", "[log]\r\nlevel = \"info\"\r\n[client]\r\nhops = 9\r\n", 4, "client.hops", ErrValue, "between 1 and 8"},
 	{"hops after byte order mark", "\ufeff[client]\nhops = 9\n", 2, "client.hops", ErrValue, "between 1 and 8"},

@@ -138,6 +138,7 @@ func (c *Config) validate() []*Error {
 			v.add("trust.attesters", i+1, nil, "%q: want a public key (base64 of 32 bytes)", a)
 		}
 	}
+	v.services(c)
 	return v.errs
 }
 

@@ -79,7 +79,7 @@ type Node struct {
 	builder   *discovery.Builder[*circuit.Circuit]
 	pool      *proxy.Pool
 	front     *proxy.Server
-	svc       *nodeServices // Matryoshka services (service.go)
+	svc       *service.Manager // Matryoshka services (service.go)
 	status    *web.Server
 	socksAddr net.Addr
 	httpAddr  net.Addr
@@ -343,7 +343,7 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 		n.builder = discovery.NewBuilder(n.disc, timeBuilds(n.metrics, n.buildPath), discovery.BuilderOptions{})
 		n.pool = proxy.NewPool(n.buildCircuit, cfg.Client.PoolOptions())
 		n.pool6 = newIPv6Pool(n, cfg.Client.PoolOptions())
-		svc, err := newNodeServices(n, n.opts.Services)
+		svc, err := n.newServices(cfg)
 		if err != nil {
 			return err
 		}
@@ -493,7 +493,7 @@ func (n *Node) release() error {
 		errs = append(errs, front.Close())
 	}
 	if svc != nil {
-		errs = append(errs, svc.close())
+		errs = append(errs, svc.Close())
 	}
 	if pool != nil {
 		errs = append(errs, pool.Close())

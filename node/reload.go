@@ -19,6 +19,8 @@ import (
 //   - relay caps and bandwidth: the relay's next circuit, handshake or cell.
 //   - client.hops: the next circuit built.
 //   - client dirtiness, prebuilt circuits, timeouts: the pool's next use.
+//   - [[services]]: service.Manager.Apply (a new block starts a service,
+//     a removed one stops, a new target applies to new streams).
 //
 // Other changed keys (listen addresses, roles, data directory, bootstrap
 // peers) are logged as needing a restart and are not applied. Apply fails,
@@ -35,6 +37,11 @@ func (n *Node) Apply(prev, next *config.Config) error {
 			return err
 		}
 		policy = p
+	}
+	if m := n.services(); m != nil && !slices.Equal(prev.Services, next.Services) {
+		if err := m.Apply(n.serviceConfigs(next)); err != nil {
+			return fmt.Errorf("services: %w", err)
+		}
 	}
 	if err := SetupLogging(next.Log); err != nil {
 		return err

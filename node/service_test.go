@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,14 +10,19 @@ import (
 	"net/http"
 	urlpkg "net/url"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	xproxy "golang.org/x/net/proxy"
 
+	"github.com/pelletier/go-toml/v2"
+	"github.com/pikcio/pikcio/config"
 	"github.com/pikcio/pikcio/control/client"
 	"github.com/pikcio/pikcio/internal/chromium"
+	"github.com/pikcio/pikcio/internal/testutil"
 	"github.com/pikcio/pikcio/node"
 	"github.com/pikcio/pikcio/node/localnet"
 	"github.com/pikcio/pikcio/trust/exchange"
@@ -250,5 +256,100 @@ func TestServiceContacts(t *testing.T) {
 	// Alice's service status names no client.
 	if st := fmt.Sprintf("%+v", alice.Services()); strings.Contains(st, bob.ID().String()) {
 		t.Fatal("Alice's service status names Bob's node")
+	}
+}
+
+// saveFile replaces path's content through a rename, as editors do.
+func saveFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path+".tmp", b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServiceReload: a [[services]] block added to the running client's
+// configuration file starts the service, reachable through SOCKS by its
+// name and its address; a bad block is rejected naming file and line and
+// the service keeps running; removing the block stops it and it can no
+// longer be reached.
+func TestServiceReload(t *testing.T) {
+	target := servePage(t, servicePage)
+	n := localnet.StartTest(t, 4, func(o *localnet.Options) { o.Base.Relay.ExitPolicy = []string{"reject *:*"} })
+	c := n.Client
+	path := filepath.Join(t.TempDir(), "pikcio.toml")
+	base, err := toml.Marshal(c.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	saveFile(t, path, base)
+	w, err := config.NewWatcher(path, nil, c.Apply, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Close() })
+
+	added, err := config.AppendService(path, base, config.ServiceConfig{Name: "web", Target: target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	saveFile(t, path, added)
+	if err := w.Reload(); err != nil {
+		t.Fatalf("reload with a service: %v", err)
+	}
+	testutil.WaitFor(t, 2*time.Minute, "web published", func() bool {
+		s := c.Services()
+		return len(s) == 1 && s[0].Name == "web" && !s[0].Published.IsZero() && len(s[0].IntroPoints) == 3
+	})
+	addr := c.Services()[0].Address.Host()
+	d, err := xproxy.SOCKS5("tcp", c.SOCKSAddr().String(), nil, xproxy.Direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(host string, timeout time.Duration) (string, error) {
+		tr := &http.Transport{DialContext: d.(xproxy.ContextDialer).DialContext, DisableKeepAlives: true}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr, Timeout: timeout}).Get("http://" + host + "/")
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	for _, host := range []string{"web.pikcio", addr} {
+		if page, err := get(host, 90*time.Second); err != nil || page != servicePage {
+			t.Fatalf("GET %s: %q %v", host, page, err)
+		}
+	}
+
+	bad := append(slices.Clone(added), "\n[[services]]\nname = \"Bad Name\"\ntarget = \"127.0.0.1:1\"\n"...)
+	saveFile(t, path, bad)
+	err = w.Reload()
+	line := bytes.Count(added, []byte("\n")) + 3
+	if want := fmt.Sprintf("%s:%d: services.name", path, line); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("reload of a bad block: %v, want %q", err, want)
+	}
+	if s := c.Services(); len(s) != 1 || s[0].Name != "web" {
+		t.Fatalf("services after a rejected file: %+v", s)
+	}
+
+	removed, err := config.RemoveService(path, added, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	saveFile(t, path, removed)
+	if err := w.Reload(); err != nil {
+		t.Fatalf("reload without the service: %v", err)
+	}
+	if s := c.Services(); len(s) != 0 {
+		t.Fatalf("services after removal: %+v", s)
+	}
+	for _, host := range []string{"web.pikcio", addr} {
+		if page, err := get(host, 60*time.Second); err == nil {
+			t.Fatalf("GET %s after removal: %q", host, page)
+		}
 	}
 }

@@ -193,14 +193,21 @@ func (d *Dialer) introduce(ctx context.Context, addr Address, desc *Descriptor) 
 	}
 	// A rendezvous circuit waits under one cookie, and each INTRODUCE
 	// carries its own: a failed attempt costs its rendezvous circuit.
+	// The intro circuit is built while the rendezvous circuit is, as Tor
+	// does: a cold connection waits for one build, not two.
 	var errs []error
 	for _, ip := range points {
+		ic := d.buildBehind(ctx, ip.Relay)
 		rc, rp, err := d.o.Builder.BuildAny(ctx, avoid)
 		if err != nil {
-			return nil, errors.Join(append(errs, fmt.Errorf("build rendezvous circuit: %w", err))...)
-		}
-		if err := d.tryIntro(ctx, rc, addr, desc, ip, rp); err != nil {
+			err = fmt.Errorf("build rendezvous circuit: %w", err)
+		} else if err = d.tryIntro(ctx, rc, ic, addr, desc, ip, rp); err != nil {
 			_ = rc.Close()
+		}
+		ic.stop()
+		if err != nil {
+			// A circuit that could not be built is tried again with the
+			// next intro point, as a refused introduction is.
 			errs = append(errs, err)
 			if ctx.Err() != nil {
 				break
@@ -212,7 +219,41 @@ func (d *Dialer) introduce(ctx context.Context, addr Address, desc *Descriptor) 
 	return nil, errors.Join(append(errs, ErrUnreachable)...)
 }
 
-func (d *Dialer) tryIntro(ctx context.Context, rc Circuit, addr Address, desc *Descriptor, ip IntroPoint, rp RendezvousPoint) error {
+// behind is a circuit being built in the background: wait takes it, and
+// stop ends the build and closes the circuit unless wait took it.
+type behind struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	c      Circuit
+	err    error
+	taken  bool
+}
+
+func (d *Dialer) buildBehind(ctx context.Context, relay peer.ID) *behind {
+	ctx, cancel := context.WithCancel(ctx)
+	b := &behind{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		b.c, b.err = d.o.Builder.BuildTo(ctx, relay)
+	}()
+	return b
+}
+
+func (b *behind) wait() (Circuit, error) {
+	<-b.done
+	b.taken = true
+	return b.c, b.err
+}
+
+func (b *behind) stop() {
+	b.cancel()
+	<-b.done
+	if !b.taken && b.err == nil && b.c != nil {
+		_ = b.c.Close()
+	}
+}
+
+func (d *Dialer) tryIntro(ctx context.Context, rc Circuit, ib *behind, addr Address, desc *Descriptor, ip IntroPoint, rp RendezvousPoint) error {
 	ci, err := Introduce(ctx, d.o.Rand, addr, desc, ip, rp, d.o.Now())
 	if err != nil {
 		return err
@@ -227,7 +268,7 @@ func (d *Dialer) tryIntro(ctx context.Context, rc Circuit, addr Address, desc *D
 	if err := rc.EstablishRendezvous(ctx, ci.Cookie[:], finish); err != nil {
 		return err
 	}
-	ic, err := d.o.Builder.BuildTo(ctx, ip.Relay)
+	ic, err := ib.wait()
 	if err != nil {
 		return fmt.Errorf("build intro circuit: %w", err)
 	}

@@ -63,7 +63,9 @@
 // list is padded with random entries to a multiple of 16 and shuffled.
 // Without a listed key OpenDescriptor fails with ErrNotAuthorized. A
 // contact dropped from the list can still use intro points it read
-// before, so a service that drops a contact also replaces its intro keys.
+// before, so a service that drops a contact (or becomes contacts-only)
+// replaces its intro points and closes its joined circuits (Host.revoke;
+// TestManagerApply found that neither happened).
 //
 // Validator is the record validator of the namespace, for the DHT's
 // NamespacedValidator: a record must verify under the A' it carries, sit
@@ -162,20 +164,46 @@
 // for later streams. Both own small interfaces for what they need
 // (runtime.go): Circuit, which *circuit.Circuit is, and Builder, which
 // the node implements over its directory (node/service.go, with
-// discovery's PathRequest.Internal: the last hop needs no exit flag).
+// discovery.ServicePath: the last hop needs no exit flag).
 //
 // # Wiring
 //
 // Done: the circuit commands below (circuit/join.go), the runtime, the
-// proxy's .pikcio routing (proxy/pikcio.go), node.Options.Services
-// (node/service.go), the status page, demo.pikcio, and the service cards
-// of the invite exchange (trust.ServiceCard: the node's first service's
-// address and its X25519 client key, inside both signed transcripts), so
-// that CONTACTNAME.pikcio and contacts-only services work between nodes.
-// A contacts-only Host republishes within DefaultRetry when its contacts'
-// keys change. Left: [[services]] in the configuration file with hot
-// reload, the `pikcio service` CLI, and a card in the offline CLI accept
-// (`pikcio contacts accept` without a running node presents none).
+// proxy's .pikcio routing (proxy/pikcio.go), the status page, demo.pikcio,
+// and the service cards of the invite exchange (trust.ServiceCard: the
+// node's first service's address and its X25519 client key, inside both
+// signed transcripts), so that CONTACTNAME.pikcio and contacts-only
+// services work between nodes.
+//
+// Manager (manager.go) runs a node's services by name from a list of
+// Config (node.Options.Services, then the configuration file's
+// [[services]] blocks, config.ServiceConfig): Apply starts a new one,
+// stops one no longer listed (its Host closes its intro and joined
+// circuits and publishes no more, so the descriptor expires), gives a
+// changed target to the next streams (Host.Update) and republishes at
+// once when ContactsOnly changes; a service that becomes contacts-only
+// also replaces its intro points, whose keys the open descriptor told.
+// Apply fails, changing nothing, on a bad list or an unreadable key, so
+// node.Apply (hot reload) keeps the running services. The Manager also
+// holds the Dialer, looks names up (its own services, then its contacts
+// by Label), and makes the invite exchange's Card. What it needs is owned
+// here: a Builder, a RecordStore and a contacts source (a func returning
+// []Contact); node/service.go adapts discovery (discovery.ServicePath),
+// circuit and the contacts file to them.
+//
+// KeyDir (keys.go) is the services directory of a data directory:
+// NAME.key (each service's seed) and client.key, mode 0600, made on first
+// use; `pikcio service list` reads it without a running node, and
+// KeyDir.Card gives `pikcio contacts accept` the card the running node
+// would present (the first [[services]] block's address and the client
+// key), so an exchange made offline still tells and learns both cards.
+// Service names are lower-case DNS labels of at most 40 characters
+// (CheckName): never taken for a 56-character address.
+//
+// Targets: config.CheckTarget accepts only loopback targets unless
+// allow_lan (`pikcio service add --allow-lan`) is set, and only IP
+// literals or "localhost", so that a service is not a proxy into the
+// local network by default and no name is looked up.
 //
 // circuit gains only what joining needs, as relay commands on stream 0.
 // What the relays keep is here already (IntroTable, RendezvousTable, with

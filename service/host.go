@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"sync"
 	"time"
@@ -76,7 +77,9 @@ type Host struct {
 	joined    map[Circuit]struct{}
 	published time.Time
 	pubErr    error
-	revisions map[uint64]uint64 // last revision uploaded, by period number
+	target    string                   // o.Target, then Update's
+	contacts  func() []*ecdh.PublicKey // o.Contacts, then Update's
+	revisions map[uint64]uint64        // last revision uploaded, by period number
 }
 
 type introSlot struct {
@@ -100,6 +103,8 @@ func NewHost(id *Identity, o HostOptions) (*Host, error) {
 		joined: make(map[Circuit]struct{}),
 
 		revisions: make(map[uint64]uint64),
+		target:    o.Target,
+		contacts:  o.Contacts,
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.wg.Add(1)
@@ -150,6 +155,51 @@ func (h *Host) Status() HostStatus {
 	return st
 }
 
+// Update changes the service's target, for the streams opened from now
+// on, and whether it is for contacts only (contacts nil: open), which
+// republishes at once. A service that becomes contacts only also revokes
+// (see revoke): whoever read the open descriptor could reach it.
+func (h *Host) Update(target string, contacts func() []*ecdh.PublicKey) {
+	h.mu.Lock()
+	changed := (h.contacts == nil) != (contacts == nil)
+	h.target, h.contacts = target, contacts
+	h.mu.Unlock()
+	if changed && contacts != nil {
+		h.revoke()
+	}
+	if changed {
+		h.poke()
+	}
+}
+
+// revoke shuts out whoever could reach the service until now: it drops
+// the intro points, whose keys every reader of a descriptor knows (new
+// ones are built and published), and closes the joined circuits. For a
+// service that becomes contacts only, or drops a contact.
+func (h *Host) revoke() {
+	h.mu.Lock()
+	var circs []Circuit
+	for auth, s := range h.intros {
+		circs = append(circs, s.circ)
+		delete(h.intros, auth)
+		h.srv.RemoveIntroPoint(auth)
+	}
+	for c := range h.joined {
+		circs = append(circs, c)
+	}
+	h.mu.Unlock()
+	for _, c := range circs {
+		_ = c.Close() // serveIntro and the joined circuits' watchers end
+	}
+}
+
+// contactsFn is the current contacts source, nil for an open service.
+func (h *Host) contactsFn() func() []*ecdh.PublicKey {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.contacts
+}
+
 func (h *Host) poke() {
 	select {
 	case h.kick <- struct{}{}:
@@ -162,15 +212,19 @@ func (h *Host) run() {
 	defer h.wg.Done()
 	var next time.Time // when to publish again even if nothing changed
 	dirty := true
-	var lastContacts string
+	var contacts map[string]bool // the last contacts' keys; nil: open
 	for {
+		if now, dropped := h.contactsChanged(contacts); (now == nil) != (contacts == nil) || !maps.Equal(now, contacts) {
+			// A contact added or dropped: the descriptor's client list
+			// changes at once, not at the next republication, and a
+			// dropped contact is shut out.
+			if dropped {
+				h.revoke()
+			}
+			contacts, dirty = now, true
+		}
 		changed, full := h.fill()
 		dirty = dirty || changed
-		if c := h.contactsDigest(); c != lastContacts {
-			// A contact added or dropped: the descriptor's client list
-			// changes at once, not at the next republication.
-			lastContacts, dirty = c, true
-		}
 		wait := h.o.Republish
 		if h.n() > 0 && (dirty || !h.o.Now().Before(next)) {
 			if err := h.publish(); err != nil {
@@ -181,7 +235,7 @@ func (h *Host) run() {
 				next = h.o.Now().Add(h.o.Republish)
 			}
 		}
-		if !full || h.o.Contacts != nil {
+		if !full || h.contactsFn() != nil {
 			wait = min(wait, h.o.Retry)
 		}
 		t := time.NewTimer(wait)
@@ -196,19 +250,22 @@ func (h *Host) run() {
 	}
 }
 
-// contactsDigest stands for the contacts' keys of a contacts-only
-// service ("" otherwise), to notice when they change.
-func (h *Host) contactsDigest() string {
-	if h.o.Contacts == nil {
-		return ""
+// contactsChanged returns the contacts' keys of a contacts-only service
+// (nil for an open one) and whether a key of prev is no longer among
+// them.
+func (h *Host) contactsChanged(prev map[string]bool) (now map[string]bool, dropped bool) {
+	fn := h.contactsFn()
+	if fn == nil {
+		return nil, false
 	}
-	keys := h.o.Contacts()
-	out := make([]byte, 0, 1+32*len(keys))
-	out = append(out, 'c')
-	for _, k := range keys {
-		out = append(out, k.Bytes()...)
+	now = make(map[string]bool)
+	for _, k := range fn() {
+		now[string(k.Bytes())] = true
 	}
-	return string(out)
+	for k := range prev {
+		dropped = dropped || !now[k]
+	}
+	return now, dropped
 }
 
 func (h *Host) n() int {
@@ -358,8 +415,11 @@ func (h *Host) rendezvous(msg []byte) error {
 }
 
 func (h *Host) dialTarget(ctx context.Context) (net.Conn, error) {
+	h.mu.Lock()
+	target := h.target
+	h.mu.Unlock()
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", h.o.Target)
+	c, err := d.DialContext(ctx, "tcp", target)
 	if err != nil {
 		return nil, fmt.Errorf("service target: %w", err)
 	}
@@ -397,12 +457,13 @@ func (h *Host) publish() error {
 	}
 	h.mu.Unlock()
 	var contacts []*ecdh.PublicKey
-	if h.o.Contacts != nil {
-		contacts = h.o.Contacts()
+	fn := h.contactsFn()
+	if fn != nil {
+		contacts = fn()
 	}
 	var errs []error
 	for _, p := range periods {
-		d := &Descriptor{Period: p, Revision: h.revision(p, now), IntroPoints: points, ContactsOnly: h.o.Contacts != nil}
+		d := &Descriptor{Period: p, Revision: h.revision(p, now), IntroPoints: points, ContactsOnly: fn != nil}
 		ctx, cancel := context.WithTimeout(h.ctx, DefaultConnectTimeout)
 		errs = append(errs, h.id.Publish(ctx, h.o.Store, h.o.Rand, d, contacts))
 		cancel()

@@ -59,6 +59,7 @@ func main() {
 	flag.BoolVar(&cfg.quick, "quick", false, "one run, short transfers, no parallel figures (smoke test)")
 	flag.BoolVar(&cfg.early, "socks-early", true, "SOCKS replies success before the exit connects (client.socks_early_success)")
 	flag.BoolVar(&cfg.quic, "quic", false, "links between client and relays over QUIC instead of TCP+yamux")
+	flag.BoolVar(&cfg.service, "service", false, "measure a Matryoshka service through joined circuits instead (service.go)")
 	flag.Parse()
 	if cfg.quick {
 		cfg.runs = 1
@@ -97,9 +98,13 @@ type config struct {
 	quick    bool
 	quic     bool
 	early    bool // SOCKS early success
+	service  bool // the -service run
 }
 
 func run(ctx context.Context, cfg config, out io.Writer) error {
+	if cfg.service {
+		return runService(ctx, cfg, out)
+	}
 	links := "TCP+yamux"
 	if cfg.quic {
 		links = "QUIC"
@@ -311,37 +316,6 @@ func newNetwork(ctx context.Context, cfg config, delay time.Duration, caps map[i
 			n.close()
 		}
 	}()
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	for i := 0; i < 3; i++ {
-		args := []string{"relay"}
-		if i == 2 {
-			args = append(args, "-exit")
-		}
-		if cfg.quic {
-			args = append(args, "-quic")
-		}
-		cmd := exec.CommandContext(ctx, self, args...)
-		cmd.Stderr = os.Stderr
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			return nil, err
-		}
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		p := &relayProc{cmd: cmd}
-		n.relays = append(n.relays, p)
-		line, err := bufio.NewReader(stdout).ReadString('\n')
-		if err != nil {
-			return nil, fmt.Errorf("relay %d: %w", i, err)
-		}
-		if err := json.Unmarshal([]byte(line), &p.info); err != nil {
-			return nil, fmt.Errorf("relay %d: %w", i, err)
-		}
-	}
 	opt := func(i int) delayline.Options {
 		o := delayline.Options{Delay: delay, Rate: rate}
 		if c, ok := caps[i]; ok {
@@ -349,39 +323,8 @@ func newNetwork(ctx context.Context, cfg config, delay time.Duration, caps map[i
 		}
 		return o
 	}
-	for i, p := range n.relays {
-		target := fmt.Sprintf("127.0.0.1:%d", p.info.Port)
-		var port int
-		if cfg.quic {
-			l, err := delayline.ListenUDP(target, opt(i))
-			if err != nil {
-				return nil, err
-			}
-			n.lines = append(n.lines, l)
-			port = l.Addr().Port
-		} else {
-			l, err := delayline.Listen(target, opt(i))
-			if err != nil {
-				return nil, err
-			}
-			n.lines = append(n.lines, l)
-			port = l.Addr().Port
-		}
-		id, err := peer.Decode(p.info.ID)
-		if err != nil {
-			return nil, err
-		}
-		key, err := hex.DecodeString(p.info.Key)
-		if err != nil || len(key) != 32 {
-			return nil, fmt.Errorf("relay %d: bad onion key", i)
-		}
-		addr, err := ma.NewMultiaddr(listenAddr(cfg.quic, port))
-		if err != nil {
-			return nil, err
-		}
-		h := circuit.Hop{ID: id, Addrs: []ma.Multiaddr{addr}}
-		copy(h.OnionKey[:], key)
-		n.path = append(n.path, h)
+	if n.relays, n.lines, n.path, err = startRelays(ctx, cfg, 3, 2, opt); err != nil {
+		return nil, err
 	}
 	n.server, err = net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -433,25 +376,109 @@ func (n *network) close() {
 	for _, l := range n.lines {
 		_ = l.Close()
 	}
-	for _, p := range n.relays {
-		_ = p.cmd.Process.Signal(os.Interrupt)
-		_ = p.cmd.Wait()
-	}
+	stopRelays(n.relays)
 	n.wg.Wait()
 }
 
-// serve answers each connection: a line "N\n" asks for N bytes (0: without
-// end, until the client closes).
+// stopRelays interrupts the relay processes and waits for them.
+func stopRelays(relays []*relayProc) {
+	for _, p := range relays {
+		_ = p.cmd.Process.Signal(os.Interrupt)
+		_ = p.cmd.Wait()
+	}
+}
+
+// startRelays starts count relay processes (relay exit, if not -1, as an
+// exit to 127.0.0.1), each behind a delay line of opt(i), and returns
+// their hops at the delay lines' addresses. On error, whatever started is
+// returned for the caller to close.
+func startRelays(ctx context.Context, cfg config, count, exit int, opt func(int) delayline.Options) (relays []*relayProc, lines []io.Closer, path []circuit.Hop, err error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for i := 0; i < count; i++ {
+		args := []string{"relay"}
+		if i == exit {
+			args = append(args, "-exit")
+		}
+		if cfg.quic {
+			args = append(args, "-quic")
+		}
+		cmd := exec.CommandContext(ctx, self, args...)
+		cmd.Stderr = os.Stderr
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			return relays, lines, nil, err
+		}
+		if err := cmd.Start(); err != nil {
+			return relays, lines, nil, err
+		}
+		p := &relayProc{cmd: cmd}
+		relays = append(relays, p)
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if err != nil {
+			return relays, lines, nil, fmt.Errorf("relay %d: %w", i, err)
+		}
+		if err := json.Unmarshal([]byte(line), &p.info); err != nil {
+			return relays, lines, nil, fmt.Errorf("relay %d: %w", i, err)
+		}
+	}
+	for i, p := range relays {
+		target := fmt.Sprintf("127.0.0.1:%d", p.info.Port)
+		var port int
+		if cfg.quic {
+			l, err := delayline.ListenUDP(target, opt(i))
+			if err != nil {
+				return relays, lines, nil, err
+			}
+			lines = append(lines, l)
+			port = l.Addr().Port
+		} else {
+			l, err := delayline.Listen(target, opt(i))
+			if err != nil {
+				return relays, lines, nil, err
+			}
+			lines = append(lines, l)
+			port = l.Addr().Port
+		}
+		id, err := peer.Decode(p.info.ID)
+		if err != nil {
+			return relays, lines, nil, err
+		}
+		key, err := hex.DecodeString(p.info.Key)
+		if err != nil || len(key) != 32 {
+			return relays, lines, nil, fmt.Errorf("relay %d: bad onion key", i)
+		}
+		addr, err := ma.NewMultiaddr(listenAddr(cfg.quic, port))
+		if err != nil {
+			return relays, lines, nil, err
+		}
+		h := circuit.Hop{ID: id, Addrs: []ma.Multiaddr{addr}}
+		copy(h.OnionKey[:], key)
+		path = append(path, h)
+	}
+	return relays, lines, path, nil
+}
+
+// serve answers the server's connections (serveBytes).
 func (n *network) serve() {
 	defer n.wg.Done()
+	serveBytes(n.server, &n.wg)
+}
+
+// serveBytes answers each connection of l until it closes: a line "N\n"
+// asks for N bytes (0: without end, until the client closes). wg counts
+// the connections' goroutines.
+func serveBytes(l net.Listener, wg *sync.WaitGroup) {
 	for {
-		c, err := n.server.Accept()
+		c, err := l.Accept()
 		if err != nil {
 			return
 		}
-		n.wg.Add(1)
+		wg.Add(1)
 		go func() {
-			defer n.wg.Done()
+			defer wg.Done()
 			defer c.Close()
 			line, err := bufio.NewReader(c).ReadString('\n')
 			if err != nil {
@@ -547,6 +574,12 @@ func (n *network) firstByte(user string) (time.Duration, error) {
 	if _, err := io.WriteString(c, "1024\n"); err != nil {
 		return 0, err
 	}
+	return timeAnswer(c, start)
+}
+
+// timeAnswer reads a 1 KiB answer from c and returns the time from start
+// to its first byte.
+func timeAnswer(c net.Conn, start time.Time) (time.Duration, error) {
 	_ = c.SetReadDeadline(time.Now().Add(time.Minute))
 	var b [1]byte
 	if _, err := io.ReadFull(c, b[:]); err != nil {

@@ -54,3 +54,20 @@ func TestSmoke(t *testing.T) {
 		})
 	}
 }
+
+// TestServiceSmoke runs the -service figures briefly and checks that each
+// is printed.
+func TestServiceSmoke(t *testing.T) {
+	var out bytes.Buffer
+	cfg := config{delays: []time.Duration{5 * time.Millisecond}, runs: 1, bulkTime: 300 * time.Millisecond, quick: true, service: true}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := run(ctx, cfg, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	t.Log("\n" + out.String())
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[2], "5ms") || strings.Count(lines[2], " ms") != 3 {
+		t.Fatalf("output:\n%s", out.String())
+	}
+}

@@ -49,7 +49,7 @@ func commands() []command {
 		{"enroll", "enroll this node with a TIS", runEnroll},
 		{"contacts", "exchange contacts with friends (invite, accept, list, remove)", runContacts},
 		{"trust", "vouch for contacts, add attestations, show trust scores", runTrust},
-		{"service", "list the Matryoshka services this node publishes", runService},
+		{"service", "publish, stop and list the Matryoshka services of this node", runService},
 		{"version", "print the version", runVersion},
 	}
 }

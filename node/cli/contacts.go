@@ -19,6 +19,7 @@ import (
 	"github.com/pikcio/pikcio/config"
 	"github.com/pikcio/pikcio/internal/datadir"
 	"github.com/pikcio/pikcio/node"
+	"github.com/pikcio/pikcio/service"
 	"github.com/pikcio/pikcio/tis"
 	"github.com/pikcio/pikcio/trust"
 	"github.com/pikcio/pikcio/trust/exchange"
@@ -300,7 +301,7 @@ configuration; your node need not be running.`)
 	if inv.Expired(time.Now()) {
 		return failf(e, fs, "the invite expired at %s: ask for a new one", inv.Expires.Local().Format(time.DateTime))
 	}
-	_, dir, root, code, done := d.root(e, fs)
+	cfg, dir, root, code, done := d.root(e, fs)
 	if done {
 		return code
 	}
@@ -332,7 +333,19 @@ configuration; your node need not be running.`)
 	defer h.Close()
 	ctx, cancel := signalContext(e, acceptTimeout)
 	defer cancel()
-	self := exchange.Self{MatryoshkaCert: en.MatryoshkaCert, NodeCert: en.NodeCert, MatryoshkaKey: mkey, NodeKey: nodeKey}
+	// The card the running node would present: its first service and its
+	// client key, so the inviter can reach it by name and admit it to
+	// contacts-only services.
+	first := ""
+	if len(cfg.Services) > 0 {
+		first = cfg.Services[0].Name
+	}
+	card, err := service.KeyDirOf(dir).Card(first)
+	if err != nil {
+		return fail(e, fs, err)
+	}
+	self := exchange.Self{MatryoshkaCert: en.MatryoshkaCert, NodeCert: en.NodeCert, MatryoshkaKey: mkey, NodeKey: nodeKey,
+		Service: func() *trust.ServiceCard { return node.TrustCard(card) }}
 	c, err := exchange.Accept(ctx, h, inv, self, root, contacts, norm)
 	if err != nil {
 		return failf(e, fs, "%s", acceptMessage(err))
@@ -441,7 +454,7 @@ unknown) and the date they were added.`)
 		}
 		svc := "-"
 		if c.Service != nil && c.Service.Address != ([32]byte{}) {
-			svc = node.ContactLabel(c.Name) + ".pikcio"
+			svc = service.Label(c.Name) + ".pikcio"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Name, c.ID, nodeID, c.AddedAt.Local().Format(time.DateOnly), svc)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/pikcio/pikcio/config"
 	"github.com/pikcio/pikcio/internal/datadir"
 	"github.com/pikcio/pikcio/node"
+	"github.com/pikcio/pikcio/service"
 	"github.com/pikcio/pikcio/tis"
 	"github.com/pikcio/pikcio/tis/tistest"
 	"github.com/pikcio/pikcio/trust"
@@ -379,5 +380,53 @@ func TestAcceptInterrupted(t *testing.T) {
 	// "interrupted", not the timeout's "no answer": the signal ended it.
 	if code := r.stop(t); code != exitError || !strings.Contains(r.errOut.String(), "interrupted") {
 		t.Fatalf("exit %d, stderr %q", code, r.errOut.String())
+	}
+}
+
+// TestAcceptOfflineServiceCard: an accept made while the accepter's node
+// is not running still tells the inviter the accepter's service card
+// (its first [[services]] and its client key) and learns the inviter's.
+func TestAcceptOfflineServiceCard(t *testing.T) {
+	_, tisAddr, root := testTIS(t)
+	cfgA, dirA := enrolledDir(t, tisAddr, root, "Alice")
+	cfgB, dirB := enrolledDir(t, tisAddr, root, "Bob")
+	blogA, _ := mustRun(t, "service", "add", "shop", "--target", "127.0.0.1:8081", "--config", cfgA)
+	blogB, _ := mustRun(t, "service", "add", "blog", "--target", "127.0.0.1:8080", "--config", cfgB)
+	startNode(t, cfgA)
+	invite, _ := mustRun(t, "contacts", "invite", "--name", "Bob", "--config", cfgA)
+	mustRun(t, "contacts", "accept", strings.TrimSpace(invite), "--name", "Alice", "--config", cfgB)
+
+	keyB, err := service.KeyDirOf(dirB).ClientKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, side := range []struct {
+		dir, name, addr string
+		clientKey       []byte // nil: not checked
+	}{
+		{dirA, "Bob", blogB, keyB.PublicKey().Bytes()},
+		{dirB, "Alice", blogA, nil},
+	} {
+		cs, err := trust.OpenContacts(side.dir, root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := cs.Find(side.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Service == nil {
+			t.Fatalf("%s has no service card of %s", side.dir, side.name)
+		}
+		if got := service.Address(c.Service.Address).Host(); got != strings.TrimSpace(side.addr) {
+			t.Errorf("card of %s: %s, want %s", side.name, got, side.addr)
+		}
+		if side.clientKey != nil && string(c.Service.ClientKey[:]) != string(side.clientKey) {
+			t.Errorf("card of %s: another client key", side.name)
+		}
+	}
+	out, _ := mustRun(t, "contacts", "list", "--config", cfgA)
+	if !strings.Contains(out, "bob.pikcio") {
+		t.Errorf("contacts list does not name bob.pikcio:\n%s", out)
 	}
 }
