@@ -81,7 +81,8 @@ type Node struct {
 	builder   *discovery.Builder[*circuit.Circuit]
 	pool      *proxy.Pool
 	front     *proxy.Server
-	svc       *nodeServices // Matryoshka services (service.go)
+	svc       *nodeServices   // Matryoshka services (service.go)
+	records   *circuitRecords // a client's trust records, through circuits (records.go)
 	status    *statusServer
 	socksAddr net.Addr
 	httpAddr  net.Addr
@@ -296,7 +297,7 @@ func (n *Node) Start(ctx context.Context) error {
 			n.wg.Go(func() {
 				select {
 				case <-n.joined:
-					n.trust.Keep(n.ctx, n.disc)
+					n.trust.Keep(n.ctx, n.trustStore())
 				case <-n.ctx.Done():
 				}
 			})
@@ -333,6 +334,7 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 			return fmt.Errorf("relay: %w", err)
 		}
 		n.relay = r
+		n.serveRecords(r)
 		what := "relay"
 		if n.exit != nil {
 			what = "exit relay"
@@ -344,6 +346,7 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 		n.cc = circuit.NewClient(n.chost, n.clientOptions())
 		n.builder = discovery.NewBuilder(n.disc, timeBuilds(n.metrics, n.buildPath), discovery.BuilderOptions{})
 		n.pool = proxy.NewPool(n.buildCircuit, cfg.Client.PoolOptions())
+		n.records = n.newTrustRecords()
 		n.pool6 = newIPv6Pool(n, cfg.Client.PoolOptions())
 		svc, err := newNodeServices(n, n.opts.Services)
 		if err != nil {
@@ -482,7 +485,7 @@ func (n *Node) release() error {
 	n.cancel()
 	n.mu.Lock()
 	front, pool, cc, status, relay, ctl := n.front, n.pool, n.cc, n.status, n.relay, n.control
-	pool6, svc := n.pool6, n.svc
+	pool6, svc, records := n.pool6, n.svc, n.records
 	n.mu.Unlock()
 	var errs []error
 	errs = append(errs, ctl.close())
@@ -500,6 +503,9 @@ func (n *Node) release() error {
 	}
 	if pool6 != nil {
 		errs = append(errs, pool6.Close())
+	}
+	if records != nil {
+		records.close()
 	}
 	if cc != nil {
 		errs = append(errs, cc.Close())
