@@ -83,7 +83,6 @@ func newRecordNet(t *testing.T, stores ...circuit.RecordStore) *recordNet {
 	return rn
 }
 
-
 // build is a recordBuilder: guard, then the first last hop not avoided.
 func (rn *recordNet) build(ctx context.Context, avoid []peer.ID) (*circuit.Circuit, peer.ID, error) {
 	rn.mu.Lock()
