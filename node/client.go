@@ -65,10 +65,7 @@ func peerIDs(names []string) []peer.ID {
 // buildPath builds a circuit through the descriptors' relays. A
 // circuit.BuildError becomes a HopError so that discovery blames that hop.
 func (n *Node) buildPath(ctx context.Context, path []*discovery.Descriptor) (*circuit.Circuit, error) {
-	n.mu.Lock()
-	cc := n.cc
-	n.mu.Unlock()
-	c, err := cc.Build(ctx, circuitHops(path))
+	c, err := n.buildOnCurrent(ctx, circuitHops(path))
 	if errors.Is(err, token.ErrNoTokens) {
 		return nil, err // the wallet's fault, not the guard's
 	}

@@ -46,7 +46,7 @@ type Node struct {
 	dataDir  string
 	unlock   func()
 	host     host.Host
-	chost    host.Host // a client's circuits: a fresh identity (admission.go)
+	cids     *circuitIDs // a client's circuit identities (circuitid.go)
 	disc     *discovery.Discovery
 	client   bool
 	exit     *exitnode.Exit // nil unless the node is an exit
@@ -170,7 +170,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	if n.client {
-		if n.chost, err = newCircuitHost(cfg.Node.Listen, cfg.Relay.RelayOptions()); err != nil {
+		if n.cids, err = newCircuitIDs(cfg.Node.Listen, cfg.Relay.RelayOptions(), opts.CircuitIdentityPeriod); err != nil {
 			return nil, err
 		}
 	}
@@ -343,7 +343,7 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 	}
 	if n.client {
 		warnShortCircuits(n.log, cfg.Client.Hops)
-		n.cc = circuit.NewClient(n.chost, n.clientOptions())
+		n.cc = n.cids.start(n.clientOptions(), n.circuitIdentityExpired)
 		n.builder = discovery.NewBuilder(n.disc, timeBuilds(n.metrics, n.buildPath), discovery.BuilderOptions{})
 		n.pool = proxy.NewPool(n.buildCircuit, cfg.Client.PoolOptions())
 		n.records = n.newTrustRecords()
@@ -523,8 +523,8 @@ func (n *Node) release() error {
 	if relay != nil {
 		errs = append(errs, relay.Close())
 	}
-	if n.chost != nil {
-		errs = append(errs, n.chost.Close())
+	if n.cids != nil {
+		errs = append(errs, n.cids.close())
 	}
 	if n.host != nil {
 		errs = append(errs, n.host.Close())
@@ -599,6 +599,9 @@ func (n *Node) NewIdentity() bool {
 	n.mu.Unlock()
 	if p == nil {
 		return false
+	}
+	if err := n.rotateCircuitIdentity(); err != nil {
+		n.log.WithError(err).Warn("new circuit identity")
 	}
 	p.NewIdentity()
 	p6.NewIdentity()

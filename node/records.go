@@ -191,6 +191,14 @@ func (s *circuitRecords) closeIdleLocked(rc *recordCircuit) {
 	}
 }
 
+// retire takes the circuit in use out of use (a new circuit identity):
+// the next operation builds another.
+func (s *circuitRecords) retire() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.retireLocked(s.cur)
+}
+
 // close retires the circuit in use; operations under way end with it.
 func (s *circuitRecords) close() {
 	s.mu.Lock()
