@@ -51,7 +51,9 @@ const (
 	// relay; the client holds to it, and a relay that has more under way
 	// answers busy.
 	MaxRecordOps = 8
-	// maxRecordMsg caps a reassembled message.
+	// maxRecordMsg caps a reassembled message, and what one circuit's
+	// requests being reassembled may hold together: a client sends one
+	// request's fragments at a time.
 	maxRecordMsg = 2 + MaxRecordKey + MaxRecordValue
 	fragHdrLen   = 3
 	maxFragData  = MaxCellData - fragHdrLen
@@ -67,6 +69,10 @@ const (
 	DefaultRecordBurst = 64
 	// DefaultRecordTimeout bounds one DHT operation at the relay.
 	DefaultRecordTimeout = 10 * time.Second
+	// DefaultRecordsInFlight caps the operations a relay runs at once for
+	// all circuits (the memory and goroutines of at most that many);
+	// beyond it, circuits are answered busy.
+	DefaultRecordsInFlight = 256
 )
 
 // RECORD_RESULT statuses.
@@ -115,9 +121,10 @@ type RecordStore interface {
 // RecordLimits bound what a relay does for one circuit's records; zero
 // fields take the defaults above.
 type RecordLimits struct {
-	Rate    float64
-	Burst   int
-	Timeout time.Duration
+	Rate     float64
+	Burst    int
+	Timeout  time.Duration
+	InFlight int // for the whole relay
 }
 
 func (l RecordLimits) withDefaults() RecordLimits {
@@ -129,6 +136,9 @@ func (l RecordLimits) withDefaults() RecordLimits {
 	}
 	if l.Timeout <= 0 {
 		l.Timeout = DefaultRecordTimeout
+	}
+	if l.InFlight <= 0 {
+		l.InFlight = DefaultRecordsInFlight
 	}
 	return l
 }
@@ -146,6 +156,7 @@ type recordServer struct {
 	store    RecordStore
 	prefixes []string
 	limits   RecordLimits
+	inflight atomic.Int32 // operations under way, all circuits
 }
 
 // ServeRecords makes the relay serve RECORD_PUT and RECORD_GET for keys
@@ -280,6 +291,7 @@ func decodeRecordResult(p []byte) ([]byte, error) {
 // loop alone touches partial and limiter.
 type recordRelayState struct {
 	partial  map[uint16][]byte // requests being reassembled
+	held     int               // their bytes together
 	limiter  *rate.Limiter
 	inflight atomic.Int32 // operations handed to the store
 }
@@ -301,14 +313,16 @@ func (rc *relayCirc) record(m relayMsg) (DestroyReason, error) {
 	if !ok && len(st.partial) >= MaxRecordOps {
 		return DestroyProtocol, fmt.Errorf("more than %d record requests in reassembly: %w", MaxRecordOps, ErrMalformed)
 	}
-	if len(buf)+len(f.data) > maxRecordMsg {
-		return DestroyProtocol, fmt.Errorf("record request over %d bytes: %w", maxRecordMsg, ErrMalformed)
+	if st.held+len(f.data) > maxRecordMsg {
+		return DestroyProtocol, fmt.Errorf("record requests over %d bytes: %w", maxRecordMsg, ErrMalformed)
 	}
 	buf = append(buf, f.data...)
 	if !f.last {
 		st.partial[f.id] = buf
+		st.held += len(f.data)
 		return DestroyNone, nil
 	}
+	st.held -= len(buf) - len(f.data)
 	delete(st.partial, f.id)
 	key, value, err := decodeRecordRequest(m.cmd, buf)
 	if err != nil {
@@ -327,11 +341,16 @@ func (rc *relayCirc) record(m relayMsg) (DestroyReason, error) {
 	if st.inflight.Load() >= MaxRecordOps || !st.limiter.Allow() {
 		return DestroyNone, rc.sendRecordResult(f.id, recordBusy, nil)
 	}
+	if srv.inflight.Add(1) > int32(srv.limits.InFlight) {
+		srv.inflight.Add(-1)
+		return DestroyNone, rc.sendRecordResult(f.id, recordBusy, nil)
+	}
 	st.inflight.Add(1)
 	r := rc.r
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
+		defer srv.inflight.Add(-1)
 		defer st.inflight.Add(-1)
 		ctx, cancel := context.WithTimeout(rc.ctx, srv.limits.Timeout)
 		defer cancel()
@@ -370,6 +389,7 @@ func (rc *relayCirc) sendRecordResult(id uint16, status byte, value []byte) erro
 type recordCalls struct {
 	once  sync.Once
 	sem   chan struct{}
+	send  sync.Mutex // one request's fragments at a time
 	mu    sync.Mutex
 	next  uint16
 	calls map[uint16]*recordCall
@@ -451,10 +471,8 @@ func (ci *Circuit) recordOp(ctx context.Context, cmd byte, key string, value []b
 		}
 		rs.mu.Unlock()
 	}()
-	for _, f := range recordFrags(id, msg) {
-		if err := ci.sendTo(lastLayer, cmd, 0, f); err != nil {
-			return nil, err
-		}
+	if err := ci.sendRecordRequest(cmd, id, msg); err != nil {
+		return nil, err
 	}
 	select {
 	case a := <-call.done:
@@ -464,6 +482,20 @@ func (ci *Circuit) recordOp(ctx context.Context, cmd byte, key string, value []b
 	case <-ci.done:
 		return nil, ci.Err()
 	}
+}
+
+// sendRecordRequest sends the fragments of one request, none of another
+// between them (the relay holds one circuit's partial requests to
+// maxRecordMsg bytes together).
+func (ci *Circuit) sendRecordRequest(cmd byte, id uint16, msg []byte) error {
+	ci.recs.send.Lock()
+	defer ci.recs.send.Unlock()
+	for _, f := range recordFrags(id, msg) {
+		if err := ci.sendTo(lastLayer, cmd, 0, f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // onRecord handles a RECORD_RESULT fragment; the reader calls it. An

@@ -218,6 +218,53 @@ func TestRecordRefusals(t *testing.T) {
 			t.Fatalf("get after the timeouts: %v", err)
 		}
 	})
+	t.Run("relay in flight", func(t *testing.T) {
+		n := newTestNet(t, netOpts{relays: 2})
+		store := &memRecords{block: make(chan struct{})}
+		t.Cleanup(func() { close(store.block) })
+		n.relays[1].ServeRecords(RecordServeOptions{Store: store, Namespaces: []string{"ns"}, Limits: RecordLimits{InFlight: 1}})
+		c1, c2 := n.build(t, 0, 1), n.build(t, 0, 1)
+		short, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		errc := make(chan error, 1)
+		go func() {
+			_, err := c1.GetRecord(short, "/ns/a")
+			errc <- err
+		}()
+		waitRelayInFlight(t, n.relays[1], 1)
+		if _, err := c2.GetRecord(ctx, "/ns/a"); !errors.Is(err, ErrRecordBusy) {
+			t.Fatalf("second circuit: %v, want ErrRecordBusy", err)
+		}
+		if err := <-errc; !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("first circuit: %v", err)
+		}
+	})
+	t.Run("reassembly cap", func(t *testing.T) {
+		n := newTestNet(t, netOpts{relays: 2})
+		n.relays[1].ServeRecords(RecordServeOptions{Store: &memRecords{}, Namespaces: []string{"ns"}})
+		c := n.build(t, 0, 1)
+		// Two requests' fragments interleaved, neither finished, hold
+		// more than one request may: a hostile client's memory attack.
+		msg, err := encodeRecordRequest("/ns/a", make([]byte, MaxRecordValue), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		half := recordFrags(1, msg[:len(msg)/2+maxFragData])
+		other := recordFrags(2, msg[:len(msg)/2+maxFragData])
+		for i := range half[:len(half)-1] {
+			for _, f := range [][]byte{half[i], other[i]} {
+				f[2] = 0 // never the last
+				if err := c.sendTo(lastLayer, relayRecordPut, 0, f); err != nil {
+					break
+				}
+			}
+		}
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			t.Fatal("the relay kept a circuit holding two large partial requests")
+		}
+	})
 	t.Run("middle hop", func(t *testing.T) {
 		n := newTestNet(t, netOpts{relays: 2})
 		n.relays[0].ServeRecords(RecordServeOptions{Store: &memRecords{}, Namespaces: []string{"ns"}})
@@ -311,4 +358,16 @@ func FuzzRecordMessages(f *testing.F) {
 			t.Fatal("result over the cap")
 		}
 	})
+}
+
+// waitRelayInFlight waits until r runs n record operations.
+func waitRelayInFlight(t *testing.T, r *Relay, n int32) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.records.Load().inflight.Load() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("relay never had %d record operations in flight", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
