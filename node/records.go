@@ -85,9 +85,9 @@ func (s *circuitRecords) GetRecord(ctx context.Context, key string) ([]byte, err
 	return v, err
 }
 
-// final reports whether err is the relay's answer about the record
+// recordAnswered reports whether err is the relay's answer about the record
 // itself, which another relay would give too.
-func final(err error) bool {
+func recordAnswered(err error) bool {
 	return err == nil || errors.Is(err, circuit.ErrRecordNotFound) || errors.Is(err, circuit.ErrRecordRefused)
 }
 
@@ -100,8 +100,8 @@ func (s *circuitRecords) do(ctx context.Context, op func(*circuit.Circuit) error
 			return errors.Join(append(errs, fmt.Errorf("record circuit: %w", err))...)
 		}
 		err = op(rc.c)
-		s.release(rc, !final(err))
-		if final(err) || ctx.Err() != nil {
+		s.release(rc, !recordAnswered(err))
+		if recordAnswered(err) || ctx.Err() != nil {
 			return err
 		}
 		errs = append(errs, err)
