@@ -197,4 +197,12 @@ func TestTrustTrafficThroughCircuits(t *testing.T) {
 		}
 	}
 	t.Logf("%d trust requests seen by the DHT server, none from the client", len(all))
+
+	// The record circuits and the circuit identities' loop stop with the
+	// nodes.
+	_ = obs.h.Close()
+	if err := net.Close(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.CheckNoLeaks(t, testutil.Pikcio)
 }
