@@ -389,7 +389,8 @@ func (rc *relayCirc) sendRecordResult(id uint16, status byte, value []byte) erro
 type recordCalls struct {
 	once  sync.Once
 	sem   chan struct{}
-	send  sync.Mutex // one request's fragments at a time
+	send  sync.Mutex    // one request's fragments at a time
+	rate  *rate.Limiter // the relays' default rate, waited for, not exceeded
 	mu    sync.Mutex
 	next  uint16
 	calls map[uint16]*recordCall
@@ -408,6 +409,7 @@ type recordAnswer struct {
 func (rs *recordCalls) init() {
 	rs.once.Do(func() {
 		rs.sem = make(chan struct{}, MaxRecordOps)
+		rs.rate = rate.NewLimiter(DefaultRecordRate, DefaultRecordBurst)
 		rs.calls = make(map[uint16]*recordCall)
 	})
 }
@@ -453,6 +455,10 @@ func (ci *Circuit) recordOp(ctx context.Context, cmd byte, key string, value []b
 		return nil, ci.Err()
 	}
 	defer func() { <-rs.sem }()
+	// A crawl asks faster than a relay answers busy: it waits instead.
+	if err := rs.rate.Wait(ctx); err != nil {
+		return nil, err
+	}
 	call := &recordCall{done: make(chan recordAnswer, 1)}
 	rs.mu.Lock()
 	for {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
+	"golang.org/x/time/rate"
 )
 
 // memRecords is a RecordStore in memory that remembers what it was asked.
@@ -284,6 +285,20 @@ func TestRecordRefusals(t *testing.T) {
 	})
 }
 
+// TestRecordPacing: a client asks no faster than the relays' default
+// rate, so a crawl waits rather than being answered busy.
+func TestRecordPacing(t *testing.T) {
+	n := newTestNet(t, netOpts{relays: 2})
+	n.relays[1].ServeRecords(RecordServeOptions{Store: &memRecords{}, Namespaces: []string{"ns"}})
+	c := n.build(t, 0, 1)
+	ctx := recordCtx(t)
+	for i := range DefaultRecordBurst + 5 {
+		if _, err := c.GetRecord(ctx, "/ns/a"); !errors.Is(err, ErrRecordNotFound) {
+			t.Fatalf("get %d: %v, want not found", i, err)
+		}
+	}
+}
+
 // TestRecordConcurrent: operations in flight on one circuit get their own
 // answers, their fragments interleaved.
 func TestRecordConcurrent(t *testing.T) {
@@ -385,6 +400,7 @@ func BenchmarkRecordGet3Hops(b *testing.B) {
 	if err := c.PutRecord(ctx, "/ns/a", value); err != nil {
 		b.Fatal(err)
 	}
+	c.recs.rate.SetLimit(rate.Inf) // the round trip, not the pacing
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
