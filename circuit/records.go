@@ -329,17 +329,21 @@ func (rc *relayCirc) record(m relayMsg) (DestroyReason, error) {
 		return DestroyProtocol, err
 	}
 	srv := rc.r.records.Load()
+	limits := RecordLimits{}.withDefaults()
+	if srv != nil {
+		limits = srv.limits
+	}
+	if st.limiter == nil {
+		st.limiter = rate.NewLimiter(rate.Limit(limits.Rate), limits.Burst)
+	}
+	// Every request counts, refused ones too: each costs an answer.
 	switch {
+	case !st.limiter.Allow() || st.inflight.Load() >= MaxRecordOps:
+		return DestroyNone, rc.sendRecordResult(f.id, recordBusy, nil)
 	case srv == nil:
 		return DestroyNone, rc.sendRecordResult(f.id, recordUnsupported, nil)
 	case !srv.allows(key):
 		return DestroyNone, rc.sendRecordResult(f.id, recordRefused, nil)
-	}
-	if st.limiter == nil {
-		st.limiter = rate.NewLimiter(rate.Limit(srv.limits.Rate), srv.limits.Burst)
-	}
-	if st.inflight.Load() >= MaxRecordOps || !st.limiter.Allow() {
-		return DestroyNone, rc.sendRecordResult(f.id, recordBusy, nil)
 	}
 	if srv.inflight.Add(1) > int32(srv.limits.InFlight) {
 		srv.inflight.Add(-1)

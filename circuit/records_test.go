@@ -170,10 +170,12 @@ func TestRecordRefusals(t *testing.T) {
 		n := newTestNet(t, netOpts{relays: 2})
 		n.relays[1].ServeRecords(RecordServeOptions{Store: &memRecords{}, Namespaces: []string{"ns"}, Limits: RecordLimits{Rate: 0.001, Burst: 2}})
 		c := n.build(t, 0, 1)
-		for i := range 2 {
-			if _, err := c.GetRecord(ctx, "/ns/a"); !errors.Is(err, ErrRecordNotFound) {
-				t.Fatalf("get %d: %v", i, err)
-			}
+		// A refused request counts against the rate too.
+		if _, err := c.GetRecord(ctx, "/other/a"); !errors.Is(err, ErrRecordRefused) {
+			t.Fatalf("get outside the namespace: %v", err)
+		}
+		if _, err := c.GetRecord(ctx, "/ns/a"); !errors.Is(err, ErrRecordNotFound) {
+			t.Fatalf("second get: %v", err)
 		}
 		if _, err := c.GetRecord(ctx, "/ns/a"); !errors.Is(err, ErrRecordBusy) {
 			t.Fatalf("third get: %v, want ErrRecordBusy", err)
