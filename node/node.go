@@ -81,8 +81,8 @@ type Node struct {
 	builder   *discovery.Builder[*circuit.Circuit]
 	pool      *proxy.Pool
 	front     *proxy.Server
-	svc       *nodeServices   // Matryoshka services (service.go)
-	records   *circuitRecords // a client's trust records, through circuits (records.go)
+	svc       *nodeServices // Matryoshka services (service.go)
+	records   *trustRecords // a client's trust records, through circuits (records.go)
 	status    *statusServer
 	socksAddr net.Addr
 	httpAddr  net.Addr

@@ -32,6 +32,12 @@ const (
 	// on one circuit, and the next one on another, so one relay sees one
 	// crawl and learns nothing that ties it to the previous.
 	RecordCircuitDirtiness = 10 * time.Minute
+	// RecordPutDirtiness is the same for the circuit that puts the
+	// client's own records, which is never the crawl's: the relay that
+	// sees whose bundle a circuit publishes does not see that circuit
+	// crawl (and so which contacts the publisher has). Its puts are of
+	// one bundle and the public seed list, so it may serve longer.
+	RecordPutDirtiness = time.Hour
 	// recordTries bounds the circuits one operation is tried on.
 	recordTries = 3
 )
@@ -210,14 +216,39 @@ func (s *circuitRecords) close() {
 	}
 }
 
+// trustRecords are a client's trust records through circuits: puts (its
+// own bundle, the seed list) on one circuit, gets (the crawl) on another,
+// never both on one.
+type trustRecords struct {
+	puts, gets *circuitRecords
+}
+
+var _ tis.RecordStore = (*trustRecords)(nil)
+
+// PutRecord implements tis.RecordStore.
+func (t *trustRecords) PutRecord(ctx context.Context, key string, value []byte) error {
+	return t.puts.PutRecord(ctx, key, value)
+}
+
+// GetRecord implements tis.RecordStore.
+func (t *trustRecords) GetRecord(ctx context.Context, key string) ([]byte, error) {
+	return t.gets.GetRecord(ctx, key)
+}
+
+func (t *trustRecords) retire() { t.puts.retire(); t.gets.retire() }
+func (t *trustRecords) close()  { t.puts.close(); t.gets.close() }
+
 // newTrustRecords is the client's store of trust records through
 // circuits, nil for a node that keeps them in its DHT directly (a relay
 // without a client, or a node without a TIS).
-func (n *Node) newTrustRecords() *circuitRecords {
+func (n *Node) newTrustRecords() *trustRecords {
 	if !n.client || n.tis == nil {
 		return nil
 	}
-	return newCircuitRecords(n.buildRecordCircuit, RecordCircuitDirtiness)
+	return &trustRecords{
+		puts: newCircuitRecords(n.buildRecordCircuit, RecordPutDirtiness),
+		gets: newCircuitRecords(n.buildRecordCircuit, RecordCircuitDirtiness),
+	}
 }
 
 // trustStore is where the trust agent keeps its records.

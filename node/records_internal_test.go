@@ -154,6 +154,22 @@ func TestCircuitRecords(t *testing.T) {
 			t.Fatalf("%d builds, want 1", n)
 		}
 	})
+	t.Run("puts apart from gets", func(t *testing.T) {
+		rn := newRecordNet(t, fixedRecords{value: []byte("v")})
+		tr := &trustRecords{puts: newCircuitRecords(rn.build, time.Hour), gets: newCircuitRecords(rn.build, time.Hour)}
+		t.Cleanup(tr.close)
+		for range 2 {
+			if err := tr.PutRecord(ctx, "/ns/own", []byte("v")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tr.GetRecord(ctx, "/ns/a"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := rn.buildCount(); n != 2 {
+			t.Fatalf("%d builds, want one circuit for the puts and one for the gets", n)
+		}
+	})
 	t.Run("dirty", func(t *testing.T) {
 		rn := newRecordNet(t, fixedRecords{value: []byte("v")})
 		s := newCircuitRecords(rn.build, time.Nanosecond)

@@ -194,6 +194,10 @@ func TestTrustTrafficThroughCircuits(t *testing.T) {
 			t.Errorf("the DHT server saw the client's peer ID ask %v of %s", r.typ, r.key)
 		case !relays[r.from]: // the other client's go through circuits too
 			t.Errorf("the DHT server saw %s, not a relay, ask %v of %s", r.from.ShortString(), r.typ, r.key)
+		case r.key == ownKey && r.typ == dhtpb.Message_GET_VALUE:
+			// No one vouches for the client: only its own crawl could
+			// fetch its bundle, and it never does (its view holds it).
+			t.Errorf("the client's own bundle was fetched, by %s", r.from.ShortString())
 		}
 	}
 	t.Logf("%d trust requests seen by the DHT server, none from the client", len(all))

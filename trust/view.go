@@ -230,6 +230,21 @@ func (v *View) Refresh(ctx context.Context, g Getter, extra []tis.ID) error {
 	return nil
 }
 
+// vouchees are the identities the bundle held of id vouches for.
+func (v *View) vouchees(id tis.ID) []tis.ID {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	b := v.bundles[id]
+	if b == nil {
+		return nil
+	}
+	out := make([]tis.ID, 0, len(b.Vouches))
+	for _, vo := range b.Vouches {
+		out = append(out, vo.Vouchee)
+	}
+	return out
+}
+
 func (v *View) fetch(ctx context.Context, g Getter, key string) ([]byte, error) {
 	fctx, cancel := context.WithTimeout(ctx, v.opts.FetchTimeout)
 	defer cancel()
