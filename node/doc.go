@@ -98,13 +98,18 @@
 //     (records.go): a 3-hop circuit to a relay drawn as a middle, never
 //     the guard, whose DHT does each put and get (circuit's RECORD_PUT
 //     and RECORD_GET; enrolled relays serve the trust namespace only,
-//     Relay.ServeRecords). One circuit carries RecordCircuitDirtiness
-//     (10 min) of operations from its first, a crawl at the default
-//     trust.refresh; an operation that fails for another reason than the
+//     Relay.ServeRecords). Puts and gets never share a circuit
+//     (trustRecords), and the own bundle is never fetched (trust's
+//     crawl takes it from the view), so the relay that sees whose bundle
+//     is published never sees that circuit crawl. A get circuit carries
+//     RecordCircuitDirtiness (10 min) of operations from its first, a
+//     crawl at the default trust.refresh, a put circuit
+//     RecordPutDirtiness (an hour); an operation that fails for another reason than the
 //     record's (not found, refused) is retried on a new circuit through
 //     another last hop, up to three. Each record circuit costs an
-//     admission token like any other: at most one per 10 minutes while
-//     trust traffic flows, 144 a day of an enrollment's 512. A crawl of
+//     admission token like any other: at most one per 10 minutes for
+//     the crawl and one an hour for the puts, 168 a day of an
+//     enrollment's 512. A crawl of
 //     DefaultMaxIdentities bundles at the relays' 20 operations a second
 //     takes over 8 minutes. A relay-only node keeps its records
 //     in its DHT directly, and every node puts and gets the revocation
