@@ -139,10 +139,13 @@
 //
 // A View crawls: the seed list, then the bundles of the seeds and of the
 // identities they vouch for, breadth first, up to MaxIdentities, then the
-// node's own identity and its contacts that the crawl did not reach
-// (each wave in a random order, so that whoever serves the fetches sees
-// a reached contact fetched like any other identity:
-// TestCrawlFetchesContactsAsTheGraph). It verifies every bundle and
+// node's contacts and the identities its own bundle vouches for that the
+// crawl did not reach (each wave in a random order, so that whoever
+// serves the fetches sees a reached contact fetched like any other
+// identity: TestCrawlFetchesContactsAsTheGraph). The node's own bundle
+// is never fetched: the Agent offers it to the View as it publishes it,
+// so a fetch of it would only tell whose crawl it is. It verifies every
+// bundle and
 // record (expired, forged and not-yet-valid records are dropped), keeps
 // the newest bundle per identity and never goes back to an older one, and
 // computes the TCI. Nodes that see the same records get the same scores

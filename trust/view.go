@@ -163,7 +163,7 @@ func (v *View) OfferSeeds(data []byte) (bool, error) {
 
 // Refresh fetches the seed list and crawls bundles through g, from the
 // seeds along vouches, up to MaxIdentities identities, then those of
-// extra (the node's own identity and contacts) that the crawl did not
+// extra (the node's contacts and whom it vouches for) that it did not
 // reach, then recomputes the scores. Fetch failures keep what the view
 // held; Refresh fails only when ctx ends first.
 //
