@@ -63,7 +63,7 @@ const (
 	relayExtended  byte = 7                // hop -> client: the next hop answered
 	relayFin       byte = 8                // half-close: the sender sends no more data on the stream
 	relayDrop      byte = 9                // padding, ignored by the receiver
-	relayMaxCmd         = relayRendezvous2 // join.go adds 12 to 20
+	relayMaxCmd         = relayLastCommand // join.go adds 12 to 20
 	relayExtendLim      = 16               // max addresses in an EXTEND
 )
 
@@ -274,7 +274,8 @@ func decodeRelay(body []byte) (relayMsg, error) {
 			return relayMsg{}, fmt.Errorf("relay command %d on stream 0: %w", m.cmd, ErrMalformed)
 		}
 	case relayExtend, relayExtended, relayEstablishIntro, relayIntroEstablished, relayIntroduce1, relayIntroduce2,
-		relayIntroduceAck, relayEstablishRendezvous, relayRendezvousEstablished, relayRendezvous1, relayRendezvous2:
+		relayIntroduceAck, relayEstablishRendezvous, relayRendezvousEstablished, relayRendezvous1, relayRendezvous2,
+		relayRecordPut, relayRecordGet, relayRecordResult:
 		if m.stream != 0 {
 			return relayMsg{}, fmt.Errorf("relay command %d on a stream: %w", m.cmd, ErrMalformed)
 		}

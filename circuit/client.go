@@ -321,6 +321,7 @@ type Circuit struct {
 	rtt     time.Duration // of the build's last handshake; set before Build returns
 	binding [32]byte      // of the last real hop; set before Build returns
 	join    joinState     // intro, rendezvous and the virtual hop (join.go)
+	recs    recordCalls   // records through the last hop (records.go)
 
 	wmu   sync.Mutex // serializes encryption and writes towards the first hop
 	early int        // RELAY_EARLY cells sent, under wmu
@@ -452,6 +453,9 @@ func (ci *Circuit) dispatch(cell []byte) (DestroyReason, error) {
 	}
 	if isJoinCmd(m.cmd) {
 		return ci.onJoin(from, m)
+	}
+	if isRecordCmd(m.cmd) {
+		return ci.onRecord(from, m)
 	}
 	if from != ci.lastHop() {
 		return DestroyProtocol, fmt.Errorf("relay command %d from hop %d: %w", m.cmd, from+1, ErrMalformed)

@@ -98,6 +98,29 @@
 // Closing either joined circuit closes the other; the relay's tables
 // forget a circuit when it closes.
 //
+// # Records
+//
+// A client can ask the last hop of a circuit to do one DHT operation for
+// it (records.go, issue 13): RECORD_PUT (21) and RECORD_GET (22), each
+// answered by RECORD_RESULT (23) with a status (ok, not found, refused,
+// busy, failed, unsupported) and, for a get, the record. The messages
+// travel on stream 0 in fragments of one cell, each headed by an
+// operation ID and a last-fragment flag, so that up to MaxRecordOps (8)
+// operations may be in flight on one circuit. A relay serves only the
+// namespaces its node told it (Relay.ServeRecords: the trust records),
+// from its own DHT, whose validators check every value put; other keys
+// are refused, and a relay told nothing answers "unsupported". Keys are
+// at most MaxRecordKey (256) printable bytes, values MaxRecordValue (48
+// KiB); a circuit gets DefaultRecordRate operations a second (burst
+// DefaultRecordBurst) and each operation DefaultRecordTimeout (10 s),
+// after which it fails; a client paces its requests to the default rate
+// (it waits, it is not answered busy). A request to a middle hop, a request over the
+// reassembly caps, or a malformed one closes the circuit. Because a
+// circuit costs its client an admission token at the guard, the rate per
+// circuit also bounds the DHT work one enrollment can ask of relays. The
+// DHT servers near a key see the relay; the relay sees a circuit from
+// its previous hop, never the client.
+//
 // # Flow control
 //
 // Two levels, both counted in DATA cells and credited with SENDME (issue

@@ -46,7 +46,8 @@ type Relay struct {
 	peerHS   map[peer.ID]*rate.Limiter  // handshakes per previous hop
 	closed   bool
 	wg       sync.WaitGroup
-	join     joinTables // intro point and rendezvous relay (join.go)
+	join     joinTables                   // intro point and rendezvous relay (join.go)
+	records  atomic.Pointer[recordServer] // ServeRecords (records.go)
 
 	total     atomic.Uint64 // circuits accepted in total
 	forwarded atomic.Uint64 // bytes of cells relayed or handled
@@ -406,7 +407,8 @@ type relayCirc struct {
 	// limits the DROP cells for this hop. The forward loop alone uses them.
 	early    int
 	drops    *rate.Limiter
-	resolves atomic.Int32 // RESOLVEs in flight (resolve.go)
+	resolves atomic.Int32     // RESOLVEs in flight (resolve.go)
+	rec      recordRelayState // records.go
 
 	ctx       context.Context // canceled when the circuit closes
 	cancel    context.CancelFunc
@@ -578,6 +580,9 @@ func (rc *relayCirc) local(m relayMsg) (DestroyReason, error) {
 	default:
 		if isJoinCmd(m.cmd) {
 			return rc.join(m)
+		}
+		if isRecordCmd(m.cmd) {
+			return rc.record(m)
 		}
 		return DestroyProtocol, fmt.Errorf("relay command %d at a relay: %w", m.cmd, ErrMalformed)
 	}

@@ -67,10 +67,15 @@ func peerIDs(names []string) []peer.ID {
 // discovery blames that hop; being out of tokens is the wallet's fault,
 // not the guard's).
 func (n *Node) buildPath(ctx context.Context, path []*discovery.Descriptor) (*circuit.Circuit, error) {
-	n.mu.Lock()
-	cc := n.cc
-	n.mu.Unlock()
-	return discovery.CircuitBuild(cc, isNoTokens)(ctx, path)
+	return discovery.CircuitBuild(currentIdentity{n}, isNoTokens)(ctx, path)
+}
+
+// currentIdentity builds on the node's current circuit identity
+// (buildOnCurrent, circuitid.go).
+type currentIdentity struct{ n *Node }
+
+func (c currentIdentity) Build(ctx context.Context, hops []circuit.Hop) (*circuit.Circuit, error) {
+	return c.n.buildOnCurrent(ctx, hops)
 }
 
 func isNoTokens(err error) bool { return errors.Is(err, token.ErrNoTokens) }

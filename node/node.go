@@ -44,7 +44,7 @@ type Node struct {
 	dataDir  string
 	unlock   func()
 	host     host.Host
-	chost    host.Host // a client's circuits: a fresh identity (admission.go)
+	cids     *circuitIDs // a client's circuit identities (circuitid.go)
 	disc     *discovery.Discovery
 	client   bool
 	exit     *exitnode.Exit // nil unless the node is an exit
@@ -80,6 +80,7 @@ type Node struct {
 	pool      *proxy.Pool
 	front     *proxy.Server
 	svc       *service.Manager // Matryoshka services (service.go)
+	records   *trustRecords    // a client's trust records, through circuits (records.go)
 	status    *web.Server
 	socksAddr net.Addr
 	httpAddr  net.Addr
@@ -167,7 +168,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	if n.client {
-		if n.chost, err = newCircuitHost(cfg.Node.Listen, cfg.Relay.RelayOptions()); err != nil {
+		if n.cids, err = newCircuitIDs(cfg.Node.Listen, cfg.Relay.RelayOptions(), opts.CircuitIdentityPeriod); err != nil {
 			return nil, err
 		}
 	}
@@ -294,7 +295,7 @@ func (n *Node) Start(ctx context.Context) error {
 			n.wg.Go(func() {
 				select {
 				case <-n.joined:
-					n.trust.Keep(n.ctx, n.disc)
+					n.trust.Keep(n.ctx, n.trustStore())
 				case <-n.ctx.Done():
 				}
 			})
@@ -331,6 +332,7 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 			return fmt.Errorf("relay: %w", err)
 		}
 		n.relay = r
+		n.serveRecords(r)
 		what := "relay"
 		if n.exit != nil {
 			what = "exit relay"
@@ -339,9 +341,10 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 	}
 	if n.client {
 		warnShortCircuits(n.log, cfg.Client.Hops)
-		n.cc = circuit.NewClient(n.chost, n.clientOptions())
+		n.cc = n.cids.start(n.clientOptions(), n.circuitIdentityExpired)
 		n.builder = discovery.NewBuilder(n.disc, timeBuilds(n.metrics, n.buildPath), discovery.BuilderOptions{})
 		n.pool = proxy.NewPool(n.buildCircuit, cfg.Client.PoolOptions())
+		n.records = n.newTrustRecords()
 		n.pool6 = newIPv6Pool(n, cfg.Client.PoolOptions())
 		svc, err := n.newServices(cfg)
 		if err != nil {
@@ -480,7 +483,7 @@ func (n *Node) release() error {
 	n.cancel()
 	n.mu.Lock()
 	front, pool, cc, status, relay, ctl := n.front, n.pool, n.cc, n.status, n.relay, n.control
-	pool6, svc := n.pool6, n.svc
+	pool6, svc, records := n.pool6, n.svc, n.records
 	n.mu.Unlock()
 	var errs []error
 	if ctl != nil {
@@ -501,6 +504,9 @@ func (n *Node) release() error {
 	if pool6 != nil {
 		errs = append(errs, pool6.Close())
 	}
+	if records != nil {
+		records.close()
+	}
 	if cc != nil {
 		errs = append(errs, cc.Close())
 	}
@@ -517,8 +523,8 @@ func (n *Node) release() error {
 	if relay != nil {
 		errs = append(errs, relay.Close())
 	}
-	if n.chost != nil {
-		errs = append(errs, n.chost.Close())
+	if n.cids != nil {
+		errs = append(errs, n.cids.close())
 	}
 	if n.host != nil {
 		errs = append(errs, n.host.Close())
@@ -580,6 +586,9 @@ func (n *Node) NewIdentity() bool {
 	n.mu.Unlock()
 	if p == nil {
 		return false
+	}
+	if err := n.rotateCircuitIdentity(); err != nil {
+		n.log.WithError(err).Warn("new circuit identity")
 	}
 	p.NewIdentity()
 	p6.NewIdentity()

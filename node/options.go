@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"time"
 
 	"github.com/pikcio/pikcio/discovery"
 	"github.com/pikcio/pikcio/exitnode"
@@ -52,6 +53,10 @@ type Options struct {
 	ExitResolver exitnode.Resolver
 	// Services are published by a client node (service.go). Default none.
 	Services []ServiceConfig
+	// CircuitIdentityPeriod is how long a client builds its circuits from
+	// one libp2p identity before it makes a new one (circuitid.go).
+	// Default 0: DefaultCircuitIdentityPeriod (a day).
+	CircuitIdentityPeriod time.Duration
 }
 
 // Enrollee is the person a node enrolls for (tis.NormalizeName and

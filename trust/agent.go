@@ -184,7 +184,10 @@ func (a *Agent) Keep(ctx context.Context, store tis.RecordStore) {
 			a.log.WithError(err).Warn("publish own trust records")
 		}
 		if published || time.Since(lastCrawl) >= refresh {
-			extra := []tis.ID{a.tis.Enrollment().MatryoshkaCert.ID}
+			// The own bundle is in the view (publishOwn offers it) and
+			// is never fetched: whoever serves the fetches would learn
+			// whose crawl it is. Its vouchees are crawled instead.
+			extra := a.view.vouchees(a.tis.Enrollment().MatryoshkaCert.ID)
 			for _, c := range a.contacts.List() {
 				extra = append(extra, c.ID)
 			}

@@ -138,8 +138,14 @@
 // SeedsKey, so every node starts from the same seeds.
 //
 // A View crawls: the seed list, then the bundles of the seeds and of the
-// identities they vouch for, breadth first, up to MaxIdentities, plus the
-// node's own identity and its contacts. It verifies every bundle and
+// identities they vouch for, breadth first, up to MaxIdentities, then the
+// node's contacts and the identities its own bundle vouches for that the
+// crawl did not reach (each wave in a random order, so that whoever
+// serves the fetches sees a reached contact fetched like any other
+// identity: TestCrawlFetchesContactsAsTheGraph). The node's own bundle
+// is never fetched: the Agent offers it to the View as it publishes it,
+// so a fetch of it would only tell whose crawl it is. It verifies every
+// bundle and
 // record (expired, forged and not-yet-valid records are dropped), keeps
 // the newest bundle per identity and never goes back to an older one, and
 // computes the TCI. Nodes that see the same records get the same scores
@@ -188,7 +194,9 @@
 // relay until its certificate or statement changes, and never for a
 // revoked certificate) and weigh them for path selection; Report answers
 // the status server's trust query (web.TrustReport). The DHT is a
-// tis.RecordStore. Crawler keeps a View for a TIS that runs on its own.
+// tis.RecordStore: a client node's goes through circuits (node's
+// records.go), so that no DHT server sees the client's peer ID with its
+// own or its contacts' Matryoshka IDs. Crawler keeps a View for a TIS that runs on its own.
 //
 // # Invite codes
 //

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
+	mrand "math/rand/v2"
 	"runtime"
 	"slices"
 	"sync"
@@ -161,10 +162,17 @@ func (v *View) OfferSeeds(data []byte) (bool, error) {
 }
 
 // Refresh fetches the seed list and crawls bundles through g, from the
-// seeds and from extra (the node's own identity and contacts) along
-// vouches, up to MaxIdentities identities, then recomputes the scores.
-// Fetch failures keep what the view held; Refresh fails only when ctx
-// ends first.
+// seeds along vouches, up to MaxIdentities identities, then those of
+// extra (the node's contacts and whom it vouches for) that it did not
+// reach, then recomputes the scores. Fetch failures keep what the view
+// held; Refresh fails only when ctx ends first.
+//
+// So that whoever serves the fetches (a relay at the end of a circuit)
+// cannot tell a contact from any other identity: a contact the public
+// graph reaches from the seeds is fetched when the crawl reaches it, like
+// any other, and each wave of fetches goes in a random order. Only the
+// identities no vouch leads to are fetched after the crawl, as the last
+// wave; which those are, anyone holding the public records can tell.
 func (v *View) Refresh(ctx context.Context, g Getter, extra []tis.ID) error {
 	if data, err := v.fetch(ctx, g, SeedsKey(v.opts.Root)); err == nil {
 		_, _ = v.OfferSeeds(data)
@@ -175,31 +183,41 @@ func (v *View) Refresh(ctx context.Context, g Getter, extra []tis.ID) error {
 		start = append(start, v.seeds.Seeds...)
 	}
 	v.mu.Unlock()
-	start = append(start, extra...)
 
 	seen := map[tis.ID]bool{}
 	queue := []tis.ID{}
-	add := func(id tis.ID) {
-		if !seen[id] && len(seen) < v.opts.MaxIdentities {
+	add := func(id tis.ID, always bool) {
+		if !seen[id] && (always || len(seen) < v.opts.MaxIdentities) {
 			seen[id] = true
 			queue = append(queue, id)
 		}
 	}
 	for _, id := range start {
-		add(id)
+		add(id, false)
 	}
-	for len(queue) > 0 {
+	extraAdded := false
+	for {
+		if len(queue) == 0 && !extraAdded {
+			extraAdded = true
+			for _, id := range extra {
+				add(id, true)
+			}
+		}
+		if len(queue) == 0 {
+			break
+		}
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("trust crawl: %w", err)
 		}
 		batch := queue
 		queue = nil
+		mrand.Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
 		v.fetchBundles(ctx, g, batch)
 		v.mu.Lock()
 		for _, id := range batch {
 			if b := v.bundles[id]; b != nil {
 				for _, vo := range b.Vouches {
-					add(vo.Vouchee)
+					add(vo.Vouchee, false)
 				}
 			}
 		}
@@ -210,6 +228,21 @@ func (v *View) Refresh(ctx context.Context, g Getter, extra []tis.ID) error {
 	}
 	v.Recompute()
 	return nil
+}
+
+// vouchees are the identities the bundle held of id vouches for.
+func (v *View) vouchees(id tis.ID) []tis.ID {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	b := v.bundles[id]
+	if b == nil {
+		return nil
+	}
+	out := make([]tis.ID, 0, len(b.Vouches))
+	for _, vo := range b.Vouches {
+		out = append(out, vo.Vouchee)
+	}
+	return out
 }
 
 func (v *View) fetch(ctx context.Context, g Getter, key string) ([]byte, error) {
