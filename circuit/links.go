@@ -11,6 +11,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	lpyamux "github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	"github.com/libp2p/go-libp2p/p2p/transport/quicreuse"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/quic-go/quic-go"
@@ -18,13 +20,17 @@ import (
 )
 
 // LinkOptions are the libp2p options that shape the links circuits run over
-// (muxer windows, transport liveness). Every pikcio host is built with them,
+// (security, muxer windows, transport liveness). Every pikcio host is built with them,
 // so a relay, a client and a test fixture see the same links.
 func LinkOptions() []libp2p.Option {
 	cfg := *lpyamux.DefaultTransport
 	yamuxWindows(&cfg)
 	yamuxLiveness(&cfg)
 	return []libp2p.Option{
+		// libp2p's default security, TLS first and Noise second, with TLS's
+		// records corked (linksec.go).
+		libp2p.Security(libp2ptls.ID, newCorkedTLS),
+		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(lpyamux.ID, &cfg),
 		quicLiveness(),
 		libp2p.SwarmOpts(swarm.WithDialRanker(tcpFirst)),

@@ -37,7 +37,7 @@ const (
 	streamWindowInit = 32      // 128 KiB: what a new stream may send unasked
 	streamIncrement  = 32      // cells one stream SENDME credits
 	streamWindowMax  = cwndMax // 32 MiB: no more than the circuit lets fly
-	streamGrowth     = 4       // a keeping-up reader's window quadruples
+	streamGrowth     = 16      // a keeping-up reader's window grows sixteenfold
 	// circuitGrowth caps the windows of one circuit's streams together as
 	// far as growth goes: the most the circuit has in flight, so a lone
 	// stream can reach the largest window.

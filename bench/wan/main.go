@@ -59,6 +59,7 @@ func main() {
 	flag.BoolVar(&cfg.quick, "quick", false, "one run, short transfers, no parallel figures (smoke test)")
 	flag.BoolVar(&cfg.early, "socks-early", true, "SOCKS replies success before the exit connects (client.socks_early_success)")
 	flag.BoolVar(&cfg.quic, "quic", false, "links between client and relays over QUIC instead of TCP+yamux")
+	flag.BoolVar(&cfg.ramp, "ramp", false, "print each one-stream bulk run's rate per 250 ms (how it ramps up)")
 	flag.Parse()
 	if cfg.quick {
 		cfg.runs = 1
@@ -97,6 +98,7 @@ type config struct {
 	quick    bool
 	quic     bool
 	early    bool // SOCKS early success
+	ramp     bool
 }
 
 func run(ctx context.Context, cfg config, out io.Writer) error {
@@ -182,7 +184,12 @@ func measure(ctx context.Context, cfg config, d time.Duration) (result, error) {
 	res.firstByte = median(fbs)
 	var bulks []float64
 	for i := 0; i < cfg.runs; i++ {
-		v, err := n.bulk([]string{"bulk"}, cfg.bulkTime)
+		var ramp io.Writer
+		if cfg.ramp {
+			ramp = os.Stderr
+			fmt.Fprintf(ramp, "ramp %v run %d, MiB/s per 250 ms:", d, i)
+		}
+		v, err := n.bulkRamp([]string{"bulk"}, cfg.bulkTime, ramp)
 		if err != nil {
 			return res, err
 		}
@@ -562,6 +569,15 @@ func (n *network) firstByte(user string) (time.Duration, error) {
 // bulk downloads on one stream per user for d and returns MiB/s in total,
 // counted from when every stream is open.
 func (n *network) bulk(users []string, d time.Duration) (float64, error) {
+	return n.bulkRamp(users, d, nil)
+}
+
+// rampStep is the interval of a ramp's samples.
+const rampStep = 250 * time.Millisecond
+
+// bulkRamp is bulk that also writes to ramp, when not nil, the rate of each
+// rampStep (one line per download).
+func (n *network) bulkRamp(users []string, d time.Duration, ramp io.Writer) (float64, error) {
 	conns := make([]net.Conn, len(users))
 	var firstErr error
 	var mu sync.Mutex
@@ -593,6 +609,20 @@ func (n *network) bulk(users []string, d time.Duration) (float64, error) {
 	var total atomic.Int64
 	start := time.Now()
 	end := start.Add(d)
+	if ramp != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer fmt.Fprintln(ramp)
+			var last int64
+			for t := start.Add(rampStep); !t.After(end); t = t.Add(rampStep) {
+				time.Sleep(time.Until(t))
+				v := total.Load()
+				fmt.Fprintf(ramp, " %.0f", float64(v-last)/(1<<20)/rampStep.Seconds())
+				last = v
+			}
+		}()
+	}
 	for _, c := range conns {
 		wg.Add(1)
 		go func() {
