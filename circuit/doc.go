@@ -149,7 +149,7 @@
 // SENDME as its reader consumes, keeping queued plus granted cells within
 // the stream's window. When a reader empties the queue after reading
 // half a window since the last growth, it keeps up and the window limits
-// it, so the window quadruples (streamGrowth), up to 8192 cells (32 MiB,
+// it, so the window grows sixteenfold (streamGrowth), up to 8192 cells (32 MiB,
 // streamWindowMax = cwndMax: a stream never needs more than its circuit
 // may have in flight). A reader that falls behind leaves cells queued and
 // its window where it is, so one slow reader stalls only its own stream,
@@ -168,10 +168,17 @@
 // 32 MiB circuit budget, so a lone stream stopped at 4096 cells (16 MiB):
 // about 4000 cells in flight at most, and 28 MiB/s measured (24 under
 // load) for a 6 s download. The largest window is now reachable, and
-// quadrupling reaches it in four round trips (1.3 s at 50 ms per link)
-// rather than eight, which matters because every new stream starts at 32
-// cells. Quadrupling costs no memory a reader does not use: the bound is
-// the largest window and the budgets, not the rate of growth. The
+// sixteenfold growth reaches it in two round trips (32, 512, 8192 cells:
+// 0.6 s at 50 ms per link) rather than four with quadrupling or eight with
+// doubling. It matters because every new stream starts at 32 cells (0.4
+// MiB/s over a 306 ms round trip) and a download's first round trips are
+// spent at a fraction of its speed: bench/wan -ramp at 50 ms per link, on
+// a circuit already used, reached its full rate 1.75 to 2.25 s into the
+// download with quadrupling and 1 to 1.25 s with sixteenfold growth (load
+// 10-13). Faster growth costs no memory a reader does not use: the bound
+// is the largest window and the budgets, not the rate of growth; what it
+// changes is that the first stream to keep up may take most of
+// circuitGrowth sooner, as it would a few round trips later. The
 // congestion window was not what capped it: it reached cwndMax in slow
 // start, and Vegas saw at most a few hundred cells queued (under gamma,
 // cwnd/8), so its parameters stay; nor the links (a yamux window that
@@ -193,8 +200,8 @@
 // connections are capped per relay (MaxExitStreams).
 //
 // Links: each circuit is one yamux stream per link, whose window must not
-// cap it first. go-yamux starts a stream at 256 KiB and doubles it by an
-// RTT estimate (see linkWindowMax in links.go); LinkOptions lets it grow to
+// cap it first (see "Links" below for their security). go-yamux starts a
+// stream at 256 KiB and doubles it by an RTT estimate (see linkWindowMax in links.go); LinkOptions lets it grow to
 // 32 MiB, the largest congestion window. See bench/README.md for
 // TCP+yamux against QUIC.
 //
@@ -287,6 +294,21 @@
 // and a circuit's links are always dialed by the node before them) and
 // give an unanswered handshake 1 s. A client told of a broken first-hop
 // link (ClientOptions.LinkLost) lets its path selection avoid that relay.
+//
+// Links are secured with libp2p's TLS 1.3 first and Noise second, both
+// unchanged; LinkOptions names them so that TLS's records are corked
+// (linksec.go): crypto/tls writes every record, at most 16 KiB, with a
+// write of its own, so each batch of cells (a 60 KiB yamux frame) took
+// four system calls, and on loopback each also runs the receiver's TCP
+// input. Corked, a Write's records leave in one write and one segment;
+// the bytes on the wire are the same. BenchmarkSOCKSDownload64MiB (the
+// CPU time of the whole path per GiB, medians of three interleaved runs,
+// load 11-12): 8.58 -> 7.58 cpu-s/GiB, and write system calls per 64 MiB
+// download 21,945 -> 11,718. TLS stays first: with Noise first the same
+// benchmark took 9.31 cpu-s/GiB against corked TLS's 8.24 (interleaved,
+// load 12-17), since ChaCha20-Poly1305 costs more per byte than AES-GCM
+// on a CPU with AES instructions (Noise already wrote up to 64 KiB per
+// call).
 //
 // # Relay crypto
 //
