@@ -139,18 +139,27 @@ func quicLiveness() libp2p.Option {
 }
 
 // linkWindowMax is the largest yamux window of a link stream (one circuit
-// on one link). go-yamux v5 starts every stream at a fixed 256 KiB (it
-// ignores Config.InitialStreamWindowSize) and doubles the window when the
-// reader consumes half of it within four round trips of the session's ping
-// estimate, up to MaxStreamWindowSize; each doubling is reserved with the
-// resource manager (ResourceManager caps a peer's circuit streams at 256
-// MiB), so a large maximum costs memory only where data flows. libp2p's
-// default maximum, 16 MiB, is one circuit's worth at 160 MiB/s over a 100
-// ms link round trip but less than the largest congestion window (32 MiB);
-// the maximum here matches that window, so the link never caps a circuit
-// that congestion control lets grow. The growth rule is what stalls near
-// 512 KiB when the reader is slow to drain (libp2p/go-yamux issue 136);
-// the circuit's own windows keep relays' readers draining.
+// on one link). go-yamux v5 starts every stream at 256 KiB, reserved with
+// the resource manager, and doubles the window when the reader consumes
+// half of it within four round trips of the session's ping estimate, up
+// to MaxStreamWindowSize; each doubling is reserved too (against the
+// connection's peer scope, at a priority that leaves half of the peer's
+// memory limit to other uses), so a large maximum costs memory only where
+// data flows. libp2p's default maximum, 16 MiB, is one circuit's worth at
+// 160 MiB/s over a 100 ms link round trip but less than the largest
+// congestion window (32 MiB); the maximum here matches that window, so
+// the link never caps a circuit that congestion control lets grow. The
+// growth rule is what stalls near 512 KiB when the reader is slow to
+// drain (libp2p/go-yamux issue 136); the circuit's own windows keep
+// relays' readers draining.
+//
+// Config.InitialStreamWindowSize is not ignored, as this comment once
+// said: the window update sent with a stream's SYN or ACK grants it at
+// once, but reserves nothing beyond 256 KiB, so a neighbour could make a
+// relay hold that much unaccounted on every circuit stream. It stays at
+// the default: at 50 ms per link, 256 KiB per 100 ms link round trip caps
+// only a new circuit's first round trips, when its congestion window is 1
+// MiB per 306 ms anyway, and the window doubles from there.
 const linkWindowMax = cwndMax * CellSize
 
 // yamuxWindows sets a yamux configuration's windows to fit circuits at

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,7 +61,20 @@ func main() {
 	flag.BoolVar(&cfg.early, "socks-early", true, "SOCKS replies success before the exit connects (client.socks_early_success)")
 	flag.BoolVar(&cfg.quic, "quic", false, "links between client and relays over QUIC instead of TCP+yamux")
 	flag.BoolVar(&cfg.ramp, "ramp", false, "print each one-stream bulk run's rate per 250 ms (how it ramps up)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (client, proxy, delay lines, server; not the relays) to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cpuprofile:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	if cfg.quick {
 		cfg.runs = 1
 		set := false
