@@ -136,17 +136,17 @@ func newCorkedTLS(id protocol.ID, key crypto.PrivKey, muxers []tptu.StreamMuxer)
 }
 
 func (t corkedTLS) SecureInbound(ctx context.Context, insecure net.Conn, p peer.ID) (sec.SecureConn, error) {
-	raw := &corkConn{Conn: insecure}
-	sc, err := t.Transport.SecureInbound(ctx, raw, p)
-	if err != nil {
-		return nil, err
-	}
-	return &corkedConn{SecureConn: sc, raw: raw}, nil
+	return corked(insecure, func(raw net.Conn) (sec.SecureConn, error) { return t.Transport.SecureInbound(ctx, raw, p) })
 }
 
 func (t corkedTLS) SecureOutbound(ctx context.Context, insecure net.Conn, p peer.ID) (sec.SecureConn, error) {
+	return corked(insecure, func(raw net.Conn) (sec.SecureConn, error) { return t.Transport.SecureOutbound(ctx, raw, p) })
+}
+
+// corked secures insecure through a corkConn with secure.
+func corked(insecure net.Conn, secure func(net.Conn) (sec.SecureConn, error)) (sec.SecureConn, error) {
 	raw := &corkConn{Conn: insecure}
-	sc, err := t.Transport.SecureOutbound(ctx, raw, p)
+	sc, err := secure(raw)
 	if err != nil {
 		return nil, err
 	}
