@@ -147,7 +147,7 @@ func quicLiveness() libp2p.Option {
 // memory limit to other uses), so a large maximum costs memory only where
 // data flows. libp2p's default maximum, 16 MiB, is one circuit's worth at
 // 160 MiB/s over a 100 ms link round trip but less than the largest
-// congestion window (32 MiB); the maximum here matches that window, so
+// congestion window (64 MiB); the maximum here matches that window, so
 // the link never caps a circuit that congestion control lets grow. The
 // growth rule is what stalls near 512 KiB when the reader is slow to
 // drain (libp2p/go-yamux issue 136); the circuit's own windows keep
