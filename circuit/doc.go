@@ -189,9 +189,11 @@
 // sample of each round stayed at 313-345 ms, under Vegas's thresholds,
 // so Vegas rightly kept the window at its maximum and the maximum capped
 // the stream (the "64" plateau of bench/wan -ramp at 50 ms, which 20
-// circuits together reached too). With 16384, at the same load (17-21),
-// interleaved: 41.8 -> 54.2 MiB/s (medians of three), runs above 64 in
-// most samples, up to 126. Vegas's parameters stay: they scale with the
+// circuits together reached too). With 16384, one pair run in turn at
+// load 17-21: 41.8 -> 54.2 MiB/s (medians of three), above 64 in most
+// samples, up to 126 (the pair before it, at load 15-21, stalled in
+// both builds: see bench/README.md for the figures of main against all
+// of this round). Vegas's parameters stay: they scale with the
 // window. The cost is memory only where a queue forms or a reader stops:
 // a relay's queue per circuit is still what Vegas allows (it sees queues
 // by the round trip, not by the window), a link's yamux window may grow to
