@@ -144,8 +144,8 @@
 // by the whole queue over delta. alpha, beta, gamma and delta are 32, 96,
 // 64 and 256 cells, or 1/16, 1/8, 1/8 and 1/2 of cwnd when that is more;
 // the step is 64 cells or cwnd/16. cwnd starts at 256 cells (1 MiB, the
-// fixed window it replaced) and stays within 256 and 8192 cells (32 MiB,
-// 100 MiB/s at a 320 ms round trip). The floor keeps every path at least
+// fixed window it replaced) and stays within 256 and 16384 cells (64 MiB,
+// 100 MiB/s at a 640 ms round trip; see below for why). The floor keeps every path at least
 // as fast as the fixed window was: on loopback, where a busy CPU is the
 // queue, Vegas would otherwise shrink the window below what keeps three
 // relays busy. A circuit's queue is therefore at most about 1 MiB plus
@@ -172,13 +172,13 @@
 // SENDME as its reader consumes, keeping queued plus granted cells within
 // the stream's window. When a reader empties the queue after reading
 // half a window since the last growth, it keeps up and the window limits
-// it, so the window quadruples (streamGrowth), up to 8192 cells (32 MiB,
-// streamWindowMax = cwndMax: a stream never needs more than its circuit
-// may have in flight). A reader that falls behind leaves cells queued and
+// it, so the window grows sixteenfold (streamGrowth), up to 16384 cells
+// (64 MiB, streamWindowMax = cwndMax: a stream never needs more than its
+// circuit may have in flight). A reader that falls behind leaves cells queued and
 // its window where it is, so one slow reader stalls only its own stream,
 // with what waits for it bounded by its window. Windows are reserved from
-// budgets: a circuit's streams together hold at most circuitBuffer (40
-// MiB): growth takes what fits below circuitGrowth (32 MiB, so a lone
+// budgets: a circuit's streams together hold at most circuitBuffer (72
+// MiB): growth takes what fits below circuitGrowth (64 MiB, so a lone
 // stream reaches the largest window), and the rest is the first windows
 // of 64 new streams; an exit relay's streams together at most
 // RelayOptions.MaxBufferedBytes. A BEGIN that finds no room is refused
@@ -191,18 +191,47 @@
 // 32 MiB circuit budget, so a lone stream stopped at 4096 cells (16 MiB):
 // about 4000 cells in flight at most, and 28 MiB/s measured (24 under
 // load) for a 6 s download. The largest window is now reachable, and
-// quadrupling reaches it in four round trips (1.3 s at 50 ms per link)
-// rather than eight, which matters because every new stream starts at 32
-// cells. Quadrupling costs no memory a reader does not use: the bound is
-// the largest window and the budgets, not the rate of growth. The
-// congestion window was not what capped it: it reached cwndMax in slow
-// start, and Vegas saw at most a few hundred cells queued (under gamma,
-// cwnd/8), so its parameters stay; nor the links (a yamux window that
+// sixteenfold growth reaches 8192 cells in two round trips (32, 512, 8192
+// cells: 0.6 s at 50 ms per link, and 32 MiB per 306 ms is already 100
+// MiB/s) and the largest in three, rather than five with quadrupling or
+// nine with doubling. It matters because every new stream starts at 32 cells (0.4
+// MiB/s over a 306 ms round trip) and a download's first round trips are
+// spent at a fraction of its speed: bench/wan -ramp at 50 ms per link, on
+// a circuit already used, reached its full rate 1.75 to 2.25 s into the
+// download with quadrupling and 1 to 1.25 s with sixteenfold growth (load
+// 10-13). Faster growth costs no memory a reader does not use: the bound
+// is the largest window and the budgets, not the rate of growth; what it
+// changes is that the first stream to keep up may take most of
+// circuitGrowth sooner, as it would a few round trips later.
+//
+// The largest congestion window went from 8192 cells (32 MiB) to 16384
+// (64 MiB) in issue 16's third round. 32 MiB is 100 MiB/s only while the
+// round trip stays at the empty path's 306 ms, and on a busy path it does
+// not: with the window at 8192 and about 7000 cells in flight, one stream
+// ran at 64 MiB/s (an average round trip of 0.43 s) while the smallest
+// sample of each round stayed at 313-345 ms, under Vegas's thresholds,
+// so Vegas rightly kept the window at its maximum and the maximum capped
+// the stream (the "64" plateau of bench/wan -ramp at 50 ms, which 20
+// circuits together reached too). With 16384, one pair run in turn at
+// load 17-21: 41.8 -> 54.2 MiB/s (medians of three), above 64 in most
+// samples, up to 126 (the pair before it, at load 15-21, stalled in
+// both builds: see bench/README.md for the figures of main against all
+// of this round). Vegas's parameters stay: they scale with the
+// window. The cost is memory only where a queue forms or a reader stops:
+// a relay's queue per circuit is still what Vegas allows (it sees queues
+// by the round trip, not by the window), a link's yamux window may grow to
+// the same 64 MiB (linkWindowMax, reserved with the resource manager as
+// it grows), and what a circuit can make a client hold goes from 40 to 72
+// MiB, only while its reader, having kept up, stops.
+//
+// Before that, the congestion window was not what capped it: it reached
+// cwndMax in slow start, and Vegas saw at most a few hundred cells queued
+// (under gamma, cwnd/8); nor the links (a yamux window that
 // capped a link would hold cells at the relay before it, a standing queue
 // Vegas would have seen), nor the delay line or TCP buffers (the delay is
 // in the line's user-space queue, the sockets around it are on loopback
-// with no delay). What a circuit can make a client hold went
-// from 32 to 40 MiB, and only while its reader, having kept up, stops.
+// with no delay). What a circuit can make a client hold went from 32 to
+// 40 MiB then.
 //
 // This is what the receiving edge enforces: a DATA cell beyond its
 // stream's grant closes the circuit, so a circuit can make an edge hold at
@@ -216,9 +245,9 @@
 // connections are capped per relay (MaxExitStreams).
 //
 // Links: each circuit is one yamux stream per link, whose window must not
-// cap it first. go-yamux starts a stream at 256 KiB and doubles it by an
-// RTT estimate (see linkWindowMax in links.go); LinkOptions lets it grow to
-// 32 MiB, the largest congestion window. See bench/README.md for
+// cap it first (see "Links" below for their security). go-yamux starts a
+// stream at 256 KiB and doubles it by an RTT estimate (see linkWindowMax in links.go); LinkOptions lets it grow to
+// 64 MiB, the largest congestion window. See bench/README.md for
 // TCP+yamux against QUIC.
 //
 // # Optimistic data
@@ -310,6 +339,21 @@
 // and a circuit's links are always dialed by the node before them) and
 // give an unanswered handshake 1 s. A client told of a broken first-hop
 // link (ClientOptions.LinkLost) lets its path selection avoid that relay.
+//
+// Links are secured with libp2p's TLS 1.3 first and Noise second, both
+// unchanged; LinkOptions names them so that TLS's records are corked
+// (linksec.go): crypto/tls writes every record, at most 16 KiB, with a
+// write of its own, so each batch of cells (a 60 KiB yamux frame) took
+// four system calls, and on loopback each also runs the receiver's TCP
+// input. Corked, a Write's records leave in one write and one segment;
+// the bytes on the wire are the same. BenchmarkSOCKSDownload64MiB (the
+// CPU time of the whole path per GiB, medians of three interleaved runs,
+// load 11-12): 8.58 -> 7.58 cpu-s/GiB, and write system calls per 64 MiB
+// download 21,945 -> 11,718. TLS stays first: with Noise first the same
+// benchmark took 9.31 cpu-s/GiB against corked TLS's 8.24 (interleaved,
+// load 12-17), since ChaCha20-Poly1305 costs more per byte than AES-GCM
+// on a CPU with AES instructions (Noise already wrote up to 64 KiB per
+// call).
 //
 // # Relay crypto
 //

@@ -11,6 +11,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	lpyamux "github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	"github.com/libp2p/go-libp2p/p2p/transport/quicreuse"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/quic-go/quic-go"
@@ -18,13 +20,17 @@ import (
 )
 
 // LinkOptions are the libp2p options that shape the links circuits run over
-// (muxer windows, transport liveness). Every pikcio host is built with them,
+// (security, muxer windows, transport liveness). Every pikcio host is built with them,
 // so a relay, a client and a test fixture see the same links.
 func LinkOptions() []libp2p.Option {
 	cfg := *lpyamux.DefaultTransport
 	yamuxWindows(&cfg)
 	yamuxLiveness(&cfg)
 	return []libp2p.Option{
+		// libp2p's default security, TLS first and Noise second, with TLS's
+		// records corked (linksec.go).
+		libp2p.Security(libp2ptls.ID, newCorkedTLS),
+		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(lpyamux.ID, &cfg),
 		quicLiveness(),
 		libp2p.SwarmOpts(swarm.WithDialRanker(tcpFirst)),
@@ -133,18 +139,27 @@ func quicLiveness() libp2p.Option {
 }
 
 // linkWindowMax is the largest yamux window of a link stream (one circuit
-// on one link). go-yamux v5 starts every stream at a fixed 256 KiB (it
-// ignores Config.InitialStreamWindowSize) and doubles the window when the
-// reader consumes half of it within four round trips of the session's ping
-// estimate, up to MaxStreamWindowSize; each doubling is reserved with the
-// resource manager (ResourceManager caps a peer's circuit streams at 256
-// MiB), so a large maximum costs memory only where data flows. libp2p's
-// default maximum, 16 MiB, is one circuit's worth at 160 MiB/s over a 100
-// ms link round trip but less than the largest congestion window (32 MiB);
-// the maximum here matches that window, so the link never caps a circuit
-// that congestion control lets grow. The growth rule is what stalls near
-// 512 KiB when the reader is slow to drain (libp2p/go-yamux issue 136);
-// the circuit's own windows keep relays' readers draining.
+// on one link). go-yamux v5 starts every stream at 256 KiB, reserved with
+// the resource manager, and doubles the window when the reader consumes
+// half of it within four round trips of the session's ping estimate, up
+// to MaxStreamWindowSize; each doubling is reserved too (against the
+// connection's peer scope, at a priority that leaves half of the peer's
+// memory limit to other uses), so a large maximum costs memory only where
+// data flows. libp2p's default maximum, 16 MiB, is one circuit's worth at
+// 160 MiB/s over a 100 ms link round trip but less than the largest
+// congestion window (64 MiB); the maximum here matches that window, so
+// the link never caps a circuit that congestion control lets grow. The
+// growth rule is what stalls near 512 KiB when the reader is slow to
+// drain (libp2p/go-yamux issue 136); the circuit's own windows keep
+// relays' readers draining.
+//
+// Config.InitialStreamWindowSize is not ignored, as this comment once
+// said: the window update sent with a stream's SYN or ACK grants it at
+// once, but reserves nothing beyond 256 KiB, so a neighbour could make a
+// relay hold that much unaccounted on every circuit stream. It stays at
+// the default: at 50 ms per link, 256 KiB per 100 ms link round trip caps
+// only a new circuit's first round trips, when its congestion window is 1
+// MiB per 306 ms anyway, and the window doubles from there.
 const linkWindowMax = cwndMax * CellSize
 
 // yamuxWindows sets a yamux configuration's windows to fit circuits at

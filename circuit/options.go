@@ -24,20 +24,20 @@ const (
 // doc.go for the algorithm and why these values.
 const (
 	// Circuit level: the sender's congestion window (Vegas).
-	circuitIncr = 64   // cells one circuit SENDME credits (256 KiB)
-	cwndInit    = 256  // 1 MiB, the fixed window before congestion control
-	cwndMin     = 256  // never below the fixed window it replaced
-	cwndMax     = 8192 // 32 MiB: 100 MiB/s at a 320 ms round trip
-	vegasAlpha  = 32   // grow while fewer cells than this are queued on the path
-	vegasBeta   = 96   // shrink while more are
-	vegasGamma  = 64   // leave slow start when this many are queued
-	vegasDelta  = 256  // cut the window by the queue when it exceeds this
+	circuitIncr = 64    // cells one circuit SENDME credits (256 KiB)
+	cwndInit    = 256   // 1 MiB, the fixed window before congestion control
+	cwndMin     = 256   // never below the fixed window it replaced
+	cwndMax     = 16384 // 64 MiB: 100 MiB/s at a 640 ms round trip
+	vegasAlpha  = 32    // grow while fewer cells than this are queued on the path
+	vegasBeta   = 96    // shrink while more are
+	vegasGamma  = 64    // leave slow start when this many are queued
+	vegasDelta  = 256   // cut the window by the queue when it exceeds this
 
 	// Stream level: receive windows the reader's speed tunes.
 	streamWindowInit = 32      // 128 KiB: what a new stream may send unasked
 	streamIncrement  = 32      // cells one stream SENDME credits
-	streamWindowMax  = cwndMax // 32 MiB: no more than the circuit lets fly
-	streamGrowth     = 4       // a keeping-up reader's window quadruples
+	streamWindowMax  = cwndMax // 64 MiB: no more than the circuit lets fly
+	streamGrowth     = 16      // a keeping-up reader's window grows sixteenfold
 	// circuitGrowth caps the windows of one circuit's streams together as
 	// far as growth goes: the most the circuit has in flight, so a lone
 	// stream can reach the largest window.
@@ -45,7 +45,7 @@ const (
 	// circuitBuffer caps the receive windows of one circuit's streams
 	// together (what one circuit can make an edge hold in memory): the
 	// grown windows and the initial windows of 64 new streams.
-	circuitBuffer = circuitGrowth + 64*streamWindowInit // 40 MiB
+	circuitBuffer = circuitGrowth + 64*streamWindowInit // 72 MiB
 )
 
 // ExitDialer opens the real connection for a stream at an exit relay.

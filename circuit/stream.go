@@ -495,7 +495,7 @@ func (s *Stream) credit() error {
 	return nil
 }
 
-// growWindow quadruples the receive window (streamGrowth) when the reader
+// growWindow grows the receive window sixteenfold (streamGrowth) when the reader
 // has emptied the queue after reading half a window since the last growth:
 // the reader keeps up, so the window, not the reader, limits the stream. A
 // reader that falls behind leaves cells queued and the window where it is.

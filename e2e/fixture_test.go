@@ -50,7 +50,9 @@ func (exitResolver) LookupNetIP(ctx context.Context, network, host string) ([]ne
 
 func newHost(tb testing.TB) host.Host {
 	tb.Helper()
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+	// As every pikcio host: the links' security, windows and liveness.
+	opts := append([]libp2p.Option{libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay()}, circuit.LinkOptions()...)
+	h, err := libp2p.New(opts...)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,7 +61,21 @@ func main() {
 	flag.BoolVar(&cfg.early, "socks-early", true, "SOCKS replies success before the exit connects (client.socks_early_success)")
 	flag.BoolVar(&cfg.quic, "quic", false, "links between client and relays over QUIC instead of TCP+yamux")
 	flag.BoolVar(&cfg.service, "service", false, "measure a Matryoshka service through joined circuits instead (service.go)")
+	flag.BoolVar(&cfg.ramp, "ramp", false, "print each one-stream bulk run's rate per 250 ms (how it ramps up)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (client, proxy, delay lines, server; not the relays) to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cpuprofile:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	if cfg.quick {
 		cfg.runs = 1
 		set := false
@@ -99,6 +114,7 @@ type config struct {
 	quic     bool
 	early    bool // SOCKS early success
 	service  bool // the -service run
+	ramp     bool
 }
 
 func run(ctx context.Context, cfg config, out io.Writer) error {
@@ -187,7 +203,12 @@ func measure(ctx context.Context, cfg config, d time.Duration) (result, error) {
 	res.firstByte = median(fbs)
 	var bulks []float64
 	for i := 0; i < cfg.runs; i++ {
-		v, err := n.bulk([]string{"bulk"}, cfg.bulkTime)
+		var ramp io.Writer
+		if cfg.ramp {
+			ramp = os.Stderr
+			fmt.Fprintf(ramp, "ramp %v run %d, MiB/s per 250 ms:", d, i)
+		}
+		v, err := n.bulkRamp([]string{"bulk"}, cfg.bulkTime, ramp)
 		if err != nil {
 			return res, err
 		}
@@ -595,6 +616,15 @@ func timeAnswer(c net.Conn, start time.Time) (time.Duration, error) {
 // bulk downloads on one stream per user for d and returns MiB/s in total,
 // counted from when every stream is open.
 func (n *network) bulk(users []string, d time.Duration) (float64, error) {
+	return n.bulkRamp(users, d, nil)
+}
+
+// rampStep is the interval of a ramp's samples.
+const rampStep = 250 * time.Millisecond
+
+// bulkRamp is bulk that also writes to ramp, when not nil, the rate of each
+// rampStep (one line per download).
+func (n *network) bulkRamp(users []string, d time.Duration, ramp io.Writer) (float64, error) {
 	conns := make([]net.Conn, len(users))
 	var firstErr error
 	var mu sync.Mutex
@@ -626,6 +656,20 @@ func (n *network) bulk(users []string, d time.Duration) (float64, error) {
 	var total atomic.Int64
 	start := time.Now()
 	end := start.Add(d)
+	if ramp != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer fmt.Fprintln(ramp)
+			var last int64
+			for t := start.Add(rampStep); !t.After(end); t = t.Add(rampStep) {
+				time.Sleep(time.Until(t))
+				v := total.Load()
+				fmt.Fprintf(ramp, " %.0f", float64(v-last)/(1<<20)/rampStep.Seconds())
+				last = v
+			}
+		}()
+	}
 	for _, c := range conns {
 		wg.Add(1)
 		go func() {
