@@ -179,4 +179,9 @@
 // second. A StateFile (state.json) of an older version is migrated into
 // the store on the first start in one transaction, and kept until
 // ConfirmMigration.
+//
+// The admission token keys and counts of package tis/token live in the
+// store too (Server.TokenKey, Server.TakeTokens): one key per period for
+// all servers, sealed under a key derived from the secret, and one
+// budget per enrollment and period.
 package tis

@@ -58,6 +58,20 @@ var schema = []string{
 		taken DOUBLE PRECISION NOT NULL,
 		at BIGINT NOT NULL,
 		full_at BIGINT NOT NULL)`,
+	// Admission token keys (package tis/token): one private key per
+	// period of span seconds, sealed under a key derived from the TIS
+	// secret; and the tokens issued per enrollment and period, keyed by a
+	// keyed hash of both.
+	`CREATE TABLE IF NOT EXISTS token_keys (
+		span BIGINT NOT NULL,
+		period BIGINT NOT NULL,
+		sealed BYTEA NOT NULL,
+		PRIMARY KEY (span, period))`,
+	`CREATE TABLE IF NOT EXISTS token_counts (
+		k TEXT PRIMARY KEY,
+		period BIGINT NOT NULL,
+		issued INTEGER NOT NULL)`,
+	`CREATE INDEX IF NOT EXISTS token_counts_period ON token_counts (period)`,
 	`CREATE TABLE IF NOT EXISTS meta (
 		k TEXT PRIMARY KEY,
 		v TEXT NOT NULL)`,
@@ -599,6 +613,72 @@ func (t *sqlTx) Meta(key string) (string, error) {
 func (t *sqlTx) PutMeta(key, value string) error {
 	if _, err := t.exec(`INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v`, key, value); err != nil {
 		return fmt.Errorf("write %s: %w", key, err)
+	}
+	return nil
+}
+
+func (t *sqlTx) TokenKey(span, period int64) ([]byte, error) {
+	var sealed []byte
+	err := t.row(`SELECT sealed FROM token_keys WHERE span = ? AND period = ?`, span, period).Scan(&sealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read token key: %w", err)
+	}
+	return sealed, nil
+}
+
+func (t *sqlTx) PutTokenKey(span, period int64, sealed []byte) (bool, error) {
+	r, err := t.exec(`INSERT INTO token_keys (span, period, sealed) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, span, period, sealed)
+	if err != nil {
+		return false, fmt.Errorf("write token key: %w", err)
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("write token key: %w", err)
+	}
+	return n == 1, nil
+}
+
+func (t *sqlTx) DeleteTokenKeys(span, before int64) error {
+	if _, err := t.exec(`DELETE FROM token_keys WHERE span = ? AND period < ?`, span, before); err != nil {
+		return fmt.Errorf("delete token keys: %w", err)
+	}
+	return nil
+}
+
+func (t *sqlTx) TokenCount(k string) (int, bool, error) {
+	var n int
+	err := t.row(`SELECT issued FROM token_counts WHERE k = ?`+t.forUpdate(), k).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read token count: %w", err)
+	}
+	return n, true, nil
+}
+
+func (t *sqlTx) PutTokenCount(k string, period int64, issued int, exists bool) error {
+	var err error
+	if exists {
+		_, err = t.exec(`UPDATE token_counts SET issued = ? WHERE k = ?`, issued, k)
+	} else {
+		// A row another server inserted meanwhile is a unique-key
+		// conflict: the transaction runs again and reads it (an upsert
+		// would overwrite its count).
+		_, err = t.exec(`INSERT INTO token_counts (k, period, issued) VALUES (?, ?, ?)`, k, period, issued)
+	}
+	if err != nil {
+		return fmt.Errorf("write token count: %w", err)
+	}
+	return nil
+}
+
+func (t *sqlTx) DeleteTokenCounts(before int64) error {
+	if _, err := t.exec(`DELETE FROM token_counts WHERE period < ?`, before); err != nil {
+		return fmt.Errorf("delete token counts: %w", err)
 	}
 	return nil
 }

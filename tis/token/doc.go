@@ -120,10 +120,22 @@
 // # Admission
 //
 // Mounting: every way of running a TIS (the TIS command, localnet, the
-// tests) calls Mount, which makes the Issuer with its keys in KeyFile in
-// the TIS directory and serves it under tis.PathTokens. Issuance is
-// counted in memory (MemCounter): TIS processes sharing one database
-// each count on their own.
+// tests) calls Mount, which makes the Issuer with its keys and counts in
+// the TIS's store (tis.Server is a KeyStore and a Counter) and serves it
+// under tis.PathTokens. The first server of a database to need a
+// period's key generates it and stores it, in one transaction that
+// fails for the servers that raced it, which read the stored one; the
+// private key is stored sealed (AES-256-GCM) under a key derived from
+// the TIS secret, bound to the root and the period, so a copy of the
+// database without the secret cannot issue. The count of an enrollment
+// in a period is one row, keyed by a keyed hash of both, read locked and
+// written in one transaction: TIS processes sharing one PostgreSQL
+// database (or one SQLite file) sign with one key, a guard fetching the
+// keys from any of them accepts the tokens of all, and an enrollment
+// gets TokensPerPeriod once, not once per process or restart
+// (TestTwoServersShareTokens). Storing a period's key deletes the keys
+// and counts of the periods before the previous one. A KeyFile of an
+// older version is moved into the store by Mount.
 //
 // Client (node/admission.go): a node with tis.url makes a Client from
 // its enrollment and opens a Wallet in its data directory. Before
