@@ -137,8 +137,12 @@
 // and counts of the periods before the previous one. A KeyFile of an
 // older version is moved into the store by Mount.
 //
-// Client (node/admission.go): a node with tis.url makes a Client from
-// its enrollment and opens a Wallet in its data directory. Before
+// A node's part is an Admission (NewAdmission, from plain inputs: the
+// TIS's URL and root, the node's key, certificate and peer ID, its
+// roles, and the errors to refuse with; node/admission.go wires it).
+//
+// Client: a node with tis.url makes a Client from its enrollment and
+// opens a Wallet in its data directory. Before
 // building a circuit, circuit.ClientOptions.Token calls Wallet.Take for
 // the first hop and the token travels in the padding of the CREATE cell
 // (circuit/admission.go), so it costs no byte and no round trip more;
@@ -146,8 +150,8 @@
 // Wallet.State feeds the status page.
 //
 // Guard: circuit.RelayOptions.AdmitCircuit receives the token once the
-// CREATE has arrived and the handshake budget allows it, and the node
-// redeems it with a Guard, which fetches the keys every
+// CREATE has arrived and the handshake budget allows it, and
+// Admission.Admit redeems it with a Guard, which fetches the keys every
 // DefaultKeyRefresh and, for a token of a key it does not hold, at once
 // (at most every DefaultMinKeyFetch). A refusal is DESTROY with
 // circuit.DestroyTokenMissing, DestroyTokenSpent or DestroyTokenInvalid.
