@@ -222,6 +222,9 @@ func FuzzAssembleRevocationPages(f *testing.F) {
 	f.Add(pages[0], pages[1])
 	f.Add(pages[1], pages[0])
 	f.Add(mustEncode(f, seedRevocations(f).Encode), []byte{2})
+	// A list of one page and a delta on it.
+	_, one := signedPages(f, root, 3, manySerials(4))
+	f.Add(one[0], signedDelta(f, root, 5, 3, []Serial{{0xee}}))
 	f.Fuzz(func(t *testing.T, a, b []byte) {
 		var ls []*RevocationList
 		for _, p := range [][]byte{a, b} {

@@ -68,6 +68,9 @@ type Tx interface {
 	// PutRevocationList stores the pages of a newly signed list; seq must
 	// be above the current sequence.
 	PutRevocationList(seq uint64, pages [][]byte) error
+	// PutRevocationDelta stores the delta of a list signed at seq (above
+	// the current sequence) as page index, the pages before it unchanged.
+	PutRevocationDelta(seq uint64, index int, delta []byte) error
 	// Code returns the pending code of owner, or nil.
 	Code(owner string) (*pendingCode, error)
 	// PutCode inserts or replaces owner's pending code.

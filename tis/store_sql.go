@@ -656,6 +656,24 @@ func (t *sqlTx) PutRevocationList(seq uint64, pages [][]byte) error {
 	return nil
 }
 
+func (t *sqlTx) PutRevocationDelta(seq uint64, index int, delta []byte) error {
+	if index < 1 {
+		return fmt.Errorf("revocation delta %d as page %d: %w", seq, index, ErrMalformed)
+	}
+	r, err := t.exec(`UPDATE revlist SET seq = ? WHERE id = 1 AND seq < ?`, int64(seq), int64(seq))
+	if err != nil {
+		return fmt.Errorf("write revocation delta %d: %w", seq, err)
+	}
+	if n, err := r.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("write revocation delta %d: not after the stored list (%v): %w", seq, err, ErrMalformed)
+	}
+	if _, err := t.exec(`INSERT INTO revlist (id, seq, blob) VALUES (?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, blob = excluded.blob`, index+1, int64(seq), delta); err != nil {
+		return fmt.Errorf("write revocation delta %d: %w", seq, err)
+	}
+	return nil
+}
+
 func (t *sqlTx) Code(owner string) (*pendingCode, error) {
 	c := &pendingCode{Owner: owner}
 	var sent, expires int64
