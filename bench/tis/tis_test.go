@@ -33,6 +33,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/pikcio/pikcio/internal/pgtest"
+	"github.com/pikcio/pikcio/internal/tisfill"
 	"github.com/pikcio/pikcio/tis"
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 )
@@ -243,35 +244,11 @@ func (c *cluster) prefill(tb testing.TB, n int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	expires := time.Now().Add(tis.DefaultCertLifetime).Unix()
-	var queries []string
+	queries := tisfill.Queries(c.postgres, c.filled+1, n, expires)
 	if c.postgres {
-		h := func(tag string) string { return fmt.Sprintf("md5('%s'||i)||md5('%s-'||i)", tag, tag) }
-		series := fmt.Sprintf(" FROM generate_series(%d, %d) AS i", c.filled+1, n)
-		queries = []string{
-			"INSERT INTO persons (owner, binding, blocked, issues) SELECT " + h("o") + ", " + h("b") + ", 0, 1" + series,
-			"INSERT INTO keys (key, owner) SELECT " + h("k1") + ", " + h("o") + series,
-			"INSERT INTO keys (key, owner) SELECT " + h("k2") + ", " + h("o") + series,
-			fmt.Sprintf("INSERT INTO certs (serial, owner, expires) SELECT left(%s, 32), %s, %d", h("s1"), h("o"), expires) + series,
-			fmt.Sprintf("INSERT INTO certs (serial, owner, expires) SELECT left(%s, 32), %s, %d", h("s2"), h("o"), expires) + series,
-			"ANALYZE",
-		}
+		queries = append(queries, "ANALYZE")
 	} else {
-		// Random hex of the hashes' lengths (SQLite has no md5).
-		series := fmt.Sprintf("WITH RECURSIVE c(i) AS (SELECT %d UNION ALL SELECT i+1 FROM c WHERE i < %d) ", c.filled+1, n)
-		h := "lower(hex(randomblob(32)))"
-		queries = []string{
-			"BEGIN IMMEDIATE",
-			"CREATE TEMP TABLE fill AS " + series + "SELECT " + h + " AS o FROM c",
-			"INSERT INTO persons (owner, binding, blocked, issues) SELECT o, " + h + ", 0, 1 FROM fill",
-			"INSERT INTO keys (key, owner) SELECT " + h + ", o FROM fill",
-			"INSERT INTO keys (key, owner) SELECT " + h + ", o FROM fill",
-			fmt.Sprintf("INSERT INTO certs (serial, owner, expires) SELECT lower(hex(randomblob(16))), o, %d FROM fill", expires),
-			fmt.Sprintf("INSERT INTO certs (serial, owner, expires) SELECT lower(hex(randomblob(16))), o, %d FROM fill", expires),
-			"DROP TABLE fill",
-			"COMMIT",
-			"ANALYZE",
-			"PRAGMA wal_checkpoint(TRUNCATE)",
-		}
+		queries = append([]string{"BEGIN IMMEDIATE"}, append(queries, "COMMIT", "ANALYZE", "PRAGMA wal_checkpoint(TRUNCATE)")...)
 	}
 	// One connection: SQLite's BEGIN and temporary table are its own.
 	conn, err := c.db.Conn(ctx)
