@@ -69,6 +69,9 @@ type Issuer struct {
 
 	mu   sync.Mutex
 	keys map[int64]*periodKey // by period number
+	// absent are past periods the KeyStore has no key of (asked once, not
+	// at every request for the keys).
+	absent map[int64]bool
 }
 
 // periodKey is one period's private key and its publication.
@@ -95,6 +98,7 @@ func NewIssuer(t TIS, opts IssuerOptions) (*Issuer, error) {
 		period: int64(opts.Period / time.Second),
 		log:    logrus.WithField("component", "tis-token"),
 		keys:   make(map[int64]*periodKey),
+		absent: make(map[int64]bool),
 	}
 	is.mux = http.NewServeMux()
 	is.mux.HandleFunc("GET "+PathKeys, is.handleKeys)
@@ -121,6 +125,9 @@ func (is *Issuer) keyLocked(ctx context.Context, p int64, create bool) (*periodK
 	if k, ok := is.keys[p]; ok {
 		return k, nil
 	}
+	if !create && is.absent[p] {
+		return nil, nil
+	}
 	var generate func() ([]byte, error)
 	if create {
 		generate = func() ([]byte, error) {
@@ -132,8 +139,12 @@ func (is *Issuer) keyLocked(ctx context.Context, p int64, create bool) (*periodK
 		}
 	}
 	der, err := is.opts.Keys.TokenKey(ctx, is.opts.Period, p, generate)
-	if err != nil || der == nil {
+	if err != nil {
 		return nil, err
+	}
+	if der == nil {
+		is.absent[p] = true
+		return nil, nil
 	}
 	priv, err := x509.ParsePKCS1PrivateKey(der)
 	if err != nil {
@@ -186,6 +197,11 @@ func (is *Issuer) Keys(ctx context.Context, now time.Time) ([]*Key, error) {
 
 // pruneLocked forgets keys whose period and grace are over.
 func (is *Issuer) pruneLocked(now time.Time) {
+	for p := range is.absent {
+		if p < is.periodOf(now)-1 {
+			delete(is.absent, p)
+		}
+	}
 	for p, k := range is.keys {
 		if !now.Before(k.pub.End.Add(is.opts.Grace)) {
 			delete(is.keys, p)

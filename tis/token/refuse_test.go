@@ -317,3 +317,31 @@ func TestImportKeyFile(t *testing.T) {
 		t.Fatalf("imported key: %v (%d bytes)", err, len(der))
 	}
 }
+
+// TestRestartInGrace: an issuer restarted in the grace after a period
+// still publishes that period's key from the store (guards that start
+// then need it), and one that never had it publishes two.
+func TestRestartInGrace(t *testing.T) {
+	f := newFixture(t, IssuerOptions{})
+	if _, err := f.issuer.Keys(ctx(t), f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	period := int64(DefaultPeriod / time.Second)
+	next := time.Unix((f.clock.Now().Unix()/period+1)*period, 0)
+	f.clock.Add(next.Sub(f.clock.Now()) + time.Minute)
+	restarted, err := Mount(f.tis.Server, f.tis.Dir, IssuerOptions{Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := restarted.Keys(ctx(t), f.clock.Now())
+	if err != nil || len(keys) != 3 || !keys[0].End.Equal(next) {
+		t.Fatalf("keys after a restart in the grace: %d, %v", len(keys), err)
+	}
+	fresh := newFixture(t, IssuerOptions{})
+	fresh.clock.Add(next.Sub(fresh.clock.Now()) + time.Minute)
+	for range 2 {
+		if keys, err := fresh.issuer.Keys(ctx(t), fresh.clock.Now()); err != nil || len(keys) != 2 {
+			t.Fatalf("keys of an issuer without the previous period's: %d, %v", len(keys), err)
+		}
+	}
+}
