@@ -231,7 +231,8 @@ func (c *Client) fetchRevocations(ctx context.Context, held *RevocationList) (*R
 	case err != nil:
 		return nil, err
 	case delta.Base == 0:
-		return nil, fmt.Errorf("fetch revocations: a page answered for the delta: %w", ErrMalformed)
+		// A TIS before deltas answers its first page: fetch the pages.
+		delta = nil
 	case held != nil && held.BaseSequence() == delta.Base:
 		return held.WithDelta(delta)
 	}
@@ -280,7 +281,7 @@ func (c *Client) fetchRevocationPage(ctx context.Context, i int) (*RevocationLis
 	if err != nil {
 		return nil, nil, fmt.Errorf("fetch revocations page %d: %w", i, err)
 	}
-	if int(l.Page) != max(i, 0) || (i >= 0 && l.Base != 0) {
+	if (i >= 0 && (int(l.Page) != i || l.Base != 0)) || (i < 0 && l.Page != 0) {
 		return nil, nil, fmt.Errorf("fetch revocations: page %d (delta on %d) answered for %d: %w", l.Page, l.Base, i, ErrMalformed)
 	}
 	return l, b, nil

@@ -245,3 +245,74 @@ func testRevocationDeltaSignsOnePage(t *testing.T, db string) {
 		t.Fatalf("rebased: %v", l)
 	}
 }
+
+// TestTwoServersRevocationDeltas: two servers of one database revoke in
+// turn on a list of two pages: each signs only the delta, on the pages
+// the other stored, the sequence goes up by one each time, and both
+// serve every revoked serial.
+func TestTwoServersRevocationDeltas(t *testing.T) {
+	for name, db := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			a, b := twoServers(t, db(t))
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			t.Cleanup(cancel)
+			var serials []Serial
+			for i := range 4 {
+				n := newTestNode(t)
+				e, err := a.client().Enroll(ctx, n.key, n.mkey, "Erin", fmt.Sprintf("erin%d@example.org", i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				serials = append(serials, e.NodeCert.Serial)
+			}
+			expires := time.Now().Add(time.Hour).Unix()
+			if err := a.srv.store.Update(ctx, func(tx Tx) error {
+				for i := 0; i < MaxRevoked+10; i += 1000 {
+					var vals []string
+					for j := i; j < min(i+1000, MaxRevoked+10); j++ {
+						vals = append(vals, fmt.Sprintf("('%032x', 'made-up', %d, 1)", uint64(j)<<20|7, expires))
+					}
+					if _, err := tx.(*sqlTx).tx.ExecContext(ctx, "INSERT INTO certs (serial, owner, expires, revoked) VALUES "+joinComma(vals)); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			var seq uint64
+			for i, s := range serials {
+				srv := []*testTIS{a, b}[i%2]
+				before := srv.srv.pagesSigned.Load()
+				if err := srv.srv.Revoke(s); err != nil {
+					t.Fatal(err)
+				}
+				l, _ := srv.srv.RevocationList()
+				if signed := srv.srv.pagesSigned.Load() - before; (i == 0 && signed != 3) || (i > 0 && signed != 1) {
+					t.Fatalf("revocation %d signed %d pages", i, signed)
+				}
+				if i > 0 && l.Sequence != seq+1 {
+					t.Fatalf("revocation %d: sequence %d after %d", i, l.Sequence, seq)
+				}
+				seq = l.Sequence
+			}
+			for _, srv := range []*testTIS{a, b} {
+				// A server answers the list it read for up to a second
+				// (revocationCacheTime) before it reads the other's.
+				var l *RevocationList
+				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+					var err error
+					if l, err = srv.client().FetchRevocations(ctx); err != nil {
+						t.Fatal(err)
+					}
+					if l.Sequence >= seq || time.Now().After(deadline) {
+						break
+					}
+				}
+				if l.Sequence != seq || len(l.Serials) != MaxRevoked+10+len(serials) || !l.Revoked(serials[3]) || !l.Revoked(serials[0]) {
+					t.Fatalf("served %v, want sequence %d", l, seq)
+				}
+			}
+		})
+	}
+}
