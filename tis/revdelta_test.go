@@ -160,21 +160,7 @@ func testRevocationDeltaSignsOnePage(t *testing.T, db string) {
 		}
 		people = append(people, e)
 	}
-	st := tt.srv.store.(*sqlStore)
-	expires := now.Add(30 * 24 * time.Hour).Unix()
-	// Revoked serials of made-up people, in bulk.
-	fill := fmt.Sprintf(`WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM c WHERE i < %d)
-		INSERT INTO certs (serial, owner, expires, revoked) SELECT printf('%%032x', (i << 20) | 7), 'made-up', %d, 1 FROM c`, revoked-1, expires)
-	if st.postgres {
-		fill = fmt.Sprintf(`INSERT INTO certs (serial, owner, expires, revoked)
-			SELECT lpad(to_hex((i::bigint << 20) | 7), 32, '0'), 'made-up', %d, 1 FROM generate_series(0, %d) AS i`, expires, revoked-1)
-	}
-	if err := st.Update(ctx, func(tx Tx) error {
-		_, err := tx.(*sqlTx).tx.ExecContext(ctx, fill)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	fillRevoked(t, ctx, tt.srv, revoked, now.Add(30*24*time.Hour))
 	signs := func(what string, want int64, f func()) {
 		t.Helper()
 		before := tt.srv.pagesSigned.Load()
@@ -265,21 +251,7 @@ func TestTwoServersRevocationDeltas(t *testing.T) {
 				}
 				serials = append(serials, e.NodeCert.Serial)
 			}
-			expires := time.Now().Add(time.Hour).Unix()
-			if err := a.srv.store.Update(ctx, func(tx Tx) error {
-				for i := 0; i < MaxRevoked+10; i += 1000 {
-					var vals []string
-					for j := i; j < min(i+1000, MaxRevoked+10); j++ {
-						vals = append(vals, fmt.Sprintf("('%032x', 'made-up', %d, 1)", uint64(j)<<20|7, expires))
-					}
-					if _, err := tx.(*sqlTx).tx.ExecContext(ctx, "INSERT INTO certs (serial, owner, expires, revoked) VALUES "+joinComma(vals)); err != nil {
-						return err
-					}
-				}
-				return nil
-			}); err != nil {
-				t.Fatal(err)
-			}
+			fillRevoked(t, ctx, a.srv, MaxRevoked+10, time.Now().Add(time.Hour))
 			var seq uint64
 			for i, s := range serials {
 				srv := []*testTIS{a, b}[i%2]
@@ -314,5 +286,24 @@ func TestTwoServersRevocationDeltas(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// fillRevoked adds n revoked serials of made-up people to the store of
+// srv, in bulk, behind its back, expiring at expires.
+func fillRevoked(t testing.TB, ctx context.Context, srv *Server, n int, expires time.Time) {
+	t.Helper()
+	st := srv.store.(*sqlStore)
+	fill := fmt.Sprintf(`WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM c WHERE i < %d)
+		INSERT INTO certs (serial, owner, expires, revoked) SELECT printf('%%032x', (i << 20) | 7), 'made-up', %d, 1 FROM c`, n-1, expires.Unix())
+	if st.postgres {
+		fill = fmt.Sprintf(`INSERT INTO certs (serial, owner, expires, revoked)
+			SELECT lpad(to_hex((i::bigint << 20) | 7), 32, '0'), 'made-up', %d, 1 FROM generate_series(0, %d) AS i`, expires.Unix(), n-1)
+	}
+	if err := st.Update(ctx, func(tx Tx) error {
+		_, err := tx.(*sqlTx).tx.ExecContext(ctx, fill)
+		return err
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -147,22 +146,7 @@ func testServerRevocationPages(t *testing.T, db string) {
 		t.Fatal(err)
 	}
 	// Revoked serials of made-up people, in bulk.
-	st := tt.srv.store.(*sqlStore)
-	expires := time.Now().Add(time.Hour).Unix()
-	if err := st.Update(ctx, func(tx Tx) error {
-		for i := 0; i < MaxRevoked+100; i += 500 {
-			var vals []string
-			for j := i; j < min(i+500, MaxRevoked+100); j++ {
-				vals = append(vals, fmt.Sprintf("('%032x', 'made-up', %d, 1)", uint64(j)<<20|7, expires))
-			}
-			if _, err := tx.(*sqlTx).tx.ExecContext(ctx, "INSERT INTO certs (serial, owner, expires, revoked) VALUES "+joinComma(vals)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	fillRevoked(t, ctx, tt.srv, MaxRevoked+100, time.Now().Add(time.Hour))
 	if err := tt.srv.Revoke(e.NodeCert.Serial); err != nil {
 		t.Fatalf("revoke past one page: %v", err)
 	}
@@ -200,17 +184,6 @@ func testServerRevocationPages(t *testing.T, db string) {
 			t.Fatalf("%s answered", q)
 		}
 	}
-}
-
-func joinComma(s []string) string {
-	var b bytes.Buffer
-	for i, v := range s {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(v)
-	}
-	return b.String()
 }
 
 // FuzzAssembleRevocationPages: any two pages assemble or are refused
