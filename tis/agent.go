@@ -3,6 +3,7 @@ package tis
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -94,6 +95,7 @@ type Agent struct {
 	en         *Enrollment        // own certificates
 	mkey       ed25519.PrivateKey // own Matryoshka key
 	revs       *RevocationCache
+	revPut     map[string][32]byte // SHA-256 of each revocation record last put (KeepRevocations)
 	log        *logrus.Entry
 
 	mu    sync.Mutex
@@ -310,7 +312,7 @@ func (a *Agent) KeepRevocations(ctx context.Context, store RecordStore, onUpdate
 				next = min(next, RecordRetry)
 			}
 			if l := a.revs.List(); l != nil && (l.Sequence > put || time.Since(putAt) >= revocationRepublish) {
-				if err := a.putRevocations(ctx, store, l); err != nil {
+				if err := a.putRevocations(ctx, store, l, time.Since(putAt) >= revocationRepublish); err != nil {
 					if ctx.Err() != nil {
 						return
 					}
@@ -336,7 +338,7 @@ func (a *Agent) KeepRevocations(ctx context.Context, store RecordStore, onUpdate
 func (a *Agent) fetchRevocations(ctx context.Context, onUpdate func()) error {
 	ctx, cancel := context.WithTimeout(ctx, DefaultClientTimeout)
 	defer cancel()
-	l, err := FetchRevocations(ctx, a.opts.URL, a.opts.Root)
+	l, err := NewClient(a.opts.URL, a.opts.Root).FetchRevocationsSince(ctx, a.revs.List())
 	if err != nil {
 		return err
 	}
@@ -347,19 +349,32 @@ func (a *Agent) fetchRevocations(ctx context.Context, onUpdate func()) error {
 	return nil
 }
 
-// putRevocations publishes each page of l under its RevocationPageKey.
-func (a *Agent) putRevocations(ctx context.Context, store RecordStore, l *RevocationList) error {
+// putRevocations publishes each page of l under its RevocationPageKey
+// and its delta under RevocationDeltaKey; with all false, only the
+// records that changed since the last put (usually the delta alone).
+func (a *Agent) putRevocations(ctx context.Context, store RecordStore, l *RevocationList, all bool) error {
 	pages, err := l.EncodePages()
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, RecordTimeout)
 	defer cancel()
+	put := make(map[string][32]byte, len(pages))
 	for i, data := range pages {
-		if err := store.PutRecord(ctx, RevocationPageKey(a.opts.Root, i), data); err != nil {
+		key := RevocationPageKey(a.opts.Root, i)
+		if i == l.PageCount() {
+			key = RevocationDeltaKey(a.opts.Root)
+		}
+		sum := sha256.Sum256(data)
+		put[key] = sum
+		if !all && a.revPut[key] == sum {
+			continue
+		}
+		if err := store.PutRecord(ctx, key, data); err != nil {
 			return fmt.Errorf("revocation list page %d: %w", i, err)
 		}
 	}
+	a.revPut = put
 	return nil
 }
 
@@ -389,7 +404,43 @@ func GetRevocationPages(ctx context.Context, store RecordGetter, root ed25519.Pu
 		}
 		pages = append(pages, b)
 	}
+	if first.Pages > 1 {
+		// A list of several pages has a delta on them (one on other
+		// pages is left out: those pages alone are a list still).
+		if b, err := store.GetRecord(ctx, RevocationDeltaKey(root)); err == nil {
+			if d, err := DecodeRevocationList(b); err == nil && d.Base == first.Sequence {
+				pages = append(pages, b)
+			}
+		}
+	}
 	return pages, nil
+}
+
+// getRevocationDelta offers the cache the DHT's delta on the pages the
+// cache holds, and reports whether the cache took it. It fails when the
+// cache holds no list of pages or the delta is on other pages: then the
+// pages are read again.
+func (a *Agent) getRevocationDelta(ctx context.Context, store RecordStore) (bool, error) {
+	held := a.revs.List()
+	if held.Delta() == nil {
+		return false, errors.New("no revocation delta held")
+	}
+	b, err := store.GetRecord(ctx, RevocationDeltaKey(a.opts.Root))
+	if err != nil {
+		return false, err
+	}
+	d, err := ParseRevocationList(b, a.opts.Root)
+	if err != nil {
+		return false, err
+	}
+	if d.Sequence <= held.Sequence {
+		return false, nil
+	}
+	l, err := held.WithDelta(d)
+	if err != nil {
+		return false, err
+	}
+	return a.revs.Offer(l), nil
 }
 
 // getRevocations offers the DHT's list to the cache, which keeps it only
@@ -397,13 +448,15 @@ func GetRevocationPages(ctx context.Context, store RecordGetter, root ed25519.Pu
 func (a *Agent) getRevocations(ctx context.Context, store RecordStore, onUpdate func()) error {
 	ctx, cancel := context.WithTimeout(ctx, RecordTimeout)
 	defer cancel()
-	pages, err := GetRevocationPages(ctx, store, a.opts.Root)
+	newer, err := a.getRevocationDelta(ctx, store)
 	if err != nil {
-		return err
-	}
-	newer, err := a.revs.Update(pages...)
-	if err != nil {
-		return fmt.Errorf("revocation list from the DHT: %w", err)
+		pages, err := GetRevocationPages(ctx, store, a.opts.Root)
+		if err != nil {
+			return err
+		}
+		if newer, err = a.revs.Update(pages...); err != nil {
+			return fmt.Errorf("revocation list from the DHT: %w", err)
+		}
 	}
 	if newer {
 		a.log.WithField("list", a.revs.List().String()).Debug("new revocation list from the DHT")

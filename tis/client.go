@@ -199,13 +199,20 @@ func (c *Client) EnrollCode(ctx context.Context, nodeKey crypto.PrivKey, matryos
 const fetchRevocationTries = 3
 
 // FetchRevocations gets the TIS's revocation list, all its pages (at most
-// MaxRevocationPages of at most MaxRevocationListSize bytes), and
-// verifies it.
+// MaxRevocationPages of at most MaxRevocationListSize bytes) and its
+// delta, and verifies it.
 func (c *Client) FetchRevocations(ctx context.Context) (*RevocationList, error) {
+	return c.FetchRevocationsSince(ctx, nil)
+}
+
+// FetchRevocationsSince is FetchRevocations for a client that holds the
+// list held (nil if none): when the TIS's delta is on the pages held, it
+// fetches the delta alone (one page, however long the list).
+func (c *Client) FetchRevocationsSince(ctx context.Context, held *RevocationList) (*RevocationList, error) {
 	var err error
 	for range fetchRevocationTries {
 		var l *RevocationList
-		if l, err = c.fetchRevocations(ctx); err == nil || !errors.Is(err, errListChanged) {
+		if l, err = c.fetchRevocations(ctx, held); err == nil || !errors.Is(err, errListChanged) {
 			return l, err
 		}
 	}
@@ -216,10 +223,25 @@ func (c *Client) FetchRevocations(ctx context.Context) (*RevocationList, error) 
 // while the client fetched the pages.
 var errListChanged = errors.New("revocation list changed while fetched")
 
-func (c *Client) fetchRevocations(ctx context.Context) (*RevocationList, error) {
+func (c *Client) fetchRevocations(ctx context.Context, held *RevocationList) (*RevocationList, error) {
+	delta, db, err := c.fetchRevocationPage(ctx, -1)
+	switch {
+	case errors.Is(err, ErrNoDelta):
+		delta = nil
+	case err != nil:
+		return nil, err
+	case delta.Base == 0:
+		// A TIS before deltas answers its first page: fetch the pages.
+		delta = nil
+	case held != nil && held.BaseSequence() == delta.Base:
+		return held.WithDelta(delta)
+	}
 	first, b, err := c.fetchRevocationPage(ctx, 0)
 	if err != nil {
 		return nil, err
+	}
+	if delta != nil && first.Sequence != delta.Base {
+		return nil, fmt.Errorf("fetch revocations: delta on list %d, page 0 of %d: %w", delta.Base, first.Sequence, errListChanged)
 	}
 	pages := [][]byte{b}
 	for i := 1; i < first.PageCount(); i++ {
@@ -232,6 +254,9 @@ func (c *Client) fetchRevocations(ctx context.Context) (*RevocationList, error) 
 		}
 		pages = append(pages, b)
 	}
+	if delta != nil {
+		pages = append(pages, db)
+	}
 	l, err := AssembleRevocationList(pages, c.Root)
 	if err != nil {
 		return nil, fmt.Errorf("fetch revocations: %w", err)
@@ -239,10 +264,13 @@ func (c *Client) fetchRevocations(ctx context.Context) (*RevocationList, error) 
 	return l, nil
 }
 
-// fetchRevocationPage gets page i and verifies it.
+// fetchRevocationPage gets page i (-1: the delta) and verifies it.
 func (c *Client) fetchRevocationPage(ctx context.Context, i int) (*RevocationList, []byte, error) {
 	path := PathRevocations
-	if i > 0 {
+	switch {
+	case i < 0:
+		path += "?delta"
+	case i > 0:
 		path += "?page=" + strconv.Itoa(i)
 	}
 	b, err := c.get(ctx, path, int64(MaxRevocationListSize))
@@ -253,8 +281,8 @@ func (c *Client) fetchRevocationPage(ctx context.Context, i int) (*RevocationLis
 	if err != nil {
 		return nil, nil, fmt.Errorf("fetch revocations page %d: %w", i, err)
 	}
-	if int(l.Page) != i {
-		return nil, nil, fmt.Errorf("fetch revocations: page %d answered for %d: %w", l.Page, i, ErrMalformed)
+	if (i >= 0 && (int(l.Page) != i || l.Base != 0)) || (i < 0 && l.Page != 0) {
+		return nil, nil, fmt.Errorf("fetch revocations: page %d (delta on %d) answered for %d: %w", l.Page, l.Base, i, ErrMalformed)
 	}
 	return l, b, nil
 }

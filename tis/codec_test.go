@@ -207,6 +207,13 @@ func FuzzDecodeRevocationList(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(mustEncode(f, paged.Encode))
+	// A delta (version 3).
+	delta := seedRevocations(f)
+	delta.Base = 40
+	if err := delta.sign(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(mustEncode(f, delta.Encode))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzStable(t, data, DecodeRevocationList, (*RevocationList).Encode)
 	})

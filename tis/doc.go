@@ -126,8 +126,20 @@
 // AssembleRevocationList, which refuses pages of two lists, out of order,
 // overlapping, or more than MaxRevocationPages (2M serials, 32 MiB): a
 // client's memory stays bounded whatever a TIS or DHT server sends. A list
-// of one page encodes as before (version 1). The cost of one revocation
-// is still a re-signing of the whole list (one page per 32k serials).
+// of one page encodes as before (version 1).
+//
+// A list of several pages ends in a delta (version 3, RevocationList.Base):
+// the serials revoked since its pages were signed, with the list's
+// sequence and times, signed on its own. One revocation, and the refresh
+// at half the lifetime, sign the delta again and nothing else (one page
+// however long the list, TestRevocationDeltaSignsOnePage); every page is
+// signed afresh when the delta would pass a page or the pages are a week
+// old (revocationRebase), which also drops expired serials. HTTP serves
+// the delta at PathRevocations?delta, the DHT under RevocationDeltaKey.
+// A client that holds the list fetches the delta alone when it is on the
+// pages it holds (Client.FetchRevocationsSince, RevocationList.WithDelta),
+// and the pages only when they changed; an Agent puts into the DHT only
+// the records that changed, and reads the delta alone when it can.
 //
 // # A node's agent
 //
@@ -179,4 +191,9 @@
 // second. A StateFile (state.json) of an older version is migrated into
 // the store on the first start in one transaction, and kept until
 // ConfirmMigration.
+//
+// The admission token keys and counts of package tis/token live in the
+// store too (Server.TokenKey, Server.TakeTokens): one key per period for
+// all servers, sealed under a key derived from the secret, and one
+// budget per enrollment and period.
 package tis

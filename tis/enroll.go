@@ -201,7 +201,7 @@ func (s *Server) enrollTx(tx Tx, out *enrollment, q *EnrollRequest, p properties
 			if _, err := tx.Revoke(old); err != nil {
 				return err
 			}
-			if out.revList, out.revPages, err = s.resignTx(tx, seq); err != nil {
+			if out.revList, out.revPages, err = s.resignTx(tx, seq, old); err != nil {
 				return err
 			}
 		}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pikcio/pikcio/internal/tisfill"
 )
 
 // prefill adds n made-up enrolled people to the store in bulk, inside the
@@ -18,31 +20,7 @@ import (
 func prefill(tb testing.TB, s *Server, n int) {
 	tb.Helper()
 	st := s.store.(*sqlStore)
-	var queries []string
-	expires := time.Now().Add(DefaultCertLifetime).Unix()
-	if st.postgres {
-		h := func(tag string) string { return fmt.Sprintf("md5('%s'||i)||md5('%s-'||i)", tag, tag) }
-		series := fmt.Sprintf(" FROM generate_series(1, %d) AS i", n)
-		queries = []string{
-			"INSERT INTO persons (owner, binding, blocked, issues) SELECT " + h("o") + ", " + h("b") + ", 0, 1" + series,
-			"INSERT INTO keys (key, owner) SELECT " + h("k1") + ", " + h("o") + series,
-			"INSERT INTO keys (key, owner) SELECT " + h("k2") + ", " + h("o") + series,
-			fmt.Sprintf("INSERT INTO certs (serial, owner, expires) SELECT left(%s, 32), %s, %d", h("s1"), h("o"), expires) + series,
-			fmt.Sprintf("INSERT INTO certs (serial, owner, expires) SELECT left(%s, 32), %s, %d", h("s2"), h("o"), expires) + series,
-		}
-	} else {
-		series := fmt.Sprintf("WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < %d) ", n)
-		h := "lower(hex(randomblob(32)))"
-		queries = []string{
-			"CREATE TEMP TABLE fill AS " + series + "SELECT " + h + " AS o FROM c",
-			"INSERT INTO persons (owner, binding, blocked, issues) SELECT o, " + h + ", 0, 1 FROM fill",
-			"INSERT INTO keys (key, owner) SELECT " + h + ", o FROM fill",
-			"INSERT INTO keys (key, owner) SELECT " + h + ", o FROM fill",
-			fmt.Sprintf("INSERT INTO certs (serial, owner, expires) SELECT lower(hex(randomblob(16))), o, %d FROM fill", expires),
-			fmt.Sprintf("INSERT INTO certs (serial, owner, expires) SELECT lower(hex(randomblob(16))), o, %d FROM fill", expires),
-			"DROP TABLE fill",
-		}
-	}
+	queries := tisfill.Queries(st.postgres, 1, n, time.Now().Add(DefaultCertLifetime).Unix())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	if err := s.store.Update(ctx, func(tx Tx) error {

@@ -52,6 +52,9 @@ var (
 
 	// ErrExists reports that Init found an existing root key or secret.
 	ErrExists = errors.New("TIS directory already initialized")
+	// ErrNoDelta reports a revocation list of one page, which has no
+	// delta (PathRevocations?delta): fetch the page.
+	ErrNoDelta = errors.New("revocation list has no delta")
 	// ErrPermissions reports a secret file that others may read.
 	ErrPermissions = privfile.ErrPermissions
 	// ErrUnknownSerial reports a serial that this TIS never issued.

@@ -19,6 +19,9 @@ const (
 	// one page of several (with its page number and the page count).
 	revocationVersion      = 1
 	revocationVersionPaged = 2
+	// revocationVersionDelta encodes a delta: the serials revoked since
+	// the base list it names.
+	revocationVersionDelta = 3
 	// MaxRevoked caps the serials in one page of a revocation list (512
 	// KiB of serials), keeping a page a reasonable DHT record and HTTP
 	// answer. A longer list is split into pages.
@@ -29,7 +32,7 @@ const (
 	// expire (a year by default).
 	MaxRevocationPages = 64
 	// MaxRevocationListSize caps an encoded page.
-	MaxRevocationListSize = 1 + 8 + 8 + 8 + 8 + 4 + 4 + 4 + MaxRevoked*len(Serial{}) + 2 + ed25519.SignatureSize
+	MaxRevocationListSize = 1 + 8 + 8 + 8 + 8 + 8 + 4 + 4 + 4 + MaxRevoked*len(Serial{}) + 2 + ed25519.SignatureSize
 	// RevocationNamespace is the DHT record namespace of revocation lists.
 	RevocationNamespace = "pikcio-tis-revocations"
 )
@@ -51,8 +54,12 @@ type RevocationList struct {
 	// Page is this page's number and Pages the list's page count (0 or 1:
 	// a list of one page).
 	Page, Pages uint32
-	Serials     []Serial // strictly ascending
-	Signature   []byte
+	// Base, in a delta, is the sequence of the list of pages it adds to
+	// (0: not a delta). A delta carries the serials revoked since that
+	// base, and its Sequence and times stand for the whole list.
+	Base      uint64
+	Serials   []Serial // strictly ascending
+	Signature []byte
 
 	// pages are the signed pages of an assembled list of several.
 	pages []*RevocationList
@@ -69,14 +76,24 @@ func (l *RevocationList) body() ([]byte, error) {
 	if l.Pages > MaxRevocationPages || (paged && l.Page >= l.Pages) || (!paged && l.Page != 0) {
 		return nil, fmt.Errorf("revocation list page %d of %d: %w", l.Page, l.Pages, ErrMalformed)
 	}
-	b := make([]byte, 0, 1+8+8+8+8+4+4+4+len(l.Serials)*len(Serial{})+2+ed25519.SignatureSize)
-	if paged {
+	delta := l.Base != 0
+	if delta && (paged || l.Base > l.Sequence) {
+		return nil, fmt.Errorf("revocation delta %d on list %d of %d pages: %w", l.Sequence, l.Base, l.Pages, ErrMalformed)
+	}
+	b := make([]byte, 0, 1+8+8+8+8+8+4+4+4+len(l.Serials)*len(Serial{})+2+ed25519.SignatureSize)
+	switch {
+	case delta:
+		b = append(b, revocationVersionDelta)
+	case paged:
 		b = append(b, revocationVersionPaged)
-	} else {
+	default:
 		b = append(b, revocationVersion)
 	}
 	b = append(b, l.Issuer[:]...)
 	b = binary.BigEndian.AppendUint64(b, l.Sequence)
+	if delta {
+		b = binary.BigEndian.AppendUint64(b, l.Base)
+	}
 	b = binary.BigEndian.AppendUint64(b, uint64(l.IssuedAt.Unix()))
 	b = binary.BigEndian.AppendUint64(b, uint64(l.NextUpdate.Unix()))
 	if paged {
@@ -125,12 +142,18 @@ func DecodeRevocationList(b []byte) (*RevocationList, error) {
 	}
 	r := wire.NewReader(b, ErrMalformed)
 	v := r.U8("revocation list version")
-	if r.Err() == nil && v != revocationVersion && v != revocationVersionPaged {
+	if r.Err() == nil && v != revocationVersion && v != revocationVersionPaged && v != revocationVersionDelta {
 		r.Fail("revocation list version %d", v)
 	}
 	l := &RevocationList{}
 	copy(l.Issuer[:], r.Take(len(l.Issuer), "issuer"))
 	l.Sequence = r.U64("sequence")
+	if v == revocationVersionDelta {
+		l.Base = r.U64("base")
+		if r.Err() == nil && (l.Base == 0 || l.Base > l.Sequence) {
+			r.Fail("delta %d on list %d", l.Sequence, l.Base)
+		}
+	}
 	l.IssuedAt = time.Unix(int64(r.U64("issue time")), 0).UTC()
 	l.NextUpdate = time.Unix(int64(r.U64("next update")), 0).UTC()
 	if v == revocationVersionPaged {
@@ -221,8 +244,43 @@ func ParseRevocationList(b []byte, root ed25519.PublicKey) (*RevocationList, err
 	return l, nil
 }
 
-// PageCount is the number of pages of l (1 for a list of one).
+// PageCount is the number of pages of l (1 for a list of one), not
+// counting a delta.
 func (l *RevocationList) PageCount() int { return max(1, int(l.Pages)) }
+
+// Delta returns the delta of an assembled list, nil if it has none.
+func (l *RevocationList) Delta() *RevocationList {
+	if l == nil || len(l.pages) == 0 || l.pages[len(l.pages)-1].Base == 0 {
+		return nil
+	}
+	return l.pages[len(l.pages)-1]
+}
+
+// BaseSequence is the sequence of the pages of l: its delta's Base, or
+// its Sequence without a delta.
+func (l *RevocationList) BaseSequence() uint64 {
+	if d := l.Delta(); d != nil {
+		return d.Base
+	}
+	return l.Sequence
+}
+
+// WithDelta joins a new delta, which the caller verified, to the pages
+// l holds (its own delta dropped): the list of the delta, with no page
+// fetched again. The delta must be on l's pages (BaseSequence).
+func (l *RevocationList) WithDelta(d *RevocationList) (*RevocationList, error) {
+	if d == nil || d.Base == 0 || d.Base != l.BaseSequence() {
+		return nil, fmt.Errorf("revocation delta not on list %d: %w", l.BaseSequence(), ErrMalformed)
+	}
+	base := l.pages
+	if base == nil {
+		base = []*RevocationList{l}
+	}
+	if l.Delta() != nil {
+		base = base[:len(base)-1]
+	}
+	return assemblePages(append(slices.Clone(base), d))
+}
 
 // EncodePages returns the encoded pages of l: one for a list of one page.
 func (l *RevocationList) EncodePages() ([][]byte, error) {
@@ -266,9 +324,9 @@ func splitRevocations(l RevocationList) ([]*RevocationList, error) {
 }
 
 // AssembleRevocationList decodes and verifies the encoded pages of one
-// list, in order, and joins them.
+// list, in order, and joins them; the last may be a delta on the others.
 func AssembleRevocationList(pages [][]byte, root ed25519.PublicKey) (*RevocationList, error) {
-	if len(pages) == 0 || len(pages) > MaxRevocationPages {
+	if len(pages) == 0 || len(pages) > MaxRevocationPages+1 {
 		return nil, fmt.Errorf("revocation list of %d pages: %w", len(pages), ErrMalformed)
 	}
 	ls := make([]*RevocationList, len(pages))
@@ -283,8 +341,61 @@ func AssembleRevocationList(pages [][]byte, root ed25519.PublicKey) (*Revocation
 }
 
 // assemblePages joins the pages of one list: the same sequence, times
-// and page count, numbered in order, the serials ascending across them.
+// and page count, numbered in order, the serials ascending across them;
+// then a delta, if the last is one, on that list: the list of the
+// delta's sequence and times, with the serials of both.
 func assemblePages(ls []*RevocationList) (*RevocationList, error) {
+	if len(ls) == 0 {
+		return nil, fmt.Errorf("revocation list of no page: %w", ErrMalformed)
+	}
+	d := ls[len(ls)-1]
+	if d.Base == 0 {
+		return assembleBase(ls)
+	}
+	if len(ls) < 2 {
+		return nil, fmt.Errorf("revocation delta %d without its list %d: %w", d.Sequence, d.Base, ErrMalformed)
+	}
+	base, err := assembleBase(ls[:len(ls)-1])
+	if err != nil {
+		return nil, err
+	}
+	if d.Issuer != base.Issuer || d.Base != base.Sequence {
+		return nil, fmt.Errorf("revocation delta %d on list %d, not on list %d: %w", d.Sequence, d.Base, base.Sequence, ErrMalformed)
+	}
+	out := *base
+	out.Sequence, out.IssuedAt, out.NextUpdate, out.Signature = d.Sequence, d.IssuedAt, d.NextUpdate, nil
+	out.Serials = mergeSerials(base.Serials, d.Serials)
+	out.pages = slices.Clone(ls)
+	return &out, nil
+}
+
+// mergeSerials merges two ascending lists into a new one, each serial once.
+func mergeSerials(a, b []Serial) []Serial {
+	out := make([]Serial, 0, len(a)+len(b))
+	for len(a) > 0 || len(b) > 0 {
+		var c int
+		switch {
+		case len(a) == 0:
+			c = 1
+		case len(b) == 0:
+			c = -1
+		default:
+			c = bytes.Compare(a[0][:], b[0][:])
+		}
+		switch {
+		case c < 0:
+			out, a = append(out, a[0]), a[1:]
+		case c > 0:
+			out, b = append(out, b[0]), b[1:]
+		default:
+			out, a, b = append(out, a[0]), a[1:], b[1:]
+		}
+	}
+	return out
+}
+
+// assembleBase joins the pages of a list without a delta.
+func assembleBase(ls []*RevocationList) (*RevocationList, error) {
 	first := ls[0]
 	if first.PageCount() != len(ls) {
 		return nil, fmt.Errorf("revocation list of %d pages, %d given: %w", first.PageCount(), len(ls), ErrMalformed)
@@ -294,6 +405,9 @@ func assemblePages(ls []*RevocationList) (*RevocationList, error) {
 	}
 	n := 0
 	for i, l := range ls {
+		if l.Base != 0 {
+			return nil, fmt.Errorf("revocation delta %d as page %d: %w", l.Sequence, i, ErrMalformed)
+		}
 		if l.Issuer != first.Issuer || l.Sequence != first.Sequence || !l.IssuedAt.Equal(first.IssuedAt) ||
 			!l.NextUpdate.Equal(first.NextUpdate) || l.Pages != first.Pages || l.Page != uint32(i) {
 			return nil, fmt.Errorf("revocation list %d page %d: not page %d of list %d: %w", l.Sequence, l.Page, i, first.Sequence, ErrMalformed)
@@ -334,6 +448,12 @@ func RevocationPageKey(root ed25519.PublicKey, i int) string {
 	return RevocationKey(root) + "/" + strconv.Itoa(i)
 }
 
+// RevocationDeltaKey is the DHT record key of the delta of the list of
+// root, on the pages under RevocationPageKey.
+func RevocationDeltaKey(root ed25519.PublicKey) string {
+	return RevocationKey(root) + "/delta"
+}
+
 // RevocationValidator validates revocation list records the way a
 // go-libp2p-record Validator does, for the namespace RevocationNamespace.
 type RevocationValidator struct {
@@ -350,8 +470,12 @@ func (v RevocationValidator) Validate(key string, value []byte) error {
 	if err != nil {
 		return err
 	}
-	if key != RevocationPageKey(v.Root, int(l.Page)) {
-		return fmt.Errorf("revocation list page %d under key %q: %w", l.Page, key, ErrMalformed)
+	want := RevocationPageKey(v.Root, int(l.Page))
+	if l.Base != 0 {
+		want = RevocationDeltaKey(v.Root)
+	}
+	if key != want {
+		return fmt.Errorf("revocation list page %d (delta on %d) under key %q: %w", l.Page, l.Base, key, ErrMalformed)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package tis
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
@@ -8,8 +9,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -57,6 +60,7 @@ var api = &httpapi.Codes{
 		{Err: ErrCodeExpired, Code: "code-expired", Status: http.StatusForbidden},
 		{Err: ErrTooManyAttempts, Code: "too-many-attempts", Status: http.StatusForbidden},
 		{Err: ErrMail, Code: "mail", Status: http.StatusServiceUnavailable},
+		{Err: ErrNoDelta, Code: "no-delta", Status: http.StatusNotFound},
 	},
 	Rejected:  ErrRejected,
 	Malformed: ErrMalformed,
@@ -90,6 +94,8 @@ type Server struct {
 	closed     bool
 	httpSrv    *http.Server
 	tokens     tokenMount // PathTokens (tokens.go)
+	// pagesSigned counts the revocation pages and deltas signed.
+	pagesSigned atomic.Int64
 
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -178,7 +184,7 @@ func (s *Server) firstRevocationList(ctx context.Context) error {
 			return err
 		}
 		if seq == 0 {
-			l, pages, err = s.resignTx(tx, 0)
+			l, pages, err = s.resignTx(tx, 0, nil)
 			return err
 		}
 		l, pages, err = s.readStoredList(tx, seq)
@@ -217,35 +223,71 @@ func (s *Server) setRevList(l *RevocationList, pages [][]byte) {
 	}
 }
 
+// revocationRebase is how long the pages of a list serve as the base of
+// its deltas; after it (or when the delta would pass a page) every page is
+// signed afresh, and expired serials leave the list.
+const revocationRebase = 7 * 24 * time.Hour
+
 // resignTx signs the next revocation list (after sequence seq, the one tx
-// holds locked) of the revoked serials in tx, in pages of MaxRevoked, and
+// holds locked), in which the serials added (hex) were just revoked, and
 // stores it. The caller makes it current (setRevList) once the
 // transaction commits.
-func (s *Server) resignTx(tx Tx, seq uint64) (*RevocationList, [][]byte, error) {
+//
+// A list of several pages has a delta (its last page): the serials
+// revoked since its pages were signed. While the delta can take added
+// (at most MaxRevoked serials) and the pages are younger than
+// revocationRebase, only the delta is signed again: one page, however
+// long the list. Otherwise every page is signed afresh from the revoked
+// serials in tx, in pages of MaxRevoked, with an empty delta when there
+// are several.
+func (s *Server) resignTx(tx Tx, seq uint64, added []string) (*RevocationList, [][]byte, error) {
 	now := s.opts.Now().UTC().Truncate(time.Second)
+	next := now.Add(s.opts.RevocationLifetime.Truncate(time.Second))
+	if seq > 0 {
+		cur, curPages, err := s.currentList(tx, seq)
+		if err != nil {
+			return nil, nil, err
+		}
+		if d := cur.Delta(); d != nil && len(d.Serials)+len(added) <= MaxRevoked && now.Sub(cur.pages[0].IssuedAt) < revocationRebase {
+			more, err := parseSerials(added)
+			if err != nil {
+				return nil, nil, err
+			}
+			slices.SortFunc(more, func(a, b Serial) int { return bytes.Compare(a[:], b[:]) })
+			nd := &RevocationList{Sequence: seq + 1, Base: d.Base, IssuedAt: now, NextUpdate: next, Serials: mergeSerials(d.Serials, more)}
+			enc, err := s.signRevocations(nd)
+			if err != nil {
+				return nil, nil, err
+			}
+			l, err := cur.WithDelta(nd)
+			if err != nil {
+				return nil, nil, err
+			}
+			pages := append(slices.Clone(curPages[:len(curPages)-1]), enc)
+			if err := tx.PutRevocationDelta(nd.Sequence, len(pages)-1, enc); err != nil {
+				return nil, nil, err
+			}
+			return l, pages, nil
+		}
+	}
 	hexes, err := tx.Revoked(now)
 	if err != nil {
 		return nil, nil, err
 	}
-	serials := make([]Serial, 0, len(hexes))
-	for _, h := range hexes {
-		serial, err := ParseSerial(h)
-		if err != nil {
-			return nil, nil, fmt.Errorf("stored serial %q: %w", h, err)
-		}
-		serials = append(serials, serial)
-	}
-	ls, err := splitRevocations(RevocationList{Sequence: seq + 1, IssuedAt: now,
-		NextUpdate: now.Add(s.opts.RevocationLifetime.Truncate(time.Second)), Serials: serials})
+	serials, err := parseSerials(hexes)
 	if err != nil {
 		return nil, nil, err
 	}
+	ls, err := splitRevocations(RevocationList{Sequence: seq + 1, IssuedAt: now, NextUpdate: next, Serials: serials})
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(ls) > 1 {
+		ls = append(ls, &RevocationList{Sequence: seq + 1, Base: seq + 1, IssuedAt: now, NextUpdate: next})
+	}
 	pages := make([][]byte, len(ls))
 	for i, p := range ls {
-		if err := p.sign(s.root.key); err != nil {
-			return nil, nil, err
-		}
-		if pages[i], err = p.Encode(); err != nil {
+		if pages[i], err = s.signRevocations(p); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -257,6 +299,40 @@ func (s *Server) resignTx(tx Tx, seq uint64) (*RevocationList, [][]byte, error) 
 		return nil, nil, err
 	}
 	return l, pages, nil
+}
+
+// signRevocations signs and encodes one page or delta, and counts it.
+func (s *Server) signRevocations(p *RevocationList) ([]byte, error) {
+	if err := p.sign(s.root.key); err != nil {
+		return nil, err
+	}
+	s.pagesSigned.Add(1)
+	return p.Encode()
+}
+
+// currentList returns the list of sequence seq: the one held, or the
+// one stored (another server signed it).
+func (s *Server) currentList(tx Tx, seq uint64) (*RevocationList, [][]byte, error) {
+	s.mu.Lock()
+	l, pages := s.revList, s.revPages
+	s.mu.Unlock()
+	if l != nil && l.Sequence == seq {
+		return l, pages, nil
+	}
+	return s.readStoredList(tx, seq)
+}
+
+// parseSerials parses stored serials (hex).
+func parseSerials(hexes []string) ([]Serial, error) {
+	serials := make([]Serial, 0, len(hexes))
+	for _, h := range hexes {
+		serial, err := ParseSerial(h)
+		if err != nil {
+			return nil, fmt.Errorf("stored serial %q: %w", h, err)
+		}
+		serials = append(serials, serial)
+	}
+	return serials, nil
 }
 
 // PublicKey returns the root public key.
@@ -304,7 +380,7 @@ func (s *Server) Revoke(serial Serial) error {
 				return err
 			}
 		}
-		l, pages, err = s.resignTx(tx, seq)
+		l, pages, err = s.resignTx(tx, seq, []string{serial.String()})
 		return err
 	})
 	if err != nil {
@@ -368,7 +444,7 @@ func (s *Server) revocationPages() (*RevocationList, [][]byte) {
 		if now.Before(nl.IssuedAt.Add(s.opts.RevocationLifetime / 2)) {
 			return nil
 		}
-		nl, npages, err = s.resignTx(tx, seq)
+		nl, npages, err = s.resignTx(tx, seq, nil)
 		return err
 	})
 	if err != nil {
@@ -399,6 +475,16 @@ func (s *Server) refuse(w http.ResponseWriter, err error) { api.Refuse(w, s.log,
 // Every page names the list's sequence and page count: a client that got
 // pages of two lists asks again.
 func (s *Server) handleRevocations(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Has("delta") {
+		l, pages := s.revocationPages()
+		if l.Delta() == nil {
+			s.refuse(w, ErrNoDelta)
+			return
+		}
+		w.Header().Set("Content-Type", contentType)
+		w.Write(pages[len(pages)-1])
+		return
+	}
 	page := 0
 	if q := r.URL.Query().Get("page"); q != "" {
 		n, err := strconv.Atoi(q)
@@ -408,8 +494,8 @@ func (s *Server) handleRevocations(w http.ResponseWriter, r *http.Request) {
 		}
 		page = n
 	}
-	_, pages := s.revocationPages()
-	if page >= len(pages) {
+	l, pages := s.revocationPages()
+	if page >= l.PageCount() {
 		http.Error(w, "no such page", http.StatusNotFound)
 		return
 	}

@@ -14,7 +14,8 @@ import (
 const DBFile = "tis.db"
 
 // Store is where a Server keeps its state: people, keys, serials,
-// revocations, pending codes and the signed revocation list. It holds no
+// revocations, pending codes, the signed revocation list, and the
+// admission token keys and counts. It holds no
 // name and no e-mail, only keyed hashes (hex). Every change is one
 // transaction; several Servers (processes) may share one PostgreSQL Store.
 type Store interface {
@@ -67,12 +68,31 @@ type Tx interface {
 	// PutRevocationList stores the pages of a newly signed list; seq must
 	// be above the current sequence.
 	PutRevocationList(seq uint64, pages [][]byte) error
+	// PutRevocationDelta stores the delta of a list signed at seq (above
+	// the current sequence) as page index, the pages before it unchanged.
+	PutRevocationDelta(seq uint64, index int, delta []byte) error
 	// Code returns the pending code of owner, or nil.
 	Code(owner string) (*pendingCode, error)
 	// PutCode inserts or replaces owner's pending code.
 	PutCode(c *pendingCode) error
 	// DeleteCode removes owner's pending code.
 	DeleteCode(owner string) error
+	// TokenKey returns the sealed admission token key of period (of span
+	// seconds), nil if there is none.
+	TokenKey(span, period int64) ([]byte, error)
+	// PutTokenKey stores a sealed token key unless the period has one,
+	// and says whether it did.
+	PutTokenKey(span, period int64, sealed []byte) (bool, error)
+	// DeleteTokenKeys removes the token keys of span before period.
+	DeleteTokenKeys(span, before int64) error
+	// TokenCount returns the tokens issued under count key k, locked,
+	// and whether k has a row.
+	TokenCount(k string) (issued int, exists bool, err error)
+	// PutTokenCount writes the count of k (of period), inserting it
+	// unless exists.
+	PutTokenCount(k string, period int64, issued int, exists bool) error
+	// DeleteTokenCounts removes the counts of periods before before.
+	DeleteTokenCounts(before int64) error
 	// Meta and PutMeta read and write a setting ("" if unset).
 	Meta(key string) (string, error)
 	PutMeta(key, value string) error

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -58,6 +59,20 @@ var schema = []string{
 		taken DOUBLE PRECISION NOT NULL,
 		at BIGINT NOT NULL,
 		full_at BIGINT NOT NULL)`,
+	// Admission token keys (package tis/token): one private key per
+	// period of span seconds, sealed under a key derived from the TIS
+	// secret; and the tokens issued per enrollment and period, keyed by a
+	// keyed hash of both.
+	`CREATE TABLE IF NOT EXISTS token_keys (
+		span BIGINT NOT NULL,
+		period BIGINT NOT NULL,
+		sealed BYTEA NOT NULL,
+		PRIMARY KEY (span, period))`,
+	`CREATE TABLE IF NOT EXISTS token_counts (
+		k TEXT PRIMARY KEY,
+		period BIGINT NOT NULL,
+		issued INTEGER NOT NULL)`,
+	`CREATE INDEX IF NOT EXISTS token_counts_period ON token_counts (period)`,
 	`CREATE TABLE IF NOT EXISTS meta (
 		k TEXT PRIMARY KEY,
 		v TEXT NOT NULL)`,
@@ -67,6 +82,51 @@ var schema = []string{
 type sqlStore struct {
 	db       *sql.DB
 	postgres bool
+	// stmts are the prepared statements of SQLite, by query (pgx caches
+	// its own per connection): parsing a statement cost as much CPU as
+	// running it. A query a transaction missed is prepared after the
+	// transaction, when the one connection is free.
+	stmtMu sync.RWMutex
+	stmts  map[string]*sql.Stmt
+}
+
+// maxStmts bounds the prepared statements (the queries are the package's
+// own, of a few shapes).
+const maxStmts = 128
+
+// stmt returns the prepared statement of query, nil if it has none.
+func (s *sqlStore) stmt(query string) *sql.Stmt {
+	if s.postgres {
+		return nil
+	}
+	s.stmtMu.RLock()
+	defer s.stmtMu.RUnlock()
+	return s.stmts[query]
+}
+
+// prepare prepares the queries a transaction missed, outside any
+// transaction. A query that fails to prepare is run unprepared again.
+func (s *sqlStore) prepare(ctx context.Context, queries []string) {
+	for _, q := range queries {
+		s.stmtMu.RLock()
+		_, ok := s.stmts[q]
+		n := len(s.stmts)
+		s.stmtMu.RUnlock()
+		if ok || n >= maxStmts {
+			continue
+		}
+		st, err := s.db.PrepareContext(ctx, q)
+		if err != nil {
+			continue
+		}
+		s.stmtMu.Lock()
+		if _, ok := s.stmts[q]; ok || s.stmts == nil || len(s.stmts) >= maxStmts {
+			st.Close()
+		} else {
+			s.stmts[q] = st
+		}
+		s.stmtMu.Unlock()
+	}
 }
 
 var _ Store = (*sqlStore)(nil)
@@ -86,14 +146,17 @@ func openSQLite(ctx context.Context, path string) (*sqlStore, error) {
 	// WAL lets readers go on during a write; IMMEDIATE write transactions
 	// take the lock up front, so two processes on one file wait for each
 	// other (busy_timeout) instead of failing half-way.
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+	// A page cache of 64 MiB (SQLite's default is 2 MiB) keeps the
+	// upper levels of the indexes of a million people in memory, so a
+	// lookup does not read them from the file again.
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_pragma=cache_size(-65536)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	// One writer at a time anyway; one connection keeps it simple.
 	db.SetMaxOpenConns(1)
-	s := &sqlStore{db: db}
+	s := &sqlStore{db: db, stmts: make(map[string]*sql.Stmt)}
 	if err := s.migrateSchema(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
@@ -162,12 +225,16 @@ func (s *sqlStore) update(ctx context.Context, fn func(Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(&sqlTx{ctx: ctx, tx: sqltx, postgres: s.postgres}); err != nil {
+	t := &sqlTx{ctx: ctx, tx: sqltx, store: s, postgres: s.postgres}
+	if err := fn(t); err != nil {
 		sqltx.Rollback()
 		return err
 	}
 	if err := sqltx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	if len(t.missed) > 0 {
+		s.prepare(ctx, t.missed)
 	}
 	return nil
 }
@@ -186,14 +253,37 @@ func (s *sqlStore) retryable(err error) bool {
 	return false
 }
 
-func (s *sqlStore) Close() error { return s.db.Close() }
+func (s *sqlStore) Close() error {
+	s.stmtMu.Lock()
+	for _, st := range s.stmts {
+		st.Close()
+	}
+	s.stmts = nil
+	s.stmtMu.Unlock()
+	return s.db.Close()
+}
 
 // sqlTx is one transaction; queries are written with ? and rebound to $n
 // for PostgreSQL.
 type sqlTx struct {
 	ctx      context.Context
 	tx       *sql.Tx
+	store    *sqlStore
 	postgres bool
+	missed   []string // queries without a prepared statement (SQLite)
+}
+
+// prepared returns the transaction's form of query's prepared statement,
+// or nil (and notes the query, to be prepared after the transaction).
+func (t *sqlTx) prepared(query string) *sql.Stmt {
+	if t.postgres {
+		return nil
+	}
+	if st := t.store.stmt(query); st != nil {
+		return t.tx.StmtContext(t.ctx, st)
+	}
+	t.missed = append(t.missed, query)
+	return nil
 }
 
 func (t *sqlTx) q(query string) string {
@@ -221,10 +311,16 @@ func (t *sqlTx) forUpdate() string {
 }
 
 func (t *sqlTx) exec(query string, args ...any) (sql.Result, error) {
+	if st := t.prepared(query); st != nil {
+		return st.ExecContext(t.ctx, args...)
+	}
 	return t.tx.ExecContext(t.ctx, t.q(query), args...)
 }
 
 func (t *sqlTx) row(query string, args ...any) *sql.Row {
+	if st := t.prepared(query); st != nil {
+		return st.QueryRowContext(t.ctx, args...)
+	}
 	return t.tx.QueryRowContext(t.ctx, t.q(query), args...)
 }
 
@@ -443,7 +539,13 @@ func (t *sqlTx) CertOwner(serial string) (string, bool, error) {
 }
 
 func (t *sqlTx) strings(query string, args ...any) ([]string, error) {
-	rows, err := t.tx.QueryContext(t.ctx, t.q(query), args...)
+	var rows *sql.Rows
+	var err error
+	if st := t.prepared(query); st != nil {
+		rows, err = st.QueryContext(t.ctx, args...)
+	} else {
+		rows, err = t.tx.QueryContext(t.ctx, t.q(query), args...)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -554,6 +656,24 @@ func (t *sqlTx) PutRevocationList(seq uint64, pages [][]byte) error {
 	return nil
 }
 
+func (t *sqlTx) PutRevocationDelta(seq uint64, index int, delta []byte) error {
+	if index < 1 {
+		return fmt.Errorf("revocation delta %d as page %d: %w", seq, index, ErrMalformed)
+	}
+	r, err := t.exec(`UPDATE revlist SET seq = ? WHERE id = 1 AND seq < ?`, int64(seq), int64(seq))
+	if err != nil {
+		return fmt.Errorf("write revocation delta %d: %w", seq, err)
+	}
+	if n, err := r.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("write revocation delta %d: not after the stored list (%v): %w", seq, err, ErrMalformed)
+	}
+	if _, err := t.exec(`INSERT INTO revlist (id, seq, blob) VALUES (?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, blob = excluded.blob`, index+1, int64(seq), delta); err != nil {
+		return fmt.Errorf("write revocation delta %d: %w", seq, err)
+	}
+	return nil
+}
+
 func (t *sqlTx) Code(owner string) (*pendingCode, error) {
 	c := &pendingCode{Owner: owner}
 	var sent, expires int64
@@ -599,6 +719,72 @@ func (t *sqlTx) Meta(key string) (string, error) {
 func (t *sqlTx) PutMeta(key, value string) error {
 	if _, err := t.exec(`INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v`, key, value); err != nil {
 		return fmt.Errorf("write %s: %w", key, err)
+	}
+	return nil
+}
+
+func (t *sqlTx) TokenKey(span, period int64) ([]byte, error) {
+	var sealed []byte
+	err := t.row(`SELECT sealed FROM token_keys WHERE span = ? AND period = ?`, span, period).Scan(&sealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read token key: %w", err)
+	}
+	return sealed, nil
+}
+
+func (t *sqlTx) PutTokenKey(span, period int64, sealed []byte) (bool, error) {
+	r, err := t.exec(`INSERT INTO token_keys (span, period, sealed) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, span, period, sealed)
+	if err != nil {
+		return false, fmt.Errorf("write token key: %w", err)
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("write token key: %w", err)
+	}
+	return n == 1, nil
+}
+
+func (t *sqlTx) DeleteTokenKeys(span, before int64) error {
+	if _, err := t.exec(`DELETE FROM token_keys WHERE span = ? AND period < ?`, span, before); err != nil {
+		return fmt.Errorf("delete token keys: %w", err)
+	}
+	return nil
+}
+
+func (t *sqlTx) TokenCount(k string) (int, bool, error) {
+	var n int
+	err := t.row(`SELECT issued FROM token_counts WHERE k = ?`+t.forUpdate(), k).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read token count: %w", err)
+	}
+	return n, true, nil
+}
+
+func (t *sqlTx) PutTokenCount(k string, period int64, issued int, exists bool) error {
+	var err error
+	if exists {
+		_, err = t.exec(`UPDATE token_counts SET issued = ? WHERE k = ?`, issued, k)
+	} else {
+		// A row another server inserted meanwhile is a unique-key
+		// conflict: the transaction runs again and reads it (an upsert
+		// would overwrite its count).
+		_, err = t.exec(`INSERT INTO token_counts (k, period, issued) VALUES (?, ?, ?)`, k, period, issued)
+	}
+	if err != nil {
+		return fmt.Errorf("write token count: %w", err)
+	}
+	return nil
+}
+
+func (t *sqlTx) DeleteTokenCounts(before int64) error {
+	if _, err := t.exec(`DELETE FROM token_counts WHERE period < ?`, before); err != nil {
+		return fmt.Errorf("delete token counts: %w", err)
 	}
 	return nil
 }

@@ -1,8 +1,9 @@
-// Package tisbench measures enrollment into two real "pikcio tis serve"
-// processes sharing one PostgreSQL database (internal/pgtest), through
-// the real HTTP path: the request that mails a code (--demo-codes: the
-// code goes to the server's log, which the benchmark reads), then the
-// request with the code. See bench/README.md and run.sh.
+// Package tisbench measures enrollment into real "pikcio tis serve"
+// processes, through the real HTTP path: the request that mails a code
+// (--demo-codes: the code goes to the server's log, which the benchmark
+// reads), then the request with the code. Two processes share one
+// PostgreSQL database (internal/pgtest), or one process serves the
+// SQLite default (its tis.db). See bench/README.md and run.sh.
 package tisbench
 
 import (
@@ -32,16 +33,20 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/pikcio/pikcio/internal/pgtest"
+	"github.com/pikcio/pikcio/internal/tisfill"
 	"github.com/pikcio/pikcio/tis"
+	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 )
 
-// cluster is a TIS served by two processes on one PostgreSQL.
+// cluster is a TIS served by two processes on one PostgreSQL, or by one
+// on its SQLite default.
 type cluster struct {
-	db    *sql.DB
-	root  ed25519.PublicKey
-	urls  []string
-	procs []*os.Process
-	codes *codeLog
+	db       *sql.DB
+	postgres bool
+	root     ed25519.PublicKey
+	urls     []string
+	procs    []*os.Process
+	codes    *codeLog
 	// pgPid is the PostgreSQL server's process (0 if not found).
 	pgPid int
 	// filled is how many made-up people prefill added so far.
@@ -61,15 +66,21 @@ func buildPikcio(tb testing.TB) string {
 	return bin
 }
 
+// The backends a cluster runs on.
+const (
+	twoPostgres = "postgres"
+	oneSQLite   = "sqlite"
+)
+
 // startCluster initializes a TIS and serves it from two processes on one
-// PostgreSQL. The global limit is raised above what is measured; the
+// PostgreSQL, or (oneSQLite) from one process on its default SQLite
+// database. The global limit is raised above what is measured; the
 // per-address and per-domain limits keep their defaults (each enrollment
 // comes from an address of its own, through a trusted proxy, and the
 // e-mails spread over many domains).
-func startCluster(tb testing.TB) *cluster {
+func startCluster(tb testing.TB, backend string) *cluster {
 	tb.Helper()
 	bin := buildPikcio(tb)
-	url := pgtest.Start(tb)
 	dir := filepath.Join(tb.TempDir(), "tis")
 	out, err := exec.Command(bin, "tis", "init", "--data", dir).Output()
 	if err != nil {
@@ -79,17 +90,28 @@ func startCluster(tb testing.TB) *cluster {
 	if err != nil {
 		tb.Fatalf("tis init printed %q: %v", out, err)
 	}
-	c := &cluster{root: root, codes: newCodeLog()}
-	for range 2 {
+	procs, url := 1, ""
+	if backend == twoPostgres {
+		procs, url = 2, pgtest.Start(tb)
+	}
+	c := &cluster{root: root, codes: newCodeLog(procs), postgres: backend == twoPostgres}
+	for range procs {
 		c.serve(tb, bin, dir, url)
 	}
-	db, err := sql.Open("pgx", url)
+	var db *sql.DB
+	if c.postgres {
+		db, err = sql.Open("pgx", url)
+	} else {
+		// The server's own file, written beside it (prefill): SQLite
+		// locks it for each writer in turn.
+		db, err = sql.Open("sqlite", "file:"+filepath.Join(dir, tis.DBFile)+"?_pragma=busy_timeout(60000)&_pragma=journal_mode(WAL)")
+	}
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { db.Close() })
 	c.db = db
-	if u, err := neturl.Parse(url); err == nil {
+	if u, err := neturl.Parse(url); err == nil && c.postgres {
 		c.pgPid = postmaster(u.Port())
 	}
 	return c
@@ -97,11 +119,16 @@ func startCluster(tb testing.TB) *cluster {
 
 var servingRE = regexp.MustCompile(`TIS serving on (http://\S+)`)
 
-// serve starts one "tis serve" process and waits until it serves.
+// serve starts one "tis serve" process (on the database of url, "" for
+// the SQLite default) and waits until it serves.
 func (c *cluster) serve(tb testing.TB, bin, dir, url string) {
 	tb.Helper()
-	cmd := exec.Command(bin, "tis", "serve", "--data", dir, "--db", url, "--listen", "127.0.0.1:0",
-		"--demo-codes", "--trusted-proxy", "127.0.0.1", "--enroll-rate", "100000", "--enroll-burst", "100000")
+	args := []string{"tis", "serve", "--data", dir, "--listen", "127.0.0.1:0",
+		"--demo-codes", "--trusted-proxy", "127.0.0.1", "--enroll-rate", "100000", "--enroll-burst", "100000"}
+	if url != "" {
+		args = append(args, "--db", url)
+	}
+	cmd := exec.Command(bin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		tb.Fatal(err)
@@ -155,10 +182,11 @@ type codeLog struct {
 	cond  *sync.Cond
 	codes map[string]string
 	done  int // readers ended
+	procs int // readers in all
 }
 
-func newCodeLog() *codeLog {
-	l := &codeLog{codes: map[string]string{}}
+func newCodeLog(procs int) *codeLog {
+	l := &codeLog{codes: map[string]string{}, procs: procs}
 	l.cond = sync.NewCond(&l.mu)
 	return l
 }
@@ -199,7 +227,7 @@ func (l *codeLog) code(ctx context.Context, email string) (string, error) {
 		if err := ctx.Err(); err != nil {
 			return "", fmt.Errorf("code for %s: %w", email, err)
 		}
-		if l.done == 2 {
+		if l.done == l.procs {
 			return "", fmt.Errorf("code for %s: the servers exited", email)
 		}
 		l.cond.Wait()
@@ -215,18 +243,21 @@ func (c *cluster) prefill(tb testing.TB, n int) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	h := func(tag string) string { return fmt.Sprintf("md5('%s'||i)||md5('%s-'||i)", tag, tag) }
-	series := fmt.Sprintf(" FROM generate_series(%d, %d) AS i", c.filled+1, n)
 	expires := time.Now().Add(tis.DefaultCertLifetime).Unix()
-	for _, q := range []string{
-		"INSERT INTO persons (owner, binding, blocked, issues) SELECT " + h("o") + ", " + h("b") + ", 0, 1" + series,
-		"INSERT INTO keys (key, owner) SELECT " + h("k1") + ", " + h("o") + series,
-		"INSERT INTO keys (key, owner) SELECT " + h("k2") + ", " + h("o") + series,
-		fmt.Sprintf("INSERT INTO certs (serial, owner, expires) SELECT left(%s, 32), %s, %d", h("s1"), h("o"), expires) + series,
-		fmt.Sprintf("INSERT INTO certs (serial, owner, expires) SELECT left(%s, 32), %s, %d", h("s2"), h("o"), expires) + series,
-		"ANALYZE",
-	} {
-		if _, err := c.db.ExecContext(ctx, q); err != nil {
+	queries := tisfill.Queries(c.postgres, c.filled+1, n, expires)
+	if c.postgres {
+		queries = append(queries, "ANALYZE")
+	} else {
+		queries = append([]string{"BEGIN IMMEDIATE"}, append(queries, "COMMIT", "ANALYZE", "PRAGMA wal_checkpoint(TRUNCATE)")...)
+	}
+	// One connection: SQLite's BEGIN and temporary table are its own.
+	conn, err := c.db.Conn(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range queries {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
 			tb.Fatalf("prefill: %s: %v", q, err)
 		}
 	}
@@ -425,10 +456,17 @@ func envInts(tb testing.TB, name string, def []int) []int {
 // reports enrollments per second, the median and 99th percentile time of
 // one, and the CPU time per enrollment of the servers, of PostgreSQL and
 // of the clients (this process), which share the machine's cores.
-func BenchmarkTwoProcesses(b *testing.B) {
+func BenchmarkTwoProcesses(b *testing.B) { benchEnroll(b, twoPostgres) }
+
+// BenchmarkSQLite is BenchmarkTwoProcesses for one tis serve process on
+// its default database (SQLite, tis.db in its directory); the database's
+// CPU time is the server's.
+func BenchmarkSQLite(b *testing.B) { benchEnroll(b, oneSQLite) }
+
+func benchEnroll(b *testing.B, backend string) {
 	sizes := envInts(b, "PIKCIO_BENCH_N", []int{10_000, 100_000, 1_000_000})
 	m := envInts(b, "PIKCIO_BENCH_M", []int{2000})[0]
-	c := startCluster(b)
+	c := startCluster(b, backend)
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
 			c.prefill(b, n)
@@ -440,12 +478,14 @@ func BenchmarkTwoProcesses(b *testing.B) {
 			b.ReportMetric(float64(r.median.Microseconds())/1000, "ms-median")
 			b.ReportMetric(float64(r.p99.Microseconds())/1000, "ms-p99")
 			b.ReportMetric(float64(r.serverCPU.Microseconds())/1000/float64(r.enrollments), "server-cpu-ms/enrollment")
-			b.ReportMetric(float64(r.dbCPU.Microseconds())/1000/float64(r.enrollments), "db-cpu-ms/enrollment")
+			if c.postgres {
+				b.ReportMetric(float64(r.dbCPU.Microseconds())/1000/float64(r.enrollments), "db-cpu-ms/enrollment")
+			}
 			b.ReportMetric(float64(r.clientCPU.Microseconds())/1000/float64(r.enrollments), "client-cpu-ms/enrollment")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
-	if os.Getenv("PIKCIO_BENCH_PGSTATS") != "" {
+	if c.postgres && os.Getenv("PIKCIO_BENCH_PGSTATS") != "" {
 		c.printStatements(b)
 	}
 }
@@ -475,23 +515,27 @@ func (c *cluster) printStatements(tb testing.TB) {
 	}
 }
 
-// TestSmoke runs the benchmark's path small: two processes, a few
+// TestSmoke runs the benchmark's path small, on both backends: a few
 // enrollments, each of which must succeed and be in the database once.
 func TestSmoke(t *testing.T) {
-	c := startCluster(t)
-	c.prefill(t, 100)
-	if r := c.enroll(t, 20, 4); r.enrollments != 20 {
-		t.Fatalf("%d enrollments", r.enrollments)
-	}
-	var n int
-	if err := c.db.QueryRow(`SELECT count(*) FROM persons`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if n != 120 {
-		t.Fatalf("%d persons, want 120", n)
-	}
-	if _, err := c.codes.code(canceled(), "nobody@example.org"); !errors.Is(err, context.Canceled) {
-		t.Fatalf("code of an e-mail never mailed: %v", err)
+	for _, backend := range []string{twoPostgres, oneSQLite} {
+		t.Run(backend, func(t *testing.T) {
+			c := startCluster(t, backend)
+			c.prefill(t, 100)
+			if r := c.enroll(t, 20, 4); r.enrollments != 20 {
+				t.Fatalf("%d enrollments", r.enrollments)
+			}
+			var n int
+			if err := c.db.QueryRow(`SELECT count(*) FROM persons`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n != 120 {
+				t.Fatalf("%d persons, want 120", n)
+			}
+			if _, err := c.codes.code(canceled(), "nobody@example.org"); !errors.Is(err, context.Canceled) {
+				t.Fatalf("code of an e-mail never mailed: %v", err)
+			}
+		})
 	}
 }
 

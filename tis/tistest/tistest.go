@@ -39,14 +39,24 @@ func Start(t testing.TB, opts func(root ed25519.PublicKey) tis.ServerOptions) *T
 	if err != nil {
 		t.Fatalf("tis.Init: %v", err)
 	}
-	priv, err := os.ReadFile(filepath.Join(dir, tis.RootKeyFile))
-	if err != nil || len(priv) != ed25519.PrivateKeySize {
-		t.Fatalf("read root key: %v (%d bytes)", err, len(priv))
-	}
 	var o tis.ServerOptions
 	if opts != nil {
 		o = opts(root)
 	}
+	return Serve(t, dir, o)
+}
+
+// Serve serves the TIS initialized in dir with o on 127.0.0.1 until the
+// test ends: with the same o.DB (a PostgreSQL URL), a second Serve of
+// one dir is a second server of one TIS, as a second process would be.
+// Unset enrollment and per-address rates are lifted.
+func Serve(t testing.TB, dir string, o tis.ServerOptions) *TIS {
+	t.Helper()
+	priv, err := os.ReadFile(filepath.Join(dir, tis.RootKeyFile))
+	if err != nil || len(priv) != ed25519.PrivateKeySize {
+		t.Fatalf("read root key: %v (%d bytes)", err, len(priv))
+	}
+	root := ed25519.PrivateKey(priv).Public().(ed25519.PublicKey)
 	// Nodes of the tests enroll themselves (node.Options.Enroll) with no
 	// one to read a mail: enrollment needs no code unless a test gives a
 	// Mailer.

@@ -56,7 +56,7 @@ func BenchmarkClientIssue(b *testing.B) {
 func BenchmarkRedeem(b *testing.B) {
 	f := newFixture(b, IssuerOptions{TokensPerPeriod: 1 << 30})
 	toks, _ := issue(b, f.client(f.tis.Enroll(b, "alice")), MaxBatch)
-	keys, err := f.issuer.Keys(f.clock.Now())
+	keys, err := f.issuer.Keys(ctx(b), f.clock.Now())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -120,13 +120,29 @@
 // # Admission
 //
 // Mounting: every way of running a TIS (the TIS command, localnet, the
-// tests) calls Mount, which makes the Issuer with its keys in KeyFile in
-// the TIS directory and serves it under tis.PathTokens. Issuance is
-// counted in memory (MemCounter): TIS processes sharing one database
-// each count on their own.
+// tests) calls Mount, which makes the Issuer with its keys and counts in
+// the TIS's store (tis.Server is a KeyStore and a Counter) and serves it
+// under tis.PathTokens. The first server of a database to need a
+// period's key generates it and stores it, in one transaction that
+// fails for the servers that raced it, which read the stored one; the
+// private key is stored sealed (AES-256-GCM) under a key derived from
+// the TIS secret, bound to the root and the period, so a copy of the
+// database without the secret cannot issue. The count of an enrollment
+// in a period is one row, keyed by a keyed hash of both, read locked and
+// written in one transaction: TIS processes sharing one PostgreSQL
+// database (or one SQLite file) sign with one key, a guard fetching the
+// keys from any of them accepts the tokens of all, and an enrollment
+// gets TokensPerPeriod once, not once per process or restart
+// (TestTwoServersShareTokens). Storing a period's key deletes the keys
+// and counts of the periods before the previous one. A KeyFile of an
+// older version is moved into the store by Mount.
 //
-// Client (node/admission.go): a node with tis.url makes a Client from
-// its enrollment and opens a Wallet in its data directory. Before
+// A node's part is an Admission (NewAdmission, from plain inputs: the
+// TIS's URL and root, the node's key, certificate and peer ID, its
+// roles, and the errors to refuse with; node/admission.go wires it).
+//
+// Client: a node with tis.url makes a Client from its enrollment and
+// opens a Wallet in its data directory. Before
 // building a circuit, circuit.ClientOptions.Token calls Wallet.Take for
 // the first hop and the token travels in the padding of the CREATE cell
 // (circuit/admission.go), so it costs no byte and no round trip more;
@@ -134,8 +150,8 @@
 // Wallet.State feeds the status page.
 //
 // Guard: circuit.RelayOptions.AdmitCircuit receives the token once the
-// CREATE has arrived and the handshake budget allows it, and the node
-// redeems it with a Guard, which fetches the keys every
+// CREATE has arrived and the handshake budget allows it, and
+// Admission.Admit redeems it with a Guard, which fetches the keys every
 // DefaultKeyRefresh and, for a token of a key it does not hold, at once
 // (at most every DefaultMinKeyFetch). A refusal is DESTROY with
 // circuit.DestroyTokenMissing, DestroyTokenSpent or DestroyTokenInvalid.

@@ -49,17 +49,17 @@ type fixture struct {
 }
 
 // newFixture starts a TIS and mounts an issuer with opts (its clock is
-// the fixture's).
+// the fixture's; its keys and counts in the TIS's store unless opts says
+// otherwise).
 func newFixture(t testing.TB, opts IssuerOptions) *fixture {
 	t.Helper()
 	f := &fixture{tis: tistest.Start(t, nil), clock: newClock()}
 	opts.Now = f.clock.Now
-	is, err := NewIssuer(f.tis.Server, opts)
+	is, err := Mount(f.tis.Server, f.tis.Dir, opts)
 	if err != nil {
-		t.Fatalf("NewIssuer: %v", err)
+		t.Fatalf("Mount: %v", err)
 	}
 	f.issuer = is
-	f.tis.Server.MountTokens(is.Handler())
 	return f
 }
 

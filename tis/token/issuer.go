@@ -6,14 +6,9 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
-	"os"
-	"sort"
 	"sync"
 	"time"
 
@@ -21,7 +16,6 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/pikcio/pikcio/internal/httpapi"
-	"github.com/pikcio/pikcio/internal/privfile"
 	"github.com/pikcio/pikcio/tis"
 )
 
@@ -60,7 +54,8 @@ type TIS interface {
 
 var _ TIS = (*tis.Server)(nil)
 
-// Issuer is the TIS side: it keeps one RSA token key per period, publishes
+// Issuer is the TIS side: it keeps one RSA token key per period (in its
+// KeyStore, with a cache of the keys it used), publishes
 // the keys signed by the root, and blindly signs tokens for enrolled nodes
 // up to TokensPerPeriod per enrollment and period. Mount its Handler on
 // the TIS with tis.Server.MountTokens.
@@ -74,6 +69,9 @@ type Issuer struct {
 
 	mu   sync.Mutex
 	keys map[int64]*periodKey // by period number
+	// absent are past periods the KeyStore has no key of (asked once, not
+	// at every request for the keys).
+	absent map[int64]bool
 }
 
 // periodKey is one period's private key and its publication.
@@ -83,7 +81,8 @@ type periodKey struct {
 	pub    *Key
 }
 
-// NewIssuer returns an issuer for t, loading opts.KeyFile if it exists.
+// NewIssuer returns an issuer for t, its keys in opts.Keys and its counts
+// in opts.Counter.
 func NewIssuer(t TIS, opts IssuerOptions) (*Issuer, error) {
 	opts = opts.withDefaults()
 	if opts.Period < time.Minute || opts.Period%time.Second != 0 {
@@ -99,9 +98,7 @@ func NewIssuer(t TIS, opts IssuerOptions) (*Issuer, error) {
 		period: int64(opts.Period / time.Second),
 		log:    logrus.WithField("component", "tis-token"),
 		keys:   make(map[int64]*periodKey),
-	}
-	if err := is.load(); err != nil {
-		return nil, err
+		absent: make(map[int64]bool),
 	}
 	is.mux = http.NewServeMux()
 	is.mux.HandleFunc("GET "+PathKeys, is.handleKeys)
@@ -122,24 +119,38 @@ func (is *Issuer) periodOf(t time.Time) int64 {
 	return p
 }
 
-// keyLocked returns period p's key, making (and saving) it if needed.
-func (is *Issuer) keyLocked(p int64) (*periodKey, error) {
+// keyLocked returns period p's key from the cache or the KeyStore,
+// which makes it if needed and create is set; nil if there is none.
+func (is *Issuer) keyLocked(ctx context.Context, p int64, create bool) (*periodKey, error) {
 	if k, ok := is.keys[p]; ok {
 		return k, nil
 	}
-	priv, err := rsa.GenerateKey(rand.Reader, is.opts.KeyBits)
-	if err != nil {
-		return nil, fmt.Errorf("token key: %w", err)
+	if !create && is.absent[p] {
+		return nil, nil
 	}
-	k, err := is.addLocked(p, priv)
+	var generate func() ([]byte, error)
+	if create {
+		generate = func() ([]byte, error) {
+			priv, err := rsa.GenerateKey(rand.Reader, is.opts.KeyBits)
+			if err != nil {
+				return nil, fmt.Errorf("token key: %w", err)
+			}
+			return x509.MarshalPKCS1PrivateKey(priv), nil
+		}
+	}
+	der, err := is.opts.Keys.TokenKey(ctx, is.opts.Period, p, generate)
 	if err != nil {
 		return nil, err
 	}
-	if err := is.saveLocked(); err != nil {
-		delete(is.keys, p)
-		return nil, err
+	if der == nil {
+		is.absent[p] = true
+		return nil, nil
 	}
-	return k, nil
+	priv, err := x509.ParsePKCS1PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("token key of period %d: %w: %w", p, ErrMalformed, err)
+	}
+	return is.addLocked(p, priv)
 }
 
 // addLocked publishes priv as period p's key.
@@ -159,17 +170,23 @@ func (is *Issuer) addLocked(p int64, priv *rsa.PrivateKey) (*periodKey, error) {
 // Keys returns the published keys at now: the previous period's during
 // the grace, the current one's and the next one's (so that guards hold it
 // before its period starts).
-func (is *Issuer) Keys(now time.Time) ([]*Key, error) {
+func (is *Issuer) Keys(ctx context.Context, now time.Time) ([]*Key, error) {
 	is.mu.Lock()
 	defer is.mu.Unlock()
 	cur := is.periodOf(now)
 	is.pruneLocked(now)
 	var out []*Key
-	if k, ok := is.keys[cur-1]; ok && now.Before(k.pub.End.Add(is.opts.Grace)) {
-		out = append(out, k.pub)
+	if now.Before(time.Unix(cur*is.period, 0).Add(is.opts.Grace)) {
+		k, err := is.keyLocked(ctx, cur-1, false)
+		if err != nil {
+			return nil, err
+		}
+		if k != nil {
+			out = append(out, k.pub)
+		}
 	}
 	for _, p := range []int64{cur, cur + 1} {
-		k, err := is.keyLocked(p)
+		k, err := is.keyLocked(ctx, p, true)
 		if err != nil {
 			return nil, err
 		}
@@ -180,6 +197,11 @@ func (is *Issuer) Keys(now time.Time) ([]*Key, error) {
 
 // pruneLocked forgets keys whose period and grace are over.
 func (is *Issuer) pruneLocked(now time.Time) {
+	for p := range is.absent {
+		if p < is.periodOf(now)-1 {
+			delete(is.absent, p)
+		}
+	}
 	for p, k := range is.keys {
 		if !now.Before(k.pub.End.Add(is.opts.Grace)) {
 			delete(is.keys, p)
@@ -217,7 +239,7 @@ func (is *Issuer) Issue(ctx context.Context, q *IssueRequest) (*IssueResponse, e
 	period := is.periodOf(now)
 	is.mu.Lock()
 	is.pruneLocked(now)
-	k, err := is.keyLocked(period)
+	k, err := is.keyLocked(ctx, period, true)
 	is.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -231,7 +253,7 @@ func (is *Issuer) Issue(ctx context.Context, q *IssueRequest) (*IssueResponse, e
 			return nil, fmt.Errorf("blinded message of %d bytes for a %d-byte key: %w", len(m), size, ErrMalformed)
 		}
 	}
-	granted, remaining, err := is.opts.Counter.Take(ctx, cert.ID, period, len(q.Blinded), is.opts.TokensPerPeriod)
+	granted, remaining, err := is.opts.Counter.TakeTokens(ctx, cert.ID, period, len(q.Blinded), is.opts.TokensPerPeriod)
 	if err != nil {
 		return nil, fmt.Errorf("count tokens: %w", err)
 	}
@@ -252,7 +274,7 @@ func (is *Issuer) Issue(ctx context.Context, q *IssueRequest) (*IssueResponse, e
 }
 
 func (is *Issuer) handleKeys(w http.ResponseWriter, r *http.Request) {
-	keys, err := is.Keys(is.opts.Now())
+	keys, err := is.Keys(r.Context(), is.opts.Now())
 	if err != nil {
 		is.refuse(w, err)
 		return
@@ -295,67 +317,3 @@ func (is *Issuer) handleIssue(w http.ResponseWriter, r *http.Request) {
 }
 
 func (is *Issuer) refuse(w http.ResponseWriter, err error) { api.Refuse(w, is.log, err) }
-
-// keyFile is the KeyFile's JSON form.
-type keyFile struct {
-	Version int           `json:"version"`
-	Keys    []keyFileItem `json:"keys"`
-}
-
-type keyFileItem struct {
-	Period int64  `json:"period"`
-	Key    []byte `json:"key"` // PKCS #1 DER
-}
-
-const keyFileVersion = 1
-
-// load reads the KeyFile, if any, and keeps its unexpired keys.
-func (is *Issuer) load() error {
-	if is.opts.KeyFile == "" {
-		return nil
-	}
-	b, err := os.ReadFile(is.opts.KeyFile)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("token keys: %w", err)
-	}
-	if fi, err := os.Stat(is.opts.KeyFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("token keys %s: %w", is.opts.KeyFile, tis.ErrPermissions)
-	}
-	var f keyFile
-	if err := json.Unmarshal(b, &f); err != nil || f.Version != keyFileVersion {
-		return fmt.Errorf("token keys %s: version %d: %w %v", is.opts.KeyFile, f.Version, ErrMalformed, err)
-	}
-	is.mu.Lock()
-	defer is.mu.Unlock()
-	for _, it := range f.Keys {
-		priv, err := x509.ParsePKCS1PrivateKey(it.Key)
-		if err != nil {
-			return fmt.Errorf("token keys %s: period %d: %w", is.opts.KeyFile, it.Period, err)
-		}
-		if _, err := is.addLocked(it.Period, priv); err != nil {
-			return err
-		}
-	}
-	is.pruneLocked(is.opts.Now())
-	return nil
-}
-
-// saveLocked writes the KeyFile, if configured.
-func (is *Issuer) saveLocked() error {
-	if is.opts.KeyFile == "" {
-		return nil
-	}
-	f := keyFile{Version: keyFileVersion}
-	for p, k := range is.keys {
-		f.Keys = append(f.Keys, keyFileItem{Period: p, Key: x509.MarshalPKCS1PrivateKey(k.priv)})
-	}
-	sort.Slice(f.Keys, func(i, j int) bool { return f.Keys[i].Period < f.Keys[j].Period })
-	b, err := json.Marshal(f)
-	if err != nil {
-		return fmt.Errorf("encode token keys: %w", err)
-	}
-	return privfile.Replace(is.opts.KeyFile, b)
-}

@@ -24,7 +24,7 @@ func getSamples(t testing.TB) samples {
 		f := newFixture(t, IssuerOptions{})
 		alice := f.tis.Enroll(t, "alice")
 		toks, batch := issue(t, f.client(alice), 2)
-		keys, err := f.issuer.Keys(f.clock.Now())
+		keys, err := f.issuer.Keys(ctx(t), f.clock.Now())
 		if err != nil {
 			t.Fatal(err)
 		}

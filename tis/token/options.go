@@ -69,17 +69,16 @@ type IssuerOptions struct {
 	// KeyBits is the RSA modulus size, MinKeyBits to MaxKeyBits (default
 	// DefaultKeyBits).
 	KeyBits int
-	// KeyFile keeps the token private keys (0600) so that a restarted TIS
-	// signs the rest of the period with the same key; a deployment sets
-	// it (e.g. to a file in the TIS directory). Empty keeps them in
-	// memory, for tests: a restarted issuer would then sign a second key
-	// for the period, which guards and clients refuse (ErrKeyConflict).
-	// The file names keys by period number: a new Period needs a new file.
-	KeyFile string
+	// Keys keeps the token private keys (default a new MemKeys, for
+	// tests: a restarted issuer would then sign a second key for the
+	// period, which guards and clients refuse, ErrKeyConflict). Mount
+	// sets it to the TIS server, which keeps them in its store.
+	Keys KeyStore
 	// MaxClockSkew bounds request timestamps (default tis.DefaultMaxClockSkew).
 	MaxClockSkew time.Duration
 	// Counter counts tokens per enrollment and period (default a new
-	// MemCounter).
+	// MemCounter; Mount sets it to the TIS server, which counts in its
+	// store).
 	Counter Counter
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -100,6 +99,9 @@ func (o IssuerOptions) withDefaults() IssuerOptions {
 	}
 	if o.MaxClockSkew <= 0 {
 		o.MaxClockSkew = tis.DefaultMaxClockSkew
+	}
+	if o.Keys == nil {
+		o.Keys = &MemKeys{}
 	}
 	if o.Counter == nil {
 		o.Counter = NewMemCounter()

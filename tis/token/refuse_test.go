@@ -3,7 +3,11 @@ package token
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
 	"errors"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -84,7 +88,7 @@ func TestIssuerRefusesMalformedAndWrongRequests(t *testing.T) {
 		})
 	}
 
-	keys, err := f.issuer.Keys(f.clock.Now())
+	keys, err := f.issuer.Keys(ctx(t), f.clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,12 +207,12 @@ func TestGuardRefusesBadTokens(t *testing.T) {
 func TestGuardRefusesBadKeys(t *testing.T) {
 	f := newFixture(t, IssuerOptions{})
 	now := f.clock.Now()
-	keys, err := f.issuer.Keys(now)
+	keys, err := f.issuer.Keys(ctx(t), now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	other := newFixture(t, IssuerOptions{})
-	otherKeys, err := other.issuer.Keys(now)
+	otherKeys, err := other.issuer.Keys(ctx(t), now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +225,7 @@ func TestGuardRefusesBadKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := restarted.Keys(now)
+	second, err := restarted.Keys(ctx(t), now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,45 +248,100 @@ func TestGuardRefusesBadKeys(t *testing.T) {
 	}
 }
 
-func TestIssuerKeyFile(t *testing.T) {
-	f := newFixture(t, IssuerOptions{})
-	path := filepath.Join(t.TempDir(), "token-keys")
-	first, err := NewIssuer(f.tis.Server, IssuerOptions{KeyFile: path, Now: f.clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.tis.Server.MountTokens(first.Handler())
+// TestIssuerKeysInStore: a restarted issuer (Mount again on the TIS's
+// store) keeps the period's key, so tokens stay good and guards need no
+// new key, and keeps the count, so a restart gives no enrollment a second
+// budget.
+func TestIssuerKeysInStore(t *testing.T) {
+	const limit = 5
+	f := newFixture(t, IssuerOptions{TokensPerPeriod: limit})
 	alice := f.tis.Enroll(t, "alice")
-	toks, _ := issue(t, f.client(alice), 2)
-	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("key file: %v, mode %v", err, fi.Mode())
-	}
+	toks, _ := issue(t, f.client(alice), 3)
 
-	// A restart keeps the keys: guards need no new key, tokens stay good.
-	second, err := NewIssuer(f.tis.Server, IssuerOptions{KeyFile: path, Now: f.clock.Now})
+	second, err := Mount(f.tis.Server, f.tis.Dir, IssuerOptions{TokensPerPeriod: limit, Now: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.tis.Server.MountTokens(second.Handler())
 	guard := f.redeemer(t, RedeemerOptions{})
-	keys, err := second.Keys(f.clock.Now())
+	keys, err := second.Keys(ctx(t), f.clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := guard.AddKeys(keys, f.clock.Now()); err != nil {
 		t.Fatalf("keys after restart: %v", err)
 	}
-	more, _ := issue(t, f.client(alice), 1)
+	more, b := issue(t, f.client(alice), limit)
+	if len(more) != limit-3 || b.Remaining != 0 {
+		t.Fatalf("after restart: %d tokens, %d remaining; want %d, 0", len(more), b.Remaining, limit-3)
+	}
 	for _, tok := range append(toks, more...) {
 		if err := guard.Redeem(tok, f.clock.Now()); err != nil {
 			t.Fatalf("Redeem: %v", err)
 		}
 	}
+}
 
-	if err := os.Chmod(path, 0o644); err != nil {
+// TestImportKeyFile: the keys file of an older version is moved into the
+// store at Mount: the period keeps its key, and the file is gone.
+func TestImportKeyFile(t *testing.T) {
+	f := newFixture(t, IssuerOptions{})
+	tisDir := t.TempDir()
+	priv, err := rsa.GenerateKey(rand.Reader, DefaultKeyBits)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewIssuer(f.tis.Server, IssuerOptions{KeyFile: path}); !errors.Is(err, tis.ErrPermissions) {
+	period := f.clock.Now().Unix() / int64(DefaultPeriod/time.Second)
+	b, err := json.Marshal(map[string]any{"version": 1, "keys": []map[string]any{
+		{"period": period + 5, "key": x509.MarshalPKCS1PrivateKey(priv)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(tisDir, KeyFile)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Mount(f.tis.Server, tisDir, IssuerOptions{Now: f.clock.Now}); !errors.Is(err, tis.ErrPermissions) {
 		t.Fatalf("world-readable key file: %v, want ErrPermissions", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Mount(f.tis.Server, tisDir, IssuerOptions{Now: f.clock.Now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("key file after import: %v", err)
+	}
+	der, err := f.tis.Server.TokenKey(ctx(t), DefaultPeriod, period+5, nil)
+	if err != nil || !bytes.Equal(der, x509.MarshalPKCS1PrivateKey(priv)) {
+		t.Fatalf("imported key: %v (%d bytes)", err, len(der))
+	}
+}
+
+// TestRestartInGrace: an issuer restarted in the grace after a period
+// still publishes that period's key from the store (guards that start
+// then need it), and one that never had it publishes two.
+func TestRestartInGrace(t *testing.T) {
+	f := newFixture(t, IssuerOptions{})
+	if _, err := f.issuer.Keys(ctx(t), f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	period := int64(DefaultPeriod / time.Second)
+	next := time.Unix((f.clock.Now().Unix()/period+1)*period, 0)
+	f.clock.Add(next.Sub(f.clock.Now()) + time.Minute)
+	restarted, err := Mount(f.tis.Server, f.tis.Dir, IssuerOptions{Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := restarted.Keys(ctx(t), f.clock.Now())
+	if err != nil || len(keys) != 3 || !keys[0].End.Equal(next) {
+		t.Fatalf("keys after a restart in the grace: %d, %v", len(keys), err)
+	}
+	fresh := newFixture(t, IssuerOptions{})
+	fresh.clock.Add(next.Sub(fresh.clock.Now()) + time.Minute)
+	for range 2 {
+		if keys, err := fresh.issuer.Keys(ctx(t), fresh.clock.Now()); err != nil || len(keys) != 2 {
+			t.Fatalf("keys of an issuer without the previous period's: %d, %v", len(keys), err)
+		}
 	}
 }

@@ -132,7 +132,7 @@ func TestIssuanceLimitConcurrent(t *testing.T) {
 // the TIS's current key), which a guard on the TIS's clock accepts.
 func TestIssueAcrossPeriodBoundary(t *testing.T) {
 	f := newFixture(t, IssuerOptions{})
-	keys, err := f.issuer.Keys(f.clock.Now())
+	keys, err := f.issuer.Keys(ctx(t), f.clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
