@@ -99,7 +99,18 @@ type Server struct {
 
 	closeOnce sync.Once
 	wg        sync.WaitGroup
+	// handlers counts the requests being served; once closing is set
+	// no request starts, so Close can wait for the ones that did.
+	hmu      sync.Mutex
+	closing  bool
+	handlers sync.WaitGroup
+	grace    time.Duration // shutdownGrace; shorter in tests
 }
+
+// shutdownGrace is how long Close lets requests in flight finish (a
+// token batch takes seconds of CPU on a loaded machine) before it cuts
+// their connections.
+const shutdownGrace = 5 * time.Second
 
 // revocationCacheTime is how long a Server answers the revocation list it
 // last read before asking the store again (another server may have signed
@@ -544,7 +555,7 @@ func (s *Server) Listen(addr string) (net.Addr, error) {
 		ln = tls.NewListener(ln, cfg)
 	}
 	srv := &http.Server{
-		Handler:           s.mux,
+		Handler:           s.tracked(s.mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -563,8 +574,11 @@ func (s *Server) Listen(addr string) (net.Addr, error) {
 	return ln.Addr(), nil
 }
 
-// Close stops serving, waits for the server goroutine and refuses further
-// enrollments. It is idempotent.
+// Close stops serving, lets the requests in flight finish for a grace
+// period, then cuts their connections and waits for their handlers, so
+// that none runs on a closed store. Cutting them is no error of Close:
+// their clients see a broken connection and try again. Close refuses
+// further enrollments and is idempotent.
 func (s *Server) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
@@ -573,14 +587,43 @@ func (s *Server) Close() error {
 		srv := s.httpSrv
 		s.mu.Unlock()
 		if srv != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			grace := s.grace
+			if grace == 0 {
+				grace = shutdownGrace
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), grace)
 			defer cancel()
 			if e := srv.Shutdown(ctx); e != nil {
-				err = errors.Join(e, srv.Close())
+				if !errors.Is(e, context.DeadlineExceeded) {
+					err = e
+				}
+				s.log.Warnf("closing: cut the requests still in flight after %s", grace)
+				err = errors.Join(err, srv.Close())
 			}
 		}
+		s.hmu.Lock()
+		s.closing = true
+		s.hmu.Unlock()
+		s.handlers.Wait()
 		s.wg.Wait()
 		err = errors.Join(err, s.store.Close())
 	})
 	return err
+}
+
+// tracked counts h's requests in s.handlers, and refuses them once Close
+// waits for that count.
+func (s *Server) tracked(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.hmu.Lock()
+		if s.closing {
+			s.hmu.Unlock()
+			http.Error(w, ErrClosed.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		s.handlers.Add(1)
+		s.hmu.Unlock()
+		defer s.handlers.Done()
+		h.ServeHTTP(w, r)
+	})
 }

@@ -262,6 +262,11 @@ func (is *Issuer) Issue(ctx context.Context, q *IssueRequest) (*IssueResponse, e
 	}
 	resp := &IssueResponse{Remaining: uint32(remaining), Signatures: make([][]byte, 0, granted)}
 	for _, m := range q.Blinded[:granted] {
+		if err := ctx.Err(); err != nil {
+			// The client is gone (or the TIS closing cut its
+			// connection): nobody would read the rest.
+			return nil, fmt.Errorf("blind sign: %w", err)
+		}
 		s, err := k.signer.BlindSign(m)
 		if err != nil {
 			// A blinded message of the right size but not below the
