@@ -46,10 +46,11 @@ type Identities struct {
 
 // identity is one identity: its host and the circuit client on it.
 type identity struct {
-	h       host.Host
-	cc      *Client // nil until Start
-	born    time.Time
-	retired time.Time
+	h        host.Host
+	cc       *Client // nil until Start
+	born     time.Time
+	retired  time.Time
+	building int // builds under way (c.mu)
 }
 
 // NewIdentities makes the first identity's host with newHost, which
@@ -90,15 +91,26 @@ func (c *Identities) loop(expired func()) {
 	})
 }
 
-// current is the client of the identity in use, nil before Start and
-// after Close.
-func (c *Identities) current() *Client {
+// begin takes the identity in use for a build (nil before Start and
+// after Close): it is not closed while the build runs, for a retired
+// identity's host closing under a build would fail it at the guard, as
+// if the guard were at fault.
+func (c *Identities) begin() *identity {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.cur == nil {
+	if c.cur == nil || c.cur.cc == nil {
 		return nil
 	}
-	return c.cur.cc
+	c.cur.building++
+	return c.cur
+}
+
+// end ends a build on id and reports whether id is still in use.
+func (c *Identities) end(id *identity) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	id.building--
+	return c.cur == id
 }
 
 // Build builds a circuit from the identity in use. A circuit that a new
@@ -107,18 +119,24 @@ func (c *Identities) current() *Client {
 // a pool after the caller retired them.
 func (c *Identities) Build(ctx context.Context, hops []Hop) (*Circuit, error) {
 	for try := 0; ; try++ {
-		cc := c.current()
-		if cc == nil {
+		id := c.begin()
+		if id == nil {
 			return nil, fmt.Errorf("build circuit: %w", ErrIdentitiesClosed)
 		}
-		ci, err := cc.Build(ctx, hops)
+		ci, err := id.cc.Build(ctx, hops)
+		same := c.end(id)
+		if err == nil && same {
+			return ci, nil
+		}
+		if err == nil {
+			_ = ci.Close()
+		}
+		if !same {
+			_ = c.closeDrained(false)
+		}
 		if err != nil {
 			return nil, err
 		}
-		if c.current() == cc {
-			return ci, nil
-		}
-		_ = ci.Close()
 		if try > 0 {
 			return nil, errIdentityChanged
 		}
@@ -149,14 +167,14 @@ func (c *Identities) Rotate() (*Client, error) {
 	return next.cc, nil
 }
 
-// closeDrained closes the retired identities without circuits, or past
-// the drain bound; all of them with all.
+// closeDrained closes the retired identities without circuits or builds,
+// or past the drain bound; all of them with all.
 func (c *Identities) closeDrained(all bool) error {
 	c.mu.Lock()
 	var done []*identity
 	keep := c.draining[:0]
 	for _, id := range c.draining {
-		if all || len(id.cc.Circuits()) == 0 || time.Since(id.retired) >= c.o.Drain {
+		if all || id.building == 0 && len(id.cc.Circuits()) == 0 || time.Since(id.retired) >= c.o.Drain {
 			done = append(done, id)
 		} else {
 			keep = append(keep, id)
