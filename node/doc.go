@@ -153,7 +153,7 @@
 // control's ContactBook answers the contact requests, and the server's
 // ServePool the circuit requests from the pool, whose and the guards'
 // changes it turns into events (control.go adapts). node.announce replaces the addresses the host
-// advertises (announce.go). An exit with relay.ipv6_exit says it reaches
+// advertises (circuit.Announce). An exit with relay.ipv6_exit says it reaches
 // IPv6, and a client sends streams to IPv6 literals (proxy.SplitIPv6)
 // through a second pool of circuits ending at such exits (ipv6.go).
 //

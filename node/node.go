@@ -160,9 +160,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 	if n.admit, err = newAdmission(n.tis, dir, priv, id, n.client, n.isRelay, n.require); err != nil {
 		return nil, err
 	}
-	announce, err := announceOptions(cfg.Node.Announce)
+	announce, err := circuit.Announce(cfg.Node.Announce)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("node.announce: %w", err)
 	}
 	if n.host, err = circuit.NewHost(priv, cfg.Node.Listen, cfg.Relay.RelayOptions(), append(announce, libp2p.PrometheusRegisterer(n.metrics.Registry))...); err != nil {
 		return nil, err
