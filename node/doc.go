@@ -159,7 +159,8 @@
 //
 // # Logging
 //
-// Components log through logrus (SetupLogging applies the [log] section).
+// Components log through logrus (SetupLogging applies the [log] section,
+// liblog.Setup).
 // At info level nothing names a destination, and no peer ID is tied to a
 // stream or a circuit.
 package node
