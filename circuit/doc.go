@@ -114,7 +114,8 @@
 // KiB); a circuit gets DefaultRecordRate operations a second (burst
 // DefaultRecordBurst) and each operation DefaultRecordTimeout (10 s),
 // after which it fails; a client paces its requests to the default rate
-// (it waits, it is not answered busy). A request to a middle hop, a request over the
+// with half the burst (it waits, it is not answered busy: the other half
+// is the relay's slack for requests held up or bunched on the way). A request to a middle hop, a request over the
 // reassembly caps, or a malformed one closes the circuit. Because a
 // circuit costs its client an admission token at the guard, the rate per
 // circuit also bounds the DHT work one enrollment can ask of relays. The
