@@ -5,7 +5,9 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -48,20 +50,12 @@ func TestNewHost(t *testing.T) {
 // TestHostAddrs: the announced addresses and the listen addresses are
 // both among a host's addresses.
 func TestHostAddrs(t *testing.T) {
-	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	announced := ma.StringCast("/ip4/203.0.113.7/tcp/4001")
 	announce, err := Announce([]string{announced.String()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := NewHost(priv, []string{"/ip4/127.0.0.1/tcp/0"}, DefaultRelayOptions(), announce...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.Close() })
+	h := loopbackHost(t, announce...)
 	has := func(want ma.Multiaddr) bool {
 		for _, a := range HostAddrs(h) {
 			if a.Equal(want) {
@@ -103,15 +97,7 @@ func TestAnnounce(t *testing.T) {
 			if err != nil {
 				return
 			}
-			priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
-			if err != nil {
-				t.Fatal(err)
-			}
-			h, err := NewHost(priv, []string{"/ip4/127.0.0.1/tcp/0"}, DefaultRelayOptions(), opts...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = h.Close() })
+			h := loopbackHost(t, opts...)
 			want := tt.want
 			if want == nil {
 				for _, a := range h.Network().ListenAddresses() {
@@ -127,4 +113,19 @@ func TestAnnounce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// loopbackHost is a NewHost on 127.0.0.1 with a fresh key and extra.
+func loopbackHost(t *testing.T, extra ...libp2p.Option) host.Host {
+	t.Helper()
+	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewHost(priv, []string{"/ip4/127.0.0.1/tcp/0"}, DefaultRelayOptions(), extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	return h
 }
