@@ -114,12 +114,39 @@
 // KiB); a circuit gets DefaultRecordRate operations a second (burst
 // DefaultRecordBurst) and each operation DefaultRecordTimeout (10 s),
 // after which it fails; a client paces its requests to the default rate
-// (it waits, it is not answered busy). A request to a middle hop, a request over the
+// with half the burst (it waits, it is not answered busy: the other half
+// is the relay's slack for requests held up or bunched on the way). A request to a middle hop, a request over the
 // reassembly caps, or a malformed one closes the circuit. Because a
 // circuit costs its client an admission token at the guard, the rate per
 // circuit also bounds the DHT work one enrollment can ask of relays. The
 // DHT servers near a key see the relay; the relay sees a circuit from
 // its previous hop, never the client.
+//
+// RecordClient is the client side (recordclient.go): a RecordStore over
+// circuits that a RecordBuilder makes to a relay that serves records.
+// Puts and gets never share a circuit, so the relay that sees whose
+// record is put never sees that circuit's gets. Each kind keeps one
+// circuit in use: the gets' for RecordClientOptions.GetDirtiness (10
+// min) from its first use, the puts' for PutDirtiness (an hour). An
+// operation that fails for another reason than the record's (not found,
+// refused) retires its circuit, which closes when its last operation
+// ends, and is tried again on a new circuit that avoids the last hops
+// tried, up to Tries (3). Retire (a new circuit identity) makes the next
+// operations build new circuits; Close closes the circuits in use.
+//
+// # Circuit identities
+//
+// Identities (identities.go) are a client's circuit identities: the
+// libp2p host, with a fresh key (NewDialHost), that its circuits are
+// built from, never the node's own. A new one is made every
+// IdentityOptions.Period (a day, Start's expired callback tells the
+// caller, who calls Rotate) and at each Rotate (Tor's NEWNYM). New
+// circuits go on the new host (Identities.Build, which builds again
+// once a circuit that a rotation overtook during its build); the old
+// host closes once it has no circuit and no build under way, or after
+// IdentityOptions.Drain (10 min) in any case. A guard so sees a new
+// peer ID each period and nothing in common with the last but the
+// address. Close waits for the loop and closes every host.
 //
 // # Flow control
 //

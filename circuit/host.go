@@ -2,6 +2,7 @@ package circuit
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -49,6 +50,28 @@ func startHost(priv crypto.PrivKey, listen, nodeListen []string, ro RelayOptions
 		return nil, fmt.Errorf("start libp2p host: %w", err)
 	}
 	return h, nil
+}
+
+// Announce makes a host made with NewHost advertise the announce
+// addresses instead of its listen addresses (a relay behind a port
+// forward, as Tor's ORPort NoListen/NoAdvertise): identify, the relay's
+// descriptor and the addresses the node prints then carry them. None: the
+// listen addresses.
+func Announce(announce []string) ([]libp2p.Option, error) {
+	if len(announce) == 0 {
+		return nil, nil
+	}
+	addrs := make([]ma.Multiaddr, 0, len(announce))
+	for _, s := range announce {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("announce address %q: %w", s, err)
+		}
+		addrs = append(addrs, a)
+	}
+	return []libp2p.Option{libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr {
+		return slices.Clone(addrs)
+	})}, nil
 }
 
 // HostAddrs are every address h is known at: those it advertises (with an

@@ -2,10 +2,12 @@ package circuit
 
 import (
 	"crypto/rand"
+	"slices"
 	"testing"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -48,17 +50,12 @@ func TestNewHost(t *testing.T) {
 // TestHostAddrs: the announced addresses and the listen addresses are
 // both among a host's addresses.
 func TestHostAddrs(t *testing.T) {
-	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	announced := ma.StringCast("/ip4/203.0.113.7/tcp/4001")
-	h, err := NewHost(priv, []string{"/ip4/127.0.0.1/tcp/0"}, DefaultRelayOptions(),
-		libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr { return []ma.Multiaddr{announced} }))
+	announce, err := Announce([]string{announced.String()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = h.Close() })
+	h := loopbackHost(t, announce...)
 	has := func(want ma.Multiaddr) bool {
 		for _, a := range HostAddrs(h) {
 			if a.Equal(want) {
@@ -75,4 +72,60 @@ func TestHostAddrs(t *testing.T) {
 			t.Fatalf("listen address %s missing from %v", l, HostAddrs(h))
 		}
 	}
+}
+
+// TestAnnounce: a host advertises exactly the announced addresses, or its
+// listen addresses when none are; a bad address is an error.
+func TestAnnounce(t *testing.T) {
+	tests := []struct {
+		name     string
+		announce []string
+		want     []string // nil: the listen addresses
+		err      bool
+	}{
+		{name: "none"},
+		{name: "two", announce: []string{"/ip4/203.0.113.7/tcp/4001", "/ip6/2001:db8::7/udp/4001/quic-v1"},
+			want: []string{"/ip4/203.0.113.7/tcp/4001", "/ip6/2001:db8::7/udp/4001/quic-v1"}},
+		{name: "bad", announce: []string{"/ip4/203.0.113.7/tcp/4001", "not an address"}, err: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts, err := Announce(tt.announce)
+			if (err != nil) != tt.err {
+				t.Fatalf("Announce: %v, want an error: %v", err, tt.err)
+			}
+			if err != nil {
+				return
+			}
+			h := loopbackHost(t, opts...)
+			want := tt.want
+			if want == nil {
+				for _, a := range h.Network().ListenAddresses() {
+					want = append(want, a.String())
+				}
+			}
+			var got []string
+			for _, a := range h.Addrs() {
+				got = append(got, a.String())
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("host advertises %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// loopbackHost is a NewHost on 127.0.0.1 with a fresh key and extra.
+func loopbackHost(t *testing.T, extra ...libp2p.Option) host.Host {
+	t.Helper()
+	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewHost(priv, []string{"/ip4/127.0.0.1/tcp/0"}, DefaultRelayOptions(), extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	return h
 }

@@ -307,3 +307,81 @@ func (o RelayOptions) WithLimits(l Limits) RelayOptions {
 	o.setLimits(l)
 	return o
 }
+
+// RecordClientOptions are a RecordClient's settings; zero fields take the
+// defaults of DefaultRecordClientOptions.
+type RecordClientOptions struct {
+	// GetDirtiness is how long one circuit carries gets from its first
+	// use (Tor's MaxCircuitDirtiness): a crawl, which takes less at the
+	// default trust.refresh of 10 minutes, goes on one circuit, and the
+	// next one on another, so one relay sees one crawl and learns nothing
+	// that ties it to the previous.
+	GetDirtiness time.Duration
+	// PutDirtiness is the same for the circuit of the puts, which is
+	// never the gets': the relay that sees whose bundle a circuit
+	// publishes does not see that circuit crawl (and so which contacts
+	// the publisher has). Its puts are of one bundle and the public seed
+	// list, so it may serve longer.
+	PutDirtiness time.Duration
+	// Tries bounds the circuits one operation is tried on, each through
+	// another last hop.
+	Tries int
+}
+
+// DefaultRecordClientOptions returns the defaults: gets 10 minutes on one
+// circuit, puts an hour, three tries.
+func DefaultRecordClientOptions() RecordClientOptions {
+	return RecordClientOptions{GetDirtiness: 10 * time.Minute, PutDirtiness: time.Hour, Tries: 3}
+}
+
+func (o RecordClientOptions) withDefaults() RecordClientOptions {
+	d := DefaultRecordClientOptions()
+	if o.GetDirtiness <= 0 {
+		o.GetDirtiness = d.GetDirtiness
+	}
+	if o.PutDirtiness <= 0 {
+		o.PutDirtiness = d.PutDirtiness
+	}
+	if o.Tries <= 0 {
+		o.Tries = d.Tries
+	}
+	return o
+}
+
+// IdentityOptions are the settings of a client's circuit identities
+// (Identities); zero fields take the defaults of DefaultIdentityOptions.
+type IdentityOptions struct {
+	// Period is how long one circuit identity is used. Within it a
+	// guard can tell that circuits share a connection, as a Tor guard
+	// can; across periods only the address links them, and a user who
+	// moves between networks is not followed by a peer ID for longer.
+	Period time.Duration
+	// Drain bounds how long a retired identity's circuits may stay open
+	// (a download under way, a service's intro circuit, which the
+	// service then replaces).
+	Drain time.Duration
+	// Check is how often the period and the retired identities are
+	// looked at.
+	Check time.Duration
+}
+
+// DefaultIdentityOptions returns the defaults: an identity a day, its
+// circuits closed at the latest 10 minutes after it retired, looked at
+// every second.
+func DefaultIdentityOptions() IdentityOptions {
+	return IdentityOptions{Period: 24 * time.Hour, Drain: 10 * time.Minute, Check: time.Second}
+}
+
+func (o IdentityOptions) withDefaults() IdentityOptions {
+	d := DefaultIdentityOptions()
+	if o.Period <= 0 {
+		o.Period = d.Period
+	}
+	if o.Drain <= 0 {
+		o.Drain = d.Drain
+	}
+	if o.Check <= 0 {
+		o.Check = d.Check
+	}
+	return o
+}

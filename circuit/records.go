@@ -394,7 +394,7 @@ type recordCalls struct {
 	once  sync.Once
 	sem   chan struct{}
 	send  sync.Mutex    // one request's fragments at a time
-	rate  *rate.Limiter // the relays' default rate, waited for, not exceeded
+	rate  *rate.Limiter // newRecordPacer: waited for, so as not to exceed the relays' rate
 	mu    sync.Mutex
 	next  uint16
 	calls map[uint16]*recordCall
@@ -410,10 +410,21 @@ type recordAnswer struct {
 	err   error
 }
 
+// newRecordPacer paces a client's record requests on one circuit: the
+// relays' default rate, with half their burst. A relay starts counting at
+// the first request it sees, later than the client if that one was held
+// up (a stalled link), and the network can bunch requests the client
+// spaced; the other half of the burst is the relay's slack for that
+// (1.6 s of it at the defaults), so a crawl waits at the client rather
+// than being answered busy.
+func newRecordPacer() *rate.Limiter {
+	return rate.NewLimiter(DefaultRecordRate, DefaultRecordBurst/2)
+}
+
 func (rs *recordCalls) init() {
 	rs.once.Do(func() {
 		rs.sem = make(chan struct{}, MaxRecordOps)
-		rs.rate = rate.NewLimiter(DefaultRecordRate, DefaultRecordBurst)
+		rs.rate = newRecordPacer()
 		rs.calls = make(map[uint16]*recordCall)
 	})
 }

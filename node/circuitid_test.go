@@ -66,7 +66,7 @@ func TestGuardViewAcrossPeriods(t *testing.T) {
 	second := waitNewGuardView(t, net.relays, first, "a new circuit identity in the second period")
 	third := waitNewGuardView(t, net.relays, second, "a new circuit identity in the third period")
 	checkGuardViews(t, self, first, second, third)
-	waitFor(t, 30*time.Second, "the retired identities' hosts closed", func() bool { return net.client.cids.hosts() <= 2 })
+	waitFor(t, 30*time.Second, "the retired identities' hosts closed", func() bool { return net.client.cids.Hosts() <= 2 })
 }
 
 // TestNewIdentityNewPeerID: the control API's new identity (Tor's
@@ -88,5 +88,5 @@ func TestNewIdentityNewPeerID(t *testing.T) {
 	}
 	after := waitNewGuardView(t, net.relays, before, "the guards to see a new circuit identity")
 	checkGuardViews(t, net.client.ID(), before, after)
-	waitFor(t, 30*time.Second, "the old identity's host closed", func() bool { return net.client.cids.hosts() == 1 })
+	waitFor(t, 30*time.Second, "the old identity's host closed", func() bool { return net.client.cids.Hosts() == 1 })
 }

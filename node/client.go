@@ -62,20 +62,13 @@ func peerIDs(names []string) []peer.ID {
 	return out
 }
 
-// buildPath builds a circuit through the descriptors' relays
+// buildPath builds a circuit through the descriptors' relays, from the
+// circuit identity in use (circuit.Identities.Build),
 // (discovery.CircuitBuild: a hop's failure is a HopError, so that
 // discovery blames that hop; being out of tokens is the wallet's fault,
 // not the guard's).
 func (n *Node) buildPath(ctx context.Context, path []*discovery.Descriptor) (*circuit.Circuit, error) {
-	return discovery.CircuitBuild(currentIdentity{n}, isNoTokens)(ctx, path)
-}
-
-// currentIdentity builds on the node's current circuit identity
-// (buildOnCurrent, circuitid.go).
-type currentIdentity struct{ n *Node }
-
-func (c currentIdentity) Build(ctx context.Context, hops []circuit.Hop) (*circuit.Circuit, error) {
-	return c.n.buildOnCurrent(ctx, hops)
+	return discovery.CircuitBuild(n.cids, isNoTokens)(ctx, path)
 }
 
 func isNoTokens(err error) bool { return errors.Is(err, token.ErrNoTokens) }

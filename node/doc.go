@@ -77,38 +77,38 @@
 //   - a client builds its circuits from a second libp2p host with a fresh
 //     Ed25519 identity (newCircuitHost), which listens nowhere and serves
 //     nothing; identity.key stays the node's DHT, trust and relay
-//     identity. A new circuit identity is made at every start, every
-//     Options.CircuitIdentityPeriod (DefaultCircuitIdentityPeriod, a
+//     identity. These hosts are circuit.Identities (circuitid.go wires
+//     them): a new circuit identity is made at every start, every
+//     Options.CircuitIdentityPeriod (circuit.DefaultIdentityOptions, a
 //     day) and at each NewIdentity (control API, status page, SIGUSR1):
 //     new circuits are built from it, the pools retire the old
-//     identity's circuits for new streams, and its host closes once its
-//     last circuit has, or after CircuitIdentityDrain (10 min), which
-//     bounds a service's intro circuits too (the service replaces them);
-//     circuitid.go. A guard so sees a peer ID that nothing else carries
-//     and that a restart, a period or a new identity changes; within one
-//     identity, that the circuits share a connection, as a Tor guard
-//     does. (Per period rather than per guard connection: one host keeps
-//     the pool's circuits and their links simple, and a guard already
-//     sees the address.) A client-only node serves tis.CertProtocol to
-//     nobody; a relay serves it, its certificate being in its descriptor
-//     anyway.
+//     identity's circuits for new streams and the record circuits are
+//     retired, and its host closes once its last circuit has, or after
+//     the identities' drain bound (10 min), which bounds a service's
+//     intro circuits too (the service replaces them). A guard so sees a
+//     peer ID that nothing else carries and that a restart, a period or
+//     a new identity changes; within one identity, that the circuits
+//     share a connection, as a Tor guard does. (Per period rather than
+//     per guard connection: one host keeps the pool's circuits and their
+//     links simple, and a guard already sees the address.) A client-only
+//     node serves tis.CertProtocol to nobody; a relay serves it, its
+//     certificate being in its descriptor anyway.
 //   - a client's trust records (its own bundle, the seed list, the
 //     crawl's and its contacts' bundles) go through circuits
-//     (records.go): a 3-hop circuit to a relay drawn as a middle, never
-//     the guard, whose DHT does each put and get (circuit's RECORD_PUT
-//     and RECORD_GET; enrolled relays serve the trust namespace only,
-//     Relay.ServeRecords). Puts and gets never share a circuit
-//     (trustRecords), and the own bundle is never fetched (trust's
+//     (circuit.RecordClient; records.go builds them): a 3-hop circuit to
+//     a relay drawn as a middle, never the guard, whose DHT does each put
+//     and get (circuit's RECORD_PUT and RECORD_GET; enrolled relays serve
+//     the trust namespace only, Relay.ServeRecords). Puts and gets never
+//     share a circuit, and the own bundle is never fetched (trust's
 //     crawl takes it from the view), so the relay that sees whose bundle
 //     is published never sees that circuit crawl. A get circuit carries
-//     RecordCircuitDirtiness (10 min) of operations from its first, a
-//     crawl at the default trust.refresh, a put circuit
-//     RecordPutDirtiness (an hour); an operation that fails for another reason than the
-//     record's (not found, refused) is retried on a new circuit through
-//     another last hop, up to three. Each record circuit costs an
-//     admission token like any other: at most one per 10 minutes for
-//     the crawl and one an hour for the puts, 168 a day of an
-//     enrollment's 512. A crawl of
+//     10 minutes of operations from its first, a crawl at the default
+//     trust.refresh, a put circuit an hour (circuit.RecordClientOptions);
+//     an operation that fails for another reason than the record's (not
+//     found, refused) is retried on a new circuit through another last
+//     hop, up to three. Each record circuit costs an admission token
+//     like any other: at most one per 10 minutes for the crawl and one
+//     an hour for the puts, 168 a day of an enrollment's 512. A crawl of
 //     DefaultMaxIdentities bundles at the relays' 20 operations a second
 //     takes over 8 minutes. A relay-only node keeps its records
 //     in its DHT directly, and every node puts and gets the revocation
@@ -153,13 +153,14 @@
 // control's ContactBook answers the contact requests, and the server's
 // ServePool the circuit requests from the pool, whose and the guards'
 // changes it turns into events (control.go adapts). node.announce replaces the addresses the host
-// advertises (announce.go). An exit with relay.ipv6_exit says it reaches
+// advertises (circuit.Announce). An exit with relay.ipv6_exit says it reaches
 // IPv6, and a client sends streams to IPv6 literals (proxy.SplitIPv6)
 // through a second pool of circuits ending at such exits (ipv6.go).
 //
 // # Logging
 //
-// Components log through logrus (SetupLogging applies the [log] section).
+// Components log through logrus (SetupLogging applies the [log] section,
+// liblog.Setup).
 // At info level nothing names a destination, and no peer ID is tied to a
 // stream or a circuit.
 package node

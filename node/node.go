@@ -44,7 +44,7 @@ type Node struct {
 	dataDir  string
 	unlock   func()
 	host     host.Host
-	cids     *circuitIDs // a client's circuit identities (circuitid.go)
+	cids     *circuit.Identities // a client's circuit identities (circuitid.go)
 	disc     *discovery.Discovery
 	client   bool
 	exit     *exitnode.Exit // nil unless the node is an exit
@@ -79,8 +79,8 @@ type Node struct {
 	builder   *discovery.Builder[*circuit.Circuit]
 	pool      *proxy.Pool
 	front     *proxy.Server
-	svc       *service.Manager // Matryoshka services (service.go)
-	records   *trustRecords    // a client's trust records, through circuits (records.go)
+	svc       *service.Manager      // Matryoshka services (service.go)
+	records   *circuit.RecordClient // a client's trust records, through circuits (records.go)
 	status    *web.Server
 	socksAddr net.Addr
 	httpAddr  net.Addr
@@ -160,9 +160,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Node, error) {
 	if n.admit, err = newAdmission(n.tis, dir, priv, id, n.client, n.isRelay, n.require); err != nil {
 		return nil, err
 	}
-	announce, err := announceOptions(cfg.Node.Announce)
+	announce, err := circuit.Announce(cfg.Node.Announce)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("node.announce: %w", err)
 	}
 	if n.host, err = circuit.NewHost(priv, cfg.Node.Listen, cfg.Relay.RelayOptions(), append(announce, libp2p.PrometheusRegisterer(n.metrics.Registry))...); err != nil {
 		return nil, err
@@ -341,7 +341,7 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 	}
 	if n.client {
 		warnShortCircuits(n.log, cfg.Client.Hops)
-		n.cc = n.cids.start(n.clientOptions(), n.circuitIdentityExpired)
+		n.cc = n.cids.Start(n.clientOptions(), n.circuitIdentityExpired)
 		n.builder = discovery.NewBuilder(n.disc, timeBuilds(n.metrics, n.buildPath), discovery.BuilderOptions{})
 		n.pool = proxy.NewPool(n.buildCircuit, cfg.Client.PoolOptions())
 		n.records = n.newTrustRecords()
@@ -505,7 +505,7 @@ func (n *Node) release() error {
 		errs = append(errs, pool6.Close())
 	}
 	if records != nil {
-		records.close()
+		records.Close()
 	}
 	if cc != nil {
 		errs = append(errs, cc.Close())
@@ -524,7 +524,7 @@ func (n *Node) release() error {
 		errs = append(errs, relay.Close())
 	}
 	if n.cids != nil {
-		errs = append(errs, n.cids.close())
+		errs = append(errs, n.cids.Close())
 	}
 	if n.host != nil {
 		errs = append(errs, n.host.Close())

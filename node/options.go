@@ -55,7 +55,7 @@ type Options struct {
 	Services []ServiceConfig
 	// CircuitIdentityPeriod is how long a client builds its circuits from
 	// one libp2p identity before it makes a new one (circuitid.go).
-	// Default 0: DefaultCircuitIdentityPeriod (a day).
+	// Default 0: circuit.DefaultIdentityOptions().Period (a day).
 	CircuitIdentityPeriod time.Duration
 }
 

@@ -194,8 +194,8 @@
 // relay until its certificate or statement changes, and never for a
 // revoked certificate) and weigh them for path selection; Report answers
 // the status server's trust query (web.TrustReport). The DHT is a
-// tis.RecordStore: a client node's goes through circuits (node's
-// records.go), so that no DHT server sees the client's peer ID with its
+// tis.RecordStore: a client node's goes through circuits
+// (circuit.RecordClient), so that no DHT server sees the client's peer ID with its
 // own or its contacts' Matryoshka IDs. Crawler keeps a View for a TIS that runs on its own.
 //
 // # Invite codes

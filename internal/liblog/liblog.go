@@ -7,7 +7,8 @@
 // A library's debug and info entries become logrus debug entries: they
 // name peers and addresses, which pikcio logs at debug only. Warnings and
 // errors keep their level. Nothing a library logs makes logrus exit or
-// panic.
+// panic. Setup applies the configuration's [log] section (level and
+// format) to logrus and routes the libraries.
 package liblog
 
 import (
