@@ -1,6 +1,7 @@
 package circuit
 
 import (
+	"crypto/rand"
 	"fmt"
 	"slices"
 
@@ -25,6 +26,23 @@ func NewHost(priv crypto.PrivKey, listen []string, ro RelayOptions, extra ...lib
 // the node's listen addresses nodeListen say.
 func NewDialHost(priv crypto.PrivKey, nodeListen []string, ro RelayOptions, extra ...libp2p.Option) (host.Host, error) {
 	return startHost(priv, nil, nodeListen, ro, extra...)
+}
+
+// NewFreshDialHost is NewDialHost with a new Ed25519 identity: the host
+// a client builds its circuits from (Identities), never the node's own
+// identity (which its DHT and trust traffic use). It listens nowhere and
+// serves no protocol of its own, so that a guard sees a peer ID nothing
+// else carries (a Tor client's guard sees only its address, too).
+func NewFreshDialHost(nodeListen []string, ro RelayOptions) (host.Host, error) {
+	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("circuit identity: %w", err)
+	}
+	h, err := NewDialHost(priv, nodeListen, ro, libp2p.DisableMetrics())
+	if err != nil {
+		return nil, fmt.Errorf("circuit host: %w", err)
+	}
+	return h, nil
 }
 
 func startHost(priv crypto.PrivKey, listen, nodeListen []string, ro RelayOptions, extra ...libp2p.Option) (host.Host, error) {

@@ -57,13 +57,13 @@ func TestAdmissionByToken(t *testing.T) {
 	net, _ := newTISNet(t, s, 3)
 	net.waitReady(t)
 
-	st := net.client.admit.state()
+	st := net.client.admit.State()
 	if st == nil || st.Tokens == 0 || st.Remaining < 0 {
 		t.Fatalf("client's wallet after its first circuit: %+v, want tokens and a known allowance", st)
 	}
 	spent := 0
 	for _, r := range net.relays {
-		_, n := r.admit.t().Redeemed()
+		_, n := r.admit.Redeemed()
 		spent += n
 	}
 	if spent == 0 {
@@ -144,7 +144,7 @@ func TestClientOutOfTokens(t *testing.T) {
 	if !errors.Is(err, token.ErrNoTokens) || !errors.Is(err, token.ErrLimit) {
 		t.Fatalf("build after %d tokens: %v, want ErrNoTokens for ErrLimit", limit, err)
 	}
-	if st := net.client.admit.state(); st.Tokens != 0 || st.Remaining != 0 || !errors.Is(st.LastError, token.ErrLimit) {
+	if st := net.client.admit.State(); st.Tokens != 0 || st.Remaining != 0 || !errors.Is(st.LastError, token.ErrLimit) {
 		t.Fatalf("wallet: %+v, want empty, none remaining, the limit as last error", st)
 	}
 }

@@ -11,14 +11,14 @@ import (
 
 // Circuit identities (issue 13): a client builds its circuits from
 // circuit.Identities, a libp2p host with a fresh identity
-// (newCircuitHost), never identity.key, made anew every
+// (circuit.NewFreshDialHost), never identity.key, made anew every
 // Options.CircuitIdentityPeriod and at each NewIdentity. Here they are
 // wired: the pools and the record circuits retire with the old identity.
 
 // newCircuitIDs makes a client's circuit identities; period 0 is
 // circuit.DefaultIdentityOptions' day.
 func newCircuitIDs(listen []string, ro circuit.RelayOptions, period time.Duration) (*circuit.Identities, error) {
-	return circuit.NewIdentities(func() (host.Host, error) { return newCircuitHost(listen, ro) },
+	return circuit.NewIdentities(func() (host.Host, error) { return circuit.NewFreshDialHost(listen, ro) },
 		circuit.IdentityOptions{Period: period})
 }
 
@@ -35,10 +35,13 @@ func (n *Node) rotateCircuitIdentity() error {
 	}
 	n.mu.Lock()
 	n.cc = cc
-	recs := n.records
+	recs, svcRecs := n.records, n.svcRecs
 	n.mu.Unlock()
 	if recs != nil {
 		recs.Retire()
+	}
+	if svcRecs != nil {
+		svcRecs.Retire()
 	}
 	return nil
 }

@@ -89,7 +89,7 @@ func (n *Node) clientOptions() circuit.ClientOptions {
 	o := circuit.DefaultClientOptions()
 	o.OnFailure = n.disc.CircuitFailed
 	o.LinkLost = n.disc.ReportUnreachable
-	o.Token = n.admit.take
+	o.Token = n.admit.Take
 	return o
 }
 

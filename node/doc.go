@@ -75,7 +75,7 @@
 //     token.ErrNoTokens, which is not held against the guard. The status
 //     page shows the wallet (identity.tokens).
 //   - a client builds its circuits from a second libp2p host with a fresh
-//     Ed25519 identity (newCircuitHost), which listens nowhere and serves
+//     Ed25519 identity (circuit.NewFreshDialHost), which listens nowhere and serves
 //     nothing; identity.key stays the node's DHT, trust and relay
 //     identity. These hosts are circuit.Identities (circuitid.go wires
 //     them): a new circuit identity is made at every start, every

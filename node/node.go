@@ -27,6 +27,7 @@ import (
 	"github.com/pikcio/pikcio/proxy"
 	"github.com/pikcio/pikcio/service"
 	"github.com/pikcio/pikcio/tis"
+	"github.com/pikcio/pikcio/tis/token"
 	"github.com/pikcio/pikcio/trust"
 	"github.com/pikcio/pikcio/trust/exchange"
 	"github.com/pikcio/pikcio/web"
@@ -53,7 +54,7 @@ type Node struct {
 	trust    *trust.Agent      // nil without tis.root_key
 	invites  *exchange.Service // nil without tis.root_key
 	require  bool              // tis.require: relays and previous hops must be enrolled
-	admit    *admission        // tokens: the client's wallet, the relay's guard
+	admit    *token.Admission  // tokens: the client's wallet, the relay's guard
 	activity *web.Activity
 	metrics  *web.Metrics
 	control  *control.Server // nil unless client.control_listen is set
@@ -81,6 +82,7 @@ type Node struct {
 	front     *proxy.Server
 	svc       *service.Manager      // Matryoshka services (service.go)
 	records   *circuit.RecordClient // a client's trust records, through circuits (records.go)
+	svcRecs   *circuit.RecordClient // a client's service descriptors, through circuits (records.go)
 	status    *web.Server
 	socksAddr net.Addr
 	httpAddr  net.Addr
@@ -320,7 +322,7 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 			ro.Exit = n.exit
 		}
 		if n.require {
-			ro.AdmitCircuit = n.admit.admit
+			ro.AdmitCircuit = n.admit.Admit
 		}
 		ro.ResolveHop = n.disc.RelayAddrs // extend only to verified relays
 		ro.AllowPrivateAddrs = circuit.AllowPrivateFor(cfg.Node.Listen)
@@ -345,6 +347,7 @@ func (n *Node) startRoles(ctx context.Context, cfg *config.Config) error {
 		n.builder = discovery.NewBuilder(n.disc, timeBuilds(n.metrics, n.buildPath), discovery.BuilderOptions{})
 		n.pool = proxy.NewPool(n.buildCircuit, cfg.Client.PoolOptions())
 		n.records = n.newTrustRecords()
+		n.svcRecs = circuit.NewRecordClient(n.buildRecordCircuit, circuit.RecordClientOptions{})
 		n.pool6 = newIPv6Pool(n, cfg.Client.PoolOptions())
 		svc, err := n.newServices(cfg)
 		if err != nil {
@@ -483,7 +486,7 @@ func (n *Node) release() error {
 	n.cancel()
 	n.mu.Lock()
 	front, pool, cc, status, relay, ctl := n.front, n.pool, n.cc, n.status, n.relay, n.control
-	pool6, svc, records := n.pool6, n.svc, n.records
+	pool6, svc, records, svcRecs := n.pool6, n.svc, n.records, n.svcRecs
 	n.mu.Unlock()
 	var errs []error
 	if ctl != nil {
@@ -507,10 +510,13 @@ func (n *Node) release() error {
 	if records != nil {
 		records.Close()
 	}
+	if svcRecs != nil {
+		svcRecs.Close()
+	}
 	if cc != nil {
 		errs = append(errs, cc.Close())
 	}
-	errs = append(errs, n.admit.close())
+	errs = append(errs, n.admit.Close())
 	if n.disc != nil {
 		errs = append(errs, n.disc.Close())
 	}

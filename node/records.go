@@ -7,14 +7,20 @@ import (
 
 	"github.com/pikcio/pikcio/circuit"
 	"github.com/pikcio/pikcio/discovery"
+	"github.com/pikcio/pikcio/service"
 	"github.com/pikcio/pikcio/tis"
 	"github.com/pikcio/pikcio/trust"
 )
 
-// Private trust traffic (issue 13): a client's trust records go through
-// record circuits (circuit.RecordClient) whose last hop, drawn as a
-// middle, is never the guard; relays serve the trust namespace only, from
-// their own DHT, and publish their own records directly.
+// Private record traffic (issue 13): a client's trust records, and its
+// services' descriptors and the descriptors it fetches to reach others'
+// services, go through record circuits (circuit.RecordClient) whose last
+// hop, drawn as a middle, is never the guard, so that no DHT server near
+// a key sees which peer publishes or asks for it. Services use record
+// circuits of their own, apart from the trust records', so that the last
+// hop of one cannot tie a person's bundle to a service. Relays serve the
+// trust and service namespaces only, from their own DHT, and publish
+// their own records directly.
 
 var _ tis.RecordStore = (*circuit.RecordClient)(nil)
 
@@ -59,11 +65,13 @@ func (n *Node) buildRecordCircuit(ctx context.Context, avoid []peer.ID) (*circui
 	return c, path[len(path)-1].PeerID, nil
 }
 
-// serveRecords makes an enrolled relay serve the trust records of
-// circuits that end at it from its DHT.
+// serveRecords makes a relay serve, from its DHT, the service
+// descriptors of circuits that end at it, and if it is enrolled their
+// trust records.
 func (n *Node) serveRecords(r *circuit.Relay) {
-	if n.tis == nil {
-		return
+	ns := []string{service.Namespace}
+	if n.tis != nil {
+		ns = append(ns, trust.Namespace)
 	}
-	r.ServeRecords(circuit.RecordServeOptions{Store: n.disc, Namespaces: []string{trust.Namespace}})
+	r.ServeRecords(circuit.RecordServeOptions{Store: n.disc, Namespaces: ns})
 }

@@ -59,7 +59,7 @@ func (b serviceBuilder) buildPath(ctx context.Context, to peer.ID, avoid []peer.
 
 // newServices runs the node's services and its dialer of others'.
 func (n *Node) newServices(cfg *config.Config) (*service.Manager, error) {
-	m, err := service.NewManager(service.ManagerOptions{Builder: serviceBuilder{n}, Store: n.disc, Contacts: n.serviceContacts, Keys: service.KeyDirOf(n.dataDir), Log: n.log})
+	m, err := service.NewManager(service.ManagerOptions{Builder: serviceBuilder{n}, Store: n.svcRecs, Contacts: n.serviceContacts, Keys: service.KeyDirOf(n.dataDir), Log: n.log})
 	if err != nil {
 		return nil, err
 	}

@@ -74,7 +74,7 @@ func (n *Node) StatusWith(destinations bool) Status {
 	st.Network.DHTPeers = n.disc.DHTPeers()
 	if n.trust != nil {
 		st.Identity, st.Network.TrustIdentities = n.trust.IdentityStatus()
-		st.Identity.Tokens = n.admit.webState()
+		st.Identity.Tokens = tokensState(n.admit)
 	}
 	if n.client {
 		st.Network.Guards = len(n.disc.Guards())
