@@ -63,6 +63,10 @@ func TestClientWithoutRelays(t *testing.T) {
 // joins once the peer is up.
 func TestJoinRetry(t *testing.T) {
 	bootCfg := relayConfig(t, false, nil, nil)
+	// The bootstrap peer comes back on its port: on a loopback address of
+	// its own, so that no other test's listener on 127.0.0.1 can take the
+	// freed port meanwhile.
+	bootCfg.Node.Listen = []string{"/ip4/127.0.0.3/tcp/0"}
 	boot, err := New(t.Context(), bootCfg, Options{})
 	if err != nil {
 		t.Fatal(err)
