@@ -310,12 +310,23 @@ func (ci *Circuit) Rendezvous(rendezvous1, seed []byte, dial func(context.Contex
 		<-ci.done
 		cancel()
 	}()
-	if err := ci.sendTo(lastLayer, relayRendezvous1, 0, rendezvous1); err != nil {
+	// The virtual hop is in place before RENDEZVOUS1 leaves: the client's
+	// BEGIN can follow the relay's splice at once, and a cell for a hop
+	// the circuit does not have yet fails its integrity check.
+	ci.wmu.Lock()
+	last := len(ci.layers) - 1
+	ci.wmu.Unlock()
+	ci.addLayer(l)
+	if err := ci.sendTo(last, relayRendezvous1, 0, rendezvous1); err != nil {
 		return fmt.Errorf("send rendezvous1: %w", err)
 	}
-	ci.addLayer(l)
+	testHookRendezvousSent()
 	return nil
 }
+
+// testHookRendezvousSent runs when a service's RENDEZVOUS1 has left (a
+// test delays the service there).
+var testHookRendezvousSent = func() {}
 
 // onBegin answers a BEGIN from the client at a service's joined circuit:
 // the service dials its local target, never an exit.

@@ -296,3 +296,45 @@ func FuzzDecodeIntroduceAck(f *testing.F) {
 		}
 	})
 }
+
+// TestJoinBeginRightAfterRendezvous: the client's first BEGIN follows
+// the rendezvous relay's splice at once, while the service is still
+// returning from sending its RENDEZVOUS1. The service's virtual hop must
+// already be there: added after the send, the BEGIN could arrive first
+// and fail its integrity check, destroying the joined circuit (seen once
+// in CI under load).
+func TestJoinBeginRightAfterRendezvous(t *testing.T) {
+	hold := make(chan struct{})
+	testHookRendezvousSent = func() { <-hold }
+	t.Cleanup(func() { testHookRendezvousSent = func() {} })
+	n := newJoinNet(t)
+	port, _ := echoServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	intro := n.establish(t, ctx)
+	t.Cleanup(func() { _ = intro.Close() })
+	sc := make(chan error, 1)
+	go func() {
+		c, err := n.serve(ctx, intro, net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))))
+		if err == nil {
+			t.Cleanup(func() { _ = c.Close() })
+		}
+		sc <- err
+	}()
+	rend, err := n.connect(t, ctx)
+	if err != nil {
+		close(hold)
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rend.Close() })
+	// The service is held right after its RENDEZVOUS1; open a stream now.
+	st, err := rend.OpenStream(ctx, n.id.Address().Host(), 80)
+	close(hold)
+	if err != nil {
+		t.Fatalf("stream opened while the service returns from RENDEZVOUS1: %v", err)
+	}
+	roundTrip(t, st, randBytes(t, 4<<10))
+	if err := <-sc; err != nil {
+		t.Fatal(err)
+	}
+}
