@@ -7,10 +7,10 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/pikcio/pikcio/internal/testutil"
 	"github.com/pikcio/pikcio/internal/tisfill"
 )
 
@@ -77,7 +77,7 @@ func BenchmarkEnroll(b *testing.B) {
 				var lat []time.Duration
 				var mu sync.Mutex
 				b.ResetTimer()
-				cpu0 := cpuTime()
+				cpu0 := testutil.CPUTime()
 				start := time.Now()
 				total := 0
 				for b.Loop() {
@@ -115,7 +115,7 @@ func BenchmarkEnroll(b *testing.B) {
 					total += perRound
 				}
 				elapsed := time.Since(start)
-				cpu := cpuTime() - cpu0
+				cpu := testutil.CPUTime() - cpu0
 				slices.Sort(lat)
 				b.ReportMetric(float64(total)/elapsed.Seconds(), "enrollments/s")
 				b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "ms/enrollment-median")
@@ -142,13 +142,4 @@ func splitComma(s string) []string {
 		s = s[i:]
 	}
 	return out
-}
-
-// cpuTime is the CPU time (user and system) the process used so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

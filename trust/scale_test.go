@@ -3,10 +3,10 @@ package trust
 import (
 	"fmt"
 	"math/rand/v2"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/pikcio/pikcio/internal/testutil"
 	"github.com/pikcio/pikcio/tis"
 )
 
@@ -45,25 +45,16 @@ func BenchmarkComputeScale(b *testing.B) {
 			}
 			r, seeds := scaleRecords(n, 5)
 			b.ReportAllocs()
-			cpu0 := cpuTime()
+			cpu0 := testutil.CPUTime()
 			b.ResetTimer()
 			for b.Loop() {
 				Compute(r, Options{Now: t0, Seeds: seeds})
 			}
 			// CPU time as well as wall time: on a shared machine the wall
 			// time says more about the neighbours.
-			b.ReportMetric((cpuTime()-cpu0).Seconds()/float64(b.N), "cpu-s/compute")
+			b.ReportMetric((testutil.CPUTime()-cpu0).Seconds()/float64(b.N), "cpu-s/compute")
 			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/compute")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
-}
-
-// cpuTime is the CPU time (user and system) the process used so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -3,6 +3,8 @@ package token
 import (
 	"testing"
 	"time"
+
+	"github.com/pikcio/pikcio/internal/testutil"
 )
 
 // BenchmarkIssue is the TIS's cost per token: checking a request of
@@ -26,13 +28,13 @@ func BenchmarkIssue(b *testing.B) {
 	q.Signature, _ = alice.NodeKey.Sign(msg)
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := cpuTime()
+	cpu := testutil.CPUTime()
 	for b.Loop() {
 		if _, err := f.issuer.Issue(ctx(b), q); err != nil {
 			b.Fatal(err)
 		}
 	}
-	perToken(b, cpuTime()-cpu, b.N*MaxBatch)
+	perToken(b, testutil.CPUTime()-cpu, b.N*MaxBatch)
 }
 
 // BenchmarkClientIssue is a whole issuance of MaxBatch tokens over HTTP
@@ -42,13 +44,13 @@ func BenchmarkClientIssue(b *testing.B) {
 	f := newFixture(b, IssuerOptions{TokensPerPeriod: 1 << 30})
 	c := f.client(f.tis.Enroll(b, "alice"))
 	b.ReportAllocs()
-	cpu := cpuTime()
+	cpu := testutil.CPUTime()
 	for b.Loop() {
 		if _, err := c.Issue(ctx(b), testGuard, MaxBatch); err != nil {
 			b.Fatal(err)
 		}
 	}
-	perToken(b, cpuTime()-cpu, b.N*MaxBatch)
+	perToken(b, testutil.CPUTime()-cpu, b.N*MaxBatch)
 }
 
 // BenchmarkRedeem is a guard's cost per token: decode, RSA verification
@@ -63,7 +65,7 @@ func BenchmarkRedeem(b *testing.B) {
 	now := f.clock.Now()
 	var r *Redeemer
 	b.ReportAllocs()
-	cpu := cpuTime()
+	cpu := testutil.CPUTime()
 	i := 0
 	for b.Loop() {
 		if i%len(toks) == 0 {
@@ -80,7 +82,7 @@ func BenchmarkRedeem(b *testing.B) {
 		}
 		i++
 	}
-	perToken(b, cpuTime()-cpu, b.N) // the CPU figure includes the AddKeys rounds
+	perToken(b, testutil.CPUTime()-cpu, b.N) // the CPU figure includes the AddKeys rounds
 }
 
 // perToken reports wall and CPU time per token instead of per operation.
