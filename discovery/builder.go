@@ -25,6 +25,15 @@ type HopError struct {
 func (e *HopError) Error() string { return fmt.Sprintf("hop %d: %v", e.Hop, e.Err) }
 func (e *HopError) Unwrap() error { return e.Err }
 
+// LocalError is the error a BuildFunc returns for a failure that is the
+// client's own, not any relay's (no admission token to present): no relay
+// of the path is blamed, and another path is not tried, since it would
+// fail the same way.
+type LocalError struct{ Err error }
+
+func (e *LocalError) Error() string { return e.Err.Error() }
+func (e *LocalError) Unwrap() error { return e.Err }
+
 // BuildFunc builds a circuit through path, first hop first.
 type BuildFunc[C any] func(ctx context.Context, path []*Descriptor) (C, error)
 
@@ -110,6 +119,9 @@ func (b *Builder[C]) Build(ctx context.Context, req PathRequest) (C, []*Descript
 				b.src.ReportFailure(path, fmt.Errorf("caller's deadline reached after %v: %w", took, err))
 			}
 			return zero, nil, fmt.Errorf("build: %w", ctx.Err())
+		}
+		if _, local := errors.AsType[*LocalError](err); local {
+			return zero, nil, fmt.Errorf("%w: %w", ErrBuildFailed, err)
 		}
 		if timedOut {
 			b.est.TimedOut()

@@ -159,6 +159,34 @@ func TestBuilderGivesUp(t *testing.T) {
 	}
 }
 
+// TestBuilderLocalFailure: a failure that is the client's own (a
+// LocalError: no admission token) marks no relay, counts nothing against
+// the guard, and is not retried through other paths.
+func TestBuilderLocalFailure(t *testing.T) {
+	now := time.Now()
+	relays := fabricateNet(t, now, 24)
+	d := offlineDiscovery(t, relays)
+	noTokens := errors.New("no tokens")
+	f := &fakeBuild{fail: func([]*Descriptor, context.Context) error { return &LocalError{Err: noTokens} }}
+	b := NewBuilder(d, f.build, BuilderOptions{MaxAttempts: 3})
+	for range 5 {
+		if _, _, err := b.Build(t.Context(), PathRequest{Port: 443}); !errors.Is(err, ErrBuildFailed) || !errors.Is(err, noTokens) {
+			t.Fatalf("err %v", err)
+		}
+	}
+	if len(f.paths) != 5 {
+		t.Fatalf("%d attempts for 5 builds, want one each", len(f.paths))
+	}
+	if n := len(d.Relays()); n != len(relays) {
+		t.Fatalf("%d of %d relays usable after local failures", n, len(relays))
+	}
+	for _, gi := range d.Guards() {
+		if gi.Failures != 0 {
+			t.Fatalf("guard %s: %d failures counted for the client's own", gi.ID, gi.Failures)
+		}
+	}
+}
+
 func TestTimeoutEstimator(t *testing.T) {
 	e := NewTimeoutEstimator()
 	for i := range buildMinSamples - 1 {

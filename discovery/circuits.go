@@ -30,7 +30,8 @@ func Hops(path []*Descriptor) []circuit.Hop {
 // CircuitBuild adapts c to a BuildFunc: the path becomes the circuit's
 // hops, and a circuit.BuildError becomes a HopError, so that the Builder
 // blames that hop, unless notHops (if not nil) says the error is no
-// hop's doing (a client out of admission tokens).
+// hop's doing (a client out of admission tokens): it becomes a LocalError,
+// which blames no relay.
 func CircuitBuild(c CircuitClient, notHops func(error) bool) BuildFunc[*circuit.Circuit] {
 	return func(ctx context.Context, path []*Descriptor) (*circuit.Circuit, error) {
 		ci, err := c.Build(ctx, Hops(path))
@@ -38,7 +39,7 @@ func CircuitBuild(c CircuitClient, notHops func(error) bool) BuildFunc[*circuit.
 			return ci, nil
 		}
 		if notHops != nil && notHops(err) {
-			return nil, err
+			return nil, &LocalError{Err: err}
 		}
 		if be, ok := errors.AsType[*circuit.BuildError](err); ok {
 			return nil, &HopError{Hop: be.Hop, Err: err}

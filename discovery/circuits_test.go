@@ -35,12 +35,13 @@ func TestCircuitBuild(t *testing.T) {
 		name    string
 		err     error
 		wantHop int // -1: no HopError
+		local   bool
 	}{
-		{"built", nil, -1},
-		{"hop 1 failed", &circuit.BuildError{Hop: 1, Err: other}, 1},
-		{"hop 0 failed", fmt.Errorf("wrapped: %w", &circuit.BuildError{Hop: 0, Err: other}), 0},
-		{"no hop's fault", &circuit.BuildError{Hop: 0, Err: errTokens}, -1},
-		{"not a build error", other, -1},
+		{"built", nil, -1, false},
+		{"hop 1 failed", &circuit.BuildError{Hop: 1, Err: other}, 1, false},
+		{"hop 0 failed", fmt.Errorf("wrapped: %w", &circuit.BuildError{Hop: 0, Err: other}), 0, false},
+		{"no hop's fault", &circuit.BuildError{Hop: 0, Err: errTokens}, -1, true},
+		{"not a build error", other, -1, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,6 +64,9 @@ func TestCircuitBuild(t *testing.T) {
 			}
 			if !errors.Is(err, tc.err) && !errors.Is(err, errors.Unwrap(tc.err)) {
 				t.Fatalf("error %v does not carry %v", err, tc.err)
+			}
+			if _, local := errors.AsType[*LocalError](err); local != tc.local {
+				t.Fatalf("error %v: LocalError %v, want %v", err, local, tc.local)
 			}
 			he, isHop := errors.AsType[*HopError](err)
 			switch {

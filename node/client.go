@@ -65,13 +65,29 @@ func peerIDs(names []string) []peer.ID {
 // buildPath builds a circuit through the descriptors' relays, from the
 // circuit identity in use (circuit.Identities.Build),
 // (discovery.CircuitBuild: a hop's failure is a HopError, so that
-// discovery blames that hop; being out of tokens is the wallet's fault,
+// discovery blames that hop; lacking a token is the client's own failure,
 // not the guard's).
 func (n *Node) buildPath(ctx context.Context, path []*discovery.Descriptor) (*circuit.Circuit, error) {
-	return discovery.CircuitBuild(n.cids, isNoTokens)(ctx, path)
+	return discovery.CircuitBuild(n.cids, n.noToken)(ctx, path)
 }
 
-func isNoTokens(err error) bool { return errors.Is(err, token.ErrNoTokens) }
+// noToken reports a build that failed for want of an admission token: the
+// wallet is empty and cannot be refilled, or the client has no wallet (no
+// tis.url) and its guard requires a token. Neither is the guard's doing:
+// held against it, the client would mark every guard down in turn, count
+// failures against them and rotate them away. A guard that refuses with
+// "missing" a token this client did present is still blamed.
+func (n *Node) noToken(err error) bool {
+	if errors.Is(err, token.ErrNoTokens) {
+		return true
+	}
+	be, ok := errors.AsType[*circuit.BuildError](err)
+	if !ok || be.Hop != 0 || n.admit.State() != nil {
+		return false
+	}
+	de, ok := errors.AsType[*circuit.DestroyedError](err)
+	return ok && de.Reason == circuit.DestroyTokenMissing
+}
 
 // warnShortCircuits warns of a client configured with fewer than
 // circuit.DefaultHops hops: one or two are kept for tests and the demo, but

@@ -72,8 +72,11 @@
 //   - a client with tis.url keeps a wallet of tokens (WalletFile in the
 //     data directory, 0600), per guard, refilled from the TIS in batches
 //     (token.Wallet); out of tokens, a build fails with
-//     token.ErrNoTokens, which is not held against the guard. The status
-//     page shows the wallet (identity.tokens).
+//     token.ErrNoTokens, which is not held against the guard. Neither is
+//     a guard's refusal for a missing token when the client has no wallet
+//     (no tis.url): a discovery.LocalError, which marks no relay down,
+//     counts no guard failure and tries no other path. The status page
+//     shows the wallet (identity.tokens).
 //   - a client builds its circuits from a second libp2p host with a fresh
 //     Ed25519 identity (circuit.NewFreshDialHost), which listens nowhere and serves
 //     nothing; identity.key stays the node's DHT, trust and relay

@@ -124,14 +124,13 @@ func TestRevocationThroughDHT(t *testing.T) {
 		t.Fatalf("client list %v, want one newer than %v revoking relay 3", newest, old)
 	}
 	for range 100 {
-		// Another relay may be marked down for a while (a build through
-		// it met the revocation): wait for a path, then check it.
-		var path []*discovery.Descriptor
-		testutil.WaitFor(t, 45*time.Second, "a selectable path", func() bool {
-			var err error
-			path, err = net.Client.Directory().SelectPath(discovery.PathRequest{Hops: 3, Port: 443})
-			return err == nil
-		})
+		// The client builds no circuit (its guards refuse it without a
+		// token, which marks none of them down), so a path is there at
+		// once.
+		path, err := net.Client.Directory().SelectPath(discovery.PathRequest{Hops: 3, Port: 443})
+		if err != nil {
+			t.Fatalf("select: %v; guards %+v; %d relays usable", err, net.Client.Directory().Guards(), len(net.Client.Directory().Relays()))
+		}
 		for _, h := range path {
 			if h.PeerID == revoked {
 				t.Fatal("revoked relay chosen")
@@ -206,5 +205,33 @@ func TestRevocationThroughDHT(t *testing.T) {
 	}
 	if err := net.Relays[0].Directory().PutRecord(ctx, key, oldData); err == nil {
 		t.Fatal("a relay holding the newest list put an older one")
+	}
+}
+
+// TestNoTokensBlamesNoGuard: a client without tis.url has no admission
+// tokens, and guards that require one refuse its circuits. That is the
+// client's own setup: its builds fail, but no relay is marked down and no
+// failure counts against a guard (before, every guard was marked down in
+// turn, for 30 s and then doubling, and counted towards its replacement).
+func TestNoTokensBlamesNoGuard(t *testing.T) {
+	net := localnet.StartTest(t, 4, func(o *localnet.Options) {
+		o.Exits = 2
+		o.Vouches = []localnet.Vouch{}
+		o.Config = func(i int, cfg *config.Config) {
+			if i == -1 {
+				cfg.TIS.URL = ""
+			}
+		}
+	})
+	testutil.WaitFor(t, 60*time.Second, "builds refused for want of a token", func() bool {
+		return net.Client.Pool().Stats().BuildFailures >= 1
+	})
+	if n := len(net.Client.Directory().Relays()); n != len(net.Relays) {
+		t.Fatalf("%d of %d relays usable after builds refused for want of a token", n, len(net.Relays))
+	}
+	for _, gi := range net.Client.Directory().Guards() {
+		if gi.Failures != 0 {
+			t.Fatalf("guard %s: %d failures counted for the client's missing token", gi.ID, gi.Failures)
+		}
 	}
 }
