@@ -6,14 +6,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 )
 
 // buildWhileHostDies builds a circuit through relays path of a fresh test
 // network whose last relay takes the circuit stream and never answers (so
-// the EXTEND to it waits), closes the host of relay dies meanwhile (its
-// links go, as when it is killed), and returns the hop the build error
-// names.
+// the EXTEND to it waits), kills relay dies meanwhile, and returns the hop
+// the build error names. A killed relay says nothing more: its neighbours
+// (the client too) drop their links to it first, and only then is its
+// host closed, which alone would let it send a last DESTROY for the
+// EXTEND its closing broke ("could not extend"), which a kill -9 cannot.
 func buildWhileHostDies(t *testing.T, path []int, dies int) int {
 	t.Helper()
 	n := newTestNet(t, netOpts{relays: len(path)})
@@ -34,6 +37,12 @@ func buildWhileHostDies(t *testing.T, path []int, dies int) int {
 		errc <- err
 	}()
 	time.Sleep(500 * time.Millisecond)
+	victim := n.hosts[dies].ID()
+	for _, h := range append([]host.Host{n.chost}, n.hosts...) {
+		if h.ID() != victim {
+			_ = h.Network().ClosePeer(victim)
+		}
+	}
 	_ = n.hosts[dies].Close()
 	var err error
 	select {
