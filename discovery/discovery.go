@@ -714,7 +714,9 @@ type relayBusy interface {
 // if it is the entry guard, a guard failure is counted, once per mark
 // (builds that chose it before the mark do not count again); unless the
 // relay refused for lack of resources (an error with RelayBusy() true): it
-// is then avoided for the suspect time only. Any other
+// is then avoided for the suspect time only. A hop whose descriptor in
+// the path is older than the directory's is not blamed at all: the build
+// met the relay as it was (a restarted relay's old addresses). Any other
 // error (a timeout) marks the relays after the guard suspect for the
 // shorter suspect time; it never counts against the guard, so a hostile
 // middle or exit cannot push a client off its guard.
@@ -726,6 +728,15 @@ func (d *Discovery) ReportFailure(path []*Descriptor, err error) {
 	var he *HopError
 	if errors.As(err, &he) && he.Hop >= 0 && he.Hop < len(path) {
 		id := path[he.Hop].PeerID
+		if d.dir.hasNewer(path[he.Hop]) {
+			// The build used a descriptor the directory has replaced
+			// since (a restarted relay's old addresses): the failure says
+			// nothing of the relay as it is now, and a mark made now
+			// would be made against the newer descriptor, which nothing
+			// newer lifts until the mark ends.
+			d.log.WithField("peer", id).WithField("hop", he.Hop).Debug("build failed through a replaced descriptor: relay not blamed")
+			return
+		}
 		if rep, ok := errors.AsType[reportedFailure](err); ok && rep.ReportedByPreviousHop() && he.Hop > 0 {
 			by := path[he.Hop-1].PeerID
 			if !d.dir.markRefused(id, by, now, refusedTime, min(firstDownTime, d.o.downTime), refusedWindow) {

@@ -283,3 +283,53 @@ func TestRefusedExtendShortMark(t *testing.T) {
 		})
 	}
 }
+
+// TestFailureThroughReplacedDescriptor: a build that met a relay through a
+// descriptor the directory has replaced since (it dialed a restarted
+// guard at its old addresses while a refresh brought the new ones) marks
+// nothing down and counts no guard failure. Before, the mark was made
+// against the newer descriptor, so no lookup could lift it: the relay
+// stayed out of paths for the whole first down time (TestFailover's
+// restarted guard known 30 s after it was back).
+func TestFailureThroughReplacedDescriptor(t *testing.T) {
+	tests := []struct {
+		name string
+		hop  int
+		err  error
+	}{
+		{"guard unreachable", 0, errors.New("connection refused")},
+		{"middle handshake", 1, errors.New("handshake failed")},
+		{"exit refused by the middle", 2, refusedErr{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := offlineDiscovery(t, fabricateNet(t, time.Now(), 24))
+			path, err := d.SelectPath(PathRequest{Port: 443})
+			if err != nil {
+				t.Fatal(err)
+			}
+			old := path[tt.hop]
+			fresh := *old
+			fresh.Published = old.Published.Add(time.Second)
+			fresh.Signature = nil
+			if !d.dir.put(&fresh) {
+				t.Fatal("newer descriptor not stored")
+			}
+			d.ReportFailure(path, &HopError{Hop: tt.hop, Err: tt.err})
+			if d.dir.isDown(old.PeerID, d.o.now()) {
+				t.Fatal("relay marked down for a failure through its replaced descriptor")
+			}
+			for _, g := range d.Guards() {
+				if g.Failures != 0 {
+					t.Fatalf("guard %s: %d failures counted", g.ID.ShortString(), g.Failures)
+				}
+			}
+			// Through the descriptor the directory holds, it is blamed.
+			path[tt.hop] = &fresh
+			d.ReportFailure(path, &HopError{Hop: tt.hop, Err: errors.New("connection refused")})
+			if !d.dir.isDown(old.PeerID, d.o.now()) {
+				t.Fatal("relay not marked down for a failure through its current descriptor")
+			}
+		})
+	}
+}

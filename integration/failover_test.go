@@ -113,7 +113,7 @@ func TestFailover(t *testing.T) {
 			} else {
 				killed = pn.kill(victim)
 			}
-			t.Logf("%s: %s", role, pn.relays[victim].name)
+			t.Logf("%s: %s (%s) at %s", role, pn.relays[victim].name, pn.relays[victim].id, killed.UTC().Format("15:04:05.000"))
 
 			// New fetches, one after another, from the kill on, while the
 			// download fails: a browser opens new pages at once.
@@ -165,6 +165,7 @@ func TestFailover(t *testing.T) {
 
 			pn.startRelay(victim)
 			back := time.Now()
+			t.Logf("%s back at %s", pn.relays[victim].name, back.UTC().Format("15:04:05.000"))
 			for {
 				st, err := pn.getStatus()
 				if err == nil && st.Network.RelaysKnown == len(pn.relays) {
