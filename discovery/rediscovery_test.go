@@ -333,3 +333,38 @@ func TestFailureThroughReplacedDescriptor(t *testing.T) {
 		})
 	}
 }
+
+// TestLostRelayLookedUpAgain: when the node loses its connection to a
+// relay it has a descriptor of, it looks that descriptor up again for a
+// while, so that a relay that restarted (new addresses, in the test a new
+// onion key) is known as it is now within seconds, before a build dials
+// it at its old addresses. Before, the directory kept the old descriptor
+// until the next refresh (TestFailover: a backup guard that had restarted
+// as an exit was dialed at its old ports, a second lost per attempt).
+func TestLostRelayLookedUpAgain(t *testing.T) {
+	const n = 3
+	net := newTestNetwork(t, n)
+	c := net.newClient()
+	discoverAll(t, c, n, 30*time.Second)
+	r := net.relays[1]
+	ctx := testContext(t, time.Minute)
+	if err := c.host.Connect(ctx, peer.AddrInfo{ID: r.h.ID(), Addrs: r.h.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.host.Network().ClosePeer(r.h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	info, _ := r.relayInfo()
+	info.OnionKey = OnionKey{Key: randKey(), Expires: time.Now().Add(time.Hour)}
+	r.setInfo(info)
+	if err := r.d.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the republished descriptor", func() bool {
+		d, ok := c.Descriptor(r.h.ID())
+		return ok && d.OnionKey.Key == info.OnionKey.Key
+	})
+	if !containsID(c.Relays(), r.h.ID()) {
+		t.Fatal("relay not usable")
+	}
+}

@@ -63,12 +63,7 @@ func TestFailover(t *testing.T) {
 
 			frozen := role == "frozen exit"
 			hopRole := role
-			// Issue 15 asks for a new fetch within 2 s of a kill and a
-			// restarted relay known within 10 s. Runs meet both nearly
-			// always (the log prints each run's figures), but one CI run
-			// of nine took 2.04 s and 10+ s after killing a guard; the
-			// bounds here leave room for that until it is understood.
-			failWithin, fetchWithin, knownWithin := 5*time.Second, 4*time.Second, 30*time.Second
+			failWithin, fetchWithin, knownWithin := 5*time.Second, 2*time.Second, 10*time.Second
 			if frozen {
 				// A new fetch mostly succeeds about 1 s after the
 				// freeze (the pool's learned begin bound moves it to
