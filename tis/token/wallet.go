@@ -51,8 +51,8 @@ type Wallet struct {
 
 	refillMu    sync.Mutex // guards refillLocks
 	refillLocks map[peer.ID]*guardRefill
-	save     chan struct{} // a Take left the file behind (buffered: one)
-	fileMu   sync.Mutex    // one write of the file at a time
+	save        chan struct{} // a Take left the file behind (buffered: one)
+	fileMu      sync.Mutex    // one write of the file at a time
 
 	mu        sync.Mutex
 	tokens    map[peer.ID][]walletToken // per guard, oldest first
