@@ -368,3 +368,29 @@ func TestLostRelayLookedUpAgain(t *testing.T) {
 		t.Fatal("relay not usable")
 	}
 }
+
+// TestLostRelayWatchesBounded: only relays the directory holds are looked
+// up when their connection is lost, and at most maxGoneWatches at a time,
+// so peers that connect and drop (any DHT peer can) cost no lookups of
+// made-up keys and no unbounded goroutines.
+func TestLostRelayWatchesBounded(t *testing.T) {
+	relays := fabricateNet(t, time.Now(), maxGoneWatches+8)
+	d := offlineDiscovery(t, relays)
+	if err := d.Start(testContext(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	stranger := fabricateNet(t, time.Now(), 1)[0].PeerID
+	d.watchGone(stranger)
+	for _, r := range relays {
+		d.watchGone(r.PeerID)
+		d.watchGone(r.PeerID) // a second loss extends the watch under way
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.watching[stranger]; ok {
+		t.Fatal("a peer without a descriptor is watched")
+	}
+	if len(d.watching) != maxGoneWatches || d.goneWatches != maxGoneWatches {
+		t.Fatalf("%d relays watched (%d lost), want %d", len(d.watching), d.goneWatches, maxGoneWatches)
+	}
+}
