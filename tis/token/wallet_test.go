@@ -25,6 +25,17 @@ func waitRefill(t *testing.T, w *Wallet) {
 	}
 }
 
+// waitStuck waits (at most 30s) until a background refill has reached the
+// TIS handler that holds it up and closes stuck.
+func waitStuck(t *testing.T, stuck <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-stuck:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no background refill")
+	}
+}
+
 func TestWallet(t *testing.T) {
 	const limit = 12
 	f := newFixture(t, IssuerOptions{TokensPerPeriod: limit})
@@ -210,11 +221,7 @@ func TestWalletCloseStopsRefill(t *testing.T) {
 	if _, err := w.Take(ctx(t), testGuard); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-stuck:
-	case <-time.After(30 * time.Second):
-		t.Fatal("no background refill")
-	}
+	waitStuck(t, stuck)
 	done := make(chan struct{})
 	go func() { w.Close(); close(done) }()
 	select {
@@ -298,11 +305,7 @@ func TestWalletTakeNotBehindOtherGuardsRefill(t *testing.T) {
 	if _, err := w.Take(ctx(t), testGuard); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-stuck:
-	case <-time.After(30 * time.Second):
-		t.Fatal("no background refill")
-	}
+	waitStuck(t, stuck)
 	// Bounded only so that the test ends: the refill it used to wait for
 	// never ends before release.
 	tctx, cancel := context.WithTimeout(ctx(t), 20*time.Second)
