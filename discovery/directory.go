@@ -56,6 +56,15 @@ func (dir *directory) put(d *Descriptor) bool {
 	return true
 }
 
+// hasNewer reports whether the directory holds a descriptor of d's relay
+// published after d (one that would lift a mark made against d).
+func (dir *directory) hasNewer(d *Descriptor) bool {
+	dir.mu.Lock()
+	defer dir.mu.Unlock()
+	cur, ok := dir.relays[d.PeerID]
+	return ok && cur.Published.After(d.Published)
+}
+
 func (dir *directory) get(id peer.ID) (*Descriptor, bool) {
 	dir.mu.Lock()
 	defer dir.mu.Unlock()

@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p-kad-dht/records"
 	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 	ma "github.com/multiformats/go-multiaddr"
@@ -103,6 +104,7 @@ type Discovery struct {
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	publishNow chan struct{}
+	notifee    network.Notifiee // watches the relays the host loses (watchGone)
 	// publishMu serializes publications: each reads the relay's info and
 	// takes its timestamp under it, so a later Publish always carries the
 	// later info and a newer timestamp, and the DHT never refuses it as
@@ -117,7 +119,8 @@ type Discovery struct {
 	lastPublished time.Time
 	negative      map[peer.ID]negativeEntry // peers without a descriptor
 	unknown       map[peer.ID]negativeEntry // next hops without one (resolve.go)
-	watching      map[peer.ID]bool          // down relays watchDown looks after
+	watching      map[peer.ID]time.Time     // relays watch looks after, and until when at least
+	goneWatches   int                       // of them, those watchGone started
 }
 
 // New creates the node's DHT on h (pikcio's own protocol, no default
@@ -176,7 +179,7 @@ func New(h host.Host, opts ...Option) (*Discovery, error) {
 		return nil, fmt.Errorf("start DHT: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Discovery{
+	d := &Discovery{
 		host:       h,
 		o:          o,
 		dht:        kad,
@@ -189,8 +192,14 @@ func New(h host.Host, opts ...Option) (*Discovery, error) {
 		publishNow: make(chan struct{}, 1),
 		negative:   map[peer.ID]negativeEntry{},
 		unknown:    map[peer.ID]negativeEntry{},
-		watching:   map[peer.ID]bool{},
-	}, nil
+		watching:   map[peer.ID]time.Time{},
+	}
+	d.notifee = &network.NotifyBundle{DisconnectedF: func(n network.Network, c network.Conn) {
+		if id := c.RemotePeer(); n.Connectedness(id) != network.Connected {
+			d.watchGone(id)
+		}
+	}}
+	return d, nil
 }
 
 // Start joins the DHT through the bootstrap peers and starts the refresh
@@ -226,6 +235,7 @@ func (d *Discovery) Start(ctx context.Context) error {
 		return err
 	}
 	d.started = true
+	d.host.Network().Notify(d.notifee)
 	if d.o.relayInfo != nil {
 		d.wg.Go(d.publishLoop)
 	}
@@ -291,6 +301,7 @@ func (d *Discovery) Close() error {
 	}
 	d.closed = true
 	d.mu.Unlock()
+	d.host.Network().StopNotify(d.notifee)
 	d.cancel()
 	d.wg.Wait()
 	if err := d.dht.Close(); err != nil {
@@ -714,7 +725,9 @@ type relayBusy interface {
 // if it is the entry guard, a guard failure is counted, once per mark
 // (builds that chose it before the mark do not count again); unless the
 // relay refused for lack of resources (an error with RelayBusy() true): it
-// is then avoided for the suspect time only. Any other
+// is then avoided for the suspect time only. A hop whose descriptor in
+// the path is older than the directory's is not blamed at all: the build
+// met the relay as it was (a restarted relay's old addresses). Any other
 // error (a timeout) marks the relays after the guard suspect for the
 // shorter suspect time; it never counts against the guard, so a hostile
 // middle or exit cannot push a client off its guard.
@@ -726,6 +739,15 @@ func (d *Discovery) ReportFailure(path []*Descriptor, err error) {
 	var he *HopError
 	if errors.As(err, &he) && he.Hop >= 0 && he.Hop < len(path) {
 		id := path[he.Hop].PeerID
+		if d.dir.hasNewer(path[he.Hop]) {
+			// The build used a descriptor the directory has replaced
+			// since (a restarted relay's old addresses): the failure says
+			// nothing of the relay as it is now, and a mark made now
+			// would be made against the newer descriptor, which nothing
+			// newer lifts until the mark ends.
+			d.log.WithField("peer", id).WithField("hop", he.Hop).Debug("build failed through a replaced descriptor: relay not blamed")
+			return
+		}
 		if rep, ok := errors.AsType[reportedFailure](err); ok && rep.ReportedByPreviousHop() && he.Hop > 0 {
 			by := path[he.Hop-1].PeerID
 			if !d.dir.markRefused(id, by, now, refusedTime, min(firstDownTime, d.o.downTime), refusedWindow) {
@@ -784,17 +806,58 @@ func (d *Discovery) ReportUnreachable(id peer.ID) {
 // down, soon and then with backoff, so that a relay that restarted is used
 // again as soon as it has republished, not when its mark ends. It does
 // nothing before Start, after Close, or when id is already watched.
-func (d *Discovery) watchDown(id peer.ID) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed || !d.started || d.watching[id] {
+func (d *Discovery) watchDown(id peer.ID) { d.watch(id, time.Time{}) }
+
+// watchGone is watchDown for a relay in the directory to which the node
+// lost its last connection (notified by the host's network): the relay
+// may have died and come back at new addresses (a relay without fixed
+// ports does at every start), while the directory still holds the old
+// ones, so that the next build through it (a backup guard when the guard
+// dies, or a next hop of this relay) would dial them and wait for the
+// QUIC handshake timeout before trying elsewhere. Its descriptor is
+// looked up until a newer one comes, for goneWatchFor at most, and for at
+// most maxGoneWatches relays at a time: a relay that drops and takes
+// connections again costs lookups of its own descriptor only.
+func (d *Discovery) watchGone(id peer.ID) {
+	if _, ok := d.dir.get(id); !ok {
 		return
 	}
-	d.watching[id] = true
+	d.watch(id, d.o.now().Add(goneWatchFor))
+}
+
+const (
+	goneWatchFor   = 15 * time.Second
+	maxGoneWatches = 16
+)
+
+// watch looks up id's descriptor while id is marked down or until
+// atLeast, whichever is later, and stops once a newer descriptor is stored
+// (and leaves id usable). A later atLeast extends a watch under way.
+func (d *Discovery) watch(id peer.ID, atLeast time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed || !d.started {
+		return
+	}
+	if until, ok := d.watching[id]; ok {
+		d.watching[id] = later(until, atLeast)
+		return
+	}
+	if !atLeast.IsZero() && d.goneWatches >= maxGoneWatches {
+		return
+	}
+	gone := !atLeast.IsZero()
+	if gone {
+		d.goneWatches++
+	}
+	d.watching[id] = atLeast
 	d.wg.Go(func() {
 		defer func() {
 			d.mu.Lock()
 			delete(d.watching, id)
+			if gone {
+				d.goneWatches--
+			}
 			d.mu.Unlock()
 		}()
 		t := time.NewTimer(watchDownMin)
@@ -805,7 +868,11 @@ func (d *Discovery) watchDown(id peer.ID) {
 				return
 			case <-t.C:
 			}
-			if !d.dir.isDown(id, d.o.now()) {
+			now := d.o.now()
+			d.mu.Lock()
+			until := d.watching[id]
+			d.mu.Unlock()
+			if !d.dir.isDown(id, now) && !now.Before(until) {
 				return
 			}
 			// The first answers, not the whole lookup (as RelayAddrs):

@@ -154,6 +154,13 @@
 // second, then with backoff (at most every 2 s) while the mark lasts, and
 // a descriptor published after the one the mark was made against (the
 // relay restarted, with new addresses or a new onion key) lifts the mark.
+// A failure met through a descriptor the directory has replaced since (a
+// build chose the old one just before) blames no relay. A relay the node
+// loses its last connection to is looked up the same way for 15 s (at
+// most 16 relays at a time), mark or not: a relay killed and restarted as
+// another circuit's exit or middle is known at its new addresses before a
+// build dials the old ones (its QUIC handshake to a dead port waits a
+// second), e.g. when it is the backup guard that the next build takes.
 // A peer met without a descriptor is asked again after 30 s, then less
 // often, up to twice the refresh interval. The Builder splits what is left
 // of the caller's deadline between its remaining attempts, so a stalled

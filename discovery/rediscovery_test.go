@@ -283,3 +283,114 @@ func TestRefusedExtendShortMark(t *testing.T) {
 		})
 	}
 }
+
+// TestFailureThroughReplacedDescriptor: a build that met a relay through a
+// descriptor the directory has replaced since (it dialed a restarted
+// guard at its old addresses while a refresh brought the new ones) marks
+// nothing down and counts no guard failure. Before, the mark was made
+// against the newer descriptor, so no lookup could lift it: the relay
+// stayed out of paths for the whole first down time (TestFailover's
+// restarted guard known 30 s after it was back).
+func TestFailureThroughReplacedDescriptor(t *testing.T) {
+	tests := []struct {
+		name string
+		hop  int
+		err  error
+	}{
+		{"guard unreachable", 0, errors.New("connection refused")},
+		{"middle handshake", 1, errors.New("handshake failed")},
+		{"exit refused by the middle", 2, refusedErr{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := offlineDiscovery(t, fabricateNet(t, time.Now(), 24))
+			path, err := d.SelectPath(PathRequest{Port: 443})
+			if err != nil {
+				t.Fatal(err)
+			}
+			old := path[tt.hop]
+			fresh := *old
+			fresh.Published = old.Published.Add(time.Second)
+			fresh.Signature = nil
+			if !d.dir.put(&fresh) {
+				t.Fatal("newer descriptor not stored")
+			}
+			d.ReportFailure(path, &HopError{Hop: tt.hop, Err: tt.err})
+			if d.dir.isDown(old.PeerID, d.o.now()) {
+				t.Fatal("relay marked down for a failure through its replaced descriptor")
+			}
+			for _, g := range d.Guards() {
+				if g.Failures != 0 {
+					t.Fatalf("guard %s: %d failures counted", g.ID.ShortString(), g.Failures)
+				}
+			}
+			// Through the descriptor the directory holds, it is blamed.
+			path[tt.hop] = &fresh
+			d.ReportFailure(path, &HopError{Hop: tt.hop, Err: errors.New("connection refused")})
+			if !d.dir.isDown(old.PeerID, d.o.now()) {
+				t.Fatal("relay not marked down for a failure through its current descriptor")
+			}
+		})
+	}
+}
+
+// TestLostRelayLookedUpAgain: when the node loses its connection to a
+// relay it has a descriptor of, it looks that descriptor up again for a
+// while, so that a relay that restarted (new addresses, in the test a new
+// onion key) is known as it is now within seconds, before a build dials
+// it at its old addresses. Before, the directory kept the old descriptor
+// until the next refresh (TestFailover: a backup guard that had restarted
+// as an exit was dialed at its old ports, a second lost per attempt).
+func TestLostRelayLookedUpAgain(t *testing.T) {
+	const n = 3
+	net := newTestNetwork(t, n)
+	c := net.newClient()
+	discoverAll(t, c, n, 30*time.Second)
+	r := net.relays[1]
+	ctx := testContext(t, time.Minute)
+	if err := c.host.Connect(ctx, peer.AddrInfo{ID: r.h.ID(), Addrs: r.h.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.host.Network().ClosePeer(r.h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	info, _ := r.relayInfo()
+	info.OnionKey = OnionKey{Key: randKey(), Expires: time.Now().Add(time.Hour)}
+	r.setInfo(info)
+	if err := r.d.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the republished descriptor", func() bool {
+		d, ok := c.Descriptor(r.h.ID())
+		return ok && d.OnionKey.Key == info.OnionKey.Key
+	})
+	if !containsID(c.Relays(), r.h.ID()) {
+		t.Fatal("relay not usable")
+	}
+}
+
+// TestLostRelayWatchesBounded: only relays the directory holds are looked
+// up when their connection is lost, and at most maxGoneWatches at a time,
+// so peers that connect and drop (any DHT peer can) cost no lookups of
+// made-up keys and no unbounded goroutines.
+func TestLostRelayWatchesBounded(t *testing.T) {
+	relays := fabricateNet(t, time.Now(), maxGoneWatches+8)
+	d := offlineDiscovery(t, relays)
+	if err := d.Start(testContext(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	stranger := fabricateNet(t, time.Now(), 1)[0].PeerID
+	d.watchGone(stranger)
+	for _, r := range relays {
+		d.watchGone(r.PeerID)
+		d.watchGone(r.PeerID) // a second loss extends the watch under way
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.watching[stranger]; ok {
+		t.Fatal("a peer without a descriptor is watched")
+	}
+	if len(d.watching) != maxGoneWatches || d.goneWatches != maxGoneWatches {
+		t.Fatalf("%d relays watched (%d lost), want %d", len(d.watching), d.goneWatches, maxGoneWatches)
+	}
+}

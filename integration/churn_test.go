@@ -106,15 +106,19 @@ func TestChurn(t *testing.T) {
 	began := time.Now()
 	var kills []time.Time
 	var lastUp time.Time
-	for i := 0; time.Since(began) < cfg.duration; i++ {
+	for i := 0; ; i++ {
 		victim := 1 + i%(cfg.relays-1) // the bootstrap relay stays
 		kills = append(kills, pn.kill(victim))
 		time.Sleep(cfg.down)
 		pn.startRelay(victim)
 		lastUp = time.Now()
-		if wait := cfg.every - time.Since(kills[len(kills)-1]); wait > 0 {
-			time.Sleep(wait)
+		// No wait after the last restart: the time to know every relay
+		// again is counted from it.
+		next := kills[i].Add(cfg.every)
+		if !next.Before(began.Add(cfg.duration)) {
+			break
 		}
+		time.Sleep(time.Until(next))
 	}
 	churnEnd := time.Now()
 	known := time.Duration(-1)
@@ -171,7 +175,9 @@ func TestChurn(t *testing.T) {
 		}
 		lastFail := -1
 		for j, r := range fetches {
-			if r.start.After(k) && r.start.Before(next) && r.err != nil {
+			// A failure counts for the kill before it ended: a fetch
+			// under way on the relay killed fails by that kill.
+			if end := r.start.Add(r.took); end.After(k) && end.Before(next) && r.err != nil {
 				lastFail = j
 			}
 		}

@@ -104,8 +104,25 @@ func start(t *testing.T, name string, args ...string) *proc {
 		if t.Failed() {
 			t.Logf("%s stdout:\n%s\n%s stderr:\n%s", name, p.out(), name, p.errOut())
 		}
+		keepLog(t, name, p)
 	})
 	return p
+}
+
+// keepLog writes p's output to a file in PIKCIO_TEST_LOG_DIR, when it is
+// set, so that a passing run's decisions can be read too.
+func keepLog(t *testing.T, name string, p *proc) {
+	dir := os.Getenv("PIKCIO_TEST_LOG_DIR")
+	if dir == "" {
+		return
+	}
+	f, err := os.CreateTemp(dir, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())+"-"+name+"-*.log")
+	if err != nil {
+		t.Logf("keep the log of %s: %v", name, err)
+		return
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "%s stdout:\n%s\n%s stderr:\n%s", name, p.out(), name, p.errOut())
 }
 
 func (p *proc) out() string {

@@ -21,7 +21,11 @@
 //
 // A relay's death costs a stream at most a retry. The pool's spare circuits
 // go through different exits (the BuildFunc is asked, through
-// [AvoidExits], to pass over the exits the spares already use). A stream
+// [AvoidExits], to pass over the exits the spares already use), and for
+// 5 s after a circuit dies every build passes over its exit and middle
+// ([AvoidRelays]) while others can serve: one of them may be the relay
+// that died, and a path through it would fail only when the hop before
+// gives up dialing it. A stream
 // whose circuit turns out broken, or whose BEGIN gets no answer within 3 s
 // plus ten of the circuit's round trips (its RTT method), is retried
 // through another exit, up to three times and within ConnectTimeout in

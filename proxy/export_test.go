@@ -10,3 +10,6 @@ func SetPoolClock(p *Pool, now func() time.Time) {
 	p.now = now
 	p.mu.Unlock()
 }
+
+// DiedAvoidFor is how long builds pass over a dead circuit's relays.
+const DiedAvoidFor = diedAvoidFor

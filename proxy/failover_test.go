@@ -3,7 +3,9 @@ package proxy_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -272,4 +274,35 @@ func echoDial(t *testing.T, e *poolEnv, key string) time.Duration {
 	t.Cleanup(func() { c.Close() })
 	echo(t, c)
 	return took
+}
+
+// TestPoolBuildsAvoidDeadCircuitsRelays: for a few seconds after a circuit
+// dies, builds pass over its exit and middle (the relay that died is one
+// of them), then take them again. Before, the replacement of a circuit
+// whose middle was killed could go through that middle again, and fail
+// only when the guard's dial of it timed out (TestFailover's middle case:
+// a new fetch 1.3 s after the kill).
+func TestPoolBuildsAvoidDeadCircuitsRelays(t *testing.T) {
+	checkLeaks(t)
+	e := newPoolEnv(t, proxy.PoolOptions{Prebuilt: 1}, false)
+	// In turn, the second build would take the first one's relays again.
+	e.b.SetExits("exit-a", "exit-a", "exit-b")
+	e.b.SetMiddles("mid-a", "mid-a", "mid-b")
+	e.p.Start()
+	replaced := func(n int) *proxytest.Circuit {
+		t.Helper()
+		waitFor(t, fmt.Sprintf("build %d", n), func() bool { return e.b.Builds() == n && e.p.Stats().Clean == 1 })
+		return e.b.Circuits()[n-1]
+	}
+	first := replaced(1)
+	first.Die()
+	second := replaced(2)
+	if second.ExitID() == first.ExitID() || slices.Contains(second.RelayIDs(), "mid-a") {
+		t.Fatalf("replacement through %v, the dead circuit's relays %v", second.RelayIDs(), first.RelayIDs())
+	}
+	e.clock.Advance(proxy.DiedAvoidFor)
+	second.Die()
+	if third := replaced(3); third.ExitID() != "exit-a" || !slices.Contains(third.RelayIDs(), "mid-a") {
+		t.Fatalf("relays %v still passed over %v after the first circuit died", first.RelayIDs(), proxy.DiedAvoidFor)
+	}
 }

@@ -51,6 +51,7 @@ type Pool struct {
 	prebuildAfter time.Time
 	stats         PoolStats
 	connects      connectTimes    // how soon the last opens were answered
+	died          []diedCircuit   // circuits that died lately, whose relays builds pass over
 	observer      func(PoolEvent) // see SetObserver
 }
 
@@ -73,6 +74,21 @@ type poolCircuit struct {
 	// new streams until one of its streams ends.
 	full bool
 }
+
+// diedCircuit is a circuit that died (not closed by the pool), whose exit
+// and relays after the guard builds pass over until until.
+type diedCircuit struct {
+	pc    *poolCircuit
+	until time.Time
+}
+
+// diedAvoidFor is how long builds pass over the relays of a circuit that
+// died, while other relays can serve. A circuit dies when one of its
+// relays or links does, which the client cannot tell apart; a new path
+// through the dead relay would fail only when the hop before it gives up
+// dialing it (a QUIC handshake to a dead port waits a second), so for a
+// few seconds the relays that may be dead are left for last.
+const diedAvoidFor = 5 * time.Second
 
 type group struct {
 	index    int
@@ -731,6 +747,9 @@ func (p *Pool) watch(pc *poolCircuit) {
 	p.mu.Lock()
 	died := !pc.removed
 	p.removeLocked(pc)
+	if died && (pc.exit != "" || len(pc.relays) > 0) {
+		p.died = append(p.diedLocked(), diedCircuit{pc: pc, until: p.now().Add(diedAvoidFor)})
+	}
 	p.unlock()
 	if died {
 		p.log.WithField("circuit", pc.id).Info("circuit died; replacing it")
@@ -738,9 +757,22 @@ func (p *Pool) watch(pc *poolCircuit) {
 	}
 }
 
+// diedLocked drops the circuits that died more than diedAvoidFor ago and
+// returns the others.
+func (p *Pool) diedLocked() []diedCircuit {
+	now := p.now()
+	p.died = slices.DeleteFunc(p.died, func(d diedCircuit) bool { return !now.Before(d.until) })
+	return p.died
+}
+
+// buildCircuit builds a circuit avoiding avoid and the relays of the
+// circuits that died lately.
 func (p *Pool) buildCircuit(avoid avoidance) (Circuit, error) {
 	p.mu.Lock()
 	timeout := p.opts.BuildTimeout
+	for _, d := range p.diedLocked() {
+		avoid = avoid.with(d.pc)
+	}
 	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(p.ctx, timeout)
 	defer cancel()

@@ -49,9 +49,10 @@ type Wallet struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	refillMu sync.Mutex    // one refill at a time
-	save     chan struct{} // a Take left the file behind (buffered: one)
-	fileMu   sync.Mutex    // one write of the file at a time
+	refillMu    sync.Mutex // guards refillLocks
+	refillLocks map[peer.ID]*guardRefill
+	save        chan struct{} // a Take left the file behind (buffered: one)
+	fileMu      sync.Mutex    // one write of the file at a time
 
 	mu        sync.Mutex
 	tokens    map[peer.ID][]walletToken // per guard, oldest first
@@ -82,7 +83,7 @@ type WalletState struct {
 // that src refills.
 func OpenWallet(path string, src Source, opts WalletOptions) (*Wallet, error) {
 	w := &Wallet{path: path, src: src, opts: opts.withDefaults(), log: logrus.WithField("component", "token-wallet"),
-		tokens: make(map[peer.ID][]walletToken), refilling: make(map[peer.ID]bool), remaining: -1}
+		tokens: make(map[peer.ID][]walletToken), refilling: make(map[peer.ID]bool), refillLocks: make(map[peer.ID]*guardRefill), remaining: -1}
 	b, err := readWalletFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -321,10 +322,41 @@ func (w *Wallet) Refill(ctx context.Context, guard peer.ID) error {
 // waits for them.
 const firstBatch = 4
 
+// guardRefill serializes the refills for one guard; users counts the
+// refills holding or waiting for it, so that it is dropped after the last.
+type guardRefill struct {
+	mu    sync.Mutex
+	users int
+}
+
+// lockRefill waits until no other refill for guard runs. Refills for
+// different guards run side by side: a build through a new guard (the
+// client's guard died) takes its first tokens without waiting for a
+// background refill of the old guard's batch, which under load takes
+// long (blind signatures, at the TIS and here).
+func (w *Wallet) lockRefill(guard peer.ID) (unlock func()) {
+	w.refillMu.Lock()
+	l := w.refillLocks[guard]
+	if l == nil {
+		l = &guardRefill{}
+		w.refillLocks[guard] = l
+	}
+	l.users++
+	w.refillMu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		w.refillMu.Lock()
+		if l.users--; l.users == 0 {
+			delete(w.refillLocks, guard)
+		}
+		w.refillMu.Unlock()
+	}
+}
+
 // refillUpTo is Refill up to target tokens.
 func (w *Wallet) refillUpTo(ctx context.Context, guard peer.ID, target int) error {
-	w.refillMu.Lock()
-	defer w.refillMu.Unlock()
+	defer w.lockRefill(guard)()
 	err := w.refill(ctx, guard, target)
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -358,7 +390,10 @@ func (w *Wallet) refill(ctx context.Context, guard peer.ID, target int) error {
 			return err
 		}
 		w.mu.Lock()
-		for _, t := range batch.Tokens {
+		// Refills for other guards may have filled the room meanwhile:
+		// the file never holds more than MaxWalletTokens.
+		room = MaxWalletTokens - w.countLocked()
+		for _, t := range batch.Tokens[:min(len(batch.Tokens), max(room, 0))] {
 			enc, err := t.Encode()
 			if err != nil {
 				w.mu.Unlock()

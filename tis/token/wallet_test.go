@@ -1,11 +1,13 @@
 package token
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +22,17 @@ func waitRefill(t *testing.T, w *Wallet) {
 		if time.Now().After(deadline) {
 			t.Fatal("background refill did not end")
 		}
+	}
+}
+
+// waitStuck waits (at most 30s) until a background refill has reached the
+// TIS handler that holds it up and closes stuck.
+func waitStuck(t *testing.T, stuck <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-stuck:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no background refill")
 	}
 }
 
@@ -208,11 +221,7 @@ func TestWalletCloseStopsRefill(t *testing.T) {
 	if _, err := w.Take(ctx(t), testGuard); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-stuck:
-	case <-time.After(30 * time.Second):
-		t.Fatal("no background refill")
-	}
+	waitStuck(t, stuck)
 	done := make(chan struct{})
 	go func() { w.Close(); close(done) }()
 	select {
@@ -257,5 +266,58 @@ func TestWalletTakeSavedByClose(t *testing.T) {
 	tok, err := again.Take(ctx(t), testGuard)
 	if err != nil || taken[string(tok)] {
 		t.Fatalf("Take after reopening: %v, a token handed out before: %v", err, taken[string(tok)])
+	}
+}
+
+// TestWalletTakeNotBehindOtherGuardsRefill: a Take for a guard without
+// tokens (the client's guard died, its builds go through the next one)
+// gets its first tokens while a background refill for another guard is
+// held up at the TIS. Before, refills ran one at a time, so the build
+// through the new guard waited for the old guard's batch.
+func TestWalletTakeNotBehindOtherGuardsRefill(t *testing.T) {
+	f := newFixture(t, IssuerOptions{})
+	var mu sync.Mutex
+	issues := 0
+	stuck, release := make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	f.tis.Server.MountTokens(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == PathIssue {
+			mu.Lock()
+			issues++
+			n := issues
+			mu.Unlock()
+			if n == 2 { // the background refill after the first Take
+				close(stuck)
+				select {
+				case <-release:
+				case <-r.Context().Done():
+					return
+				}
+			}
+		}
+		f.issuer.Handler().ServeHTTP(rw, r)
+	}))
+	w, err := OpenWallet(filepath.Join(t.TempDir(), "tokens"), f.client(f.tis.Enroll(t, "alice")), WalletOptions{Low: 8, Target: 8, Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	if _, err := w.Take(ctx(t), testGuard); err != nil {
+		t.Fatal(err)
+	}
+	waitStuck(t, stuck)
+	// Bounded only so that the test ends: the refill it used to wait for
+	// never ends before release.
+	tctx, cancel := context.WithTimeout(ctx(t), 20*time.Second)
+	defer cancel()
+	tok, err := w.Take(tctx, otherGuard)
+	if err != nil {
+		t.Fatalf("take for another guard during a refill: %v", err)
+	}
+	if err := f.redeemerFor(t, otherGuard, RedeemerOptions{}).Redeem(tok, f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if !w.State().Refilling {
+		t.Fatal("the held-up refill ended")
 	}
 }
