@@ -144,15 +144,6 @@ func (ln *Line) pipe(dst, src net.Conn) {
 		}
 		return
 	}
-	if spliceable(dst, src) {
-		ln.splicePipe(dst, src)
-		return
-	}
-	ln.copyPipe(dst, src)
-}
-
-// copyPipe is pipe through user buffers.
-func (ln *Line) copyPipe(dst, src net.Conn) {
 	q := &queue{limit: ln.opts.Queue}
 	q.cond = sync.NewCond(&q.mu)
 	done := make(chan struct{})
@@ -200,7 +191,16 @@ func (ln *Line) send(dst, src net.Conn, q *queue) {
 			k := len(data)
 			if ln.opts.Rate > 0 {
 				k = min(k, 16<<10)
-				next = ln.pace(next, k)
+				now := time.Now()
+				// Late wake-ups are made up for, within a burst of
+				// 20 ms, so a loaded machine does not lower the rate.
+				if next.Before(now.Add(-rateBurst)) {
+					next = now.Add(-rateBurst)
+				}
+				if d := next.Sub(now); d > 0 {
+					time.Sleep(d)
+				}
+				next = next.Add(time.Duration(int64(k) * int64(time.Second) / ln.opts.Rate))
 			}
 			if _, err := dst.Write(data[:k]); err != nil {
 				q.fail()
@@ -213,21 +213,6 @@ func (ln *Line) send(dst, src net.Conn, q *queue) {
 		q.release(len(c.data))
 		bufPool.Put(c.buf)
 	}
-}
-
-// pace waits until k bytes may leave under the rate cap, next being when
-// the next byte may leave, and returns the next such time.
-func (ln *Line) pace(next time.Time, k int) time.Time {
-	now := time.Now()
-	// Late wake-ups are made up for, within a burst of 20 ms, so a loaded
-	// machine does not lower the rate.
-	if next.Before(now.Add(-rateBurst)) {
-		next = now.Add(-rateBurst)
-	}
-	if d := next.Sub(now); d > 0 {
-		time.Sleep(d)
-	}
-	return next.Add(time.Duration(int64(k) * int64(time.Second) / ln.opts.Rate))
 }
 
 // queue is a bounded FIFO of chunks.
