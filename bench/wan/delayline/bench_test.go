@@ -14,10 +14,15 @@ import (
 var lineVariants = []struct {
 	name            string
 	buf, min, batch int
+	sock            int
 }{
-	{"64k-each", 64 << 10, 64 << 10, 1}, // a 64 KiB buffer per read, a write per chunk
-	{"256k-each", 256 << 10, 32 << 10, 1},
-	{"256k-batch", 256 << 10, 32 << 10, 64}, // the default
+	// Before issue 16's last round: a 64 KiB buffer per read, a write per
+	// chunk, the kernel's socket buffers.
+	{"64k-each", 64 << 10, 64 << 10, 1, 0},
+	{"256k-each", 256 << 10, 32 << 10, 1, 0},
+	{"256k-batch", 256 << 10, 32 << 10, 64, 0},
+	{"256k-batch-sock128k", 256 << 10, 32 << 10, 64, 128 << 10},
+	{"256k-batch-sock256k", 256 << 10, 32 << 10, 64, 256 << 10}, // the default
 }
 
 // BenchmarkLine sends 64 MiB through a line with a 10 ms delay, from a
@@ -47,7 +52,7 @@ func BenchmarkLine(b *testing.B) {
 		sendThrough(b, sink.Addr().String(), sink, size)
 		direct += testutil.CPUTime() - cpu0
 		for v, lv := range lineVariants {
-			lineBufSize, minRead, maxBatch = lv.buf, lv.min, lv.batch
+			lineBufSize, minRead, maxBatch, sockBuf = lv.buf, lv.min, lv.batch, lv.sock
 			cpu0 := testutil.CPUTime()
 			sendThrough(b, ln.Addr().String(), sink, size)
 			cpu[v] += testutil.CPUTime() - cpu0
