@@ -140,24 +140,32 @@ func sink(t *testing.T) (string, <-chan net.Conn) {
 	return l.Addr().String(), ch
 }
 
+// through opens a line with o to a sink and returns both ends of one
+// connection through it, closed at the end of the test.
+func through(t *testing.T, o Options) (c, s net.Conn) {
+	t.Helper()
+	addr, conns := sink(t)
+	ln, err := Listen(addr, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	c, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	s = <-conns
+	t.Cleanup(func() { _ = s.Close() })
+	return c, s
+}
+
 // TestLineDelayHeld: small writes spaced apart each arrive no sooner than
 // the one-way delay after they were written, and not held for long after
 // it (a chunk must not wait for the next one to leave).
 func TestLineDelayHeld(t *testing.T) {
 	const delay = 30 * time.Millisecond
-	addr, conns := sink(t)
-	ln, err := Listen(addr, Options{Delay: delay})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s := <-conns
-	defer s.Close()
+	c, s := through(t, Options{Delay: delay})
 	_ = s.SetDeadline(time.Now().Add(30 * time.Second))
 	for i := range 10 {
 		start := time.Now()
@@ -192,19 +200,7 @@ func TestLineIntact(t *testing.T) {
 		{Delay: time.Millisecond, Rate: 64 << 20},
 	} {
 		t.Run(fmt.Sprintf("%v-%d-%d", o.Delay, o.Rate, o.Queue), func(t *testing.T) {
-			addr, conns := sink(t)
-			ln, err := Listen(addr, o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = ln.Close() })
-			c, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			s := <-conns
-			defer s.Close()
+			c, s := through(t, o)
 			for _, x := range []net.Conn{c, s} {
 				_ = x.SetDeadline(time.Now().Add(time.Minute))
 			}
