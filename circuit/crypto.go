@@ -262,7 +262,7 @@ type wideLayer struct {
 
 	// Scratch blocks: the cipher interfaces would make locals escape.
 	// The layer's owner serializes its calls.
-	tp, h, j, iv [aes.BlockSize]byte
+	tp, h, j [aes.BlockSize]byte
 }
 
 // gcmNonceLen is the nonce size of the layers' AES-GCM: the first 12 bytes
@@ -336,10 +336,14 @@ func (w *wideLayer) open(body []byte) {
 	xor16(tag, tag, h)
 	w.tbc.Decrypt(tag, tag)
 	xor16(tag, tag, h) // T'
-	copy(w.iv[:], tag[:gcmNonceLen])
-	w.iv[aes.BlockSize-1] = 2 // GCM's first keystream block
-	cipher.NewCTR(w.enc, w.iv[:]).XORKeyStream(c, c)
 	copy(w.chain[:], tag)
+	// C' = C ^ AES-CTR(K, T'[:12] | 2) is GCM's encryption under the nonce
+	// T'[:12] (its first keystream block is counter 2). Seal does it in
+	// one fused pass with no allocation (cipher.NewCTR copied the key
+	// schedule into a new stream for every cell); the GCM tag it writes
+	// over T' is not needed, and T' is put back.
+	w.gcm.Seal(c[:0], w.chain[:gcmNonceLen], c, nil)
+	copy(tag, w.chain[:])
 }
 
 // wrap adds the layer to a body (bodyLen bytes) in place: the inverse of

@@ -10,6 +10,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -38,6 +39,7 @@ import (
 	"github.com/pikcio/pikcio/bench/wan/delayline"
 	"github.com/pikcio/pikcio/circuit"
 	"github.com/pikcio/pikcio/exitnode"
+	"github.com/pikcio/pikcio/internal/testutil"
 	"github.com/pikcio/pikcio/proxy"
 )
 
@@ -126,7 +128,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		links = "QUIC"
 	}
 	fmt.Fprintf(out, "pikcio wide-area benchmark: 3 hops over %s, every link delayed; medians of %d runs\n", links, cfg.runs)
-	fmt.Fprintf(out, "%-8s %10s %12s %12s %14s %14s %s\n", "delay", "build", "first byte", "bulk MiB/s", "20 str/1 circ", "20 circuits", "relay peak RSS MiB (guard middle exit)")
+	fmt.Fprintf(out, "%-8s %10s %12s %12s %14s %14s %-38s %s\n", "delay", "build", "first byte", "bulk MiB/s", "20 str/1 circ", "20 circuits", "relay peak RSS MiB (guard middle exit)", "bulk cpu-s/GiB (bench relays)")
 	for _, d := range cfg.delays {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -135,8 +137,8 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("delay %v: %w", d, err)
 		}
-		fmt.Fprintf(out, "%-8v %10s %12s %12.1f %14s %14s %s\n", d, ms(r.build), ms(r.firstByte), r.bulk,
-			mibs(r.par1), mibs(r.par20), r.rss)
+		fmt.Fprintf(out, "%-8v %10s %12s %12.1f %14s %14s %-38s %.2f %.2f\n", d, ms(r.build), ms(r.firstByte), r.bulk,
+			mibs(r.par1), mibs(r.par20), r.rss, r.cpuBench, r.cpuRelays)
 	}
 	if cfg.capRate > 0 {
 		without, with, err := measureCapped(ctx, cfg)
@@ -163,6 +165,10 @@ type result struct {
 	bulk, par1       float64
 	par20            float64
 	rss              string
+	// CPU seconds per GiB of the one-stream bulk downloads: of this
+	// process (client, proxy, delay lines, server) and of the three relay
+	// processes together.
+	cpuBench, cpuRelays float64
 }
 
 func median[T int64 | float64 | time.Duration](v []T) T {
@@ -201,20 +207,25 @@ func measure(ctx context.Context, cfg config, d time.Duration) (result, error) {
 		}
 	}
 	res.firstByte = median(fbs)
-	var bulks []float64
+	var bulks, cpuB, cpuR []float64
 	for i := 0; i < cfg.runs; i++ {
 		var ramp io.Writer
 		if cfg.ramp {
 			ramp = os.Stderr
 			fmt.Fprintf(ramp, "ramp %v run %d, MiB/s per 250 ms:", d, i)
 		}
+		b0, r0 := testutil.CPUTime(), n.relayCPU()
 		v, err := n.bulkRamp([]string{"bulk"}, cfg.bulkTime, ramp)
 		if err != nil {
 			return res, err
 		}
+		gib := v * cfg.bulkTime.Seconds() / 1024
+		cpuB = append(cpuB, (testutil.CPUTime()-b0).Seconds()/gib)
+		cpuR = append(cpuR, (n.relayCPU()-r0).Seconds()/gib)
 		bulks = append(bulks, v)
 	}
 	res.bulk = median(bulks)
+	res.cpuBench, res.cpuRelays = median(cpuB), median(cpuR)
 	res.par1, res.par20 = -1, -1
 	if !cfg.quick {
 		same := make([]string, 20)
@@ -692,6 +703,33 @@ func (n *network) bulkRamp(users []string, d time.Duration, ramp io.Writer) (flo
 	el := time.Since(start).Seconds()
 	return float64(total.Load()) / (1 << 20) / el, nil
 }
+
+// relayCPU is the CPU time (user and system) the relay processes used so
+// far, from /proc/PID/stat (0 where it cannot be read).
+func (n *network) relayCPU() time.Duration {
+	var t time.Duration
+	for _, p := range n.relays {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+		if err != nil {
+			continue
+		}
+		// Fields after the command name, which is in parentheses and may
+		// hold spaces: state is the 3rd field, utime the 14th, stime the 15th.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		for _, v := range f[11:13] {
+			ticks, _ := strconv.ParseInt(v, 10, 64)
+			t += time.Duration(ticks) * time.Second / clockTicks
+		}
+	}
+	return t
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on every
+// Linux architecture Go runs on.
+const clockTicks = 100
 
 func (n *network) peakRSS() string {
 	var s []string

@@ -1,0 +1,5 @@
+//go:build race
+
+package delayline
+
+const raceEnabled = true
