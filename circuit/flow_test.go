@@ -1,6 +1,7 @@
 package circuit
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -350,23 +351,61 @@ func TestWindowViolations(t *testing.T) {
 
 // TestOptimisticData: with earlydata a stream is usable before CONNECTED;
 // its data arrives, and a refused connect is the error of the first read.
+// The exit holds every connect until the gate opens, so that OpenStream
+// returning before CONNECTED is seen however fast loopback answers.
 func TestOptimisticData(t *testing.T) {
-	n := newTestNet(t, netOpts{})
+	gate := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(open)
+	n := newTestNet(t, netOpts{exit: func(i int) ExitDialer {
+		if i != 2 {
+			return nil
+		}
+		return gatedExit{loopbackExit(t), gate}
+	}})
 	echo, _ := echoServer(t)
 	c := n.build(t, 0, 1, 2)
 	ctx := earlydata.With(context.Background())
 	t.Run("data", func(t *testing.T) {
-		s, err := c.OpenStream(ctx, "127.0.0.1", echo)
-		if err != nil {
-			t.Fatal(err)
+		type opened struct {
+			s   net.Conn
+			err error
+		}
+		done := make(chan opened, 1)
+		go func() {
+			s, err := c.OpenStream(ctx, "127.0.0.1", echo)
+			done <- opened{s, err}
+		}()
+		var s net.Conn
+		select {
+		case o := <-done:
+			if o.err != nil {
+				t.Fatal(o.err)
+			}
+			s = o.s
+		case <-time.After(10 * time.Second):
+			open()
+			t.Fatal("OpenStream waited for CONNECTED")
 		}
 		defer s.Close()
 		select {
 		case <-s.(*Stream).connected:
-			t.Fatal("OpenStream waited for CONNECTED")
+			t.Fatal("CONNECTED before the exit connected")
 		default:
 		}
-		roundTrip(t, s, []byte("GET / HTTP/1.0\r\n\r\n"))
+		// Written before the exit has connected: it leaves with or
+		// right after BEGIN and is delivered once the connect is done.
+		msg := []byte("GET / HTTP/1.0\r\n\r\n")
+		if _, err := s.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		open()
+		got := make([]byte, len(msg))
+		_ = s.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadFull(s, got); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("echo %q, %v; want %q", got, err, msg)
+		}
 	})
 	t.Run("refused", func(t *testing.T) {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -625,4 +664,19 @@ func TestWindowsFitWideArea(t *testing.T) {
 			t.Errorf("largest %s %d MiB, want at least %d MiB", tt.name, tt.bytes>>20, need>>20)
 		}
 	}
+}
+
+// gatedExit holds each connect until gate is closed.
+type gatedExit struct {
+	ExitDialer
+	gate chan struct{}
+}
+
+func (g gatedExit) DialExit(ctx context.Context, host string, port uint16) (net.Conn, error) {
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return g.ExitDialer.DialExit(ctx, host, port)
 }
