@@ -189,16 +189,38 @@ func (p *proc) stop(t *testing.T, sig os.Signal, timeout time.Duration) (int, ti
 }
 
 // freePort returns a loopback address with a port that was free a moment
-// ago.
+// ago and that no earlier call of this test binary returned: the kernel
+// can hand a port just closed out again at once, and a test that took
+// two in a row then gave one process the same address twice (TestDemo in
+// CI: "client.http_listen ... same address as client.socks_listen").
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		_ = l.Close()
+		handedOut.Lock()
+		seen := handedOut.ports[addr]
+		if !seen {
+			handedOut.ports[addr] = true
+		}
+		handedOut.Unlock()
+		if !seen {
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no loopback port that was not handed out before")
+	return ""
 }
+
+// handedOut is every address freePort returned.
+var handedOut = struct {
+	sync.Mutex
+	ports map[string]bool
+}{ports: map[string]bool{}}
 
 // fileServer serves size random bytes at /file on 127.0.0.1.
 func fileServer(t *testing.T, size int) (url string, body []byte) {
@@ -271,4 +293,17 @@ func processesWith(s string) []int {
 		}
 	}
 	return pids
+}
+
+// TestFreePortsDistinct: freePort never returns one address twice, which
+// the kernel alone does within a few hundred picks.
+func TestFreePortsDistinct(t *testing.T) {
+	seen := map[string]bool{}
+	for range 2000 {
+		a := freePort(t)
+		if seen[a] {
+			t.Fatalf("freePort returned %s twice", a)
+		}
+		seen[a] = true
+	}
 }
