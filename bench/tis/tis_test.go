@@ -33,6 +33,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/pikcio/pikcio/internal/pgtest"
+	"github.com/pikcio/pikcio/internal/testutil"
 	"github.com/pikcio/pikcio/internal/tisfill"
 	"github.com/pikcio/pikcio/tis"
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
@@ -360,7 +361,7 @@ func (c *cluster) enroll(tb testing.TB, m, workers int) result {
 func (c *cluster) serverCPU() time.Duration {
 	var total time.Duration
 	for _, p := range c.procs {
-		_, cpu, _ := procStat(p.Pid)
+		_, cpu, _ := testutil.ProcStat(p.Pid)
 		total += cpu
 	}
 	return total
@@ -381,36 +382,18 @@ func (c *cluster) dbCPU() time.Duration {
 	if c.pgPid == 0 {
 		return 0
 	}
-	_, total, _ := procStat(c.pgPid)
+	_, total, _ := testutil.ProcStat(c.pgPid)
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		if ppid, cpu, err := procStat(pid); err == nil && ppid == c.pgPid {
+		if ppid, cpu, err := testutil.ProcStat(pid); err == nil && ppid == c.pgPid {
 			total += cpu
 		}
 	}
 	return total
-}
-
-// procStat reads a process's parent and CPU time (user and system).
-func procStat(pid int) (ppid int, cpu time.Duration, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	// The fields after the command name in parentheses: state, ppid, ...;
-	// utime and stime are the 12th and 13th, in clock ticks (100 Hz).
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(f) < 13 {
-		return 0, 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
-	}
-	ppid, _ = strconv.Atoi(f[1])
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	s, _ := strconv.ParseInt(f[12], 10, 64)
-	return ppid, time.Duration(u+s) * 10 * time.Millisecond, nil
 }
 
 // postmaster finds the PostgreSQL server listening on port.

@@ -10,7 +10,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -705,31 +704,16 @@ func (n *network) bulkRamp(users []string, d time.Duration, ramp io.Writer) (flo
 }
 
 // relayCPU is the CPU time (user and system) the relay processes used so
-// far, from /proc/PID/stat (0 where it cannot be read).
+// far (0 for one whose /proc entry cannot be read).
 func (n *network) relayCPU() time.Duration {
 	var t time.Duration
 	for _, p := range n.relays {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-		if err != nil {
-			continue
-		}
-		// Fields after the command name, which is in parentheses and may
-		// hold spaces: state is the 3rd field, utime the 14th, stime the 15th.
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) < 13 {
-			continue
-		}
-		for _, v := range f[11:13] {
-			ticks, _ := strconv.ParseInt(v, 10, 64)
-			t += time.Duration(ticks) * time.Second / clockTicks
+		if _, cpu, err := testutil.ProcStat(p.cmd.Process.Pid); err == nil {
+			t += cpu
 		}
 	}
 	return t
 }
-
-// clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on every
-// Linux architecture Go runs on.
-const clockTicks = 100
 
 func (n *network) peakRSS() string {
 	var s []string

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -57,3 +58,27 @@ func TestCheckNoLeaks(t *testing.T) {
 }
 
 func leaker(stop chan struct{}) { <-stop }
+
+// TestProcStat reads this test's own entry: its parent, and CPU time that
+// grows with work and agrees with getrusage.
+func TestProcStat(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	// Spin until getrusage counts 300 ms more (however loaded the machine).
+	for start, deadline := CPUTime(), time.Now().Add(time.Minute); CPUTime()-start < 300*time.Millisecond && time.Now().Before(deadline); {
+	}
+	ppid, cpu, err := ProcStat(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ppid != os.Getppid() {
+		t.Fatalf("ppid %d, want %d", ppid, os.Getppid())
+	}
+	if own := CPUTime(); cpu < 250*time.Millisecond || cpu > own+50*time.Millisecond {
+		t.Fatalf("cpu %v after 300 ms of spinning, getrusage says %v", cpu, own)
+	}
+	if _, _, err := ProcStat(-1); err == nil {
+		t.Fatal("no error for a process that does not exist")
+	}
+}
