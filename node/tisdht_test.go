@@ -85,11 +85,7 @@ func TestRevocationThroughDHT(t *testing.T) {
 		o.Exits = 2
 		o.Vouches = []localnet.Vouch{}
 		o.Base.TIS.RevocationRefresh = config.Duration(300 * time.Millisecond)
-		o.Config = func(i int, cfg *config.Config) {
-			if i == -1 {
-				cfg.TIS.URL = "" // the client: only the pinned root key
-			}
-		}
+		o.Config = clientWithoutTISURL
 	})
 	root := net.TIS.PublicKey()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -217,11 +213,7 @@ func TestNoTokensBlamesNoGuard(t *testing.T) {
 	net := localnet.StartTest(t, 4, func(o *localnet.Options) {
 		o.Exits = 2
 		o.Vouches = []localnet.Vouch{}
-		o.Config = func(i int, cfg *config.Config) {
-			if i == -1 {
-				cfg.TIS.URL = ""
-			}
-		}
+		o.Config = clientWithoutTISURL
 	})
 	testutil.WaitFor(t, 60*time.Second, "builds refused for want of a token", func() bool {
 		return net.Client.Pool().Stats().BuildFailures >= 1
@@ -233,5 +225,13 @@ func TestNoTokensBlamesNoGuard(t *testing.T) {
 		if gi.Failures != 0 {
 			t.Fatalf("guard %s: %d failures counted for the client's missing token", gi.ID, gi.Failures)
 		}
+	}
+}
+
+// clientWithoutTISURL is a localnet Config that leaves the client (i ==
+// -1) without tis.url: only the pinned root key, no admission tokens.
+func clientWithoutTISURL(i int, cfg *config.Config) {
+	if i == -1 {
+		cfg.TIS.URL = ""
 	}
 }
